@@ -1,0 +1,219 @@
+/**
+ * Every server setting in one table: its env var, default and check. Loaded from `BERTH_*`
+ * env vars over an optional JSON file (`BERTH_CONFIG`), validated once at start with a message
+ * that names the bad setting.
+ */
+
+type Kind = "int" | "number" | "string" | "bool";
+
+interface Setting {
+  env: string;
+  kind: Kind;
+  default: string | number | boolean | undefined;
+  min?: number;
+  max?: number;
+  oneOf?: readonly string[];
+  secret?: boolean;
+  doc: string;
+}
+
+export const SETTINGS = {
+  port: { env: "BERTH_PORT", kind: "int", default: 7070, min: 0, max: 65535, doc: "HTTP port" },
+  host: { env: "BERTH_HOST", kind: "string", default: "127.0.0.1", doc: "Address to listen on" },
+  dataDir: {
+    env: "BERTH_DATA_DIR",
+    kind: "string",
+    default: "./.berth",
+    doc: "Where the store, sandbox disks and the admin key live",
+  },
+  databaseUrl: {
+    env: "BERTH_DATABASE_URL",
+    kind: "string",
+    default: undefined,
+    secret: true,
+    doc: "Unset: SQLite in the data dir; `postgres://...` for PostgreSQL",
+  },
+  runtime: {
+    env: "BERTH_RUNTIME",
+    kind: "string",
+    default: "auto",
+    oneOf: ["auto", "runc", "crun"],
+    doc: "OCI runtime binary; `auto` takes crun where it works, else runc",
+  },
+  logLevel: {
+    env: "BERTH_LOG_LEVEL",
+    kind: "string",
+    default: "info",
+    oneOf: ["debug", "info", "warn", "error", "silent"],
+    doc: "Log level",
+  },
+  defaultCpus: {
+    env: "BERTH_DEFAULT_CPUS",
+    kind: "number",
+    default: 1,
+    min: 0.01,
+    doc: "CPUs of a new sandbox",
+  },
+  maxCpus: {
+    env: "BERTH_MAX_CPUS",
+    kind: "number",
+    default: 8,
+    min: 0.01,
+    doc: "Largest `cpus` a request may ask for",
+  },
+  defaultMemoryMiB: {
+    env: "BERTH_DEFAULT_MEMORY_MIB",
+    kind: "int",
+    default: 1024,
+    min: 16,
+    doc: "Memory of a new sandbox",
+  },
+  maxMemoryMiB: {
+    env: "BERTH_MAX_MEMORY_MIB",
+    kind: "int",
+    default: 16384,
+    min: 16,
+    doc: "Largest `memoryMiB`",
+  },
+  defaultPids: {
+    env: "BERTH_DEFAULT_PIDS",
+    kind: "int",
+    default: 512,
+    min: 8,
+    doc: "Process limit of a new sandbox",
+  },
+  maxPids: { env: "BERTH_MAX_PIDS", kind: "int", default: 8192, min: 8, doc: "Largest `pids`" },
+  defaultDiskMiB: {
+    env: "BERTH_DEFAULT_DISK_MIB",
+    kind: "int",
+    default: 5120,
+    min: 16,
+    doc: "Writable disk of a new sandbox",
+  },
+  maxDiskMiB: { env: "BERTH_MAX_DISK_MIB", kind: "int", default: 102400, min: 16, doc: "Largest `diskMiB`" },
+  defaultTimeoutSeconds: {
+    env: "BERTH_DEFAULT_TIMEOUT_SECONDS",
+    kind: "int",
+    default: 0,
+    min: 0,
+    doc: "Lifetime of a sandbox when the request gives none (0: no limit)",
+  },
+  maxTimeoutSeconds: {
+    env: "BERTH_MAX_TIMEOUT_SECONDS",
+    kind: "int",
+    default: 7 * 24 * 3600,
+    min: 1,
+    doc: "Longest `timeoutSeconds` a request may ask for",
+  },
+  maxSandboxes: {
+    env: "BERTH_MAX_SANDBOXES",
+    kind: "int",
+    default: 1000,
+    min: 1,
+    doc: "Live sandboxes per server",
+  },
+  execOutputLimitBytes: {
+    env: "BERTH_EXEC_OUTPUT_LIMIT_BYTES",
+    kind: "int",
+    default: 1024 * 1024,
+    min: 1024,
+    doc: "Per stream; longer exec output is cut and marked `truncated`",
+  },
+  maxUploadBytes: {
+    env: "BERTH_MAX_UPLOAD_BYTES",
+    kind: "int",
+    default: 1024 * 1024 * 1024,
+    min: 1024,
+    doc: "Largest file or archive upload",
+  },
+  diskPoolSize: {
+    env: "BERTH_DISK_POOL_SIZE",
+    kind: "int",
+    default: 2,
+    min: 0,
+    max: 64,
+    doc: "Formatted sandbox disks kept ready so create need not wait for mkfs",
+  },
+  reaperIntervalMs: {
+    env: "BERTH_REAPER_INTERVAL_MS",
+    kind: "int",
+    default: 1000,
+    min: 50,
+    doc: "How often timeouts and dead sandboxes are checked",
+  },
+} as const satisfies Record<string, Setting>;
+
+type Settings = typeof SETTINGS;
+type ValueOf<S extends Setting> = S["kind"] extends "int" | "number"
+  ? number
+  : S["kind"] extends "bool"
+    ? boolean
+    : S["default"] extends undefined
+      ? string | undefined
+      : string;
+
+/** The validated server configuration. */
+export type Config = { -readonly [K in keyof Settings]: ValueOf<Settings[K]> };
+
+/** A setting that failed validation; the message names the env var. */
+export class ConfigError extends Error {}
+
+function parseOne(key: string, s: Setting, raw: unknown): unknown {
+  if (raw === undefined || raw === "") return s.default;
+  const text = String(raw);
+  if (s.kind === "int" || s.kind === "number") {
+    const n = Number(text);
+    if (!Number.isFinite(n) || (s.kind === "int" && !Number.isInteger(n)))
+      throw new ConfigError(
+        `${s.env} (${key}) must be ${s.kind === "int" ? "an integer" : "a number"}, got '${text}'`,
+      );
+    if (s.min !== undefined && n < s.min)
+      throw new ConfigError(`${s.env} (${key}) must be >= ${s.min}, got ${n}`);
+    if (s.max !== undefined && n > s.max)
+      throw new ConfigError(`${s.env} (${key}) must be <= ${s.max}, got ${n}`);
+    return n;
+  }
+  if (s.kind === "bool") {
+    if (["1", "true", "yes"].includes(text)) return true;
+    if (["0", "false", "no"].includes(text)) return false;
+    throw new ConfigError(`${s.env} (${key}) must be true or false, got '${text}'`);
+  }
+  if (s.oneOf && !s.oneOf.includes(text))
+    throw new ConfigError(`${s.env} (${key}) must be one of ${s.oneOf.join(", ")}, got '${text}'`);
+  return text;
+}
+
+/**
+ * Builds the config from env vars, then a file's values (`file`, keyed by setting name), then
+ * defaults. Throws ConfigError naming the first bad setting.
+ */
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  file: Record<string, unknown> = {},
+): Config {
+  for (const key of Object.keys(file))
+    if (!(key in SETTINGS)) throw new ConfigError(`unknown setting '${key}' in the config file`);
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(SETTINGS) as [string, Setting][])
+    out[key] = parseOne(key, s, env[s.env] ?? file[key]);
+  const c = out as Config;
+  for (const [d, m] of [
+    ["defaultCpus", "maxCpus"],
+    ["defaultMemoryMiB", "maxMemoryMiB"],
+    ["defaultPids", "maxPids"],
+    ["defaultDiskMiB", "maxDiskMiB"],
+  ] as const)
+    if (c[d] > c[m])
+      throw new ConfigError(`${SETTINGS[d].env} (${c[d]}) is above ${SETTINGS[m].env} (${c[m]})`);
+  return c;
+}
+
+/** The config as text for a debug log, secrets masked. */
+export function describeConfig(c: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(SETTINGS) as [string, Setting][]) {
+    const v = (c as Record<string, unknown>)[key];
+    out[key] = s.secret && v ? String(v).replace(/\/\/[^@]*@/, "//***@") : v;
+  }
+  return out;
+}

@@ -1,0 +1,6 @@
+export * from "./config.js";
+export * from "./errors.js";
+export * from "./ids.js";
+export * from "./runtime.js";
+export * from "./store.js";
+export * from "./types.js";

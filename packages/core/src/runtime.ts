@@ -1,0 +1,60 @@
+import type { Duplex } from "node:stream";
+import type { NetworkPolicy, Resources } from "./types.js";
+
+/** What a runtime needs to bring a sandbox up. */
+export interface SandboxSpec {
+  id: string;
+  template: string;
+  resources: Resources;
+  network: NetworkPolicy;
+  /** Environment every process in the sandbox starts with (the API merges per-exec env on top). */
+  env: Record<string, string>;
+}
+
+/** Driver-private facts stored with the sandbox so the driver can find it again after a restart. */
+export type RuntimeInfo = Record<string, unknown>;
+
+/** What the runtime sees of a sandbox right now. */
+export interface RuntimeStatus {
+  /** `running`: processes alive; `stopped`: the sandbox exists but its init died; `missing`: nothing is left. */
+  state: "running" | "paused" | "stopped" | "missing";
+  /** How many times the kernel's OOM killer fired inside the sandbox so far. */
+  oomKills: number;
+}
+
+/** Resource use read from the kernel (cgroups, the sandbox's disk). */
+export interface SandboxStats {
+  cpuSeconds: number;
+  memoryBytes: number;
+  memoryPeakBytes: number;
+  diskBytes: number;
+  pids: number;
+  netRxBytes: number;
+  netTxBytes: number;
+}
+
+/**
+ * A sandbox runtime (the local Linux driver today; Docker and Kubernetes later). It owns
+ * lifecycle and resources; exec, files and processes go through the in-sandbox supervisor,
+ * which every driver reaches with `connect()`.
+ */
+export interface Runtime {
+  /** Short driver name shown by /healthz, e.g. `runc`. */
+  readonly name: string;
+  /** Prepares the host (templates, cgroup parent, pools). Safe to call on every start. */
+  start(): Promise<void>;
+  /** Creates and starts a sandbox; resolves when the supervisor accepts connections. */
+  create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo>;
+  /** Opens a fresh byte stream to the sandbox's supervisor. */
+  connect(id: string): Promise<Duplex>;
+  /** Current status; never throws for an unknown id (answers `missing`). */
+  inspect(id: string): Promise<RuntimeStatus>;
+  /** Resource use of a running sandbox. */
+  stats(id: string): Promise<SandboxStats>;
+  /** Kills every process and removes every trace (mounts, cgroups, files). Idempotent. */
+  destroy(id: string): Promise<void>;
+  /** Ids of every sandbox this runtime holds resources for (used to find leaks and orphans). */
+  list(): Promise<string[]>;
+  /** Releases pools and timers; leaves sandboxes running. */
+  close(): Promise<void>;
+}

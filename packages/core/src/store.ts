@@ -1,0 +1,71 @@
+import type {
+  ApiKeyRecord,
+  ProcessRecord,
+  SandboxEvent,
+  SandboxRecord,
+  SandboxState,
+  Tenant,
+} from "./types.js";
+
+/** Filters for listing sandboxes; `cursor` is the last id of the previous page. */
+export interface SandboxQuery {
+  tenantId?: string;
+  states?: SandboxState[];
+  labels?: Record<string, string>;
+  limit?: number;
+  cursor?: string;
+}
+
+/** Fields of a sandbox that may change after creation. */
+export type SandboxPatch = Partial<
+  Pick<
+    SandboxRecord,
+    | "state"
+    | "network"
+    | "labels"
+    | "idle"
+    | "timeoutSeconds"
+    | "expiresAt"
+    | "lastActivityAt"
+    | "failureReason"
+    | "runtimeInfo"
+  >
+>;
+
+/**
+ * The store: everything Berth must not forget. SQLite (embedded default) and PostgreSQL
+ * implement it and pass the same conformance tests. All methods are tenant-agnostic; the
+ * server scopes by tenant.
+ */
+export interface Store {
+  readonly kind: "sqlite" | "postgres";
+  /** Runs pending migrations. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  createTenant(t: Tenant): Promise<void>;
+  getTenant(id: string): Promise<Tenant | null>;
+  listTenants(): Promise<Tenant[]>;
+
+  createApiKey(k: ApiKeyRecord): Promise<void>;
+  findApiKeyByHash(hash: string): Promise<ApiKeyRecord | null>;
+  listApiKeys(tenantId?: string): Promise<ApiKeyRecord[]>;
+  revokeApiKey(id: string, at: string): Promise<void>;
+
+  insertSandbox(s: SandboxRecord): Promise<void>;
+  getSandbox(id: string): Promise<SandboxRecord | null>;
+  /** Updates the given fields; returns the new record, or null when the id is unknown. */
+  updateSandbox(id: string, patch: SandboxPatch): Promise<SandboxRecord | null>;
+  /** Sandboxes ordered by id; `nextCursor` is set when more remain. */
+  listSandboxes(q: SandboxQuery): Promise<{ items: SandboxRecord[]; nextCursor: string | null }>;
+  /** Removes the row for good (used only by retention cleanup; delete keeps state `deleted`). */
+  purgeSandbox(id: string): Promise<void>;
+
+  upsertProcess(p: ProcessRecord): Promise<void>;
+  listProcesses(sandboxId: string): Promise<ProcessRecord[]>;
+
+  /** Appends an event; the store assigns `seq` (increasing per store). */
+  appendEvent(e: Omit<SandboxEvent, "seq">): Promise<SandboxEvent>;
+  /** Events of one sandbox after `afterSeq`, oldest first. */
+  listEvents(sandboxId: string, afterSeq: number, limit?: number): Promise<SandboxEvent[]>;
+}

@@ -1,0 +1,125 @@
+/** Domain types shared by every package. Wire shapes follow ../shared/api-v1.md. */
+
+export const SANDBOX_STATES = [
+  "starting",
+  "running",
+  "paused",
+  "hibernated",
+  "stopped",
+  "failed",
+  "deleted",
+] as const;
+export type SandboxState = (typeof SANDBOX_STATES)[number];
+
+/** Kernel-enforced limits of one sandbox. */
+export interface Resources {
+  cpus: number;
+  memoryMiB: number;
+  diskMiB: number;
+  pids: number;
+}
+
+export type EgressMode = "none" | "allowlist" | "open";
+export interface NetworkPolicy {
+  egress: EgressMode;
+  allow: string[];
+}
+
+export type IdleAction = "pause" | "hibernate" | "delete";
+export interface IdlePolicy {
+  afterSeconds: number;
+  action: IdleAction;
+}
+
+/** A sandbox as the store keeps it (the API view drops internal fields). */
+export interface SandboxRecord {
+  id: string;
+  tenantId: string;
+  state: SandboxState;
+  template: string;
+  resources: Resources;
+  network: NetworkPolicy;
+  env: Record<string, string>;
+  labels: Record<string, string>;
+  idle: IdlePolicy | null;
+  timeoutSeconds: number | null;
+  createdAt: string;
+  expiresAt: string | null;
+  lastActivityAt: string;
+  /** Why a sandbox is `failed`, for a person. */
+  failureReason: string | null;
+  /** Driver-private facts needed to find the sandbox again after a restart. */
+  runtimeInfo: Record<string, unknown>;
+}
+
+/** The Sandbox object of the API contract. */
+export interface SandboxView {
+  id: string;
+  state: SandboxState;
+  template: string;
+  resources: Resources;
+  network: NetworkPolicy;
+  labels: Record<string, string>;
+  env: Record<string, string>;
+  idle: IdlePolicy | null;
+  timeoutSeconds: number | null;
+  createdAt: string;
+  expiresAt: string | null;
+  lastActivityAt: string;
+  failureReason?: string;
+}
+
+export function toSandboxView(r: SandboxRecord): SandboxView {
+  return {
+    id: r.id,
+    state: r.state,
+    template: r.template,
+    resources: r.resources,
+    network: r.network,
+    labels: r.labels,
+    env: r.env,
+    idle: r.idle,
+    timeoutSeconds: r.timeoutSeconds,
+    createdAt: r.createdAt,
+    expiresAt: r.expiresAt,
+    lastActivityAt: r.lastActivityAt,
+    ...(r.failureReason ? { failureReason: r.failureReason } : {}),
+  };
+}
+
+export interface Tenant {
+  id: string;
+  name: string;
+  createdAt: string;
+}
+
+/** An API key; only its hash is stored. */
+export interface ApiKeyRecord {
+  id: string;
+  tenantId: string;
+  hash: string;
+  admin: boolean;
+  createdAt: string;
+  revokedAt: string | null;
+}
+
+/** A background process started through the API. */
+export interface ProcessRecord {
+  sandboxId: string;
+  pid: number;
+  cmd: string[];
+  cwd: string | null;
+  state: "running" | "exited";
+  exitCode: number | null;
+  startedAt: string;
+  exitedAt: string | null;
+}
+
+/** A lifecycle event of a sandbox (`state`, `oom`, `timeout`, `idle`, ...). */
+export interface SandboxEvent {
+  seq: number;
+  sandboxId: string;
+  type: string;
+  data: Record<string, unknown>;
+  at: string;
+}

@@ -1,0 +1,27 @@
+import { fileURLToPath } from "node:url";
+import { defineConfig } from "vitest/config";
+
+const pkg = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/index.ts`, import.meta.url));
+
+// Tests import workspace packages from source so they run without a build.
+export default defineConfig({
+  resolve: {
+    alias: {
+      "@berth/core": pkg("core"),
+      "@berth/supervisor": pkg("supervisor"),
+      "@berth/store": pkg("store"),
+      "@berth/runtime-linux": pkg("runtime-linux"),
+      "@berth/server": pkg("server"),
+      "@berth/sdk": pkg("sdk"),
+      "@berth/cli": pkg("cli"),
+    },
+  },
+  test: {
+    include: ["packages/*/src/**/*.test.ts", "test/**/*.test.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+    pool: "forks",
+    maxWorkers: 2,
+    globalSetup: ["test/support/global-setup.ts"],
+  },
+});
