@@ -1,0 +1,158 @@
+import type { Resources } from "@berth/core";
+import { defaultSeccompProfile, type SeccompProfile } from "./seccomp-profile.js";
+import { SANDBOX_GID, SANDBOX_UID } from "./template.js";
+
+/** Where berth-init sits inside every sandbox (bound read-only from the host). */
+export const INIT_PATH = "/.berth/init";
+/** berth-init's state dir inside the sandbox (bound from the sandbox's disk). */
+export const STATE_DIR = "/run/berth";
+/** The fd the listening supervisor socket arrives on (`runc run --preserve-fds 1`). */
+export const LISTEN_FD = 3;
+
+const CPU_PERIOD = 100_000;
+const SHM_BYTES = 64 * 1024 * 1024;
+/** Open-files limit of a sandbox, unless the server's own hard limit is lower (it cannot raise it). */
+export const MAX_NOFILE = 1_048_576;
+
+/** Everything the OCI config of one sandbox depends on. */
+export interface OciSpecInput {
+  id: string;
+  /** The bundle's rootfs (the overlay mount point), absolute. */
+  rootfs: string;
+  resources: Resources;
+  env: Record<string, string>;
+  /** Host path of the berth-init binary. */
+  initBinary: string;
+  /** Host dir bound at /run/berth (on the sandbox's disk). */
+  stateDir: string;
+  /** runc's `cgroupsPath`: relative (`berth/<id>`, v1) or absolute under the server's cgroup (v2). */
+  cgroupsPath: string;
+  /** Whether the kernel and runtime support a cgroup namespace. */
+  cgroupNamespace: boolean;
+  /** RLIMIT_NOFILE (soft = hard); at most the server's own hard limit. */
+  nofile: number;
+  /** Node's `process.arch`, for the seccomp profile. */
+  arch?: string;
+}
+
+/** The standard device nodes every sandbox may use; everything else is denied. */
+const ALLOWED_DEVICES: Array<{ type: "c"; major: number; minor?: number }> = [
+  { type: "c", major: 1, minor: 3 }, // null
+  { type: "c", major: 1, minor: 5 }, // zero
+  { type: "c", major: 1, minor: 7 }, // full
+  { type: "c", major: 1, minor: 8 }, // random
+  { type: "c", major: 1, minor: 9 }, // urandom
+  { type: "c", major: 5, minor: 0 }, // tty
+  { type: "c", major: 5, minor: 2 }, // ptmx
+  { type: "c", major: 136 }, // pts/*
+];
+
+/**
+ * The OCI runtime config (`config.json`) of a sandbox: berth-init as uid 1000 with no
+ * capabilities, no_new_privs and the default seccomp profile; fresh pid/ipc/uts/mount/network
+ * namespaces (loopback only); host /usr read-only; kernel limits from `resources`. Pure.
+ */
+export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
+  const memory = i.resources.memoryMiB * 1024 * 1024;
+  const env = {
+    ...i.env,
+    PATH: "/usr/local/bin:/usr/bin:/bin",
+    HOME: "/home/user",
+    USER: "user",
+    BERTH_STATE_DIR: STATE_DIR,
+    BERTH_LISTEN_FD: String(LISTEN_FD),
+  };
+  const noCaps = { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] };
+  const seccomp: SeccompProfile = defaultSeccompProfile(i.arch);
+  return {
+    ociVersion: "1.0.2",
+    process: {
+      terminal: false,
+      user: { uid: SANDBOX_UID, gid: SANDBOX_GID, additionalGids: [] },
+      args: [INIT_PATH],
+      env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      cwd: "/workspace",
+      capabilities: noCaps,
+      rlimits: [{ type: "RLIMIT_NOFILE", hard: i.nofile, soft: i.nofile }],
+      noNewPrivileges: true,
+    },
+    root: { path: i.rootfs, readonly: false },
+    hostname: i.id,
+    mounts: [
+      { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
+      {
+        destination: "/dev",
+        type: "tmpfs",
+        source: "tmpfs",
+        options: ["nosuid", "strictatime", "mode=755", "size=65536k"],
+      },
+      {
+        destination: "/dev/pts",
+        type: "devpts",
+        source: "devpts",
+        options: ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+      },
+      {
+        destination: "/dev/shm",
+        type: "tmpfs",
+        source: "shm",
+        options: ["nosuid", "noexec", "nodev", "mode=1777", `size=${Math.min(SHM_BYTES, memory)}`],
+      },
+      {
+        destination: "/dev/mqueue",
+        type: "mqueue",
+        source: "mqueue",
+        options: ["nosuid", "noexec", "nodev"],
+      },
+      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+      { destination: "/usr", type: "bind", source: "/usr", options: ["rbind", "ro", "nosuid", "nodev"] },
+      {
+        destination: INIT_PATH,
+        type: "bind",
+        source: i.initBinary,
+        options: ["bind", "ro", "nosuid", "nodev"],
+      },
+      {
+        destination: STATE_DIR,
+        type: "bind",
+        source: i.stateDir,
+        options: ["bind", "rw", "nosuid", "nodev"],
+      },
+    ],
+    linux: {
+      cgroupsPath: i.cgroupsPath,
+      resources: {
+        devices: [
+          { allow: false, access: "rwm" },
+          ...ALLOWED_DEVICES.map((d) => ({ allow: true, access: "rwm", ...d })),
+        ],
+        // swap = memory: the sandbox gets no swap, so the limit is real memory.
+        memory: { limit: memory, swap: memory },
+        cpu: { quota: Math.max(1000, Math.round(i.resources.cpus * CPU_PERIOD)), period: CPU_PERIOD },
+        pids: { limit: i.resources.pids },
+      },
+      namespaces: [
+        { type: "pid" },
+        { type: "ipc" },
+        { type: "uts" },
+        { type: "mount" },
+        { type: "network" },
+        ...(i.cgroupNamespace ? [{ type: "cgroup" }] : []),
+      ],
+      seccomp,
+      maskedPaths: [
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/sys/firmware",
+        "/proc/scsi",
+      ],
+      readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import { join } from "node:path";
+
+/** Where the driver keeps everything, under `<dataDir>/runtime/` (all 0700, host-only). */
+export class RuntimeLayout {
+  readonly root: string;
+  constructor(dataDir: string) {
+    this.root = join(dataDir, "runtime");
+  }
+  /** The OCI runtime's `--root`: its state survives server restarts. */
+  get runcRoot(): string {
+    return join(this.root, "runc");
+  }
+  get templates(): string {
+    return join(this.root, "templates");
+  }
+  /** The read-only lower layer of every sandbox made from `name`. */
+  templateRootfs(name: string): string {
+    return join(this.templates, name, "rootfs");
+  }
+  get pool(): string {
+    return join(this.root, "disks", "pool");
+  }
+  /** What `mkfs.ext4 -d` copies into each new disk. */
+  get diskSkeleton(): string {
+    return join(this.root, "disks", "skeleton");
+  }
+  get sandboxes(): string {
+    return join(this.root, "sandboxes");
+  }
+  /** One sandbox's bundle dir (config.json, rootfs/, disk/, the supervisor socket). */
+  sandbox(id: string): SandboxPaths {
+    const dir = join(this.sandboxes, id);
+    return {
+      dir,
+      config: join(dir, "config.json"),
+      rootfs: join(dir, "rootfs"),
+      image: join(dir, "disk.img"),
+      disk: join(dir, "disk"),
+      socket: join(dir, "sock"),
+      pidFile: join(dir, "init.pid"),
+      output: join(dir, "runc.out"),
+      info: join(dir, "info.json"),
+    };
+  }
+}
+
+/** The files of one sandbox on the host. */
+export interface SandboxPaths {
+  dir: string;
+  config: string;
+  rootfs: string;
+  image: string;
+  disk: string;
+  socket: string;
+  pidFile: string;
+  output: string;
+  info: string;
+}

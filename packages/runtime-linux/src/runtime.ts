@@ -1,0 +1,334 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import type { Duplex } from "node:stream";
+import {
+  ConflictError,
+  InvalidRequestError,
+  type Logger,
+  NotFoundError,
+  type Runtime,
+  type RuntimeInfo,
+  type RuntimeStatus,
+  SandboxError,
+  type SandboxSpec,
+  type SandboxStats,
+  silentLogger,
+} from "@berth/core";
+import { initBinaryPath } from "@berth/supervisor";
+import {
+  type CgroupPaths,
+  type CgroupSetup,
+  detectCgroups,
+  prepareCgroupParent,
+  readCgroupPaths,
+  readCgroupStats,
+  removeCgroups,
+  sandboxCgroupsPath,
+} from "./cgroups.js";
+import { run, tryRun } from "./command.js";
+import {
+  diskUsedBytes,
+  ensureDiskSkeleton,
+  makeDiskImage,
+  mountDisk,
+  mountOverlay,
+  mountPoints,
+  unmount,
+} from "./disk.js";
+import { DiskPool } from "./disk-pool.js";
+import { hardNofileLimit, netBytes, type OciRuntimeChoice, pickOciRuntime, readInitPid } from "./host.js";
+import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
+import { RuntimeLayout } from "./paths.js";
+import { listenForSandbox } from "./socket.js";
+import { ensureDefaultTemplate } from "./template.js";
+
+/** Options of the local Linux runtime. */
+export interface LinuxRuntimeOptions {
+  dataDir: string;
+  ociRuntime: OciRuntimeChoice;
+  /** Formatted default-size disks kept ready. */
+  diskPoolSize: number;
+  /** Size of pooled disks (the server's default `diskMiB`); other sizes are made on demand. */
+  defaultDiskMiB?: number;
+  /** Host path of berth-init (default: the supervisor package's build). */
+  initBinary?: string;
+  log?: Logger;
+}
+
+/** What the driver records about a sandbox, in `info.json` beside it and as its RuntimeInfo. */
+interface SandboxInfo {
+  ociRuntime: string;
+  pid: number;
+  diskMiB: number;
+  cgroupPaths: CgroupPaths;
+  [key: string]: unknown;
+}
+
+const ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/** The local driver: OCI bundles run by runc/crun, loop-mounted ext4 disks, cgroups v1 or v2. */
+export class LinuxRuntime implements Runtime {
+  name = "runc";
+  private readonly layout: RuntimeLayout;
+  private readonly log: Logger;
+  private cgroups: CgroupSetup | null = null;
+  private pool: DiskPool | null = null;
+  /** Per-sandbox queue so create and destroy of one id never interleave. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly o: LinuxRuntimeOptions) {
+    this.layout = new RuntimeLayout(o.dataDir);
+    this.log = o.log ?? silentLogger;
+  }
+
+  async start(): Promise<void> {
+    const L = this.layout;
+    for (const d of [L.root, L.runcRoot, L.templates, L.pool, L.sandboxes])
+      mkdirSync(d, { recursive: true, mode: 0o700 });
+    if (L.sandbox("x".repeat(63)).socket.length > 107)
+      throw new SandboxError(
+        "the data dir path is too long for unix sockets; choose a shorter BERTH_DATA_DIR",
+      );
+    this.cgroups = detectCgroups();
+    this.name = pickOciRuntime(this.o.ociRuntime, this.cgroups.version);
+    prepareCgroupParent(this.cgroups, this.log);
+    if (ensureDefaultTemplate(L.templateRootfs("default"))) this.log.info({}, "built the default template");
+    ensureDiskSkeleton(L.diskSkeleton);
+    const size = this.o.defaultDiskMiB ?? 5120;
+    this.pool = new DiskPool(L.pool, size, this.o.diskPoolSize, L.diskSkeleton, this.log);
+    this.pool.start();
+    this.log.info({ ociRuntime: this.name, cgroup: this.cgroups.version }, "linux runtime ready");
+  }
+
+  create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
+    if (!ID.test(spec.id)) throw new InvalidRequestError("invalid sandbox id", { field: "id" });
+    return this.serial(spec.id, async () => {
+      const p = this.layout.sandbox(spec.id);
+      if (existsSync(p.dir) || existsSync(`${this.layout.runcRoot}/${spec.id}`))
+        throw new ConflictError(`sandbox '${spec.id}' already exists`);
+      try {
+        return await this.build(spec, signal);
+      } catch (err) {
+        this.log.warn(
+          { id: spec.id, err: String(err), stderr: (err as { stderr?: string }).stderr },
+          "create failed",
+        );
+        await this.teardown(spec.id);
+        throw err;
+      }
+    });
+  }
+
+  /** Builds and starts one sandbox; every step is undone by `teardown` should a later one fail. */
+  private async build(spec: SandboxSpec, signal?: AbortSignal): Promise<SandboxInfo> {
+    const cg = this.ready();
+    const p = this.layout.sandbox(spec.id);
+    const o = { log: this.log, signal };
+    const t0 = performance.now();
+    mkdirSync(p.dir, { mode: 0o700 });
+    const { diskMiB } = spec.resources;
+    const pooled = this.pool?.sizeMiB === diskMiB && this.pool.take(p.image);
+    if (!pooled) await makeDiskImage(p.image, diskMiB, this.layout.diskSkeleton, o);
+    const t1 = performance.now();
+    await mountDisk(p.image, p.disk, o);
+    await mountOverlay(this.template(spec.template), p.disk, p.rootfs, o);
+    const t2 = performance.now();
+    const cgroupsPath = sandboxCgroupsPath(cg, spec.id);
+    const config = buildOciSpec({
+      id: spec.id,
+      rootfs: p.rootfs,
+      resources: spec.resources,
+      env: spec.env,
+      initBinary: this.initBinary(),
+      stateDir: `${p.disk}/state`,
+      cgroupsPath,
+      cgroupNamespace: cg.namespace,
+      nofile: Math.min(MAX_NOFILE, hardNofileLimit()),
+    });
+    writeFileSync(p.config, JSON.stringify(config), { mode: 0o600 });
+    const sock = await listenForSandbox(p.socket);
+    try {
+      await run(
+        this.name,
+        [
+          "--root",
+          this.layout.runcRoot,
+          "run",
+          "-d",
+          "--preserve-fds",
+          "1",
+          "--pid-file",
+          p.pidFile,
+          "--bundle",
+          p.dir,
+          spec.id,
+        ],
+        { ...o, timeoutMs: 30_000, outputFile: p.output, extraFds: [sock.fd] },
+      );
+    } finally {
+      await sock.close();
+    }
+    const t3 = performance.now();
+    const info: SandboxInfo = {
+      ociRuntime: this.name,
+      pid: readInitPid(p.pidFile),
+      diskMiB,
+      cgroupPaths: this.cgroupPaths(spec.id, cgroupsPath),
+    };
+    writeFileSync(p.info, JSON.stringify(info), { mode: 0o600 });
+    const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
+    this.log.debug(
+      {
+        id: spec.id,
+        pooled,
+        diskMs: ms(t0, t1),
+        mountMs: ms(t1, t2),
+        runMs: ms(t2, t3),
+        totalMs: ms(t0, t3),
+      },
+      "sandbox created",
+    );
+    return info;
+  }
+
+  async connect(id: string): Promise<Duplex> {
+    if (!ID.test(id)) throw new NotFoundError("sandbox", id);
+    const path = this.layout.sandbox(id).socket;
+    return new Promise((resolve, reject) => {
+      const s = net.connect(path);
+      s.once("connect", () => {
+        s.removeAllListeners("error");
+        resolve(s);
+      });
+      s.once("error", (err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT") reject(new NotFoundError("sandbox", id));
+        else reject(new SandboxError("the sandbox's supervisor is not reachable"));
+      });
+    });
+  }
+
+  async inspect(id: string): Promise<RuntimeStatus> {
+    if (!ID.test(id)) return { state: "missing", oomKills: 0 };
+    const info = this.info(id);
+    const oomKills = info ? readCgroupStats(this.ready().version, info.cgroupPaths).oomKills : 0;
+    try {
+      const { stdout } = await run(this.name, ["--root", this.layout.runcRoot, "state", id], {
+        log: this.log,
+        timeoutMs: 10_000,
+      });
+      const status = (JSON.parse(stdout) as { status?: string }).status;
+      const state = status === "running" ? "running" : status === "paused" ? "paused" : "stopped";
+      return { state, oomKills };
+    } catch {
+      return { state: existsSync(this.layout.sandbox(id).dir) ? "stopped" : "missing", oomKills };
+    }
+  }
+
+  async stats(id: string): Promise<SandboxStats> {
+    const info = ID.test(id) ? this.info(id) : null;
+    if (!info) throw new NotFoundError("sandbox", id);
+    const cg = readCgroupStats(this.ready().version, info.cgroupPaths);
+    const net = netBytes(info.pid);
+    return {
+      cpuSeconds: cg.cpuSeconds,
+      memoryBytes: cg.memoryBytes,
+      memoryPeakBytes: cg.memoryPeakBytes,
+      diskBytes: diskUsedBytes(this.layout.sandbox(id).disk),
+      pids: cg.pids,
+      netRxBytes: net.rx,
+      netTxBytes: net.tx,
+    };
+  }
+
+  destroy(id: string): Promise<void> {
+    if (!ID.test(id)) return Promise.resolve();
+    return this.serial(id, () => this.teardown(id));
+  }
+
+  /** Removes whatever exists of a sandbox, in reverse order of `build`; tolerates any part missing. */
+  private async teardown(id: string): Promise<void> {
+    const p = this.layout.sandbox(id);
+    const root = ["--root", this.layout.runcRoot];
+    const paths = this.info(id)?.cgroupPaths ?? this.cgroupPaths(id, sandboxCgroupsPath(this.ready(), id));
+    if (existsSync(`${this.layout.runcRoot}/${id}`)) {
+      // delete --force SIGKILLs the init; the pid namespace takes every other process with it.
+      await tryRun(this.name, [...root, "kill", "-a", id, "KILL"], { log: this.log, timeoutMs: 10_000 });
+      await tryRun(this.name, [...root, "delete", "--force", id], { log: this.log, timeoutMs: 30_000 });
+    }
+    removeCgroups(paths, this.log);
+    for (const at of [p.rootfs, p.disk]) await unmount(at, await mountPoints(), this.log);
+    const left = [...(await mountPoints())].filter((m) => m === p.dir || m.startsWith(`${p.dir}/`));
+    if (left.length > 0) {
+      this.log.error({ id, mounts: left }, "sandbox mounts are still busy; leaving its files");
+      throw new SandboxError(`could not unmount sandbox '${id}'`);
+    }
+    rmSync(p.dir, { recursive: true, force: true });
+  }
+
+  async list(): Promise<string[]> {
+    const ids = new Set<string>();
+    for (const dir of [this.layout.sandboxes, this.layout.runcRoot])
+      for (const name of safeReaddir(dir)) if (ID.test(name)) ids.add(name);
+    return [...ids].sort();
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.close();
+  }
+
+  /** Resolves when the disk pool is full (tests and benchmarks). */
+  async poolReady(): Promise<void> {
+    await this.pool?.whenFull();
+  }
+
+  private ready(): CgroupSetup {
+    if (!this.cgroups) throw new SandboxError("the runtime is not started");
+    return this.cgroups;
+  }
+
+  /** The lower layer for a template name (only `default` is built today). */
+  private template(name: string): string {
+    const rootfs = this.layout.templateRootfs(name);
+    if (!ID.test(name) || !existsSync(rootfs)) throw new NotFoundError("template", name);
+    return rootfs;
+  }
+
+  private initBinary(): string {
+    return this.o.initBinary ?? initBinaryPath();
+  }
+
+  /** runc records the real dirs (v1: one per controller); crun does not, so v2 derives it. */
+  private cgroupPaths(id: string, cgroupsPath: string): CgroupPaths {
+    const paths = readCgroupPaths(this.layout.runcRoot, id);
+    if (Object.keys(paths).length === 0 && this.ready().version === 2)
+      return { "": `/sys/fs/cgroup${cgroupsPath}` };
+    return paths;
+  }
+
+  private info(id: string): SandboxInfo | null {
+    try {
+      return JSON.parse(readFileSync(this.layout.sandbox(id).info, "utf8")) as SandboxInfo;
+    } catch {
+      return null;
+    }
+  }
+
+  private serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.catch(() => {}).then(fn);
+    this.locks.set(id, next);
+    const clear = () => {
+      if (this.locks.get(id) === next) this.locks.delete(id);
+    };
+    next.then(clear, clear);
+    return next;
+  }
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
