@@ -1,16 +1,48 @@
 import { randomBytes } from "node:crypto";
-import { readdirSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "@berth/core";
-import { makeDiskImage } from "./disk.js";
+import { makeDiskImage, mountDisk, mountOverlay, mountPoints, unmount } from "./disk.js";
+
+/** The parts of a root filesystem slot: a disk image, its mount, and the overlay root over it. */
+export function slotPaths(dir: string): { image: string; disk: string; rootfs: string } {
+  return { image: join(dir, "disk.img"), disk: join(dir, "disk"), rootfs: join(dir, "rootfs") };
+}
 
 /**
- * Formatted sandbox disks of the default size kept ready (as unmounted image files, so they
- * survive restarts for free), refilled one at a time in the background, so `create` takes one
- * with a rename instead of waiting for mkfs.
+ * Builds a slot in `dir`: formats the disk (unless the image is there), loop-mounts it and
+ * mounts the overlay root (template below, the disk's upper dir above).
  */
-export class DiskPool {
+export async function prepareSlot(
+  dir: string,
+  sizeMiB: number,
+  skeleton: string,
+  template: string,
+  o: { log?: Logger; signal?: AbortSignal } = {},
+): Promise<void> {
+  const s = slotPaths(dir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (!existsSync(s.image)) await makeDiskImage(s.image, sizeMiB, skeleton, o);
+  await mountDisk(s.image, s.disk, o);
+  await mountOverlay(template, s.disk, s.rootfs, o);
+}
+
+/** Unmounts a slot's overlay and disk (whichever are mounted); the image file stays. */
+export async function releaseSlot(dir: string, log?: Logger): Promise<void> {
+  const s = slotPaths(dir);
+  for (const at of [s.rootfs, s.disk]) await unmount(at, await mountPoints(), log);
+}
+
+/**
+ * Root filesystems of the default template and disk size kept ready: formatted, loop-mounted,
+ * with the overlay mounted. `take` hands one over by renaming its directory (the mounts move
+ * with it), so create waits for neither mkfs nor mount. Refilled one at a time in the
+ * background. On close the mounts go but the images stay, so a restart reuses them cheaply.
+ */
+export class RootfsPool {
   private ready: string[] = [];
+  /** Formatted images from an earlier run, waiting to be mounted. */
+  private adopted: string[] = [];
   private filling: Promise<void> | null = null;
   private closed = false;
   private readonly abort = new AbortController();
@@ -20,31 +52,30 @@ export class DiskPool {
     readonly sizeMiB: number,
     private readonly target: number,
     private readonly skeleton: string,
+    private readonly template: string,
     private readonly log?: Logger,
   ) {}
 
-  /** Adopts images left by an earlier run (of the right size) and starts filling. */
-  start(): void {
-    const suffix = `-${this.sizeMiB}m.img`;
+  /** Adopts slots left by an earlier run (unmounting any a crash left mounted) and starts filling. */
+  async start(): Promise<void> {
+    const suffix = `-${this.sizeMiB}m`;
     for (const name of readdirSync(this.dir)) {
-      if (name.endsWith(suffix) && this.ready.length < this.target) this.ready.push(join(this.dir, name));
-      else rmSync(join(this.dir, name), { force: true }); // half-made or of an old size
+      const dir = join(this.dir, name);
+      await releaseSlot(dir, this.log);
+      if (name.endsWith(suffix) && this.adopted.length < this.target && existsSync(slotPaths(dir).image))
+        this.adopted.push(dir);
+      else rmSync(dir, { recursive: true, force: true }); // half-made, surplus, or of an old size
     }
     this.refill();
   }
 
-  /** Moves a ready image to `dest`; false when the pool is empty (the caller makes one). */
+  /** Moves a ready slot to `dest` (which must not exist); false when none is ready. */
   take(dest: string): boolean {
-    const image = this.ready.shift();
+    const slot = this.ready.shift();
     this.refill();
-    if (!image) return false;
-    renameSync(image, dest);
+    if (!slot) return false;
+    renameSync(slot, dest);
     return true;
-  }
-
-  /** How many images are ready now. */
-  get size(): number {
-    return this.ready.length;
   }
 
   /** Resolves when the pool is full (or closed); for tests and benchmarks. */
@@ -52,27 +83,31 @@ export class DiskPool {
     while (this.filling) await this.filling;
   }
 
-  /** Stops refilling; ready images stay on disk for the next start. */
+  /** Stops refilling and unmounts the ready slots (their images stay for the next start). */
   async close(): Promise<void> {
     this.closed = true;
     this.abort.abort();
     await this.filling?.catch(() => {});
+    for (const dir of this.ready.splice(0)) await releaseSlot(dir, this.log);
   }
 
   private refill(): void {
     if (this.filling || this.closed || this.ready.length >= this.target) return;
     this.filling = (async () => {
       while (!this.closed && this.ready.length < this.target) {
-        const name = `${randomBytes(8).toString("hex")}-${this.sizeMiB}m.img`;
-        // Made under a temporary name: a crash mid-mkfs never leaves an image that looks ready.
-        const tmp = join(this.dir, `${name}.tmp`);
+        const dir =
+          this.adopted.shift() ?? join(this.dir, `${randomBytes(8).toString("hex")}-${this.sizeMiB}m`);
         try {
-          await makeDiskImage(tmp, this.sizeMiB, this.skeleton, { log: this.log, signal: this.abort.signal });
-          renameSync(tmp, join(this.dir, name));
-          this.ready.push(join(this.dir, name));
+          await prepareSlot(dir, this.sizeMiB, this.skeleton, this.template, {
+            log: this.log,
+            signal: this.abort.signal,
+          });
+          if (this.closed) await releaseSlot(dir, this.log);
+          else this.ready.push(dir);
         } catch (err) {
-          rmSync(tmp, { force: true });
-          if (!this.closed) this.log?.warn({ err: String(err) }, "disk pool: could not make a disk");
+          await releaseSlot(dir, this.log);
+          rmSync(dir, { recursive: true, force: true });
+          if (!this.closed) this.log?.warn({ err: String(err) }, "rootfs pool: could not prepare a slot");
           return;
         }
       }

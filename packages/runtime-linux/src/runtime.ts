@@ -26,16 +26,8 @@ import {
   sandboxCgroupsPath,
 } from "./cgroups.js";
 import { run, tryRun } from "./command.js";
-import {
-  diskUsedBytes,
-  ensureDiskSkeleton,
-  makeDiskImage,
-  mountDisk,
-  mountOverlay,
-  mountPoints,
-  unmount,
-} from "./disk.js";
-import { DiskPool } from "./disk-pool.js";
+import { diskUsedBytes, ensureDiskSkeleton, mountPoints, unmount } from "./disk.js";
+import { prepareSlot, RootfsPool } from "./disk-pool.js";
 import { hardNofileLimit, netBytes, type OciRuntimeChoice, pickOciRuntime, readInitPid } from "./host.js";
 import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
 import { RuntimeLayout } from "./paths.js";
@@ -72,7 +64,7 @@ export class LinuxRuntime implements Runtime {
   private readonly layout: RuntimeLayout;
   private readonly log: Logger;
   private cgroups: CgroupSetup | null = null;
-  private pool: DiskPool | null = null;
+  private pool: RootfsPool | null = null;
   /** Per-sandbox queue so create and destroy of one id never interleave. */
   private readonly locks = new Map<string, Promise<unknown>>();
 
@@ -95,8 +87,15 @@ export class LinuxRuntime implements Runtime {
     if (ensureDefaultTemplate(L.templateRootfs("default"))) this.log.info({}, "built the default template");
     ensureDiskSkeleton(L.diskSkeleton);
     const size = this.o.defaultDiskMiB ?? 5120;
-    this.pool = new DiskPool(L.pool, size, this.o.diskPoolSize, L.diskSkeleton, this.log);
-    this.pool.start();
+    this.pool = new RootfsPool(
+      L.pool,
+      size,
+      this.o.diskPoolSize,
+      L.diskSkeleton,
+      L.templateRootfs("default"),
+      this.log,
+    );
+    await this.pool.start();
     this.log.info({ ociRuntime: this.name, cgroup: this.cgroups.version }, "linux runtime ready");
   }
 
@@ -125,13 +124,12 @@ export class LinuxRuntime implements Runtime {
     const p = this.layout.sandbox(spec.id);
     const o = { log: this.log, signal };
     const t0 = performance.now();
-    mkdirSync(p.dir, { mode: 0o700 });
     const { diskMiB } = spec.resources;
-    const pooled = this.pool?.sizeMiB === diskMiB && this.pool.take(p.image);
-    if (!pooled) await makeDiskImage(p.image, diskMiB, this.layout.diskSkeleton, o);
+    const template = this.template(spec.template);
+    // A pooled slot arrives formatted and mounted; any other size or template is built here.
+    const pooled = spec.template === "default" && this.pool?.sizeMiB === diskMiB && this.pool.take(p.dir);
     const t1 = performance.now();
-    await mountDisk(p.image, p.disk, o);
-    await mountOverlay(this.template(spec.template), p.disk, p.rootfs, o);
+    if (!pooled) await prepareSlot(p.dir, diskMiB, this.layout.diskSkeleton, template, o);
     const t2 = performance.now();
     const cgroupsPath = sandboxCgroupsPath(cg, spec.id);
     const config = buildOciSpec({

@@ -84,9 +84,13 @@ const PER_ARCH: Record<string, string[]> = {
   ],
 };
 
-/** seccomp architectures per Node `process.arch` (native plus the compat ABIs). */
+/**
+ * seccomp architectures per Node `process.arch`: native plus 32-bit compat. Unlike Docker we
+ * leave out x32: it roughly tripled the filter runc compiles (measured: +9 ms per create), few
+ * kernels enable that ABI, and syscalls of an unlisted architecture are refused anyway (stricter).
+ */
 const ARCHES: Record<string, string[]> = {
-  x64: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+  x64: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"],
   arm64: ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"],
 };
 
