@@ -100,7 +100,8 @@ export class LinuxRuntime implements Runtime {
   }
 
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
-    if (!ID.test(spec.id)) throw new InvalidRequestError("invalid sandbox id", { field: "id" });
+    if (!ID.test(spec.id))
+      return Promise.reject(new InvalidRequestError("invalid sandbox id", { field: "id" }));
     return this.serial(spec.id, async () => {
       const p = this.layout.sandbox(spec.id);
       if (existsSync(p.dir) || existsSync(`${this.layout.runcRoot}/${spec.id}`))
