@@ -1,5 +1,5 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { Logger } from "@berth/core";
 
 const CGROUP_ROOT = "/sys/fs/cgroup";
@@ -23,7 +23,11 @@ export function detectCgroups(): CgroupSetup {
   const line = readFileSync("/proc/self/cgroup", "utf8")
     .split("\n")
     .find((l) => l.startsWith("0::"));
-  return { version, namespace: existsSync("/proc/self/ns/cgroup"), own: line ? line.slice(3) || "/" : "/" };
+  let own = line ? line.slice(3) || "/" : "/";
+  // Already moved to our leaf by an earlier start in this process tree: the parent is ours.
+  if (version === 2 && basename(own) === "server" && existsSync(join(CGROUP_ROOT, dirname(own), "berth")))
+    own = dirname(own);
+  return { version, namespace: existsSync("/proc/self/ns/cgroup"), own };
 }
 
 /**

@@ -69,10 +69,13 @@ export class RootfsPool {
     this.refill();
   }
 
-  /** Moves a ready slot to `dest` (which must not exist); false when none is ready. */
+  /**
+   * Moves a ready slot to `dest` (which must not exist); false when none is ready. Does not
+   * refill: spawning mkfs costs milliseconds on the caller's path, so the caller calls `refill()`
+   * once its own latency-critical work is done.
+   */
   take(dest: string): boolean {
     const slot = this.ready.shift();
-    this.refill();
     if (!slot) return false;
     renameSync(slot, dest);
     return true;
@@ -91,7 +94,8 @@ export class RootfsPool {
     for (const dir of this.ready.splice(0)) await releaseSlot(dir, this.log);
   }
 
-  private refill(): void {
+  /** Starts making slots in the background until the pool is full (no-op if already at it). */
+  refill(): void {
     if (this.filling || this.closed || this.ready.length >= this.target) return;
     this.filling = (async () => {
       while (!this.closed && this.ready.length < this.target) {

@@ -10,6 +10,10 @@ import { LinuxRuntime } from "./runtime.js";
 const root = process.getuid?.() === 0;
 const dataDir = mkdtempSync("/tmp/berth-rt-");
 const created = new Set<string>();
+// Ids are unique per run: on cgroup v1 `berth/<id>` is shared by every runtime in this cgroup.
+const tag = Math.random().toString(36).slice(2, 8);
+const A = `rt-a-${tag}`;
+const B = `rt-b-${tag}`;
 let rt: LinuxRuntime;
 
 function spec(id: string, resources: Partial<Resources> = {}): SandboxSpec {
@@ -66,10 +70,21 @@ function traces(id: string, info: { pid: number; cgroupPaths: Record<string, str
     loops: execFileSync("losetup", ["-a"], { encoding: "utf8" })
       .split("\n")
       .filter((l) => l.includes(dir)),
-    cgroups: Object.values(info.cgroupPaths).filter((p) => existsSync(p)),
+    cgroups: [...Object.values(info.cgroupPaths).filter((p) => existsSync(p)), ...cgroupDirsNamed(id)],
     dir: existsSync(dir),
     runcState: existsSync(join(dataDir, "runtime/runc", id)),
   };
+}
+/** Any cgroup dir named after the sandbox, in any hierarchy (v1) or the unified tree (v2). */
+function cgroupDirsNamed(id: string): string[] {
+  const out = execFileSync(
+    "sh",
+    ["-c", `find /sys/fs/cgroup -maxdepth 8 -type d -name '${id}' 2>/dev/null; true`],
+    {
+      encoding: "utf8",
+    },
+  );
+  return out.split("\n").filter(Boolean);
 }
 const NOTHING = { process: false, mounts: [], loops: [], cgroups: [], dir: false, runcState: false };
 
@@ -95,28 +110,28 @@ describe.skipIf(!root)("LinuxRuntime (real runc)", () => {
   });
 
   it("starts a sandbox whose supervisor runs as uid 1000 with the sandbox id as hostname", async () => {
-    await create("rt-a");
-    const r = await sh("rt-a", "id -u; id -G; hostname; node --version; pwd");
+    await create(A);
+    const r = await sh(A, "id -u; id -G; hostname; node --version; pwd");
     expect(r.exitCode).toBe(0);
     const [uid, groups, hostname, node, cwd] = r.stdout.trim().split("\n");
     expect({ uid, groups, hostname, cwd }).toEqual({
       uid: "1000",
       groups: "1000",
-      hostname: "rt-a",
+      hostname: A,
       cwd: "/workspace",
     });
     expect(node).toMatch(/^v\d+\./);
-    expect(await rt.inspect("rt-a")).toEqual({ state: "running", oomKills: 0 });
-    expect(await rt.list()).toContain("rt-a");
+    expect(await rt.inspect(A)).toEqual({ state: "running", oomKills: 0 });
+    expect(await rt.list()).toContain(A);
   });
 
   it("refuses a second sandbox with the same id", async () => {
-    await expect(rt.create(spec("rt-a"))).rejects.toBeInstanceOf(ConflictError);
+    await expect(rt.create(spec(A))).rejects.toBeInstanceOf(ConflictError);
   });
 
   it("keeps the host's /usr read-only and gives no privileges", async () => {
     const r = await sh(
-      "rt-a",
+      A,
       "touch /usr/x 2>&1; echo touch=$?; grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status; grep NoNewPrivs /proc/self/status; unshare -U true 2>&1; echo unshare=$?",
     );
     expect(r.stdout).toMatch(/Read-only file system/);
@@ -129,7 +144,7 @@ describe.skipIf(!root)("LinuxRuntime (real runc)", () => {
 
   it("shows the sandbox only its own processes and only loopback networking", async () => {
     const r = await sh(
-      "rt-a",
+      A,
       "ls /proc | grep -E '^[0-9]+$' | wc -l; cat /proc/1/cmdline; echo; ls /sys/class/net",
     );
     const [count, init, nets] = r.stdout.trim().split("\n");
@@ -137,16 +152,16 @@ describe.skipIf(!root)("LinuxRuntime (real runc)", () => {
     expect(init).toMatch(/^\/\.berth\/init\b/);
     expect(nets).toBe("lo");
     // The server's pid is not visible: pid numbers are the sandbox's own.
-    const mine = await sh("rt-a", `test -e /proc/${process.pid}/cmdline && cat /proc/${process.pid}/cmdline`);
+    const mine = await sh(A, `test -e /proc/${process.pid}/cmdline && cat /proc/${process.pid}/cmdline`);
     expect(mine.stdout).not.toMatch(/node|vitest/);
   });
 
   it("keeps sandboxes' files apart and hides the host's data dir", async () => {
-    await create("rt-b");
-    const w = await sh("rt-a", "echo top-secret > /workspace/secret-a && ls /workspace");
+    await create(B);
+    const w = await sh(A, "echo top-secret > /workspace/secret-a && ls /workspace");
     expect(w.stdout).toContain("secret-a");
     const r = await sh(
-      "rt-b",
+      B,
       `ls /workspace; find / -xdev -name 'secret-a' 2>/dev/null; ls ${dataDir} 2>&1; echo ls=$?`,
     );
     expect(r.stdout).not.toContain("secret-a");
@@ -154,24 +169,24 @@ describe.skipIf(!root)("LinuxRuntime (real runc)", () => {
   });
 
   it("OOM-kills a process past the memory limit and counts it", async () => {
-    await create("rt-mem", { memoryMiB: 64 });
-    const r = await sh("rt-mem", "tail /dev/zero");
+    await create(`rt-mem-${tag}`, { memoryMiB: 64 });
+    const r = await sh(`rt-mem-${tag}`, "tail /dev/zero");
     expect(r.signal).toBe("SIGKILL");
-    expect((await rt.inspect("rt-mem")).oomKills).toBeGreaterThan(0);
-    expect((await sh("rt-mem", "echo alive")).stdout).toBe("alive\n");
+    expect((await rt.inspect(`rt-mem-${tag}`)).oomKills).toBeGreaterThan(0);
+    expect((await sh(`rt-mem-${tag}`, "echo alive")).stdout).toBe("alive\n");
   });
 
   it("stops a fork bomb at the pids limit; the sandbox still answers afterwards", async () => {
-    await create("rt-pids", { pids: 48 });
-    const bomb = sh("rt-pids", "bomb() { bomb | bomb & }; bomb; sleep 3");
+    await create(`rt-pids-${tag}`, { pids: 48 });
+    const bomb = sh(`rt-pids-${tag}`, "bomb() { bomb | bomb & }; bomb; sleep 3");
     await new Promise((r) => setTimeout(r, 1500));
-    const during = await rt.stats("rt-pids");
+    const during = await rt.stats(`rt-pids-${tag}`);
     expect(during.pids).toBeLessThanOrEqual(48);
     expect(during.pids).toBeGreaterThan(20);
     await bomb;
     let answer = "";
     for (let i = 0; i < 50 && answer !== "ok\n"; i++) {
-      answer = (await sh("rt-pids", "echo ok").catch(() => ({ stdout: "" }))).stdout;
+      answer = (await sh(`rt-pids-${tag}`, "echo ok").catch(() => ({ stdout: "" }))).stdout;
       if (answer !== "ok\n") await new Promise((r) => setTimeout(r, 200));
     }
     expect(answer).toBe("ok\n");
@@ -179,9 +194,9 @@ describe.skipIf(!root)("LinuxRuntime (real runc)", () => {
   });
 
   it("stops writes at the disk size with ENOSPC", async () => {
-    await create("rt-disk", { diskMiB: 64 });
+    await create(`rt-disk-${tag}`, { diskMiB: 64 });
     const r = await sh(
-      "rt-disk",
+      `rt-disk-${tag}`,
       "dd if=/dev/zero of=/workspace/fill bs=1M count=200 2>&1; echo dd=$?; du -m /workspace/fill | cut -f1",
     );
     expect(r.stdout).toMatch(/No space left on device/);
@@ -189,45 +204,47 @@ describe.skipIf(!root)("LinuxRuntime (real runc)", () => {
     const mib = Number(r.stdout.trim().split("\n").at(-1));
     expect(mib).toBeGreaterThan(40);
     expect(mib).toBeLessThanOrEqual(64);
-    const stats = await rt.stats("rt-disk");
+    const stats = await rt.stats(`rt-disk-${tag}`);
     expect(stats.diskBytes).toBeGreaterThan(40 * 1024 * 1024);
     expect(stats.memoryBytes).toBeGreaterThan(0);
     expect(stats.cpuSeconds).toBeGreaterThan(0);
   });
 
   it("destroy leaves no process, mount, loop device, cgroup or directory behind", async () => {
-    const info = (await create("rt-gone")) as { pid: number; cgroupPaths: Record<string, string> };
-    expect(traces("rt-gone", info)).toMatchObject({ process: true, dir: true, runcState: true });
-    expect(traces("rt-gone", info).mounts.length).toBeGreaterThanOrEqual(2);
-    expect(traces("rt-gone", info).cgroups.length).toBeGreaterThan(0);
-    await rt.destroy("rt-gone");
-    expect(traces("rt-gone", info)).toEqual(NOTHING);
-    expect(await rt.inspect("rt-gone")).toEqual({ state: "missing", oomKills: 0 });
-    expect(await rt.list()).not.toContain("rt-gone");
-    await rt.destroy("rt-gone"); // idempotent
-    await expect(rt.stats("rt-gone")).rejects.toBeInstanceOf(NotFoundError);
+    const info = (await create(`rt-gone-${tag}`)) as { pid: number; cgroupPaths: Record<string, string> };
+    expect(traces(`rt-gone-${tag}`, info)).toMatchObject({ process: true, dir: true, runcState: true });
+    expect(traces(`rt-gone-${tag}`, info).mounts.length).toBeGreaterThanOrEqual(2);
+    expect(traces(`rt-gone-${tag}`, info).cgroups.length).toBeGreaterThan(0);
+    await rt.destroy(`rt-gone-${tag}`);
+    expect(traces(`rt-gone-${tag}`, info)).toEqual(NOTHING);
+    expect(await rt.inspect(`rt-gone-${tag}`)).toEqual({ state: "missing", oomKills: 0 });
+    expect(await rt.list()).not.toContain(`rt-gone-${tag}`);
+    await rt.destroy(`rt-gone-${tag}`); // idempotent
+    await expect(rt.stats(`rt-gone-${tag}`)).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it("undoes every step when create fails", async () => {
     // 1 MiB of memory: runc sets up everything, then the sandbox cannot start.
-    const err = await create("rt-fail", { memoryMiB: 1 }).catch((e: Error) => e);
+    const err = await create(`rt-fail-${tag}`, { memoryMiB: 1 }).catch((e: Error) => e);
     expect(err).toBeInstanceOf(Error);
     expect(String((err as Error).message)).not.toContain(dataDir); // no host paths for clients
-    expect(traces("rt-fail", { pid: 0, cgroupPaths: {} })).toEqual({
+    expect(traces(`rt-fail-${tag}`, { pid: 0, cgroupPaths: {} })).toEqual({
       ...NOTHING,
       process: existsSync("/proc/0"),
     });
-    await expect(rt.create({ ...spec("rt-tpl"), template: "nope" })).rejects.toBeInstanceOf(NotFoundError);
-    expect(existsSync(join(dataDir, "runtime/sandboxes/rt-tpl"))).toBe(false);
+    await expect(rt.create({ ...spec(`rt-tpl-${tag}`), template: "nope" })).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+    expect(existsSync(join(dataDir, `runtime/sandboxes/rt-tpl-${tag}`))).toBe(false);
   });
 
   it("a new runtime over the same data dir finds running sandboxes after a restart", async () => {
     await rt.close();
     rt = new LinuxRuntime({ dataDir, ociRuntime: "auto", diskPoolSize: 1, defaultDiskMiB: 64 });
     await rt.start();
-    expect(await rt.inspect("rt-b")).toEqual({ state: "running", oomKills: 0 });
-    expect(await rt.list()).toEqual(expect.arrayContaining(["rt-a", "rt-b"]));
-    expect((await sh("rt-b", "hostname")).stdout).toBe("rt-b\n");
-    expect((await sh("rt-a", "cat /workspace/secret-a")).stdout).toBe("top-secret\n");
+    expect(await rt.inspect(B)).toEqual({ state: "running", oomKills: 0 });
+    expect(await rt.list()).toEqual(expect.arrayContaining([A, B]));
+    expect((await sh(B, "hostname")).stdout).toBe(`${B}\n`);
+    expect((await sh(A, "cat /workspace/secret-a")).stdout).toBe("top-secret\n");
   });
 });
