@@ -8,6 +8,8 @@ export interface CommandOptions {
   signal?: AbortSignal;
   /** Kill the command (SIGKILL) after this many milliseconds. */
   timeoutMs?: number;
+  /** Working directory of the command. */
+  cwd?: string;
   /** Bytes written to the command's stdin. */
   input?: string;
   /** Extra stdio entries after stdin/stdout/stderr (fd 3, 4, ...): open fds the child inherits. */
@@ -65,6 +67,7 @@ export function run(cmd: string, args: readonly string[], o: CommandOptions = {}
     let child: ReturnType<typeof spawn>;
     try {
       child = spawn(cmd, args, {
+        cwd: o.cwd,
         stdio: [o.input === undefined ? "ignore" : "pipe", out, out, ...(o.extraFds ?? [])],
       });
     } finally {

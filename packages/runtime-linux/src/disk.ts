@@ -8,7 +8,7 @@ import {
   rmSync,
   statfsSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, relative } from "node:path";
 import type { Logger } from "@berth/core";
 import { run, tryRun } from "./command.js";
 import { SANDBOX_GID, SANDBOX_UID } from "./template.js";
@@ -80,7 +80,12 @@ export async function mountDisk(image: string, at: string, o: { log?: Logger; si
   });
 }
 
-/** Mounts the sandbox's root: the template read-only below, the disk's upper dir above. */
+/**
+ * Mounts the sandbox's root: the template read-only below, the disk's upper dir above. The
+ * paths are given relative to the slot dir (mount runs there) because overlayfs shows its options
+ * verbatim in /proc/self/mountinfo, which the sandbox can read: relative paths keep the server's
+ * data dir out of it.
+ */
 export async function mountOverlay(
   lower: string,
   disk: string,
@@ -88,8 +93,10 @@ export async function mountOverlay(
   o: { log?: Logger; signal?: AbortSignal } = {},
 ): Promise<void> {
   mkdirSync(at, { recursive: true, mode: 0o755 });
-  const opts = `lowerdir=${lower},upperdir=${join(disk, DISK_UPPER)},workdir=${join(disk, DISK_WORK)},nosuid,nodev`;
-  await run("mount", ["-t", "overlay", "overlay", "-o", opts, at], { ...o, timeoutMs: 30_000 });
+  const cwd = dirname(at);
+  const rel = (p: string) => relative(cwd, p);
+  const opts = `lowerdir=${rel(lower)},upperdir=${rel(join(disk, DISK_UPPER))},workdir=${rel(join(disk, DISK_WORK))},nosuid,nodev`;
+  await run("mount", ["-t", "overlay", "overlay", "-o", opts, rel(at)], { ...o, cwd, timeoutMs: 30_000 });
 }
 
 /**

@@ -166,6 +166,10 @@ describe.skipIf(!root)("LinuxRuntime (real runc)", () => {
     );
     expect(r.stdout).not.toContain("secret-a");
     expect(r.stdout).toMatch(/No such file or directory/);
+    // Not even the path: overlayfs shows its options in mountinfo, so they are relative.
+    const mounts = await sh(B, "cat /proc/self/mountinfo");
+    expect(mounts.stdout).toMatch(/overlay/);
+    expect(mounts.stdout).not.toContain(dataDir);
   });
 
   it("OOM-kills a process past the memory limit and counts it", async () => {

@@ -29,6 +29,7 @@ import { run, tryRun } from "./command.js";
 import { diskUsedBytes, ensureDiskSkeleton, mountPoints, unmount } from "./disk.js";
 import { prepareSlot, RootfsPool } from "./disk-pool.js";
 import { hardNofileLimit, netBytes, type OciRuntimeChoice, pickOciRuntime, readInitPid } from "./host.js";
+import { KeyedLock } from "./keyed-lock.js";
 import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
 import { RuntimeLayout } from "./paths.js";
 import { listenForSandbox } from "./socket.js";
@@ -65,8 +66,8 @@ export class LinuxRuntime implements Runtime {
   private readonly log: Logger;
   private cgroups: CgroupSetup | null = null;
   private pool: RootfsPool | null = null;
-  /** Per-sandbox queue so create and destroy of one id never interleave. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Create and destroy of one id never interleave. */
+  private readonly lock = new KeyedLock();
 
   constructor(private readonly o: LinuxRuntimeOptions) {
     this.layout = new RuntimeLayout(o.dataDir);
@@ -102,7 +103,7 @@ export class LinuxRuntime implements Runtime {
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
     if (!ID.test(spec.id))
       return Promise.reject(new InvalidRequestError("invalid sandbox id", { field: "id" }));
-    return this.serial(spec.id, async () => {
+    return this.lock.run(spec.id, async () => {
       const p = this.layout.sandbox(spec.id);
       if (existsSync(p.dir) || existsSync(`${this.layout.runcRoot}/${spec.id}`))
         throw new ConflictError(`sandbox '${spec.id}' already exists`);
@@ -244,7 +245,7 @@ export class LinuxRuntime implements Runtime {
 
   destroy(id: string): Promise<void> {
     if (!ID.test(id)) return Promise.resolve();
-    return this.serial(id, () => this.teardown(id));
+    return this.lock.run(id, () => this.teardown(id));
   }
 
   /** Removes whatever exists of a sandbox, in reverse order of `build`; tolerates any part missing. */
@@ -313,17 +314,6 @@ export class LinuxRuntime implements Runtime {
     } catch {
       return null;
     }
-  }
-
-  private serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const next = prev.catch(() => {}).then(fn);
-    this.locks.set(id, next);
-    const clear = () => {
-      if (this.locks.get(id) === next) this.locks.delete(id);
-    };
-    next.then(clear, clear);
-    return next;
   }
 }
 
