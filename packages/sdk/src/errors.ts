@@ -1,0 +1,24 @@
+import { BerthError } from "@berth/core";
+
+export {
+  BerthError,
+  ConflictError,
+  errorFromBody,
+  ForbiddenError,
+  InternalError,
+  InvalidRequestError,
+  LimitExceededError,
+  NotFoundError,
+  NotSupportedError,
+  PayloadTooLargeError,
+  SandboxError,
+  TimeoutError,
+  UnauthorizedError,
+} from "@berth/core";
+
+/** The server could not be reached at all (refused, reset, DNS); `status` is 0. */
+export class ConnectionError extends BerthError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super("connection_failed", 0, message, details);
+  }
+}

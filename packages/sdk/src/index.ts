@@ -1,0 +1,17 @@
+/** @berth/sdk: the TypeScript client of Berth. */
+export {
+  BerthClient,
+  errorFromResponse,
+  type Query,
+  type RequestOptions,
+  type StreamOptions,
+} from "./client.js";
+export { type ConnectionOptions, resolveApiKey, resolveApiUrl } from "./config.js";
+export * from "./errors.js";
+export { type FileData, Files } from "./files.js";
+export { Keys } from "./keys.js";
+export { type LogsOptions, Processes } from "./processes.js";
+export { Pty, type PtyOptions } from "./pty.js";
+export { Sandbox, type SandboxConnectOptions } from "./sandbox.js";
+export { type SseEvent, SseParser } from "./sse.js";
+export * from "./types.js";

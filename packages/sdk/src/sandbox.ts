@@ -1,0 +1,158 @@
+import type { SandboxState, SandboxView } from "@berth/core";
+import { BerthClient } from "./client.js";
+import type { ConnectionOptions } from "./config.js";
+import { Files } from "./files.js";
+import { Processes } from "./processes.js";
+import { Pty, type PtyOptions } from "./pty.js";
+import type { ExecOptions, ExecResult, SandboxCreateOptions, SandboxListFilter } from "./types.js";
+
+/** Connection options, or an existing client to share. */
+export type SandboxConnectOptions = ConnectionOptions & { client?: BerthClient };
+
+function clientOf(opts: SandboxConnectOptions): BerthClient {
+  return opts.client ?? new BerthClient(opts);
+}
+
+/** A handle on one sandbox: run commands, move files, manage processes, open a terminal. */
+export class Sandbox {
+  /** File operations inside this sandbox. */
+  readonly files: Files;
+  /** Background processes of this sandbox. */
+  readonly processes: Processes;
+
+  private constructor(
+    readonly client: BerthClient,
+    private view: SandboxView,
+  ) {
+    this.files = new Files(client, view.id);
+    this.processes = new Processes(client, view.id);
+  }
+
+  /** Creates a sandbox; resolves once the server answers (running, ready for exec). */
+  static async create(spec: SandboxCreateOptions = {}, opts: SandboxConnectOptions = {}): Promise<Sandbox> {
+    const client = clientOf(opts);
+    return new Sandbox(client, await client.json<SandboxView>("POST", "/v1/sandboxes", { json: spec }));
+  }
+
+  /** A handle on an existing sandbox; throws NotFoundError for an unknown id. */
+  static async connect(id: string, opts: SandboxConnectOptions = {}): Promise<Sandbox> {
+    const client = clientOf(opts);
+    return new Sandbox(
+      client,
+      await client.json<SandboxView>("GET", `/v1/sandboxes/${encodeURIComponent(id)}`),
+    );
+  }
+
+  /** The caller's sandboxes, following pagination to the end. */
+  static async list(
+    filter: SandboxListFilter = {},
+    opts: SandboxConnectOptions = {},
+  ): Promise<SandboxView[]> {
+    const client = clientOf(opts);
+    const label = Object.entries(filter.labels ?? {}).map(([k, v]) => `${k}=${v}`);
+    const items: SandboxView[] = [];
+    const seen = new Set<string>();
+    let cursor: string | undefined;
+    for (;;) {
+      const page = await client.json<{ items: SandboxView[]; nextCursor?: string | null }>(
+        "GET",
+        "/v1/sandboxes",
+        {
+          query: { state: filter.state, label, cursor },
+        },
+      );
+      items.push(...page.items);
+      // A server that ignores `cursor` must not loop us forever.
+      if (!page.nextCursor || seen.has(page.nextCursor)) return items;
+      seen.add(page.nextCursor);
+      cursor = page.nextCursor;
+    }
+  }
+
+  get id(): string {
+    return this.view.id;
+  }
+  get state(): SandboxState {
+    return this.view.state;
+  }
+  /** The sandbox as last fetched (see `refresh`). */
+  get info(): SandboxView {
+    return this.view;
+  }
+  get labels(): Record<string, string> {
+    return this.view.labels;
+  }
+  get createdAt(): string {
+    return this.view.createdAt;
+  }
+  get expiresAt(): string | null {
+    return this.view.expiresAt;
+  }
+
+  /** Fetches the current state from the server. */
+  async refresh(): Promise<SandboxView> {
+    this.view = await this.client.json<SandboxView>("GET", this.path());
+    return this.view;
+  }
+
+  /** Deletes the sandbox (idempotent). */
+  async delete(): Promise<void> {
+    await this.client.json("DELETE", this.path());
+  }
+
+  /** Lets the sandbox live `seconds` longer. */
+  async extend(seconds: number): Promise<void> {
+    this.view =
+      (await this.client.json<SandboxView | undefined>("POST", this.path("/extend"), {
+        json: { seconds },
+      })) ?? this.view;
+  }
+
+  /**
+   * Runs a command to completion. A string runs under `sh -c`; an array runs as is. With
+   * `onStdout`/`onStderr` the output is delivered live (SSE) and also collected in the result.
+   */
+  async exec(cmd: string | string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    const body = {
+      cmd: typeof cmd === "string" ? ["sh", "-c", cmd] : cmd,
+      cwd: opts.cwd,
+      env: opts.env,
+      stdin: opts.stdin,
+      timeoutMs: opts.timeoutMs,
+      user: opts.user,
+    };
+    if (!opts.onStdout && !opts.onStderr)
+      return this.client.json<ExecResult>("POST", this.path("/exec"), { json: body, signal: opts.signal });
+    const started = Date.now();
+    const result: ExecResult = { exitCode: -1, stdout: "", stderr: "", timedOut: false, durationMs: 0 };
+    for await (const ev of this.client.stream("POST", this.path("/exec"), {
+      json: body,
+      signal: opts.signal,
+      isLast: (e) => e.event === "exit",
+    })) {
+      const data = JSON.parse(ev.data) as Partial<ExecResult> & { data?: string };
+      if (ev.event === "stdout") {
+        result.stdout += data.data ?? "";
+        opts.onStdout?.(data.data ?? "");
+      } else if (ev.event === "stderr") {
+        result.stderr += data.data ?? "";
+        opts.onStderr?.(data.data ?? "");
+      } else if (ev.event === "exit") {
+        result.exitCode = data.exitCode ?? -1;
+        result.timedOut = data.timedOut ?? false;
+        result.durationMs = data.durationMs ?? Date.now() - started;
+        if (data.truncated) result.truncated = true;
+      }
+    }
+    return result;
+  }
+
+  /** Opens an interactive terminal. */
+  pty(opts: PtyOptions = {}): Promise<Pty> {
+    return Pty.open(this.client, this.id, opts);
+  }
+
+  private path(suffix = ""): string {
+    return `/v1/sandboxes/${encodeURIComponent(this.id)}${suffix}`;
+  }
+}
