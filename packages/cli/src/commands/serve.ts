@@ -1,0 +1,51 @@
+import { join, resolve } from "node:path";
+import { loadConfig } from "@berth/core";
+import { UsageError } from "../args.js";
+import type { Command } from "../command.js";
+
+/** What `berth serve` needs from @berth/server (loaded only by this command). */
+interface ServerModule {
+  startServer(config: ReturnType<typeof loadConfig>): Promise<{ url: string; close(): Promise<void> }>;
+}
+
+/** `berth serve`. */
+export const serve: Command = {
+  summary: "run the Berth server",
+  usage: `Usage: berth serve
+
+Runs the API server with settings from BERTH_* environment variables (BERTH_PORT,
+BERTH_HOST, BERTH_DATA_DIR, BERTH_DATABASE_URL, ...). On first start it writes an admin key to
+$BERTH_DATA_DIR/admin-key. Stops cleanly on SIGINT or SIGTERM.`,
+  options: {},
+  async run(args, ctx) {
+    if (args.positionals.length > 0)
+      throw new UsageError(`unexpected argument '${args.positionals[0]}'`, ctx.usage);
+    const config = loadConfig(process.env);
+    // Imported here so the other commands start fast and work without the server's deps.
+    const spec = "@berth/server";
+    const { startServer } = (await import(spec)) as ServerModule;
+    const server = await startServer(config);
+    ctx.err(`berth: listening on ${server.url}`);
+    ctx.err(`berth: admin key in ${join(resolve(config.dataDir), "admin-key")}`);
+    if (ctx.json) ctx.out(JSON.stringify({ url: server.url }));
+    await new Promise<void>((done) => {
+      let stopping = false;
+      const stop = (signal: NodeJS.Signals) => {
+        if (stopping) {
+          ctx.err(`berth: ${signal} again, exiting now`);
+          process.exit(130);
+        }
+        stopping = true;
+        ctx.err(`berth: ${signal}, shutting down`);
+        server.close().then(done, (err: unknown) => {
+          ctx.err(`berth: shutdown failed: ${(err as Error).message}`);
+          process.exitCode = 1;
+          done();
+        });
+      };
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+    });
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
+  },
+};
