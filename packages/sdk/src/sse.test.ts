@@ -55,6 +55,14 @@ describe("SseParser", () => {
     expect(p.push("\n")).toEqual([]);
   });
 
+  it("does not move the resume point for an event cut off before its blank line", () => {
+    const p = new SseParser();
+    expect(p.push("id: 1\ndata: a\n\nid: 2\ndata: b")).toHaveLength(1);
+    expect(p.lastEventId).toBe("1");
+    p.push("\n\n");
+    expect(p.lastEventId).toBe("2");
+  });
+
   it("records the retry delay the server asks for", () => {
     const p = new SseParser();
     p.push("retry: 1500\nretry: abc\n\n");

@@ -14,7 +14,7 @@ export interface SseEvent {
 
 /** Incremental parser: push text chunks, get complete events back. */
 export class SseParser {
-  /** The id a reconnect must send as `Last-Event-ID`. */
+  /** The id a reconnect must send as `Last-Event-ID` (committed only when an event ends). */
   lastEventId: string | undefined;
   /** The reconnection delay the server asked for, in ms. */
   retryMs: number | undefined;
@@ -24,9 +24,12 @@ export class SseParser {
   private eventType = "";
   private data: string[] = [];
   private hasData = false;
+  /** An `id:` seen in the event being read; a half-received event must not move the resume point. */
+  private idBuffer: string | undefined;
 
   constructor(lastEventId?: string) {
     this.lastEventId = lastEventId;
+    this.idBuffer = lastEventId;
   }
 
   /** Feeds a chunk of text; returns the events completed by it. */
@@ -52,14 +55,16 @@ export class SseParser {
     return out;
   }
 
-  /** Ends the stream: an unterminated event is dropped, as the spec says. */
+  /** Ends the stream: an unterminated event (and its id) is dropped, as the spec says. */
   end(): void {
     this.buffer = "";
+    this.idBuffer = this.lastEventId;
     this.resetEvent();
   }
 
   private line(line: string, out: SseEvent[]): void {
     if (line === "") {
+      this.lastEventId = this.idBuffer;
       if (this.hasData) {
         out.push({ event: this.eventType || "message", data: this.data.join("\n"), id: this.lastEventId });
       }
@@ -80,7 +85,7 @@ export class SseParser {
         this.hasData = true;
         break;
       case "id":
-        if (!value.includes("\0")) this.lastEventId = value;
+        if (!value.includes("\0")) this.idBuffer = value;
         break;
       case "retry":
         if (/^\d+$/.test(value)) this.retryMs = Number(value);
