@@ -80,11 +80,8 @@ export class Files {
 
   /** Unpacks a tar archive into directory `dir`. */
   async uploadArchive(dir: string, tar: Uint8Array | ReadableStream<Uint8Array>): Promise<void> {
-    await this.client.json("PUT", this.path("/archive"), {
-      query: { path: dir },
-      body: tar,
-      headers: { "content-type": "application/x-tar" },
-    });
+    // Sent as octet-stream like file content: the one raw body type the server parses.
+    await this.client.json("PUT", this.path("/archive"), { query: { path: dir }, body: tar });
   }
 
   /** Directory `dir` as a tar archive stream. */

@@ -23,10 +23,14 @@ the shell's exit code.`,
     const tty = stdin.isTTY === true;
     const onInput = (chunk: Buffer) => pty.write(chunk);
     const onResize = () => pty.resize(stdout.columns || 80, stdout.rows || 24);
+    // Killed from outside: end the session so the finally below restores the terminal.
+    const onKill = () => pty.close();
     // The terminal must come back to cooked mode however the session ends.
     const restore = () => {
       stdin.off("data", onInput);
       process.off("SIGWINCH", onResize);
+      process.off("SIGTERM", onKill);
+      process.off("SIGHUP", onKill);
       if (tty) stdin.setRawMode(false);
       stdin.pause();
     };
@@ -35,7 +39,10 @@ the shell's exit code.`,
       stdin.on("data", onInput);
       stdin.resume();
       if (stdout.isTTY) process.on("SIGWINCH", onResize);
-      return await pty.wait();
+      process.on("SIGTERM", onKill);
+      process.on("SIGHUP", onKill);
+      const code = await pty.wait();
+      return code < 0 ? 1 : code;
     } finally {
       restore();
     }
