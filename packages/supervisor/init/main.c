@@ -1,0 +1,188 @@
+/* berth-init: PID 1 of a sandbox. Accepts on the listening socket (fd 3 or BERTH_LISTEN_PATH),
+ * forks one handler per connection (simple code, failures stay in one connection), reaps every
+ * child and orphan, and on SIGTERM kills what it started and exits 0. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "berth.h"
+
+const char *g_state_dir = "/run/berth";
+volatile pid_t g_fg_pgid = 0;
+char g_tmp_path[4096];
+
+/* Handlers and shims alive right now: told to stop on SIGTERM. */
+static pid_t *kids;
+static size_t nkids, capkids;
+
+static void track(pid_t pid) {
+  if (nkids == capkids) {
+    size_t cap = capkids ? capkids * 2 : 64;
+    pid_t *k = realloc(kids, cap * sizeof *k);
+    if (!k) return;
+    kids = k;
+    capkids = cap;
+  }
+  kids[nkids++] = pid;
+}
+
+static void untrack(pid_t pid) {
+  for (size_t i = 0; i < nkids; i++)
+    if (kids[i] == pid) { kids[i] = kids[--nkids]; return; }
+}
+
+static void reap(void) {
+  pid_t pid;
+  while ((pid = waitpid(-1, NULL, WNOHANG)) > 0) untrack(pid);
+}
+
+/* SIGTERM in a handler or shim: kill its foreground process group, drop its temp file. */
+static void on_term(int sig) {
+  (void)sig;
+  if (g_fg_pgid > 0) kill(-g_fg_pgid, SIGKILL);
+  if (g_tmp_path[0]) unlink(g_tmp_path);
+  _exit(0);
+}
+
+static int dispatch(int sock, reader *rd) {
+  frame f;
+  if (rd_next(rd, &f)) return -1;
+  jval *q = f.type == 'q' ? json_parse((const char *)f.data, f.len) : NULL;
+  const char *op = jstr(q, "op");
+  if (!op) return reply_errno(sock, EINVAL, "the first frame must be a JSON request with an 'op'");
+  rd_consume(rd, &f); /* q stays valid: it was copied out by the parser */
+  if (!strcmp(op, "ping")) return reply_ok(sock, ",\"version\":\"" BERTH_VERSION "\"");
+  if (!strcmp(op, "exec")) return op_exec(sock, rd, q);
+  if (!strcmp(op, "spawn")) return op_spawn(sock, q);
+  if (!strcmp(op, "procs")) return op_procs(sock, q);
+  if (!strcmp(op, "proc")) return op_proc(sock, q);
+  if (!strcmp(op, "logs")) return op_logs(sock, q);
+  if (!strcmp(op, "signal")) return op_signal(sock, q);
+  if (!strcmp(op, "stat")) return op_stat(sock, q);
+  if (!strcmp(op, "list")) return op_list(sock, q);
+  if (!strcmp(op, "read")) return op_read(sock, q);
+  if (!strcmp(op, "write")) return op_write(sock, rd, q);
+  if (!strcmp(op, "remove")) return op_remove(sock, q);
+  if (!strcmp(op, "mkdir")) return op_mkdir(sock, q);
+  if (!strcmp(op, "move")) return op_move(sock, q);
+  if (!strcmp(op, "watch")) return op_watch(sock, rd, q);
+  return reply_errno(sock, EINVAL, "unknown op");
+}
+
+static void handle(int sock) {
+  sigset_t none;
+  sigemptyset(&none);
+  struct sigaction sa = {.sa_handler = on_term};
+  sigaction(SIGTERM, &sa, NULL);
+  signal(SIGINT, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  reader rd;
+  rd_init(&rd, sock);
+  dispatch(sock, &rd);
+  _exit(0);
+}
+
+static int listen_socket(void) {
+  const char *path = getenv("BERTH_LISTEN_PATH");
+  if (path && *path) {
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof a.sun_path) { fprintf(stderr, "berth-init: socket path too long\n"); exit(1); }
+    strcpy(a.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    unlink(path);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 512)) {
+      perror("berth-init: listen");
+      exit(1);
+    }
+    return fd;
+  }
+  const char *fds = getenv("BERTH_LISTEN_FD");
+  int fd = fds && *fds ? atoi(fds) : 3;
+  if (fd < 0 || set_cloexec(fd)) { /* CLOEXEC: sandbox code must never accept on it */
+    fprintf(stderr, "berth-init: no listening socket on fd %d\n", fd);
+    exit(1);
+  }
+  return fd;
+}
+
+static void shutdown_all(int sfd) {
+  for (size_t i = 0; i < nkids; i++) kill(kids[i], SIGTERM);
+  struct timespec t0, now;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  while (nkids > 0) {
+    reap();
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+    if (ms > 2000) break;
+    struct pollfd p = {sfd, POLLIN, 0};
+    if (poll(&p, 1, 50) > 0) {
+      struct signalfd_siginfo si;
+      if (read(sfd, &si, sizeof si) < 0) {}
+    }
+  }
+  exit(0);
+}
+
+int main(void) {
+  prctl(PR_SET_DUMPABLE, 0);      /* nothing in the sandbox may ptrace or read our memory */
+  prctl(PR_SET_CHILD_SUBREAPER, 1); /* orphans come to us even when we are not PID 1 (tests) */
+  signal(SIGPIPE, SIG_IGN);
+  const char *sd = getenv("BERTH_STATE_DIR");
+  if (sd && *sd) g_state_dir = sd;
+  char procs[4200];
+  snprintf(procs, sizeof procs, "%s/procs", g_state_dir);
+  mkdir_parents(procs, 1);
+
+  int lfd = listen_socket();
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (sfd < 0) { perror("berth-init: signalfd"); return 1; }
+
+  for (;;) {
+    struct pollfd p[2] = {{lfd, POLLIN, 0}, {sfd, POLLIN, 0}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      perror("berth-init: poll");
+      return 1;
+    }
+    if (p[1].revents) {
+      struct signalfd_siginfo si;
+      int term = 0;
+      while (read(sfd, &si, sizeof si) == sizeof si)
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) term = 1;
+      reap();
+      if (term) shutdown_all(sfd);
+    }
+    if (p[0].revents & POLLIN) {
+      int c = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+      if (c < 0) {
+        if (errno == EMFILE || errno == ENFILE) usleep(10000); /* let handlers finish */
+        continue;
+      }
+      pid_t pid = fork();
+      if (pid == 0) {
+        close(lfd);
+        close(sfd);
+        handle(c);
+      }
+      if (pid > 0) track(pid);
+      close(c);
+    }
+  }
+}
