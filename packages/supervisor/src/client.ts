@@ -1,0 +1,226 @@
+import { type Duplex, Readable } from "node:stream";
+import { type BerthError, InvalidRequestError } from "@berth/core";
+import { type Answer, FrameConnection, invalidAnswer } from "./connection.js";
+import { MAX_FRAME_BYTES } from "./frames.js";
+import { ProcessStream } from "./process-stream.js";
+import { type FileEntry, type ProcessInfo, toFileEntry, toPid, toProcessInfo } from "./types.js";
+import { WatchStream } from "./watch-stream.js";
+
+/** Bytes per uploaded file frame. */
+const UPLOAD_CHUNK = 256 * 1024;
+
+/** A command to run in the sandbox; `env` is the whole environment. */
+export interface ExecOptions {
+  cmd: string[];
+  cwd?: string;
+  env: Record<string, string>;
+  stdin?: boolean;
+  pty?: { cols: number; rows: number };
+}
+
+/**
+ * Talks to berth-init (PROTOCOL.md) over streams from `connect`, one connection per operation.
+ * berth-init is untrusted: every frame is bounded by `maxFrameBytes` and every answer validated.
+ * Failures are Berth errors (see errorFromErrno).
+ */
+export class SupervisorClient {
+  private readonly maxFrameBytes: number;
+
+  constructor(
+    private readonly connect: () => Promise<Duplex>,
+    opts: { maxFrameBytes?: number } = {},
+  ) {
+    this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
+  }
+
+  /** Checks that the supervisor answers; returns its protocol version. */
+  async ping(): Promise<{ version: string }> {
+    const a = await this.call({ op: "ping" });
+    if (typeof a.version !== "string") throw invalidAnswer();
+    return { version: a.version };
+  }
+
+  /** Starts a foreground process; closing the stream kills its process group. */
+  async exec(o: ExecOptions): Promise<ProcessStream> {
+    const { conn, answer } = await this.open({
+      op: "exec",
+      cmd: o.cmd,
+      cwd: o.cwd,
+      env: o.env,
+      stdin: o.stdin ?? false,
+      pty: o.pty,
+    });
+    return new ProcessStream(conn, toPid(answer.pid));
+  }
+
+  /** Starts a background process that outlives the connection (output goes to its log). */
+  async spawn(o: { cmd: string[]; cwd?: string; env: Record<string, string> }): Promise<{ pid: number }> {
+    const a = await this.call({ op: "spawn", cmd: o.cmd, cwd: o.cwd, env: o.env });
+    return { pid: toPid(a.pid) };
+  }
+
+  /** Every process started with spawn, running or exited. */
+  async processes(): Promise<ProcessInfo[]> {
+    return this.batches({ op: "procs" }, "processes", toProcessInfo);
+  }
+
+  /** One spawned process; NotFoundError (kind "process") when unknown. */
+  async process(pid: number): Promise<ProcessInfo> {
+    const a = await this.call({ op: "proc", pid }, String(pid));
+    return toProcessInfo(a.process);
+  }
+
+  /** A spawned process's output so far (and, with follow, until it exits), then 'exit'. */
+  async logs(pid: number, o: { follow: boolean }): Promise<ProcessStream> {
+    const { conn } = await this.open({ op: "logs", pid, follow: o.follow }, String(pid));
+    return new ProcessStream(conn, pid);
+  }
+
+  /** Signals the process group of a spawned process. */
+  async signal(pid: number, signal: number): Promise<void> {
+    await this.call({ op: "signal", pid, signal }, String(pid));
+  }
+
+  /** The entry at `path` itself (a symlink is not followed). */
+  async stat(path: string): Promise<FileEntry> {
+    const a = await this.call({ op: "stat", path }, path);
+    return toFileEntry(a.entry);
+  }
+
+  /** The entries of a directory, sorted by name. */
+  async list(path: string): Promise<FileEntry[]> {
+    return this.batches({ op: "list", path }, "entries", toFileEntry, path);
+  }
+
+  /** A regular file's size and its bytes; the stream errors when the connection breaks. */
+  async read(path: string): Promise<{ size: number; stream: Readable }> {
+    const { conn, answer } = await this.open({ op: "read", path }, path);
+    const size = answer.size;
+    if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
+      conn.close();
+      throw invalidAnswer();
+    }
+    let received = 0;
+    const stream = new Readable({
+      read: () => conn.socket.resume(),
+      destroy: (err, cb) => {
+        conn.close();
+        cb(err);
+      },
+    });
+    conn.stream({
+      frame: (f) => {
+        if (f.type === "1" && received + f.payload.length <= size) {
+          received += f.payload.length;
+          if (!stream.push(f.payload)) conn.socket.pause();
+        } else if (f.type === "e") {
+          conn.close();
+          stream.push(null);
+        } else stream.destroy(invalidAnswer());
+      },
+      end: (err) => {
+        if (err) stream.destroy(err);
+      },
+    });
+    return { size, stream };
+  }
+
+  /**
+   * Writes a file atomically (temp file + rename; missing parents are created). If `body`
+   * fails or the connection breaks, nothing is left behind in the sandbox.
+   */
+  async write(path: string, body: Readable | Buffer, o: { mode?: number } = {}): Promise<{ size: number }> {
+    const { conn } = await this.open({ op: "write", path, mode: o.mode }, path);
+    try {
+      const chunks: AsyncIterable<Buffer> | Buffer[] = Buffer.isBuffer(body) ? [body] : body;
+      for await (const raw of chunks) {
+        const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw as string);
+        for (let i = 0; i < chunk.length; i += UPLOAD_CHUNK) {
+          if (conn.hasPending) break; // an early reply is an error: stop and report it
+          if (!conn.send("i", chunk.subarray(i, i + UPLOAD_CHUNK))) await conn.drained();
+        }
+        if (conn.hasPending) break;
+      }
+      if (!conn.hasPending) conn.send("e");
+    } catch (e) {
+      // The body failed, or the connection broke: an error reply explains the latter.
+      if (!conn.hasPending) {
+        conn.close();
+        throw e;
+      }
+    }
+    try {
+      const a = await conn.reply(path);
+      if (typeof a.size !== "number" || !Number.isSafeInteger(a.size) || a.size < 0) throw invalidAnswer();
+      return { size: a.size };
+    } finally {
+      conn.close();
+    }
+  }
+
+  /** Removes a file, symlink or (empty, or with recursive any) directory; never follows symlinks. */
+  async remove(path: string, o: { recursive: boolean }): Promise<void> {
+    await this.call({ op: "remove", path, recursive: o.recursive }, path);
+  }
+
+  /** Creates a directory and its parents; fine when it already exists as a directory. */
+  async mkdir(path: string): Promise<void> {
+    await this.call({ op: "mkdir", path }, path);
+  }
+
+  /** Renames `from` to `to`, creating the parents of `to`. */
+  async move(from: string, to: string): Promise<void> {
+    await this.call({ op: "move", from, to }, from);
+  }
+
+  /** File system events under `path` until the stream is closed. */
+  async watch(path: string, o: { recursive: boolean }): Promise<WatchStream> {
+    const { conn } = await this.open({ op: "watch", path, recursive: o.recursive }, path);
+    return new WatchStream(conn);
+  }
+
+  /** Opens a connection, sends the request and waits for the first reply. */
+  private async open(
+    request: Record<string, unknown>,
+    path?: string,
+  ): Promise<{ conn: FrameConnection; answer: Answer }> {
+    const body = Buffer.from(JSON.stringify(request));
+    if (body.length > MAX_FRAME_BYTES) throw new InvalidRequestError("the request is too large");
+    const conn = new FrameConnection(await this.connect(), this.maxFrameBytes);
+    try {
+      conn.send("q", body);
+      return { conn, answer: await conn.reply(path) };
+    } catch (e) {
+      conn.close();
+      throw e as BerthError;
+    }
+  }
+
+  /** A one-reply operation. */
+  private async call(request: Record<string, unknown>, path?: string): Promise<Answer> {
+    const { conn, answer } = await this.open(request, path);
+    conn.close();
+    return answer;
+  }
+
+  /** An operation whose items come in one or more `r` frames (`more: true` until the last). */
+  private async batches<T>(
+    request: Record<string, unknown>,
+    key: string,
+    item: (v: unknown) => T,
+    path?: string,
+  ): Promise<T[]> {
+    const { conn, answer } = await this.open(request, path);
+    try {
+      const out: T[] = [];
+      for (let a = answer; ; a = await conn.reply(path)) {
+        const items = a[key];
+        if (!Array.isArray(items)) throw invalidAnswer();
+        for (const v of items) out.push(item(v));
+        if (a.more !== true) return out;
+      }
+    } finally {
+      conn.close();
+    }
+  }
+}

@@ -1,0 +1,7 @@
+export { type ExecOptions, SupervisorClient } from "./client.js";
+export { errorFromErrno } from "./errors.js";
+export { encodeFrame, type Frame, FrameDecoder, MAX_FRAME_BYTES } from "./frames.js";
+export { initBinaryPath } from "./init-binary.js";
+export { ProcessStream } from "./process-stream.js";
+export type { ExitStatus, FileEntry, ProcessInfo } from "./types.js";
+export { type WatchEvent, WatchStream } from "./watch-stream.js";

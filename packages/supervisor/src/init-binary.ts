@@ -1,0 +1,6 @@
+import { fileURLToPath } from "node:url";
+
+/** Absolute host path of the built berth-init (`make -C packages/supervisor`); same from src/ and dist/. */
+export function initBinaryPath(): string {
+  return fileURLToPath(new URL("../build/berth-init", import.meta.url));
+}
