@@ -1,0 +1,121 @@
+import { NotFoundError } from "@berth/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { alive, collect, eventually, type InitUnderTest, startInit } from "./test-harness.js";
+
+let init: InitUnderTest;
+beforeAll(async () => {
+  init = await startInit();
+});
+afterAll(async () => {
+  await init?.stop();
+});
+
+const run = async (cmd: string[], o: { env?: Record<string, string>; cwd?: string } = {}) =>
+  collect(await init.client.exec({ cmd, env: o.env ?? {}, ...(o.cwd ? { cwd: o.cwd } : {}) }));
+
+describe("berth-init exec", () => {
+  it("answers ping with the protocol version", async () => {
+    expect(await init.client.ping()).toEqual({ version: "1" });
+  });
+
+  it("runs with exactly the given env and cwd, plus default PATH and HOME", async () => {
+    const r = await run(["sh", "-c", 'echo "$FOO|$PATH|$HOME|$(pwd)"; env | wc -l'], {
+      env: { FOO: "b a r" },
+      cwd: "/tmp",
+    });
+    const [line, count] = r.stdout.trim().split("\n");
+    expect(line).toBe("b a r|/usr/local/bin:/usr/bin:/bin|/home/user|/tmp");
+    // FOO, PATH, HOME and PWD (set by sh): nothing leaks from the supervisor's own environment
+    expect(Number(count)).toBe(4);
+  });
+
+  it("separates stdout and stderr and reports exit codes", async () => {
+    const r = await run(["sh", "-c", "echo out; echo err >&2; exit 7"]);
+    expect(r).toMatchObject({ stdout: "out\n", stderr: "err\n", exitCode: 7, signal: null });
+    expect((await run(["true"])).exitCode).toBe(0);
+  });
+
+  it("reports a missing command or cwd as NotFoundError without starting anything", async () => {
+    await expect(init.client.exec({ cmd: ["no-such-cmd-xyz"], env: {} })).rejects.toBeInstanceOf(NotFoundError);
+    await expect(init.client.exec({ cmd: ["true"], env: {}, cwd: "/no/such/dir" })).rejects.toThrow(/no\/such\/dir/);
+  });
+
+  it("pipes stdin through and closes it on endStdin", async () => {
+    const p = await init.client.exec({ cmd: ["sh", "-c", "wc -c; cat"], env: {}, stdin: true });
+    const done = collect(p);
+    const big = Buffer.alloc(3 * 1024 * 1024, 0x61);
+    p.writeStdin(big);
+    p.endStdin();
+    const r = await done;
+    expect(r.stdout.trim()).toBe(String(big.length));
+    expect(r.exitCode).toBe(0);
+  });
+
+  it("delivers signals to the process group and names the signal", async () => {
+    const p = await init.client.exec({ cmd: ["sleep", "30"], env: {} });
+    const done = collect(p);
+    p.kill(15);
+    expect(await done).toMatchObject({ exitCode: null, signal: "SIGTERM" });
+    const q = await run(["sh", "-c", "kill -9 $$"]);
+    expect(q).toMatchObject({ exitCode: null, signal: "SIGKILL" });
+  });
+
+  it("delivers 10 MB of stdout intact", async () => {
+    const script = 'f=$(mktemp); head -c 10485760 /dev/urandom > "$f"; md5sum < "$f" >&2; cat "$f"; rm "$f"';
+    const r = await run(["sh", "-c", script]);
+    expect(r.out.length).toBe(10 * 1024 * 1024);
+    const { createHash } = await import("node:crypto");
+    const md5 = createHash("md5").update(r.out).digest("hex");
+    expect(r.stderr).toContain(md5);
+  });
+
+  it("kills the whole process tree when the client disconnects", async () => {
+    const p = await init.client.exec({
+      cmd: ["sh", "-c", "sleep 300 & echo $!; sh -c 'sleep 301 & echo $!; wait' & wait"],
+      env: {},
+    });
+    const pids: number[] = [];
+    p.on("stdout", (b: Buffer) => pids.push(...b.toString().trim().split(/\s+/).map(Number)));
+    expect(await eventually(() => pids.length === 2)).toBe(true);
+    expect(pids.every(alive)).toBe(true);
+    expect(alive(p.pid)).toBe(true);
+    p.close();
+    expect(await eventually(() => !alive(p.pid) && !pids.some(alive))).toBe(true);
+  });
+
+  it("runs exec'd commands in their own session", async () => {
+    const r = await run(["cat", "/proc/self/stat"]);
+    // fields after "(comm)": state ppid pgrp session
+    const f = r.stdout.slice(r.stdout.lastIndexOf(")") + 2).split(" ");
+    const pid = Number(r.stdout.split(" ")[0]);
+    expect(Number(f[3])).toBe(pid);
+  });
+
+  it("gives a PTY: the tty echoes input, and resize changes stty size", async () => {
+    const p = await init.client.exec({ cmd: ["sh"], env: { PS1: "$ " }, pty: { cols: 100, rows: 30 }, stdin: true });
+    const done = collect(p);
+    let out = "";
+    p.on("stdout", (b: Buffer) => {
+      out += b.toString();
+    });
+    p.writeStdin("stty size; tty\n");
+    expect(await eventually(() => /30 100/.test(out) && /\/dev\/pts\//.test(out))).toBe(true);
+    p.resize(132, 40);
+    p.writeStdin("echo marker-$((6*7)); stty size\n");
+    expect(await eventually(() => /40 132/.test(out))).toBe(true);
+    expect(out).toContain("echo marker-$((6*7))"); // the terminal echoed what was typed
+    expect(out).toContain("marker-42");
+    p.writeStdin("exit 3\n");
+    expect((await done).exitCode).toBe(3);
+  });
+
+  it("measures an exec of `true` round trip (reported, not asserted)", async () => {
+    for (let i = 0; i < 20; i++) await run(["true"]);
+    const n = 200;
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await run(["true"]);
+    const ms = (performance.now() - t0) / n;
+    console.log(`exec true round trip: ${ms.toFixed(3)} ms (mean of ${n})`);
+    expect(ms).toBeGreaterThan(0);
+  });
+});
