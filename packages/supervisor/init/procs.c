@@ -140,14 +140,14 @@ int op_spawn(int sock, const jval *q) {
   }
   jb_puts(&b, "],\"cwd\":");
   jb_cstr(&b, ls.cwd ? ls.cwd : getcwd(cwd, sizeof cwd) ? cwd : "/");
-  jb_puts(&b, ",\"startedAt\":");
+  jb_printf(&b, ",\"shim\":%d,\"startedAt\":", (int)getpid());
   jb_iso_time(&b, &now);
   jb_puts(&b, "}");
   if (b.len > MAX_CMD_JSON) { /* keep what procs answers below one frame */
     b.len = 0;
     jb_puts(&b, "{\"cmd\":[");
     jb_cstr(&b, ls.argv[0]);
-    jb_puts(&b, ",\"...\"],\"cwd\":null,\"startedAt\":");
+    jb_printf(&b, ",\"...\"],\"cwd\":null,\"shim\":%d,\"startedAt\":", (int)getpid());
     jb_iso_time(&b, &now);
     jb_puts(&b, "}");
   }
@@ -193,7 +193,10 @@ static int proc_json(jbuf *b, long pid) {
   long long code;
   const char *sig = jstr(s, "signal");
   const char *at = jstr(s, "exitedAt");
-  int running = !s && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+  /* No status yet: running while the process or its shim (still draining output) is alive. */
+  long long shim;
+  int running = !s && (kill((pid_t)pid, 0) == 0 || errno == EPERM ||
+                       (!jint(c, "shim", 1, 1 << 22, &shim) && kill((pid_t)shim, 0) == 0));
   jb_printf(b, ",\"state\":\"%s\",\"exitCode\":", running ? "running" : "exited");
   if (!jint(s, "exitCode", 0, 255, &code)) jb_printf(b, "%lld", code);
   else jb_puts(b, "null");

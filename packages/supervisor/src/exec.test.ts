@@ -36,8 +36,12 @@ describe("berth-init exec", () => {
   });
 
   it("reports a missing command or cwd as NotFoundError without starting anything", async () => {
-    await expect(init.client.exec({ cmd: ["no-such-cmd-xyz"], env: {} })).rejects.toBeInstanceOf(NotFoundError);
-    await expect(init.client.exec({ cmd: ["true"], env: {}, cwd: "/no/such/dir" })).rejects.toThrow(/no\/such\/dir/);
+    await expect(init.client.exec({ cmd: ["no-such-cmd-xyz"], env: {} })).rejects.toBeInstanceOf(
+      NotFoundError,
+    );
+    await expect(init.client.exec({ cmd: ["true"], env: {}, cwd: "/no/such/dir" })).rejects.toThrow(
+      /no\/such\/dir/,
+    );
   });
 
   it("pipes stdin through and closes it on endStdin", async () => {
@@ -92,7 +96,12 @@ describe("berth-init exec", () => {
   });
 
   it("gives a PTY: the tty echoes input, and resize changes stty size", async () => {
-    const p = await init.client.exec({ cmd: ["sh"], env: { PS1: "$ " }, pty: { cols: 100, rows: 30 }, stdin: true });
+    const p = await init.client.exec({
+      cmd: ["sh"],
+      env: { PS1: "$ " },
+      pty: { cols: 100, rows: 30 },
+      stdin: true,
+    });
     const done = collect(p);
     let out = "";
     p.on("stdout", (b: Buffer) => {

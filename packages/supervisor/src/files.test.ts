@@ -1,10 +1,19 @@
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { PassThrough, Readable } from "node:stream";
 import { ConflictError, ForbiddenError, InvalidRequestError, NotFoundError } from "@berth/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { WatchEvent } from "./watch-stream.js";
 import { eventually, type InitUnderTest, startInit } from "./test-harness.js";
+import type { WatchEvent } from "./watch-stream.js";
 
 // As uid 1000, like in a sandbox: the kernel's permission checks apply.
 let init: InitUnderTest;
@@ -61,14 +70,17 @@ describe("berth-init files", () => {
     writeFileSync(Buffer.from(`${w}/many/bad-\xff-"\n\u0001`, "latin1"), "");
     const entries = await init.client.list(`${w}/many`);
     expect(entries.length).toBe(4001);
-    expect(entries[0]!.name).toBe("bad-\ufffd-\"\n\u0001");
+    expect(entries[0]!.name).toBe('bad-\ufffd-"\n\u0001');
     expect(entries.slice(1).map((e) => e.name.slice(-5))).toEqual(
       Array.from({ length: 4000 }, (_, i) => String(i).padStart(5, "0")),
     );
   });
 
   it("maps errors: ENOENT, EISDIR, ENOTDIR, ENOTEMPTY, EACCES, EEXIST", async () => {
-    await expect(init.client.stat(`${w}/nope`)).rejects.toMatchObject({ code: "not_found", details: { kind: "path" } });
+    await expect(init.client.stat(`${w}/nope`)).rejects.toMatchObject({
+      code: "not_found",
+      details: { kind: "path" },
+    });
     await expect(init.client.read(`${w}/nope`)).rejects.toBeInstanceOf(NotFoundError);
     await expect(init.client.list(`${w}/nope`)).rejects.toBeInstanceOf(NotFoundError);
     await expect(init.client.remove(`${w}/nope`, { recursive: true })).rejects.toBeInstanceOf(NotFoundError);
@@ -84,7 +96,9 @@ describe("berth-init files", () => {
       details: { errno: "ENOTEMPTY" },
     });
     await expect(init.client.read("/root/.bashrc")).rejects.toBeInstanceOf(ForbiddenError);
-    await expect(init.client.write("/etc/berth-test", Buffer.from("x"))).rejects.toBeInstanceOf(ForbiddenError);
+    await expect(init.client.write("/etc/berth-test", Buffer.from("x"))).rejects.toBeInstanceOf(
+      ForbiddenError,
+    );
     await expect(init.client.read("/dev/zero")).rejects.toBeInstanceOf(InvalidRequestError); // not a regular file
   });
 
@@ -134,7 +148,9 @@ describe("berth-init files", () => {
     const b2 = new PassThrough();
     const d2 = init.client.write(`${w}/up/new/file.txt`, b2);
     b2.write("partial");
-    expect(await eventually(() => existsSync(`${w}/up/new`) && readdirSync(`${w}/up/new`).length === 1)).toBe(true);
+    expect(await eventually(() => existsSync(`${w}/up/new`) && readdirSync(`${w}/up/new`).length === 1)).toBe(
+      true,
+    );
     b2.destroy(new Error("abort"));
     await expect(d2).rejects.toThrow("abort");
     expect(await eventually(() => readdirSync(`${w}/up/new`).length === 0)).toBe(true);

@@ -53,7 +53,10 @@ describe("berth-init background processes", () => {
   });
 
   it("answers NotFoundError (process) for unknown pids", async () => {
-    await expect(init.client.process(999999)).rejects.toMatchObject({ code: "not_found", details: { kind: "process" } });
+    await expect(init.client.process(999999)).rejects.toMatchObject({
+      code: "not_found",
+      details: { kind: "process" },
+    });
     await expect(init.client.logs(999999, { follow: false })).rejects.toBeInstanceOf(NotFoundError);
     await expect(init.client.signal(999999, 15)).rejects.toBeInstanceOf(NotFoundError);
   });
@@ -64,7 +67,9 @@ describe("berth-init background processes", () => {
       cmd: ["sh", "-c", "seq 1 1500000"],
       env: {},
     });
-    expect(await eventually(async () => (await init.client.process(pid)).state === "exited", 30_000)).toBe(true);
+    expect(await eventually(async () => (await init.client.process(pid)).state === "exited", 30_000)).toBe(
+      true,
+    );
     const dir = join(init.state, "procs", String(pid));
     const files = readdirSync(dir);
     expect(files).toEqual(expect.arrayContaining(["log", "log.1", "status", "cmd.json"]));

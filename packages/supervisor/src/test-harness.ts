@@ -58,7 +58,14 @@ export async function startInit(o: { uid?: number } = {}): Promise<InitUnderTest
   };
   const client = new SupervisorClient(connect);
   for (let i = 0; ; i++) {
-    if (existsSync(socket) && (await client.ping().then(() => true, () => false))) break;
+    if (
+      existsSync(socket) &&
+      (await client.ping().then(
+        () => true,
+        () => false,
+      ))
+    )
+      break;
     if (i > 200 || proc.exitCode !== null) {
       await stop();
       throw new Error("berth-init did not start");
@@ -74,15 +81,19 @@ export function collect(p: ProcessStream) {
   const stderr: Buffer[] = [];
   p.on("stdout", (b: Buffer) => stdout.push(b));
   p.on("stderr", (b: Buffer) => stderr.push(b));
-  return new Promise<{ stdout: string; stderr: string; out: Buffer; exitCode: number | null; signal: string | null }>(
-    (resolve, reject) => {
-      p.on("error", reject);
-      p.on("exit", (e: { exitCode: number | null; signal: string | null }) => {
-        const out = Buffer.concat(stdout);
-        resolve({ stdout: out.toString(), stderr: Buffer.concat(stderr).toString(), out, ...e });
-      });
-    },
-  );
+  return new Promise<{
+    stdout: string;
+    stderr: string;
+    out: Buffer;
+    exitCode: number | null;
+    signal: string | null;
+  }>((resolve, reject) => {
+    p.on("error", reject);
+    p.on("exit", (e: { exitCode: number | null; signal: string | null }) => {
+      const out = Buffer.concat(stdout);
+      resolve({ stdout: out.toString(), stderr: Buffer.concat(stderr).toString(), out, ...e });
+    });
+  });
 }
 
 /** Whether a pid is alive (zombies count as dead). */
