@@ -238,7 +238,7 @@ int op_exec(int sock, reader *rd, const jval *q) {
     if (s.out >= 0) { iout = np; p[np++] = (struct pollfd){s.out, POLLIN, 0}; }
     if (s.err >= 0) { ierr = np; p[np++] = (struct pollfd){s.err, POLLIN, 0}; }
     if (stalled && s.in >= 0 && !use_pty) { iin = np; p[np++] = (struct pollfd){s.in, POLLOUT, 0}; }
-    if (stalled && use_pty) p[iout].events |= POLLOUT;
+    if (stalled && use_pty && iout >= 0) p[iout].events |= POLLOUT;
     if (exited && s.out < 0 && s.err < 0) break;
     int r = poll(p, (nfds_t)np, exited ? DRAIN_MS : -1);
     if (r < 0 && errno == EINTR) continue;
