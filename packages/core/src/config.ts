@@ -134,6 +134,20 @@ export const SETTINGS = {
     max: 64,
     doc: "Formatted sandbox disks kept ready so create need not wait for mkfs",
   },
+  cpuHourUsd: {
+    env: "BERTH_CPU_HOUR_USD",
+    kind: "number",
+    default: 0.05,
+    min: 0,
+    doc: "Price of one CPU for an hour, for the `costUsd` of sandbox metrics",
+  },
+  memoryGiBHourUsd: {
+    env: "BERTH_MEMORY_GIB_HOUR_USD",
+    kind: "number",
+    default: 0.005,
+    min: 0,
+    doc: "Price of one GiB of memory for an hour",
+  },
   reaperIntervalMs: {
     env: "BERTH_REAPER_INTERVAL_MS",
     kind: "int",

@@ -1,0 +1,77 @@
+import swagger from "@fastify/swagger";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import websocket from "@fastify/websocket";
+import Fastify, { type FastifyBaseLogger } from "fastify";
+import { installErrorHandling } from "./http/errors.js";
+import { archiveRoutes } from "./routes/archive.js";
+import type { App, ServerContext } from "./routes/context.js";
+import { execRoutes } from "./routes/exec.js";
+import { fileRoutes } from "./routes/files.js";
+import { healthRoutes } from "./routes/health.js";
+import { keyRoutes } from "./routes/keys.js";
+import { processRoutes } from "./routes/processes.js";
+import { ptyRoutes } from "./routes/pty.js";
+import { sandboxRoutes } from "./routes/sandboxes.js";
+
+/** JSON request bodies (uploads are streams and have their own limit). */
+const JSON_BODY_LIMIT = 16 * 1024 * 1024;
+
+/** Builds the HTTP app: schemas, auth, error shape, and every route module. */
+export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): Promise<App> {
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: JSON_BODY_LIMIT,
+    disableRequestLogging: true,
+    requestIdHeader: "x-request-id",
+    // Slow or idle clients must not hold sockets forever.
+    requestTimeout: 0,
+    connectionTimeout: 0,
+    keepAliveTimeout: 65_000,
+    // Bodies are validated strictly: "2" is not a number, "ls" is not ["ls"].
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  installErrorHandling(app);
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: { title: "Berth API", version: ctx.version, description: "Sandboxes for AI agents" },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(websocket, { options: { maxPayload: 1 << 20 } });
+
+  app.decorateRequest("caller", undefined as never);
+  app.addHook("onRequest", async (req) => {
+    if (req.url.startsWith("/v1/")) req.caller = await ctx.auth.authenticate(req);
+  });
+  app.addHook("onResponse", async (req, reply) => {
+    req.log.info(
+      {
+        method: req.method,
+        url: req.url.split("?")[0],
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime * 100) / 100,
+        tenant: req.caller?.tenantId,
+      },
+      "request",
+    );
+  });
+
+  healthRoutes(app, ctx);
+  keyRoutes(app, ctx);
+  sandboxRoutes(app, ctx);
+  execRoutes(app, ctx);
+  processRoutes(app, ctx);
+  ptyRoutes(app, ctx);
+  // File uploads are raw streams of any content type, so these routes get their own parsers.
+  await app.register(async (raw) => {
+    raw.removeAllContentTypeParsers();
+    raw.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
+    raw.addContentTypeParser("application/json", (_req, payload, done) => done(null, payload));
+    fileRoutes(raw, ctx);
+    archiveRoutes(raw, ctx);
+  });
+  return app;
+}

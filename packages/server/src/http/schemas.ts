@@ -1,0 +1,230 @@
+/**
+ * Request and response schemas of the v1 API (../shared/api-v1.md). They validate requests,
+ * give the handlers their types and produce /openapi.json: one source of truth.
+ */
+import { SANDBOX_STATES } from "@berth/core";
+import { type Static, Type as T } from "@sinclair/typebox";
+
+const ENV_NAME = "^[A-Za-z_][A-Za-z0-9_]*$";
+const LABEL_KEY = "^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$";
+
+export const SandboxId = T.String({ pattern: "^sb[a-z0-9]{16}$", description: "Sandbox id" });
+export const SandboxParams = T.Object({ id: T.String({ maxLength: 64 }) });
+
+/** An absolute path inside the sandbox. */
+export const SandboxPath = T.String({ minLength: 1, maxLength: 4096, pattern: "^/[^\\u0000]*$" });
+
+export const Env = T.Record(T.String({ pattern: ENV_NAME, maxLength: 256 }), T.String({ maxLength: 32768 }), {
+  maxProperties: 256,
+});
+export const Labels = T.Record(T.String({ pattern: LABEL_KEY }), T.String({ maxLength: 256 }), {
+  maxProperties: 64,
+});
+
+export const Resources = T.Object(
+  {
+    cpus: T.Optional(T.Number({ minimum: 0.01, maximum: 1024 })),
+    memoryMiB: T.Optional(T.Integer({ minimum: 16 })),
+    diskMiB: T.Optional(T.Integer({ minimum: 16 })),
+    pids: T.Optional(T.Integer({ minimum: 8 })),
+  },
+  { additionalProperties: false },
+);
+
+export const Network = T.Object(
+  {
+    egress: T.Optional(T.Union([T.Literal("none"), T.Literal("allowlist"), T.Literal("open")])),
+    allow: T.Optional(T.Array(T.String({ minLength: 1, maxLength: 253 }), { maxItems: 256 })),
+  },
+  { additionalProperties: false },
+);
+
+export const Idle = T.Object(
+  {
+    afterSeconds: T.Integer({ minimum: 1 }),
+    action: T.Union([T.Literal("pause"), T.Literal("hibernate"), T.Literal("delete")]),
+  },
+  { additionalProperties: false },
+);
+
+export const CreateSandboxBody = T.Object(
+  {
+    template: T.Optional(T.String({ minLength: 1, maxLength: 64 })),
+    resources: T.Optional(Resources),
+    env: T.Optional(Env),
+    timeoutSeconds: T.Optional(T.Integer({ minimum: 0 })),
+    idle: T.Optional(T.Union([Idle, T.Null()])),
+    network: T.Optional(Network),
+    labels: T.Optional(Labels),
+    fromSnapshot: T.Optional(T.String({ minLength: 1, maxLength: 128 })),
+    volumes: T.Optional(
+      T.Array(
+        T.Object(
+          { name: T.String({ minLength: 1 }), mountPath: SandboxPath },
+          { additionalProperties: false },
+        ),
+        { maxItems: 16 },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type CreateSandboxBody = Static<typeof CreateSandboxBody>;
+
+export const PatchSandboxBody = T.Object(
+  {
+    network: T.Optional(Network),
+    labels: T.Optional(Labels),
+    timeoutSeconds: T.Optional(T.Integer({ minimum: 0 })),
+    idle: T.Optional(T.Union([Idle, T.Null()])),
+  },
+  { additionalProperties: false },
+);
+export type PatchSandboxBody = Static<typeof PatchSandboxBody>;
+
+export const Sandbox = T.Object({
+  id: T.String(),
+  state: T.Union(SANDBOX_STATES.map((s) => T.Literal(s))),
+  template: T.String(),
+  resources: T.Object({ cpus: T.Number(), memoryMiB: T.Integer(), diskMiB: T.Integer(), pids: T.Integer() }),
+  network: T.Object({ egress: T.String(), allow: T.Array(T.String()) }),
+  labels: T.Record(T.String(), T.String()),
+  env: T.Record(T.String(), T.String()),
+  idle: T.Union([T.Object({ afterSeconds: T.Integer(), action: T.String() }), T.Null()]),
+  timeoutSeconds: T.Union([T.Integer(), T.Null()]),
+  createdAt: T.String({ format: "date-time" }),
+  expiresAt: T.Union([T.String({ format: "date-time" }), T.Null()]),
+  lastActivityAt: T.String({ format: "date-time" }),
+  failureReason: T.Optional(T.String()),
+});
+
+export const ListSandboxesQuery = T.Object(
+  {
+    state: T.Optional(T.Union(SANDBOX_STATES.map((s) => T.Literal(s)))),
+    label: T.Optional(
+      T.Union([T.String({ pattern: "^[^=]+=.*$" }), T.Array(T.String({ pattern: "^[^=]+=.*$" }))]),
+    ),
+    limit: T.Optional(T.String({ pattern: "^[0-9]{1,4}$" })),
+    cursor: T.Optional(T.String({ maxLength: 64 })),
+  },
+  { additionalProperties: false },
+);
+
+export const ExecBody = T.Object(
+  {
+    cmd: T.Array(T.String({ maxLength: 131072 }), { minItems: 1, maxItems: 4096 }),
+    cwd: T.Optional(SandboxPath),
+    env: T.Optional(Env),
+    stdin: T.Optional(T.String({ maxLength: 8 * 1024 * 1024 })),
+    timeoutMs: T.Optional(T.Integer({ minimum: 1, maximum: 86_400_000 })),
+    user: T.Optional(T.Literal("user", { description: "Only the sandbox user (uid 1000) today" })),
+  },
+  { additionalProperties: false },
+);
+export type ExecBody = Static<typeof ExecBody>;
+
+export const ExecResult = T.Object({
+  exitCode: T.Integer(),
+  stdout: T.String(),
+  stderr: T.String(),
+  timedOut: T.Boolean(),
+  durationMs: T.Number(),
+  truncated: T.Optional(T.Boolean()),
+});
+
+export const SIGNALS = [
+  "SIGTERM",
+  "SIGKILL",
+  "SIGINT",
+  "SIGHUP",
+  "SIGQUIT",
+  "SIGUSR1",
+  "SIGUSR2",
+  "SIGSTOP",
+  "SIGCONT",
+] as const;
+
+export const StartProcessBody = T.Object(
+  {
+    cmd: T.Array(T.String({ maxLength: 131072 }), { minItems: 1, maxItems: 4096 }),
+    cwd: T.Optional(SandboxPath),
+    env: T.Optional(Env),
+  },
+  { additionalProperties: false },
+);
+export type StartProcessBody = Static<typeof StartProcessBody>;
+
+export const ProcessInfo = T.Object({
+  pid: T.Integer(),
+  cmd: T.Array(T.String()),
+  cwd: T.Union([T.String(), T.Null()]),
+  state: T.Union([T.Literal("running"), T.Literal("exited")]),
+  exitCode: T.Union([T.Integer(), T.Null()]),
+  signal: T.Union([T.String(), T.Null()]),
+  startedAt: T.Union([T.String(), T.Null()]),
+  exitedAt: T.Union([T.String(), T.Null()]),
+});
+
+export const ProcessParams = T.Object({
+  id: T.String({ maxLength: 64 }),
+  pid: T.String({ pattern: "^[0-9]{1,7}$" }),
+});
+export const SignalBody = T.Object(
+  { signal: T.Optional(T.Union(SIGNALS.map((s) => T.Literal(s)))) },
+  { additionalProperties: false },
+);
+
+export const PathQuery = T.Object({ path: SandboxPath }, { additionalProperties: false });
+export const RemoveQuery = T.Object(
+  { path: SandboxPath, recursive: T.Optional(T.Union([T.Literal("true"), T.Literal("false")])) },
+  { additionalProperties: false },
+);
+export const WatchQuery = RemoveQuery;
+export const PathBody = T.Object({ path: SandboxPath }, { additionalProperties: false });
+export const MoveBody = T.Object({ from: SandboxPath, to: SandboxPath }, { additionalProperties: false });
+
+export const FileEntry = T.Object({
+  name: T.String(),
+  type: T.Union([T.Literal("file"), T.Literal("dir"), T.Literal("symlink"), T.Literal("other")]),
+  size: T.Integer(),
+  mode: T.Integer(),
+  mtime: T.String(),
+});
+
+export const PtyQuery = T.Object(
+  {
+    cols: T.Optional(T.String({ pattern: "^[0-9]{1,4}$" })),
+    rows: T.Optional(T.String({ pattern: "^[0-9]{1,4}$" })),
+  },
+  { additionalProperties: false },
+);
+
+export const ExtendBody = T.Object({ seconds: T.Integer({ minimum: 1 }) }, { additionalProperties: false });
+
+export const CreateKeyBody = T.Object(
+  {
+    tenant: T.String({
+      pattern: "^[a-z0-9][a-z0-9_-]{0,62}$",
+      description: "Tenant id; created on first use",
+    }),
+    admin: T.Optional(T.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+export const ApiKeyInfo = T.Object({
+  id: T.String(),
+  key: T.Optional(T.String({ description: "The secret; shown only when the key is created" })),
+  tenant: T.String(),
+  admin: T.Boolean(),
+  createdAt: T.String(),
+  revokedAt: T.Optional(T.Union([T.String(), T.Null()])),
+});
+
+export const ErrorBody = T.Object({
+  error: T.Object({
+    code: T.String(),
+    message: T.String(),
+    details: T.Optional(T.Record(T.String(), T.Unknown())),
+  }),
+});

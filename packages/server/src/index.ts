@@ -1,0 +1,1 @@
+export { type BerthServer, type ServerOptions, startServer } from "./server.js";

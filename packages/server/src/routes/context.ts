@@ -1,0 +1,37 @@
+import type { Config, Logger, Runtime, Store } from "@berth/core";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  RawReplyDefaultExpression,
+  RawRequestDefaultExpression,
+  RawServerDefault,
+} from "fastify";
+import type { Authenticator } from "../auth/authenticate.js";
+import type { ServerMetrics } from "../metrics.js";
+import type { EventHub } from "../sandboxes/event-hub.js";
+import type { Reaper } from "../sandboxes/reaper.js";
+import type { SandboxService } from "../sandboxes/service.js";
+
+/** What route modules get: the server's parts, wired once in server.ts. */
+export interface ServerContext {
+  config: Config;
+  store: Store;
+  runtime: Runtime;
+  sandboxes: SandboxService;
+  events: EventHub;
+  metrics: ServerMetrics;
+  auth: Authenticator;
+  reaper: Reaper;
+  log: Logger;
+  version: string;
+}
+
+/** The Fastify app with TypeBox schemas as the source of request types. */
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;

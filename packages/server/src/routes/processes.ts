@@ -1,0 +1,127 @@
+import { constants } from "node:os";
+import type { ExitStatus } from "@berth/supervisor";
+import { Type as T } from "@sinclair/typebox";
+import { ProcessInfo, ProcessParams, SandboxParams, SignalBody, StartProcessBody } from "../http/schemas.js";
+import { lastEventId, openEventStream, wantsEventStream } from "../http/sse.js";
+import { exitCodeOf, OutputBuffer } from "../sandboxes/exec.js";
+import { processEnv } from "../sandboxes/sandbox-env.js";
+import type { App, ServerContext } from "./context.js";
+
+/** SSE ids of log events are `<stdout bytes>.<stderr bytes>` sent so far: a resume point. */
+function parseLogPosition(id: string | undefined): { out: number; err: number } {
+  const m = id ? /^(\d{1,15})\.(\d{1,15})$/.exec(id) : null;
+  return m ? { out: Number(m[1]), err: Number(m[2]) } : { out: 0, err: 0 };
+}
+
+/** Background processes: start, list, inspect, signal, and their logs (whole or followed). */
+export function processRoutes(app: App, ctx: ServerContext): void {
+  const tags = ["processes"];
+  app.post(
+    "/v1/sandboxes/:id/processes",
+    { schema: { tags, params: SandboxParams, body: StartProcessBody, response: { 201: ProcessInfo } } },
+    async (req, reply) => {
+      const { sandbox, client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      const { pid } = await client.spawn({
+        cmd: req.body.cmd,
+        cwd: req.body.cwd,
+        env: processEnv(sandbox, req.body.env),
+      });
+      return reply.status(201).send(await client.process(pid));
+    },
+  );
+  app.get(
+    "/v1/sandboxes/:id/processes",
+    { schema: { tags, params: SandboxParams, response: { 200: T.Object({ items: T.Array(ProcessInfo) }) } } },
+    async (req) => {
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      return { items: await client.processes() };
+    },
+  );
+  app.get(
+    "/v1/sandboxes/:id/processes/:pid",
+    { schema: { tags, params: ProcessParams, response: { 200: ProcessInfo } } },
+    async (req) => {
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      return client.process(Number(req.params.pid));
+    },
+  );
+  app.post(
+    "/v1/sandboxes/:id/processes/:pid/signal",
+    { schema: { tags, params: ProcessParams, body: T.Optional(SignalBody) } },
+    async (req, reply) => {
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      const name = req.body?.signal ?? "SIGTERM";
+      await client.signal(
+        Number(req.params.pid),
+        (constants.signals as Record<string, number>)[name] as number,
+      );
+      return reply.status(202).send({ pid: Number(req.params.pid), signal: name });
+    },
+  );
+  app.get(
+    "/v1/sandboxes/:id/processes/:pid/logs",
+    {
+      schema: {
+        tags,
+        params: ProcessParams,
+        description:
+          "Output so far as {pid, stdout, stderr, state, exitCode}; with Accept: text/event-stream, stdout/stderr events ({data}) until the process exits, then exit ({exitCode}). Reconnect with Last-Event-ID to resume.",
+      },
+    },
+    async (req, reply) => {
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      const pid = Number(req.params.pid);
+      const follow = wantsEventStream(req);
+      const logs = await client.logs(pid, { follow });
+      if (!follow) {
+        const limit = ctx.config.execOutputLimitBytes;
+        const out = new OutputBuffer(limit);
+        const err = new OutputBuffer(limit);
+        logs.on("stdout", (b: Buffer) => out.add(b));
+        logs.on("stderr", (b: Buffer) => err.add(b));
+        const status = await new Promise<ExitStatus>((resolve, reject) => {
+          logs.on("exit", resolve);
+          logs.on("error", reject);
+        });
+        const running = status.exitCode === null && status.signal === null;
+        return {
+          pid,
+          stdout: out.text(),
+          stderr: err.text(),
+          state: running ? "running" : "exited",
+          exitCode: running ? null : exitCodeOf(status),
+          ...(out.truncated || err.truncated ? { truncated: true } : {}),
+        };
+      }
+      const skip = parseLogPosition(lastEventId(req));
+      const sent = { out: 0, err: 0 };
+      const stream = openEventStream(req, reply);
+      stream.onClose(() => logs.close());
+      const forward = (kind: "out" | "err") => (b: Buffer) => {
+        // On a resumed stream, bytes the client already has are dropped.
+        const already = Math.max(0, Math.min(b.length, skip[kind] - sent[kind]));
+        sent[kind] += b.length;
+        if (already === b.length) return;
+        const ok = stream.send(
+          kind === "out" ? "stdout" : "stderr",
+          { data: b.subarray(already).toString("utf8") },
+          `${sent.out}.${sent.err}`,
+        );
+        if (!ok) {
+          logs.pause();
+          void stream.drained().then(() => logs.resume());
+        }
+      };
+      logs.on("stdout", forward("out"));
+      logs.on("stderr", forward("err"));
+      logs.on("exit", (s: ExitStatus) => {
+        stream.send("exit", { exitCode: exitCodeOf(s), signal: s.signal }, `${sent.out}.${sent.err}`);
+        stream.end();
+      });
+      logs.on("error", (e: Error) => {
+        stream.send("error", { error: { code: "sandbox_error", message: e.message } });
+        stream.end();
+      });
+    },
+  );
+}

@@ -1,0 +1,130 @@
+import { InvalidRequestError, NotSupportedError, type SandboxEvent, toSandboxView } from "@berth/core";
+import { Type as T } from "@sinclair/typebox";
+import {
+  CreateSandboxBody,
+  ExtendBody,
+  ListSandboxesQuery,
+  PatchSandboxBody,
+  Sandbox,
+  SandboxParams,
+} from "../http/schemas.js";
+import { lastEventId, openEventStream } from "../http/sse.js";
+import type { App, ServerContext } from "./context.js";
+
+/** `label=k=v` query values as a map. */
+function parseLabels(q: string | string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of q === undefined ? [] : Array.isArray(q) ? q : [q]) {
+    const i = pair.indexOf("=");
+    out[pair.slice(0, i)] = pair.slice(i + 1);
+  }
+  return out;
+}
+
+/** Later releases add these; until then they answer 501 with a clear message. */
+const NOT_YET = ["pause", "resume", "hibernate", "wake", "snapshots", "ports"];
+
+/** Sandbox CRUD, lifecycle, events and per-sandbox metrics. */
+export function sandboxRoutes(app: App, ctx: ServerContext): void {
+  const tags = ["sandboxes"];
+  app.post(
+    "/v1/sandboxes",
+    { schema: { tags, body: T.Optional(CreateSandboxBody), response: { 201: Sandbox } } },
+    async (req, reply) => {
+      const s = await ctx.sandboxes.create(req.caller.tenantId, req.body ?? {});
+      return reply.status(201).send(toSandboxView(s));
+    },
+  );
+  app.get(
+    "/v1/sandboxes",
+    {
+      schema: {
+        tags,
+        querystring: ListSandboxesQuery,
+        response: { 200: T.Object({ items: T.Array(Sandbox), nextCursor: T.Union([T.String(), T.Null()]) }) },
+      },
+    },
+    async (req) => {
+      const q = req.query;
+      const limit = q.limit === undefined ? undefined : Number(q.limit);
+      if (limit !== undefined && (limit < 1 || limit > 1000))
+        throw new InvalidRequestError("limit must be between 1 and 1000", { field: "limit" });
+      const page = await ctx.sandboxes.list(req.caller.tenantId, {
+        state: q.state,
+        labels: parseLabels(q.label),
+        limit,
+        cursor: q.cursor,
+      });
+      return { items: page.items.map(toSandboxView), nextCursor: page.nextCursor };
+    },
+  );
+  app.get(
+    "/v1/sandboxes/:id",
+    { schema: { tags, params: SandboxParams, response: { 200: Sandbox } } },
+    async (req) => toSandboxView(await ctx.sandboxes.get(req.caller.tenantId, req.params.id)),
+  );
+  app.patch(
+    "/v1/sandboxes/:id",
+    { schema: { tags, params: SandboxParams, body: PatchSandboxBody, response: { 200: Sandbox } } },
+    async (req) => toSandboxView(await ctx.sandboxes.update(req.caller.tenantId, req.params.id, req.body)),
+  );
+  app.delete("/v1/sandboxes/:id", { schema: { tags, params: SandboxParams } }, async (req, reply) => {
+    await ctx.sandboxes.remove(req.caller.tenantId, req.params.id);
+    return reply.status(204).send();
+  });
+  app.post(
+    "/v1/sandboxes/:id/extend",
+    { schema: { tags, params: SandboxParams, body: ExtendBody, response: { 200: Sandbox } } },
+    async (req) =>
+      toSandboxView(await ctx.sandboxes.extend(req.caller.tenantId, req.params.id, req.body.seconds)),
+  );
+  for (const what of NOT_YET)
+    app.post(`/v1/sandboxes/:id/${what}`, { schema: { tags, params: SandboxParams } }, async (req) => {
+      await ctx.sandboxes.get(req.caller.tenantId, req.params.id);
+      throw new NotSupportedError(`${what} is not available in this version of Berth`);
+    });
+
+  app.get("/v1/sandboxes/:id/metrics", { schema: { tags, params: SandboxParams } }, async (req) => {
+    const { sandbox } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+    const stats = await ctx.runtime.stats(sandbox.id);
+    const uptimeSeconds = Math.max(0, (Date.now() - Date.parse(sandbox.createdAt)) / 1000);
+    const hours = uptimeSeconds / 3600;
+    const costUsd =
+      hours * sandbox.resources.cpus * ctx.config.cpuHourUsd +
+      hours * (sandbox.resources.memoryMiB / 1024) * ctx.config.memoryGiBHourUsd;
+    return {
+      ...stats,
+      uptimeSeconds: Math.round(uptimeSeconds * 1000) / 1000,
+      costUsd: Number(costUsd.toFixed(6)),
+    };
+  });
+
+  // Lifecycle events: replayed from the store after Last-Event-ID, then live until deleted.
+  app.get("/v1/sandboxes/:id/events", { schema: { tags, params: SandboxParams } }, async (req, reply) => {
+    const s = await ctx.sandboxes.get(req.caller.tenantId, req.params.id);
+    const after = Number(lastEventId(req) ?? 0);
+    if (!Number.isSafeInteger(after) || after < 0)
+      throw new InvalidRequestError("Last-Event-ID must be an event id", { field: "Last-Event-ID" });
+    const stream = openEventStream(req, reply);
+    let last = after;
+    const pending: SandboxEvent[] = [];
+    let replaying = true;
+    const deliver = (e: SandboxEvent) => {
+      if (e.seq <= last) return;
+      last = e.seq;
+      stream.send(e.type, { ...e.data, at: e.at }, e.seq);
+      if (e.type === "state" && (e.data.state === "deleted" || e.data.state === "failed")) stream.end();
+    };
+    // Subscribe before reading the backlog so nothing falls between the two.
+    const unsubscribe = ctx.events.subscribe(s.id, (e) => (replaying ? pending.push(e) : deliver(e)));
+    stream.onClose(unsubscribe);
+    for (;;) {
+      const batch = await ctx.store.listEvents(s.id, last, 500);
+      for (const e of batch) deliver(e);
+      if (batch.length < 500 || stream.closed) break;
+    }
+    replaying = false;
+    for (const e of pending) deliver(e);
+    if (s.state === "deleted" || s.state === "failed") stream.end();
+  });
+}

@@ -1,0 +1,74 @@
+import {
+  type Config,
+  InvalidRequestError,
+  type NetworkPolicy,
+  NotSupportedError,
+  type Resources,
+  SETTINGS,
+} from "@berth/core";
+import type { CreateSandboxBody, PatchSandboxBody } from "../http/schemas.js";
+
+/** Resources of a new sandbox: the request's values over the server defaults, within the maximums. */
+export function resolveResources(c: Config, asked: CreateSandboxBody["resources"] = {}): Resources {
+  const r: Resources = {
+    cpus: asked.cpus ?? c.defaultCpus,
+    memoryMiB: asked.memoryMiB ?? c.defaultMemoryMiB,
+    diskMiB: asked.diskMiB ?? c.defaultDiskMiB,
+    pids: asked.pids ?? c.defaultPids,
+  };
+  const max = { cpus: "maxCpus", memoryMiB: "maxMemoryMiB", diskMiB: "maxDiskMiB", pids: "maxPids" } as const;
+  for (const k of Object.keys(max) as (keyof Resources)[]) {
+    const limit = c[max[k]];
+    if (r[k] > limit)
+      throw new InvalidRequestError(
+        `resources.${k} must be <= ${limit} on this server (${SETTINGS[max[k]].env}), got ${r[k]}`,
+        { field: `resources.${k}`, max: limit },
+      );
+  }
+  return r;
+}
+
+/** The egress policy; only `none` (loopback only) exists until per-sandbox networking lands. */
+export function resolveNetwork(asked: CreateSandboxBody["network"]): NetworkPolicy {
+  const egress = asked?.egress ?? "none";
+  const allow = asked?.allow ?? [];
+  if (egress !== "none")
+    throw new NotSupportedError(
+      `network.egress '${egress}' is not available yet: sandboxes have loopback only ('none')`,
+    );
+  if (allow.length > 0)
+    throw new InvalidRequestError("network.allow needs egress 'allowlist'", { field: "network.allow" });
+  return { egress, allow };
+}
+
+/** Checks the idle policy; only `delete` can be carried out before pause and hibernate exist. */
+export function checkIdle(idle: PatchSandboxBody["idle"]): void {
+  if (idle && idle.action !== "delete")
+    throw new NotSupportedError(`idle.action '${idle.action}' is not available yet; use 'delete'`);
+}
+
+/** `timeoutSeconds` after defaults and the server maximum (0 or null: no limit). */
+export function resolveTimeout(c: Config, asked: number | undefined): number | null {
+  const t = asked ?? c.defaultTimeoutSeconds;
+  if (t > c.maxTimeoutSeconds)
+    throw new InvalidRequestError(
+      `timeoutSeconds must be <= ${c.maxTimeoutSeconds} (${SETTINGS.maxTimeoutSeconds.env}), got ${t}`,
+      { field: "timeoutSeconds", max: c.maxTimeoutSeconds },
+    );
+  return t > 0 ? t : null;
+}
+
+/** When a sandbox created at `createdAt` with this timeout expires. */
+export function expiryOf(createdAt: string, timeoutSeconds: number | null): string | null {
+  return timeoutSeconds ? new Date(Date.parse(createdAt) + timeoutSeconds * 1000).toISOString() : null;
+}
+
+/** Rejects the creation fields whose features arrive with later releases, with a clear message. */
+export function rejectUnavailable(body: CreateSandboxBody): void {
+  if (body.template !== undefined && body.template !== "default")
+    throw new InvalidRequestError(`unknown template '${body.template}': only 'default' exists`, {
+      field: "template",
+    });
+  if (body.fromSnapshot !== undefined) throw new NotSupportedError("fromSnapshot is not available yet");
+  if (body.volumes && body.volumes.length > 0) throw new NotSupportedError("volumes are not available yet");
+}

@@ -1,0 +1,99 @@
+import type { Logger, Runtime, SandboxRecord, Store } from "@berth/core";
+import type { EventHub } from "./event-hub.js";
+import { LIVE_STATES, type SandboxService } from "./service.js";
+
+/** Dead sandboxes are looked for every this many ticks (`runc state` costs a process per sandbox). */
+const HEALTH_EVERY_TICKS = 3;
+
+/**
+ * The server's clock: deletes sandboxes past their timeout or idle time, marks sandboxes whose
+ * processes died as `failed`, records OOM kills as events, and writes activity times.
+ */
+export class Reaper {
+  private timer: NodeJS.Timeout | undefined;
+  private tick = 0;
+  private running: Promise<void> | undefined;
+  private readonly oomSeen = new Map<string, number>();
+
+  constructor(
+    private readonly d: {
+      store: Store;
+      runtime: Runtime;
+      sandboxes: SandboxService;
+      events: EventHub;
+      log: Logger;
+      intervalMs: number;
+    },
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (!this.running) this.running = this.sweep().finally(() => (this.running = undefined));
+    }, this.d.intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+    await this.d.sandboxes.flushActivity().catch(() => {});
+  }
+
+  /** One pass over every live sandbox; errors are logged, never thrown (the next tick retries). */
+  async sweep(): Promise<void> {
+    const checkHealth = this.tick++ % HEALTH_EVERY_TICKS === 0;
+    try {
+      await this.d.sandboxes.flushActivity();
+      let cursor: string | undefined;
+      do {
+        const page = await this.d.store.listSandboxes({ states: LIVE_STATES, limit: 500, cursor });
+        for (const s of page.items) await this.check(s, checkHealth);
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+    } catch (err) {
+      this.d.log.error({ err: String(err) }, "reaper pass failed");
+    }
+  }
+
+  private async check(s: SandboxRecord, checkHealth: boolean): Promise<void> {
+    const now = Date.now();
+    try {
+      if (s.expiresAt && Date.parse(s.expiresAt) <= now) {
+        await this.d.events.append(s.id, "timeout", { timeoutSeconds: s.timeoutSeconds });
+        await this.d.sandboxes.finish(s.id, "deleted", null, "timeout");
+        return;
+      }
+      if (
+        s.idle &&
+        s.idle.action === "delete" &&
+        this.d.sandboxes.lastActivity(s) + s.idle.afterSeconds * 1000 <= now
+      ) {
+        await this.d.events.append(s.id, "idle", { afterSeconds: s.idle.afterSeconds, action: "delete" });
+        await this.d.sandboxes.finish(s.id, "deleted", null, "idle");
+        return;
+      }
+      if (checkHealth && s.state === "running") await this.checkHealth(s.id);
+    } catch (err) {
+      this.d.log.warn({ sandboxId: s.id, err: String(err) }, "reaper check failed");
+    }
+  }
+
+  /** Records new OOM kills; a sandbox whose init is gone becomes `failed`. */
+  async checkHealth(id: string): Promise<void> {
+    const status = await this.d.runtime.inspect(id);
+    const seen = this.oomSeen.get(id) ?? 0;
+    if (status.oomKills > seen) {
+      this.oomSeen.set(id, status.oomKills);
+      await this.d.events.append(id, "oom", { count: status.oomKills, new: status.oomKills - seen });
+    }
+    if (status.state === "stopped" || status.state === "missing") {
+      this.oomSeen.delete(id);
+      await this.d.sandboxes.finish(id, "failed", "the sandbox's processes ended unexpectedly", "died");
+    }
+  }
+
+  /** After a restart: OOM kills that happened before are not reported again. */
+  rememberOom(id: string, count: number): void {
+    this.oomSeen.set(id, count);
+  }
+}

@@ -1,0 +1,260 @@
+import {
+  BerthError,
+  type Config,
+  ConflictError,
+  KeyedLock,
+  LimitExceededError,
+  type Logger,
+  NotFoundError,
+  newSandboxId,
+  type Runtime,
+  SANDBOX_STATES,
+  SandboxError,
+  type SandboxRecord,
+  type SandboxState,
+  SETTINGS,
+  type Store,
+} from "@berth/core";
+import { SupervisorClient } from "@berth/supervisor";
+import type { CreateSandboxBody, PatchSandboxBody } from "../http/schemas.js";
+import type { ServerMetrics } from "../metrics.js";
+import {
+  checkIdle,
+  expiryOf,
+  rejectUnavailable,
+  resolveNetwork,
+  resolveResources,
+  resolveTimeout,
+} from "./create-spec.js";
+import type { EventHub } from "./event-hub.js";
+
+/** States in which a sandbox holds runtime resources. */
+export const LIVE_STATES: SandboxState[] = ["starting", "running"];
+const LISTED_BY_DEFAULT = SANDBOX_STATES.filter((s) => s !== "deleted");
+
+export interface SandboxServiceDeps {
+  config: Config;
+  store: Store;
+  runtime: Runtime;
+  events: EventHub;
+  metrics: ServerMetrics;
+  log: Logger;
+}
+
+/**
+ * Sandboxes as tenants see them: the store row is the truth, the runtime holds the processes.
+ * Create and delete of one sandbox never interleave (per-id lock).
+ */
+export class SandboxService {
+  private readonly lock = new KeyedLock();
+  private readonly clients = new Map<string, SupervisorClient>();
+  /** Activity not yet written to the store (written by `flushActivity`, at most once a tick). */
+  private readonly activity = new Map<string, number>();
+  private live = 0;
+
+  constructor(private readonly d: SandboxServiceDeps) {}
+
+  /** Sets the count of live sandboxes (after recovery) that `maxSandboxes` is checked against. */
+  setLiveCount(n: number): void {
+    this.live = n;
+    this.d.metrics.liveSandboxes = n;
+  }
+
+  async create(tenantId: string, body: CreateSandboxBody): Promise<SandboxRecord> {
+    const c = this.d.config;
+    rejectUnavailable(body);
+    const resources = resolveResources(c, body.resources);
+    const network = resolveNetwork(body.network);
+    checkIdle(body.idle);
+    const timeoutSeconds = resolveTimeout(c, body.timeoutSeconds);
+    if (this.live >= c.maxSandboxes)
+      throw new LimitExceededError(
+        `this server runs at most ${c.maxSandboxes} sandboxes (${SETTINGS.maxSandboxes.env}); delete one first`,
+        { max: c.maxSandboxes },
+      );
+    const now = new Date().toISOString();
+    const record: SandboxRecord = {
+      id: newSandboxId(),
+      tenantId,
+      state: "starting",
+      template: "default",
+      resources,
+      network,
+      env: body.env ?? {},
+      labels: body.labels ?? {},
+      idle: body.idle ?? null,
+      timeoutSeconds,
+      createdAt: now,
+      expiresAt: expiryOf(now, timeoutSeconds),
+      lastActivityAt: now,
+      failureReason: null,
+      runtimeInfo: {},
+    };
+    this.setLiveCount(this.live + 1);
+    const started = performance.now();
+    try {
+      await this.d.store.insertSandbox(record);
+    } catch (err) {
+      this.setLiveCount(this.live - 1);
+      throw err;
+    }
+    return this.lock.run(record.id, async () => {
+      try {
+        const runtimeInfo = await this.d.runtime.create({
+          id: record.id,
+          template: record.template,
+          resources,
+          network,
+          env: record.env,
+        });
+        const running = await this.d.store.updateSandbox(record.id, { state: "running", runtimeInfo });
+        this.d.metrics.observeCreate((performance.now() - started) / 1000);
+        void this.d.events.append(record.id, "state", { state: "running" }).catch(() => {});
+        return running ?? { ...record, state: "running", runtimeInfo };
+      } catch (err) {
+        const reason = err instanceof BerthError ? err.message : "the sandbox could not be started";
+        this.d.log.error({ sandboxId: record.id, err: String(err) }, "sandbox create failed");
+        await this.markFinished(record.id, "failed", reason);
+        throw err instanceof BerthError ? err : new SandboxError(`could not start the sandbox: ${reason}`);
+      }
+    });
+  }
+
+  /** The tenant's sandbox (another tenant's id is 404, as if it did not exist). */
+  async get(tenantId: string, id: string): Promise<SandboxRecord> {
+    const r = await this.d.store.getSandbox(id);
+    if (!r || r.tenantId !== tenantId) throw new NotFoundError("sandbox", id);
+    const touched = this.activity.get(id);
+    return touched ? { ...r, lastActivityAt: new Date(touched).toISOString() } : r;
+  }
+
+  /** The tenant's sandbox, which must be running; counts the call as activity. */
+  async running(tenantId: string, id: string): Promise<{ sandbox: SandboxRecord; client: SupervisorClient }> {
+    const sandbox = await this.get(tenantId, id);
+    if (sandbox.state !== "running")
+      throw new ConflictError(`sandbox '${id}' is ${sandbox.state}, not running`, { state: sandbox.state });
+    this.touch(id);
+    return { sandbox, client: this.client(id) };
+  }
+
+  /** A client of the sandbox's supervisor (each operation opens its own connection). */
+  client(id: string): SupervisorClient {
+    let c = this.clients.get(id);
+    if (!c) {
+      c = new SupervisorClient(() => this.d.runtime.connect(id));
+      this.clients.set(id, c);
+    }
+    return c;
+  }
+
+  async list(
+    tenantId: string,
+    q: { state?: SandboxState; labels: Record<string, string>; limit?: number; cursor?: string },
+  ): Promise<{ items: SandboxRecord[]; nextCursor: string | null }> {
+    return this.d.store.listSandboxes({
+      tenantId,
+      states: q.state ? [q.state] : LISTED_BY_DEFAULT,
+      labels: q.labels,
+      limit: q.limit,
+      cursor: q.cursor,
+    });
+  }
+
+  async update(tenantId: string, id: string, patch: PatchSandboxBody): Promise<SandboxRecord> {
+    const current = await this.get(tenantId, id);
+    if (current.state === "deleted") throw new ConflictError(`sandbox '${id}' is deleted`);
+    const out: Partial<SandboxRecord> = {};
+    if (patch.network) out.network = resolveNetwork(patch.network);
+    if (patch.labels) out.labels = patch.labels;
+    if (patch.idle !== undefined) {
+      checkIdle(patch.idle);
+      out.idle = patch.idle;
+    }
+    if (patch.timeoutSeconds !== undefined) {
+      out.timeoutSeconds = resolveTimeout(this.d.config, patch.timeoutSeconds || undefined);
+      if (patch.timeoutSeconds === 0) out.timeoutSeconds = null;
+      out.expiresAt = expiryOf(current.createdAt, out.timeoutSeconds);
+    }
+    const next = await this.d.store.updateSandbox(id, out);
+    if (!next) throw new NotFoundError("sandbox", id);
+    return next;
+  }
+
+  /** Pushes the expiry out by `seconds` from now or from the current expiry, whichever is later. */
+  async extend(tenantId: string, id: string, seconds: number): Promise<SandboxRecord> {
+    const s = await this.get(tenantId, id);
+    if (!LIVE_STATES.includes(s.state)) throw new ConflictError(`sandbox '${id}' is ${s.state}`);
+    const base = Math.max(Date.now(), s.expiresAt ? Date.parse(s.expiresAt) : Date.now());
+    const expiresAt = new Date(base + seconds * 1000);
+    const lifetime = Math.ceil((expiresAt.getTime() - Date.parse(s.createdAt)) / 1000);
+    const max = this.d.config.maxTimeoutSeconds;
+    if (lifetime > max)
+      throw new ConflictError(`the sandbox may live at most ${max} s (${SETTINGS.maxTimeoutSeconds.env})`, {
+        max,
+      });
+    const next = await this.d.store.updateSandbox(id, {
+      expiresAt: expiresAt.toISOString(),
+      timeoutSeconds: lifetime,
+    });
+    return next ?? s;
+  }
+
+  /** Deletes the tenant's sandbox; idempotent for one already deleted. */
+  async remove(tenantId: string, id: string): Promise<void> {
+    await this.get(tenantId, id);
+    await this.finish(id, "deleted", null, "deleted by request");
+  }
+
+  /**
+   * Ends a sandbox: destroys its runtime resources and records the final state. Used by delete,
+   * timeouts, the reaper and recovery. A failed destroy leaves the sandbox `failed` so that the
+   * next start's orphan sweep retries it.
+   */
+  finish(id: string, state: "deleted" | "failed", reason: string | null, why: string): Promise<void> {
+    return this.lock.run(id, async () => {
+      const r = await this.d.store.getSandbox(id);
+      if (!r || r.state === "deleted" || (r.state === "failed" && state === "failed")) return;
+      try {
+        await this.d.runtime.destroy(id);
+      } catch (err) {
+        this.d.log.error({ sandboxId: id, err: String(err) }, "destroy failed");
+        await this.markFinished(id, "failed", `could not be removed: ${(err as Error).message}`);
+        throw err;
+      }
+      await this.markFinished(id, state, reason, why);
+    });
+  }
+
+  private async markFinished(id: string, state: "deleted" | "failed", reason: string | null, why?: string) {
+    const before = await this.d.store.getSandbox(id);
+    await this.d.store.updateSandbox(id, { state, ...(reason ? { failureReason: reason } : {}) });
+    if (before && LIVE_STATES.includes(before.state)) this.setLiveCount(this.live - 1);
+    if (state === "deleted") this.d.metrics.deletes++;
+    this.clients.delete(id);
+    this.activity.delete(id);
+    await this.d.events.append(id, "state", {
+      state,
+      ...(reason ? { reason } : {}),
+      ...(why ? { why } : {}),
+    });
+  }
+
+  /** Records API use of a sandbox (written to the store in batches). */
+  touch(id: string): void {
+    this.activity.set(id, Date.now());
+  }
+
+  /** Last activity of a sandbox in ms, including what is not yet written. */
+  lastActivity(r: SandboxRecord): number {
+    return this.activity.get(r.id) ?? Date.parse(r.lastActivityAt);
+  }
+
+  /** Writes pending activity times to the store. */
+  async flushActivity(): Promise<void> {
+    for (const [id, at] of [...this.activity]) {
+      await this.d.store.updateSandbox(id, { lastActivityAt: new Date(at).toISOString() });
+      // A touch that came in meanwhile stays pending for the next flush.
+      if (this.activity.get(id) === at) this.activity.delete(id);
+    }
+  }
+}

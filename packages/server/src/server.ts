@@ -1,0 +1,90 @@
+import { mkdirSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { type Config, describeConfig } from "@berth/core";
+import { createLinuxRuntime } from "@berth/runtime-linux";
+import { openStore } from "@berth/store";
+import pino, { type Logger as Pino } from "pino";
+import { buildApp } from "./app.js";
+import { ensureAdminKey } from "./auth/api-keys.js";
+import { Authenticator } from "./auth/authenticate.js";
+import { ServerMetrics } from "./metrics.js";
+import type { App } from "./routes/context.js";
+import { EventHub } from "./sandboxes/event-hub.js";
+import { Reaper } from "./sandboxes/reaper.js";
+import { recoverSandboxes } from "./sandboxes/recovery.js";
+import { SandboxService } from "./sandboxes/service.js";
+
+const VERSION = (
+  JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
+).version;
+
+export interface ServerOptions {
+  /** A pino logger (default: JSON lines on stderr at `config.logLevel`). */
+  logger?: Pino;
+}
+
+/** A running server. `close()` stops the API and leaves sandboxes running for the next start. */
+export interface BerthServer {
+  url: string;
+  app: App;
+  adminKeyPath: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts Berth: opens the store, prepares the runtime, recovers sandboxes from the last run,
+ * then listens. Nothing is served before recovery has finished.
+ */
+export async function startServer(config: Config, o: ServerOptions = {}): Promise<BerthServer> {
+  const log = o.logger ?? pino({ level: config.logLevel }, pino.destination(2));
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  log.debug({ config: describeConfig(config) }, "configuration");
+  const store = await openStore({ dataDir, databaseUrl: config.databaseUrl });
+  const runtime = createLinuxRuntime({
+    dataDir,
+    ociRuntime: config.runtime as "auto" | "runc" | "crun",
+    diskPoolSize: config.diskPoolSize,
+    defaultDiskMiB: config.defaultDiskMiB,
+    log: log.child({ part: "runtime" }),
+  });
+  try {
+    await runtime.start();
+    const adminKeyPath = await ensureAdminKey(store, dataDir);
+    const metrics = new ServerMetrics();
+    const events = new EventHub(store);
+    const sandboxes = new SandboxService({ config, store, runtime, events, metrics, log });
+    const reaper = new Reaper({
+      store,
+      runtime,
+      sandboxes,
+      events,
+      log,
+      intervalMs: config.reaperIntervalMs,
+    });
+    const recovered = await recoverSandboxes({ store, runtime, sandboxes, reaper, log });
+    log.info(recovered, "recovered sandboxes");
+    const auth = new Authenticator(store);
+    const app = await buildApp(
+      { config, store, runtime, sandboxes, events, metrics, auth, reaper, log, version: VERSION },
+      log,
+    );
+    const url = await app.listen({ port: config.port, host: config.host });
+    reaper.start();
+    return {
+      url: url.replace("[::1]", "127.0.0.1"),
+      app,
+      adminKeyPath,
+      async close() {
+        await app.close();
+        await reaper.stop();
+        await runtime.close();
+        await store.close();
+      },
+    };
+  } catch (err) {
+    await runtime.close().catch(() => {});
+    await store.close().catch(() => {});
+    throw err;
+  }
+}

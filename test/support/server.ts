@@ -1,0 +1,105 @@
+/**
+ * A real Berth server for end-to-end tests: in this process, on a free loopback port, with its
+ * own data dir (SQLite, or PostgreSQL when `env.BERTH_DATABASE_URL` is given), real runc
+ * sandboxes. `stop()` removes every sandbox it made and every file; `restart()` stops the API
+ * only, leaving sandboxes running, and starts it again on the same data dir and port.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig } from "@berth/core";
+import { createLinuxRuntime } from "@berth/runtime-linux";
+import { type BerthServer, startServer } from "@berth/server";
+import pino from "pino";
+
+export interface TestServer {
+  url: string;
+  adminKey: string;
+  dataDir: string;
+  /** The server's log lines (JSON), for tests that check what is logged. */
+  logLines: string[];
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startTestServer(
+  o: { env?: Record<string, string>; dataDir?: string } = {},
+): Promise<TestServer> {
+  const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), "berth-e2e-"));
+  const logLines: string[] = [];
+  const logger = pino(
+    { level: process.env.BERTH_TEST_LOG_LEVEL ?? "info" },
+    { write: (line: string) => logLines.push(line) },
+  );
+  let port = "0";
+  const boot = async (): Promise<BerthServer> => {
+    const config = loadConfig({
+      BERTH_DEFAULT_DISK_MIB: "64",
+      BERTH_DISK_POOL_SIZE: "1",
+      BERTH_REAPER_INTERVAL_MS: "200",
+      ...o.env,
+      BERTH_HOST: "127.0.0.1",
+      BERTH_PORT: port,
+      BERTH_DATA_DIR: dataDir,
+    });
+    const s = await startServer(config, { logger });
+    port = new URL(s.url).port;
+    return s;
+  };
+  let server: BerthServer | undefined = await boot();
+  const t: TestServer = {
+    url: server.url,
+    adminKey: readFileSync(join(dataDir, "admin-key"), "utf8").trim(),
+    dataDir,
+    logLines,
+    async restart() {
+      await server?.close();
+      server = undefined;
+      server = await boot();
+    },
+    async stop() {
+      await server?.close();
+      server = undefined;
+      // Whatever the tests left running goes, through a runtime of its own.
+      const cleaner = createLinuxRuntime({ dataDir, ociRuntime: "auto", diskPoolSize: 0 });
+      await cleaner.start();
+      for (const id of await cleaner.list()) await cleaner.destroy(id).catch(() => {});
+      await cleaner.close();
+      execFileSync("sh", [
+        "-c",
+        `grep -q ' ${dataDir}/' /proc/self/mountinfo && umount -R -l ${dataDir}/* 2>/dev/null; true`,
+      ]);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return t;
+}
+
+/** A fetch against the test server with the given key (JSON in and out). */
+export async function api(
+  s: { url: string },
+  key: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: any; headers: Headers }> {
+  const res = await fetch(`${s.url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${key}`,
+      ...(body !== undefined ? { "content-type": "application/json" } : {}),
+      ...headers,
+    },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text ? JSON.parse(text) : undefined;
+  } catch {
+    // Not JSON: keep the text.
+  }
+  return { status: res.status, body: parsed, headers: res.headers };
+}
