@@ -1,0 +1,94 @@
+import type { Db } from "./db.js";
+
+/** One schema change. Never edit a released migration: add the next one. */
+interface Migration {
+  version: number;
+  name: string;
+  /** Portable SQL; `{{SERIAL}}` becomes the dialect's auto-increment key. */
+  sql: string;
+}
+
+export const MIGRATIONS: Migration[] = [
+  {
+    version: 1,
+    name: "tenants, keys, sandboxes, processes, events",
+    sql: `
+      CREATE TABLE tenants (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL REFERENCES tenants(id),
+        hash TEXT NOT NULL UNIQUE,
+        admin INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        revoked_at TEXT
+      );
+      CREATE TABLE sandboxes (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        template TEXT NOT NULL,
+        resources TEXT NOT NULL,
+        network TEXT NOT NULL,
+        env TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        idle TEXT,
+        timeout_seconds INTEGER,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        last_activity_at TEXT NOT NULL,
+        failure_reason TEXT,
+        runtime_info TEXT NOT NULL
+      );
+      CREATE INDEX sandboxes_tenant ON sandboxes (tenant_id, id);
+      CREATE INDEX sandboxes_state ON sandboxes (state, id);
+      CREATE TABLE processes (
+        sandbox_id TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        cmd TEXT NOT NULL,
+        cwd TEXT,
+        state TEXT NOT NULL,
+        exit_code INTEGER,
+        started_at TEXT NOT NULL,
+        exited_at TEXT,
+        PRIMARY KEY (sandbox_id, pid)
+      );
+      CREATE TABLE sandbox_events (
+        seq {{SERIAL}},
+        sandbox_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        at TEXT NOT NULL
+      );
+      CREATE INDEX sandbox_events_sandbox ON sandbox_events (sandbox_id, seq);
+    `,
+  },
+];
+
+const SERIAL = { sqlite: "INTEGER PRIMARY KEY AUTOINCREMENT", postgres: "BIGSERIAL PRIMARY KEY" };
+
+/** Applies the migrations this database has not seen, in order, each in its own transaction. */
+export async function migrate(db: Db): Promise<number[]> {
+  return db.migrationLock(async (locked) => {
+    await locked.query(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    );
+    const done = new Set(
+      (await locked.query<{ version: number }>("SELECT version FROM schema_migrations")).map((r) =>
+        Number(r.version),
+      ),
+    );
+    const applied: number[] = [];
+    for (const m of MIGRATIONS) {
+      if (done.has(m.version)) continue;
+      const sql = m.sql.replaceAll("{{SERIAL}}", SERIAL[db.dialect]);
+      const record = `INSERT INTO schema_migrations (version, name, applied_at) VALUES (${m.version}, '${m.name.replaceAll("'", "''")}', '${new Date().toISOString()}');`;
+      await locked.script(`${sql}\n${record}`);
+      applied.push(m.version);
+    }
+    return applied;
+  });
+}

@@ -1,0 +1,65 @@
+import type { ApiKeyRecord, ProcessRecord, SandboxPatch, SandboxRecord } from "@berth/core";
+
+/** A database row as the driver returns it. */
+export type Row = Record<string, unknown>;
+
+const parse = <T>(v: unknown): T => JSON.parse(String(v)) as T;
+const str = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+const int = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+/** Patchable sandbox fields and their columns. */
+export const COLUMN: Record<keyof SandboxPatch, { name: string; json: boolean }> = {
+  state: { name: "state", json: false },
+  network: { name: "network", json: true },
+  labels: { name: "labels", json: true },
+  idle: { name: "idle", json: true },
+  timeoutSeconds: { name: "timeout_seconds", json: false },
+  expiresAt: { name: "expires_at", json: false },
+  lastActivityAt: { name: "last_activity_at", json: false },
+  failureReason: { name: "failure_reason", json: false },
+  runtimeInfo: { name: "runtime_info", json: true },
+};
+
+export function toSandbox(r: Row): SandboxRecord {
+  return {
+    id: String(r.id),
+    tenantId: String(r.tenant_id),
+    state: String(r.state) as SandboxRecord["state"],
+    template: String(r.template),
+    resources: parse(r.resources),
+    network: parse(r.network),
+    env: parse(r.env),
+    labels: parse(r.labels),
+    idle: r.idle === null || r.idle === undefined ? null : parse(r.idle),
+    timeoutSeconds: int(r.timeout_seconds),
+    createdAt: String(r.created_at),
+    expiresAt: str(r.expires_at),
+    lastActivityAt: String(r.last_activity_at),
+    failureReason: str(r.failure_reason),
+    runtimeInfo: parse(r.runtime_info),
+  };
+}
+
+export function toKey(r: Row): ApiKeyRecord {
+  return {
+    id: String(r.id),
+    tenantId: String(r.tenant_id),
+    hash: String(r.hash),
+    admin: Boolean(Number(r.admin)),
+    createdAt: String(r.created_at),
+    revokedAt: str(r.revoked_at),
+  };
+}
+
+export function toProcess(r: Row): ProcessRecord {
+  return {
+    sandboxId: String(r.sandbox_id),
+    pid: Number(r.pid),
+    cmd: parse(r.cmd),
+    cwd: str(r.cwd),
+    state: String(r.state) as ProcessRecord["state"],
+    exitCode: int(r.exit_code),
+    startedAt: String(r.started_at),
+    exitedAt: str(r.exited_at),
+  };
+}

@@ -1,0 +1,210 @@
+import {
+  type ApiKeyRecord,
+  ConflictError,
+  type ProcessRecord,
+  type SandboxEvent,
+  type SandboxPatch,
+  type SandboxQuery,
+  type SandboxRecord,
+  type Store,
+  type Tenant,
+} from "@berth/core";
+import type { Db } from "./db.js";
+import { migrate } from "./migrations.js";
+import { COLUMN, type Row, toKey, toProcess, toSandbox } from "./rows.js";
+
+const json = (v: unknown) => JSON.stringify(v);
+
+/** Unique-key violations as 409s; everything else as is. */
+function conflictOnDuplicate(what: string) {
+  return (err: unknown): never => {
+    const code = String((err as { code?: unknown }).code ?? "");
+    if (code === "23505" || code.startsWith("SQLITE_CONSTRAINT"))
+      throw new ConflictError(`${what} already exists`);
+    throw err;
+  };
+}
+
+/** The Store on any SQL database behind `Db` (SQLite and PostgreSQL run the same queries). */
+export class SqlStore implements Store {
+  constructor(private readonly db: Db) {}
+
+  get kind(): "sqlite" | "postgres" {
+    return this.db.dialect;
+  }
+
+  async migrate(): Promise<void> {
+    await migrate(this.db);
+  }
+
+  close(): Promise<void> {
+    return this.db.close();
+  }
+
+  async createTenant(t: Tenant): Promise<void> {
+    await this.db
+      .query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)", [t.id, t.name, t.createdAt])
+      .catch(conflictOnDuplicate(`tenant '${t.id}'`));
+  }
+
+  async getTenant(id: string): Promise<Tenant | null> {
+    const [r] = await this.db.query<Row>("SELECT * FROM tenants WHERE id = ?", [id]);
+    return r ? { id: String(r.id), name: String(r.name), createdAt: String(r.created_at) } : null;
+  }
+
+  async listTenants(): Promise<Tenant[]> {
+    const rows = await this.db.query<Row>("SELECT * FROM tenants ORDER BY id");
+    return rows.map((r) => ({ id: String(r.id), name: String(r.name), createdAt: String(r.created_at) }));
+  }
+
+  async createApiKey(k: ApiKeyRecord): Promise<void> {
+    await this.db
+      .query(
+        "INSERT INTO api_keys (id, tenant_id, hash, admin, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)",
+        [k.id, k.tenantId, k.hash, k.admin ? 1 : 0, k.createdAt, k.revokedAt],
+      )
+      .catch(conflictOnDuplicate(`key '${k.id}'`));
+  }
+
+  async findApiKeyByHash(hash: string): Promise<ApiKeyRecord | null> {
+    const [r] = await this.db.query<Row>("SELECT * FROM api_keys WHERE hash = ?", [hash]);
+    return r ? toKey(r) : null;
+  }
+
+  async listApiKeys(tenantId?: string): Promise<ApiKeyRecord[]> {
+    const rows = tenantId
+      ? await this.db.query<Row>("SELECT * FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id", [
+          tenantId,
+        ])
+      : await this.db.query<Row>("SELECT * FROM api_keys ORDER BY created_at, id");
+    return rows.map(toKey);
+  }
+
+  async revokeApiKey(id: string, at: string): Promise<void> {
+    await this.db.query("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", [at, id]);
+  }
+
+  async insertSandbox(s: SandboxRecord): Promise<void> {
+    await this.db
+      .query(
+        `INSERT INTO sandboxes (id, tenant_id, state, template, resources, network, env, labels, idle,
+           timeout_seconds, created_at, expires_at, last_activity_at, failure_reason, runtime_info)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          s.id,
+          s.tenantId,
+          s.state,
+          s.template,
+          json(s.resources),
+          json(s.network),
+          json(s.env),
+          json(s.labels),
+          s.idle ? json(s.idle) : null,
+          s.timeoutSeconds,
+          s.createdAt,
+          s.expiresAt,
+          s.lastActivityAt,
+          s.failureReason,
+          json(s.runtimeInfo),
+        ],
+      )
+      .catch(conflictOnDuplicate(`sandbox '${s.id}'`));
+  }
+
+  async getSandbox(id: string): Promise<SandboxRecord | null> {
+    const [r] = await this.db.query<Row>("SELECT * FROM sandboxes WHERE id = ?", [id]);
+    return r ? toSandbox(r) : null;
+  }
+
+  async updateSandbox(id: string, patch: SandboxPatch): Promise<SandboxRecord | null> {
+    const sets: string[] = [];
+    const params: unknown[] = [];
+    for (const [key, value] of Object.entries(patch)) {
+      if (value === undefined) continue;
+      const col = COLUMN[key as keyof typeof COLUMN];
+      if (!col) continue;
+      sets.push(`${col.name} = ?`);
+      params.push(col.json ? (value === null ? null : json(value)) : value);
+    }
+    if (sets.length === 0) return this.getSandbox(id);
+    const [r] = await this.db.query<Row>(`UPDATE sandboxes SET ${sets.join(", ")} WHERE id = ? RETURNING *`, [
+      ...params,
+      id,
+    ]);
+    return r ? toSandbox(r) : null;
+  }
+
+  async listSandboxes(q: SandboxQuery): Promise<{ items: SandboxRecord[]; nextCursor: string | null }> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (q.tenantId !== undefined) {
+      where.push("tenant_id = ?");
+      params.push(q.tenantId);
+    }
+    if (q.states) {
+      if (q.states.length === 0) return { items: [], nextCursor: null };
+      where.push(`state IN (${q.states.map(() => "?").join(", ")})`);
+      params.push(...q.states);
+    }
+    for (const [k, v] of Object.entries(q.labels ?? {})) {
+      where.push(this.db.dialect === "sqlite" ? "json_extract(labels, ?) = ?" : "(labels::jsonb ->> ?) = ?");
+      params.push(this.db.dialect === "sqlite" ? `$."${k.replaceAll('"', '\\"')}"` : k, v);
+    }
+    if (q.cursor) {
+      where.push("id > ?");
+      params.push(q.cursor);
+    }
+    const limit = Math.min(Math.max(q.limit ?? 100, 1), 1000);
+    const rows = await this.db.query<Row>(
+      `SELECT * FROM sandboxes ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ${limit + 1}`,
+      params,
+    );
+    const items = rows.slice(0, limit).map(toSandbox);
+    return { items, nextCursor: rows.length > limit ? (items.at(-1)?.id ?? null) : null };
+  }
+
+  async purgeSandbox(id: string): Promise<void> {
+    await this.db.query("DELETE FROM processes WHERE sandbox_id = ?", [id]);
+    await this.db.query("DELETE FROM sandbox_events WHERE sandbox_id = ?", [id]);
+    await this.db.query("DELETE FROM sandboxes WHERE id = ?", [id]);
+  }
+
+  async upsertProcess(p: ProcessRecord): Promise<void> {
+    await this.db.query(
+      `INSERT INTO processes (sandbox_id, pid, cmd, cwd, state, exit_code, started_at, exited_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (sandbox_id, pid) DO UPDATE SET cmd = excluded.cmd, cwd = excluded.cwd, state = excluded.state,
+         exit_code = excluded.exit_code, started_at = excluded.started_at, exited_at = excluded.exited_at`,
+      [p.sandboxId, p.pid, json(p.cmd), p.cwd, p.state, p.exitCode, p.startedAt, p.exitedAt],
+    );
+  }
+
+  async listProcesses(sandboxId: string): Promise<ProcessRecord[]> {
+    const rows = await this.db.query<Row>("SELECT * FROM processes WHERE sandbox_id = ? ORDER BY pid", [
+      sandboxId,
+    ]);
+    return rows.map(toProcess);
+  }
+
+  async appendEvent(e: Omit<SandboxEvent, "seq">): Promise<SandboxEvent> {
+    const [r] = await this.db.query<Row>(
+      "INSERT INTO sandbox_events (sandbox_id, type, data, at) VALUES (?, ?, ?, ?) RETURNING seq",
+      [e.sandboxId, e.type, json(e.data), e.at],
+    );
+    return { ...e, seq: Number(r?.seq) };
+  }
+
+  async listEvents(sandboxId: string, afterSeq: number, limit = 1000): Promise<SandboxEvent[]> {
+    const rows = await this.db.query<Row>(
+      `SELECT * FROM sandbox_events WHERE sandbox_id = ? AND seq > ? ORDER BY seq LIMIT ${Math.min(Math.max(limit, 1), 10_000)}`,
+      [sandboxId, afterSeq],
+    );
+    return rows.map((r) => ({
+      seq: Number(r.seq),
+      sandboxId: String(r.sandbox_id),
+      type: String(r.type),
+      data: JSON.parse(String(r.data)),
+      at: String(r.at),
+    }));
+  }
+}

@@ -1,0 +1,201 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConflictError, type SandboxRecord, type Store } from "@berth/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPostgres } from "../../../test/support/postgres.js";
+import { openStore } from "./index.js";
+
+const sandbox = (id: string, over: Partial<SandboxRecord> = {}): SandboxRecord => ({
+  id,
+  tenantId: "t1",
+  state: "running",
+  template: "default",
+  resources: { cpus: 1, memoryMiB: 512, diskMiB: 1024, pids: 128 },
+  network: { egress: "none", allow: [] },
+  env: { A: "1", "B ü": "two words" },
+  labels: { team: "x" },
+  idle: null,
+  timeoutSeconds: null,
+  createdAt: "2026-01-01T00:00:00.000Z",
+  expiresAt: null,
+  lastActivityAt: "2026-01-01T00:00:00.000Z",
+  failureReason: null,
+  runtimeInfo: { pid: 42, nested: { a: [1, 2] } },
+  ...over,
+});
+
+/** One conformance suite: every Store must pass it. */
+function conformance(
+  name: string,
+  open: () => Promise<{ store: Store; reopen: () => Promise<Store>; done: () => Promise<void> }>,
+) {
+  describe(`${name} store`, () => {
+    let h: Awaited<ReturnType<typeof open>>;
+    let store: Store;
+    beforeAll(async () => {
+      h = await open();
+      store = h.store;
+    });
+    afterAll(async () => {
+      await store?.close().catch(() => {});
+      await h?.done();
+    });
+
+    it("migrates idempotently", async () => {
+      await store.migrate();
+      await store.migrate();
+    });
+
+    it("keeps tenants and api keys; duplicates conflict; revoked keys stay revoked", async () => {
+      await store.createTenant({ id: "t1", name: "one", createdAt: "2026-01-01T00:00:00.000Z" });
+      await expect(
+        store.createTenant({ id: "t1", name: "x", createdAt: "2026-01-01T00:00:00.000Z" }),
+      ).rejects.toBeInstanceOf(ConflictError);
+      expect((await store.listTenants()).map((t) => t.id)).toEqual(["t1"]);
+      const k = {
+        id: "k1",
+        tenantId: "t1",
+        hash: "h1",
+        admin: true,
+        createdAt: "2026-01-01T00:00:00.000Z",
+        revokedAt: null,
+      };
+      await store.createApiKey(k);
+      await expect(store.createApiKey(k)).rejects.toBeInstanceOf(ConflictError);
+      expect(await store.findApiKeyByHash("h1")).toEqual(k);
+      expect(await store.findApiKeyByHash("nope")).toBeNull();
+      await store.createApiKey({ ...k, id: "k2", hash: "h2", admin: false });
+      await store.revokeApiKey("k2", "2026-02-01T00:00:00.000Z");
+      expect((await store.findApiKeyByHash("h2"))?.revokedAt).toBe("2026-02-01T00:00:00.000Z");
+      expect((await store.listApiKeys("t1")).map((x) => x.id)).toEqual(["k1", "k2"]);
+    });
+
+    it("stores sandboxes with their JSON fields and patches only what is given", async () => {
+      await store.insertSandbox(sandbox("sb1"));
+      await expect(store.insertSandbox(sandbox("sb1"))).rejects.toBeInstanceOf(ConflictError);
+      expect(await store.getSandbox("sb1")).toEqual(sandbox("sb1"));
+      const next = await store.updateSandbox("sb1", {
+        state: "failed",
+        failureReason: "gone",
+        idle: { afterSeconds: 5, action: "delete" },
+        labels: { team: "y" },
+      });
+      expect(next).toEqual({
+        ...sandbox("sb1"),
+        state: "failed",
+        failureReason: "gone",
+        idle: { afterSeconds: 5, action: "delete" },
+        labels: { team: "y" },
+      });
+      expect((await store.updateSandbox("sb1", { idle: null }))?.idle).toBeNull();
+      expect(await store.updateSandbox("nope", { state: "deleted" })).toBeNull();
+      expect(await store.getSandbox("nope")).toBeNull();
+    });
+
+    it("lists by tenant, state and labels, page by page", async () => {
+      for (let i = 0; i < 7; i++)
+        await store.insertSandbox(
+          sandbox(`sbp${i}`, {
+            tenantId: i < 5 ? "t2" : "t3",
+            labels: { even: String(i % 2 === 0), "k.x/y": "v" },
+          }),
+        );
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await store.listSandboxes({ tenantId: "t2", limit: 2, cursor });
+        expect(page.items.length).toBeLessThanOrEqual(2);
+        seen.push(...page.items.map((s) => s.id));
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      expect(seen).toEqual(["sbp0", "sbp1", "sbp2", "sbp3", "sbp4"]);
+      const even = await store.listSandboxes({ tenantId: "t2", labels: { even: "true", "k.x/y": "v" } });
+      expect(even.items.map((s) => s.id)).toEqual(["sbp0", "sbp2", "sbp4"]);
+      expect(even.nextCursor).toBeNull();
+      const failed = await store.listSandboxes({ states: ["failed"] });
+      expect(failed.items.map((s) => s.id)).toEqual(["sb1"]);
+      expect((await store.listSandboxes({ states: [] })).items).toEqual([]);
+      await store.purgeSandbox("sbp6");
+      expect(await store.getSandbox("sbp6")).toBeNull();
+    });
+
+    it("keeps processes and numbers events in order", async () => {
+      const p = {
+        sandboxId: "sb1",
+        pid: 7,
+        cmd: ["sleep", "1"],
+        cwd: null,
+        state: "running" as const,
+        exitCode: null,
+        startedAt: "2026-01-01T00:00:00.000Z",
+        exitedAt: null,
+      };
+      await store.upsertProcess(p);
+      await store.upsertProcess({ ...p, state: "exited", exitCode: 3, exitedAt: "2026-01-01T00:00:01.000Z" });
+      expect(await store.listProcesses("sb1")).toEqual([
+        { ...p, state: "exited", exitCode: 3, exitedAt: "2026-01-01T00:00:01.000Z" },
+      ]);
+      const a = await store.appendEvent({
+        sandboxId: "sb1",
+        type: "state",
+        data: { state: "running" },
+        at: "2026-01-01T00:00:00.000Z",
+      });
+      const b = await store.appendEvent({
+        sandboxId: "sb2",
+        type: "oom",
+        data: {},
+        at: "2026-01-01T00:00:00.000Z",
+      });
+      const c = await store.appendEvent({
+        sandboxId: "sb1",
+        type: "oom",
+        data: { count: 1 },
+        at: "2026-01-01T00:00:01.000Z",
+      });
+      expect(b.seq).toBeGreaterThan(a.seq);
+      expect(c.seq).toBeGreaterThan(b.seq);
+      expect(await store.listEvents("sb1", 0)).toEqual([a, c]);
+      expect(await store.listEvents("sb1", a.seq)).toEqual([c]);
+      expect(await store.listEvents("sb1", 0, 1)).toEqual([a]);
+    });
+
+    it("keeps everything across close and reopen", async () => {
+      await store.close();
+      store = await h.reopen();
+      expect((await store.getSandbox("sb1"))?.state).toBe("failed");
+      expect((await store.listEvents("sb1", 0)).length).toBe(2);
+    });
+  });
+}
+
+conformance("SQLite", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "berth-store-"));
+  return {
+    store: await openStore({ dataDir: dir }),
+    reopen: () => openStore({ dataDir: dir }),
+    done: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+});
+
+conformance("PostgreSQL", async () => {
+  const pg = await startPostgres();
+  // Two servers starting at once on an empty database both come up.
+  const [first, second] = await Promise.all([
+    openStore({ dataDir: "/nonexistent", databaseUrl: pg.url }),
+    openStore({ dataDir: "/nonexistent", databaseUrl: pg.url }),
+  ]);
+  await second.close();
+  return {
+    store: first,
+    reopen: () => openStore({ dataDir: "/nonexistent", databaseUrl: pg.url }),
+    done: () => pg.stop(),
+  };
+});
+
+describe("openStore", () => {
+  it("refuses a database URL it cannot use", async () => {
+    await expect(openStore({ dataDir: "/tmp", databaseUrl: "mysql://x" })).rejects.toThrow(/postgres:\/\//);
+  });
+});
