@@ -2,7 +2,7 @@
 // Makes a fresh clone ready to run: Debian packages (when root and missing), npm dependencies,
 // and a build. `npm start`, `npm test` and `npm run bench` call it first, so a newcomer needs
 // nothing but Node and root. Every step prints what it does; a step with nothing to do is quiet.
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";

@@ -15,7 +15,6 @@ const input: OciSpecInput = {
   arch: "x64",
 };
 
-// biome-ignore lint/suspicious/noExplicitAny: the OCI config is a loose JSON document
 const spec = buildOciSpec(input) as any;
 
 describe("buildOciSpec", () => {
@@ -66,19 +65,14 @@ describe("buildOciSpec", () => {
 
   it("binds host /usr and berth-init read-only and the state dir read-write", () => {
     const byDest = new Map(spec.mounts.map((m: { destination: string }) => [m.destination, m]));
-    // biome-ignore lint/suspicious/noExplicitAny: see above
     const usr = byDest.get("/usr") as any;
     expect(usr.source).toBe("/usr");
     expect(usr.options).toEqual(expect.arrayContaining(["ro", "nosuid", "nodev"]));
-    // biome-ignore lint/suspicious/noExplicitAny: see above
     const init = byDest.get(INIT_PATH) as any;
     expect(init.source).toBe(input.initBinary);
     expect(init.options).toContain("ro");
-    // biome-ignore lint/suspicious/noExplicitAny: see above
     expect((byDest.get(STATE_DIR) as any).source).toBe(input.stateDir);
-    // biome-ignore lint/suspicious/noExplicitAny: see above
     expect((byDest.get("/sys") as any).options).toContain("ro");
-    // biome-ignore lint/suspicious/noExplicitAny: see above
     expect((byDest.get("/dev/pts") as any).options).toEqual(
       expect.arrayContaining(["newinstance", "ptmxmode=0666", "gid=5"]),
     );

@@ -70,7 +70,12 @@ export function execRoutes(app: App, ctx: ServerContext): void {
       const out = await runExec(
         client,
         exec,
-        { output: (name, bytes) => ((name === "stdout" ? stdout : stderr).add(bytes), true) },
+        {
+          output: (name, bytes) => {
+            (name === "stdout" ? stdout : stderr).add(bytes);
+            return true;
+          },
+        },
         gone.signal,
       );
       ctx.metrics.observeExec(out.durationMs / 1000);
