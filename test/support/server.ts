@@ -6,7 +6,6 @@
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "@berth/core";
 import { createLinuxRuntime } from "@berth/runtime-linux";
@@ -19,14 +18,15 @@ export interface TestServer {
   dataDir: string;
   /** The server's log lines (JSON), for tests that check what is logged. */
   logLines: string[];
-  restart(): Promise<void>;
+  /** Stops the API (sandboxes keep running), runs `whileDown`, starts it again. */
+  restart(o?: { whileDown?: () => void | Promise<void> }): Promise<void>;
   stop(): Promise<void>;
 }
 
 export async function startTestServer(
   o: { env?: Record<string, string>; dataDir?: string } = {},
 ): Promise<TestServer> {
-  const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), "berth-e2e-"));
+  const dataDir = o.dataDir ?? mkdtempSync("/tmp/berth-e2e-");
   const logLines: string[] = [];
   const logger = pino(
     { level: process.env.BERTH_TEST_LOG_LEVEL ?? "info" },
@@ -53,9 +53,10 @@ export async function startTestServer(
     adminKey: readFileSync(join(dataDir, "admin-key"), "utf8").trim(),
     dataDir,
     logLines,
-    async restart() {
+    async restart(r = {}) {
       await server?.close();
       server = undefined;
+      await r.whileDown?.();
       server = await boot();
     },
     async stop() {

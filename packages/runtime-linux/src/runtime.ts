@@ -57,7 +57,8 @@ interface SandboxInfo {
   [key: string]: unknown;
 }
 
-const ID = /^[a-z0-9][a-z0-9-]{0,62}$/;
+/** Sandbox ids: hostname-safe, and short enough that the socket path fits in sun_path. */
+const ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
 
 /** The local driver: OCI bundles run by runc/crun, loop-mounted ext4 disks, cgroups v1 or v2. */
 export class LinuxRuntime implements Runtime {
@@ -78,7 +79,7 @@ export class LinuxRuntime implements Runtime {
     const L = this.layout;
     for (const d of [L.root, L.runcRoot, L.templates, L.pool, L.sandboxes])
       mkdirSync(d, { recursive: true, mode: 0o700 });
-    if (L.sandbox("x".repeat(63)).socket.length > 107)
+    if (L.sandbox("x".repeat(32)).socket.length > 107)
       throw new SandboxError(
         "the data dir path is too long for unix sockets; choose a shorter BERTH_DATA_DIR",
       );

@@ -21,7 +21,6 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: JSON_BODY_LIMIT,
-    disableRequestLogging: true,
     requestIdHeader: "x-request-id",
     // Slow or idle clients must not hold sockets forever.
     requestTimeout: 0,
@@ -46,19 +45,6 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   app.addHook("onRequest", async (req) => {
     if (req.url.startsWith("/v1/")) req.caller = await ctx.auth.authenticate(req);
   });
-  app.addHook("onResponse", async (req, reply) => {
-    req.log.info(
-      {
-        method: req.method,
-        url: req.url.split("?")[0],
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime * 100) / 100,
-        tenant: req.caller?.tenantId,
-      },
-      "request",
-    );
-  });
-
   healthRoutes(app, ctx);
   keyRoutes(app, ctx);
   sandboxRoutes(app, ctx);

@@ -16,9 +16,11 @@ export const SandboxPath = T.String({ minLength: 1, maxLength: 4096, pattern: "^
 
 export const Env = T.Record(T.String({ pattern: ENV_NAME, maxLength: 256 }), T.String({ maxLength: 32768 }), {
   maxProperties: 256,
+  additionalProperties: false,
 });
 export const Labels = T.Record(T.String({ pattern: LABEL_KEY }), T.String({ maxLength: 256 }), {
   maxProperties: 64,
+  additionalProperties: false,
 });
 
 export const Resources = T.Object(

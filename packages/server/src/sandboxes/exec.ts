@@ -1,4 +1,5 @@
 import { constants } from "node:os";
+import { BerthError, InvalidRequestError } from "@berth/core";
 import type { ExitStatus, ProcessStream, SupervisorClient } from "@berth/supervisor";
 
 /** Exit code reported when `timeoutMs` ran out (as coreutils `timeout` does). */
@@ -34,21 +35,42 @@ export function exitCodeOf(s: ExitStatus): number {
   return n ? 128 + n : -1;
 }
 
-/** A started command: its stream and when it started. */
+/** A started command: its stream and when it started, or why the program could not be run. */
 export interface StartedExec {
-  proc: ProcessStream;
+  proc: ProcessStream | null;
   started: number;
+  /** Set when the program could not be executed: answered the way a shell would. */
+  failed?: { exitCode: number; stderr: string };
 }
 
-/** Starts a command (stdin written and closed); errors here come before any output. */
+/**
+ * Starts a command (stdin written and closed). A program that does not exist or may not be
+ * executed is not an API error: like a shell, it ends with 127 or 126 and says why on stderr.
+ * A missing `cwd` is a 400.
+ */
 export async function startExec(client: SupervisorClient, req: ExecRequest): Promise<StartedExec> {
   const started = performance.now();
-  const proc = await client.exec({
-    cmd: req.cmd,
-    cwd: req.cwd,
-    env: req.env,
-    stdin: req.stdin !== undefined,
-  });
+  let proc: ProcessStream;
+  try {
+    proc = await client.exec({ cmd: req.cmd, cwd: req.cwd, env: req.env, stdin: req.stdin !== undefined });
+  } catch (err) {
+    if (!(err instanceof BerthError)) throw err;
+    if (err.message.startsWith("chdir "))
+      throw new InvalidRequestError(
+        `cwd '${req.cwd}' cannot be used: ${err.message.replace(/^chdir [^:]*: /, "")}`,
+        {
+          field: "cwd",
+        },
+      );
+    if (!err.message.startsWith("exec ")) throw err;
+    const notFound = err.code === "not_found";
+    const why = notFound ? "command not found" : err.message.replace(/^exec [^:]*: /, "");
+    return {
+      proc: null,
+      started,
+      failed: { exitCode: notFound ? 127 : 126, stderr: `${req.cmd[0]}: ${why}\n` },
+    };
+  }
   if (req.stdin !== undefined) {
     if (req.stdin.length > 0) proc.writeStdin(req.stdin);
     proc.endStdin();
@@ -71,11 +93,16 @@ export async function runExec(
  * timeout passes or `signal` aborts (the client went away): nothing keeps running unobserved.
  */
 export function followExec(
-  { proc, started }: StartedExec,
+  { proc, started, failed }: StartedExec,
   req: ExecRequest,
   sink: ExecSink,
   signal?: AbortSignal,
 ): Promise<ExecOutcome> {
+  if (!proc) {
+    sink.output("stderr", Buffer.from(failed?.stderr ?? ""));
+    const durationMs = Math.round((performance.now() - started) * 100) / 100;
+    return Promise.resolve({ exitCode: failed?.exitCode ?? 127, signal: null, timedOut: false, durationMs });
+  }
   return new Promise<ExecOutcome>((resolve, reject) => {
     let timedOut = false;
     let grace: NodeJS.Timeout | undefined;
