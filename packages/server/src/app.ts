@@ -6,7 +6,7 @@ import { installErrorHandling } from "./http/errors.js";
 import { archiveRoutes } from "./routes/archive.js";
 import type { App, ServerContext } from "./routes/context.js";
 import { execRoutes } from "./routes/exec.js";
-import { fileRoutes } from "./routes/files.js";
+import { fileOpRoutes, fileRoutes } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
 import { keyRoutes } from "./routes/keys.js";
 import { processRoutes } from "./routes/processes.js";
@@ -51,6 +51,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   execRoutes(app, ctx);
   processRoutes(app, ctx);
   ptyRoutes(app, ctx);
+  fileOpRoutes(app, ctx);
   // File uploads are raw streams of any content type, so these routes get their own parsers.
   await app.register(async (raw) => {
     raw.removeAllContentTypeParsers();

@@ -33,12 +33,15 @@ export function errorFromErrno(errno: string, message: string, path?: string): B
     }
     case "EACCES":
     case "EPERM":
+    case "EROFS":
       return new ForbiddenError(msg);
     case "EISDIR":
     case "ENOTDIR":
     case "EINVAL":
     case "ENAMETOOLONG":
     case "ELOOP":
+    case "EXDEV":
+    case "ETXTBSY":
       return new InvalidRequestError(msg, details);
     case "EEXIST":
     case "ENOTEMPTY":

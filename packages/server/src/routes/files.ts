@@ -75,31 +75,6 @@ export function fileRoutes(app: App, ctx: ServerContext): void {
       return reply.status(204).send();
     },
   );
-  app.post(
-    "/v1/sandboxes/:id/files/mkdir",
-    {
-      schema: {
-        tags,
-        params: SandboxParams,
-        body: PathBody,
-        response: { 201: T.Object({ path: T.String() }) },
-      },
-    },
-    async (req, reply) => {
-      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
-      await client.mkdir(req.body.path);
-      return reply.status(201).send({ path: req.body.path });
-    },
-  );
-  app.post(
-    "/v1/sandboxes/:id/files/move",
-    { schema: { tags, params: SandboxParams, body: MoveBody, response: { 200: MoveBody } } },
-    async (req) => {
-      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
-      await client.move(req.body.from, req.body.to);
-      return { from: req.body.from, to: req.body.to };
-    },
-  );
   app.get(
     "/v1/sandboxes/:id/files/watch",
     {
@@ -127,6 +102,36 @@ export function fileRoutes(app: App, ctx: ServerContext): void {
         stream.send("error", { error: { code: "sandbox_error", message: e.message } }),
       );
       watch.on("close", () => stream.end());
+    },
+  );
+}
+
+/** mkdir and move take JSON bodies, so they live outside the raw-body scope. */
+export function fileOpRoutes(app: App, ctx: ServerContext): void {
+  const tags = ["files"];
+  app.post(
+    "/v1/sandboxes/:id/files/mkdir",
+    {
+      schema: {
+        tags,
+        params: SandboxParams,
+        body: PathBody,
+        response: { 201: T.Object({ path: T.String() }) },
+      },
+    },
+    async (req, reply) => {
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      await client.mkdir(req.body.path);
+      return reply.status(201).send({ path: req.body.path });
+    },
+  );
+  app.post(
+    "/v1/sandboxes/:id/files/move",
+    { schema: { tags, params: SandboxParams, body: MoveBody, response: { 200: MoveBody } } },
+    async (req) => {
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      await client.move(req.body.from, req.body.to);
+      return { from: req.body.from, to: req.body.to };
     },
   );
 }
