@@ -165,7 +165,10 @@ describe("berth CLI end to end", () => {
     expect((await berth(["sandbox", "rm", id])).code).toBe(0);
     const gone = await berth(["sandbox", "exec", id, "--", "true"]);
     expect(gone.code).toBe(1);
-    expect(gone.stderr).toMatch(/^berth: not_found: /);
+    expect(gone.stderr).toMatch(/^berth: conflict: sandbox '\w+' is deleted/);
+    const unknown = await berth(["sandbox", "get", "sbnosuchsandbox00"]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^berth: not_found: /);
   });
 
   it("rejects bad flags and unknown commands with usage and exit 2", async () => {

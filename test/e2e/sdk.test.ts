@@ -1,6 +1,7 @@
 // End-to-end: the SDK against a full real server (runc runtime, SQLite, loopback HTTP).
 import {
   BerthError,
+  ConflictError,
   NotFoundError,
   Sandbox,
   type SandboxConnectOptions,
@@ -70,8 +71,11 @@ describe("SDK end to end", () => {
     } finally {
       await box.delete();
     }
-    await expect(Sandbox.connect(box.id, opts)).rejects.toBeInstanceOf(NotFoundError);
+    // A deleted sandbox stays on record (state `deleted`) but cannot run anything.
+    expect((await Sandbox.connect(box.id, opts)).state).toBe("deleted");
+    await expect(box.exec("true")).rejects.toBeInstanceOf(ConflictError);
     await box.delete(); // idempotent
+    await expect(Sandbox.connect("sbnosuchsandbox00", opts)).rejects.toBeInstanceOf(NotFoundError);
   });
 
   it("streams exec output to callbacks as it is produced and still returns it all", async () => {
