@@ -1,0 +1,120 @@
+// Berth measured through its public HTTP API, as a user's program would see it: a real server
+// started from the checkout (`berth serve`), a fresh data dir, keep-alive HTTP on loopback.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { summary, timeMany } from "./stats.mjs";
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+/** Starts `berth serve` on a free port; resolves once /healthz answers. */
+async function startBerth(env) {
+  const dataDir = mkdtempSync("/tmp/bench-berth-");
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(ROOT, "packages/cli/dist/main.js"), "serve"], {
+    env: {
+      ...process.env,
+      BERTH_DATA_DIR: dataDir,
+      BERTH_PORT: String(port),
+      BERTH_HOST: "127.0.0.1",
+      ...env,
+    },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let stderr = "";
+  child.stderr.on("data", (d) => {
+    stderr = (stderr + d).slice(-4000);
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode === null) {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+    }
+    // Sandboxes were deleted through the API; whatever is left goes with the data dir.
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`berth serve exited (${child.exitCode}):\n${stderr}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (i > 600) {
+      await stop();
+      throw new Error(`berth serve did not answer /healthz within 60 s:\n${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const key = readFileSync(join(dataDir, "admin-key"), "utf8").trim();
+  return { url, key, stop };
+}
+
+/** Berth: create-to-running, exec of `true` and delete, all through the v1 API. */
+export async function benchBerth(n, execN) {
+  const poolSize = Math.min(64, n + 4);
+  const server = await startBerth({ BERTH_DISK_POOL_SIZE: String(poolSize), BERTH_LOG_LEVEL: "warn" });
+  const call = async (method, path, body) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${server.key}`,
+        ...(body ? { "content-type": "application/json" } : {}),
+      },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : undefined;
+  };
+  const ids = [];
+  try {
+    // Let the server fill its pool of ready disks, as it does between bursts in real use.
+    await new Promise((r) => setTimeout(r, 1500 + poolSize * 150));
+    const create = await timeMany(n, async () => {
+      const s = await call("POST", "/v1/sandboxes", {});
+      if (s.state !== "running") throw new Error(`created sandbox is ${s.state}`);
+      ids.push(s.id);
+    });
+    const execTimes = await timeMany(
+      execN,
+      async () => {
+        const r = await call("POST", `/v1/sandboxes/${ids[0]}/exec`, { cmd: ["true"] });
+        if (r.exitCode !== 0) throw new Error(`exec true exited ${r.exitCode}`);
+      },
+      10,
+    );
+    const toDelete = ids.splice(0);
+    const del = await timeMany(
+      toDelete.length,
+      async (i) => {
+        if (i >= 0) await call("DELETE", `/v1/sandboxes/${toDelete[i]}`);
+      },
+      0,
+    );
+    return {
+      name: "berth",
+      create: summary(create),
+      exec: summary(execTimes),
+      delete: summary(del),
+      note: `API over loopback HTTP, pool of ${poolSize} ready disks`,
+    };
+  } finally {
+    for (const id of ids) await call("DELETE", `/v1/sandboxes/${id}`).catch(() => {});
+    await server.stop();
+  }
+}

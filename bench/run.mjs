@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// `npm run bench`: Berth and the peers this host can run (bare runc, Docker, bubblewrap), side by
+// side in one run, with p50/p99 and ratios to Berth. A benchmark, not a test: nothing here fails
+// on a number.
+//   node bench/run.mjs [--only berth,runc,docker,bwrap] [--n 30] [--exec-n 200] [--json]
+import { parseArgs } from "node:util";
+import { benchBerth } from "./berth.mjs";
+import { benchBwrap, benchDocker, benchRunc } from "./peers.mjs";
+
+const GOALS = { create: 50, exec: 10 };
+
+const { values } = parseArgs({
+  options: {
+    only: { type: "string", default: "berth,runc,docker,bwrap" },
+    n: { type: "string", default: process.env.BENCH_N ?? "30" },
+    "exec-n": { type: "string", default: process.env.BENCH_EXEC_N ?? "200" },
+    json: { type: "boolean", default: false },
+  },
+});
+const n = Number(values.n);
+const execN = Number(values["exec-n"]);
+const only = new Set(values.only.split(","));
+const log = (m) => process.stderr.write(`[bench] ${m}\n`);
+
+const systems = [
+  ["berth", () => benchBerth(n, execN)],
+  ["runc", () => benchRunc(n, execN)],
+  ["docker", () => benchDocker(n, Math.min(execN, 50))],
+  ["bwrap", () => benchBwrap(n)],
+];
+
+const results = [];
+for (const [name, run] of systems) {
+  if (!only.has(name)) continue;
+  log(`${name}: measuring (${n} creates, up to ${execN} execs)...`);
+  const t0 = Date.now();
+  try {
+    const r = await run();
+    if (r) results.push(r);
+    log(`${name}: done in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  } catch (err) {
+    log(`${name}: failed: ${err.message}`);
+  }
+}
+
+if (values.json) {
+  console.log(JSON.stringify({ host: hostInfo(), n, execN, results }, null, 2));
+} else {
+  printTable(results);
+}
+
+function hostInfo() {
+  return { node: process.version, platform: process.platform, date: new Date().toISOString() };
+}
+
+function printTable(rs) {
+  const berth = rs.find((r) => r.name === "berth");
+  const fmt = (x) => (x === undefined || Number.isNaN(x) ? "-" : x.toFixed(x < 10 ? 2 : 1));
+  const rows = [["operation", "system", "p50 ms", "p99 ms", "n", "p50 vs berth", "note"]];
+  for (const op of ["create", "exec", "delete"]) {
+    for (const r of rs) {
+      const s = r[op];
+      if (!s) continue;
+      const base = berth?.[op]?.p50;
+      const ratio = r.name === "berth" || !base ? "" : `${(s.p50 / base).toFixed(1)}x`;
+      rows.push([op, r.name, fmt(s.p50), fmt(s.p99), String(s.n), ratio, r.note ?? ""]);
+    }
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  for (const row of rows)
+    console.log(
+      row
+        .map((c, i) => c.padEnd(widths[i]))
+        .join("  ")
+        .trimEnd(),
+    );
+  if (berth) {
+    console.log("");
+    for (const op of ["create", "exec"]) {
+      const p50 = berth[op].p50;
+      console.log(
+        `goal: berth ${op} p50 <= ${GOALS[op]} ms: ${fmt(p50)} ms, ${p50 <= GOALS[op] ? "met" : "NOT met"}`,
+      );
+    }
+  }
+  console.log("\n'create' is create-to-running (Berth: until POST /v1/sandboxes answers, exec-ready);");
+  console.log("'exec' runs `true` in a running sandbox; peers are driven through their CLIs.");
+}
