@@ -12,8 +12,13 @@ export type OciRuntimeChoice = "auto" | "runc" | "crun";
 export function pickOciRuntime(choice: OciRuntimeChoice, cgroupVersion: 1 | 2): "runc" | "crun" {
   if (choice === "crun" && cgroupVersion !== 2)
     throw new SandboxError("crun needs a pure cgroup v2 host; use BERTH_RUNTIME=runc or auto");
-  if (choice !== "auto") return choice;
-  return cgroupVersion === 2 && installed("crun") ? "crun" : "runc";
+  const picked = choice !== "auto" ? choice : cgroupVersion === 2 && installed("crun") ? "crun" : "runc";
+  // Found at start, not at the first create: a missing binary is a setup problem.
+  if (!installed(picked))
+    throw new SandboxError(
+      `${picked} is not installed: run \`npm start\` as root (it installs it) or \`apt-get install ${picked}\``,
+    );
+  return picked;
 }
 
 function installed(cmd: string): boolean {

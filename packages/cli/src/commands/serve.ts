@@ -1,5 +1,6 @@
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { loadConfig } from "@berth/core";
+import { ConfigError, loadConfig } from "@berth/core";
 import { UsageError } from "../args.js";
 import type { Command } from "../command.js";
 
@@ -8,19 +9,40 @@ interface ServerModule {
   startServer(config: ReturnType<typeof loadConfig>): Promise<{ url: string; close(): Promise<void> }>;
 }
 
+/** The optional JSON settings file named by BERTH_CONFIG (keys are setting names, e.g. `port`). */
+function readConfigFile(path: string | undefined): Record<string, unknown> {
+  if (!path) return {};
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new ConfigError(`BERTH_CONFIG: cannot read '${path}': ${(err as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(text) as unknown;
+    if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("not a JSON object");
+    return v as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(
+      `BERTH_CONFIG: '${path}' is not a JSON object of settings: ${(err as Error).message}`,
+    );
+  }
+}
+
 /** `berth serve`. */
 export const serve: Command = {
   summary: "run the Berth server",
   usage: `Usage: berth serve
 
 Runs the API server with settings from BERTH_* environment variables (BERTH_PORT,
-BERTH_HOST, BERTH_DATA_DIR, BERTH_DATABASE_URL, ...). On first start it writes an admin key to
+BERTH_HOST, BERTH_DATA_DIR, BERTH_DATABASE_URL, ...) and the optional JSON file named by
+BERTH_CONFIG (env vars win). On first start it writes an admin key to
 $BERTH_DATA_DIR/admin-key. Stops cleanly on SIGINT or SIGTERM.`,
   options: {},
   async run(args, ctx) {
     if (args.positionals.length > 0)
       throw new UsageError(`unexpected argument '${args.positionals[0]}'`, ctx.usage);
-    const config = loadConfig(process.env);
+    const config = loadConfig(process.env, readConfigFile(process.env.BERTH_CONFIG));
     // Imported here so the other commands start fast and work without the server's deps.
     const spec = "@berth/server";
     const { startServer } = (await import(spec)) as ServerModule;
