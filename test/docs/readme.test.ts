@@ -1,0 +1,25 @@
+import { readFileSync } from "node:fs";
+import { SETTINGS } from "@berth/core";
+import { describe, expect, it } from "vitest";
+
+const readme = readFileSync(new URL("../../README.md", import.meta.url), "utf8");
+const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
+
+describe("README", () => {
+  it("documents every server setting with its default in the configuration table", () => {
+    for (const s of Object.values(SETTINGS)) {
+      const row = readme.split("\n").find((l) => l.startsWith(`| \`${s.env}\` |`));
+      expect(row, `${s.env} is missing from the README's configuration table`).toBeDefined();
+      const shown = s.default === undefined ? "(unset)" : `\`${s.default}\``;
+      expect(row, `${s.env}'s default in the README`).toContain(`| ${shown} |`);
+    }
+  });
+
+  it("gives the two commands that package.json and .ci/run actually run", () => {
+    expect(readme).toContain("npm start");
+    expect(readme).toContain("npm test");
+    expect(pkg.scripts.start).toMatch(/bootstrap\.mjs.*serve/);
+    expect(pkg.scripts.test).toMatch(/bootstrap\.mjs --test.*vitest run/);
+    expect(readFileSync(new URL("../../.ci/run", import.meta.url), "utf8")).toMatch(/^exec npm test$/m);
+  });
+});
