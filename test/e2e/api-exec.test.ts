@@ -112,6 +112,19 @@ describe("background processes", () => {
     expect(logs.body).toMatchObject({ pid, stdout: out, stderr: "done\n", state: "exited", exitCode: 4 });
     const one = await api(server, server.adminKey, "GET", `/v1/sandboxes/${id}/processes/${pid}`);
     expect(one.body).toMatchObject({ pid, state: "exited", exitCode: 4 });
+    // The store keeps the process's record too (it outlives the sandbox).
+    const { openStore } = await import("@berth/store");
+    const store = await openStore({ dataDir: server.dataDir });
+    try {
+      const rows = await store.listProcesses(id);
+      expect(rows.find((p) => p.pid === pid)).toMatchObject({
+        state: "exited",
+        exitCode: 4,
+        cmd: started.body.cmd,
+      });
+    } finally {
+      await store.close();
+    }
   });
 
   it("resumes a log stream from Last-Event-ID without losing or repeating output", async () => {

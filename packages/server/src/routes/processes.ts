@@ -1,5 +1,5 @@
 import { constants } from "node:os";
-import type { ExitStatus } from "@berth/supervisor";
+import type { ExitStatus, ProcessInfo as SupervisedProcess } from "@berth/supervisor";
 import { Type as T } from "@sinclair/typebox";
 import { ProcessInfo, ProcessParams, SandboxParams, SignalBody, StartProcessBody } from "../http/schemas.js";
 import { lastEventId, openEventStream, wantsEventStream } from "../http/sse.js";
@@ -11,6 +11,20 @@ import type { App, ServerContext } from "./context.js";
 function parseLogPosition(id: string | undefined): { out: number; err: number } {
   const m = id ? /^(\d{1,15})\.(\d{1,15})$/.exec(id) : null;
   return m ? { out: Number(m[1]), err: Number(m[2]) } : { out: 0, err: 0 };
+}
+
+/** Keeps the store's copy of a process current, so its record outlives the sandbox. */
+async function recordProcess(ctx: ServerContext, sandboxId: string, p: SupervisedProcess): Promise<void> {
+  await ctx.store.upsertProcess({
+    sandboxId,
+    pid: p.pid,
+    cmd: p.cmd,
+    cwd: p.cwd,
+    state: p.state,
+    exitCode: p.state === "exited" ? exitCodeOf(p) : null,
+    startedAt: p.startedAt ?? new Date().toISOString(),
+    exitedAt: p.exitedAt,
+  });
 }
 
 /** Background processes: start, list, inspect, signal, and their logs (whole or followed). */
@@ -26,7 +40,9 @@ export function processRoutes(app: App, ctx: ServerContext): void {
         cwd: req.body.cwd,
         env: processEnv(sandbox, req.body.env),
       });
-      return reply.status(201).send(await client.process(pid));
+      const info = await client.process(pid);
+      await recordProcess(ctx, req.params.id, info);
+      return reply.status(201).send(info);
     },
   );
   app.get(
@@ -34,7 +50,9 @@ export function processRoutes(app: App, ctx: ServerContext): void {
     { schema: { tags, params: SandboxParams, response: { 200: T.Object({ items: T.Array(ProcessInfo) }) } } },
     async (req) => {
       const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
-      return { items: await client.processes() };
+      const items = await client.processes();
+      for (const p of items) await recordProcess(ctx, req.params.id, p);
+      return { items };
     },
   );
   app.get(
@@ -42,7 +60,9 @@ export function processRoutes(app: App, ctx: ServerContext): void {
     { schema: { tags, params: ProcessParams, response: { 200: ProcessInfo } } },
     async (req) => {
       const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
-      return client.process(Number(req.params.pid));
+      const info = await client.process(Number(req.params.pid));
+      await recordProcess(ctx, req.params.id, info);
+      return info;
     },
   );
   app.post(
