@@ -1,5 +1,5 @@
-import type { Logger, Runtime } from "@berth/core";
-import { LinuxRuntime } from "./runtime.js";
+import type { Runtime } from "@berth/core";
+import { LinuxRuntime, type LinuxRuntimeOptions } from "./runtime.js";
 
 export { CommandError } from "./command.js";
 export { buildOciSpec, type OciSpecInput } from "./oci-spec.js";
@@ -9,14 +9,9 @@ export { defaultSeccompProfile } from "./seccomp-profile.js";
 /**
  * The local Linux runtime: sandboxes as OCI containers run by runc (or crun on pure cgroup v2
  * hosts), each with an overlay root over a loop-mounted ext4 disk, its own namespaces and cgroups.
+ * berth-init comes from `initBinaryPath()` of @berth/supervisor unless `initBinary` says otherwise.
  * Call `start()` before use.
  */
-export function createLinuxRuntime(o: {
-  dataDir: string;
-  ociRuntime: "auto" | "runc" | "crun";
-  diskPoolSize: number;
-  defaultDiskMiB?: number;
-  log?: Logger;
-}): Runtime {
+export function createLinuxRuntime(o: LinuxRuntimeOptions): Runtime {
   return new LinuxRuntime(o);
 }

@@ -1,4 +1,13 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import {
@@ -83,6 +92,7 @@ export class LinuxRuntime implements Runtime {
       throw new SandboxError(
         "the data dir path is too long for unix sockets; choose a shorter BERTH_DATA_DIR",
       );
+    this.checkInitBinary();
     this.cgroups = detectCgroups();
     this.name = pickOciRuntime(this.o.ociRuntime, this.cgroups.version);
     prepareCgroupParent(this.cgroups, this.log);
@@ -299,6 +309,18 @@ export class LinuxRuntime implements Runtime {
 
   private initBinary(): string {
     return this.o.initBinary ?? initBinaryPath();
+  }
+
+  /** Found at start, not at the first create: without it runc fails with a message about mounts. */
+  private checkInitBinary(): void {
+    try {
+      accessSync(this.initBinary(), constants.X_OK);
+    } catch {
+      this.log.error({ path: this.initBinary() }, "berth-init is missing or not executable");
+      throw new SandboxError(
+        "berth-init is not built: run `make -C packages/supervisor` (or set the runtime's initBinary)",
+      );
+    }
   }
 
   /** runc records the real dirs (v1: one per controller); crun does not, so v2 derives it. */
