@@ -43,11 +43,13 @@ export function sandboxCgroupsPath(setup: CgroupSetup, id: string): string {
 /**
  * v2 only: a cgroup with processes cannot delegate controllers to children ("no internal
  * processes"), so when the server's own cgroup holds processes they move to a leaf `server`
- * child, then cpu/memory/pids are enabled for the subtree. No-op on v1 or at the root.
+ * child, then cpu/memory/pids are enabled for the subtree. No-op on v1 or in the real root
+ * cgroup (exempt from that rule). In a container with its own cgroup namespace `own` reads "/"
+ * but is not the real root (it has a `cgroup.type`, which the root lacks), so it is prepared too.
  */
 export function prepareCgroupParent(setup: CgroupSetup, log?: Logger): void {
-  if (setup.version !== 2 || setup.own === "/") return;
   const own = join(CGROUP_ROOT, setup.own);
+  if (setup.version !== 2 || !existsSync(join(own, "cgroup.type"))) return;
   const procs = readLines(join(own, "cgroup.procs"));
   if (procs.length > 0) {
     const leaf = join(own, "server");
