@@ -66,7 +66,8 @@ async function startBerth(env) {
 
 /** Berth: create-to-running, exec of `true` and delete, all through the v1 API. */
 export async function benchBerth(n, execN) {
-  const poolSize = Math.min(64, n + 4);
+  // The pool is sized to the burst (as an operator would for bursts); BENCH_POOL overrides it.
+  const poolSize = Number(process.env.BENCH_POOL ?? Math.min(64, n + 4));
   const server = await startBerth({ BERTH_DISK_POOL_SIZE: String(poolSize), BERTH_LOG_LEVEL: "warn" });
   const call = async (method, path, body) => {
     const res = await fetch(`${server.url}${path}`, {
