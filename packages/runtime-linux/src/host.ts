@@ -67,3 +67,30 @@ export function hardNofileLimit(): number {
     return 1024;
   }
 }
+
+/**
+ * True when `pid` is a live (not zombie) process in the sandbox's cgroup: the cgroup check makes
+ * a recycled pid of some other process count as dead.
+ */
+export function initIsAlive(pid: number, sandboxId: string): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    if (state === "Z" || state === "X") return false;
+    return readFileSync(`/proc/${pid}/cgroup`, "utf8").includes(`/${sandboxId}`);
+  } catch {
+    return false;
+  }
+}
+
+/** True when the sandbox's freezer says it is frozen (v1 freezer.state, v2 cgroup.freeze). */
+export function isFrozen(cgroupPaths: Record<string, string>): boolean {
+  try {
+    if (cgroupPaths.freezer)
+      return readFileSync(`${cgroupPaths.freezer}/freezer.state`, "utf8").trim() !== "THAWED";
+    if (cgroupPaths[""]) return readFileSync(`${cgroupPaths[""]}/cgroup.freeze`, "utf8").trim() === "1";
+  } catch {
+    // No freezer file: not frozen by us.
+  }
+  return false;
+}

@@ -37,7 +37,15 @@ import {
 import { run, tryRun } from "./command.js";
 import { diskUsedBytes, ensureDiskSkeleton, mountPoints, unmount } from "./disk.js";
 import { prepareSlot, RootfsPool } from "./disk-pool.js";
-import { hardNofileLimit, netBytes, type OciRuntimeChoice, pickOciRuntime, readInitPid } from "./host.js";
+import {
+  hardNofileLimit,
+  initIsAlive,
+  isFrozen,
+  netBytes,
+  type OciRuntimeChoice,
+  pickOciRuntime,
+  readInitPid,
+} from "./host.js";
 import { KeyedLock } from "./keyed-lock.js";
 import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
 import { RuntimeLayout } from "./paths.js";
@@ -225,6 +233,9 @@ export class LinuxRuntime implements Runtime {
     if (!ID.test(id)) return { state: "missing", oomKills: 0 };
     const info = this.info(id);
     const oomKills = info ? readCgroupStats(this.ready().version, info.cgroupPaths).oomKills : 0;
+    // The common case costs two small /proc reads; runc (a process per call) only answers the rest.
+    if (info && initIsAlive(info.pid, id) && !isFrozen(info.cgroupPaths))
+      return { state: "running", oomKills };
     try {
       const { stdout } = await run(this.name, ["--root", this.layout.runcRoot, "state", id], {
         log: this.log,

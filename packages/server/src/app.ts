@@ -22,9 +22,9 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
     loggerInstance: logger,
     bodyLimit: JSON_BODY_LIMIT,
     requestIdHeader: "x-request-id",
-    // Slow or idle clients must not hold sockets forever.
-    requestTimeout: 0,
-    connectionTimeout: 0,
+    // A client must finish sending its request (headers and body: uploads up to 1 GiB) in this
+    // time, so slow senders cannot pin sockets; responses (SSE, long execs) are not limited.
+    requestTimeout: 15 * 60_000,
     keepAliveTimeout: 65_000,
     // Bodies are validated strictly: "2" is not a number, "ls" is not ["ls"].
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
