@@ -13,6 +13,7 @@ import type { Duplex } from "node:stream";
 import {
   ConflictError,
   InvalidRequestError,
+  KeyedLock,
   type Logger,
   NotFoundError,
   type Runtime,
@@ -46,7 +47,6 @@ import {
   pickOciRuntime,
   readInitPid,
 } from "./host.js";
-import { KeyedLock } from "./keyed-lock.js";
 import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
 import { RuntimeLayout } from "./paths.js";
 import { listenForSandbox } from "./socket.js";
