@@ -121,6 +121,8 @@ void entry_json(jbuf *b, const char *name, const struct stat *st);
 
 /* ---- watch.c ---- */
 int op_watch(int sock, reader *rd, const jval *q);
+/* ---- dial.c ---- */
+int op_dial(int sock, reader *rd, const jval *q);
 
 /* ---- util ---- */
 int set_cloexec(int fd);

@@ -77,6 +77,7 @@ static int dispatch(int sock, reader *rd) {
   if (!strcmp(op, "mkdir")) return op_mkdir(sock, q);
   if (!strcmp(op, "move")) return op_move(sock, q);
   if (!strcmp(op, "watch")) return op_watch(sock, rd, q);
+  if (!strcmp(op, "dial")) return op_dial(sock, rd, q);
   return reply_errno(sock, EINVAL, "unknown op");
 }
 

@@ -1,6 +1,7 @@
 import { type Duplex, Readable } from "node:stream";
 import { type BerthError, InvalidRequestError } from "@berth/core";
 import { type Answer, FrameConnection, invalidAnswer } from "./connection.js";
+import { dialPort } from "./dial.js";
 import { MAX_FRAME_BYTES } from "./frames.js";
 import { ProcessStream } from "./process-stream.js";
 import { type FileEntry, type ProcessInfo, toFileEntry, toPid, toProcessInfo } from "./types.js";
@@ -171,6 +172,14 @@ export class SupervisorClient {
   /** Renames `from` to `to`, creating the parents of `to`. */
   async move(from: string, to: string): Promise<void> {
     await this.call({ op: "move", from, to }, from);
+  }
+
+  /**
+   * A TCP connection to `port` inside the sandbox (its loopback), as a raw byte stream. Fails
+   * with errno ECONNREFUSED (a SandboxError with `details.errno`) when nothing listens there.
+   */
+  async dial(port: number): Promise<Duplex> {
+    return dialPort(await this.connect(), port);
   }
 
   /** File system events under `path` until the stream is closed. */
