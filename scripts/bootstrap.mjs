@@ -12,7 +12,15 @@ const mode = process.argv.includes("--test") ? "test" : process.argv.includes("-
 
 /** Debian packages by the command that proves they are there. */
 const NEEDED = {
-  serve: { runc: "runc", crun: "crun", "mkfs.ext4": "e2fsprogs", losetup: "mount", tar: "tar" },
+  serve: {
+    runc: "runc",
+    crun: "crun",
+    "mkfs.ext4": "e2fsprogs",
+    losetup: "mount",
+    tar: "tar",
+    nft: "nftables",
+    ip: "iproute2",
+  },
   test: { pg_ctlcluster: "postgresql", setpriv: "util-linux" },
   bench: { dockerd: "docker.io", bwrap: "bubblewrap" },
 };
