@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "@berth/core";
-import { createLinuxRuntime } from "@berth/runtime-linux";
+import { LinuxRuntime } from "@berth/runtime-linux";
 import { type BerthServer, startServer } from "@berth/server";
 import pino from "pino";
 
@@ -28,6 +28,10 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const dataDir = o.dataDir ?? mkdtempSync("/tmp/berth-e2e-");
   const logLines: string[] = [];
+  // Servers of concurrent test files share this host: each gets its own /22 of sandbox addresses.
+  const cidr =
+    o.env?.BERTH_NETWORK_CIDR ??
+    `10.${128 + Math.floor(Math.random() * 127)}.${Math.floor(Math.random() * 64) * 4}.0/22`;
   const logger = pino(
     { level: process.env.BERTH_TEST_LOG_LEVEL ?? "info" },
     { write: (line: string) => logLines.push(line) },
@@ -38,6 +42,7 @@ export async function startTestServer(
       BERTH_DEFAULT_DISK_MIB: "64",
       BERTH_DISK_POOL_SIZE: "1",
       BERTH_REAPER_INTERVAL_MS: "200",
+      BERTH_NETWORK_CIDR: cidr,
       ...o.env,
       BERTH_HOST: "127.0.0.1",
       BERTH_PORT: port,
@@ -63,9 +68,15 @@ export async function startTestServer(
       await server?.close();
       server = undefined;
       // Whatever the tests left running goes, through a runtime of its own.
-      const cleaner = createLinuxRuntime({ dataDir, ociRuntime: "auto", diskPoolSize: 0 });
+      const cleaner = new LinuxRuntime({
+        dataDir,
+        ociRuntime: "auto",
+        diskPoolSize: 0,
+        network: { enabled: true, cidr, dnsUpstream: "127.0.0.1" },
+      });
       await cleaner.start();
       for (const id of await cleaner.list()) await cleaner.destroy(id).catch(() => {});
+      await cleaner.removeNetworkRules();
       await cleaner.close();
       execFileSync("sh", [
         "-c",

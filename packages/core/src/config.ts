@@ -134,6 +134,18 @@ export const SETTINGS = {
     max: 64,
     doc: "Formatted sandbox disks kept ready so create need not wait for mkfs",
   },
+  networkCidr: {
+    env: "BERTH_NETWORK_CIDR",
+    kind: "string",
+    default: "10.231.0.0/16",
+    doc: "Private IPv4 range sandbox networks get their addresses from (a /30 each)",
+  },
+  dnsUpstream: {
+    env: "BERTH_DNS_UPSTREAM",
+    kind: "string",
+    default: undefined,
+    doc: "Resolver the sandboxes' DNS goes to (`ip[:port]`); unset: the host's first nameserver",
+  },
   cpuHourUsd: {
     env: "BERTH_CPU_HOUR_USD",
     kind: "number",

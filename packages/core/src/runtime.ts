@@ -1,5 +1,5 @@
 import type { Duplex } from "node:stream";
-import type { NetworkPolicy, Resources } from "./types.js";
+import type { EgressMode, NetworkPolicy, Resources } from "./types.js";
 
 /** What a runtime needs to bring a sandbox up. */
 export interface SandboxSpec {
@@ -41,6 +41,8 @@ export interface SandboxStats {
 export interface Runtime {
   /** Short driver name shown by /healthz, e.g. `runc`. */
   readonly name: string;
+  /** The egress modes this driver can enforce on this host (known after `start`). */
+  readonly egressModes: readonly EgressMode[];
   /** Prepares the host (templates, cgroup parent, pools). Safe to call on every start. */
   start(): Promise<void>;
   /** Creates and starts a sandbox; resolves when the supervisor accepts connections. */
@@ -51,6 +53,8 @@ export interface Runtime {
   inspect(id: string): Promise<RuntimeStatus>;
   /** Resource use of a running sandbox. */
   stats(id: string): Promise<SandboxStats>;
+  /** Changes the egress policy of a running sandbox (effective at once). */
+  setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void>;
   /** Kills every process and removes every trace (mounts, cgroups, files). Idempotent. */
   destroy(id: string): Promise<void>;
   /** Ids of every sandbox this runtime holds resources for (used to find leaks and orphans). */

@@ -31,6 +31,10 @@ export interface OciSpecInput {
   cgroupNamespace: boolean;
   /** RLIMIT_NOFILE (soft = hard); at most the server's own hard limit. */
   nofile: number;
+  /** A prepared network namespace to join (its veth is set up); absent: a fresh loopback-only one. */
+  netnsPath?: string;
+  /** Host file bound read-only at /etc/resolv.conf (the sandbox's DNS resolver). */
+  resolvConf?: string;
   /** Node's `process.arch`, for the seccomp profile. */
   arch?: string;
 }
@@ -118,6 +122,16 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
         source: i.stateDir,
         options: ["bind", "rw", "nosuid", "nodev"],
       },
+      ...(i.resolvConf
+        ? [
+            {
+              destination: "/etc/resolv.conf",
+              type: "bind",
+              source: i.resolvConf,
+              options: ["bind", "ro", "nosuid", "nodev", "noexec"],
+            },
+          ]
+        : []),
     ],
     linux: {
       cgroupsPath: i.cgroupsPath,
@@ -136,7 +150,7 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
         { type: "ipc" },
         { type: "uts" },
         { type: "mount" },
-        { type: "network" },
+        i.netnsPath ? { type: "network", path: i.netnsPath } : { type: "network" },
         ...(i.cgroupNamespace ? [{ type: "cgroup" }] : []),
       ],
       seccomp,

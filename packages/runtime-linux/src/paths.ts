@@ -37,6 +37,7 @@ export class RuntimeLayout {
       image: join(dir, "disk.img"),
       disk: join(dir, "disk"),
       socket: join(dir, "sock"),
+      net: join(dir, "net.json"),
       pidFile: join(dir, "init.pid"),
       output: join(dir, "runc.out"),
       info: join(dir, "info.json"),
@@ -52,6 +53,8 @@ export interface SandboxPaths {
   image: string;
   disk: string;
   socket: string;
+  /** The sandbox's network (`SandboxNet`), when it has one. */
+  net: string;
   pidFile: string;
   output: string;
   info: string;

@@ -9,13 +9,17 @@ import {
   writeFileSync,
 } from "node:fs";
 import net from "node:net";
+import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import {
   ConflictError,
+  type EgressMode,
   InvalidRequestError,
   KeyedLock,
   type Logger,
+  type NetworkPolicy,
   NotFoundError,
+  NotSupportedError,
   type Runtime,
   type RuntimeInfo,
   type RuntimeStatus,
@@ -40,13 +44,16 @@ import { diskUsedBytes, ensureDiskSkeleton, mountPoints, unmount } from "./disk.
 import { prepareSlot, RootfsPool } from "./disk-pool.js";
 import {
   hardNofileLimit,
+  hostResolver,
   initIsAlive,
   isFrozen,
   netBytes,
   type OciRuntimeChoice,
+  onPath,
   pickOciRuntime,
   readInitPid,
 } from "./host.js";
+import { type SandboxNet, SandboxNetworks } from "./network/sandbox-networks.js";
 import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
 import { RuntimeLayout } from "./paths.js";
 import { listenForSandbox } from "./socket.js";
@@ -55,6 +62,8 @@ import { ensureDefaultTemplate } from "./template.js";
 /** Options of the local Linux runtime. */
 export interface LinuxRuntimeOptions {
   dataDir: string;
+  /** Sandbox networks (veth + nftables); absent or `enabled: false`: loopback only, `none` egress. */
+  network?: { enabled: boolean; cidr: string; dnsUpstream?: string };
   ociRuntime: OciRuntimeChoice;
   /** Formatted default-size disks kept ready. */
   diskPoolSize: number;
@@ -84,6 +93,12 @@ export class LinuxRuntime implements Runtime {
   private readonly log: Logger;
   private cgroups: CgroupSetup | null = null;
   private pool: RootfsPool | null = null;
+  private networks: SandboxNetworks | null = null;
+
+  /** Egress modes this host can enforce (all three once sandbox networks are set up). */
+  get egressModes(): readonly EgressMode[] {
+    return this.networks ? ["none", "allowlist", "open"] : ["none"];
+  }
   /** Create and destroy of one id never interleave. */
   private readonly lock = new KeyedLock();
 
@@ -116,7 +131,11 @@ export class LinuxRuntime implements Runtime {
       this.log,
     );
     await this.pool.start();
-    this.log.info({ ociRuntime: this.name, cgroup: this.cgroups.version }, "linux runtime ready");
+    await this.startNetworks();
+    this.log.info(
+      { ociRuntime: this.name, cgroup: this.cgroups.version, network: Boolean(this.networks) },
+      "linux runtime ready",
+    );
   }
 
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
@@ -156,6 +175,7 @@ export class LinuxRuntime implements Runtime {
     if (!pooled) await prepareSlot(p.dir, diskMiB, this.layout.diskSkeleton, template, o);
     const t2 = performance.now();
     const cgroupsPath = sandboxCgroupsPath(cg, spec.id);
+    const net = await this.attachNetwork(spec);
     const config = buildOciSpec({
       id: spec.id,
       rootfs: p.rootfs,
@@ -166,6 +186,8 @@ export class LinuxRuntime implements Runtime {
       cgroupsPath,
       cgroupNamespace: cg.namespace,
       nofile: Math.min(MAX_NOFILE, hardNofileLimit()),
+      netnsPath: net && this.networks?.path(net),
+      resolvConf: net && this.networks?.resolvConf,
     });
     writeFileSync(p.config, JSON.stringify(config), { mode: 0o600 });
     const sock = await listenForSandbox(p.socket);
@@ -281,6 +303,8 @@ export class LinuxRuntime implements Runtime {
       await tryRun(this.name, [...root, "delete", "--force", id], { log: this.log, timeoutMs: 30_000 });
     }
     removeCgroups(paths, this.log);
+    const net = this.netOf(id);
+    if (net && this.networks) await this.networks.detach(id, net);
     for (const at of [p.rootfs, p.disk]) await unmount(at, await mountPoints(), this.log);
     const left = [...(await mountPoints())].filter((m) => m === p.dir || m.startsWith(`${p.dir}/`));
     if (left.length > 0) {
@@ -299,6 +323,77 @@ export class LinuxRuntime implements Runtime {
 
   async close(): Promise<void> {
     await this.pool?.close();
+    await this.networks?.close();
+  }
+
+  /** Removes this instance's nftables table (after every sandbox is gone: tests, uninstall). */
+  async removeNetworkRules(): Promise<void> {
+    await this.networks?.removeTable();
+  }
+
+  /** Changes the egress policy of a running sandbox; effective for its next packet. */
+  setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void> {
+    return this.lock.run(id, async () => {
+      const net = ID.test(id) ? this.netOf(id) : null;
+      if (!net || !this.networks) {
+        if (policy.egress === "none" && !this.networks) return;
+        throw new NotFoundError("sandbox network", id);
+      }
+      const next = await this.networks.setPolicy(id, policy);
+      writeFileSync(this.layout.sandbox(id).net, JSON.stringify(next), { mode: 0o600 });
+    });
+  }
+
+  /** The sandbox's address on its network, if it has one (for direct connections from the host). */
+  address(id: string): string | null {
+    return (ID.test(id) && this.netOf(id)?.sandboxIp) || null;
+  }
+
+  /** Sets up sandbox networks when the host has `ip` and `nft`; without them sandboxes get loopback only. */
+  private async startNetworks(): Promise<void> {
+    const n = this.o.network;
+    if (!n?.enabled) return;
+    if (!onPath("nft") || !onPath("ip")) {
+      this.log.warn({}, "nft or ip is missing: sandboxes get loopback only (install nftables and iproute2)");
+      return;
+    }
+    const dir = join(this.layout.root, "net");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    this.networks = new SandboxNetworks({
+      dir,
+      cidr: n.cidr,
+      dnsUpstream: n.dnsUpstream || hostResolver(),
+      poolSize: Math.min(this.o.diskPoolSize, 16),
+      log: this.log,
+    });
+    const existing: { id: string; net: SandboxNet }[] = [];
+    for (const id of safeReaddir(this.layout.sandboxes)) {
+      const net = ID.test(id) ? this.netOf(id) : null;
+      if (net) existing.push({ id, net });
+    }
+    await this.networks.start(existing);
+  }
+
+  /** A new sandbox's network (recorded in `net.json` at once, so teardown finds it on any failure). */
+  private async attachNetwork(spec: SandboxSpec): Promise<SandboxNet | undefined> {
+    if (!this.networks) {
+      if (spec.network.egress !== "none")
+        throw new NotSupportedError(
+          "this host has no sandbox networking (nftables/iproute2): only egress 'none'",
+        );
+      return undefined;
+    }
+    const net = await this.networks.attach(spec.id, spec.network);
+    writeFileSync(this.layout.sandbox(spec.id).net, JSON.stringify(net), { mode: 0o600 });
+    return net;
+  }
+
+  private netOf(id: string): SandboxNet | null {
+    try {
+      return JSON.parse(readFileSync(this.layout.sandbox(id).net, "utf8")) as SandboxNet;
+    } catch {
+      return null;
+    }
   }
 
   /** Resolves when the disk pool is full (tests and benchmarks). */

@@ -1,8 +1,10 @@
 import {
   type Config,
+  type EgressMode,
   InvalidRequestError,
   type NetworkPolicy,
   NotSupportedError,
+  parseAllowlist,
   type Resources,
   SETTINGS,
 } from "@berth/core";
@@ -28,16 +30,22 @@ export function resolveResources(c: Config, asked: CreateSandboxBody["resources"
   return r;
 }
 
-/** The egress policy; only `none` (loopback only) exists until per-sandbox networking lands. */
-export function resolveNetwork(asked: CreateSandboxBody["network"]): NetworkPolicy {
+/** The egress policy (default `none`: loopback only); allowlist entries are checked here. */
+export function resolveNetwork(
+  asked: CreateSandboxBody["network"],
+  available: readonly EgressMode[],
+): NetworkPolicy {
   const egress = asked?.egress ?? "none";
   const allow = asked?.allow ?? [];
-  if (egress !== "none")
+  if (!available.includes(egress))
     throw new NotSupportedError(
-      `network.egress '${egress}' is not available yet: sandboxes have loopback only ('none')`,
+      `network.egress '${egress}' is not available on this host (it lacks nftables or iproute2); use 'none'`,
     );
-  if (allow.length > 0)
-    throw new InvalidRequestError("network.allow needs egress 'allowlist'", { field: "network.allow" });
+  if (egress === "none" && allow.length > 0)
+    throw new InvalidRequestError("network.allow needs egress 'allowlist' (or 'open')", {
+      field: "network.allow",
+    });
+  parseAllowlist(allow);
   return { egress, allow };
 }
 

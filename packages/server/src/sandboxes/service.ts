@@ -64,7 +64,7 @@ export class SandboxService {
     const c = this.d.config;
     rejectUnavailable(body);
     const resources = resolveResources(c, body.resources);
-    const network = resolveNetwork(body.network);
+    const network = resolveNetwork(body.network, this.d.runtime.egressModes);
     checkIdle(body.idle);
     const timeoutSeconds = resolveTimeout(c, body.timeoutSeconds);
     if (this.live >= c.maxSandboxes)
@@ -164,7 +164,14 @@ export class SandboxService {
     const current = await this.get(tenantId, id);
     if (current.state === "deleted") throw new ConflictError(`sandbox '${id}' is deleted`);
     const out: Partial<SandboxRecord> = {};
-    if (patch.network) out.network = resolveNetwork(patch.network);
+    if (patch.network) {
+      // Fields not given keep their value: `{"allow": [...]}` alone keeps the mode.
+      const merged = { ...current.network, ...patch.network };
+      if (patch.network.egress === "none" && patch.network.allow === undefined) merged.allow = [];
+      out.network = resolveNetwork(merged, this.d.runtime.egressModes);
+      if (LIVE_STATES.includes(current.state)) await this.d.runtime.setNetworkPolicy(id, out.network);
+      void this.d.events.append(id, "network", { ...out.network }).catch(() => {});
+    }
     if (patch.labels) out.labels = patch.labels;
     if (patch.idle !== undefined) {
       checkIdle(patch.idle);

@@ -1,0 +1,28 @@
+import { InvalidRequestError } from "./errors.js";
+
+const CIDR = /^(\d{1,3}(?:\.\d{1,3}){3})(?:\/(\d{1,2}))?$/;
+const HOST = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+
+/** Splits an allowlist into IPv4 CIDRs and hostnames; refuses what is neither. */
+export function parseAllowlist(allow: string[]): { cidrs: string[]; hosts: string[] } {
+  const cidrs: string[] = [];
+  const hosts: string[] = [];
+  for (const raw of allow) {
+    const entry = raw.trim().toLowerCase();
+    const m = CIDR.exec(entry);
+    if (m) {
+      const prefix = m[2] === undefined ? 32 : Number(m[2]);
+      if (m[1]!.split(".").some((p) => Number(p) > 255) || prefix > 32)
+        throw new InvalidRequestError(`network.allow: '${raw}' is not a valid IPv4 address or CIDR`, {
+          field: "network.allow",
+        });
+      cidrs.push(`${m[1]}/${prefix}`);
+    } else if (entry.length <= 253 && HOST.test(entry)) hosts.push(entry);
+    else
+      throw new InvalidRequestError(
+        `network.allow: '${raw}' is not a hostname, '*.' wildcard, IPv4 address or CIDR (IPv6 is not supported)`,
+        { field: "network.allow" },
+      );
+  }
+  return { cidrs, hosts };
+}

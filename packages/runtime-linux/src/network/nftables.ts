@@ -1,0 +1,132 @@
+/**
+ * The nftables ruleset that enforces every sandbox's egress policy, in one table `inet berth`.
+ * Pure functions that write `nft -f` scripts; each script is applied as one atomic transaction.
+ *
+ * - forward: a packet from a sandbox veth jumps, by interface, to that sandbox's chain (its
+ *   policy); nothing may start a connection into a sandbox through forwarding (so sandboxes
+ *   cannot reach each other); replies may come back.
+ * - input: a sandbox may talk to the host only for DNS (redirected to Berth's resolver).
+ * - prerouting: any DNS a sandbox sends (to any address) goes to Berth's resolver.
+ * - postrouting: sandbox traffic leaving the host is masqueraded.
+ */
+import type { NetworkPolicy } from "@berth/core";
+
+/**
+ * Never reachable through DNS answers, and in `open` mode only through an explicit allowlist
+ * CIDR: this host and its loopback, private and shared ranges (other sandboxes, the LAN, cloud
+ * VPCs), link-local (169.254.169.254, the cloud metadata service), multicast and reserved.
+ */
+export const FORBIDDEN_V4 = [
+  "0.0.0.0/8",
+  "10.0.0.0/8",
+  "100.64.0.0/10",
+  "127.0.0.0/8",
+  "169.254.0.0/16",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "224.0.0.0/4",
+  "240.0.0.0/4",
+];
+
+/** What the base table needs to know. */
+export interface BaseTableInput {
+  /** `inet <name>`: one table per server instance, so several can share a host. */
+  table: string;
+  /** Host-side veth names of this instance start with it (matched as `<prefix>*`). */
+  vethPrefix: string;
+  sandboxCidr: string;
+  dnsPort: number;
+}
+
+/** One sandbox's rules: its veth, its policy, and its chain/set names. */
+export interface SandboxRules {
+  id: string;
+  veth: string;
+  policy: NetworkPolicy;
+  /** The IPv4 CIDRs of the allowlist (hostnames are handled by DNS). */
+  cidrs: string[];
+}
+
+const chain = (id: string) => `sb_${id.replace(/-/g, "_")}`;
+const cidrSet = (id: string) => `cidr_${id.replace(/-/g, "_")}`;
+export const dnsSet = (id: string): string => `dns_${id.replace(/-/g, "_")}`;
+
+/** The whole table, replacing any earlier one in the same transaction (no open window). */
+export function baseTableScript(b: BaseTableInput, sandboxes: SandboxRules[]): string {
+  // The host's own addresses need no entry: traffic to them is local (input chain), not forwarded.
+  const forbidden = [...new Set([...FORBIDDEN_V4, b.sandboxCidr])];
+  const { table } = b;
+  const lines = [
+    `table ${table}`,
+    `delete table ${table}`,
+    `table ${table} {`,
+    `  set forbidden { type ipv4_addr; flags interval; auto-merge; elements = { ${forbidden.join(", ")} } }`,
+    "  map egress { type ifname : verdict; }",
+    "  chain prerouting {",
+    "    type nat hook prerouting priority dstnat; policy accept;",
+    `    iifname "${b.vethPrefix}*" meta l4proto { tcp, udp } th dport 53 redirect to :${b.dnsPort}`,
+    "  }",
+    "  chain postrouting {",
+    "    type nat hook postrouting priority srcnat; policy accept;",
+    `    ip saddr ${b.sandboxCidr} oifname != "${b.vethPrefix}*" masquerade`,
+    "  }",
+    "  chain input {",
+    "    type filter hook input priority filter; policy accept;",
+    `    iifname "${b.vethPrefix}*" ct state established,related accept`,
+    `    iifname "${b.vethPrefix}*" udp dport ${b.dnsPort} accept`,
+    `    iifname "${b.vethPrefix}*" drop`,
+    "  }",
+    "  chain forward {",
+    "    type filter hook forward priority filter; policy accept;",
+    `    oifname "${b.vethPrefix}*" ct state established,related accept`,
+    `    oifname "${b.vethPrefix}*" drop`,
+    `    iifname "${b.vethPrefix}*" iifname vmap @egress`,
+    `    iifname "${b.vethPrefix}*" drop`,
+    "  }",
+    "}",
+  ];
+  return `${lines.join("\n")}\n${sandboxes.map((s) => sandboxScript(table, s, true)).join("")}`;
+}
+
+/**
+ * A sandbox's chain and sets, (re)written atomically. `fresh`: also map its veth to the chain
+ * (the first time); a policy change rewrites only the chain and sets.
+ */
+export function sandboxScript(table: string, s: SandboxRules, fresh: boolean): string {
+  const c = chain(s.id);
+  const lines = [
+    `add chain ${table} ${c}`,
+    `flush chain ${table} ${c}`,
+    `add set ${table} ${cidrSet(s.id)} { type ipv4_addr; flags interval; auto-merge; }`,
+    `flush set ${table} ${cidrSet(s.id)}`,
+    `add set ${table} ${dnsSet(s.id)} { type ipv4_addr; flags timeout; }`,
+    `flush set ${table} ${dnsSet(s.id)}`,
+  ];
+  const egress = s.policy.egress;
+  if (egress !== "none" && s.cidrs.length > 0) {
+    lines.push(`add element ${table} ${cidrSet(s.id)} { ${s.cidrs.join(", ")} }`);
+    lines.push(`add rule ${table} ${c} ip daddr @${cidrSet(s.id)} accept`);
+  }
+  if (egress !== "none") lines.push(`add rule ${table} ${c} ip daddr @forbidden drop`);
+  if (egress === "allowlist") lines.push(`add rule ${table} ${c} ip daddr @${dnsSet(s.id)} accept`);
+  if (egress === "open") lines.push(`add rule ${table} ${c} meta nfproto ipv4 accept`);
+  lines.push(`add rule ${table} ${c} drop`);
+  if (fresh) lines.push(`add element ${table} egress { "${s.veth}" : jump ${c} }`);
+  return `${lines.join("\n")}\n`;
+}
+
+/** Removes a sandbox's rules (its veth first, so the chain is unreferenced). */
+export function removeSandboxScript(table: string, id: string, veth: string): string {
+  return [
+    `delete element ${table} egress { "${veth}" }`,
+    `delete chain ${table} ${chain(id)}`,
+    `delete set ${table} ${cidrSet(id)}`,
+    `delete set ${table} ${dnsSet(id)}`,
+    "",
+  ].join("\n");
+}
+
+/** Lets a sandbox reach addresses its resolver just answered for an allowed name. */
+export function allowResolvedScript(table: string, id: string, ips: string[], ttlSeconds: number): string {
+  return `add element ${table} ${dnsSet(id)} { ${ips.map((ip) => `${ip} timeout ${ttlSeconds}s`).join(", ")} }\n`;
+}
