@@ -1,0 +1,86 @@
+/**
+ * "The internet" for network tests, without leaving the machine: HTTP servers in network
+ * namespaces of their own, joined to the host by a veth, and a DNS server the sandboxes'
+ * resolver forwards to. Everything is removed by `stop()`.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createSocket } from "node:dgram";
+import dnsPacket from "dns-packet";
+
+export interface OutsideServer {
+  /** The server's address (port 8080). */
+  ip: string;
+  stop(): void;
+}
+
+const SERVER = `
+const http = require("http");
+http.createServer((req, res) => res.end("outside:" + process.argv[1] + ":" + (req.headers.host || ""))).listen(8080, "0.0.0.0");
+`;
+
+/**
+ * An HTTP server on `ip:8080` (default: a random 198.18.x.2, the benchmarking range) in its own
+ * netns, answering `outside:<name>:<Host header>`. The host routes to it through a veth.
+ */
+export async function startOutsideServer(name: string, ip?: string): Promise<OutsideServer> {
+  const tag = randomBytes(3).toString("hex");
+  const ns = `bt${tag}`;
+  const hostIf = `bth${tag}`;
+  const third = Math.floor(Math.random() * 250);
+  const hostIp = `198.18.${third}.1`;
+  const addr = ip ?? `198.18.${third}.2`;
+  const sh = (cmd: string) => execFileSync("sh", ["-c", cmd], { stdio: "pipe" });
+  sh(`ip netns add ${ns}`);
+  sh(`ip link add ${hostIf} type veth peer name eth0 netns ${ns}`);
+  sh(`ip addr add ${hostIp}/30 dev ${hostIf} && ip link set ${hostIf} up`);
+  sh(
+    `ip -n ${ns} addr add ${addr}/32 dev eth0 && ip -n ${ns} link set eth0 up && ip -n ${ns} link set lo up`,
+  );
+  sh(`ip -n ${ns} route add ${hostIp} dev eth0 && ip -n ${ns} route add default via ${hostIp}`);
+  sh(`ip route add ${addr}/32 dev ${hostIf}`);
+  const proc = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", SERVER, name], { stdio: "ignore" });
+  for (let i = 0; i < 200; i++) {
+    try {
+      sh(`ip netns exec ${ns} bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080'`);
+      break;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  return {
+    ip: addr,
+    stop() {
+      proc.kill("SIGKILL");
+      try {
+        sh(`ip route del ${addr}/32 2>/dev/null; ip link del ${hostIf} 2>/dev/null; ip netns del ${ns}`);
+      } catch {
+        // already gone
+      }
+    },
+  };
+}
+
+/** A DNS server on 127.0.0.1 answering A queries from `records` (name -> IPv4), NXDOMAIN otherwise. */
+export async function startFakeDns(
+  records: Record<string, string>,
+): Promise<{ address: string; stop(): void }> {
+  const s = createSocket("udp4");
+  s.on("message", (msg, from) => {
+    const q = dnsPacket.decode(msg);
+    const question = q.questions?.[0];
+    const known = question ? records[question.name.toLowerCase()] : undefined;
+    const ip = question?.type === "A" ? known : undefined;
+    const answer = dnsPacket.encode({
+      type: "response",
+      id: q.id,
+      // rcode 3: NXDOMAIN for names it does not know
+      flags: dnsPacket.RECURSION_AVAILABLE | (known ? 0 : 3),
+      questions: q.questions,
+      answers: ip && question ? [{ type: "A", name: question.name, ttl: 300, data: ip }] : [],
+    });
+    s.send(answer, from.port, from.address);
+  });
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
+  return { address: `127.0.0.1:${s.address().port}`, stop: () => s.close() };
+}
