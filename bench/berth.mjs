@@ -64,11 +64,19 @@ async function startBerth(env) {
   return { url, key, stop };
 }
 
-/** Berth: create-to-running, exec of `true` and delete, all through the v1 API. */
-export async function benchBerth(n, execN) {
+/**
+ * Berth: create-to-running, exec of `true` and delete, all through the v1 API. With
+ * `network: false` the server gives sandboxes loopback only (no veth, DNS or egress rules), to
+ * show what a sandbox network adds to create.
+ */
+export async function benchBerth(n, execN, { network = true } = {}) {
   // The pool is sized to the burst (as an operator would for bursts); BENCH_POOL overrides it.
   const poolSize = Number(process.env.BENCH_POOL ?? Math.min(64, n + 4));
-  const server = await startBerth({ BERTH_DISK_POOL_SIZE: String(poolSize), BERTH_LOG_LEVEL: "warn" });
+  const server = await startBerth({
+    BERTH_DISK_POOL_SIZE: String(poolSize),
+    BERTH_LOG_LEVEL: "warn",
+    BERTH_SANDBOX_NETWORKS: String(network),
+  });
   const call = async (method, path, body) => {
     const res = await fetch(`${server.url}${path}`, {
       method,
@@ -87,7 +95,7 @@ export async function benchBerth(n, execN) {
     // Let the server fill its pool of ready disks, as it does between bursts in real use.
     await new Promise((r) => setTimeout(r, 1500 + poolSize * 150));
     const create = await timeMany(n, async () => {
-      const s = await call("POST", "/v1/sandboxes", {});
+      const s = await call("POST", "/v1/sandboxes", network ? { network: { egress: "open" } } : {});
       if (s.state !== "running") throw new Error(`created sandbox is ${s.state}`);
       ids.push(s.id);
     });
@@ -108,11 +116,13 @@ export async function benchBerth(n, execN) {
       0,
     );
     return {
-      name: "berth",
+      name: network ? "berth" : "berth-nonet",
       create: summary(create),
       exec: summary(execTimes),
       delete: summary(del),
-      note: `API over loopback HTTP, pool of ${poolSize} ready disks`,
+      note: network
+        ? `API over loopback HTTP, pool of ${poolSize}, egress open`
+        : "the same without sandbox networks (loopback only)",
     };
   } finally {
     for (const id of ids) await call("DELETE", `/v1/sandboxes/${id}`).catch(() => {});

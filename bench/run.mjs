@@ -11,7 +11,7 @@ const GOALS = { create: 50, exec: 10 };
 
 const { values } = parseArgs({
   options: {
-    only: { type: "string", default: "berth,runc,docker,bwrap" },
+    only: { type: "string", default: "berth,berth-nonet,runc,docker,bwrap" },
     n: { type: "string", default: process.env.BENCH_N ?? "30" },
     "exec-n": { type: "string", default: process.env.BENCH_EXEC_N ?? "200" },
     json: { type: "boolean", default: false },
@@ -24,6 +24,7 @@ const log = (m) => process.stderr.write(`[bench] ${m}\n`);
 
 const systems = [
   ["berth", () => benchBerth(n, execN)],
+  ["berth-nonet", () => benchBerth(n, Math.min(execN, 50), { network: false })],
   ["runc", () => benchRunc(n, execN)],
   ["docker", () => benchDocker(n, Math.min(execN, 50))],
   ["bwrap", () => benchBwrap(n)],
@@ -73,6 +74,11 @@ function printTable(rs) {
         .map((c, i) => c.padEnd(widths[i]))
         .join("  ")
         .trimEnd(),
+    );
+  const nonet = rs.find((r) => r.name === "berth-nonet");
+  if (berth && nonet)
+    console.log(
+      `\nnetwork: a sandbox network adds ${fmt(berth.create.p50 - nonet.create.p50)} ms to create p50 (goal <= 15 ms)`,
     );
   if (berth) {
     console.log("");

@@ -134,6 +134,12 @@ export const SETTINGS = {
     max: 64,
     doc: "Formatted sandbox disks kept ready so create need not wait for mkfs",
   },
+  sandboxNetworks: {
+    env: "BERTH_SANDBOX_NETWORKS",
+    kind: "bool",
+    default: true,
+    doc: "Give sandboxes a network (veth, DNS, egress rules); false: loopback only, egress `none`",
+  },
   networkCidr: {
     env: "BERTH_NETWORK_CIDR",
     kind: "string",

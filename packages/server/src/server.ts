@@ -46,7 +46,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     ociRuntime: config.runtime as "auto" | "runc" | "crun",
     diskPoolSize: config.diskPoolSize,
     defaultDiskMiB: config.defaultDiskMiB,
-    network: { enabled: true, cidr: config.networkCidr, dnsUpstream: config.dnsUpstream },
+    network: { enabled: config.sandboxNetworks, cidr: config.networkCidr, dnsUpstream: config.dnsUpstream },
     log: log.child({ part: "runtime" }),
   });
   try {
