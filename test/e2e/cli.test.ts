@@ -171,6 +171,26 @@ describe("berth CLI end to end", () => {
     expect(unknown.stderr).toMatch(/^berth: not_found: /);
   });
 
+  it("creates a sandbox with an egress allowlist", async () => {
+    const made = await berth([
+      "sandbox",
+      "create",
+      "--json",
+      "--allow",
+      "example.com",
+      "--allow",
+      "10.1.0.0/16",
+    ]);
+    expect(made.code).toBe(0);
+    expect(JSON.parse(made.stdout).network).toEqual({
+      egress: "allowlist",
+      allow: ["example.com", "10.1.0.0/16"],
+    });
+    const bad = await berth(["sandbox", "create", "--egress", "sometimes"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--egress must be none, allowlist or open");
+  });
+
   it("rejects bad flags and unknown commands with usage and exit 2", async () => {
     const bad = await berth(["sandbox", "create", "--bogus"]);
     expect(bad.code).toBe(2);

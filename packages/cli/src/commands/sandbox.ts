@@ -18,8 +18,12 @@ Options:
   --timeout S    lifetime in seconds
   --template T   template name
   --env K=V      environment variable (repeatable)
-  --label K=V    label (repeatable)`,
+  --label K=V    label (repeatable)
+  --egress MODE  network egress: none (default), allowlist or open
+  --allow DEST   allowed hostname, *.wildcard, IPv4 or CIDR (repeatable; implies allowlist)`,
   options: {
+    egress: { type: "string" },
+    allow: { type: "string", multiple: true },
     memory: { type: "string" },
     cpus: { type: "string" },
     disk: { type: "string" },
@@ -39,9 +43,14 @@ Options:
       diskMiB: parseNumber(v.disk, "disk", ctx.usage, { integer: true }),
       pids: parseNumber(v.pids, "pids", ctx.usage, { integer: true }),
     };
+    const allow = (v.allow as string[] | undefined) ?? [];
+    const egress = (v.egress as string | undefined) ?? (allow.length > 0 ? "allowlist" : undefined);
+    if (egress !== undefined && !["none", "allowlist", "open"].includes(egress))
+      throw new UsageError(`--egress must be none, allowlist or open, not '${egress}'`, ctx.usage);
     const sb = await Sandbox.create(
       {
         template: v.template as string | undefined,
+        network: egress ? { egress: egress as "none" | "allowlist" | "open", allow } : undefined,
         resources: Object.values(resources).some((x) => x !== undefined) ? resources : undefined,
         timeoutSeconds: parseNumber(v.timeout, "timeout", ctx.usage, { integer: true }),
         env: v.env ? parseKeyValues(v.env, "env", ctx.usage) : undefined,
