@@ -134,6 +134,20 @@ describe("egress allowlist", () => {
     );
   });
 
+  it("checks the Host header and TLS SNI of web traffic, so a shared address opens no other name", async () => {
+    // other.test is served from a's address too (a CDN): the address is allowed, the name is not.
+    const id = await create({ egress: "allowlist", allow: ["allowed.test"] });
+    expect(await curl(id, "http://allowed.test/")).toBe("outside:a:allowed.test");
+    expect(await curl(id, "https://allowed.test/", "-k")).toBe("outside:a:allowed.test");
+    const byHost = await curl(id, "http://allowed.test/", "-H 'Host: other.test'");
+    expect(byHost).toContain("berth: egress to 'other.test' is not in this sandbox's allowlist");
+    expect(await curl(id, "https://other.test/", `-k --resolve other.test:443:${a.ip}`)).toMatch(/^FAIL/);
+    // The proxy connects to what the listed name resolves to, not where the sandbox aimed.
+    expect(await curl(id, "http://allowed.test/", `--resolve allowed.test:80:${b.ip}`)).toMatch(
+      /^FAIL|outside:a/,
+    );
+  });
+
   it("rejects entries that are neither names nor IPv4 CIDRs", async () => {
     const r = await api(server, server.adminKey, "POST", "/v1/sandboxes", {
       network: { egress: "allowlist", allow: ["not a host!"] },

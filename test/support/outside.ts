@@ -6,6 +6,9 @@
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import dnsPacket from "dns-packet";
 
 export interface OutsideServer {
@@ -15,12 +18,50 @@ export interface OutsideServer {
 }
 
 const SERVER = `
-const http = require("http");
-http.createServer((req, res) => res.end("outside:" + process.argv[1] + ":" + (req.headers.host || ""))).listen(8080, "0.0.0.0");
+const http = require("http"), https = require("https"), fs = require("fs");
+const answer = (req, res) => res.end("outside:" + process.argv[1] + ":" + (req.headers.host || ""));
+http.createServer(answer).listen(8080, "0.0.0.0");
+http.createServer(answer).listen(80, "0.0.0.0");
+https.createServer({ key: fs.readFileSync(process.env.TLS_KEY), cert: fs.readFileSync(process.env.TLS_CERT) }, answer).listen(443, "0.0.0.0");
 `;
 
+let tls: { key: string; cert: string } | undefined;
+
+/** A self-signed certificate for `*.test`, made once per test process. */
+function testCertificate(): { key: string; cert: string } {
+  if (tls) return tls;
+  const dir = mkdtempSync(join(tmpdir(), "berth-tls-"));
+  const key = join(dir, "key.pem");
+  const cert = join(dir, "cert.pem");
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "2",
+      "-subj",
+      "/CN=berth-test",
+      "-addext",
+      "subjectAltName=DNS:*.test,DNS:*.wild.test",
+    ],
+    { stdio: "ignore" },
+  );
+  tls = { key, cert };
+  return tls;
+}
+
 /**
- * An HTTP server on `ip:8080` (default: a random 198.18.x.2, the benchmarking range) in its own
+ * HTTP servers on `ip:8080` and `ip:80` and HTTPS on `ip:443` (default: a random 198.18.x.2, the benchmarking range) in its own
  * netns, answering `outside:<name>:<Host header>`. The host routes to it through a veth.
  */
 export async function startOutsideServer(name: string, ip?: string): Promise<OutsideServer> {
@@ -39,7 +80,11 @@ export async function startOutsideServer(name: string, ip?: string): Promise<Out
   );
   sh(`ip -n ${ns} route add ${hostIp} dev eth0 && ip -n ${ns} route add default via ${hostIp}`);
   sh(`ip route add ${addr}/32 dev ${hostIf}`);
-  const proc = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", SERVER, name], { stdio: "ignore" });
+  const { key, cert } = testCertificate();
+  const proc = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", SERVER, name], {
+    stdio: "ignore",
+    env: { ...process.env, TLS_KEY: key, TLS_CERT: cert },
+  });
   for (let i = 0; i < 200; i++) {
     try {
       sh(`ip netns exec ${ns} bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080'`);

@@ -36,6 +36,13 @@ export interface BaseTableInput {
   vethPrefix: string;
   sandboxCidr: string;
   dnsPort: number;
+  /** Ports of the egress proxy that allowlist sandboxes' HTTP and TLS go through. */
+  proxy: ProxyPorts;
+}
+
+export interface ProxyPorts {
+  http: number;
+  tls: number;
 }
 
 /** One sandbox's rules: its veth, its policy, and its chain/set names. */
@@ -48,6 +55,7 @@ export interface SandboxRules {
 }
 
 const chain = (id: string) => `sb_${id.replace(/-/g, "_")}`;
+const webChain = (id: string) => `sbw_${id.replace(/-/g, "_")}`;
 const cidrSet = (id: string) => `cidr_${id.replace(/-/g, "_")}`;
 export const dnsSet = (id: string): string => `dns_${id.replace(/-/g, "_")}`;
 
@@ -62,9 +70,11 @@ export function baseTableScript(b: BaseTableInput, sandboxes: SandboxRules[]): s
     `table ${table} {`,
     `  set forbidden { type ipv4_addr; flags interval; auto-merge; elements = { ${forbidden.join(", ")} } }`,
     "  map egress { type ifname : verdict; }",
+    "  map web { type ifname : verdict; }",
     "  chain prerouting {",
     "    type nat hook prerouting priority dstnat; policy accept;",
     `    iifname "${b.vethPrefix}*" meta l4proto { tcp, udp } th dport 53 redirect to :${b.dnsPort}`,
+    `    iifname "${b.vethPrefix}*" iifname vmap @web`,
     "  }",
     "  chain postrouting {",
     "    type nat hook postrouting priority srcnat; policy accept;",
@@ -74,6 +84,7 @@ export function baseTableScript(b: BaseTableInput, sandboxes: SandboxRules[]): s
     "    type filter hook input priority filter; policy accept;",
     `    iifname "${b.vethPrefix}*" ct state established,related accept`,
     `    iifname "${b.vethPrefix}*" udp dport ${b.dnsPort} accept`,
+    `    iifname "${b.vethPrefix}*" tcp dport { ${b.proxy.http}, ${b.proxy.tls} } accept`,
     `    iifname "${b.vethPrefix}*" drop`,
     "  }",
     "  chain forward {",
@@ -85,18 +96,21 @@ export function baseTableScript(b: BaseTableInput, sandboxes: SandboxRules[]): s
     "  }",
     "}",
   ];
-  return `${lines.join("\n")}\n${sandboxes.map((s) => sandboxScript(table, s, true)).join("")}`;
+  return `${lines.join("\n")}\n${sandboxes.map((s) => sandboxScript(table, s, true, b.proxy)).join("")}`;
 }
 
 /**
  * A sandbox's chain and sets, (re)written atomically. `fresh`: also map its veth to the chain
  * (the first time); a policy change rewrites only the chain and sets.
  */
-export function sandboxScript(table: string, s: SandboxRules, fresh: boolean): string {
+export function sandboxScript(table: string, s: SandboxRules, fresh: boolean, proxy: ProxyPorts): string {
   const c = chain(s.id);
+  const w = webChain(s.id);
   const lines = [
     `add chain ${table} ${c}`,
     `flush chain ${table} ${c}`,
+    `add chain ${table} ${w}`,
+    `flush chain ${table} ${w}`,
     `add set ${table} ${cidrSet(s.id)} { type ipv4_addr; flags interval; auto-merge; }`,
     `flush set ${table} ${cidrSet(s.id)}`,
     `add set ${table} ${dnsSet(s.id)} { type ipv4_addr; flags timeout; }`,
@@ -111,7 +125,16 @@ export function sandboxScript(table: string, s: SandboxRules, fresh: boolean): s
   if (egress === "allowlist") lines.push(`add rule ${table} ${c} ip daddr @${dnsSet(s.id)} accept`);
   if (egress === "open") lines.push(`add rule ${table} ${c} meta nfproto ipv4 accept`);
   lines.push(`add rule ${table} ${c} drop`);
-  if (fresh) lines.push(`add element ${table} egress { "${s.veth}" : jump ${c} }`);
+  if (egress === "allowlist") {
+    // Web traffic goes through the egress proxy, which checks Host/SNI (not for listed CIDRs).
+    if (s.cidrs.length > 0) lines.push(`add rule ${table} ${w} ip daddr @${cidrSet(s.id)} return`);
+    lines.push(`add rule ${table} ${w} tcp dport 80 redirect to :${proxy.http}`);
+    lines.push(`add rule ${table} ${w} tcp dport 443 redirect to :${proxy.tls}`);
+  }
+  if (fresh) {
+    lines.push(`add element ${table} egress { "${s.veth}" : jump ${c} }`);
+    lines.push(`add element ${table} web { "${s.veth}" : jump ${w} }`);
+  }
   return `${lines.join("\n")}\n`;
 }
 
@@ -119,7 +142,9 @@ export function sandboxScript(table: string, s: SandboxRules, fresh: boolean): s
 export function removeSandboxScript(table: string, id: string, veth: string): string {
   return [
     `delete element ${table} egress { "${veth}" }`,
+    `delete element ${table} web { "${veth}" }`,
     `delete chain ${table} ${chain(id)}`,
+    `delete chain ${table} ${webChain(id)}`,
     `delete set ${table} ${cidrSet(id)}`,
     `delete set ${table} ${dnsSet(id)}`,
     "",

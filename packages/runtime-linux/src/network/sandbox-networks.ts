@@ -5,10 +5,13 @@ import { type Logger, type NetworkPolicy, NotSupportedError, parseAllowlist } fr
 import { run } from "../command.js";
 import { AddressRange } from "./addresses.js";
 import { type DnsClient, DnsResolver } from "./dns-resolver.js";
+import { EgressProxy } from "./egress-proxy.js";
 import { createNetSlot, deleteNetSlot, type NetSlot, netnsPath } from "./netns.js";
 import {
   allowResolvedScript,
   baseTableScript,
+  FORBIDDEN_V4,
+  type ProxyPorts,
   removeSandboxScript,
   type SandboxRules,
   sandboxScript,
@@ -49,8 +52,10 @@ export class SandboxNetworks {
   private readonly used = new Set<number>();
   private readonly ready: NetSlot[] = [];
   private readonly nets = new Map<string, SandboxNet>();
-  private readonly byIp = new Map<string, DnsClient>();
+  private readonly byIp = new Map<string, DnsClient & { cidrs: string[] }>();
   private readonly dns: DnsResolver;
+  private readonly proxy: EgressProxy;
+  private proxyPorts: ProxyPorts = { http: 0, tls: 0 };
   private dnsPort = 0;
   private filling: Promise<void> | null = null;
   private quietAfter = 0;
@@ -67,6 +72,12 @@ export class SandboxNetworks {
       upstream: o.dnsUpstream,
       clientFor: (ip) => this.byIp.get(ip),
       allow: (id, ips, ttl) => this.nft(allowResolvedScript(this.table, id, ips, ttl)),
+      log: o.log,
+    });
+    this.proxy = new EgressProxy({
+      clientFor: (ip) => this.byIp.get(ip),
+      forbidden: [...FORBIDDEN_V4, this.range.cidr],
+      upstream: o.dnsUpstream,
       log: o.log,
     });
   }
@@ -90,6 +101,7 @@ export class SandboxNetworks {
           this.o,
         );
     this.dnsPort = await this.dns.start(0);
+    this.proxyPorts = await this.proxy.start();
     await this.nft(
       baseTableScript(
         {
@@ -97,6 +109,7 @@ export class SandboxNetworks {
           vethPrefix: this.vethPrefix,
           sandboxCidr: this.range.cidr,
           dnsPort: this.dnsPort,
+          proxy: this.proxyPorts,
         },
         [...this.nets.entries()].map(([id, n]) => this.rules(id, n)),
       ),
@@ -122,7 +135,9 @@ export class SandboxNetworks {
       policy,
     };
     try {
-      await this.nft(sandboxScript(this.table, { id, veth: net.veth, policy, cidrs: parsed.cidrs }, true));
+      await this.nft(
+        sandboxScript(this.table, { id, veth: net.veth, policy, cidrs: parsed.cidrs }, true, this.proxyPorts),
+      );
     } catch (err) {
       await deleteNetSlot(slot, this.o);
       this.used.delete(slot.address.index);
@@ -138,7 +153,7 @@ export class SandboxNetworks {
     const net = this.nets.get(id);
     if (!net) throw new NotSupportedError("this sandbox has no network of its own");
     const { cidrs } = parseAllowlist(policy.allow);
-    await this.nft(sandboxScript(this.table, { id, veth: net.veth, policy, cidrs }, false));
+    await this.nft(sandboxScript(this.table, { id, veth: net.veth, policy, cidrs }, false, this.proxyPorts));
     const next = { ...net, policy };
     this.remember(id, next);
     return next;
@@ -163,6 +178,7 @@ export class SandboxNetworks {
     this.closed = true;
     await this.filling?.catch(() => {});
     this.dns.close();
+    this.proxy.close();
     for (const slot of this.ready.splice(0)) {
       await deleteNetSlot(slot, this.o);
       this.used.delete(slot.address.index);
@@ -177,8 +193,8 @@ export class SandboxNetworks {
   private remember(id: string, net: SandboxNet): void {
     this.nets.set(id, net);
     this.used.add(net.index);
-    const { hosts } = parseAllowlist(net.policy.allow);
-    this.byIp.set(net.sandboxIp, { id, egress: net.policy.egress, hosts });
+    const { hosts, cidrs } = parseAllowlist(net.policy.allow);
+    this.byIp.set(net.sandboxIp, { id, egress: net.policy.egress, hosts, cidrs });
   }
 
   private rules(id: string, net: SandboxNet): SandboxRules {
