@@ -6,7 +6,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import dnsPacket from "dns-packet";
@@ -31,6 +31,8 @@ let tls: { key: string; cert: string } | undefined;
 function testCertificate(): { key: string; cert: string } {
   if (tls) return tls;
   const dir = mkdtempSync(join(tmpdir(), "berth-tls-"));
+  // Only the files are needed (the servers read them at start); the dir goes when the process exits.
+  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   const key = join(dir, "key.pem");
   const cert = join(dir, "cert.pem");
   execFileSync(
