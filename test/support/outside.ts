@@ -31,8 +31,6 @@ let tls: { key: string; cert: string } | undefined;
 function testCertificate(): { key: string; cert: string } {
   if (tls) return tls;
   const dir = mkdtempSync(join(tmpdir(), "berth-tls-"));
-  // Only the files are needed (the servers read them at start); the dir goes when the process exits.
-  process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
   const key = join(dir, "key.pem");
   const cert = join(dir, "cert.pem");
   execFileSync(
@@ -60,6 +58,12 @@ function testCertificate(): { key: string; cert: string } {
   );
   tls = { key, cert };
   return tls;
+}
+
+/** Removes the test certificate (call after the servers that read it have started). */
+export function removeTestCertificate(): void {
+  if (tls) rmSync(join(tls.key, ".."), { recursive: true, force: true });
+  tls = undefined;
 }
 
 /**
