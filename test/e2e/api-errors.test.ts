@@ -66,10 +66,10 @@ describe("bad input gets the contract's error shape", () => {
     ],
     ["bad env name", "POST", () => "/v1/sandboxes", { env: { "A-B": "x" } }, 400, "invalid_request"],
     [
-      "egress not available yet",
+      "volumes not available yet",
       "POST",
       () => "/v1/sandboxes",
-      { network: { egress: "open" } },
+      { volumes: [{ name: "v", mountPath: "/data" }] },
       501,
       "not_supported",
     ],
