@@ -179,6 +179,15 @@ describe("policy changes and teardown", () => {
     expect(await curl(id, `http://${b.ip}:8080`)).toMatch(/^FAIL/);
   });
 
+  it("keeps every sandbox's policy, resolver and proxy across a server restart", async () => {
+    const open = await create({ egress: "open" });
+    const listed = await create({ egress: "allowlist", allow: ["allowed.test"] });
+    await server.restart();
+    expect(await curl(open, `http://${b.ip}:8080`)).toBe(`outside:b:${b.ip}:8080`);
+    expect(await curl(listed, "http://allowed.test/")).toBe("outside:a:allowed.test");
+    expect(await curl(listed, `http://${b.ip}:8080`)).toMatch(/^FAIL/);
+  });
+
   it("leaves no veth, namespace or nftables rule behind after delete", async () => {
     const id = await create({ egress: "allowlist", allow: ["allowed.test"] });
     const net = netOf(id);
