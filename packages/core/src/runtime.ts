@@ -53,6 +53,14 @@ export interface Runtime {
   inspect(id: string): Promise<RuntimeStatus>;
   /** Resource use of a running sandbox. */
   stats(id: string): Promise<SandboxStats>;
+  /** Freezes every process (memory stays, CPU stops). */
+  pause(id: string): Promise<void>;
+  /** Thaws a paused sandbox. */
+  resume(id: string): Promise<void>;
+  /** Ends every process and frees memory; files, network and identity stay for `wake`. */
+  hibernate(id: string): Promise<void>;
+  /** Starts a hibernated sandbox again; resolves when its supervisor accepts connections. */
+  wake(id: string): Promise<RuntimeInfo>;
   /** Changes the egress policy of a running sandbox (effective at once). */
   setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void>;
   /** Kills every process and removes every trace (mounts, cgroups, files). Idempotent. */

@@ -41,7 +41,7 @@ import {
 } from "./cgroups.js";
 import { run, tryRun } from "./command.js";
 import { diskUsedBytes, ensureDiskSkeleton, mountPoints, unmount } from "./disk.js";
-import { prepareSlot, RootfsPool } from "./disk-pool.js";
+import { prepareSlot, RootfsPool, releaseSlot } from "./disk-pool.js";
 import {
   hardNofileLimit,
   hostResolver,
@@ -55,7 +55,7 @@ import {
 } from "./host.js";
 import { type SandboxNet, SandboxNetworks } from "./network/sandbox-networks.js";
 import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
-import { RuntimeLayout } from "./paths.js";
+import { RuntimeLayout, type SandboxPaths } from "./paths.js";
 import { listenForSandbox } from "./socket.js";
 import { ensureDefaultTemplate } from "./template.js";
 
@@ -190,6 +190,31 @@ export class LinuxRuntime implements Runtime {
       resolvConf: net && this.networks?.resolvConf,
     });
     writeFileSync(p.config, JSON.stringify(config), { mode: 0o600 });
+    const info = await this.launch(spec.id, diskMiB, cgroupsPath, o);
+    const t3 = performance.now();
+    const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
+    this.log.debug(
+      {
+        id: spec.id,
+        pooled,
+        takeMs: ms(t0, t1),
+        prepareMs: ms(t1, t2),
+        runMs: ms(t2, t3),
+        totalMs: ms(t0, t3),
+      },
+      "sandbox created",
+    );
+    return info;
+  }
+
+  /** Starts the bundle's init with a fresh supervisor socket; records what it needs in `info.json`. */
+  private async launch(
+    id: string,
+    diskMiB: number,
+    cgroupsPath: string,
+    o: { log: Logger; signal?: AbortSignal },
+  ): Promise<SandboxInfo> {
+    const p = this.layout.sandbox(id);
     const sock = await listenForSandbox(p.socket);
     try {
       await run(
@@ -205,34 +230,83 @@ export class LinuxRuntime implements Runtime {
           p.pidFile,
           "--bundle",
           p.dir,
-          spec.id,
+          id,
         ],
         { ...o, timeoutMs: 30_000, outputFile: p.output, extraFds: [sock.fd] },
       );
     } finally {
       await sock.close();
     }
-    const t3 = performance.now();
     const info: SandboxInfo = {
       ociRuntime: this.name,
       pid: readInitPid(p.pidFile),
       diskMiB,
-      cgroupPaths: this.cgroupPaths(spec.id, cgroupsPath),
+      cgroupPaths: this.cgroupPaths(id, cgroupsPath),
     };
     writeFileSync(p.info, JSON.stringify(info), { mode: 0o600 });
-    const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
-    this.log.debug(
-      {
-        id: spec.id,
-        pooled,
-        takeMs: ms(t0, t1),
-        prepareMs: ms(t1, t2),
-        runMs: ms(t2, t3),
-        totalMs: ms(t0, t3),
-      },
-      "sandbox created",
-    );
     return info;
+  }
+
+  /** Freezes every process of the sandbox (cgroup freezer): memory stays, CPU drops to zero. */
+  pause(id: string): Promise<void> {
+    return this.lock.run(id, async () => {
+      this.existing(id);
+      await run(this.name, ["--root", this.layout.runcRoot, "pause", id], {
+        log: this.log,
+        timeoutMs: 30_000,
+      });
+    });
+  }
+
+  /** Thaws a paused sandbox. */
+  resume(id: string): Promise<void> {
+    return this.lock.run(id, async () => {
+      this.existing(id);
+      await run(this.name, ["--root", this.layout.runcRoot, "resume", id], {
+        log: this.log,
+        timeoutMs: 30_000,
+      });
+    });
+  }
+
+  /**
+   * Ends every process and frees the sandbox's memory, cgroups and loop device; its disk image,
+   * bundle and network (address, rules) stay, so `wake` brings it back with the same files.
+   */
+  hibernate(id: string): Promise<void> {
+    return this.lock.run(id, async () => {
+      this.existing(id);
+      const root = ["--root", this.layout.runcRoot];
+      const paths = this.info(id)?.cgroupPaths ?? {};
+      await tryRun(this.name, [...root, "kill", "-a", id, "KILL"], { log: this.log, timeoutMs: 10_000 });
+      await tryRun(this.name, [...root, "delete", "--force", id], { log: this.log, timeoutMs: 30_000 });
+      removeCgroups(paths, this.log);
+      await releaseSlot(this.layout.sandbox(id).dir, this.log);
+    });
+  }
+
+  /** Starts a hibernated sandbox again from its kept disk and bundle. */
+  wake(id: string): Promise<RuntimeInfo> {
+    return this.lock.run(id, async () => {
+      const p = this.existing(id);
+      const config = JSON.parse(readFileSync(p.config, "utf8")) as { linux: { cgroupsPath: string } };
+      const diskMiB = this.info(id)?.diskMiB ?? this.o.defaultDiskMiB ?? 5120;
+      const o = { log: this.log };
+      await prepareSlot(p.dir, diskMiB, this.layout.diskSkeleton, this.template("default"), o);
+      try {
+        return await this.launch(id, diskMiB, config.linux.cgroupsPath, o);
+      } catch (err) {
+        await releaseSlot(p.dir, this.log);
+        throw err;
+      }
+    });
+  }
+
+  /** The sandbox's paths; NotFoundError when nothing of it exists. */
+  private existing(id: string): SandboxPaths {
+    const p = this.layout.sandbox(id);
+    if (!ID.test(id) || !existsSync(p.config)) throw new NotFoundError("sandbox", id);
+    return p;
   }
 
   async connect(id: string): Promise<Duplex> {
@@ -298,6 +372,9 @@ export class LinuxRuntime implements Runtime {
     const root = ["--root", this.layout.runcRoot];
     const paths = this.info(id)?.cgroupPaths ?? this.cgroupPaths(id, sandboxCgroupsPath(this.ready(), id));
     if (existsSync(`${this.layout.runcRoot}/${id}`)) {
+      // A frozen sandbox is thawed first: its processes must run to die.
+      if (isFrozen(paths))
+        await tryRun(this.name, [...root, "resume", id], { log: this.log, timeoutMs: 10_000 });
       // delete --force SIGKILLs the init; the pid namespace takes every other process with it.
       await tryRun(this.name, [...root, "kill", "-a", id, "KILL"], { log: this.log, timeoutMs: 10_000 });
       await tryRun(this.name, [...root, "delete", "--force", id], { log: this.log, timeoutMs: 30_000 });

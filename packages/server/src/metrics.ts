@@ -32,6 +32,7 @@ export class ServerMetrics {
   liveSandboxes = 0;
   creates = 0;
   deletes = 0;
+  wakes = 0;
   private readonly createSeconds = new Histogram();
   private readonly execSeconds = new Histogram();
 
@@ -56,6 +57,9 @@ export class ServerMetrics {
       "# HELP berth_sandbox_deletes_total Sandboxes deleted",
       "# TYPE berth_sandbox_deletes_total counter",
       `berth_sandbox_deletes_total ${this.deletes}`,
+      "# HELP berth_sandbox_wakes_total Hibernated sandboxes woken",
+      "# TYPE berth_sandbox_wakes_total counter",
+      `berth_sandbox_wakes_total ${this.wakes}`,
       ...this.createSeconds.render("berth_sandbox_create_seconds", "Time from request to a running sandbox"),
       ...this.execSeconds.render("berth_exec_seconds", "Duration of exec calls"),
     ];

@@ -33,7 +33,7 @@ export function archiveRoutes(app: App, ctx: ServerContext): void {
       },
     },
     async (req, reply) => {
-      const { sandbox, client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      const { sandbox, client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       const entry = await client.stat(req.query.path);
       if (entry.type !== "dir")
         throw new InvalidRequestError(`'${req.query.path}' is not a directory`, { field: "path" });
@@ -73,8 +73,8 @@ export function archiveRoutes(app: App, ctx: ServerContext): void {
         description: "Unpacks a tar body into the directory (created when missing).",
       },
     },
-    async (req) => {
-      const { sandbox, client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+    async (req, reply) => {
+      const { sandbox, client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       const body = limitedBody(req, ctx.config.maxUploadBytes);
       await client.mkdir(req.query.path);
       const proc = await client.exec({

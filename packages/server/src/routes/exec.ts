@@ -18,7 +18,7 @@ export function execRoutes(app: App, ctx: ServerContext): void {
       },
     },
     async (req, reply) => {
-      const { sandbox, client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      const { sandbox, client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       const b = req.body;
       const exec = {
         cmd: b.cmd,

@@ -24,7 +24,7 @@ export function fileRoutes(app: App, ctx: ServerContext): void {
     "/v1/sandboxes/:id/files/content",
     { schema: { tags, params: SandboxParams, querystring: PathQuery } },
     async (req, reply) => {
-      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       const { size, stream } = await client.read(req.query.path);
       return reply.header("content-length", size).type("application/octet-stream").send(stream);
     },
@@ -41,8 +41,8 @@ export function fileRoutes(app: App, ctx: ServerContext): void {
           "Raw body; missing parent directories are created; the file appears whole or not at all.",
       },
     },
-    async (req) => {
-      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+    async (req, reply) => {
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       const { size } = await client.write(req.query.path, limitedBody(req, ctx.config.maxUploadBytes));
       return { path: req.query.path, size };
     },
@@ -57,8 +57,8 @@ export function fileRoutes(app: App, ctx: ServerContext): void {
         response: { 200: T.Object({ entries: T.Array(FileEntry) }) },
       },
     },
-    async (req) => {
-      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+    async (req, reply) => {
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       const entry = await client.stat(req.query.path);
       if (entry.type !== "dir")
         throw new InvalidRequestError(`'${req.query.path}' is not a directory`, { field: "path" });
@@ -69,7 +69,7 @@ export function fileRoutes(app: App, ctx: ServerContext): void {
     "/v1/sandboxes/:id/files",
     { schema: { tags, params: SandboxParams, querystring: RemoveQuery } },
     async (req, reply) => {
-      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       if (req.query.path === "/") throw new InvalidRequestError("refusing to remove '/'", { field: "path" });
       await client.remove(req.query.path, { recursive: req.query.recursive === "true" });
       return reply.status(204).send();
@@ -87,7 +87,7 @@ export function fileRoutes(app: App, ctx: ServerContext): void {
       },
     },
     async (req, reply) => {
-      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       const entry = await client.stat(req.query.path).catch(() => null);
       if (!entry) throw new NotFoundError("path", req.query.path);
       const watch = await client.watch(req.query.path, { recursive: req.query.recursive !== "false" });
@@ -120,7 +120,7 @@ export function fileOpRoutes(app: App, ctx: ServerContext): void {
       },
     },
     async (req, reply) => {
-      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       await client.mkdir(req.body.path);
       return reply.status(201).send({ path: req.body.path });
     },
@@ -128,8 +128,8 @@ export function fileOpRoutes(app: App, ctx: ServerContext): void {
   app.post(
     "/v1/sandboxes/:id/files/move",
     { schema: { tags, params: SandboxParams, body: MoveBody, response: { 200: MoveBody } } },
-    async (req) => {
-      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+    async (req, reply) => {
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       await client.move(req.body.from, req.body.to);
       return { from: req.body.from, to: req.body.to };
     },

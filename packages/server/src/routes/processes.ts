@@ -34,7 +34,7 @@ export function processRoutes(app: App, ctx: ServerContext): void {
     "/v1/sandboxes/:id/processes",
     { schema: { tags, params: SandboxParams, body: StartProcessBody, response: { 201: ProcessInfo } } },
     async (req, reply) => {
-      const { sandbox, client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      const { sandbox, client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       const { pid } = await client.spawn({
         cmd: req.body.cmd,
         cwd: req.body.cwd,
@@ -48,8 +48,8 @@ export function processRoutes(app: App, ctx: ServerContext): void {
   app.get(
     "/v1/sandboxes/:id/processes",
     { schema: { tags, params: SandboxParams, response: { 200: T.Object({ items: T.Array(ProcessInfo) }) } } },
-    async (req) => {
-      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+    async (req, reply) => {
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       const items = await client.processes();
       for (const p of items) await recordProcess(ctx, req.params.id, p);
       return { items };
@@ -58,8 +58,8 @@ export function processRoutes(app: App, ctx: ServerContext): void {
   app.get(
     "/v1/sandboxes/:id/processes/:pid",
     { schema: { tags, params: ProcessParams, response: { 200: ProcessInfo } } },
-    async (req) => {
-      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+    async (req, reply) => {
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       const info = await client.process(Number(req.params.pid));
       await recordProcess(ctx, req.params.id, info);
       return info;
@@ -69,7 +69,7 @@ export function processRoutes(app: App, ctx: ServerContext): void {
     "/v1/sandboxes/:id/processes/:pid/signal",
     { schema: { tags, params: ProcessParams, body: T.Optional(SignalBody) } },
     async (req, reply) => {
-      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       const name = req.body?.signal ?? "SIGTERM";
       await client.signal(
         Number(req.params.pid),
@@ -89,7 +89,7 @@ export function processRoutes(app: App, ctx: ServerContext): void {
       },
     },
     async (req, reply) => {
-      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+      const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       const pid = Number(req.params.pid);
       const follow = wantsEventStream(req);
       const logs = await client.logs(pid, { follow });

@@ -22,7 +22,8 @@ function parseLabels(q: string | string[] | undefined): Record<string, string> {
 }
 
 /** Later releases add these; until then they answer 501 with a clear message. */
-const NOT_YET = ["pause", "resume", "hibernate", "wake", "snapshots", "ports"];
+const NOT_YET = ["snapshots", "ports"];
+const LIFECYCLE = ["pause", "resume", "hibernate", "wake"] as const;
 
 /** Sandbox CRUD, lifecycle, events and per-sandbox metrics. */
 export function sandboxRoutes(app: App, ctx: ServerContext): void {
@@ -78,14 +79,20 @@ export function sandboxRoutes(app: App, ctx: ServerContext): void {
     async (req) =>
       toSandboxView(await ctx.sandboxes.extend(req.caller.tenantId, req.params.id, req.body.seconds)),
   );
+  for (const what of LIFECYCLE)
+    app.post(
+      `/v1/sandboxes/:id/${what}`,
+      { schema: { tags, params: SandboxParams, response: { 200: Sandbox } } },
+      async (req) => toSandboxView(await ctx.sandboxes[what](req.caller.tenantId, req.params.id)),
+    );
   for (const what of NOT_YET)
     app.post(`/v1/sandboxes/:id/${what}`, { schema: { tags, params: SandboxParams } }, async (req) => {
       await ctx.sandboxes.get(req.caller.tenantId, req.params.id);
       throw new NotSupportedError(`${what} is not available in this version of Berth`);
     });
 
-  app.get("/v1/sandboxes/:id/metrics", { schema: { tags, params: SandboxParams } }, async (req) => {
-    const { sandbox } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id);
+  app.get("/v1/sandboxes/:id/metrics", { schema: { tags, params: SandboxParams } }, async (req, reply) => {
+    const { sandbox } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
     const stats = await ctx.runtime.stats(sandbox.id);
     const uptimeSeconds = Math.max(0, (Date.now() - Date.parse(sandbox.createdAt)) / 1000);
     const hours = uptimeSeconds / 3600;

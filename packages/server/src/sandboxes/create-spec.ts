@@ -49,12 +49,6 @@ export function resolveNetwork(
   return { egress, allow };
 }
 
-/** Checks the idle policy; only `delete` can be carried out before pause and hibernate exist. */
-export function checkIdle(idle: PatchSandboxBody["idle"]): void {
-  if (idle && idle.action !== "delete")
-    throw new NotSupportedError(`idle.action '${idle.action}' is not available yet; use 'delete'`);
-}
-
 /** `timeoutSeconds` after defaults and the server maximum (0 or null: no limit). */
 export function resolveTimeout(c: Config, asked: number | undefined): number | null {
   const t = asked ?? c.defaultTimeoutSeconds;

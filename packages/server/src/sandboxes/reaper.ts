@@ -65,11 +65,14 @@ export class Reaper {
       }
       if (
         s.idle &&
-        s.idle.action === "delete" &&
+        s.state === "running" &&
         this.d.sandboxes.lastActivity(s) + s.idle.afterSeconds * 1000 <= now
       ) {
-        await this.d.events.append(s.id, "idle", { afterSeconds: s.idle.afterSeconds, action: "delete" });
-        await this.d.sandboxes.finish(s.id, "deleted", null, "idle");
+        const { action, afterSeconds } = s.idle;
+        await this.d.events.append(s.id, "idle", { afterSeconds, action });
+        if (action === "delete") await this.d.sandboxes.finish(s.id, "deleted", null, "idle");
+        else if (action === "pause") await this.d.sandboxes.pause(s.tenantId, s.id);
+        else await this.d.sandboxes.hibernate(s.tenantId, s.id);
         return;
       }
       if (checkHealth && s.state === "running") await this.checkHealth(s.id);

@@ -15,28 +15,39 @@ export async function recoverSandboxes(d: {
   log: Logger;
 }): Promise<{ running: number; failed: number; orphans: number }> {
   const live = new Set<string>();
+  let counted = 0;
   let failed = 0;
   let cursor: string | undefined;
-  const toFail: { id: string; reason: string }[] = [];
+  const toFail: { id: string; reason: string; counted: boolean }[] = [];
   do {
     const page = await d.store.listSandboxes({ states: LIVE_STATES, limit: 500, cursor });
     for (const s of page.items) {
       const status = await d.runtime.inspect(s.id);
-      if (s.state === "running" && status.state === "running") {
+      const carriesOn =
+        (s.state === "running" && status.state === "running") ||
+        (s.state === "paused" && status.state === "paused") ||
+        // A hibernated sandbox has no processes; its kept files are what must still be there.
+        (s.state === "hibernated" && status.state === "stopped");
+      if (carriesOn) {
         live.add(s.id);
+        if (s.state !== "hibernated") counted++;
         d.reaper.rememberOom(s.id, status.oomKills);
       } else
         toFail.push({
           id: s.id,
+          counted: s.state !== "hibernated",
           reason:
             s.state === "starting"
               ? "the server stopped while the sandbox was starting"
-              : "the sandbox's processes ended while the server was down",
+              : s.state === "hibernated"
+                ? "the hibernated sandbox's files are gone"
+                : "the sandbox's processes ended while the server was down",
         });
     }
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
-  d.sandboxes.setLiveCount(live.size + toFail.length);
+  // Failing one below takes it off the count again.
+  d.sandboxes.setLiveCount(counted + toFail.filter((f) => f.counted).length);
   for (const f of toFail) {
     await d.sandboxes.finish(f.id, "failed", f.reason, "recovery").catch(() => {});
     failed++;

@@ -19,7 +19,6 @@ import { SupervisorClient } from "@berth/supervisor";
 import type { CreateSandboxBody, PatchSandboxBody } from "../http/schemas.js";
 import type { ServerMetrics } from "../metrics.js";
 import {
-  checkIdle,
   expiryOf,
   rejectUnavailable,
   resolveNetwork,
@@ -28,8 +27,15 @@ import {
 } from "./create-spec.js";
 import type { EventHub } from "./event-hub.js";
 
-/** States in which a sandbox holds runtime resources. */
-export const LIVE_STATES: SandboxState[] = ["starting", "running"];
+/** States in which a sandbox holds runtime resources (processes, or a kept disk and network). */
+export const LIVE_STATES: SandboxState[] = ["starting", "running", "paused", "hibernated"];
+/** States that count against `maxSandboxes` (they hold memory). */
+const COUNTED_STATES: SandboxState[] = ["starting", "running", "paused"];
+
+/** Where the wake time of a request that woke its sandbox is reported. */
+export interface WakeReport {
+  header(name: string, value: string): unknown;
+}
 const LISTED_BY_DEFAULT = SANDBOX_STATES.filter((s) => s !== "deleted");
 
 export interface SandboxServiceDeps {
@@ -65,13 +71,8 @@ export class SandboxService {
     rejectUnavailable(body);
     const resources = resolveResources(c, body.resources);
     const network = resolveNetwork(body.network, this.d.runtime.egressModes);
-    checkIdle(body.idle);
     const timeoutSeconds = resolveTimeout(c, body.timeoutSeconds);
-    if (this.live >= c.maxSandboxes)
-      throw new LimitExceededError(
-        `this server runs at most ${c.maxSandboxes} sandboxes (${SETTINGS.maxSandboxes.env}); delete one first`,
-        { max: c.maxSandboxes },
-      );
+    this.checkCapacity();
     const now = new Date().toISOString();
     const record: SandboxRecord = {
       id: newSandboxId(),
@@ -128,13 +129,93 @@ export class SandboxService {
     return touched ? { ...r, lastActivityAt: new Date(touched).toISOString() } : r;
   }
 
-  /** The tenant's sandbox, which must be running; counts the call as activity. */
-  async running(tenantId: string, id: string): Promise<{ sandbox: SandboxRecord; client: SupervisorClient }> {
-    const sandbox = await this.get(tenantId, id);
+  /**
+   * The tenant's sandbox, running: a paused one is resumed and a hibernated one woken first
+   * (the time it took goes into the `X-Berth-Wake-Ms` header of `report`). Counts as activity.
+   */
+  async running(
+    tenantId: string,
+    id: string,
+    report?: WakeReport,
+  ): Promise<{ sandbox: SandboxRecord; client: SupervisorClient }> {
+    let sandbox = await this.get(tenantId, id);
+    if (sandbox.state === "paused" || sandbox.state === "hibernated") {
+      const t0 = performance.now();
+      sandbox = sandbox.state === "paused" ? await this.resume(tenantId, id) : await this.wake(tenantId, id);
+      report?.header("x-berth-wake-ms", (performance.now() - t0).toFixed(1));
+    }
     if (sandbox.state !== "running")
       throw new ConflictError(`sandbox '${id}' is ${sandbox.state}, not running`, { state: sandbox.state });
     this.touch(id);
     return { sandbox, client: this.client(id) };
+  }
+
+  /** Freezes the sandbox's processes (idempotent for a paused one). */
+  pause(tenantId: string, id: string): Promise<SandboxRecord> {
+    return this.transition(tenantId, id, ["running"], "paused", () => this.d.runtime.pause(id));
+  }
+
+  /** Thaws a paused sandbox (idempotent for a running one). */
+  resume(tenantId: string, id: string): Promise<SandboxRecord> {
+    return this.transition(tenantId, id, ["paused"], "running", () => this.d.runtime.resume(id));
+  }
+
+  /** Stops every process and frees the memory; files, network, env and id stay. */
+  hibernate(tenantId: string, id: string): Promise<SandboxRecord> {
+    return this.transition(tenantId, id, ["running", "paused"], "hibernated", async (from) => {
+      if (from === "paused") await this.d.runtime.resume(id);
+      await this.d.runtime.hibernate(id);
+      this.clients.delete(id);
+    });
+  }
+
+  /** Starts a hibernated sandbox again (idempotent for a running one). */
+  wake(tenantId: string, id: string): Promise<SandboxRecord> {
+    return this.transition(tenantId, id, ["hibernated"], "running", async () => {
+      this.checkCapacity();
+      const runtimeInfo = await this.d.runtime.wake(id);
+      await this.d.store.updateSandbox(id, { runtimeInfo });
+      this.d.metrics.wakes++;
+    });
+  }
+
+  /**
+   * Moves a sandbox from one of `from` to `to` by `act`, under its lock; a sandbox already in
+   * `to` is returned as is, any other state is a 409.
+   */
+  private transition(
+    tenantId: string,
+    id: string,
+    from: SandboxState[],
+    to: SandboxState,
+    act: (from: SandboxState) => Promise<void>,
+  ): Promise<SandboxRecord> {
+    return this.lock.run(id, async () => {
+      const s = await this.get(tenantId, id);
+      if (s.state === to) return s;
+      if (!from.includes(s.state))
+        throw new ConflictError(
+          `sandbox '${id}' is ${s.state}; it must be ${from.join(" or ")} to become ${to}`,
+          {
+            state: s.state,
+          },
+        );
+      await act(s.state);
+      const next = await this.d.store.updateSandbox(id, { state: to });
+      if (COUNTED_STATES.includes(s.state) !== COUNTED_STATES.includes(to))
+        this.setLiveCount(this.live + (COUNTED_STATES.includes(to) ? 1 : -1));
+      void this.d.events.append(id, "state", { state: to, from: s.state }).catch(() => {});
+      return next ?? { ...s, state: to };
+    });
+  }
+
+  private checkCapacity(): void {
+    const c = this.d.config;
+    if (this.live >= c.maxSandboxes)
+      throw new LimitExceededError(
+        `this server runs at most ${c.maxSandboxes} sandboxes (${SETTINGS.maxSandboxes.env}); delete one first`,
+        { max: c.maxSandboxes },
+      );
   }
 
   /** A client of the sandbox's supervisor (each operation opens its own connection). */
@@ -173,10 +254,7 @@ export class SandboxService {
       void this.d.events.append(id, "network", { ...out.network }).catch(() => {});
     }
     if (patch.labels) out.labels = patch.labels;
-    if (patch.idle !== undefined) {
-      checkIdle(patch.idle);
-      out.idle = patch.idle;
-    }
+    if (patch.idle !== undefined) out.idle = patch.idle;
     if (patch.timeoutSeconds !== undefined) {
       out.timeoutSeconds = resolveTimeout(this.d.config, patch.timeoutSeconds || undefined);
       if (patch.timeoutSeconds === 0) out.timeoutSeconds = null;
@@ -235,7 +313,7 @@ export class SandboxService {
   private async markFinished(id: string, state: "deleted" | "failed", reason: string | null, why?: string) {
     const before = await this.d.store.getSandbox(id);
     await this.d.store.updateSandbox(id, { state, ...(reason ? { failureReason: reason } : {}) });
-    if (before && LIVE_STATES.includes(before.state)) this.setLiveCount(this.live - 1);
+    if (before && COUNTED_STATES.includes(before.state)) this.setLiveCount(this.live - 1);
     if (state === "deleted") this.d.metrics.deletes++;
     this.clients.delete(id);
     this.activity.delete(id);

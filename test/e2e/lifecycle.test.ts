@@ -1,0 +1,184 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { api, startTestServer, type TestServer } from "../support/server.js";
+
+let server: TestServer;
+const call = (method: string, path: string, body?: unknown) =>
+  api(server, server.adminKey, method, path, body);
+const create = async (body: unknown = {}) => {
+  const r = await call("POST", "/v1/sandboxes", body);
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body.id as string;
+};
+const sh = (id: string, script: string) =>
+  call("POST", `/v1/sandboxes/${id}/exec`, { cmd: ["sh", "-c", script] });
+const state = async (id: string) => (await call("GET", `/v1/sandboxes/${id}`)).body.state as string;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const runtimeDir = (id: string) => `${server.dataDir}/runtime/sandboxes/${id}`;
+/** Host processes and mounts that belong to the sandbox. */
+const processesOf = (id: string) =>
+  execFileSync("sh", ["-c", `ps -eo args | grep -c '[${id[0]}]${id.slice(1)}' || true`], {
+    encoding: "utf8",
+  }).trim();
+const mountsOf = (id: string) =>
+  readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter((l) => l.includes(id));
+
+beforeAll(async () => {
+  server = await startTestServer();
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+/** Starts a counter that ticks every 100 ms in the sandbox; returns a reader from the host. */
+async function startCounter(id: string) {
+  const r = await call("POST", `/v1/sandboxes/${id}/processes`, {
+    cmd: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done"],
+  });
+  expect(r.status).toBe(201);
+  await sleep(300);
+}
+
+describe("pause and resume", () => {
+  it("freezes every process (the counter stops) and thaws it", async () => {
+    const id = await create();
+    await startCounter(id);
+    const info = JSON.parse(readFileSync(`${runtimeDir(id)}/info.json`, "utf8"));
+    const paused = await call("POST", `/v1/sandboxes/${id}/pause`);
+    expect(paused.body.state).toBe("paused");
+    const freezer = info.cgroupPaths.freezer ?? info.cgroupPaths[""];
+    const frozen = readFileSync(
+      info.cgroupPaths.freezer ? `${freezer}/freezer.state` : `${freezer}/cgroup.freeze`,
+      "utf8",
+    ).trim();
+    expect(["FROZEN", "1"]).toContain(frozen);
+    // Its CPU time does not move while paused.
+    const cpu = () => {
+      const p = info.cgroupPaths.cpuacct ?? info.cgroupPaths.cpu;
+      return p ? Number(readFileSync(`${p}/cpuacct.usage`, "utf8")) : 0;
+    };
+    const c1 = cpu();
+    await sleep(800);
+    expect(cpu()).toBe(c1);
+    expect((await call("POST", `/v1/sandboxes/${id}/pause`)).body.state).toBe("paused"); // idempotent
+    const resumed = await call("POST", `/v1/sandboxes/${id}/resume`);
+    expect(resumed.body.state).toBe("running");
+    const n1 = Number((await sh(id, "cat /tmp/count")).body.stdout);
+    await sleep(500);
+    expect(Number((await sh(id, "cat /tmp/count")).body.stdout)).toBeGreaterThan(n1);
+  });
+
+  it("resumes a paused sandbox by itself when it is used, and says how long that took", async () => {
+    const id = await create();
+    await call("POST", `/v1/sandboxes/${id}/pause`);
+    const r = await sh(id, "echo awake");
+    expect(r.body.stdout).toBe("awake\n");
+    expect(Number(r.headers.get("x-berth-wake-ms"))).toBeGreaterThan(0);
+    expect(await state(id)).toBe("running");
+  });
+});
+
+describe("hibernate and wake", () => {
+  it("frees processes and mounts, keeps files, env, hostname and address, and wakes ready to exec", async () => {
+    const id = await create({ env: { KEEP: "me" } });
+    await sh(
+      id,
+      "echo precious > /workspace/file; mkdir -p /home/user/.cache && echo x > /home/user/.cache/y",
+    );
+    await startCounter(id);
+    const addr = (await sh(id, "ip -4 -o addr show eth0 | awk '{print $4}'")).body.stdout;
+    const h = await call("POST", `/v1/sandboxes/${id}/hibernate`);
+    expect(h.body.state).toBe("hibernated");
+    expect(processesOf(id)).toBe("0");
+    expect(mountsOf(id)).toEqual([]);
+    const w = await call("POST", `/v1/sandboxes/${id}/wake`);
+    expect(w.body.state).toBe("running");
+    const r = await sh(id, 'cat /workspace/file /home/user/.cache/y; echo "$KEEP"; hostname');
+    expect(r.body.stdout).toBe(`precious\nx\nme\n${id}\n`);
+    // The counter did not come back (nothing was asked to restart on wake).
+    const c1 = (await sh(id, "cat /tmp/count")).body.stdout;
+    await sleep(400);
+    expect((await sh(id, "cat /tmp/count")).body.stdout).toBe(c1);
+    expect((await sh(id, "ip -4 -o addr show eth0 | awk '{print $4}'")).body.stdout).toBe(addr);
+  });
+
+  it("wakes a hibernated sandbox by itself on exec and on the file API", async () => {
+    const id = await create();
+    await sh(id, "echo kept > /workspace/k");
+    await call("POST", `/v1/sandboxes/${id}/hibernate`);
+    const r = await sh(id, "cat /workspace/k");
+    expect(r.body.stdout).toBe("kept\n");
+    expect(Number(r.headers.get("x-berth-wake-ms"))).toBeGreaterThan(0);
+    await call("POST", `/v1/sandboxes/${id}/hibernate`);
+    const file = await fetch(`${server.url}/v1/sandboxes/${id}/files/content?path=/workspace/k`, {
+      headers: { authorization: `Bearer ${server.adminKey}` },
+    });
+    expect(await file.text()).toBe("kept\n");
+    expect(file.headers.get("x-berth-wake-ms")).toBeTruthy();
+  });
+
+  it("refuses transitions that make no sense with 409, and is idempotent for the ones that do", async () => {
+    const id = await create();
+    expect((await call("POST", `/v1/sandboxes/${id}/wake`)).body.state).toBe("running");
+    expect((await call("POST", `/v1/sandboxes/${id}/resume`)).body.state).toBe("running");
+    await call("POST", `/v1/sandboxes/${id}/hibernate`);
+    const p = await call("POST", `/v1/sandboxes/${id}/pause`);
+    expect(p.status).toBe(409);
+    expect(p.body.error.code).toBe("conflict");
+    expect((await call("POST", `/v1/sandboxes/${id}/hibernate`)).body.state).toBe("hibernated");
+  });
+});
+
+describe("idle policies", () => {
+  it("applies pause, hibernate and delete after idle.afterSeconds without activity", async () => {
+    const paused = await create({ idle: { afterSeconds: 1, action: "pause" } });
+    const hibernated = await create({ idle: { afterSeconds: 1, action: "hibernate" } });
+    const deleted = await create({ idle: { afterSeconds: 1, action: "delete" } });
+    for (let i = 0; i < 50; i++) {
+      const states = await Promise.all([paused, hibernated, deleted].map(state));
+      if (states.join() === "paused,hibernated,deleted") break;
+      await sleep(200);
+    }
+    expect(await Promise.all([paused, hibernated, deleted].map(state))).toEqual([
+      "paused",
+      "hibernated",
+      "deleted",
+    ]);
+    // Use wakes it again.
+    expect((await sh(hibernated, "echo back")).body.stdout).toBe("back\n");
+  });
+
+  it("keeps a sandbox that is being used", async () => {
+    const id = await create({ idle: { afterSeconds: 2, action: "hibernate" } });
+    for (let i = 0; i < 6; i++) {
+      await sh(id, "true");
+      await sleep(500);
+    }
+    expect(await state(id)).toBe("running");
+  });
+});
+
+describe("restart and delete", () => {
+  it("keeps paused and hibernated sandboxes across a server restart, and deletes them without leftovers", async () => {
+    const paused = await create();
+    const hibernated = await create();
+    await sh(hibernated, "echo still > /workspace/s");
+    await call("POST", `/v1/sandboxes/${paused}/pause`);
+    await call("POST", `/v1/sandboxes/${hibernated}/hibernate`);
+    await server.restart();
+    expect(await state(paused)).toBe("paused");
+    expect(await state(hibernated)).toBe("hibernated");
+    expect((await sh(hibernated, "cat /workspace/s")).body.stdout).toBe("still\n");
+    await call("POST", `/v1/sandboxes/${hibernated}/hibernate`);
+    for (const id of [paused, hibernated]) {
+      expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+      expect(processesOf(id)).toBe("0");
+      expect(mountsOf(id)).toEqual([]);
+      expect(() => readFileSync(`${runtimeDir(id)}/config.json`)).toThrow();
+    }
+  });
+});
