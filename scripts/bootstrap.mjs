@@ -20,6 +20,7 @@ const NEEDED = {
     tar: "tar",
     nft: "nftables",
     ip: "iproute2",
+    zstd: "zstd",
   },
   test: { pg_ctlcluster: "postgresql", setpriv: "util-linux" },
   bench: { dockerd: "docker.io", bwrap: "bubblewrap" },

@@ -9,6 +9,8 @@ export interface SandboxSpec {
   network: NetworkPolicy;
   /** Environment every process in the sandbox starts with (the API merges per-exec env on top). */
   env: Record<string, string>;
+  /** A captured writable layer (from `snapshot`) the new sandbox starts with. */
+  fromSnapshot?: string;
 }
 
 /** Driver-private facts stored with the sandbox so the driver can find it again after a restart. */
@@ -61,6 +63,8 @@ export interface Runtime {
   hibernate(id: string): Promise<void>;
   /** Starts a hibernated sandbox again; resolves when its supervisor accepts connections. */
   wake(id: string): Promise<RuntimeInfo>;
+  /** Captures the writable layer into the file `dest` (consistent: frozen while copied); its size. */
+  snapshot(id: string, dest: string): Promise<number>;
   /** Changes the egress policy of a running sandbox (effective at once). */
   setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void>;
   /** Kills every process and removes every trace (mounts, cgroups, files). Idempotent. */

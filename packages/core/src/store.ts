@@ -4,6 +4,7 @@ import type {
   SandboxEvent,
   SandboxRecord,
   SandboxState,
+  SnapshotRecord,
   Tenant,
 } from "./types.js";
 
@@ -63,6 +64,12 @@ export interface Store {
 
   upsertProcess(p: ProcessRecord): Promise<void>;
   listProcesses(sandboxId: string): Promise<ProcessRecord[]>;
+
+  insertSnapshot(s: SnapshotRecord): Promise<void>;
+  getSnapshot(id: string): Promise<SnapshotRecord | null>;
+  /** A tenant's snapshots, newest first. */
+  listSnapshots(tenantId: string): Promise<SnapshotRecord[]>;
+  deleteSnapshot(id: string): Promise<void>;
 
   /** Appends an event; the store assigns `seq` (increasing per store). */
   appendEvent(e: Omit<SandboxEvent, "seq">): Promise<SandboxEvent>;

@@ -123,3 +123,16 @@ export interface SandboxEvent {
   data: Record<string, unknown>;
   at: string;
 }
+
+/** A captured writable layer of a sandbox (with what a new sandbox needs to start from it). */
+export interface SnapshotRecord {
+  id: string;
+  tenantId: string;
+  sandboxId: string;
+  name: string | null;
+  template: string;
+  resources: Resources;
+  env: Record<string, string>;
+  sizeBytes: number;
+  createdAt: string;
+}

@@ -40,7 +40,7 @@ import {
   sandboxCgroupsPath,
 } from "./cgroups.js";
 import { run, tryRun } from "./command.js";
-import { diskUsedBytes, ensureDiskSkeleton, mountPoints, unmount } from "./disk.js";
+import { diskUsedBytes, ensureDiskSkeleton, mountDisk, mountOverlay, mountPoints, unmount } from "./disk.js";
 import { prepareSlot, RootfsPool, releaseSlot } from "./disk-pool.js";
 import {
   hardNofileLimit,
@@ -56,6 +56,7 @@ import {
 import { type SandboxNet, SandboxNetworks } from "./network/sandbox-networks.js";
 import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
 import { RuntimeLayout, type SandboxPaths } from "./paths.js";
+import { captureLayer, restoreLayer } from "./snapshot.js";
 import { listenForSandbox } from "./socket.js";
 import { ensureDefaultTemplate } from "./template.js";
 
@@ -173,6 +174,12 @@ export class LinuxRuntime implements Runtime {
     const pooled = spec.template === "default" && this.pool?.sizeMiB === diskMiB && this.pool.take(p.dir);
     const t1 = performance.now();
     if (!pooled) await prepareSlot(p.dir, diskMiB, this.layout.diskSkeleton, template, o);
+    if (spec.fromSnapshot) {
+      // The layer goes under the overlay, not through it (whiteouts stay whiteouts).
+      await unmount(p.rootfs, await mountPoints(), this.log);
+      await restoreLayer(spec.fromSnapshot, p.disk, o);
+      await mountOverlay(template, p.disk, p.rootfs, o);
+    }
     const t2 = performance.now();
     const cgroupsPath = sandboxCgroupsPath(cg, spec.id);
     const net = await this.attachNetwork(spec);
@@ -298,6 +305,30 @@ export class LinuxRuntime implements Runtime {
       } catch (err) {
         await releaseSlot(p.dir, this.log);
         throw err;
+      }
+    });
+  }
+
+  /**
+   * Captures the sandbox's writable layer into `dest` (a zstd tar). A running sandbox is frozen
+   * while it is copied, so the snapshot is consistent; a hibernated one has its disk mounted
+   * for the copy. Resolves with the archive's size.
+   */
+  snapshot(id: string, dest: string): Promise<number> {
+    return this.lock.run(id, async () => {
+      const p = this.existing(id);
+      const mounted = (await mountPoints()).has(p.disk);
+      const running = existsSync(`${this.layout.runcRoot}/${id}`);
+      const paths = this.info(id)?.cgroupPaths ?? {};
+      const freeze = running && !isFrozen(paths);
+      const root = ["--root", this.layout.runcRoot];
+      if (!mounted) await mountDisk(p.image, p.disk, { log: this.log });
+      if (freeze) await run(this.name, [...root, "pause", id], { log: this.log, timeoutMs: 30_000 });
+      try {
+        return await captureLayer(p.disk, dest, { log: this.log });
+      } finally {
+        if (freeze) await run(this.name, [...root, "resume", id], { log: this.log, timeoutMs: 30_000 });
+        if (!mounted) await unmount(p.disk, await mountPoints(), this.log);
       }
     });
   }

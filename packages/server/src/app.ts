@@ -12,6 +12,7 @@ import { keyRoutes } from "./routes/keys.js";
 import { processRoutes } from "./routes/processes.js";
 import { ptyRoutes } from "./routes/pty.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
+import { snapshotRoutes } from "./routes/snapshots.js";
 
 /** JSON request bodies (uploads are streams and have their own limit). */
 const JSON_BODY_LIMIT = 16 * 1024 * 1024;
@@ -48,6 +49,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   healthRoutes(app, ctx);
   keyRoutes(app, ctx);
   sandboxRoutes(app, ctx);
+  snapshotRoutes(app, ctx);
   execRoutes(app, ctx);
   processRoutes(app, ctx);
   ptyRoutes(app, ctx);

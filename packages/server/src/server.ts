@@ -13,6 +13,7 @@ import { EventHub } from "./sandboxes/event-hub.js";
 import { Reaper } from "./sandboxes/reaper.js";
 import { recoverSandboxes } from "./sandboxes/recovery.js";
 import { SandboxService } from "./sandboxes/service.js";
+import { SnapshotService } from "./sandboxes/snapshots.js";
 
 const VERSION = (
   JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
@@ -55,6 +56,8 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     const metrics = new ServerMetrics();
     const events = new EventHub(store);
     const sandboxes = new SandboxService({ config, store, runtime, events, metrics, log });
+    const snapshots = new SnapshotService({ dataDir, store, runtime, sandboxes, events });
+    sandboxes.useSnapshots(snapshots);
     const reaper = new Reaper({
       store,
       runtime,
@@ -67,7 +70,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     log.info(recovered, "recovered sandboxes");
     const auth = new Authenticator(store);
     const app = await buildApp(
-      { config, store, runtime, sandboxes, events, metrics, auth, reaper, log, version: VERSION },
+      { config, store, runtime, sandboxes, snapshots, events, metrics, auth, reaper, log, version: VERSION },
       log,
     );
     const url = await app.listen({ port: config.port, host: config.host });

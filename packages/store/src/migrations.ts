@@ -66,6 +66,24 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX sandbox_events_sandbox ON sandbox_events (sandbox_id, seq);
     `,
   },
+  {
+    version: 3,
+    name: "snapshots",
+    sql: `
+      CREATE TABLE snapshots (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        sandbox_id TEXT NOT NULL,
+        name TEXT,
+        template TEXT NOT NULL,
+        resources TEXT NOT NULL,
+        env TEXT NOT NULL,
+        size_bytes BIGINT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX snapshots_tenant ON snapshots (tenant_id, id);
+    `,
+  },
 ];
 
 const SERIAL = { sqlite: "INTEGER PRIMARY KEY AUTOINCREMENT", postgres: "BIGSERIAL PRIMARY KEY" };

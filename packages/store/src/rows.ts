@@ -1,4 +1,4 @@
-import type { ApiKeyRecord, ProcessRecord, SandboxPatch, SandboxRecord } from "@berth/core";
+import type { ApiKeyRecord, ProcessRecord, SandboxPatch, SandboxRecord, SnapshotRecord } from "@berth/core";
 
 /** A database row as the driver returns it. */
 export type Row = Record<string, unknown>;
@@ -61,5 +61,19 @@ export function toProcess(r: Row): ProcessRecord {
     exitCode: int(r.exit_code),
     startedAt: String(r.started_at),
     exitedAt: str(r.exited_at),
+  };
+}
+
+export function toSnapshot(r: Row): SnapshotRecord {
+  return {
+    id: String(r.id),
+    tenantId: String(r.tenant_id),
+    sandboxId: String(r.sandbox_id),
+    name: str(r.name),
+    template: String(r.template),
+    resources: parse(r.resources),
+    env: parse(r.env),
+    sizeBytes: Number(r.size_bytes),
+    createdAt: String(r.created_at),
   };
 }

@@ -6,12 +6,13 @@ import {
   type SandboxPatch,
   type SandboxQuery,
   type SandboxRecord,
+  type SnapshotRecord,
   type Store,
   type Tenant,
 } from "@berth/core";
 import type { Db } from "./db.js";
 import { migrate } from "./migrations.js";
-import { COLUMN, type Row, toKey, toProcess, toSandbox } from "./rows.js";
+import { COLUMN, type Row, toKey, toProcess, toSandbox, toSnapshot } from "./rows.js";
 
 const json = (v: unknown) => JSON.stringify(v);
 
@@ -184,6 +185,43 @@ export class SqlStore implements Store {
       sandboxId,
     ]);
     return rows.map(toProcess);
+  }
+
+  async insertSnapshot(s: SnapshotRecord): Promise<void> {
+    await this.db
+      .query(
+        `INSERT INTO snapshots (id, tenant_id, sandbox_id, name, template, resources, env, size_bytes, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          s.id,
+          s.tenantId,
+          s.sandboxId,
+          s.name,
+          s.template,
+          json(s.resources),
+          json(s.env),
+          s.sizeBytes,
+          s.createdAt,
+        ],
+      )
+      .catch(conflictOnDuplicate(`snapshot '${s.id}'`));
+  }
+
+  async getSnapshot(id: string): Promise<SnapshotRecord | null> {
+    const [r] = await this.db.query<Row>("SELECT * FROM snapshots WHERE id = ?", [id]);
+    return r ? toSnapshot(r) : null;
+  }
+
+  async listSnapshots(tenantId: string): Promise<SnapshotRecord[]> {
+    const rows = await this.db.query<Row>(
+      "SELECT * FROM snapshots WHERE tenant_id = ? ORDER BY created_at DESC, id",
+      [tenantId],
+    );
+    return rows.map(toSnapshot);
+  }
+
+  async deleteSnapshot(id: string): Promise<void> {
+    await this.db.query("DELETE FROM snapshots WHERE id = ?", [id]);
   }
 
   async appendEvent(e: Omit<SandboxEvent, "seq">): Promise<SandboxEvent> {

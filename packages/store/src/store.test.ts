@@ -161,6 +161,28 @@ function conformance(
       expect(await store.listEvents("sb1", 0, 1)).toEqual([a]);
     });
 
+    it("keeps snapshots per tenant, newest first", async () => {
+      const snap = (id: string, tenantId: string, createdAt: string) => ({
+        id,
+        tenantId,
+        sandboxId: "sb1",
+        name: id === "sn1" ? "first" : null,
+        template: "default",
+        resources: { cpus: 1, memoryMiB: 512, diskMiB: 1024, pids: 128 },
+        env: { A: "1" },
+        sizeBytes: 5_000_000_000,
+        createdAt,
+      });
+      await store.insertSnapshot(snap("sn1", "t1", "2026-01-01T00:00:00.000Z"));
+      await store.insertSnapshot(snap("sn2", "t1", "2026-01-02T00:00:00.000Z"));
+      await store.insertSnapshot(snap("sn3", "t2", "2026-01-03T00:00:00.000Z"));
+      await expect(store.insertSnapshot(snap("sn1", "t1", "x"))).rejects.toBeInstanceOf(ConflictError);
+      expect(await store.getSnapshot("sn1")).toEqual(snap("sn1", "t1", "2026-01-01T00:00:00.000Z"));
+      expect((await store.listSnapshots("t1")).map((x) => x.id)).toEqual(["sn2", "sn1"]);
+      await store.deleteSnapshot("sn2");
+      expect(await store.getSnapshot("sn2")).toBeNull();
+    });
+
     it("keeps everything across close and reopen", async () => {
       await store.close();
       store = await h.reopen();

@@ -12,6 +12,7 @@ import type { ServerMetrics } from "../metrics.js";
 import type { EventHub } from "../sandboxes/event-hub.js";
 import type { Reaper } from "../sandboxes/reaper.js";
 import type { SandboxService } from "../sandboxes/service.js";
+import type { SnapshotService } from "../sandboxes/snapshots.js";
 
 /** What route modules get: the server's parts, wired once in server.ts. */
 export interface ServerContext {
@@ -19,6 +20,7 @@ export interface ServerContext {
   store: Store;
   runtime: Runtime;
   sandboxes: SandboxService;
+  snapshots: SnapshotService;
   events: EventHub;
   metrics: ServerMetrics;
   auth: Authenticator;

@@ -71,6 +71,5 @@ export function rejectUnavailable(body: CreateSandboxBody): void {
     throw new InvalidRequestError(`unknown template '${body.template}': only 'default' exists`, {
       field: "template",
     });
-  if (body.fromSnapshot !== undefined) throw new NotSupportedError("fromSnapshot is not available yet");
   if (body.volumes && body.volumes.length > 0) throw new NotSupportedError("volumes are not available yet");
 }

@@ -2,10 +2,12 @@ import {
   BerthError,
   type Config,
   ConflictError,
+  InvalidRequestError,
   KeyedLock,
   LimitExceededError,
   type Logger,
   NotFoundError,
+  NotSupportedError,
   newSandboxId,
   type Runtime,
   SANDBOX_STATES,
@@ -13,6 +15,7 @@ import {
   type SandboxRecord,
   type SandboxState,
   SETTINGS,
+  type SnapshotRecord,
   type Store,
 } from "@berth/core";
 import { SupervisorClient } from "@berth/supervisor";
@@ -26,6 +29,7 @@ import {
   resolveTimeout,
 } from "./create-spec.js";
 import type { EventHub } from "./event-hub.js";
+import type { SnapshotService } from "./snapshots.js";
 
 /** States in which a sandbox holds runtime resources (processes, or a kept disk and network). */
 export const LIVE_STATES: SandboxState[] = ["starting", "running", "paused", "hibernated"];
@@ -57,6 +61,7 @@ export class SandboxService {
   /** Activity not yet written to the store (written by `flushActivity`, at most once a tick). */
   private readonly activity = new Map<string, number>();
   private live = 0;
+  private snapshots: SnapshotService | undefined;
 
   constructor(private readonly d: SandboxServiceDeps) {}
 
@@ -66,10 +71,25 @@ export class SandboxService {
     this.d.metrics.liveSandboxes = n;
   }
 
+  /** Wires in snapshots (they need this service too). */
+  useSnapshots(s: SnapshotService): void {
+    this.snapshots = s;
+  }
+
   async create(tenantId: string, body: CreateSandboxBody): Promise<SandboxRecord> {
     const c = this.d.config;
-    rejectUnavailable(body);
-    const resources = resolveResources(c, body.resources);
+    const from = body.fromSnapshot ? await this.snapshotFor(tenantId, body.fromSnapshot) : undefined;
+    if (from && body.template !== undefined && body.template !== from.template)
+      throw new InvalidRequestError(`the snapshot was taken from template '${from.template}'`, {
+        field: "template",
+      });
+    rejectUnavailable(from ? { ...body, template: from.template } : body);
+    const resources = resolveResources(c, { ...from?.resources, ...body.resources });
+    if (from && resources.diskMiB < from.resources.diskMiB)
+      throw new InvalidRequestError(
+        `resources.diskMiB must be at least the snapshot's ${from.resources.diskMiB} MiB, got ${resources.diskMiB}`,
+        { field: "resources.diskMiB" },
+      );
     const network = resolveNetwork(body.network, this.d.runtime.egressModes);
     const timeoutSeconds = resolveTimeout(c, body.timeoutSeconds);
     this.checkCapacity();
@@ -81,7 +101,7 @@ export class SandboxService {
       template: "default",
       resources,
       network,
-      env: body.env ?? {},
+      env: { ...from?.env, ...body.env },
       labels: body.labels ?? {},
       idle: body.idle ?? null,
       timeoutSeconds,
@@ -107,6 +127,7 @@ export class SandboxService {
           resources,
           network,
           env: record.env,
+          fromSnapshot: from && this.snapshots?.path(from.id),
         });
         const running = await this.d.store.updateSandbox(record.id, { state: "running", runtimeInfo });
         this.d.metrics.observeCreate((performance.now() - started) / 1000);
@@ -119,6 +140,11 @@ export class SandboxService {
         throw err instanceof BerthError ? err : new SandboxError(`could not start the sandbox: ${reason}`);
       }
     });
+  }
+
+  private async snapshotFor(tenantId: string, id: string): Promise<SnapshotRecord> {
+    if (!this.snapshots) throw new NotSupportedError("snapshots are not available");
+    return this.snapshots.get(tenantId, id);
   }
 
   /** The tenant's sandbox (another tenant's id is 404, as if it did not exist). */
