@@ -107,6 +107,7 @@ export async function benchBerth(n, execN, { network = true } = {}) {
       },
       10,
     );
+    const lifecycle = network ? await benchLifecycle(call, ids, Math.min(n, 20)) : {};
     const toDelete = ids.splice(0);
     const del = await timeMany(
       toDelete.length,
@@ -120,6 +121,7 @@ export async function benchBerth(n, execN, { network = true } = {}) {
       create: summary(create),
       exec: summary(execTimes),
       delete: summary(del),
+      ...lifecycle,
       note: network
         ? `API over loopback HTTP, pool of ${poolSize}, egress open`
         : "the same without sandbox networks (loopback only)",
@@ -128,4 +130,55 @@ export async function benchBerth(n, execN, { network = true } = {}) {
     for (const id of ids) await call("DELETE", `/v1/sandboxes/${id}`).catch(() => {});
     await server.stop();
   }
+}
+
+/**
+ * Pause, resume, hibernate and wake of running sandboxes, and create-from-snapshot of a sandbox
+ * holding 100 MB of files, through the API.
+ */
+async function benchLifecycle(call, ids, n) {
+  const sample = ids.slice(0, n);
+  const at = (i) => sample[i % sample.length];
+  const pause = await timeMany(
+    n,
+    async (i) => i >= 0 && (await call("POST", `/v1/sandboxes/${at(i)}/pause`)),
+    0,
+  );
+  const resume = await timeMany(
+    n,
+    async (i) => i >= 0 && (await call("POST", `/v1/sandboxes/${at(i)}/resume`)),
+    0,
+  );
+  const hibernate = await timeMany(
+    n,
+    async (i) => i >= 0 && (await call("POST", `/v1/sandboxes/${at(i)}/hibernate`)),
+    0,
+  );
+  const wake = await timeMany(
+    n,
+    async (i) => i >= 0 && (await call("POST", `/v1/sandboxes/${at(i)}/wake`)),
+    0,
+  );
+  // 100 MB of files (incompressible, the worst case) in the source sandbox.
+  const src = ids[0];
+  await call("POST", `/v1/sandboxes/${src}/exec`, {
+    cmd: [
+      "sh",
+      "-c",
+      "mkdir -p /workspace/d && for i in $(seq 10); do head -c 10000000 /dev/urandom > /workspace/d/f$i; done",
+    ],
+  });
+  const snap = await call("POST", `/v1/sandboxes/${src}/snapshots`, {});
+  const fromSnapshot = await timeMany(Math.min(n, 10), async () => {
+    const s = await call("POST", "/v1/sandboxes", { fromSnapshot: snap.id });
+    ids.push(s.id);
+  });
+  await call("DELETE", `/v1/snapshots/${snap.id}`);
+  return {
+    pause: summary(pause),
+    resume: summary(resume),
+    hibernate: summary(hibernate),
+    wake: summary(wake),
+    "create-from-snapshot": summary(fromSnapshot),
+  };
 }

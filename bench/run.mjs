@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { benchBerth } from "./berth.mjs";
 import { benchBwrap, benchDocker, benchRunc } from "./peers.mjs";
 
-const GOALS = { create: 50, exec: 10 };
+const GOALS = { create: 50, exec: 10, resume: 5, wake: 100, "create-from-snapshot": 300 };
 
 const { values } = parseArgs({
   options: {
@@ -58,7 +58,16 @@ function printTable(rs) {
   const berth = rs.find((r) => r.name === "berth");
   const fmt = (x) => (x === undefined || Number.isNaN(x) ? "-" : x.toFixed(x < 10 ? 2 : 1));
   const rows = [["operation", "system", "p50 ms", "p99 ms", "n", "p50 vs berth", "note"]];
-  for (const op of ["create", "exec", "delete"]) {
+  for (const op of [
+    "create",
+    "exec",
+    "delete",
+    "pause",
+    "resume",
+    "hibernate",
+    "wake",
+    "create-from-snapshot",
+  ]) {
     for (const r of rs) {
       const s = r[op];
       if (!s) continue;
@@ -82,8 +91,9 @@ function printTable(rs) {
     );
   if (berth) {
     console.log("");
-    for (const op of ["create", "exec"]) {
-      const p50 = berth[op].p50;
+    for (const op of Object.keys(GOALS)) {
+      const p50 = berth[op]?.p50;
+      if (p50 === undefined) continue;
       console.log(
         `goal: berth ${op} p50 <= ${GOALS[op]} ms: ${fmt(p50)} ms, ${p50 <= GOALS[op] ? "met" : "NOT met"}`,
       );

@@ -42,6 +42,7 @@ import {
 import { run, tryRun } from "./command.js";
 import { diskUsedBytes, ensureDiskSkeleton, mountDisk, mountOverlay, mountPoints, unmount } from "./disk.js";
 import { prepareSlot, RootfsPool, releaseSlot } from "./disk-pool.js";
+import { setFrozen } from "./freezer.js";
 import {
   hardNofileLimit,
   hostResolver,
@@ -258,10 +259,7 @@ export class LinuxRuntime implements Runtime {
   pause(id: string): Promise<void> {
     return this.lock.run(id, async () => {
       this.existing(id);
-      await run(this.name, ["--root", this.layout.runcRoot, "pause", id], {
-        log: this.log,
-        timeoutMs: 30_000,
-      });
+      await setFrozen(this.info(id)?.cgroupPaths ?? {}, true);
     });
   }
 
@@ -269,10 +267,7 @@ export class LinuxRuntime implements Runtime {
   resume(id: string): Promise<void> {
     return this.lock.run(id, async () => {
       this.existing(id);
-      await run(this.name, ["--root", this.layout.runcRoot, "resume", id], {
-        log: this.log,
-        timeoutMs: 30_000,
-      });
+      await setFrozen(this.info(id)?.cgroupPaths ?? {}, false);
     });
   }
 
@@ -321,13 +316,12 @@ export class LinuxRuntime implements Runtime {
       const running = existsSync(`${this.layout.runcRoot}/${id}`);
       const paths = this.info(id)?.cgroupPaths ?? {};
       const freeze = running && !isFrozen(paths);
-      const root = ["--root", this.layout.runcRoot];
       if (!mounted) await mountDisk(p.image, p.disk, { log: this.log });
-      if (freeze) await run(this.name, [...root, "pause", id], { log: this.log, timeoutMs: 30_000 });
+      if (freeze) await setFrozen(paths, true);
       try {
         return await captureLayer(p.disk, dest, { log: this.log });
       } finally {
-        if (freeze) await run(this.name, [...root, "resume", id], { log: this.log, timeoutMs: 30_000 });
+        if (freeze) await setFrozen(paths, false);
         if (!mounted) await unmount(p.disk, await mountPoints(), this.log);
       }
     });
@@ -404,8 +398,7 @@ export class LinuxRuntime implements Runtime {
     const paths = this.info(id)?.cgroupPaths ?? this.cgroupPaths(id, sandboxCgroupsPath(this.ready(), id));
     if (existsSync(`${this.layout.runcRoot}/${id}`)) {
       // A frozen sandbox is thawed first: its processes must run to die.
-      if (isFrozen(paths))
-        await tryRun(this.name, [...root, "resume", id], { log: this.log, timeoutMs: 10_000 });
+      if (isFrozen(paths)) await setFrozen(paths, false).catch(() => {});
       // delete --force SIGKILLs the init; the pid namespace takes every other process with it.
       await tryRun(this.name, [...root, "kill", "-a", id, "KILL"], { log: this.log, timeoutMs: 10_000 });
       await tryRun(this.name, [...root, "delete", "--force", id], { log: this.log, timeoutMs: 30_000 });

@@ -70,7 +70,7 @@ export class Reaper {
       ) {
         const { action, afterSeconds } = s.idle;
         await this.d.events.append(s.id, "idle", { afterSeconds, action });
-        if (action === "delete") await this.d.sandboxes.finish(s.id, "deleted", null, "idle");
+        if (action === "delete") await this.d.sandboxes.finish(s.id, "deleted", null, "idle", ["running"]);
         else if (action === "pause") await this.d.sandboxes.pause(s.tenantId, s.id);
         else await this.d.sandboxes.hibernate(s.tenantId, s.id);
         return;
@@ -91,7 +91,9 @@ export class Reaper {
     }
     if (status.state === "stopped" || status.state === "missing") {
       this.oomSeen.delete(id);
-      await this.d.sandboxes.finish(id, "failed", "the sandbox's processes ended unexpectedly", "died");
+      await this.d.sandboxes.finish(id, "failed", "the sandbox's processes ended unexpectedly", "died", [
+        "running",
+      ]);
     }
   }
 

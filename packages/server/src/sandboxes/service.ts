@@ -318,13 +318,21 @@ export class SandboxService {
 
   /**
    * Ends a sandbox: destroys its runtime resources and records the final state. Used by delete,
-   * timeouts, the reaper and recovery. A failed destroy leaves the sandbox `failed` so that the
+   * timeouts, the reaper and recovery (`onlyIf`: the states the caller saw). A failed destroy leaves the sandbox `failed` so that the
    * next start's orphan sweep retries it.
    */
-  finish(id: string, state: "deleted" | "failed", reason: string | null, why: string): Promise<void> {
+  finish(
+    id: string,
+    state: "deleted" | "failed",
+    reason: string | null,
+    why: string,
+    onlyIf?: SandboxState[],
+  ): Promise<void> {
     return this.lock.run(id, async () => {
       const r = await this.d.store.getSandbox(id);
       if (!r || r.state === "deleted" || (r.state === "failed" && state === "failed")) return;
+      // The caller looked at an older record (the reaper): act only if nothing changed since.
+      if (onlyIf && !onlyIf.includes(r.state)) return;
       try {
         await this.d.runtime.destroy(id);
       } catch (err) {

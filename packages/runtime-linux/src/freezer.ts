@@ -1,0 +1,33 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { SandboxError } from "@berth/core";
+
+/** How long a freeze may take before it is called failed (a process stuck in the kernel). */
+const FREEZE_TIMEOUT_MS = 5_000;
+
+/**
+ * Freezes or thaws a sandbox through its cgroup freezer directly (v1 `freezer.state`, v2
+ * `cgroup.freeze`): the same files `runc pause/resume` write, without a runc process per call
+ * (resume in well under a millisecond instead of ~8 ms). runc reads the freezer to report
+ * `paused`, so its view stays consistent.
+ */
+export async function setFrozen(cgroupPaths: Record<string, string>, frozen: boolean): Promise<void> {
+  const v1 = cgroupPaths.freezer;
+  const v2 = cgroupPaths[""];
+  if (!v1 && !v2) throw new SandboxError("the sandbox has no freezer cgroup");
+  const file = v1 ? `${v1}/freezer.state` : `${v2}/cgroup.freeze`;
+  writeFileSync(file, v1 ? (frozen ? "FROZEN" : "THAWED") : frozen ? "1" : "0");
+  if (!frozen) return;
+  // Freezing is asynchronous: done when the kernel says so (v1 FREEZING -> FROZEN, v2 frozen 1).
+  const done = () =>
+    v1
+      ? readFileSync(file, "utf8").trim() === "FROZEN"
+      : /^frozen 1$/m.test(readFileSync(`${v2}/cgroup.events`, "utf8"));
+  const deadline = Date.now() + FREEZE_TIMEOUT_MS;
+  while (!done()) {
+    if (Date.now() > deadline) {
+      writeFileSync(file, v1 ? "THAWED" : "0");
+      throw new SandboxError("the sandbox could not be frozen in time (a process is stuck in the kernel)");
+    }
+    await new Promise((r) => setTimeout(r, 1));
+  }
+}
