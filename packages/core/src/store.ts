@@ -1,5 +1,6 @@
 import type {
   ApiKeyRecord,
+  PortRecord,
   ProcessRecord,
   SandboxEvent,
   SandboxRecord,
@@ -70,6 +71,16 @@ export interface Store {
   /** A tenant's snapshots, newest first. */
   listSnapshots(tenantId: string): Promise<SnapshotRecord[]>;
   deleteSnapshot(id: string): Promise<void>;
+
+  /** Exposes a port, or replaces its record (a new token, a new `public`). */
+  upsertPort(p: PortRecord): Promise<void>;
+  getPort(sandboxId: string, port: number): Promise<PortRecord | null>;
+  /** A sandbox's exposed ports, by port number. */
+  listPorts(sandboxId: string): Promise<PortRecord[]>;
+  /** Unexposes one port; false when it was not exposed. */
+  deletePort(sandboxId: string, port: number): Promise<boolean>;
+  /** Unexposes every port of a sandbox (when it ends). */
+  deletePorts(sandboxId: string): Promise<void>;
 
   /** Appends an event; the store assigns `seq` (increasing per store). */
   appendEvent(e: Omit<SandboxEvent, "seq">): Promise<SandboxEvent>;

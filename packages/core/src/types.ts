@@ -136,3 +136,15 @@ export interface SnapshotRecord {
   sizeBytes: number;
   createdAt: string;
 }
+
+/** A port of a sandbox exposed through the server's proxy; only the token's hash is stored. */
+export interface PortRecord {
+  sandboxId: string;
+  tenantId: string;
+  port: number;
+  /** Open to anyone with the URL; otherwise requests need the token. */
+  public: boolean;
+  /** SHA-256 (hex) of the port's token; null for a public port. */
+  tokenHash: string | null;
+  createdAt: string;
+}

@@ -67,6 +67,21 @@ export const MIGRATIONS: Migration[] = [
     `,
   },
   {
+    version: 2,
+    name: "ports",
+    sql: `
+      CREATE TABLE ports (
+        sandbox_id TEXT NOT NULL,
+        port INTEGER NOT NULL,
+        tenant_id TEXT NOT NULL,
+        public INTEGER NOT NULL,
+        token_hash TEXT,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (sandbox_id, port)
+      );
+    `,
+  },
+  {
     version: 3,
     name: "snapshots",
     sql: `

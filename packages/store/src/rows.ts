@@ -1,4 +1,11 @@
-import type { ApiKeyRecord, ProcessRecord, SandboxPatch, SandboxRecord, SnapshotRecord } from "@berth/core";
+import type {
+  ApiKeyRecord,
+  PortRecord,
+  ProcessRecord,
+  SandboxPatch,
+  SandboxRecord,
+  SnapshotRecord,
+} from "@berth/core";
 
 /** A database row as the driver returns it. */
 export type Row = Record<string, unknown>;
@@ -74,6 +81,17 @@ export function toSnapshot(r: Row): SnapshotRecord {
     resources: parse(r.resources),
     env: parse(r.env),
     sizeBytes: Number(r.size_bytes),
+    createdAt: String(r.created_at),
+  };
+}
+
+export function toPort(r: Row): PortRecord {
+  return {
+    sandboxId: String(r.sandbox_id),
+    tenantId: String(r.tenant_id),
+    port: Number(r.port),
+    public: Boolean(Number(r.public)),
+    tokenHash: str(r.token_hash),
     createdAt: String(r.created_at),
   };
 }

@@ -1,6 +1,7 @@
 import {
   type ApiKeyRecord,
   ConflictError,
+  type PortRecord,
   type ProcessRecord,
   type SandboxEvent,
   type SandboxPatch,
@@ -12,7 +13,7 @@ import {
 } from "@berth/core";
 import type { Db } from "./db.js";
 import { migrate } from "./migrations.js";
-import { COLUMN, type Row, toKey, toProcess, toSandbox, toSnapshot } from "./rows.js";
+import { COLUMN, type Row, toKey, toPort, toProcess, toSandbox, toSnapshot } from "./rows.js";
 
 const json = (v: unknown) => JSON.stringify(v);
 
@@ -166,6 +167,7 @@ export class SqlStore implements Store {
 
   async purgeSandbox(id: string): Promise<void> {
     await this.db.query("DELETE FROM processes WHERE sandbox_id = ?", [id]);
+    await this.db.query("DELETE FROM ports WHERE sandbox_id = ?", [id]);
     await this.db.query("DELETE FROM sandbox_events WHERE sandbox_id = ?", [id]);
     await this.db.query("DELETE FROM sandboxes WHERE id = ?", [id]);
   }
@@ -222,6 +224,42 @@ export class SqlStore implements Store {
 
   async deleteSnapshot(id: string): Promise<void> {
     await this.db.query("DELETE FROM snapshots WHERE id = ?", [id]);
+  }
+
+  async upsertPort(p: PortRecord): Promise<void> {
+    await this.db.query(
+      `INSERT INTO ports (sandbox_id, port, tenant_id, public, token_hash, created_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (sandbox_id, port) DO UPDATE SET tenant_id = excluded.tenant_id, public = excluded.public,
+         token_hash = excluded.token_hash, created_at = excluded.created_at`,
+      [p.sandboxId, p.port, p.tenantId, p.public ? 1 : 0, p.tokenHash, p.createdAt],
+    );
+  }
+
+  async getPort(sandboxId: string, port: number): Promise<PortRecord | null> {
+    const [r] = await this.db.query<Row>("SELECT * FROM ports WHERE sandbox_id = ? AND port = ?", [
+      sandboxId,
+      port,
+    ]);
+    return r ? toPort(r) : null;
+  }
+
+  async listPorts(sandboxId: string): Promise<PortRecord[]> {
+    const rows = await this.db.query<Row>("SELECT * FROM ports WHERE sandbox_id = ? ORDER BY port", [
+      sandboxId,
+    ]);
+    return rows.map(toPort);
+  }
+
+  async deletePort(sandboxId: string, port: number): Promise<boolean> {
+    const rows = await this.db.query<Row>(
+      "DELETE FROM ports WHERE sandbox_id = ? AND port = ? RETURNING port",
+      [sandboxId, port],
+    );
+    return rows.length > 0;
+  }
+
+  async deletePorts(sandboxId: string): Promise<void> {
+    await this.db.query("DELETE FROM ports WHERE sandbox_id = ?", [sandboxId]);
   }
 
   async appendEvent(e: Omit<SandboxEvent, "seq">): Promise<SandboxEvent> {

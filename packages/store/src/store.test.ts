@@ -183,11 +183,48 @@ function conformance(
       expect(await store.getSnapshot("sn2")).toBeNull();
     });
 
+    it("keeps exposed ports per sandbox; re-exposing replaces the token; unexposing removes them", async () => {
+      const port = (sandboxId: string, n: number, over = {}) => ({
+        sandboxId,
+        tenantId: "t1",
+        port: n,
+        public: false,
+        tokenHash: `hash-${n}`,
+        createdAt: "2026-01-01T00:00:00.000Z",
+        ...over,
+      });
+      await store.upsertPort(port("sb1", 8080));
+      await store.upsertPort(port("sb1", 3000));
+      await store.upsertPort(port("sbp0", 8080, { tenantId: "t2", public: true, tokenHash: null }));
+      expect(await store.getPort("sb1", 8080)).toEqual(port("sb1", 8080));
+      expect(await store.getPort("sbp0", 8080)).toEqual(
+        port("sbp0", 8080, { tenantId: "t2", public: true, tokenHash: null }),
+      );
+      expect(await store.getPort("sb1", 9999)).toBeNull();
+      expect((await store.listPorts("sb1")).map((p) => p.port)).toEqual([3000, 8080]);
+      const rotated = port("sb1", 8080, { tokenHash: "hash-new", createdAt: "2026-01-02T00:00:00.000Z" });
+      await store.upsertPort(rotated);
+      expect(await store.getPort("sb1", 8080)).toEqual(rotated);
+      expect(await store.listPorts("sb1")).toHaveLength(2);
+      expect(await store.deletePort("sb1", 3000)).toBe(true);
+      expect(await store.deletePort("sb1", 3000)).toBe(false);
+      expect(await store.listPorts("sb1")).toEqual([rotated]);
+      await store.upsertPort(port("sbp1", 1));
+      await store.upsertPort(port("sbp1", 65535));
+      await store.deletePorts("sbp1");
+      expect(await store.listPorts("sbp1")).toEqual([]);
+      await store.upsertPort(port("sbp2", 80));
+      await store.purgeSandbox("sbp2");
+      expect(await store.listPorts("sbp2")).toEqual([]);
+      expect(await store.getPort("sbp0", 8080)).not.toBeNull();
+    });
+
     it("keeps everything across close and reopen", async () => {
       await store.close();
       store = await h.reopen();
       expect((await store.getSandbox("sb1"))?.state).toBe("failed");
       expect((await store.listEvents("sb1", 0)).length).toBe(2);
+      expect((await store.getPort("sb1", 8080))?.tokenHash).toBe("hash-new");
     });
   });
 }
