@@ -66,12 +66,12 @@ describe("bad input gets the contract's error shape", () => {
     ],
     ["bad env name", "POST", () => "/v1/sandboxes", { env: { "A-B": "x" } }, 400, "invalid_request"],
     [
-      "volumes not available yet",
+      "unknown volume",
       "POST",
       () => "/v1/sandboxes",
-      { volumes: [{ name: "v", mountPath: "/data" }] },
-      501,
-      "not_supported",
+      { volumes: [{ name: "nosuchvolume", mountPath: "/data" }] },
+      404,
+      "not_found",
     ],
     [
       "unknown egress",
@@ -133,7 +133,15 @@ describe("bad input gets the contract's error shape", () => {
       "signal",
     ],
     ["unknown endpoint", "GET", () => "/v1/nothing-here", undefined, 404, "not_found"],
-    ["snapshots not available yet", "POST", () => `${sb()}/snapshots`, {}, 501, "not_supported"],
+    [
+      "volume over a system directory",
+      "POST",
+      () => "/v1/sandboxes",
+      { volumes: [{ name: "x", mountPath: "/usr/lib" }] },
+      400,
+      "invalid_request",
+      "volumes.mountPath",
+    ],
   ];
   for (const [name, method, path, body, status, code, field] of cases)
     it(`${name} -> ${status} ${code}`, async () => {

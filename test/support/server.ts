@@ -76,7 +76,7 @@ export async function startTestServer(
       });
       await cleaner.start();
       for (const id of await cleaner.list()) await cleaner.destroy(id).catch(() => {});
-      await cleaner.removeNetworkRules();
+      await cleaner.purgeHostState();
       await cleaner.close();
       execFileSync("sh", [
         "-c",

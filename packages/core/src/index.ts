@@ -3,6 +3,7 @@ export * from "./errors.js";
 export * from "./ids.js";
 export * from "./keyed-lock.js";
 export * from "./logger.js";
+export * from "./mount-path.js";
 export * from "./network-policy.js";
 export * from "./runtime.js";
 export * from "./store.js";

@@ -11,6 +11,8 @@ export interface SandboxSpec {
   env: Record<string, string>;
   /** A captured writable layer (from `snapshot`) the new sandbox starts with. */
   fromSnapshot?: string;
+  /** Volumes (by id) and where they appear in the sandbox. */
+  volumes?: { id: string; mountPath: string }[];
 }
 
 /** Driver-private facts stored with the sandbox so the driver can find it again after a restart. */
@@ -65,6 +67,12 @@ export interface Runtime {
   wake(id: string): Promise<RuntimeInfo>;
   /** Captures the writable layer into the file `dest` (consistent: frozen while copied); its size. */
   snapshot(id: string, dest: string): Promise<number>;
+  /** Makes a volume of `sizeMiB` (its limit enforced by the kernel). */
+  createVolume(id: string, sizeMiB: number): Promise<void>;
+  /** Removes a volume and its data (the caller checks no sandbox uses it). */
+  deleteVolume(id: string): Promise<void>;
+  /** Bytes in use on a volume. */
+  volumeUsage(id: string): Promise<number>;
   /** Changes the egress policy of a running sandbox (effective at once). */
   setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void>;
   /** Kills every process and removes every trace (mounts, cgroups, files). Idempotent. */

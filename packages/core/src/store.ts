@@ -7,6 +7,7 @@ import type {
   SandboxState,
   SnapshotRecord,
   Tenant,
+  VolumeRecord,
 } from "./types.js";
 
 /** Filters for listing sandboxes; `cursor` is the last id of the previous page. */
@@ -81,6 +82,12 @@ export interface Store {
   deletePort(sandboxId: string, port: number): Promise<boolean>;
   /** Unexposes every port of a sandbox (when it ends). */
   deletePorts(sandboxId: string): Promise<void>;
+
+  /** ConflictError when the tenant already has a volume of that name. */
+  insertVolume(v: VolumeRecord): Promise<void>;
+  getVolumeByName(tenantId: string, name: string): Promise<VolumeRecord | null>;
+  listVolumes(tenantId: string): Promise<VolumeRecord[]>;
+  deleteVolume(id: string): Promise<void>;
 
   /** Appends an event; the store assigns `seq` (increasing per store). */
   appendEvent(e: Omit<SandboxEvent, "seq">): Promise<SandboxEvent>;

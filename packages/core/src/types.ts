@@ -50,6 +50,23 @@ export interface SandboxRecord {
   failureReason: string | null;
   /** Driver-private facts needed to find the sandbox again after a restart. */
   runtimeInfo: Record<string, unknown>;
+  /** Volumes mounted into it, by name. */
+  volumes: VolumeMount[];
+}
+
+/** A volume mounted into a sandbox. */
+export interface VolumeMount {
+  name: string;
+  mountPath: string;
+}
+
+/** A named persistent directory of a tenant. */
+export interface VolumeRecord {
+  id: string;
+  tenantId: string;
+  name: string;
+  sizeMiB: number;
+  createdAt: string;
 }
 
 /** The Sandbox object of the API contract. */
@@ -67,6 +84,7 @@ export interface SandboxView {
   expiresAt: string | null;
   lastActivityAt: string;
   failureReason?: string;
+  volumes: VolumeMount[];
 }
 
 export function toSandboxView(r: SandboxRecord): SandboxView {
@@ -84,6 +102,7 @@ export function toSandboxView(r: SandboxRecord): SandboxView {
     expiresAt: r.expiresAt,
     lastActivityAt: r.lastActivityAt,
     ...(r.failureReason ? { failureReason: r.failureReason } : {}),
+    volumes: r.volumes,
   };
 }
 

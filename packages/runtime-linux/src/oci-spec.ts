@@ -33,6 +33,8 @@ export interface OciSpecInput {
   nofile: number;
   /** A prepared network namespace to join (its veth is set up); absent: a fresh loopback-only one. */
   netnsPath?: string;
+  /** Volumes: host dirs bound read-write at their mount paths. */
+  volumes?: { source: string; destination: string }[];
   /** Host file bound read-only at /etc/resolv.conf (the sandbox's DNS resolver). */
   resolvConf?: string;
   /** Node's `process.arch`, for the seccomp profile. */
@@ -122,6 +124,12 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
         source: i.stateDir,
         options: ["bind", "rw", "nosuid", "nodev"],
       },
+      ...(i.volumes ?? []).map((v) => ({
+        destination: v.destination,
+        type: "bind",
+        source: v.source,
+        options: ["rbind", "rw", "nosuid", "nodev"],
+      })),
       ...(i.resolvConf
         ? [
             {

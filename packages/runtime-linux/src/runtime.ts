@@ -13,6 +13,7 @@ import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import {
   ConflictError,
+  checkMountPath,
   type EgressMode,
   InvalidRequestError,
   KeyedLock,
@@ -60,6 +61,7 @@ import { RuntimeLayout, type SandboxPaths } from "./paths.js";
 import { captureLayer, restoreLayer } from "./snapshot.js";
 import { listenForSandbox } from "./socket.js";
 import { ensureDefaultTemplate } from "./template.js";
+import { Volumes } from "./volumes.js";
 
 /** Options of the local Linux runtime. */
 export interface LinuxRuntimeOptions {
@@ -96,6 +98,7 @@ export class LinuxRuntime implements Runtime {
   private cgroups: CgroupSetup | null = null;
   private pool: RootfsPool | null = null;
   private networks: SandboxNetworks | null = null;
+  private volumes: Volumes | null = null;
 
   /** Egress modes this host can enforce (all three once sandbox networks are set up). */
   get egressModes(): readonly EgressMode[] {
@@ -134,6 +137,8 @@ export class LinuxRuntime implements Runtime {
     );
     await this.pool.start();
     await this.startNetworks();
+    this.volumes = new Volumes(join(L.root, "volumes"), this.log);
+    await this.volumes.start();
     this.log.info(
       { ociRuntime: this.name, cgroup: this.cgroups.version, network: Boolean(this.networks) },
       "linux runtime ready",
@@ -194,6 +199,10 @@ export class LinuxRuntime implements Runtime {
       cgroupsPath,
       cgroupNamespace: cg.namespace,
       nofile: Math.min(MAX_NOFILE, hardNofileLimit()),
+      volumes: (spec.volumes ?? []).map((v) => {
+        checkMountPath(v.mountPath);
+        return { source: this.vols().mountPoint(v.id), destination: v.mountPath };
+      }),
       netnsPath: net && this.networks?.path(net),
       resolvConf: net && this.networks?.resolvConf,
     });
@@ -427,9 +436,27 @@ export class LinuxRuntime implements Runtime {
     await this.networks?.close();
   }
 
-  /** Removes this instance's nftables table (after every sandbox is gone: tests, uninstall). */
-  async removeNetworkRules(): Promise<void> {
+  createVolume(id: string, sizeMiB: number): Promise<void> {
+    return this.vols().create(id, sizeMiB);
+  }
+
+  deleteVolume(id: string): Promise<void> {
+    return this.vols().remove(id);
+  }
+
+  async volumeUsage(id: string): Promise<number> {
+    return this.vols().usedBytes(id);
+  }
+
+  private vols(): Volumes {
+    if (!this.volumes) throw new SandboxError("the runtime is not started");
+    return this.volumes;
+  }
+
+  /** Removes this instance's nftables table and every volume (after every sandbox is gone: tests, uninstall). */
+  async purgeHostState(): Promise<void> {
     await this.networks?.removeTable();
+    for (const id of this.volumes?.list() ?? []) await this.volumes?.remove(id);
   }
 
   /** Changes the egress policy of a running sandbox; effective for its next packet. */

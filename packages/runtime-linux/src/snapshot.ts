@@ -14,7 +14,19 @@ export async function captureLayer(disk: string, dest: string, o: { log?: Logger
   try {
     await run(
       "tar",
-      ["--zstd", "-c", "-f", tmp, "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", "-C", join(disk, DISK_UPPER), "."],
+      [
+        "--zstd",
+        "-c",
+        "-f",
+        tmp,
+        "--numeric-owner",
+        "--xattrs",
+        "--xattrs-include=*",
+        "--acls",
+        "-C",
+        join(disk, DISK_UPPER),
+        ".",
+      ],
       { ...o, timeoutMs: 30 * 60_000 },
     );
     renameSync(tmp, dest);
@@ -29,7 +41,18 @@ export async function captureLayer(disk: string, dest: string, o: { log?: Logger
 export async function restoreLayer(archive: string, disk: string, o: { log?: Logger }): Promise<void> {
   await run(
     "tar",
-    ["--zstd", "-x", "-f", archive, "--numeric-owner", "--xattrs", "--xattrs-include=*", "--acls", "-C", join(disk, DISK_UPPER)],
+    [
+      "--zstd",
+      "-x",
+      "-f",
+      archive,
+      "--numeric-owner",
+      "--xattrs",
+      "--xattrs-include=*",
+      "--acls",
+      "-C",
+      join(disk, DISK_UPPER),
+    ],
     { ...o, timeoutMs: 30 * 60_000 },
   );
 }

@@ -13,6 +13,7 @@ import { processRoutes } from "./routes/processes.js";
 import { ptyRoutes } from "./routes/pty.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
+import { volumeRoutes } from "./routes/volumes.js";
 
 /** JSON request bodies (uploads are streams and have their own limit). */
 const JSON_BODY_LIMIT = 16 * 1024 * 1024;
@@ -50,6 +51,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   keyRoutes(app, ctx);
   sandboxRoutes(app, ctx);
   snapshotRoutes(app, ctx);
+  volumeRoutes(app, ctx);
   execRoutes(app, ctx);
   processRoutes(app, ctx);
   ptyRoutes(app, ctx);

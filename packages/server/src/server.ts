@@ -14,6 +14,7 @@ import { Reaper } from "./sandboxes/reaper.js";
 import { recoverSandboxes } from "./sandboxes/recovery.js";
 import { SandboxService } from "./sandboxes/service.js";
 import { SnapshotService } from "./sandboxes/snapshots.js";
+import { VolumeService } from "./sandboxes/volumes.js";
 
 const VERSION = (
   JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
@@ -58,6 +59,8 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     const sandboxes = new SandboxService({ config, store, runtime, events, metrics, log });
     const snapshots = new SnapshotService({ dataDir, store, runtime, sandboxes, events });
     sandboxes.useSnapshots(snapshots);
+    const volumes = new VolumeService({ store, runtime, config });
+    sandboxes.useVolumes(volumes);
     const reaper = new Reaper({
       store,
       runtime,
@@ -70,7 +73,20 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     log.info(recovered, "recovered sandboxes");
     const auth = new Authenticator(store);
     const app = await buildApp(
-      { config, store, runtime, sandboxes, snapshots, events, metrics, auth, reaper, log, version: VERSION },
+      {
+        config,
+        store,
+        runtime,
+        sandboxes,
+        snapshots,
+        volumes,
+        events,
+        metrics,
+        auth,
+        reaper,
+        log,
+        version: VERSION,
+      },
       log,
     );
     const url = await app.listen({ port: config.port, host: config.host });

@@ -99,6 +99,21 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX snapshots_tenant ON snapshots (tenant_id, id);
     `,
   },
+  {
+    version: 4,
+    name: "volumes",
+    sql: `
+      CREATE TABLE volumes (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size_mib INTEGER NOT NULL,
+        created_at TEXT NOT NULL,
+        UNIQUE (tenant_id, name)
+      );
+      ALTER TABLE sandboxes ADD COLUMN volumes TEXT NOT NULL DEFAULT '[]';
+    `,
+  },
 ];
 
 const SERIAL = { sqlite: "INTEGER PRIMARY KEY AUTOINCREMENT", postgres: "BIGSERIAL PRIMARY KEY" };

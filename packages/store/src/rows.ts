@@ -5,6 +5,7 @@ import type {
   SandboxPatch,
   SandboxRecord,
   SnapshotRecord,
+  VolumeRecord,
 } from "@berth/core";
 
 /** A database row as the driver returns it. */
@@ -44,6 +45,7 @@ export function toSandbox(r: Row): SandboxRecord {
     lastActivityAt: String(r.last_activity_at),
     failureReason: str(r.failure_reason),
     runtimeInfo: parse(r.runtime_info),
+    volumes: r.volumes === undefined || r.volumes === null ? [] : parse(r.volumes),
   };
 }
 
@@ -92,6 +94,16 @@ export function toPort(r: Row): PortRecord {
     port: Number(r.port),
     public: Boolean(Number(r.public)),
     tokenHash: str(r.token_hash),
+    createdAt: String(r.created_at),
+  };
+}
+
+export function toVolume(r: Row): VolumeRecord {
+  return {
+    id: String(r.id),
+    tenantId: String(r.tenant_id),
+    name: String(r.name),
+    sizeMiB: Number(r.size_mib),
     createdAt: String(r.created_at),
   };
 }

@@ -10,10 +10,11 @@ import {
   type SnapshotRecord,
   type Store,
   type Tenant,
+  type VolumeRecord,
 } from "@berth/core";
 import type { Db } from "./db.js";
 import { migrate } from "./migrations.js";
-import { COLUMN, type Row, toKey, toPort, toProcess, toSandbox, toSnapshot } from "./rows.js";
+import { COLUMN, type Row, toKey, toPort, toProcess, toSandbox, toSnapshot, toVolume } from "./rows.js";
 
 const json = (v: unknown) => JSON.stringify(v);
 
@@ -90,8 +91,8 @@ export class SqlStore implements Store {
     await this.db
       .query(
         `INSERT INTO sandboxes (id, tenant_id, state, template, resources, network, env, labels, idle,
-           timeout_seconds, created_at, expires_at, last_activity_at, failure_reason, runtime_info)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           timeout_seconds, created_at, expires_at, last_activity_at, failure_reason, runtime_info, volumes)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
           s.id,
           s.tenantId,
@@ -108,6 +109,7 @@ export class SqlStore implements Store {
           s.lastActivityAt,
           s.failureReason,
           json(s.runtimeInfo),
+          json(s.volumes ?? []),
         ],
       )
       .catch(conflictOnDuplicate(`sandbox '${s.id}'`));
@@ -260,6 +262,36 @@ export class SqlStore implements Store {
 
   async deletePorts(sandboxId: string): Promise<void> {
     await this.db.query("DELETE FROM ports WHERE sandbox_id = ?", [sandboxId]);
+  }
+
+  async insertVolume(v: VolumeRecord): Promise<void> {
+    await this.db
+      .query("INSERT INTO volumes (id, tenant_id, name, size_mib, created_at) VALUES (?, ?, ?, ?, ?)", [
+        v.id,
+        v.tenantId,
+        v.name,
+        v.sizeMiB,
+        v.createdAt,
+      ])
+      .catch(conflictOnDuplicate(`volume '${v.name}'`));
+  }
+
+  async getVolumeByName(tenantId: string, name: string): Promise<VolumeRecord | null> {
+    const [r] = await this.db.query<Row>("SELECT * FROM volumes WHERE tenant_id = ? AND name = ?", [
+      tenantId,
+      name,
+    ]);
+    return r ? toVolume(r) : null;
+  }
+
+  async listVolumes(tenantId: string): Promise<VolumeRecord[]> {
+    return (
+      await this.db.query<Row>("SELECT * FROM volumes WHERE tenant_id = ? ORDER BY name", [tenantId])
+    ).map(toVolume);
+  }
+
+  async deleteVolume(id: string): Promise<void> {
+    await this.db.query("DELETE FROM volumes WHERE id = ?", [id]);
   }
 
   async appendEvent(e: Omit<SandboxEvent, "seq">): Promise<SandboxEvent> {

@@ -22,6 +22,7 @@ const sandbox = (id: string, over: Partial<SandboxRecord> = {}): SandboxRecord =
   lastActivityAt: "2026-01-01T00:00:00.000Z",
   failureReason: null,
   runtimeInfo: { pid: 42, nested: { a: [1, 2] } },
+  volumes: [],
   ...over,
 });
 
@@ -217,6 +218,25 @@ function conformance(
       await store.purgeSandbox("sbp2");
       expect(await store.listPorts("sbp2")).toEqual([]);
       expect(await store.getPort("sbp0", 8080)).not.toBeNull();
+    });
+
+    it("keeps volumes per tenant with unique names, and the volumes of a sandbox", async () => {
+      const v = {
+        id: "vo1",
+        tenantId: "t1",
+        name: "data",
+        sizeMiB: 64,
+        createdAt: "2026-01-01T00:00:00.000Z",
+      };
+      await store.insertVolume(v);
+      await expect(store.insertVolume({ ...v, id: "vo2" })).rejects.toBeInstanceOf(ConflictError);
+      await store.insertVolume({ ...v, id: "vo3", tenantId: "t2" });
+      expect(await store.getVolumeByName("t1", "data")).toEqual(v);
+      expect((await store.listVolumes("t2")).map((x) => x.id)).toEqual(["vo3"]);
+      await store.deleteVolume("vo1");
+      expect(await store.getVolumeByName("t1", "data")).toBeNull();
+      await store.insertSandbox(sandbox("sbv", { volumes: [{ name: "data", mountPath: "/data" }] }));
+      expect((await store.getSandbox("sbv"))?.volumes).toEqual([{ name: "data", mountPath: "/data" }]);
     });
 
     it("keeps everything across close and reopen", async () => {

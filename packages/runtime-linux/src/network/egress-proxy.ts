@@ -53,7 +53,7 @@ export class EgressProxy {
   private handle(s: Socket, kind: "http" | "tls"): void {
     s.on("error", () => {});
     const client = this.o.clientFor((s.remoteAddress ?? "").replace(/^::ffff:/, ""));
-    if (!client || client.egress !== "allowlist") return void s.destroy();
+    if (client?.egress !== "allowlist") return void s.destroy();
     let head = Buffer.alloc(0);
     const timer = setTimeout(() => s.destroy(), HEAD_TIMEOUT_MS);
     const onData = (chunk: Buffer) => {

@@ -98,6 +98,7 @@ export const Sandbox = T.Object({
   expiresAt: T.Union([T.String({ format: "date-time" }), T.Null()]),
   lastActivityAt: T.String({ format: "date-time" }),
   failureReason: T.Optional(T.String()),
+  volumes: T.Array(T.Object({ name: T.String(), mountPath: T.String() })),
 });
 
 export const ListSandboxesQuery = T.Object(

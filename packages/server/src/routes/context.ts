@@ -13,6 +13,7 @@ import type { EventHub } from "../sandboxes/event-hub.js";
 import type { Reaper } from "../sandboxes/reaper.js";
 import type { SandboxService } from "../sandboxes/service.js";
 import type { SnapshotService } from "../sandboxes/snapshots.js";
+import type { VolumeService } from "../sandboxes/volumes.js";
 
 /** What route modules get: the server's parts, wired once in server.ts. */
 export interface ServerContext {
@@ -21,6 +22,7 @@ export interface ServerContext {
   runtime: Runtime;
   sandboxes: SandboxService;
   snapshots: SnapshotService;
+  volumes: VolumeService;
   events: EventHub;
   metrics: ServerMetrics;
   auth: Authenticator;

@@ -71,5 +71,4 @@ export function rejectUnavailable(body: CreateSandboxBody): void {
     throw new InvalidRequestError(`unknown template '${body.template}': only 'default' exists`, {
       field: "template",
     });
-  if (body.volumes && body.volumes.length > 0) throw new NotSupportedError("volumes are not available yet");
 }

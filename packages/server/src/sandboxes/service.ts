@@ -17,6 +17,7 @@ import {
   SETTINGS,
   type SnapshotRecord,
   type Store,
+  type VolumeMount,
 } from "@berth/core";
 import { SupervisorClient } from "@berth/supervisor";
 import type { CreateSandboxBody, PatchSandboxBody } from "../http/schemas.js";
@@ -30,6 +31,7 @@ import {
 } from "./create-spec.js";
 import type { EventHub } from "./event-hub.js";
 import type { SnapshotService } from "./snapshots.js";
+import type { VolumeService } from "./volumes.js";
 
 /** States in which a sandbox holds runtime resources (processes, or a kept disk and network). */
 export const LIVE_STATES: SandboxState[] = ["starting", "running", "paused", "hibernated"];
@@ -62,6 +64,7 @@ export class SandboxService {
   private readonly activity = new Map<string, number>();
   private live = 0;
   private snapshots: SnapshotService | undefined;
+  private volumes: VolumeService | undefined;
 
   constructor(private readonly d: SandboxServiceDeps) {}
 
@@ -69,6 +72,11 @@ export class SandboxService {
   setLiveCount(n: number): void {
     this.live = n;
     this.d.metrics.liveSandboxes = n;
+  }
+
+  /** Wires in volumes. */
+  useVolumes(v: VolumeService): void {
+    this.volumes = v;
   }
 
   /** Wires in snapshots (they need this service too). */
@@ -85,6 +93,7 @@ export class SandboxService {
       });
     rejectUnavailable(from ? { ...body, template: from.template } : body);
     const resources = resolveResources(c, { ...from?.resources, ...body.resources });
+    const volumes = body.volumes?.length ? await this.volumesFor(tenantId, body.volumes) : [];
     if (from && resources.diskMiB < from.resources.diskMiB)
       throw new InvalidRequestError(
         `resources.diskMiB must be at least the snapshot's ${from.resources.diskMiB} MiB, got ${resources.diskMiB}`,
@@ -110,6 +119,7 @@ export class SandboxService {
       lastActivityAt: now,
       failureReason: null,
       runtimeInfo: {},
+      volumes: body.volumes ?? [],
     };
     this.setLiveCount(this.live + 1);
     const started = performance.now();
@@ -128,6 +138,7 @@ export class SandboxService {
           network,
           env: record.env,
           fromSnapshot: from && this.snapshots?.path(from.id),
+          volumes,
         });
         const running = await this.d.store.updateSandbox(record.id, { state: "running", runtimeInfo });
         this.d.metrics.observeCreate((performance.now() - started) / 1000);
@@ -140,6 +151,11 @@ export class SandboxService {
         throw err instanceof BerthError ? err : new SandboxError(`could not start the sandbox: ${reason}`);
       }
     });
+  }
+
+  private async volumesFor(tenantId: string, mounts: VolumeMount[]) {
+    if (!this.volumes) throw new NotSupportedError("volumes are not available");
+    return this.volumes.resolve(tenantId, mounts);
   }
 
   private async snapshotFor(tenantId: string, id: string): Promise<SnapshotRecord> {
