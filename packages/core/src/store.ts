@@ -91,6 +91,8 @@ export interface Store {
 
   /** Appends an event; the store assigns `seq` (increasing per store). */
   appendEvent(e: Omit<SandboxEvent, "seq">): Promise<SandboxEvent>;
+  /** The newest event of a sandbox, or null. */
+  lastEvent(sandboxId: string): Promise<SandboxEvent | null>;
   /** Events of one sandbox after `afterSeq`, oldest first. */
   listEvents(sandboxId: string, afterSeq: number, limit?: number): Promise<SandboxEvent[]>;
 }

@@ -59,6 +59,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     const sandboxes = new SandboxService({ config, store, runtime, events, metrics, log });
     const snapshots = new SnapshotService({ dataDir, store, runtime, sandboxes, events });
     sandboxes.useSnapshots(snapshots);
+    await snapshots.sweep();
     const volumes = new VolumeService({ store, runtime, config });
     sandboxes.useVolumes(volumes);
     const reaper = new Reaper({

@@ -2,6 +2,7 @@ import type {
   ApiKeyRecord,
   PortRecord,
   ProcessRecord,
+  SandboxEvent,
   SandboxPatch,
   SandboxRecord,
   SnapshotRecord,
@@ -105,5 +106,15 @@ export function toVolume(r: Row): VolumeRecord {
     name: String(r.name),
     sizeMiB: Number(r.size_mib),
     createdAt: String(r.created_at),
+  };
+}
+
+export function toEvent(r: Row): SandboxEvent {
+  return {
+    seq: Number(r.seq),
+    sandboxId: String(r.sandbox_id),
+    type: String(r.type),
+    data: JSON.parse(String(r.data)),
+    at: String(r.at),
   };
 }

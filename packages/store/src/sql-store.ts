@@ -14,7 +14,17 @@ import {
 } from "@berth/core";
 import type { Db } from "./db.js";
 import { migrate } from "./migrations.js";
-import { COLUMN, type Row, toKey, toPort, toProcess, toSandbox, toSnapshot, toVolume } from "./rows.js";
+import {
+  COLUMN,
+  type Row,
+  toEvent,
+  toKey,
+  toPort,
+  toProcess,
+  toSandbox,
+  toSnapshot,
+  toVolume,
+} from "./rows.js";
 
 const json = (v: unknown) => JSON.stringify(v);
 
@@ -302,17 +312,19 @@ export class SqlStore implements Store {
     return { ...e, seq: Number(r?.seq) };
   }
 
+  async lastEvent(sandboxId: string): Promise<SandboxEvent | null> {
+    const [r] = await this.db.query<Row>(
+      "SELECT * FROM sandbox_events WHERE sandbox_id = ? ORDER BY seq DESC LIMIT 1",
+      [sandboxId],
+    );
+    return r ? toEvent(r) : null;
+  }
+
   async listEvents(sandboxId: string, afterSeq: number, limit = 1000): Promise<SandboxEvent[]> {
     const rows = await this.db.query<Row>(
       `SELECT * FROM sandbox_events WHERE sandbox_id = ? AND seq > ? ORDER BY seq LIMIT ${Math.min(Math.max(limit, 1), 10_000)}`,
       [sandboxId, afterSeq],
     );
-    return rows.map((r) => ({
-      seq: Number(r.seq),
-      sandboxId: String(r.sandbox_id),
-      type: String(r.type),
-      data: JSON.parse(String(r.data)),
-      at: String(r.at),
-    }));
+    return rows.map(toEvent);
   }
 }

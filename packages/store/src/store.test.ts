@@ -160,6 +160,8 @@ function conformance(
       expect(await store.listEvents("sb1", 0)).toEqual([a, c]);
       expect(await store.listEvents("sb1", a.seq)).toEqual([c]);
       expect(await store.listEvents("sb1", 0, 1)).toEqual([a]);
+      expect(await store.lastEvent("sb1")).toEqual(c);
+      expect(await store.lastEvent("nope")).toBeNull();
     });
 
     it("keeps snapshots per tenant, newest first", async () => {

@@ -1,11 +1,45 @@
-import type { Logger, Runtime, Store } from "@berth/core";
+import type { Logger, Runtime, RuntimeStatus, SandboxRecord, SandboxState, Store } from "@berth/core";
 import type { Reaper } from "./reaper.js";
-import { LIVE_STATES, type SandboxService } from "./service.js";
+import { COUNTED_STATES, LIVE_STATES, type SandboxService } from "./service.js";
+
+type Outcome = { keep: SandboxState } | { fail: string };
 
 /**
- * Runs at start, before the API answers: sandboxes still running are carried on; those whose
- * processes died while the server was down become `failed` (never forgotten); runtime leftovers
- * that the store does not know as live (a crash mid-create or mid-delete) are destroyed.
+ * What a sandbox is after a restart, from its record, what is on the machine, and the intent
+ * of an operation that the last run did not finish (a `transition` event with no state after
+ * it). Interrupted operations are finished or undone so that store and machine agree:
+ * hibernate and delete are finished; wake is finished if its sandbox runs, else undone; a
+ * freeze the record does not know of (a pause or snapshot cut short) is thawed.
+ */
+async function reconcile(
+  s: SandboxRecord,
+  status: RuntimeStatus,
+  intent: SandboxState | null,
+  rt: Runtime,
+): Promise<Outcome> {
+  const gone = status.state === "missing";
+  if (s.state === "starting") return { fail: "the server stopped while the sandbox was starting" };
+  if (
+    intent === "hibernated" ||
+    (s.state === "hibernated" && status.state !== "running" && status.state !== "paused")
+  ) {
+    if (gone) return { fail: "the hibernated sandbox's files are gone" };
+    await rt.hibernate(s.id); // idempotent: ends what runs, unmounts what a cut-short wake mounted
+    return { keep: "hibernated" };
+  }
+  if (gone || status.state === "stopped")
+    return { fail: "the sandbox's processes ended while the server was down" };
+  if (status.state === "paused" && (s.state === "running" || intent === "running")) {
+    await rt.resume(s.id);
+    return { keep: "running" };
+  }
+  return { keep: status.state === "paused" ? "paused" : "running" };
+}
+
+/**
+ * Runs at start, before the API answers: reconciles every live sandbox (see `reconcile`),
+ * marks those whose processes died while the server was down `failed` (never forgotten), and
+ * destroys runtime leftovers the store does not know as live (a crash mid-create or mid-delete).
  */
 export async function recoverSandboxes(d: {
   store: Store;
@@ -13,44 +47,47 @@ export async function recoverSandboxes(d: {
   sandboxes: SandboxService;
   reaper: Reaper;
   log: Logger;
-}): Promise<{ running: number; failed: number; orphans: number }> {
+}): Promise<{ running: number; failed: number; orphans: number; changed: number }> {
   const live = new Set<string>();
   let counted = 0;
-  let failed = 0;
-  let cursor: string | undefined;
+  let changed = 0;
   const toFail: { id: string; reason: string; counted: boolean }[] = [];
+  let cursor: string | undefined;
   do {
     const page = await d.store.listSandboxes({ states: LIVE_STATES, limit: 500, cursor });
     for (const s of page.items) {
       const status = await d.runtime.inspect(s.id);
-      const carriesOn =
-        (s.state === "running" && status.state === "running") ||
-        (s.state === "paused" && status.state === "paused") ||
-        // A hibernated sandbox has no processes; its kept files are what must still be there.
-        (s.state === "hibernated" && status.state === "stopped");
-      if (carriesOn) {
-        live.add(s.id);
-        if (s.state !== "hibernated") counted++;
-        d.reaper.rememberOom(s.id, status.oomKills);
-      } else
-        toFail.push({
-          id: s.id,
-          counted: s.state !== "hibernated",
-          reason:
-            s.state === "starting"
-              ? "the server stopped while the sandbox was starting"
-              : s.state === "hibernated"
-                ? "the hibernated sandbox's files are gone"
-                : "the sandbox's processes ended while the server was down",
-        });
+      const last = await d.store.lastEvent(s.id);
+      const intent = last?.type === "transition" ? (last.data.to as SandboxState) : null;
+      if (intent === "deleted") {
+        toFail.push({ id: s.id, reason: "", counted: COUNTED_STATES.includes(s.state) });
+        continue;
+      }
+      let outcome: Outcome;
+      try {
+        outcome = await reconcile(s, status, intent, d.runtime);
+      } catch (err) {
+        outcome = { fail: `recovery could not restore it: ${(err as Error).message}` };
+      }
+      if ("fail" in outcome) {
+        toFail.push({ id: s.id, reason: outcome.fail, counted: COUNTED_STATES.includes(s.state) });
+        continue;
+      }
+      if (outcome.keep !== s.state || intent) {
+        await d.sandboxes.recordRecovered(s.id, outcome.keep, s.state);
+        changed++;
+      }
+      live.add(s.id);
+      if (COUNTED_STATES.includes(outcome.keep)) counted++;
+      d.reaper.rememberOom(s.id, status.oomKills);
     }
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
-  // Failing one below takes it off the count again.
+  // Finishing one below takes it off the count again.
   d.sandboxes.setLiveCount(counted + toFail.filter((f) => f.counted).length);
   for (const f of toFail) {
-    await d.sandboxes.finish(f.id, "failed", f.reason, "recovery").catch(() => {});
-    failed++;
+    if (f.reason) await d.sandboxes.finish(f.id, "failed", f.reason, "recovery").catch(() => {});
+    else await d.sandboxes.finish(f.id, "deleted", null, "recovery: delete finished").catch(() => {});
   }
   let orphans = 0;
   for (const id of await d.runtime.list()) {
@@ -61,5 +98,5 @@ export async function recoverSandboxes(d: {
       .catch((err) => d.log.error({ sandboxId: id, err: String(err) }, "orphan destroy failed"));
     orphans++;
   }
-  return { running: live.size, failed, orphans };
+  return { running: live.size, failed: toFail.filter((f) => f.reason).length, orphans, changed };
 }

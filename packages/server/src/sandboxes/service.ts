@@ -36,7 +36,7 @@ import type { VolumeService } from "./volumes.js";
 /** States in which a sandbox holds runtime resources (processes, or a kept disk and network). */
 export const LIVE_STATES: SandboxState[] = ["starting", "running", "paused", "hibernated"];
 /** States that count against `maxSandboxes` (they hold memory). */
-const COUNTED_STATES: SandboxState[] = ["starting", "running", "paused"];
+export const COUNTED_STATES: SandboxState[] = ["starting", "running", "paused"];
 
 /** Where the wake time of a request that woke its sandbox is reported. */
 export interface WakeReport {
@@ -67,6 +67,12 @@ export class SandboxService {
   private volumes: VolumeService | undefined;
 
   constructor(private readonly d: SandboxServiceDeps) {}
+
+  /** Sets a sandbox's state after recovery found it so on the machine (no runtime action). */
+  async recordRecovered(id: string, state: SandboxState, from: SandboxState): Promise<void> {
+    await this.d.store.updateSandbox(id, { state });
+    await this.d.events.append(id, "state", { state, from, recovered: true });
+  }
 
   /** Sets the count of live sandboxes (after recovery) that `maxSandboxes` is checked against. */
   setLiveCount(n: number): void {
@@ -242,6 +248,8 @@ export class SandboxService {
             state: s.state,
           },
         );
+      // The intent goes first: a server killed during `act` finishes or undoes it on restart.
+      await this.d.events.append(id, "transition", { from: s.state, to });
       await act(s.state);
       const next = await this.d.store.updateSandbox(id, { state: to });
       if (COUNTED_STATES.includes(s.state) !== COUNTED_STATES.includes(to))
@@ -349,6 +357,15 @@ export class SandboxService {
       if (!r || r.state === "deleted" || (r.state === "failed" && state === "failed")) return;
       // The caller looked at an older record (the reaper): act only if nothing changed since.
       if (onlyIf && !onlyIf.includes(r.state)) return;
+      if (state === "deleted") {
+        // Recorded first: if the server dies while destroying, the next start finds a deleted
+        // sandbox with leftovers and sweeps them (done, never half-done).
+        await this.markFinished(id, state, reason, why);
+        await this.d.runtime.destroy(id).catch((err) => {
+          this.d.log.error({ sandboxId: id, err: String(err) }, "destroy failed; the next start sweeps it");
+        });
+        return;
+      }
       try {
         await this.d.runtime.destroy(id);
       } catch (err) {
@@ -363,6 +380,8 @@ export class SandboxService {
   private async markFinished(id: string, state: "deleted" | "failed", reason: string | null, why?: string) {
     const before = await this.d.store.getSandbox(id);
     await this.d.store.updateSandbox(id, { state, ...(reason ? { failureReason: reason } : {}) });
+    // Its exposed ports and their tokens end with it.
+    await this.d.store.deletePorts(id);
     if (before && COUNTED_STATES.includes(before.state)) this.setLiveCount(this.live - 1);
     if (state === "deleted") this.d.metrics.deletes++;
     this.clients.delete(id);

@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import {
   ConflictError,
@@ -26,6 +26,15 @@ export class SnapshotService {
   ) {
     this.dir = join(d.dataDir, "snapshots");
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Removes what a server stopped mid-capture left: temp files, and archives with no record. */
+  async sweep(): Promise<void> {
+    for (const name of readdirSync(this.dir)) {
+      const id = name.replace(/\.tar\.zst(\.tmp)?$/, "");
+      if (name.endsWith(".tmp") || !(await this.d.store.getSnapshot(id)))
+        rmSync(join(this.dir, name), { force: true });
+    }
   }
 
   /** The archive of a snapshot. */
