@@ -99,7 +99,9 @@ describe("hibernate and wake", () => {
     expect(w.body.state).toBe("running");
     const r = await sh(id, 'cat /workspace/file /home/user/.cache/y; echo "$KEEP"; hostname');
     expect(r.body.stdout).toBe(`precious\nx\nme\n${id}\n`);
-    // The counter did not come back (nothing was asked to restart on wake).
+    // The counter did not come back (nothing was asked to restart on wake), and says so.
+    const procs = (await call("GET", `/v1/sandboxes/${id}/processes`)).body.items;
+    expect(procs.map((p: { state: string; signal: string }) => [p.state, p.signal])).toEqual([["exited", "SIGKILL"]]);
     const c1 = (await sh(id, "cat /tmp/count")).body.stdout;
     await sleep(400);
     expect((await sh(id, "cat /tmp/count")).body.stdout).toBe(c1);

@@ -121,6 +121,8 @@ void entry_json(jbuf *b, const char *name, const struct stat *st);
 
 /* ---- watch.c ---- */
 int op_watch(int sock, reader *rd, const jval *q);
+/* Marks processes of an earlier life of the sandbox (no status) as killed; at start. */
+void procs_close_stale(void);
 /* ---- dial.c ---- */
 int op_dial(int sock, reader *rd, const jval *q);
 

@@ -144,6 +144,7 @@ int main(void) {
   char procs[4200];
   snprintf(procs, sizeof procs, "%s/procs", g_state_dir);
   mkdir_parents(procs, 1);
+  procs_close_stale();
 
   int lfd = listen_socket();
   sigset_t mask;

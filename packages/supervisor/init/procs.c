@@ -129,6 +129,12 @@ int op_spawn(int sock, const jval *q) {
   char dir[4200], path[4200], cwd[4096];
   proc_path(dir, sizeof dir, pid, NULL);
   mkdir_parents(dir, 1);
+  /* A record of this pid from the sandbox's previous life (before a hibernate) goes. */
+  const char *old[] = {"status", "log", "log.1"};
+  for (size_t i = 0; i < sizeof old / sizeof *old; i++) {
+    proc_path(path, sizeof path, pid, old[i]);
+    unlink(path);
+  }
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   jbuf b;
@@ -160,6 +166,24 @@ int op_spawn(int sock, const jval *q) {
   close(sock);
   shim(pid, op[0], ep[0], sfd);
   return 0;
+}
+
+/* At start: records without a status are of processes that ended with the sandbox's previous
+ * life (a hibernate, a crash); they are marked killed, so a reused pid is never taken for them. */
+void procs_close_stale(void) {
+  char dir[4200], path[4200];
+  snprintf(dir, sizeof dir, "%s/procs", g_state_dir);
+  DIR *d = opendir(dir);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    char *end;
+    long pid = strtol(e->d_name, &end, 10);
+    if (*end || pid <= 0) continue;
+    proc_path(path, sizeof path, pid, "status");
+    if (access(path, F_OK) != 0) write_status(pid, SIGKILL); /* a wait status: killed by SIGKILL */
+  }
+  closedir(d);
 }
 
 /* Appends the ProcessInfo of `pid` to b; -1 when there is no such spawned process. */
