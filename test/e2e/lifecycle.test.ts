@@ -101,11 +101,33 @@ describe("hibernate and wake", () => {
     expect(r.body.stdout).toBe(`precious\nx\nme\n${id}\n`);
     // The counter did not come back (nothing was asked to restart on wake), and says so.
     const procs = (await call("GET", `/v1/sandboxes/${id}/processes`)).body.items;
-    expect(procs.map((p: { state: string; signal: string }) => [p.state, p.signal])).toEqual([["exited", "SIGKILL"]]);
+    expect(procs.map((p: { state: string; signal: string }) => [p.state, p.signal])).toEqual([
+      ["exited", "SIGKILL"],
+    ]);
     const c1 = (await sh(id, "cat /tmp/count")).body.stdout;
     await sleep(400);
     expect((await sh(id, "cat /tmp/count")).body.stdout).toBe(c1);
     expect((await sh(id, "ip -4 -o addr show eth0 | awk '{print $4}'")).body.stdout).toBe(addr);
+  });
+
+  it("starts restart: on-wake processes again after a wake, if they ran until the hibernate", async () => {
+    const id = await create();
+    const start = (cmd: string, restart?: string) =>
+      call("POST", `/v1/sandboxes/${id}/processes`, { cmd: ["sh", "-c", cmd], env: { MARK: "m" }, restart });
+    await start('while true; do echo "$MARK" > /tmp/alive; sleep 0.1; done', "on-wake");
+    await start("sleep 600");
+    await start("exit 0", "on-wake"); // ended before the hibernate: stays ended
+    await sleep(300);
+    await call("POST", `/v1/sandboxes/${id}/hibernate`);
+    await call("POST", `/v1/sandboxes/${id}/wake`);
+    await sh(id, "rm -f /tmp/alive");
+    await sleep(400);
+    expect((await sh(id, "cat /tmp/alive")).body.stdout).toBe("m\n");
+    const running = (await call("GET", `/v1/sandboxes/${id}/processes`)).body.items.filter(
+      (p: { state: string }) => p.state === "running",
+    );
+    expect(running).toHaveLength(1);
+    expect(running[0].cmd.join(" ")).toContain("/tmp/alive");
   });
 
   it("wakes a hibernated sandbox by itself on exec and on the file API", async () => {

@@ -8,6 +8,7 @@ import type {
   SnapshotRecord,
   Tenant,
   VolumeRecord,
+  WakeProcess,
 } from "./types.js";
 
 /** Filters for listing sandboxes; `cursor` is the last id of the previous page. */
@@ -91,6 +92,10 @@ export interface Store {
 
   /** Appends an event; the store assigns `seq` (increasing per store). */
   appendEvent(e: Omit<SandboxEvent, "seq">): Promise<SandboxEvent>;
+  saveWakeProcess(p: WakeProcess): Promise<void>;
+  listWakeProcesses(sandboxId: string): Promise<WakeProcess[]>;
+  deleteWakeProcess(sandboxId: string, pid: number): Promise<void>;
+
   /** The newest event of a sandbox, or null. */
   lastEvent(sandboxId: string): Promise<SandboxEvent | null>;
   /** Events of one sandbox after `afterSeq`, oldest first. */

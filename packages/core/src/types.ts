@@ -167,3 +167,14 @@ export interface PortRecord {
   tokenHash: string | null;
   createdAt: string;
 }
+
+/** A background process to start again whenever its sandbox wakes (`restart: "on-wake"`). */
+export interface WakeProcess {
+  sandboxId: string;
+  /** Its pid in the sandbox's current life. */
+  pid: number;
+  cmd: string[];
+  cwd: string | null;
+  /** The env it was started with (the sandbox's env goes under it again). */
+  env: Record<string, string>;
+}

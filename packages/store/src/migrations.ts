@@ -114,6 +114,20 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE sandboxes ADD COLUMN volumes TEXT NOT NULL DEFAULT '[]';
     `,
   },
+  {
+    version: 5,
+    name: "processes restarted on wake",
+    sql: `
+      CREATE TABLE wake_processes (
+        sandbox_id TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        cmd TEXT NOT NULL,
+        cwd TEXT,
+        env TEXT NOT NULL,
+        PRIMARY KEY (sandbox_id, pid)
+      );
+    `,
+  },
 ];
 
 const SERIAL = { sqlite: "INTEGER PRIMARY KEY AUTOINCREMENT", postgres: "BIGSERIAL PRIMARY KEY" };

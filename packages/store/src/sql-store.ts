@@ -11,6 +11,7 @@ import {
   type Store,
   type Tenant,
   type VolumeRecord,
+  type WakeProcess,
 } from "@berth/core";
 import type { Db } from "./db.js";
 import { migrate } from "./migrations.js";
@@ -310,6 +311,31 @@ export class SqlStore implements Store {
       [e.sandboxId, e.type, json(e.data), e.at],
     );
     return { ...e, seq: Number(r?.seq) };
+  }
+
+  async saveWakeProcess(p: WakeProcess): Promise<void> {
+    await this.db.query(
+      `INSERT INTO wake_processes (sandbox_id, pid, cmd, cwd, env) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (sandbox_id, pid) DO UPDATE SET cmd = excluded.cmd, cwd = excluded.cwd, env = excluded.env`,
+      [p.sandboxId, p.pid, json(p.cmd), p.cwd, json(p.env)],
+    );
+  }
+
+  async listWakeProcesses(sandboxId: string): Promise<WakeProcess[]> {
+    const rows = await this.db.query<Row>("SELECT * FROM wake_processes WHERE sandbox_id = ? ORDER BY pid", [
+      sandboxId,
+    ]);
+    return rows.map((r) => ({
+      sandboxId: String(r.sandbox_id),
+      pid: Number(r.pid),
+      cmd: JSON.parse(String(r.cmd)),
+      cwd: r.cwd === null || r.cwd === undefined ? null : String(r.cwd),
+      env: JSON.parse(String(r.env)),
+    }));
+  }
+
+  async deleteWakeProcess(sandboxId: string, pid: number): Promise<void> {
+    await this.db.query("DELETE FROM wake_processes WHERE sandbox_id = ? AND pid = ?", [sandboxId, pid]);
   }
 
   async lastEvent(sandboxId: string): Promise<SandboxEvent | null> {

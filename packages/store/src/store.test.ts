@@ -241,6 +241,19 @@ function conformance(
       expect((await store.getSandbox("sbv"))?.volumes).toEqual([{ name: "data", mountPath: "/data" }]);
     });
 
+    it("keeps the processes to restart on wake", async () => {
+      const w = { sandboxId: "sb1", pid: 9, cmd: ["node", "server.js"], cwd: "/app", env: { PORT: "3000" } };
+      await store.saveWakeProcess(w);
+      await store.saveWakeProcess({ ...w, pid: 12, cwd: null });
+      await store.saveWakeProcess({ ...w, env: { PORT: "4000" } });
+      expect(await store.listWakeProcesses("sb1")).toEqual([
+        { ...w, env: { PORT: "4000" } },
+        { ...w, pid: 12, cwd: null },
+      ]);
+      await store.deleteWakeProcess("sb1", 9);
+      expect((await store.listWakeProcesses("sb1")).map((x) => x.pid)).toEqual([12]);
+    });
+
     it("keeps everything across close and reopen", async () => {
       await store.close();
       store = await h.reopen();

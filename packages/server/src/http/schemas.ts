@@ -152,6 +152,12 @@ export const StartProcessBody = T.Object(
     cmd: T.Array(T.String({ maxLength: 131072 }), { minItems: 1, maxItems: 4096 }),
     cwd: T.Optional(SandboxPath),
     env: T.Optional(Env),
+    restart: T.Optional(
+      T.Union([T.Literal("no"), T.Literal("on-wake")], {
+        description:
+          "on-wake: started again each time the sandbox wakes from hibernation (if it ran until then)",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -42,6 +42,14 @@ export function processRoutes(app: App, ctx: ServerContext): void {
       });
       const info = await client.process(pid);
       await recordProcess(ctx, req.params.id, info);
+      if (req.body.restart === "on-wake")
+        await ctx.store.saveWakeProcess({
+          sandboxId: req.params.id,
+          pid,
+          cmd: req.body.cmd,
+          cwd: req.body.cwd ?? null,
+          env: req.body.env ?? {},
+        });
       return reply.status(201).send(info);
     },
   );

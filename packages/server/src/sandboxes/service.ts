@@ -30,6 +30,7 @@ import {
   resolveTimeout,
 } from "./create-spec.js";
 import type { EventHub } from "./event-hub.js";
+import { processEnv } from "./sandbox-env.js";
 import type { SnapshotService } from "./snapshots.js";
 import type { VolumeService } from "./volumes.js";
 
@@ -212,6 +213,7 @@ export class SandboxService {
   hibernate(tenantId: string, id: string): Promise<SandboxRecord> {
     return this.transition(tenantId, id, ["running", "paused"], "hibernated", async (from) => {
       if (from === "paused") await this.d.runtime.resume(id);
+      await this.forgetEndedWakeProcesses(id);
       await this.d.runtime.hibernate(id);
       this.clients.delete(id);
     });
@@ -224,7 +226,44 @@ export class SandboxService {
       const runtimeInfo = await this.d.runtime.wake(id);
       await this.d.store.updateSandbox(id, { runtimeInfo });
       this.d.metrics.wakes++;
+      await this.restartWakeProcesses(id);
     });
+  }
+
+  /** `restart: "on-wake"` processes that ended before the hibernate do not come back. */
+  private async forgetEndedWakeProcesses(id: string): Promise<void> {
+    const wanted = await this.d.store.listWakeProcesses(id);
+    if (wanted.length === 0) return;
+    const running = new Set(
+      (await this.client(id).processes()).filter((p) => p.state === "running").map((p) => p.pid),
+    );
+    for (const w of wanted) if (!running.has(w.pid)) await this.d.store.deleteWakeProcess(id, w.pid);
+  }
+
+  /** Starts the `restart: "on-wake"` processes of a woken sandbox again (recorded under their new pids). */
+  private async restartWakeProcesses(id: string): Promise<void> {
+    const wanted = await this.d.store.listWakeProcesses(id);
+    const sandbox = wanted.length > 0 ? await this.d.store.getSandbox(id) : null;
+    if (!sandbox) return;
+    for (const w of wanted) {
+      try {
+        const { pid } = await this.client(id).spawn({
+          cmd: w.cmd,
+          cwd: w.cwd ?? undefined,
+          env: processEnv(sandbox, w.env),
+        });
+        await this.d.store.deleteWakeProcess(id, w.pid);
+        await this.d.store.saveWakeProcess({ ...w, pid });
+      } catch (err) {
+        this.d.log.warn(
+          { sandboxId: id, cmd: w.cmd, err: String(err) },
+          "could not restart a process on wake",
+        );
+        void this.d.events
+          .append(id, "restart_failed", { cmd: w.cmd, error: (err as Error).message })
+          .catch(() => {});
+      }
+    }
   }
 
   /**
