@@ -4,6 +4,8 @@ import { type Command, makeContext } from "./command.js";
 import { sandboxExec } from "./commands/exec.js";
 import { filesCopy } from "./commands/files.js";
 import { keysCreate, keysList, keysRemove } from "./commands/keys.js";
+import { portForward } from "./commands/port-forward.js";
+import { portsExpose, portsList, portsRemove } from "./commands/ports.js";
 import { sandboxCreate, sandboxGet, sandboxList, sandboxRemove } from "./commands/sandbox.js";
 import { serve } from "./commands/serve.js";
 import { shell } from "./commands/shell.js";
@@ -22,6 +24,8 @@ export const COMMANDS: Record<string, Command | Group> = {
   },
   files: { cp: filesCopy },
   shell,
+  ports: { expose: portsExpose, list: portsList, rm: portsRemove },
+  "port-forward": portForward,
   keys: { create: keysCreate, list: keysList, rm: keysRemove },
 };
 

@@ -152,6 +152,12 @@ export const SETTINGS = {
     default: undefined,
     doc: "Resolver the sandboxes' DNS goes to (`ip[:port]`); unset: the host's first nameserver",
   },
+  previewDomain: {
+    env: "BERTH_PREVIEW_DOMAIN",
+    kind: "string",
+    default: undefined,
+    doc: "Domain whose subdomains `<port>-<sandboxId>.<domain>` serve exposed ports; unset: path-based URLs only",
+  },
   cpuHourUsd: {
     env: "BERTH_CPU_HOUR_USD",
     kind: "number",

@@ -91,6 +91,13 @@ export class SandboxError extends BerthError {
   }
 }
 
+/** 502: a sandbox's port did not answer (nothing listens there, or the connection broke). */
+export class BadGatewayError extends BerthError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super("bad_gateway", 502, message, details);
+  }
+}
+
 /** 501: the running driver or template cannot do this. */
 export class NotSupportedError extends BerthError {
   constructor(message: string) {
@@ -112,6 +119,7 @@ const byCode: Record<string, new (message: string, details?: Record<string, unkn
   limit_exceeded: LimitExceededError,
   timeout: TimeoutError,
   sandbox_error: SandboxError,
+  bad_gateway: BadGatewayError,
 };
 
 /** Rebuilds a typed error from a wire body (used by the SDK). */

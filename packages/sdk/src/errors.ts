@@ -1,6 +1,7 @@
 import { BerthError } from "@berth/core";
 
 export {
+  BadGatewayError,
   BerthError,
   ConflictError,
   errorFromBody,

@@ -10,6 +10,7 @@ export { type ConnectionOptions, resolveApiKey, resolveApiUrl } from "./config.j
 export * from "./errors.js";
 export { type FileData, Files } from "./files.js";
 export { Keys } from "./keys.js";
+export { type ExposedPort, type PortInfo, Ports } from "./ports.js";
 export { type LogsOptions, Processes } from "./processes.js";
 export { Pty, type PtyOptions } from "./pty.js";
 export { Sandbox, type SandboxConnectOptions } from "./sandbox.js";

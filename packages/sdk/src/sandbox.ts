@@ -2,6 +2,7 @@ import type { SandboxState, SandboxView } from "@berth/core";
 import { BerthClient } from "./client.js";
 import type { ConnectionOptions } from "./config.js";
 import { Files } from "./files.js";
+import { Ports } from "./ports.js";
 import { Processes } from "./processes.js";
 import { Pty, type PtyOptions } from "./pty.js";
 import type { ExecOptions, ExecResult, SandboxCreateOptions, SandboxListFilter } from "./types.js";
@@ -19,6 +20,8 @@ export class Sandbox {
   readonly files: Files;
   /** Background processes of this sandbox. */
   readonly processes: Processes;
+  /** Exposed ports and port-forward connections of this sandbox. */
+  readonly ports: Ports;
 
   private constructor(
     readonly client: BerthClient,
@@ -26,6 +29,7 @@ export class Sandbox {
   ) {
     this.files = new Files(client, view.id);
     this.processes = new Processes(client, view.id);
+    this.ports = new Ports(client, view.id);
   }
 
   /** Creates a sandbox; resolves once the server answers (running, ready for exec). */

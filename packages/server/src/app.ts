@@ -3,12 +3,16 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger } from "fastify";
 import { installErrorHandling } from "./http/errors.js";
+import { PortService } from "./proxy/ports.js";
+import { installProxy, SandboxProxy } from "./proxy/proxy.js";
+import { normalizeDomain } from "./proxy/target.js";
 import { archiveRoutes } from "./routes/archive.js";
 import type { App, ServerContext } from "./routes/context.js";
 import { execRoutes } from "./routes/exec.js";
 import { fileOpRoutes, fileRoutes } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
 import { keyRoutes } from "./routes/keys.js";
+import { portRoutes } from "./routes/ports.js";
 import { processRoutes } from "./routes/processes.js";
 import { ptyRoutes } from "./routes/pty.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
@@ -56,6 +60,10 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   processRoutes(app, ctx);
   ptyRoutes(app, ctx);
   fileOpRoutes(app, ctx);
+  const previewDomain = normalizeDomain(ctx.config.previewDomain);
+  const ports = new PortService({ ...ctx, previewDomain });
+  const proxy = new SandboxProxy({ ports, sandboxes: ctx.sandboxes, previewDomain, log: ctx.log });
+  portRoutes(app, ctx, ports, proxy);
   // File uploads are raw streams of any content type, so these routes get their own parsers.
   await app.register(async (raw) => {
     raw.removeAllContentTypeParsers();
@@ -64,5 +72,8 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
     fileRoutes(raw, ctx);
     archiveRoutes(raw, ctx);
   });
+  // Exposed ports are served ahead of the router (by path or preview host), upgrades included.
+  installProxy(app.server, proxy);
+  app.addHook("preClose", async () => proxy.close());
   return app;
 }

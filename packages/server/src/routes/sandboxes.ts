@@ -22,7 +22,7 @@ function parseLabels(q: string | string[] | undefined): Record<string, string> {
 }
 
 /** Later releases add these; until then they answer 501 with a clear message. */
-const NOT_YET = ["ports"];
+const NOT_YET: string[] = [];
 const LIFECYCLE = ["pause", "resume", "hibernate", "wake"] as const;
 
 /** Sandbox CRUD, lifecycle, events and per-sandbox metrics. */
