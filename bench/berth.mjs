@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { benchProxy } from "./proxy.mjs";
 import { summary, timeMany } from "./stats.mjs";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -128,6 +129,29 @@ export async function benchBerth(n, execN, { network = true } = {}) {
     };
   } finally {
     for (const id of ids) await call("DELETE", `/v1/sandboxes/${id}`).catch(() => {});
+    await server.stop();
+  }
+}
+
+/** The exposed-port proxy against a direct connection (see proxy.mjs), on its own server. */
+export async function benchBerthProxy() {
+  const server = await startBerth({ BERTH_LOG_LEVEL: "warn" });
+  const call = async (method, path, body) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${server.key}`,
+        ...(body ? { "content-type": "application/json" } : {}),
+      },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : undefined;
+  };
+  try {
+    return { name: "proxy", ...(await benchProxy(server, call)) };
+  } finally {
     await server.stop();
   }
 }

@@ -4,14 +4,14 @@
 // on a number.
 //   node bench/run.mjs [--only berth,runc,docker,bwrap] [--n 30] [--exec-n 200] [--json]
 import { parseArgs } from "node:util";
-import { benchBerth } from "./berth.mjs";
+import { benchBerth, benchBerthProxy } from "./berth.mjs";
 import { benchBwrap, benchDocker, benchRunc } from "./peers.mjs";
 
 const GOALS = { create: 50, exec: 10, resume: 5, wake: 100, "create-from-snapshot": 300 };
 
 const { values } = parseArgs({
   options: {
-    only: { type: "string", default: "berth,berth-nonet,runc,docker,bwrap" },
+    only: { type: "string", default: "berth,berth-nonet,proxy,runc,docker,bwrap" },
     n: { type: "string", default: process.env.BENCH_N ?? "30" },
     "exec-n": { type: "string", default: process.env.BENCH_EXEC_N ?? "200" },
     json: { type: "boolean", default: false },
@@ -25,6 +25,7 @@ const log = (m) => process.stderr.write(`[bench] ${m}\n`);
 const systems = [
   ["berth", () => benchBerth(n, execN)],
   ["berth-nonet", () => benchBerth(n, Math.min(execN, 50), { network: false })],
+  ["proxy", () => benchBerthProxy()],
   ["runc", () => benchRunc(n, execN)],
   ["docker", () => benchDocker(n, Math.min(execN, 50))],
   ["bwrap", () => benchBwrap(n)],
@@ -89,6 +90,20 @@ function printTable(rs) {
     console.log(
       `\nnetwork: a sandbox network adds ${fmt(berth.create.p50 - nonet.create.p50)} ms to create p50 (goal <= 15 ms)`,
     );
+  const proxy = rs.find((r) => r.name === "proxy");
+  if (proxy) {
+    const { latency: l, throughput: t } = proxy;
+    console.log(
+      `\nproxy (GET /hello of a node server in a sandbox): p50 latency direct ${fmt(l.direct.p50)} ms, ` +
+        `through Berth ${fmt(l.proxy.p50)} ms (+${fmt(l.proxy.p50 - l.direct.p50)} ms, goal <= 1 ms; ` +
+        `p99 ${fmt(l.direct.p99)} / ${fmt(l.proxy.p99)} ms)`,
+    );
+    console.log(
+      `proxy throughput (16 connections): direct ${t.direct.rps.toFixed(0)} req/s, through Berth ` +
+        `${t.proxy.rps.toFixed(0)} req/s = ${((100 * t.proxy.rps) / t.direct.rps).toFixed(0)}% of direct ` +
+        `(goal >= 70%; errors ${t.direct.errors} / ${t.proxy.errors})`,
+    );
+  }
   if (berth) {
     console.log("");
     for (const op of Object.keys(GOALS)) {

@@ -62,7 +62,13 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   fileOpRoutes(app, ctx);
   const previewDomain = normalizeDomain(ctx.config.previewDomain);
   const ports = new PortService({ ...ctx, previewDomain });
-  const proxy = new SandboxProxy({ ports, sandboxes: ctx.sandboxes, previewDomain, log: ctx.log });
+  const proxy = new SandboxProxy({
+    ports,
+    sandboxes: ctx.sandboxes,
+    events: ctx.events,
+    previewDomain,
+    log: ctx.log,
+  });
   portRoutes(app, ctx, ports, proxy);
   // File uploads are raw streams of any content type, so these routes get their own parsers.
   await app.register(async (raw) => {

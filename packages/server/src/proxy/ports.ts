@@ -93,13 +93,7 @@ export class PortService {
   async authorize(sandboxId: string, port: number, token: string | undefined): Promise<PortRecord> {
     const p = await this.d.store.getPort(sandboxId, port);
     if (!p) throw new NotFoundError("port", `${sandboxId}/${port}`);
-    if (p.public) return p;
-    if (token === undefined)
-      throw new UnauthorizedError(
-        `port ${port} of sandbox ${sandboxId} needs its token: send the X-Berth-Token header, ?token= or the cookie`,
-      );
-    if (!p.tokenHash || !tokenMatches(token, p.tokenHash))
-      throw new ForbiddenError(`the token is not valid for port ${port} of sandbox ${sandboxId}`);
+    checkToken(p, token);
     return p;
   }
 
@@ -119,4 +113,15 @@ export class PortService {
       createdAt: p.createdAt,
     };
   }
+}
+
+/** 401 without a token, 403 with a wrong one; a public port takes anyone. */
+export function checkToken(p: PortRecord, token: string | undefined): void {
+  if (p.public) return;
+  if (token === undefined)
+    throw new UnauthorizedError(
+      `port ${p.port} of sandbox ${p.sandboxId} needs its token: send the X-Berth-Token header, ?token= or the cookie`,
+    );
+  if (!p.tokenHash || !tokenMatches(token, p.tokenHash))
+    throw new ForbiddenError(`the token is not valid for port ${p.port} of sandbox ${p.sandboxId}`);
 }

@@ -7,8 +7,10 @@ import {
   InternalError,
   type Logger,
   NotFoundError,
+  type PortRecord,
 } from "@berth/core";
 import type { SupervisorClient } from "@berth/supervisor";
+import type { EventHub } from "../sandboxes/event-hub.js";
 import type { SandboxService, WakeReport } from "../sandboxes/service.js";
 import { AgentPool } from "./agents.js";
 import {
@@ -20,7 +22,7 @@ import {
   tokenCookie,
   withoutToken,
 } from "./headers.js";
-import type { PortService } from "./ports.js";
+import { checkToken, type PortService } from "./ports.js";
 import { type ProxyTarget, proxyTargetOf } from "./target.js";
 
 /** A request's right to a port, once checked. */
@@ -28,6 +30,20 @@ interface Grant {
   client: SupervisorClient;
   presented: PresentedToken | undefined;
 }
+
+/** An exposed port of a running sandbox, as last read from the store. */
+interface ReadyPort {
+  record: PortRecord;
+  client: SupervisorClient;
+  until: number;
+}
+
+/**
+ * How long a port's record and its sandbox's running state are trusted without reading the
+ * store again. Local changes (expose, unexpose, every state change) drop the entry at once;
+ * the bound is for changes made by another server sharing the store.
+ */
+const READY_TTL_MS = 1_000;
 
 /**
  * The reverse proxy in front of exposed ports. Requests bypass the API's router: they are
@@ -39,16 +55,22 @@ export class SandboxProxy {
   private readonly agents: AgentPool;
   /** Responses and upgraded sockets in flight, ended when the server closes. */
   private readonly open = new Set<ServerResponse | Duplex>();
+  /** Ports whose requests need no store read: each request then only costs its token's hash. */
+  private readonly ready = new Map<string, ReadyPort>();
+  private readonly unsubscribe: () => void;
 
   constructor(
     private readonly d: {
       ports: PortService;
       sandboxes: SandboxService;
+      events: EventHub;
       previewDomain: string | undefined;
       log: Logger;
     },
   ) {
     this.agents = new AgentPool((id, port) => this.d.sandboxes.client(id).dial(port));
+    // Any lifecycle event (pause, hibernate, delete, failure...) may end what an entry promises.
+    this.unsubscribe = this.d.events.subscribeAll((e) => this.forgetReady(e.sandboxId));
   }
 
   /** Where a request goes, or undefined when it is for the API. */
@@ -58,7 +80,13 @@ export class SandboxProxy {
 
   /** Forgets pooled connections to a port that is no longer exposed. */
   forget(sandboxId: string, port?: number): void {
+    this.forgetReady(sandboxId, port);
     this.agents.drop(sandboxId, port);
+  }
+
+  private forgetReady(sandboxId: string, port?: number): void {
+    if (port !== undefined) this.ready.delete(`${sandboxId}:${port}`);
+    else for (const key of this.ready.keys()) if (key.startsWith(`${sandboxId}:`)) this.ready.delete(key);
   }
 
   /** Proxies one HTTP request. */
@@ -115,6 +143,8 @@ export class SandboxProxy {
 
   /** Ends everything in flight and every pooled connection. */
   close(): void {
+    this.unsubscribe();
+    this.ready.clear();
     for (const x of this.open) x.destroy();
     this.open.clear();
     this.agents.close();
@@ -127,6 +157,13 @@ export class SandboxProxy {
    */
   private async authorize(req: IncomingMessage, target: ProxyTarget, report?: WakeReport): Promise<Grant> {
     const presented = presentedToken(req, target);
+    const key = `${target.sandboxId}:${target.port}`;
+    const hit = this.ready.get(key);
+    if (hit && hit.until > performance.now()) {
+      checkToken(hit.record, presented?.token);
+      this.d.sandboxes.touch(target.sandboxId);
+      return { client: hit.client, presented };
+    }
     const port = await this.d.ports.authorize(target.sandboxId, target.port, presented?.token);
     let woken = false;
     const noting: WakeReport = {
@@ -145,6 +182,7 @@ export class SandboxProxy {
     }
     // A woken sandbox's server (a `restart: "on-wake"` process) needs a moment to listen again.
     if (woken) await waitForListener(client, target.port, WAKE_LISTEN_WAIT_MS);
+    else this.ready.set(key, { record: port, client, until: performance.now() + READY_TTL_MS });
     return { client, presented };
   }
 
