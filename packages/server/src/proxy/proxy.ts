@@ -45,6 +45,9 @@ interface ReadyPort {
  */
 const READY_TTL_MS = 1_000;
 
+/** States after which no pooled connection to the sandbox can still work. */
+const ENDS_CONNECTIONS = new Set(["hibernated", "deleted", "failed"]);
+
 /**
  * The reverse proxy in front of exposed ports. Requests bypass the API's router: they are
  * checked against the port's token, then sent over pooled keep-alive connections that
@@ -70,7 +73,11 @@ export class SandboxProxy {
   ) {
     this.agents = new AgentPool((id, port) => this.d.sandboxes.client(id).dial(port));
     // Any lifecycle event (pause, hibernate, delete, failure...) may end what an entry promises.
-    this.unsubscribe = this.d.events.subscribeAll((e) => this.forgetReady(e.sandboxId));
+    this.unsubscribe = this.d.events.subscribeAll((e) => {
+      this.forgetReady(e.sandboxId);
+      // Pooled connections die with the sandbox's processes: drop them with it.
+      if (e.type === "state" && ENDS_CONNECTIONS.has(String(e.data.state))) this.agents.drop(e.sandboxId);
+    });
   }
 
   /** Where a request goes, or undefined when it is for the API. */
