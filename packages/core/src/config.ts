@@ -158,6 +158,12 @@ export const SETTINGS = {
     default: undefined,
     doc: "Domain whose subdomains `<port>-<sandboxId>.<domain>` serve exposed ports; unset: path-based URLs only",
   },
+  metricsPerSandbox: {
+    env: "BERTH_METRICS_PER_SANDBOX",
+    kind: "bool",
+    default: true,
+    doc: "Per-sandbox CPU, memory, disk and network series in `/metrics` (labelled by sandbox id); turn off at scale",
+  },
   cpuHourUsd: {
     env: "BERTH_CPU_HOUR_USD",
     kind: "number",

@@ -1,5 +1,6 @@
 import type {
   ApiKeyRecord,
+  AuditRecord,
   PortRecord,
   ProcessRecord,
   SandboxEvent,
@@ -100,4 +101,12 @@ export interface Store {
   lastEvent(sandboxId: string): Promise<SandboxEvent | null>;
   /** Events of one sandbox after `afterSeq`, oldest first. */
   listEvents(sandboxId: string, afterSeq: number, limit?: number): Promise<SandboxEvent[]>;
+
+  /** How many sandboxes are in each state (states with none are left out). */
+  countSandboxesByState(): Promise<Partial<Record<SandboxState, number>>>;
+
+  /** Records a mutating API call (the store assigns `id`, increasing). */
+  appendAudit(a: Omit<AuditRecord, "id">): Promise<void>;
+  /** Audit rows with `from <= at < to`, oldest first, after `afterId`. */
+  listAudit(q: { from?: string; to?: string; afterId?: number; limit: number }): Promise<AuditRecord[]>;
 }

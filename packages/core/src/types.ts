@@ -178,3 +178,17 @@ export interface WakeProcess {
   /** The env it was started with (the sandbox's env goes under it again). */
   env: Record<string, string>;
 }
+
+/** One mutating API call, as the audit trail keeps it. */
+export interface AuditRecord {
+  id: number;
+  at: string;
+  /** Null when the call was refused before its key was known (401). */
+  tenantId: string | null;
+  keyId: string | null;
+  method: string;
+  /** Path and query as sent (bounded). */
+  path: string;
+  status: number;
+  requestId: string;
+}

@@ -2,11 +2,13 @@ import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger } from "fastify";
+import { auditCall } from "./http/audit-trail.js";
 import { installErrorHandling } from "./http/errors.js";
 import { PortService } from "./proxy/ports.js";
 import { installProxy, SandboxProxy } from "./proxy/proxy.js";
 import { normalizeDomain } from "./proxy/target.js";
 import { archiveRoutes } from "./routes/archive.js";
+import { auditRoutes } from "./routes/audit.js";
 import type { App, ServerContext } from "./routes/context.js";
 import { execRoutes } from "./routes/exec.js";
 import { fileOpRoutes, fileRoutes } from "./routes/files.js";
@@ -48,11 +50,21 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   await app.register(websocket, { options: { maxPayload: 1 << 20 } });
 
   app.decorateRequest("caller", undefined as never);
-  app.addHook("onRequest", async (req) => {
-    if (req.url.startsWith("/v1/")) req.caller = await ctx.auth.authenticate(req);
+  app.addHook("onRequest", async (req, reply) => {
+    if (!req.url.startsWith("/v1/")) return;
+    req.caller = await ctx.auth.authenticate(req);
+    // Every later line about this request says whose it is (never the key itself).
+    req.log = reply.log = req.log.child({ tenant: req.caller.tenantId, keyId: req.caller.keyId });
   });
+  app.addHook("preHandler", async (req, reply) => {
+    const id = (req.params as { id?: unknown } | undefined)?.id;
+    if (typeof id === "string" && req.url.startsWith("/v1/sandboxes/"))
+      req.log = reply.log = req.log.child({ sandboxId: id });
+  });
+  app.addHook("onResponse", async (req, reply) => auditCall(ctx.store, ctx.log, req, reply));
   healthRoutes(app, ctx);
   keyRoutes(app, ctx);
+  auditRoutes(app, ctx);
   sandboxRoutes(app, ctx);
   snapshotRoutes(app, ctx);
   volumeRoutes(app, ctx);
@@ -66,6 +78,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
     ports,
     sandboxes: ctx.sandboxes,
     events: ctx.events,
+    metrics: ctx.metrics,
     previewDomain,
     log: ctx.log,
   });

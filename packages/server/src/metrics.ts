@@ -28,13 +28,43 @@ class Histogram {
   }
 }
 
+/** Per-sandbox numbers as `/metrics` shows them (from cgroups and the network namespace). */
+export interface SandboxSample {
+  id: string;
+  tenantId: string;
+  cpuSeconds: number;
+  memoryBytes: number;
+  diskBytes: number;
+  netRxBytes: number;
+  netTxBytes: number;
+}
+
+/** What a scrape adds to the server's own counters: read from the store and the runtime. */
+export interface MetricsSnapshot {
+  sandboxesByState: Record<string, number>;
+  /** Null when per-sandbox series are turned off (BERTH_METRICS_PER_SANDBOX=false). */
+  sandboxes: SandboxSample[] | null;
+}
+
+/** Label values are quoted strings: backslash, quote and newline escaped. */
+const label = (v: string) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+
 export class ServerMetrics {
   liveSandboxes = 0;
   creates = 0;
   deletes = 0;
   wakes = 0;
+  /** Bytes the exposed-port proxy carried from clients to sandboxes (`in`) and back (`out`). */
+  proxyBytesIn = 0;
+  proxyBytesOut = 0;
   private readonly createSeconds = new Histogram();
   private readonly execSeconds = new Histogram();
+  private readonly wakeSeconds = new Histogram();
+
+  observeWake(seconds: number): void {
+    this.wakes++;
+    this.wakeSeconds.observe(seconds);
+  }
 
   observeCreate(seconds: number): void {
     this.creates++;
@@ -46,7 +76,7 @@ export class ServerMetrics {
   }
 
   /** The exposition text. */
-  render(): string {
+  render(now?: MetricsSnapshot): string {
     const lines = [
       "# HELP berth_sandboxes_live Sandboxes starting or running on this server",
       "# TYPE berth_sandboxes_live gauge",
@@ -62,7 +92,48 @@ export class ServerMetrics {
       `berth_sandbox_wakes_total ${this.wakes}`,
       ...this.createSeconds.render("berth_sandbox_create_seconds", "Time from request to a running sandbox"),
       ...this.execSeconds.render("berth_exec_seconds", "Duration of exec calls"),
+      ...this.wakeSeconds.render("berth_sandbox_wake_seconds", "Time to wake a hibernated sandbox"),
+      "# HELP berth_proxy_bytes_total Bytes carried by the exposed-port proxy",
+      "# TYPE berth_proxy_bytes_total counter",
+      `berth_proxy_bytes_total{direction="in"} ${this.proxyBytesIn}`,
+      `berth_proxy_bytes_total{direction="out"} ${this.proxyBytesOut}`,
     ];
+    if (now) lines.push(...renderSnapshot(now));
     return `${lines.join("\n")}\n`;
   }
+}
+
+function renderSnapshot(now: MetricsSnapshot): string[] {
+  const lines = ["# HELP berth_sandboxes Sandboxes in the store by state", "# TYPE berth_sandboxes gauge"];
+  for (const [state, n] of Object.entries(now.sandboxesByState))
+    lines.push(`berth_sandboxes{state="${label(state)}"} ${n}`);
+  if (!now.sandboxes) return lines;
+  const series: Array<[string, string, "counter" | "gauge", (s: SandboxSample) => number]> = [
+    [
+      "berth_sandbox_cpu_seconds_total",
+      "CPU time used by the sandbox's processes",
+      "counter",
+      (s) => s.cpuSeconds,
+    ],
+    ["berth_sandbox_memory_bytes", "Memory in use (cgroup)", "gauge", (s) => s.memoryBytes],
+    ["berth_sandbox_disk_bytes", "Bytes written to the sandbox's disk", "gauge", (s) => s.diskBytes],
+    [
+      "berth_sandbox_network_receive_bytes_total",
+      "Bytes received on the sandbox's network",
+      "counter",
+      (s) => s.netRxBytes,
+    ],
+    [
+      "berth_sandbox_network_transmit_bytes_total",
+      "Bytes sent from the sandbox's network",
+      "counter",
+      (s) => s.netTxBytes,
+    ],
+  ];
+  for (const [name, help, type, value] of series) {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const s of now.sandboxes)
+      lines.push(`${name}{sandbox="${label(s.id)}",tenant="${label(s.tenantId)}"} ${value(s)}`);
+  }
+  return lines;
 }

@@ -1,5 +1,6 @@
 import type {
   ApiKeyRecord,
+  AuditRecord,
   PortRecord,
   ProcessRecord,
   SandboxEvent,
@@ -116,5 +117,18 @@ export function toEvent(r: Row): SandboxEvent {
     type: String(r.type),
     data: JSON.parse(String(r.data)),
     at: String(r.at),
+  };
+}
+
+export function toAudit(r: Row): AuditRecord {
+  return {
+    id: Number(r.id),
+    at: String(r.at),
+    tenantId: r.tenant_id === null ? null : String(r.tenant_id),
+    keyId: r.key_id === null ? null : String(r.key_id),
+    method: String(r.method),
+    path: String(r.path),
+    status: Number(r.status),
+    requestId: String(r.request_id),
   };
 }

@@ -1,5 +1,6 @@
 import {
   type ApiKeyRecord,
+  type AuditRecord,
   ConflictError,
   type PortRecord,
   type ProcessRecord,
@@ -7,6 +8,7 @@ import {
   type SandboxPatch,
   type SandboxQuery,
   type SandboxRecord,
+  type SandboxState,
   type SnapshotRecord,
   type Store,
   type Tenant,
@@ -18,6 +20,7 @@ import { migrate } from "./migrations.js";
 import {
   COLUMN,
   type Row,
+  toAudit,
   toEvent,
   toKey,
   toPort,
@@ -352,5 +355,30 @@ export class SqlStore implements Store {
       [sandboxId, afterSeq],
     );
     return rows.map(toEvent);
+  }
+
+  async countSandboxesByState(): Promise<Partial<Record<SandboxState, number>>> {
+    const rows = await this.db.query<Row>("SELECT state, COUNT(*) AS n FROM sandboxes GROUP BY state");
+    return Object.fromEntries(rows.map((r) => [String(r.state), Number(r.n)]));
+  }
+
+  async appendAudit(a: Omit<AuditRecord, "id">): Promise<void> {
+    await this.db.query(
+      "INSERT INTO audit_log (at, tenant_id, key_id, method, path, status, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      [a.at, a.tenantId, a.keyId, a.method, a.path, a.status, a.requestId],
+    );
+  }
+
+  async listAudit(q: {
+    from?: string;
+    to?: string;
+    afterId?: number;
+    limit: number;
+  }): Promise<AuditRecord[]> {
+    const rows = await this.db.query<Row>(
+      `SELECT * FROM audit_log WHERE id > ? AND at >= ? AND at < ? ORDER BY id LIMIT ${Math.min(Math.max(q.limit, 1), 10_000)}`,
+      [q.afterId ?? 0, q.from ?? "", q.to ?? "\uffff"],
+    );
+    return rows.map(toAudit);
   }
 }

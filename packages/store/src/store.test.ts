@@ -254,6 +254,36 @@ function conformance(
       expect((await store.listWakeProcesses("sb1")).map((x) => x.pid)).toEqual([12]);
     });
 
+    it("counts sandboxes by state", async () => {
+      const counts = await store.countSandboxesByState();
+      const total = Object.values(counts).reduce((a, b) => a + (b ?? 0), 0);
+      expect(total).toBeGreaterThan(0);
+      await store.insertSandbox(sandbox("sbcount", { state: "paused" }));
+      expect((await store.countSandboxesByState()).paused).toBe((counts.paused ?? 0) + 1);
+    });
+
+    it("keeps the audit trail in order and pages it by time and id", async () => {
+      const row = (at: string, status: number) => ({
+        at,
+        tenantId: status === 401 ? null : "acme",
+        keyId: status === 401 ? null : "k1",
+        method: "POST",
+        path: "/v1/sandboxes",
+        status,
+        requestId: `req-${at}`,
+      });
+      await store.appendAudit(row("2026-01-01T00:00:00.000Z", 201));
+      await store.appendAudit(row("2026-01-02T00:00:00.000Z", 401));
+      await store.appendAudit(row("2026-01-03T00:00:00.000Z", 409));
+      const all = await store.listAudit({ limit: 10 });
+      expect(all.map((a) => a.status)).toEqual([201, 401, 409]);
+      expect(all[1]).toEqual({ id: expect.any(Number), ...row("2026-01-02T00:00:00.000Z", 401) });
+      const window = await store.listAudit({ from: "2026-01-02", to: "2026-01-03", limit: 10 });
+      expect(window.map((a) => a.status)).toEqual([401]);
+      const page = await store.listAudit({ limit: 1, afterId: (all[0] as { id: number }).id });
+      expect(page.map((a) => a.status)).toEqual([401]);
+    });
+
     it("keeps everything across close and reopen", async () => {
       await store.close();
       store = await h.reopen();

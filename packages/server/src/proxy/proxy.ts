@@ -10,6 +10,7 @@ import {
   type PortRecord,
 } from "@berth/core";
 import type { SupervisorClient } from "@berth/supervisor";
+import type { ServerMetrics } from "../metrics.js";
 import type { EventHub } from "../sandboxes/event-hub.js";
 import type { SandboxService, WakeReport } from "../sandboxes/service.js";
 import { AgentPool } from "./agents.js";
@@ -67,6 +68,7 @@ export class SandboxProxy {
       ports: PortService;
       sandboxes: SandboxService;
       events: EventHub;
+      metrics: ServerMetrics;
       previewDomain: string | undefined;
       log: Logger;
     },
@@ -132,8 +134,15 @@ export class SandboxProxy {
         upstream.on("error", () => socket.destroy());
         upstream.on("close", () => socket.destroy());
         socket.on("close", () => upstream.destroy());
-        upstream.on("data", touch);
-        socket.on("data", touch);
+        const m = this.d.metrics;
+        upstream.on("data", (c: Buffer) => {
+          m.proxyBytesOut += c.length;
+          touch();
+        });
+        socket.on("data", (c: Buffer) => {
+          m.proxyBytesIn += c.length;
+          touch();
+        });
         upstream.pipe(socket);
         socket.pipe(upstream);
       })
@@ -220,7 +229,10 @@ export class SandboxProxy {
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
       // A stream (SSE, chunked) shows its headers now, not with its first chunk.
       if (headers["content-length"] === undefined) res.flushHeaders();
-      answer.on("data", () => this.d.sandboxes.touch(id));
+      answer.on("data", (c: Buffer) => {
+        this.d.metrics.proxyBytesOut += c.length;
+        this.d.sandboxes.touch(id);
+      });
       answer.on("error", () => res.destroy());
       answer.on("aborted", () => res.destroy());
       answer.pipe(res);
@@ -238,7 +250,12 @@ export class SandboxProxy {
     if (bodiless) {
       req.resume();
       up.end();
-    } else req.pipe(up);
+    } else {
+      req.on("data", (c: Buffer) => {
+        this.d.metrics.proxyBytesIn += c.length;
+      });
+      req.pipe(up);
+    }
   }
 
   /** `/p/<id>/<port>` -> `/p/<id>/<port>/` (so relative links stay inside the port). */

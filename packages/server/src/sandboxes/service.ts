@@ -223,9 +223,10 @@ export class SandboxService {
   wake(tenantId: string, id: string): Promise<SandboxRecord> {
     return this.transition(tenantId, id, ["hibernated"], "running", async () => {
       this.checkCapacity();
+      const t0 = performance.now();
       const runtimeInfo = await this.d.runtime.wake(id);
       await this.d.store.updateSandbox(id, { runtimeInfo });
-      this.d.metrics.wakes++;
+      this.d.metrics.observeWake((performance.now() - t0) / 1000);
       await this.restartWakeProcesses(id);
     });
   }
