@@ -1,0 +1,89 @@
+/**
+ * A Berth server as its own process (`berth serve` from the build), for tests that must kill
+ * it: SIGKILL mid-work, then start it again on the same data dir and port.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+
+const ROOT = join(import.meta.dirname, "..", "..");
+
+export interface ServerProcess {
+  url: string;
+  adminKey: string;
+  dataDir: string;
+  /** The server's stderr so far (JSON log lines), for failure messages. */
+  log(): string;
+  /** Sends `signal` and waits for the process to end. */
+  kill(signal: NodeJS.Signals): Promise<void>;
+  /** Starts it again (same data dir and port); resolves when /healthz answers. */
+  start(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
+  const dataDir = mkdtempSync("/tmp/berth-proc-");
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const cidr = `10.${128 + Math.floor(Math.random() * 127)}.${Math.floor(Math.random() * 64) * 4}.0/22`;
+  let child: ChildProcess | undefined;
+  let stderr = "";
+  const start = async () => {
+    const c = spawn(process.execPath, [join(ROOT, "packages/cli/dist/main.js"), "serve"], {
+      env: {
+        PATH: process.env.PATH ?? "",
+        BERTH_DATA_DIR: dataDir,
+        BERTH_PORT: String(port),
+        BERTH_HOST: "127.0.0.1",
+        BERTH_NETWORK_CIDR: cidr,
+        BERTH_DEFAULT_DISK_MIB: "64",
+        BERTH_DISK_POOL_SIZE: "2",
+        BERTH_REAPER_INTERVAL_MS: "200",
+        ...env,
+      },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    child = c;
+    c.stderr?.on("data", (d: Buffer) => {
+      stderr = (stderr + d).slice(-200_000);
+    });
+    for (let i = 0; ; i++) {
+      if (c.exitCode !== null) throw new Error(`berth serve exited ${c.exitCode}:\n${stderr.slice(-4000)}`);
+      if (
+        await fetch(`${url}/healthz`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        return;
+      if (i > 600) throw new Error(`berth serve did not answer within 60 s:\n${stderr.slice(-4000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  await start();
+  return {
+    url,
+    dataDir,
+    adminKey: readFileSync(join(dataDir, "admin-key"), "utf8").trim(),
+    log: () => stderr,
+    start,
+    async kill(signal) {
+      const c = child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      const ended = new Promise((r) => c.once("exit", r));
+      c.kill(signal);
+      await ended;
+    },
+  };
+}
