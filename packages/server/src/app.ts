@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger } from "fastify";
 import { auditCall } from "./http/audit-trail.js";
-import { installErrorHandling } from "./http/errors.js";
+import { frameworkError, installErrorHandling } from "./http/errors.js";
 import { PortService } from "./proxy/ports.js";
 import { installProxy, SandboxProxy } from "./proxy/proxy.js";
 import { normalizeDomain } from "./proxy/target.js";
@@ -30,9 +30,12 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
     loggerInstance: logger,
     bodyLimit: JSON_BODY_LIMIT,
     requestIdHeader: "x-request-id",
+    frameworkErrors: frameworkError,
     // A client must finish sending its request (headers and body: uploads up to 1 GiB) in this
     // time, so slow senders cannot pin sockets; responses (SSE, long execs) are not limited.
     requestTimeout: 15 * 60_000,
+    // ...and its headers within 10 s (slowloris), checked every 2 s.
+    http: { headersTimeout: 10_000, connectionsCheckingInterval: 2_000 },
     keepAliveTimeout: 65_000,
     // Bodies are validated strictly: "2" is not a number, "ls" is not ["ls"].
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },

@@ -1,5 +1,5 @@
 import { BerthError, InternalError, InvalidRequestError, PayloadTooLargeError } from "@berth/core";
-import type { FastifyError, FastifyInstance } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 
 /** The wire code for framework errors that carry only an HTTP status. */
 const CODE_BY_STATUS: Record<number, string> = {
@@ -68,4 +68,18 @@ export function installErrorHandling(app: FastifyInstance): void {
         new BerthError("not_found", 404, `no such endpoint: ${req.method} ${req.url.split("?")[0]}`).toBody(),
       );
   });
+}
+
+/**
+ * Errors the router raises before any handler (a malformed URL, an overlong path segment),
+ * answered in the contract's shape too.
+ */
+export function frameworkError(err: FastifyError, _req: FastifyRequest, reply: FastifyReply): void {
+  const be =
+    err.code === "FST_ERR_MAX_PARAM_LENGTH"
+      ? new BerthError("uri_too_long", 414, "a path segment is too long (at most 100 characters)")
+      : err.code === "FST_ERR_BAD_URL"
+        ? new InvalidRequestError("the URL is not valid (bad percent-encoding?)")
+        : toBerthError(err);
+  void reply.status(be.status).send(be.toBody());
 }

@@ -5,6 +5,9 @@
 import { SANDBOX_STATES } from "@berth/core";
 import { type Static, Type as T } from "@sinclair/typebox";
 
+/** Longest span a request may give in seconds (larger values are refused, not overflowed). */
+const TEN_YEARS_S = 315_360_000;
+
 const ENV_NAME = "^[A-Za-z_][A-Za-z0-9_]*$";
 const LABEL_KEY = "^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$";
 
@@ -43,7 +46,7 @@ export const Network = T.Object(
 
 export const Idle = T.Object(
   {
-    afterSeconds: T.Integer({ minimum: 1 }),
+    afterSeconds: T.Integer({ minimum: 1, maximum: TEN_YEARS_S }),
     action: T.Union([T.Literal("pause"), T.Literal("hibernate"), T.Literal("delete")]),
   },
   { additionalProperties: false },
@@ -208,7 +211,10 @@ export const PtyQuery = T.Object(
   { additionalProperties: false },
 );
 
-export const ExtendBody = T.Object({ seconds: T.Integer({ minimum: 1 }) }, { additionalProperties: false });
+export const ExtendBody = T.Object(
+  { seconds: T.Integer({ minimum: 1, maximum: TEN_YEARS_S }) },
+  { additionalProperties: false },
+);
 
 export const CreateKeyBody = T.Object(
   {
