@@ -22,7 +22,7 @@ function freePort() {
 }
 
 /** Starts `berth serve` on a free port; resolves once /healthz answers. */
-async function startBerth(env) {
+export async function startBerth(env) {
   const dataDir = mkdtempSync("/tmp/bench-berth-");
   const port = await freePort();
   const child = spawn(process.execPath, [join(ROOT, "packages/cli/dist/main.js"), "serve"], {
@@ -62,7 +62,7 @@ async function startBerth(env) {
     await new Promise((r) => setTimeout(r, 100));
   }
   const key = readFileSync(join(dataDir, "admin-key"), "utf8").trim();
-  return { url, key, stop };
+  return { url, key, stop, pid: child.pid };
 }
 
 /**
