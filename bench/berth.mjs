@@ -25,7 +25,9 @@ function freePort() {
 export async function startBerth(env) {
   const dataDir = mkdtempSync("/tmp/bench-berth-");
   const port = await freePort();
-  const child = spawn(process.execPath, [join(ROOT, "packages/cli/dist/main.js"), "serve"], {
+  // BENCH_SERVER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the server under load.
+  const nodeArgs = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, join(ROOT, "packages/cli/dist/main.js"), "serve"], {
     env: {
       ...process.env,
       BERTH_DATA_DIR: dataDir,
