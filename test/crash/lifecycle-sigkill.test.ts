@@ -1,0 +1,153 @@
+// A server SIGKILLed in the middle of pause, resume, hibernate, wake, snapshot or delete must
+// come back consistent: each operation either done or rolled back, the store's state matching
+// what is on the machine, the sandbox's files intact, and no half-written snapshot.
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { LinuxRuntime } from "@berth/runtime-linux";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { api } from "../support/server.js";
+import { type ServerProcess, startServerProcess } from "../support/server-process.js";
+
+let srv: ServerProcess;
+/** What each kill left, printed at the end: both outcomes should show up across the delays. */
+const outcomes: string[] = [];
+const call = (method: string, path: string, body?: unknown) => api(srv, srv.adminKey, method, path, body);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** What the OCI runtime says of a sandbox: running, paused, stopped, or absent. */
+function runcStatus(id: string): string {
+  try {
+    const out = execFileSync("runc", ["--root", `${srv.dataDir}/runtime/runc`, "state", id], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    return (JSON.parse(out) as { status: string }).status;
+  } catch {
+    return "absent";
+  }
+}
+const mountsOf = (id: string) =>
+  readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .filter((l) => l.includes(id));
+
+/** A new sandbox holding /workspace/mark, brought into `state`. */
+async function sandboxIn(state: "running" | "paused" | "hibernated"): Promise<string> {
+  const r = await call("POST", "/v1/sandboxes", {});
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  const id = r.body.id as string;
+  await call("POST", `/v1/sandboxes/${id}/exec`, { cmd: ["sh", "-c", "echo kept > /workspace/mark"] });
+  if (state === "paused") expect((await call("POST", `/v1/sandboxes/${id}/pause`)).body.state).toBe("paused");
+  if (state === "hibernated")
+    expect((await call("POST", `/v1/sandboxes/${id}/hibernate`)).body.state).toBe("hibernated");
+  return id;
+}
+
+/** The store and the machine agree, and the sandbox's files survived whatever state it is in. */
+async function expectConsistent(id: string, allowed: string[], what: string) {
+  const state = (await call("GET", `/v1/sandboxes/${id}`)).body.state as string;
+  outcomes.push(`${what} -> ${state}`);
+  const runc = runcStatus(id);
+  const where = `${what}: store says ${state}, runc says ${runc}`;
+  expect(allowed, where).toContain(state);
+  if (state === "running") expect(runc, where).toBe("running");
+  if (state === "paused") expect(runc, where).toBe("paused");
+  if (state === "hibernated" || state === "deleted") expect(runc, where).toBe("absent");
+  if (state === "deleted") {
+    expect(mountsOf(id), where).toEqual([]);
+    return;
+  }
+  // Whatever it is in, it can be used again and its files are there (a paused or hibernated
+  // sandbox is resumed or woken by the exec itself).
+  const r = await call("POST", `/v1/sandboxes/${id}/exec`, { cmd: ["cat", "/workspace/mark"] });
+  expect(r.body.stdout, `${where}: ${JSON.stringify(r.body)}`).toBe("kept\n");
+}
+
+/** Sends the request, SIGKILLs the server `delayMs` later, and starts it again. */
+async function killDuring(method: string, path: string, body: unknown, delayMs: number) {
+  const sent = call(method, path, body).catch(() => undefined);
+  await sleep(delayMs);
+  await srv.kill("SIGKILL");
+  await sent;
+  await srv.start();
+}
+
+beforeAll(async () => {
+  execFileSync("npx", ["tsc", "-b", "packages/cli"], { cwd: `${import.meta.dirname}/../..` });
+  srv = await startServerProcess();
+});
+
+afterAll(async () => {
+  console.log(outcomes.join("\n"));
+  if (!srv) return;
+  await srv.kill("SIGTERM");
+  const cleaner = new LinuxRuntime({ dataDir: srv.dataDir, ociRuntime: "auto", diskPoolSize: 0 });
+  await cleaner.start();
+  for (const id of await cleaner.list()) await cleaner.destroy(id).catch(() => {});
+  await cleaner.purgeHostState();
+  await cleaner.close();
+  execFileSync("sh", [
+    "-c",
+    `grep -q ' ${srv.dataDir}/' /proc/self/mountinfo && umount -R -l ${srv.dataDir}/* 2>/dev/null; true`,
+  ]);
+  rmSync(srv.dataDir, { recursive: true, force: true });
+});
+
+// Kill moments: at once, early, mid-way and late for operations that take 1-50 ms here.
+const DELAYS = [0, 3, 12, 30];
+
+const CASES: Array<{ op: string; from: "running" | "paused" | "hibernated"; after: string[] }> = [
+  { op: "pause", from: "running", after: ["running", "paused"] },
+  { op: "resume", from: "paused", after: ["paused", "running"] },
+  { op: "hibernate", from: "running", after: ["running", "hibernated"] },
+  { op: "wake", from: "hibernated", after: ["hibernated", "running"] },
+];
+
+it("finishes or rolls back pause, resume, hibernate and wake cut short by SIGKILL", async () => {
+  for (const c of CASES)
+    for (const delay of DELAYS) {
+      const id = await sandboxIn(c.from);
+      await killDuring("POST", `/v1/sandboxes/${id}/${c.op}`, undefined, delay);
+      await expectConsistent(id, c.after, `${c.op} killed after ${delay} ms`);
+      await call("DELETE", `/v1/sandboxes/${id}`);
+    }
+}, 240_000);
+
+it("finishes or undoes a delete cut short by SIGKILL, leaving nothing of a deleted sandbox", async () => {
+  for (const delay of DELAYS) {
+    const id = await sandboxIn("running");
+    await killDuring("DELETE", `/v1/sandboxes/${id}`, undefined, delay);
+    await expectConsistent(id, ["running", "deleted"], `delete killed after ${delay} ms`);
+    await call("DELETE", `/v1/sandboxes/${id}`);
+    await expectConsistent(id, ["deleted"], "delete after the restart");
+  }
+}, 240_000);
+
+it("keeps a snapshot whole or not at all when the server dies while taking it", async () => {
+  for (const delay of [...DELAYS, 60, 150]) {
+    const id = await sandboxIn("running");
+    // Some megabytes, so the copy takes long enough to be cut.
+    await call("POST", `/v1/sandboxes/${id}/exec`, {
+      cmd: ["sh", "-c", "head -c 20000000 /dev/urandom > /workspace/big"],
+    });
+    await killDuring("POST", `/v1/sandboxes/${id}/snapshots`, {}, delay);
+    await expectConsistent(id, ["running"], `snapshot killed after ${delay} ms`);
+    const snaps = (await call("GET", "/v1/snapshots")).body.items as Array<{ id: string; sandboxId: string }>;
+    const mine = snaps.filter((s) => s.sandboxId === id);
+    expect(mine.length).toBeLessThanOrEqual(1);
+    outcomes.push(`snapshot killed after ${delay} ms -> ${mine.length ? "snapshot kept" : "no snapshot"}`);
+    // On disk: exactly the archives the store lists, no partial ones.
+    const files = readdirSync(`${srv.dataDir}/snapshots`, { recursive: true }).map(String);
+    expect(files.filter((f) => f.endsWith(".tmp"))).toEqual([]);
+    for (const s of snaps) expect(files.some((f) => f.endsWith(`${s.id}.tar.zst`))).toBe(true);
+    if (mine[0]) {
+      const from = await call("POST", "/v1/sandboxes", { fromSnapshot: mine[0].id });
+      expect(from.status, JSON.stringify(from.body)).toBe(201);
+      const r = await call("POST", `/v1/sandboxes/${from.body.id}/exec`, { cmd: ["cat", "/workspace/mark"] });
+      expect(r.body.stdout).toBe("kept\n");
+      await call("DELETE", `/v1/sandboxes/${from.body.id}`);
+      await call("DELETE", `/v1/snapshots/${mine[0].id}`);
+    }
+    await call("DELETE", `/v1/sandboxes/${id}`);
+  }
+}, 240_000);
