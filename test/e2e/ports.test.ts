@@ -105,8 +105,8 @@ async function waitForPort(sandboxId: string, port: number) {
   throw new Error(`nothing listens on ${port} in ${sandboxId}`);
 }
 
-/** Starts the fixture server on `port` in a new sandbox. */
-async function sandboxWithServer(port: number): Promise<string> {
+/** Starts the fixture server on `port` in a new sandbox, listening on `host`. */
+async function sandboxWithServer(port: number, host: string): Promise<string> {
   const r = await call("POST", "/v1/sandboxes", { resources: { memoryMiB: 512 } });
   expect(r.status, JSON.stringify(r.body)).toBe(201);
   const sandboxId = r.body.id as string;
@@ -116,7 +116,7 @@ async function sandboxWithServer(port: number): Promise<string> {
     readFileSync(join(root, "test/fixtures/port-server.mjs")),
   );
   const p = await call("POST", `/v1/sandboxes/${sandboxId}/processes`, {
-    cmd: ["node", "/workspace/server.mjs", String(port), "127.0.0.1"],
+    cmd: ["node", "/workspace/server.mjs", String(port), host],
   });
   expect(p.status).toBe(201);
   await waitForPort(sandboxId, port);
@@ -155,7 +155,8 @@ beforeAll(async () => {
   await promisify(execFile)("npx", ["tsc", "-b", "packages/cli"], { cwd: root });
   server = await startTestServer({ env: { BERTH_PREVIEW_DOMAIN: DOMAIN } });
   origin = new URL(server.url).host;
-  id = await sandboxWithServer(8000);
+  // Listening on every address: the proxy connects to the sandbox's own address.
+  id = await sandboxWithServer(8000, "0.0.0.0");
 });
 
 afterAll(async () => {
@@ -212,6 +213,8 @@ describe("exposed ports through the proxy", () => {
     expect(seen["x-forwarded-host"]).toBe(origin);
     expect(seen["x-forwarded-prefix"]).toBe(`/p/${id}/8000`);
     expect(seen.host).toBe(origin);
+    // Straight to the sandbox's address, not through berth-init's relay on its loopback.
+    expect(c.json().remote).not.toBe("127.0.0.1");
     const onlyCookie = await send(`/p/${id}/8000/echo-headers`, {
       headers: { cookie: `berth_token=${token}` },
     });
@@ -393,8 +396,8 @@ describe("exposed ports through the proxy", () => {
   });
 });
 
-describe("exposed ports of a hibernated sandbox", () => {
-  it("wake the sandbox on a request and wait for its restart-on-wake server to listen", async () => {
+describe("exposed ports of a hibernated sandbox, on its loopback", () => {
+  it("wakes the sandbox on a request, waits for its restart-on-wake server, reaches a loopback-only app", async () => {
     const r = await call("POST", "/v1/sandboxes", { resources: { memoryMiB: 512 } });
     const sleeper = r.body.id as string;
     await putFile(
@@ -415,6 +418,9 @@ describe("exposed ports of a hibernated sandbox", () => {
     expect(answer.text()).toBe("hello");
     expect(Number(answer.headers["x-berth-wake-ms"])).toBeGreaterThan(0);
     expect((await call("GET", `/v1/sandboxes/${sleeper}`)).body.state).toBe("running");
+    // Bound to 127.0.0.1 only: berth-init relays the connection on the sandbox's loopback.
+    const seen = await send(`/p/${sleeper}/8000/echo-headers`);
+    expect(seen.json().remote).toBe("127.0.0.1");
     await call("DELETE", `/v1/sandboxes/${sleeper}`);
   });
 });

@@ -75,6 +75,11 @@ export interface Runtime {
   volumeUsage(id: string): Promise<number>;
   /** Changes the egress policy of a running sandbox (effective at once). */
   setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void>;
+  /**
+   * The sandbox's address on its network, reachable from the host (null when it has none);
+   * the supervisor's `dial` reaches any port either way, this is only the faster road.
+   */
+  address?(id: string): string | null;
   /** Kills every process and removes every trace (mounts, cgroups, files). Idempotent. */
   destroy(id: string): Promise<void>;
   /** Ids of every sandbox this runtime holds resources for (used to find leaks and orphans). */

@@ -80,6 +80,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   const proxy = new SandboxProxy({
     ports,
     sandboxes: ctx.sandboxes,
+    runtime: ctx.runtime,
     events: ctx.events,
     metrics: ctx.metrics,
     previewDomain,

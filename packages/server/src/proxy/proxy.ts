@@ -8,6 +8,7 @@ import {
   type Logger,
   NotFoundError,
   type PortRecord,
+  type Runtime,
 } from "@berth/core";
 import type { SupervisorClient } from "@berth/supervisor";
 import type { ServerMetrics } from "../metrics.js";
@@ -67,13 +68,17 @@ export class SandboxProxy {
     private readonly d: {
       ports: PortService;
       sandboxes: SandboxService;
+      runtime: Runtime;
       events: EventHub;
       metrics: ServerMetrics;
       previewDomain: string | undefined;
       log: Logger;
     },
   ) {
-    this.agents = new AgentPool((id, port) => this.d.sandboxes.client(id).dial(port));
+    this.agents = new AgentPool({
+      address: (id) => this.d.runtime.address?.(id) ?? null,
+      dial: (id, port) => this.d.sandboxes.client(id).dial(port),
+    });
     // Any lifecycle event (pause, hibernate, delete, failure...) may end what an entry promises.
     this.unsubscribe = this.d.events.subscribeAll((e) => {
       this.forgetReady(e.sandboxId);
