@@ -44,8 +44,12 @@ async function allSandboxes(): Promise<Array<{ id: string; state: string }>> {
 }
 
 /** What this server has on the host, by kind (names, ids or paths). */
+/** The tag in this server's nftables table, veth and netns names. */
+const tagOf = (dataDir: string) =>
+  createHash("sha256").update(`${dataDir}/runtime/net`).digest("hex").slice(0, 4);
+
 function hostState(ids: string[]) {
-  const tag = createHash("sha256").update(`${srv.dataDir}/runtime/net`).digest("hex").slice(0, 4);
+  const tag = tagOf(srv.dataDir);
   const runc = sh(`runc --root ${srv.dataDir}/runtime/runc list -q 2>/dev/null || true`)
     .split("\n")
     .filter(Boolean);
@@ -80,7 +84,12 @@ afterAll(async () => {
   if (!srv) return;
   await srv.kill("SIGTERM");
   // Whatever a failed run left goes, through a runtime of its own (as test/support/server.ts does).
-  const cleaner = new LinuxRuntime({ dataDir: srv.dataDir, ociRuntime: "auto", diskPoolSize: 0 });
+  const cleaner = new LinuxRuntime({
+    dataDir: srv.dataDir,
+    ociRuntime: "auto",
+    diskPoolSize: 0,
+    network: { enabled: true, cidr: srv.cidr, dnsUpstream: "127.0.0.1" },
+  });
   await cleaner.start();
   for (const id of await cleaner.list()) await cleaner.destroy(id).catch(() => {});
   await cleaner.purgeHostState();
@@ -131,8 +140,11 @@ it("keeps the store and the machine in step through SIGKILLs under load, and lea
   }
   // A clean stop also ends the networks the server keeps ready for the next creates.
   await srv.kill("SIGTERM");
+  const tag = tagOf(srv.dataDir);
   const host = hostState(ids);
   expect(host).toEqual({ runc: [], mounts: [], loops: [], cgroups: [], links: [], netns: [], chains: [] });
+  // With no sandbox left, the server's own nftables table goes too.
+  expect(sh("nft list tables")).not.toContain(`berth_${tag}`);
   const procs = sh("ps -eo args").split("\n");
   expect(procs.filter((p) => ids.some((id) => p.includes(id)))).toEqual([]);
 }, 180_000);

@@ -81,7 +81,12 @@ afterAll(async () => {
   console.log(outcomes.join("\n"));
   if (!srv) return;
   await srv.kill("SIGTERM");
-  const cleaner = new LinuxRuntime({ dataDir: srv.dataDir, ociRuntime: "auto", diskPoolSize: 0 });
+  const cleaner = new LinuxRuntime({
+    dataDir: srv.dataDir,
+    ociRuntime: "auto",
+    diskPoolSize: 0,
+    network: { enabled: true, cidr: srv.cidr, dnsUpstream: "127.0.0.1" },
+  });
   await cleaner.start();
   for (const id of await cleaner.list()) await cleaner.destroy(id).catch(() => {});
   await cleaner.purgeHostState();

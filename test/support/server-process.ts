@@ -13,6 +13,8 @@ export interface ServerProcess {
   url: string;
   adminKey: string;
   dataDir: string;
+  /** Its sandboxes' address range (for a cleanup runtime of the same server). */
+  cidr: string;
   /** The server's stderr so far (JSON log lines), for failure messages. */
   log(): string;
   /** Sends `signal` and waits for the process to end. */
@@ -75,6 +77,7 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
   return {
     url,
     dataDir,
+    cidr,
     adminKey: readFileSync(join(dataDir, "admin-key"), "utf8").trim(),
     log: () => stderr,
     start,

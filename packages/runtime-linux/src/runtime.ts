@@ -434,6 +434,8 @@ export class LinuxRuntime implements Runtime {
   async close(): Promise<void> {
     await this.pool?.close();
     await this.networks?.close();
+    // With no sandbox left nothing needs this server's nftables table; the next start makes it.
+    if (this.networks && (await this.list()).length === 0) await this.networks.removeTable();
   }
 
   createVolume(id: string, sizeMiB: number): Promise<void> {
