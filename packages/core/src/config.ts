@@ -152,6 +152,12 @@ export const SETTINGS = {
     default: undefined,
     doc: "Resolver the sandboxes' DNS goes to (`ip[:port]`); unset: the host's first nameserver",
   },
+  advertiseUrl: {
+    env: "BERTH_ADVERTISE_URL",
+    kind: "string",
+    default: undefined,
+    doc: "How other replicas sharing the database reach this server (`http://10.0.0.5:7070`); unset: `http://<BERTH_HOST>:<port>`",
+  },
   previewDomain: {
     env: "BERTH_PREVIEW_DOMAIN",
     kind: "string",

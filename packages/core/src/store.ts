@@ -3,6 +3,7 @@ import type {
   AuditRecord,
   PortRecord,
   ProcessRecord,
+  ReplicaRecord,
   SandboxEvent,
   SandboxRecord,
   SandboxState,
@@ -19,6 +20,8 @@ export interface SandboxQuery {
   labels?: Record<string, string>;
   limit?: number;
   cursor?: string;
+  /** Only the sandboxes of this replica (rows from before replicas count as anyone's). */
+  replica?: string;
 }
 
 /** Fields of a sandbox that may change after creation. */
@@ -104,6 +107,18 @@ export interface Store {
 
   /** How many sandboxes are in each state (states with none are left out). */
   countSandboxesByState(): Promise<Partial<Record<SandboxState, number>>>;
+
+  /** Gives sandboxes, snapshots and volumes from before replicas to `replica` (the first to start). */
+  claimUnowned(replica: string): Promise<void>;
+  /** Records that a replica is alive and where it answers. */
+  upsertReplica(r: ReplicaRecord): Promise<void>;
+  getReplica(id: string): Promise<ReplicaRecord | null>;
+  /** How many replicas have ever shared this store. */
+  countReplicas(): Promise<number>;
+  /** Which replica holds a snapshot or a volume (null: unknown, from before replicas). */
+  replicaOf(kind: "snapshots" | "volumes", id: string): Promise<string | null>;
+  /** Marks a snapshot or volume as held by `replica`. */
+  setReplicaOf(kind: "snapshots" | "volumes", id: string, replica: string): Promise<void>;
 
   /** Records a mutating API call (the store assigns `id`, increasing). */
   appendAudit(a: Omit<AuditRecord, "id">): Promise<void>;

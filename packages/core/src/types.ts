@@ -52,6 +52,8 @@ export interface SandboxRecord {
   runtimeInfo: Record<string, unknown>;
   /** Volumes mounted into it, by name. */
   volumes: VolumeMount[];
+  /** The server (replica) whose runtime holds it; null for rows from before replicas. */
+  replica?: string | null;
 }
 
 /** A volume mounted into a sandbox. */
@@ -191,4 +193,11 @@ export interface AuditRecord {
   path: string;
   status: number;
   requestId: string;
+}
+
+/** A server sharing the store with others: where to reach it, and when it last said so. */
+export interface ReplicaRecord {
+  id: string;
+  url: string;
+  seenAt: string;
 }

@@ -7,6 +7,7 @@ import { frameworkError, installErrorHandling } from "./http/errors.js";
 import { PortService } from "./proxy/ports.js";
 import { installProxy, SandboxProxy } from "./proxy/proxy.js";
 import { normalizeDomain } from "./proxy/target.js";
+import { installReplicaRouter, ReplicaRouter } from "./replicas/router.js";
 import { archiveRoutes } from "./routes/archive.js";
 import { auditRoutes } from "./routes/audit.js";
 import type { App, ServerContext } from "./routes/context.js";
@@ -97,6 +98,12 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   });
   // Exposed ports are served ahead of the router (by path or preview host), upgrades included.
   installProxy(app.server, proxy);
+  // Outermost: requests for another replica's sandboxes go there before anything else runs.
+  installReplicaRouter(
+    app.server,
+    new ReplicaRouter({ store: ctx.store, replica: ctx.replica, previewDomain, log: ctx.log }),
+    ctx.log,
+  );
   app.addHook("preClose", async () => proxy.close());
   return app;
 }

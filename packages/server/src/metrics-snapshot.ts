@@ -16,7 +16,12 @@ export async function metricsSnapshot(ctx: ServerContext): Promise<MetricsSnapsh
   if (!ctx.config.metricsPerSandbox) return { sandboxesByState, sandboxes: null };
   const live: SandboxRecord[] = [];
   for (let cursor: string | undefined; ; ) {
-    const page = await ctx.store.listSandboxes({ states: ["running", "paused"], limit: PAGE, cursor });
+    const page = await ctx.store.listSandboxes({
+      states: ["running", "paused"],
+      replica: ctx.replica,
+      limit: PAGE,
+      cursor,
+    });
     live.push(...page.items);
     if (!page.nextCursor) break;
     cursor = page.nextCursor;

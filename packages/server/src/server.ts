@@ -8,6 +8,7 @@ import { buildApp } from "./app.js";
 import { ensureAdminKey } from "./auth/api-keys.js";
 import { Authenticator } from "./auth/authenticate.js";
 import { ServerMetrics } from "./metrics.js";
+import { advertisedUrl, replicaIdOf } from "./replicas/identity.js";
 import type { App } from "./routes/context.js";
 import { EventHub } from "./sandboxes/event-hub.js";
 import { Reaper } from "./sandboxes/reaper.js";
@@ -15,6 +16,9 @@ import { recoverSandboxes } from "./sandboxes/recovery.js";
 import { SandboxService } from "./sandboxes/service.js";
 import { SnapshotService } from "./sandboxes/snapshots.js";
 import { VolumeService } from "./sandboxes/volumes.js";
+
+/** How often a replica records that it is alive (and where), for the others and for people. */
+const HEARTBEAT_MS = 10_000;
 
 const VERSION = (
   JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }
@@ -54,13 +58,16 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   try {
     await runtime.start();
     const adminKeyPath = await ensureAdminKey(store, dataDir);
+    // Several servers may share a PostgreSQL store: each holds the sandboxes of its own runtime.
+    const replica = replicaIdOf(dataDir);
+    await store.claimUnowned(replica);
     const metrics = new ServerMetrics();
     const events = new EventHub(store);
-    const sandboxes = new SandboxService({ config, store, runtime, events, metrics, log });
+    const sandboxes = new SandboxService({ config, store, runtime, events, metrics, log, replica });
     const snapshots = new SnapshotService({ dataDir, store, runtime, sandboxes, events });
     sandboxes.useSnapshots(snapshots);
     await snapshots.sweep();
-    const volumes = new VolumeService({ store, runtime, config });
+    const volumes = new VolumeService({ store, runtime, config, replica });
     sandboxes.useVolumes(volumes);
     const reaper = new Reaper({
       store,
@@ -87,16 +94,30 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
         reaper,
         log,
         version: VERSION,
+        replica,
       },
       log,
     );
     const url = await app.listen({ port: config.port, host: config.host });
+    const port = (app.server.address() as { port: number }).port;
+    const announce = () =>
+      store.upsertReplica({
+        id: replica,
+        url: advertisedUrl(config.advertiseUrl, config.host, port),
+        seenAt: new Date().toISOString(),
+      });
+    await announce();
+    const heartbeat = setInterval(() => {
+      announce().catch((err: unknown) => log.warn({ err: String(err) }, "could not announce this replica"));
+    }, HEARTBEAT_MS);
+    heartbeat.unref();
     reaper.start();
     return {
       url: url.replace("[::1]", "127.0.0.1"),
       app,
       adminKeyPath,
       async close() {
+        clearInterval(heartbeat);
         await app.close();
         await reaper.stop();
         await runtime.close();

@@ -145,6 +145,20 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX audit_log_at ON audit_log (at);
     `,
   },
+  {
+    version: 7,
+    name: "replicas",
+    sql: `
+      CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        seen_at TEXT NOT NULL
+      );
+      ALTER TABLE sandboxes ADD COLUMN replica TEXT;
+      ALTER TABLE snapshots ADD COLUMN replica TEXT;
+      ALTER TABLE volumes ADD COLUMN replica TEXT;
+    `,
+  },
 ];
 
 const SERIAL = { sqlite: "INTEGER PRIMARY KEY AUTOINCREMENT", postgres: "BIGSERIAL PRIMARY KEY" };

@@ -48,6 +48,7 @@ export function toSandbox(r: Row): SandboxRecord {
     failureReason: str(r.failure_reason),
     runtimeInfo: parse(r.runtime_info),
     volumes: r.volumes === undefined || r.volumes === null ? [] : parse(r.volumes),
+    replica: str(r.replica),
   };
 }
 

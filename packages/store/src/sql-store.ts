@@ -4,6 +4,7 @@ import {
   ConflictError,
   type PortRecord,
   type ProcessRecord,
+  type ReplicaRecord,
   type SandboxEvent,
   type SandboxPatch,
   type SandboxQuery,
@@ -105,8 +106,8 @@ export class SqlStore implements Store {
     await this.db
       .query(
         `INSERT INTO sandboxes (id, tenant_id, state, template, resources, network, env, labels, idle,
-           timeout_seconds, created_at, expires_at, last_activity_at, failure_reason, runtime_info, volumes)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           timeout_seconds, created_at, expires_at, last_activity_at, failure_reason, runtime_info, volumes, replica)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         [
           s.id,
           s.tenantId,
@@ -124,6 +125,7 @@ export class SqlStore implements Store {
           s.failureReason,
           json(s.runtimeInfo),
           json(s.volumes ?? []),
+          s.replica ?? null,
         ],
       )
       .catch(conflictOnDuplicate(`sandbox '${s.id}'`));
@@ -167,6 +169,10 @@ export class SqlStore implements Store {
     for (const [k, v] of Object.entries(q.labels ?? {})) {
       where.push(this.db.dialect === "sqlite" ? "json_extract(labels, ?) = ?" : "(labels::jsonb ->> ?) = ?");
       params.push(this.db.dialect === "sqlite" ? `$."${k.replaceAll('"', '\\"')}"` : k, v);
+    }
+    if (q.replica !== undefined) {
+      where.push("(replica = ? OR replica IS NULL)");
+      params.push(q.replica);
     }
     if (q.cursor) {
       where.push("id > ?");
@@ -360,6 +366,43 @@ export class SqlStore implements Store {
   async countSandboxesByState(): Promise<Partial<Record<SandboxState, number>>> {
     const rows = await this.db.query<Row>("SELECT state, COUNT(*) AS n FROM sandboxes GROUP BY state");
     return Object.fromEntries(rows.map((r) => [String(r.state), Number(r.n)]));
+  }
+
+  async claimUnowned(replica: string): Promise<void> {
+    for (const table of ["sandboxes", "snapshots", "volumes"])
+      await this.db.query(`UPDATE ${table} SET replica = ? WHERE replica IS NULL`, [replica]);
+  }
+
+  async upsertReplica(r: ReplicaRecord): Promise<void> {
+    await this.db.query(
+      "INSERT INTO replicas (id, url, seen_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET url = excluded.url, seen_at = excluded.seen_at",
+      [r.id, r.url, r.seenAt],
+    );
+  }
+
+  async getReplica(id: string): Promise<ReplicaRecord | null> {
+    const [r] = await this.db.query<Row>("SELECT * FROM replicas WHERE id = ?", [id]);
+    return r ? { id: String(r.id), url: String(r.url), seenAt: String(r.seen_at) } : null;
+  }
+
+  async countReplicas(): Promise<number> {
+    const [r] = await this.db.query<Row>("SELECT COUNT(*) AS n FROM replicas");
+    return Number(r?.n ?? 0);
+  }
+
+  async replicaOf(kind: "snapshots" | "volumes", id: string): Promise<string | null> {
+    const [r] = await this.db.query<Row>(
+      `SELECT replica FROM ${kind === "snapshots" ? "snapshots" : "volumes"} WHERE id = ?`,
+      [id],
+    );
+    return r?.replica === null || r?.replica === undefined ? null : String(r.replica);
+  }
+
+  async setReplicaOf(kind: "snapshots" | "volumes", id: string, replica: string): Promise<void> {
+    await this.db.query(
+      `UPDATE ${kind === "snapshots" ? "snapshots" : "volumes"} SET replica = ? WHERE id = ?`,
+      [replica, id],
+    );
   }
 
   async appendAudit(a: Omit<AuditRecord, "id">): Promise<void> {

@@ -23,6 +23,7 @@ const sandbox = (id: string, over: Partial<SandboxRecord> = {}): SandboxRecord =
   failureReason: null,
   runtimeInfo: { pid: 42, nested: { a: [1, 2] } },
   volumes: [],
+  replica: null,
   ...over,
 });
 
@@ -252,6 +253,45 @@ function conformance(
       ]);
       await store.deleteWakeProcess("sb1", 9);
       expect((await store.listWakeProcesses("sb1")).map((x) => x.pid)).toEqual([12]);
+    });
+
+    it("keeps replicas, and which replica holds each sandbox, snapshot and volume", async () => {
+      await store.upsertReplica({
+        id: "r1",
+        url: "http://10.0.0.1:7070",
+        seenAt: "2026-01-01T00:00:00.000Z",
+      });
+      await store.upsertReplica({
+        id: "r1",
+        url: "http://10.0.0.1:7071",
+        seenAt: "2026-01-01T00:00:05.000Z",
+      });
+      expect(await store.getReplica("r1")).toEqual({
+        id: "r1",
+        url: "http://10.0.0.1:7071",
+        seenAt: "2026-01-01T00:00:05.000Z",
+      });
+      expect(await store.getReplica("nope")).toBeNull();
+      await store.insertSandbox(sandbox("sbrep1", { replica: "r1", tenantId: "trep" }));
+      await store.insertSandbox(sandbox("sbrep2", { replica: "r2", tenantId: "trep" }));
+      await store.insertSandbox(sandbox("sbrep3", { tenantId: "trep" }));
+      expect((await store.getSandbox("sbrep1"))?.replica).toBe("r1");
+      const mine = await store.listSandboxes({ tenantId: "trep", replica: "r1" });
+      expect(mine.items.map((x) => x.id)).toEqual(["sbrep1", "sbrep3"]);
+      await store.insertSnapshot({
+        id: "snrep",
+        tenantId: "trep",
+        sandboxId: "sbrep1",
+        name: null,
+        template: "default",
+        resources: { cpus: 1, memoryMiB: 512, diskMiB: 1024, pids: 128 },
+        env: {},
+        sizeBytes: 1,
+        createdAt: "2026-01-01T00:00:00.000Z",
+      } as never);
+      expect(await store.replicaOf("snapshots", "snrep")).toBeNull();
+      await store.setReplicaOf("snapshots", "snrep", "r2");
+      expect(await store.replicaOf("snapshots", "snrep")).toBe("r2");
     });
 
     it("counts sandboxes by state", async () => {

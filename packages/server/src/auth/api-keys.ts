@@ -56,11 +56,12 @@ export async function ensureAdminKey(store: Store, dataDir: string): Promise<str
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   let key = (await readFile(path, "utf8").catch(() => "")).trim();
   if (!(await store.getTenant(DEFAULT_TENANT)))
-    await store.createTenant({
-      id: DEFAULT_TENANT,
-      name: DEFAULT_TENANT,
-      createdAt: new Date().toISOString(),
-    });
+    await store
+      .createTenant({ id: DEFAULT_TENANT, name: DEFAULT_TENANT, createdAt: new Date().toISOString() })
+      .catch(async (err) => {
+        // Another replica sharing the store made it at the same moment.
+        if (!(await store.getTenant(DEFAULT_TENANT))) throw err;
+      });
   if (looksLikeKey(key)) {
     const known = await store.findApiKeyByHash(hashKey(key));
     if (known && !known.revokedAt) return path;

@@ -29,6 +29,8 @@ export interface ServerContext {
   reaper: Reaper;
   log: Logger;
   version: string;
+  /** This server's replica id (see replicas/identity.ts). */
+  replica: string;
 }
 
 /** The Fastify app with TypeBox schemas as the source of request types. */

@@ -9,6 +9,7 @@ import {
   SandboxParams,
 } from "../http/schemas.js";
 import { lastEventId, openEventStream } from "../http/sse.js";
+import { creatorOf, relayJson } from "../replicas/placement.js";
 import type { App, ServerContext } from "./context.js";
 
 /** `label=k=v` query values as a map. */
@@ -32,7 +33,20 @@ export function sandboxRoutes(app: App, ctx: ServerContext): void {
     "/v1/sandboxes",
     { schema: { tags, body: T.Optional(CreateSandboxBody), response: { 201: Sandbox } } },
     async (req, reply) => {
-      const s = await ctx.sandboxes.create(req.caller.tenantId, req.body ?? {});
+      const body = req.body ?? {};
+      // A snapshot's archive and a volume's disk live with one server: that one creates it.
+      const creator = await creatorOf(ctx.store, ctx.replica, req.caller.tenantId, body);
+      const there =
+        creator && !req.headers["x-berth-forwarded-by"] ? await ctx.store.getReplica(creator) : null;
+      if (there) {
+        const r = await relayJson(there.url, "POST", "/v1/sandboxes", req.headers, body, ctx.replica);
+        // Relayed as the other replica answered (its 201, or its error; it audits the call).
+        reply.hijack();
+        reply.raw.writeHead(r.status, { "content-type": "application/json; charset=utf-8" });
+        reply.raw.end(JSON.stringify(r.body));
+        return;
+      }
+      const s = await ctx.sandboxes.create(req.caller.tenantId, body);
       return reply.status(201).send(toSandboxView(s));
     },
   );

@@ -46,7 +46,13 @@ export class Reaper {
       await this.d.sandboxes.flushActivity();
       let cursor: string | undefined;
       do {
-        const page = await this.d.store.listSandboxes({ states: LIVE_STATES, limit: 500, cursor });
+        // Only this replica's: each sandbox is reaped by the one server whose runtime holds it.
+        const page = await this.d.store.listSandboxes({
+          states: LIVE_STATES,
+          replica: this.d.sandboxes.replica,
+          limit: 500,
+          cursor,
+        });
         for (const s of page.items) await this.check(s, checkHealth);
         cursor = page.nextCursor ?? undefined;
       } while (cursor);

@@ -54,7 +54,12 @@ export async function recoverSandboxes(d: {
   const toFail: { id: string; reason: string; counted: boolean }[] = [];
   let cursor: string | undefined;
   do {
-    const page = await d.store.listSandboxes({ states: LIVE_STATES, limit: 500, cursor });
+    const page = await d.store.listSandboxes({
+      states: LIVE_STATES,
+      replica: d.sandboxes.replica,
+      limit: 500,
+      cursor,
+    });
     for (const s of page.items) {
       const status = await d.runtime.inspect(s.id);
       const last = await d.store.lastEvent(s.id);

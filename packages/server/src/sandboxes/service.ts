@@ -52,6 +52,8 @@ export interface SandboxServiceDeps {
   events: EventHub;
   metrics: ServerMetrics;
   log: Logger;
+  /** This server's replica id: its sandboxes are the ones it creates, recovers and reaps. */
+  replica: string;
 }
 
 /**
@@ -66,6 +68,11 @@ export class SandboxService {
   private live = 0;
   private snapshots: SnapshotService | undefined;
   private volumes: VolumeService | undefined;
+
+  /** This server's replica id. */
+  get replica(): string {
+    return this.d.replica;
+  }
 
   constructor(private readonly d: SandboxServiceDeps) {}
 
@@ -113,6 +120,7 @@ export class SandboxService {
     const record: SandboxRecord = {
       id: newSandboxId(),
       tenantId,
+      replica: this.d.replica,
       state: "starting",
       template: "default",
       resources,

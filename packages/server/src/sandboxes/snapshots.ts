@@ -64,6 +64,8 @@ export class SnapshotService {
         createdAt: new Date().toISOString(),
       };
       await this.d.store.insertSnapshot(record);
+      // Its archive is in this server's data dir: requests for it are served here.
+      await this.d.store.setReplicaOf("snapshots", record.id, this.d.sandboxes.replica);
       void this.d.events.append(sandboxId, "snapshot", { snapshotId: id, sizeBytes }).catch(() => {});
       return record;
     } catch (err) {

@@ -19,7 +19,7 @@ const MAX_VOLUME_MIB = 1024 * 1024;
 
 /** Volumes of tenants: records in the store, data in the runtime. */
 export class VolumeService {
-  constructor(private readonly d: { store: Store; runtime: Runtime; config: Config }) {}
+  constructor(private readonly d: { store: Store; runtime: Runtime; config: Config; replica: string }) {}
 
   async create(tenantId: string, name: string, sizeMiB: number): Promise<VolumeRecord> {
     if (!NAME.test(name))
@@ -33,6 +33,7 @@ export class VolumeService {
     const v: VolumeRecord = { id: newId("vo"), tenantId, name, sizeMiB, createdAt: new Date().toISOString() };
     // The row first: a second create of the same name fails here, before any disk is made.
     await this.d.store.insertVolume(v);
+    await this.d.store.setReplicaOf("volumes", v.id, this.d.replica);
     try {
       await this.d.runtime.createVolume(v.id, sizeMiB);
     } catch (err) {
