@@ -72,4 +72,9 @@ export function printDensity(d) {
       `host memory ${mib(d.hostBytesPerSandbox)} per sandbox (MemAvailable), ${mib(d.cgroupBytesPerSandbox)} in its cgroup; ` +
       `server RSS ${mib(d.serverRssBytes)} (+${mib(d.serverRssGrowthBytes)}); exec into a random one p50 ${d.exec.p50.toFixed(2)} ms, p99 ${d.exec.p99.toFixed(2)} ms`,
   );
+  const per = d.hostBytesPerSandbox / MiB;
+  console.log(
+    `goal: 500 idle sandboxes with <= 4 MB each and server RSS <= 300 MB: ${d.sandboxes} made, ` +
+      `${per.toFixed(1)} MiB each, RSS ${mib(d.serverRssBytes)}: ${d.sandboxes >= 500 && per <= 4 && d.serverRssBytes <= 300 * MiB ? "met" : "NOT met"}`,
+  );
 }

@@ -37,7 +37,11 @@ export async function runLoad({ url, key, clients = 8, seconds = 30, retryMs = 1
       body: raw ? body : body ? JSON.stringify(body) : undefined,
     });
     const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path.split("?")[0]}: ${res.status} ${text.slice(0, 200)}`);
+    if (!res.ok) {
+      const err = new Error(`${method} ${path.split("?")[0]}: ${res.status} ${text.slice(0, 200)}`);
+      err.status = res.status;
+      throw err;
+    }
     return text && res.headers.get("content-type")?.includes("json") ? JSON.parse(text) : text;
   };
   const client = async (n) => {
@@ -60,7 +64,7 @@ export async function runLoad({ url, key, clients = 8, seconds = 30, retryMs = 1
         leftovers.delete(id);
         loops++;
       } catch (err) {
-        errors.push({ at: Date.now(), message: String(err.cause?.code ?? err.message) });
+        errors.push({ at: Date.now(), status: err.status, message: String(err.cause?.code ?? err.message) });
         onError?.(err, id);
         await new Promise((r) => setTimeout(r, retryMs));
       }
@@ -77,6 +81,8 @@ export async function runLoad({ url, key, clients = 8, seconds = 30, retryMs = 1
     loopsPerSecond: loops / elapsed,
     requestsPerSecond: requests / elapsed,
     errors: errors.length,
+    /** Answers with a 5xx status (connection failures while a server is down are not these). */
+    serverErrors: errors.filter((e) => e.status >= 500).length,
     errorRate: errors.length / Math.max(1, requests + errors.length),
     errorSamples: errors.slice(0, 5).map((e) => e.message),
     ops: Object.fromEntries(OPS.map((op) => [op, summary(times[op])])),

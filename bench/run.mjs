@@ -2,21 +2,22 @@
 // `npm run bench`: Berth and the peers this host can run (bare runc, Docker, bubblewrap), side by
 // side in one run, with p50/p99 and ratios to Berth. A benchmark, not a test: nothing here fails
 // on a number.
-//   node bench/run.mjs [--only berth,berth-nonet,proxy,density,runc,docker,bwrap] [--n 30]
-//                      [--exec-n 200] [--density 200] [--json]
+//   node bench/run.mjs [--only berth,berth-nonet,proxy,throughput,density,runc,docker,bwrap]
+//                      [--n 30] [--exec-n 200] [--density 500] [--json]
 import { parseArgs } from "node:util";
 import { benchBerth, benchBerthProxy } from "./berth.mjs";
 import { benchDensity, printDensity } from "./density.mjs";
+import { benchThroughput, printThroughput } from "./throughput.mjs";
 import { benchBwrap, benchDocker, benchRunc } from "./peers.mjs";
 
 const GOALS = { create: 50, exec: 10, resume: 5, wake: 100, "create-from-snapshot": 300 };
 
 const { values } = parseArgs({
   options: {
-    only: { type: "string", default: "berth,berth-nonet,proxy,density,runc,docker,bwrap" },
+    only: { type: "string", default: "berth,berth-nonet,proxy,throughput,density,runc,docker,bwrap" },
     n: { type: "string", default: process.env.BENCH_N ?? "30" },
     "exec-n": { type: "string", default: process.env.BENCH_EXEC_N ?? "200" },
-    density: { type: "string", default: process.env.BENCH_DENSITY ?? "200" },
+    density: { type: "string", default: process.env.BENCH_DENSITY ?? "500" },
     json: { type: "boolean", default: false },
   },
 });
@@ -29,6 +30,7 @@ const systems = [
   ["berth", () => benchBerth(n, execN)],
   ["berth-nonet", () => benchBerth(n, Math.min(execN, 50), { network: false })],
   ["proxy", () => benchBerthProxy()],
+  ["throughput", () => benchThroughput()],
   ["density", () => benchDensity(Number(values.density))],
   ["runc", () => benchRunc(n, execN)],
   ["docker", () => benchDocker(n, Math.min(execN, 50))],
@@ -96,6 +98,8 @@ function printTable(rs) {
     );
   const density = rs.find((r) => r.name === "density");
   if (density) printDensity(density);
+  const throughput = rs.find((r) => r.name === "throughput");
+  if (throughput) printThroughput(throughput);
   const proxy = rs.find((r) => r.name === "proxy");
   if (proxy) {
     const { latency: l, throughput: t } = proxy;
