@@ -1,6 +1,6 @@
 // Berth measured through its public HTTP API, as a user's program would see it: a real server
 // started from the checkout (`berth serve`), a fresh data dir, keep-alive HTTP on loopback.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
@@ -195,7 +195,9 @@ async function benchLifecycle(call, ids, n) {
     ],
   });
   const snap = await call("POST", `/v1/sandboxes/${src}/snapshots`, {});
-  const fromSnapshot = await timeMany(Math.min(n, 10), async () => {
+  // Flush the writes above first, so that their writeback does not land inside the timings.
+  execFileSync("sync");
+  const fromSnapshot = await timeMany(Math.min(n, 20), async () => {
     const s = await call("POST", "/v1/sandboxes", { fromSnapshot: snap.id });
     ids.push(s.id);
   });
