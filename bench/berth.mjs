@@ -21,6 +21,23 @@ function freePort() {
   });
 }
 
+/** A JSON call to a bench server's API with its admin key; throws on a non-2xx answer. */
+export function caller(server) {
+  return async (method, path, body) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${server.key}`,
+        ...(body ? { "content-type": "application/json" } : {}),
+      },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
+    return text ? JSON.parse(text) : undefined;
+  };
+}
+
 /** Starts `berth serve` on a free port; resolves once /healthz answers. */
 export async function startBerth(env) {
   const dataDir = mkdtempSync("/tmp/bench-berth-");
@@ -80,19 +97,7 @@ export async function benchBerth(n, execN, { network = true } = {}) {
     BERTH_LOG_LEVEL: "warn",
     BERTH_SANDBOX_NETWORKS: String(network),
   });
-  const call = async (method, path, body) => {
-    const res = await fetch(`${server.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${server.key}`,
-        ...(body ? { "content-type": "application/json" } : {}),
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
-  };
+  const call = caller(server);
   const ids = [];
   try {
     // Let the server fill its pool of ready disks, as it does between bursts in real use.
@@ -138,19 +143,7 @@ export async function benchBerth(n, execN, { network = true } = {}) {
 /** The exposed-port proxy against a direct connection (see proxy.mjs), on its own server. */
 export async function benchBerthProxy() {
   const server = await startBerth({ BERTH_LOG_LEVEL: "warn" });
-  const call = async (method, path, body) => {
-    const res = await fetch(`${server.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${server.key}`,
-        ...(body ? { "content-type": "application/json" } : {}),
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
-  };
+  const call = caller(server);
   try {
     return { name: "proxy", ...(await benchProxy(server, call)) };
   } finally {

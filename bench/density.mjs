@@ -2,7 +2,7 @@
 // background process, then reports the host memory they take (MemAvailable before and after),
 // their own cgroup memory, the server's RSS, and exec latency into random ones.
 import { readFileSync } from "node:fs";
-import { startBerth } from "./berth.mjs";
+import { caller, startBerth } from "./berth.mjs";
 import { summary, timeMany } from "./stats.mjs";
 
 const memAvailable = () =>
@@ -13,19 +13,7 @@ const MiB = 1024 * 1024;
 
 export async function benchDensity(n) {
   const server = await startBerth({ BERTH_LOG_LEVEL: "warn", BERTH_DISK_POOL_SIZE: "8" });
-  const call = async (method, path, body) => {
-    const res = await fetch(`${server.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${server.key}`,
-        ...(body ? { "content-type": "application/json" } : {}),
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
-  };
+  const call = caller(server);
   const ids = [];
   try {
     await new Promise((r) => setTimeout(r, 3000));

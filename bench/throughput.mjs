@@ -1,23 +1,11 @@
 // API throughput on one server: the create/exec/write/read/delete load (bench/load.mjs) and
 // how many execs per second the API carries with many clients at once.
-import { startBerth } from "./berth.mjs";
+import { caller, startBerth } from "./berth.mjs";
 import { printLoad, runLoad } from "./load.mjs";
 
 /** `clients` concurrent callers running `true` in `sandboxes` sandboxes for `seconds`. */
 async function execRate(server, { sandboxes = 4, clients = 16, seconds = 5 } = {}) {
-  const call = async (method, path, body) => {
-    const res = await fetch(`${server.url}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${server.key}`,
-        ...(body ? { "content-type": "application/json" } : {}),
-      },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
-  };
+  const call = caller(server);
   const ids = [];
   for (let i = 0; i < sandboxes; i++) ids.push((await call("POST", "/v1/sandboxes", {})).id);
   let done = 0;

@@ -4,8 +4,7 @@
 // processes, mounts, loop devices, cgroups, veths, network namespaces, nftables chains.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync, rmSync } from "node:fs";
-import { LinuxRuntime } from "@berth/runtime-linux";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 // @ts-expect-error: a plain ES module shared with `npm run bench`
 import { printLoad, runLoad } from "../../bench/load.mjs";
@@ -81,74 +80,64 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (!srv) return;
-  await srv.kill("SIGTERM");
-  // Whatever a failed run left goes, through a runtime of its own (as test/support/server.ts does).
-  const cleaner = new LinuxRuntime({
-    dataDir: srv.dataDir,
-    ociRuntime: "auto",
-    diskPoolSize: 0,
-    network: { enabled: true, cidr: srv.cidr, dnsUpstream: "127.0.0.1" },
-  });
-  await cleaner.start();
-  for (const id of await cleaner.list()) await cleaner.destroy(id).catch(() => {});
-  await cleaner.purgeHostState();
-  await cleaner.close();
-  sh(`grep -q ' ${srv.dataDir}/' /proc/self/mountinfo && umount -R -l ${srv.dataDir}/* 2>/dev/null; true`);
-  rmSync(srv.dataDir, { recursive: true, force: true });
+  await srv?.purge();
 });
 
-it("keeps the store and the machine in step through SIGKILLs under load, and leaks nothing", async () => {
-  const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000);
-  const rnd = random(seed);
-  console.log(`crash test seed ${seed} (CRASH_SEED=${seed} replays the kill times)`);
-  // `npm run soak` sets SOAK_SECONDS (and more kills); CI runs the short form.
-  const seconds = Number(process.env.SOAK_SECONDS ?? 15);
-  const load = runLoad({ url: srv.url, key: srv.adminKey, clients: 4, seconds, retryMs: 150 });
-  const kills: number[] = [];
-  const t0 = Date.now();
-  for (let i = 0; i < Math.max(3, Math.floor(seconds / 5)); i++) {
-    await new Promise((r) => setTimeout(r, 1500 + rnd() * 2500));
-    kills.push(Date.now() - t0);
-    await srv.kill("SIGKILL");
-    await srv.start();
-  }
-  const report = await load;
-  printLoad(report);
-  console.log(`killed at ${kills.map((k) => `${(k / 1000).toFixed(1)} s`).join(", ")}`);
-  expect(report.loops).toBeGreaterThan(0);
-  // Failures are only connections cut by the kills: never a 5xx from a live server.
-  expect(report.serverErrors, JSON.stringify(report.errorSamples)).toBe(0);
+it(
+  "keeps the store and the machine in step through SIGKILLs under load, and leaks nothing",
+  async () => {
+    const seed = Number(process.env.CRASH_SEED ?? Date.now() % 1_000_000);
+    const rnd = random(seed);
+    console.log(`crash test seed ${seed} (CRASH_SEED=${seed} replays the kill times)`);
+    // `npm run soak` sets SOAK_SECONDS (and more kills); CI runs the short form.
+    const seconds = Number(process.env.SOAK_SECONDS ?? 15);
+    const load = runLoad({ url: srv.url, key: srv.adminKey, clients: 4, seconds, retryMs: 150 });
+    const kills: number[] = [];
+    const t0 = Date.now();
+    for (let i = 0; i < Math.max(3, Math.floor(seconds / 5)); i++) {
+      await new Promise((r) => setTimeout(r, 1500 + rnd() * 2500));
+      kills.push(Date.now() - t0);
+      await srv.kill("SIGKILL");
+      await srv.start();
+    }
+    const report = await load;
+    printLoad(report);
+    console.log(`killed at ${kills.map((k) => `${(k / 1000).toFixed(1)} s`).join(", ")}`);
+    expect(report.loops).toBeGreaterThan(0);
+    // Failures are only connections cut by the kills: never a 5xx from a live server.
+    expect(report.serverErrors, JSON.stringify(report.errorSamples)).toBe(0);
 
-  // Nothing a client was told about is lost: every id it got back is in the store.
-  for (const id of report.leftovers) expect((await call("GET", `/v1/sandboxes/${id}`)).status).toBe(200);
+    // Nothing a client was told about is lost: every id it got back is in the store.
+    for (const id of report.leftovers) expect((await call("GET", `/v1/sandboxes/${id}`)).status).toBe(200);
 
-  // The store matches the machine: no sandbox stuck starting; every running one answers; the
-  // OCI runtime holds exactly the running and paused ones.
-  const all = await allSandboxes();
-  expect(all.filter((s) => s.state === "starting")).toEqual([]);
-  const live = all.filter((s) => s.state === "running" || s.state === "paused");
-  for (const s of all.filter((x) => x.state === "running")) {
-    const r = await call("POST", `/v1/sandboxes/${s.id}/exec`, { cmd: ["true"] });
-    expect(r.body.exitCode, `${s.id}: ${JSON.stringify(r.body)}`).toBe(0);
-  }
-  const ids = all.map((s) => s.id);
-  expect(hostState(ids).runc.sort()).toEqual(live.map((s) => s.id).sort());
-  const ended = new Set(all.filter((s) => s.state === "failed" || s.state === "deleted").map((s) => s.id));
-  expect(hostState(ids).mounts.filter((m) => [...ended].some((id) => m.includes(id)))).toEqual([]);
+    // The store matches the machine: no sandbox stuck starting; every running one answers; the
+    // OCI runtime holds exactly the running and paused ones.
+    const all = await allSandboxes();
+    expect(all.filter((s) => s.state === "starting")).toEqual([]);
+    const live = all.filter((s) => s.state === "running" || s.state === "paused");
+    for (const s of all.filter((x) => x.state === "running")) {
+      const r = await call("POST", `/v1/sandboxes/${s.id}/exec`, { cmd: ["true"] });
+      expect(r.body.exitCode, `${s.id}: ${JSON.stringify(r.body)}`).toBe(0);
+    }
+    const ids = all.map((s) => s.id);
+    expect(hostState(ids).runc.sort()).toEqual(live.map((s) => s.id).sort());
+    const ended = new Set(all.filter((s) => s.state === "failed" || s.state === "deleted").map((s) => s.id));
+    expect(hostState(ids).mounts.filter((m) => [...ended].some((id) => m.includes(id)))).toEqual([]);
 
-  // Delete what is left; then nothing of any sandbox may remain on the host.
-  for (const s of all.filter((x) => x.state !== "deleted")) {
-    const d = await call("DELETE", `/v1/sandboxes/${s.id}`);
-    expect([204, 404], `${s.id}: ${JSON.stringify(d.body)}`).toContain(d.status);
-  }
-  // A clean stop also ends the networks the server keeps ready for the next creates.
-  await srv.kill("SIGTERM");
-  const tag = tagOf(srv.dataDir);
-  const host = hostState(ids);
-  expect(host).toEqual({ runc: [], mounts: [], loops: [], cgroups: [], links: [], netns: [], chains: [] });
-  // With no sandbox left, the server's own nftables table goes too.
-  expect(sh("nft list tables")).not.toContain(`berth_${tag}`);
-  const procs = sh("ps -eo args").split("\n");
-  expect(procs.filter((p) => ids.some((id) => p.includes(id)))).toEqual([]);
-}, 180_000 + Number(process.env.SOAK_SECONDS ?? 0) * 2000);
+    // Delete what is left; then nothing of any sandbox may remain on the host.
+    for (const s of all.filter((x) => x.state !== "deleted")) {
+      const d = await call("DELETE", `/v1/sandboxes/${s.id}`);
+      expect([204, 404], `${s.id}: ${JSON.stringify(d.body)}`).toContain(d.status);
+    }
+    // A clean stop also ends the networks the server keeps ready for the next creates.
+    await srv.kill("SIGTERM");
+    const tag = tagOf(srv.dataDir);
+    const host = hostState(ids);
+    expect(host).toEqual({ runc: [], mounts: [], loops: [], cgroups: [], links: [], netns: [], chains: [] });
+    // With no sandbox left, the server's own nftables table goes too.
+    expect(sh("nft list tables")).not.toContain(`berth_${tag}`);
+    const procs = sh("ps -eo args").split("\n");
+    expect(procs.filter((p) => ids.some((id) => p.includes(id)))).toEqual([]);
+  },
+  180_000 + Number(process.env.SOAK_SECONDS ?? 0) * 2000,
+);

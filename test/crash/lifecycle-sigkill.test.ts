@@ -2,8 +2,7 @@
 // come back consistent: each operation either done or rolled back, the store's state matching
 // what is on the machine, the sandbox's files intact, and no half-written snapshot.
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
-import { LinuxRuntime } from "@berth/runtime-linux";
+import { readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { api } from "../support/server.js";
 import { type ServerProcess, startServerProcess } from "../support/server-process.js";
@@ -79,23 +78,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   console.log(outcomes.join("\n"));
-  if (!srv) return;
-  await srv.kill("SIGTERM");
-  const cleaner = new LinuxRuntime({
-    dataDir: srv.dataDir,
-    ociRuntime: "auto",
-    diskPoolSize: 0,
-    network: { enabled: true, cidr: srv.cidr, dnsUpstream: "127.0.0.1" },
-  });
-  await cleaner.start();
-  for (const id of await cleaner.list()) await cleaner.destroy(id).catch(() => {});
-  await cleaner.purgeHostState();
-  await cleaner.close();
-  execFileSync("sh", [
-    "-c",
-    `grep -q ' ${srv.dataDir}/' /proc/self/mountinfo && umount -R -l ${srv.dataDir}/* 2>/dev/null; true`,
-  ]);
-  rmSync(srv.dataDir, { recursive: true, force: true });
+  await srv?.purge();
 });
 
 // Kill moments: at once, early, mid-way and late for operations that take 1-50 ms here.

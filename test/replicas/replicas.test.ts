@@ -3,8 +3,7 @@
 // sandbox, event streams resume on the other replica, and killing one mid-load leaves the
 // other serving and the killed one's sandboxes intact for its restart.
 import { execFileSync } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
-import { LinuxRuntime } from "@berth/runtime-linux";
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 // @ts-expect-error: a plain ES module shared with `npm run bench`
@@ -29,25 +28,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const s of [a, b]) {
-    if (!s) continue;
-    await s.kill("SIGTERM");
-    const cleaner = new LinuxRuntime({
-      dataDir: s.dataDir,
-      ociRuntime: "auto",
-      diskPoolSize: 0,
-      network: { enabled: true, cidr: s.cidr, dnsUpstream: "127.0.0.1" },
-    });
-    await cleaner.start();
-    for (const id of await cleaner.list()) await cleaner.destroy(id).catch(() => {});
-    await cleaner.purgeHostState();
-    await cleaner.close();
-    execFileSync("sh", [
-      "-c",
-      `grep -q ' ${s.dataDir}/' /proc/self/mountinfo && umount -R -l ${s.dataDir}/* 2>/dev/null; true`,
-    ]);
-    rmSync(s.dataDir, { recursive: true, force: true });
-  }
+  for (const s of [a, b]) await s?.purge();
   await pg?.stop();
 });
 

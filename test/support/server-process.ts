@@ -6,6 +6,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { purgeDataDir } from "./purge.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
@@ -21,6 +22,8 @@ export interface ServerProcess {
   kill(signal: NodeJS.Signals): Promise<void>;
   /** Starts it again (same data dir and port); resolves when /healthz answers. */
   start(): Promise<void>;
+  /** Stops it (SIGTERM) and removes every sandbox, mount and file it made. */
+  purge(): Promise<void>;
 }
 
 function freePort(): Promise<number> {
@@ -81,6 +84,10 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
     adminKey: readFileSync(join(dataDir, "admin-key"), "utf8").trim(),
     log: () => stderr,
     start,
+    async purge() {
+      await this.kill("SIGTERM");
+      await purgeDataDir(dataDir, cidr);
+    },
     async kill(signal) {
       const c = child;
       if (!c || c.exitCode !== null || c.signalCode !== null) return;

@@ -4,13 +4,12 @@
  * sandboxes. `stop()` removes every sandbox it made and every file; `restart()` stops the API
  * only, leaving sandboxes running, and starts it again on the same data dir and port.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "@berth/core";
-import { LinuxRuntime } from "@berth/runtime-linux";
 import { type BerthServer, startServer } from "@berth/server";
 import pino from "pino";
+import { purgeDataDir } from "./purge.js";
 
 export interface TestServer {
   url: string;
@@ -68,21 +67,7 @@ export async function startTestServer(
       await server?.close();
       server = undefined;
       // Whatever the tests left running goes, through a runtime of its own.
-      const cleaner = new LinuxRuntime({
-        dataDir,
-        ociRuntime: "auto",
-        diskPoolSize: 0,
-        network: { enabled: true, cidr, dnsUpstream: "127.0.0.1" },
-      });
-      await cleaner.start();
-      for (const id of await cleaner.list()) await cleaner.destroy(id).catch(() => {});
-      await cleaner.purgeHostState();
-      await cleaner.close();
-      execFileSync("sh", [
-        "-c",
-        `grep -q ' ${dataDir}/' /proc/self/mountinfo && umount -R -l ${dataDir}/* 2>/dev/null; true`,
-      ]);
-      rmSync(dataDir, { recursive: true, force: true });
+      await purgeDataDir(dataDir, cidr);
     },
   };
   return t;
