@@ -191,6 +191,60 @@ export const SETTINGS = {
     min: 50,
     doc: "How often timeouts and dead sandboxes are checked",
   },
+  anthropicApiKey: {
+    env: "BERTH_ANTHROPIC_API_KEY",
+    kind: "string",
+    default: undefined,
+    secret: true,
+    doc: "The real model API key the gateway puts on agents' requests (sandboxes never see it)",
+  },
+  anthropicBaseUrl: {
+    env: "BERTH_ANTHROPIC_BASE_URL",
+    kind: "string",
+    default: "https://api.anthropic.com",
+    doc: "Where the model gateway forwards agents' requests",
+  },
+  gatewayPort: {
+    env: "BERTH_GATEWAY_PORT",
+    kind: "int",
+    default: 0,
+    min: 0,
+    max: 65535,
+    doc: "Port of the model gateway on the sandboxes' host addresses (0: any free port)",
+  },
+  modelPrices: {
+    env: "BERTH_MODEL_PRICES",
+    kind: "string",
+    default: undefined,
+    doc: 'JSON per-model prices in USD per million tokens, e.g. `{"claude-x":{"input":3,"output":15}}` (merged over the built-in table)',
+  },
+  agentMaxTurnsDefault: {
+    env: "BERTH_AGENT_MAX_TURNS_DEFAULT",
+    kind: "int",
+    default: 50,
+    min: 1,
+    doc: "Turn limit of a session that gives no `maxTurns`",
+  },
+  agentMaxTurns: {
+    env: "BERTH_AGENT_MAX_TURNS",
+    kind: "int",
+    default: 500,
+    min: 1,
+    doc: "Highest `maxTurns` a session may ask for",
+  },
+  agentIdleSeconds: {
+    env: "BERTH_AGENT_IDLE_SECONDS",
+    kind: "int",
+    default: 300,
+    min: 1,
+    doc: "Hybrid sessions: seconds without a message before the sandbox hibernates",
+  },
+  agentDir: {
+    env: "BERTH_AGENT_DIR",
+    kind: "string",
+    default: "/usr/local/lib/berth-agent",
+    doc: "Where the `claude` binary is installed for sandboxes (under /usr, which sandboxes see read-only)",
+  },
 } as const satisfies Record<string, Setting>;
 
 type Settings = typeof SETTINGS;
@@ -263,7 +317,8 @@ export function describeConfig(c: Config): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, s] of Object.entries(SETTINGS) as [string, Setting][]) {
     const v = (c as Record<string, unknown>)[key];
-    out[key] = s.secret && v ? String(v).replace(/\/\/[^@]*@/, "//***@") : v;
+    out[key] =
+      s.secret && v ? (String(v).includes("//") ? String(v).replace(/\/\/[^@]*@/, "//***@") : "***") : v;
   }
   return out;
 }

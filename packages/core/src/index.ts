@@ -6,5 +6,6 @@ export * from "./logger.js";
 export * from "./mount-path.js";
 export * from "./network-policy.js";
 export * from "./runtime.js";
+export * from "./sessions.js";
 export * from "./store.js";
 export * from "./types.js";

@@ -1,3 +1,4 @@
+import type { SessionEvent, SessionPatch, SessionRecord, SessionState } from "./sessions.js";
 import type {
   ApiKeyRecord,
   AuditRecord,
@@ -119,6 +120,22 @@ export interface Store {
   replicaOf(kind: "snapshots" | "volumes", id: string): Promise<string | null>;
   /** Marks a snapshot or volume as held by `replica`. */
   setReplicaOf(kind: "snapshots" | "volumes", id: string, replica: string): Promise<void>;
+
+  insertSession(s: SessionRecord): Promise<void>;
+  getSession(id: string): Promise<SessionRecord | null>;
+  /** Updates the given fields (and `updatedAt`); returns the new record, or null when unknown. */
+  updateSession(id: string, patch: SessionPatch): Promise<SessionRecord | null>;
+  /** Sessions, newest first; `tenantId` absent: every tenant's (recovery). */
+  listSessions(q: {
+    tenantId?: string;
+    states?: SessionState[];
+    sandboxId?: string;
+    limit?: number;
+  }): Promise<SessionRecord[]>;
+  /** Appends a session event; the store assigns `seq` (increasing per store). */
+  appendSessionEvent(e: Omit<SessionEvent, "seq">): Promise<SessionEvent>;
+  /** Events of one session after `afterSeq`, oldest first. */
+  listSessionEvents(sessionId: string, afterSeq: number, limit?: number): Promise<SessionEvent[]>;
 
   /** Records a mutating API call (the store assigns `id`, increasing). */
   appendAudit(a: Omit<AuditRecord, "id">): Promise<void>;

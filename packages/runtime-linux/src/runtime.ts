@@ -67,7 +67,7 @@ import { Volumes } from "./volumes.js";
 export interface LinuxRuntimeOptions {
   dataDir: string;
   /** Sandbox networks (veth + nftables); absent or `enabled: false`: loopback only, `none` egress. */
-  network?: { enabled: boolean; cidr: string; dnsUpstream?: string };
+  network?: { enabled: boolean; cidr: string; dnsUpstream?: string; hostPorts?: number[] };
   ociRuntime: OciRuntimeChoice;
   /** Formatted default-size disks kept ready. */
   diskPoolSize: number;
@@ -493,6 +493,7 @@ export class LinuxRuntime implements Runtime {
       dir,
       cidr: n.cidr,
       dnsUpstream: n.dnsUpstream || hostResolver(),
+      hostPorts: n.hostPorts,
       poolSize: Math.min(this.o.diskPoolSize, 16),
       log: this.log,
     });

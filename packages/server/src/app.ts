@@ -19,6 +19,7 @@ import { portRoutes } from "./routes/ports.js";
 import { processRoutes } from "./routes/processes.js";
 import { ptyRoutes } from "./routes/pty.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
+import { sessionRoutes } from "./routes/sessions.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
 import { volumeRoutes } from "./routes/volumes.js";
 
@@ -76,6 +77,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   processRoutes(app, ctx);
   ptyRoutes(app, ctx);
   fileOpRoutes(app, ctx);
+  if (ctx.sessions) sessionRoutes(app, ctx, ctx.sessions.service, ctx.sessions.events);
   const previewDomain = normalizeDomain(ctx.config.previewDomain);
   const ports = new PortService({ ...ctx, previewDomain });
   const proxy = new SandboxProxy({

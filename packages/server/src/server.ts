@@ -4,9 +4,14 @@ import { type Config, describeConfig } from "@berth/core";
 import { createLinuxRuntime } from "@berth/runtime-linux";
 import { openStore } from "@berth/store";
 import pino, { type Logger as Pino } from "pino";
+import { installClaudeBinary } from "./agents/claude-binary.js";
+import { SessionEvents } from "./agents/session-events.js";
+import { SessionService } from "./agents/session-service.js";
 import { buildApp } from "./app.js";
 import { ensureAdminKey } from "./auth/api-keys.js";
 import { Authenticator } from "./auth/authenticate.js";
+import { ModelGateway } from "./gateway/gateway.js";
+import { PriceTable } from "./gateway/prices.js";
 import { ServerMetrics } from "./metrics.js";
 import { advertisedUrl, replicaIdOf } from "./replicas/identity.js";
 import type { App } from "./routes/context.js";
@@ -47,12 +52,25 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   log.debug({ config: describeConfig(config) }, "configuration");
   const store = await openStore({ dataDir, databaseUrl: config.databaseUrl });
+  // The model gateway listens first: sandbox networks let every sandbox reach its port.
+  const gateway = new ModelGateway({
+    upstream: config.anthropicBaseUrl,
+    apiKey: config.anthropicApiKey,
+    prices: new PriceTable(config.modelPrices),
+    log: log.child({ part: "gateway" }),
+  });
+  const gatewayPort = await gateway.start(config.gatewayPort);
   const runtime = createLinuxRuntime({
     dataDir,
     ociRuntime: config.runtime as "auto" | "runc" | "crun",
     diskPoolSize: config.diskPoolSize,
     defaultDiskMiB: config.defaultDiskMiB,
-    network: { enabled: config.sandboxNetworks, cidr: config.networkCidr, dnsUpstream: config.dnsUpstream },
+    network: {
+      enabled: config.sandboxNetworks,
+      cidr: config.networkCidr,
+      dnsUpstream: config.dnsUpstream,
+      hostPorts: [gatewayPort],
+    },
     log: log.child({ part: "runtime" }),
   });
   try {
@@ -79,6 +97,8 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     });
     const recovered = await recoverSandboxes({ store, runtime, sandboxes, reaper, log });
     log.info(recovered, "recovered sandboxes");
+    const sessions = agentSessions({ config, store, runtime, sandboxes, gateway, gatewayPort, log });
+    await sessions?.service.recover();
     const auth = new Authenticator(store);
     const app = await buildApp(
       {
@@ -95,6 +115,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
         log,
         version: VERSION,
         replica,
+        sessions,
       },
       log,
     );
@@ -118,15 +139,33 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
       adminKeyPath,
       async close() {
         clearInterval(heartbeat);
+        sessions?.service.close();
         await app.close();
+        await gateway.close();
         await reaper.stop();
         await runtime.close();
         await store.close();
       },
     };
   } catch (err) {
+    await gateway.close().catch(() => {});
     await runtime.close().catch(() => {});
     await store.close().catch(() => {});
     throw err;
   }
+}
+
+/** Agent sessions, when the SDK's `claude` binary can be put where sandboxes reach it. */
+function agentSessions(
+  d: Omit<ConstructorParameters<typeof SessionService>[0], "claudePath" | "events">,
+): { service: SessionService; events: SessionEvents } | undefined {
+  let claudePath: string;
+  try {
+    claudePath = installClaudeBinary(d.config.agentDir);
+  } catch (err) {
+    d.log.warn({ err: String(err) }, "agent sessions are off: the claude binary could not be installed");
+    return undefined;
+  }
+  const events = new SessionEvents(d.store);
+  return { service: new SessionService({ ...d, claudePath, events }), events };
 }

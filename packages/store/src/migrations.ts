@@ -159,6 +159,39 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE volumes ADD COLUMN replica TEXT;
     `,
   },
+  {
+    version: 8,
+    name: "agent sessions",
+    sql: `
+      CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        sandbox_id TEXT NOT NULL,
+        pattern TEXT NOT NULL,
+        state TEXT NOT NULL,
+        agent_session_id TEXT,
+        options TEXT NOT NULL,
+        turns INTEGER NOT NULL,
+        usage TEXT NOT NULL,
+        tokens_usd DOUBLE PRECISION NOT NULL,
+        result TEXT,
+        failure_reason TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        ended_at TEXT
+      );
+      CREATE INDEX sessions_tenant ON sessions (tenant_id, created_at);
+      CREATE INDEX sessions_sandbox ON sessions (sandbox_id);
+      CREATE TABLE session_events (
+        seq {{SERIAL}},
+        session_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        at TEXT NOT NULL
+      );
+      CREATE INDEX session_events_session ON session_events (session_id, seq);
+    `,
+  },
 ];
 
 const SERIAL = { sqlite: "INTEGER PRIMARY KEY AUTOINCREMENT", postgres: "BIGSERIAL PRIMARY KEY" };

@@ -10,6 +10,10 @@ import {
   type SandboxQuery,
   type SandboxRecord,
   type SandboxState,
+  type SessionEvent,
+  type SessionPatch,
+  type SessionRecord,
+  type SessionState,
   type SnapshotRecord,
   type Store,
   type Tenant,
@@ -30,6 +34,7 @@ import {
   toSnapshot,
   toVolume,
 } from "./rows.js";
+import { SessionRows } from "./sessions.js";
 
 const json = (v: unknown) => JSON.stringify(v);
 
@@ -45,7 +50,40 @@ function conflictOnDuplicate(what: string) {
 
 /** The Store on any SQL database behind `Db` (SQLite and PostgreSQL run the same queries). */
 export class SqlStore implements Store {
-  constructor(private readonly db: Db) {}
+  private readonly sessions: SessionRows;
+
+  constructor(private readonly db: Db) {
+    this.sessions = new SessionRows(db);
+  }
+
+  insertSession(s: SessionRecord): Promise<void> {
+    return this.sessions.insert(s);
+  }
+
+  getSession(id: string): Promise<SessionRecord | null> {
+    return this.sessions.get(id);
+  }
+
+  updateSession(id: string, patch: SessionPatch): Promise<SessionRecord | null> {
+    return this.sessions.update(id, patch);
+  }
+
+  listSessions(q: {
+    tenantId?: string;
+    states?: SessionState[];
+    sandboxId?: string;
+    limit?: number;
+  }): Promise<SessionRecord[]> {
+    return this.sessions.list(q);
+  }
+
+  appendSessionEvent(e: Omit<SessionEvent, "seq">): Promise<SessionEvent> {
+    return this.sessions.appendEvent(e);
+  }
+
+  listSessionEvents(sessionId: string, afterSeq: number, limit?: number): Promise<SessionEvent[]> {
+    return this.sessions.listEvents(sessionId, afterSeq, limit);
+  }
 
   get kind(): "sqlite" | "postgres" {
     return this.db.dialect;

@@ -38,6 +38,8 @@ export interface BaseTableInput {
   dnsPort: number;
   /** Ports of the egress proxy that allowlist sandboxes' HTTP and TLS go through. */
   proxy: ProxyPorts;
+  /** Host TCP ports every sandbox may reach whatever its egress policy (the model gateway). */
+  hostPorts?: number[];
 }
 
 export interface ProxyPorts {
@@ -84,7 +86,7 @@ export function baseTableScript(b: BaseTableInput, sandboxes: SandboxRules[]): s
     "    type filter hook input priority filter; policy accept;",
     `    iifname "${b.vethPrefix}*" ct state established,related accept`,
     `    iifname "${b.vethPrefix}*" udp dport ${b.dnsPort} accept`,
-    `    iifname "${b.vethPrefix}*" tcp dport { ${b.proxy.http}, ${b.proxy.tls} } accept`,
+    `    iifname "${b.vethPrefix}*" tcp dport { ${[b.proxy.http, b.proxy.tls, ...(b.hostPorts ?? [])].join(", ")} } accept`,
     `    iifname "${b.vethPrefix}*" drop`,
     "  }",
     "  chain forward {",

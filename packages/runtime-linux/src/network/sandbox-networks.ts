@@ -32,6 +32,8 @@ export interface SandboxNetworksOptions {
   dir: string;
   cidr: string;
   dnsUpstream: string;
+  /** Host TCP ports every sandbox may reach (the model gateway). */
+  hostPorts?: number[];
   poolSize: number;
   log?: Logger;
 }
@@ -110,6 +112,7 @@ export class SandboxNetworks {
           sandboxCidr: this.range.cidr,
           dnsPort: this.dnsPort,
           proxy: this.proxyPorts,
+          hostPorts: this.o.hostPorts,
         },
         [...this.nets.entries()].map(([id, n]) => this.rules(id, n)),
       ),

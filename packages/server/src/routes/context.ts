@@ -7,6 +7,8 @@ import type {
   RawRequestDefaultExpression,
   RawServerDefault,
 } from "fastify";
+import type { SessionEvents } from "../agents/session-events.js";
+import type { SessionService } from "../agents/session-service.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import type { ServerMetrics } from "../metrics.js";
 import type { EventHub } from "../sandboxes/event-hub.js";
@@ -31,6 +33,8 @@ export interface ServerContext {
   version: string;
   /** This server's replica id (see replicas/identity.ts). */
   replica: string;
+  /** Agent sessions (absent when the agent runtime could not be set up). */
+  sessions?: { service: SessionService; events: SessionEvents };
 }
 
 /** The Fastify app with TypeBox schemas as the source of request types. */

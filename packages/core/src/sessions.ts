@@ -1,0 +1,88 @@
+import { newId } from "./ids.js";
+
+/** How a session uses its sandbox (the Agent SDK hosting guide's four patterns). */
+export const SESSION_PATTERNS = ["ephemeral", "long-running", "hybrid", "shared"] as const;
+export type SessionPattern = (typeof SESSION_PATTERNS)[number];
+
+/** Where an agent session is in its life. */
+export const SESSION_STATES = [
+  "starting",
+  "running",
+  "idle",
+  "hibernated",
+  "completed",
+  "failed",
+  "cancelled",
+] as const;
+export type SessionState = (typeof SESSION_STATES)[number];
+
+/** States a session does not leave. */
+export const FINAL_SESSION_STATES: SessionState[] = ["completed", "failed", "cancelled"];
+
+/** Token counts of a session, as the model gateway read them from the responses. */
+export interface SessionUsage {
+  inputTokens: number;
+  outputTokens: number;
+  cacheReadTokens: number;
+  cacheCreationTokens: number;
+}
+
+/** The agent options of a session, as resolved by the server (limits applied). */
+export interface AgentOptions {
+  maxTurns: number;
+  maxBudgetUsd: number | null;
+  maxDurationSeconds: number | null;
+  model?: string;
+  systemPrompt?: string;
+  appendSystemPrompt?: string;
+  allowedTools?: string[];
+  disallowedTools?: string[];
+  permissionMode?: string;
+  cwd: string;
+  mcpServers?: Record<string, unknown>;
+  env: Record<string, string>;
+  /** Hybrid: seconds without messages before the sandbox hibernates. */
+  idleSeconds?: number;
+}
+
+/** An agent session: a Claude Agent SDK conversation bound to a sandbox. */
+export interface SessionRecord {
+  id: string;
+  tenantId: string;
+  sandboxId: string;
+  pattern: SessionPattern;
+  state: SessionState;
+  /** The SDK's session id (from its `system/init` message); used to resume. */
+  agentSessionId: string | null;
+  options: AgentOptions;
+  turns: number;
+  usage: SessionUsage;
+  tokensUsd: number;
+  /** The SDK's result message (null until one arrives). */
+  result: Record<string, unknown> | null;
+  failureReason: string | null;
+  createdAt: string;
+  updatedAt: string;
+  endedAt: string | null;
+}
+
+export type SessionPatch = Partial<
+  Pick<
+    SessionRecord,
+    "state" | "agentSessionId" | "turns" | "usage" | "tokensUsd" | "result" | "failureReason" | "endedAt"
+  >
+>;
+
+/** One stored event of a session: an SDK message (`message`) or a lifecycle change (`state`). */
+export interface SessionEvent {
+  seq: number;
+  sessionId: string;
+  type: "message" | "state";
+  data: Record<string, unknown>;
+  at: string;
+}
+
+/** New session ids: `ses_` and random characters. */
+export function newSessionId(): string {
+  return newId("ses_");
+}

@@ -1,0 +1,392 @@
+import type { SDKMessage } from "@anthropic-ai/claude-agent-sdk";
+import {
+  type AgentOptions,
+  type Config,
+  ConflictError,
+  FINAL_SESSION_STATES,
+  InvalidRequestError,
+  type Logger,
+  NotFoundError,
+  newSessionId,
+  type Runtime,
+  SETTINGS,
+  type SessionPattern,
+  type SessionRecord,
+  type SessionState,
+  type SessionUsage,
+  type Store,
+} from "@berth/core";
+import type { GatewayToken, ModelGateway } from "../gateway/gateway.js";
+import { noUsage } from "../gateway/prices.js";
+import type { CreateSandboxBody } from "../http/schemas.js";
+import { processEnv } from "../sandboxes/sandbox-env.js";
+import type { SandboxService } from "../sandboxes/service.js";
+import { AgentRun } from "./agent-run.js";
+import type { SessionEvents } from "./session-events.js";
+
+/** What a client asks for in `POST /v1/sessions`. */
+export interface CreateSessionBody {
+  prompt: string;
+  pattern?: SessionPattern;
+  sandbox?: { id?: string } & CreateSandboxBody;
+  agent?: Partial<Omit<AgentOptions, "maxBudgetUsd" | "maxDurationSeconds">> & {
+    maxBudgetUsd?: number;
+    maxDurationSeconds?: number;
+  };
+}
+
+export interface SessionServiceDeps {
+  config: Config;
+  store: Store;
+  runtime: Runtime;
+  sandboxes: SandboxService;
+  gateway: ModelGateway;
+  gatewayPort: number;
+  claudePath: string;
+  events: SessionEvents;
+  log: Logger;
+}
+
+/** Where sessions' own files (transcripts, config) live in a sandbox. */
+const SESSIONS_HOME = "/home/user/.berth/sessions";
+const LIVE: SessionState[] = ["starting", "running", "idle"];
+
+/** A session's live parts in this server. */
+interface Live {
+  run: AgentRun;
+  token: GatewayToken;
+  idleTimer?: NodeJS.Timeout;
+  deadline?: NodeJS.Timeout;
+  /** Session row writes, one after another. */
+  writes: Promise<unknown>;
+}
+
+/**
+ * Agent sessions: a Claude Agent SDK conversation per session, its `claude` process in the
+ * session's sandbox, its model traffic through the gateway, every message in the event log.
+ */
+export class SessionService {
+  private readonly live = new Map<string, Live>();
+
+  constructor(private readonly d: SessionServiceDeps) {}
+
+  /** After a restart: live sessions lost their process; ephemeral ones fail, others wait (idle) for a message. */
+  async recover(): Promise<void> {
+    for (const s of await this.d.store.listSessions({ states: LIVE })) {
+      if (s.pattern === "ephemeral") {
+        await this.finish(s, "failed", "the server restarted during the session");
+        await this.d.sandboxes
+          .finish(s.sandboxId, "deleted", null, "its ephemeral session ended")
+          .catch(() => {});
+      } else await this.setState(s.id, "idle");
+    }
+  }
+
+  async create(tenantId: string, body: CreateSessionBody): Promise<SessionRecord> {
+    const pattern = body.pattern ?? "ephemeral";
+    const options = this.resolveOptions(body.agent ?? {});
+    if (typeof body.prompt !== "string" || body.prompt.length === 0)
+      throw new InvalidRequestError("prompt must be a non-empty string", { field: "prompt" });
+    const { id: sandboxId, ...sandboxBody } = body.sandbox ?? {};
+    if (pattern === "shared" && !sandboxId)
+      throw new InvalidRequestError("a shared session needs sandbox.id", { field: "sandbox.id" });
+    if (pattern === "ephemeral" && sandboxId)
+      throw new InvalidRequestError(
+        "an ephemeral session makes its own sandbox: give a sandbox body, not sandbox.id",
+        {
+          field: "sandbox.id",
+        },
+      );
+    const sandbox = sandboxId
+      ? (await this.d.sandboxes.running(tenantId, sandboxId)).sandbox
+      : await this.d.sandboxes.create(tenantId, sandboxBody);
+    const id = newSessionId();
+    if (pattern === "shared") options.cwd = `/home/user/work/${id}`;
+    if (!this.d.runtime.address?.(sandbox.id)) {
+      if (!sandboxId)
+        await this.d.sandboxes.finish(sandbox.id, "deleted", null, "its session could not start");
+      throw new ConflictError(
+        "agent sessions need sandbox networks (BERTH_SANDBOX_NETWORKS) to reach the model gateway",
+      );
+    }
+    const now = new Date().toISOString();
+    const record: SessionRecord = {
+      id,
+      tenantId,
+      sandboxId: sandbox.id,
+      pattern,
+      state: "starting",
+      agentSessionId: null,
+      options,
+      turns: 0,
+      usage: noUsage(),
+      tokensUsd: 0,
+      result: null,
+      failureReason: null,
+      createdAt: now,
+      updatedAt: now,
+      endedAt: null,
+    };
+    await this.d.store.insertSession(record);
+    await this.d.events.append(id, "state", { state: "starting" });
+    try {
+      await this.start(record, body.prompt);
+    } catch (err) {
+      await this.finish(record, "failed", `could not start the agent: ${(err as Error).message}`);
+      if (pattern === "ephemeral")
+        await this.d.sandboxes.finish(sandbox.id, "deleted", null, "its session failed");
+      throw err;
+    }
+    return record;
+  }
+
+  async get(tenantId: string, id: string): Promise<SessionRecord> {
+    const s = await this.d.store.getSession(id);
+    if (!s || s.tenantId !== tenantId) throw new NotFoundError("session", id);
+    return s;
+  }
+
+  list(tenantId: string, q: { state?: SessionState; sandboxId?: string }): Promise<SessionRecord[]> {
+    return this.d.store.listSessions({
+      tenantId,
+      states: q.state ? [q.state] : undefined,
+      sandboxId: q.sandboxId,
+    });
+  }
+
+  /** The next user turn; a hibernated (or restarted) session is woken and resumed first. */
+  async send(tenantId: string, id: string, text: string): Promise<void> {
+    if (typeof text !== "string" || text.length === 0)
+      throw new InvalidRequestError("text must be a non-empty string", { field: "text" });
+    const s = await this.get(tenantId, id);
+    if (FINAL_SESSION_STATES.includes(s.state))
+      throw new ConflictError(`session '${id}' is ${s.state}`, { state: s.state });
+    const live = this.live.get(id);
+    if (live) {
+      clearTimeout(live.idleTimer);
+      live.run.send(text);
+      await this.setState(id, "running");
+      return;
+    }
+    await this.d.sandboxes.running(tenantId, s.sandboxId);
+    await this.start(s, text);
+  }
+
+  async interrupt(tenantId: string, id: string): Promise<void> {
+    const s = await this.get(tenantId, id);
+    const live = this.live.get(id);
+    if (!live)
+      throw new ConflictError(`session '${id}' has no running agent (it is ${s.state})`, { state: s.state });
+    await live.run.interrupt();
+  }
+
+  /** Ends the session (its process stops); an ephemeral session's sandbox goes too. */
+  async remove(tenantId: string, id: string): Promise<void> {
+    const s = await this.get(tenantId, id);
+    if (FINAL_SESSION_STATES.includes(s.state)) return;
+    await this.finish(s, s.state === "running" || s.state === "starting" ? "cancelled" : "completed", null);
+    if (s.pattern === "ephemeral")
+      await this.d.sandboxes.finish(s.sandboxId, "deleted", null, "its session ended");
+  }
+
+  /** Stops every live agent (the server is closing); sessions stay as they are for `recover`. */
+  close(): void {
+    for (const [id, l] of this.live) this.stopLive(id, l);
+  }
+
+  private resolveOptions(a: NonNullable<CreateSessionBody["agent"]>): AgentOptions {
+    const c = this.d.config;
+    const maxTurns = a.maxTurns ?? c.agentMaxTurnsDefault;
+    if (!Number.isInteger(maxTurns) || maxTurns < 1 || maxTurns > c.agentMaxTurns)
+      throw new InvalidRequestError(
+        `agent.maxTurns must be 1..${c.agentMaxTurns} (${SETTINGS.agentMaxTurns.env}), got ${maxTurns}`,
+        { field: "agent.maxTurns", max: c.agentMaxTurns },
+      );
+    for (const f of ["maxBudgetUsd", "maxDurationSeconds", "idleSeconds"] as const) {
+      const v = a[f];
+      if (v !== undefined && (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)))
+        throw new InvalidRequestError(`agent.${f} must be a positive number`, { field: `agent.${f}` });
+    }
+    if (a.cwd !== undefined && (typeof a.cwd !== "string" || !a.cwd.startsWith("/")))
+      throw new InvalidRequestError("agent.cwd must be an absolute path", { field: "agent.cwd" });
+    return {
+      ...a,
+      maxTurns,
+      maxBudgetUsd: a.maxBudgetUsd ?? null,
+      maxDurationSeconds: a.maxDurationSeconds ?? null,
+      cwd: a.cwd ?? "/home/user",
+      env: a.env ?? {},
+      idleSeconds: a.idleSeconds ?? c.agentIdleSeconds,
+    };
+  }
+
+  /** Starts the agent process for a session with its first (or next, when resuming) turn. */
+  private async start(s: SessionRecord, text: string): Promise<void> {
+    const sandbox = await this.d.sandboxes.get(s.tenantId, s.sandboxId);
+    const client = this.d.sandboxes.client(s.sandboxId);
+    await client.mkdir(s.options.cwd);
+    const configDir = `${SESSIONS_HOME}/${s.id}`;
+    await client.mkdir(configDir);
+    const address = this.d.runtime.address?.(s.sandboxId);
+    if (!address) throw new ConflictError("the sandbox has no network to reach the model gateway");
+    const hostIp = hostEndOf(address);
+    const live = { writes: Promise.resolve() } as Live;
+    const token = this.d.gateway.grant({
+      sessionId: s.id,
+      budgetUsd: s.options.maxBudgetUsd,
+      spentUsd: s.tokensUsd,
+      onUsage: (u, cost) => {
+        live.writes = live.writes.then(() => this.addUsage(s.id, u, cost)).catch(() => {});
+      },
+    });
+    live.token = token;
+    live.run = new AgentRun({
+      client,
+      claudePath: this.d.claudePath,
+      options: s.options,
+      env: processEnv(sandbox, {
+        ...s.options.env,
+        ANTHROPIC_BASE_URL: `http://${hostIp}:${this.d.gatewayPort}`,
+        ANTHROPIC_API_KEY: token,
+        CLAUDE_CONFIG_DIR: configDir,
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+      }),
+      resume: s.agentSessionId,
+      secret: this.d.config.anthropicApiKey,
+      log: this.d.log,
+    });
+    this.live.set(s.id, live);
+    if (s.options.maxDurationSeconds) {
+      const left = Date.parse(s.createdAt) + s.options.maxDurationSeconds * 1000 - Date.now();
+      live.deadline = setTimeout(() => void this.timeUp(s.id), Math.max(0, left));
+    }
+    live.run.send(text);
+    await this.setState(s.id, "running");
+    void this.pump(s, live);
+  }
+
+  /** Stores every SDK message in order and acts on results. */
+  private async pump(s: SessionRecord, live: Live): Promise<void> {
+    try {
+      for await (const m of live.run.messages()) {
+        await this.d.events.append(s.id, "message", m as unknown as Record<string, unknown>);
+        await this.onMessage(s, live, m);
+      }
+    } catch (err) {
+      this.d.log.warn({ sessionId: s.id, err: String(err) }, "agent run ended with an error");
+      const cur = await this.d.store.getSession(s.id);
+      if (this.live.get(s.id) === live && cur && !FINAL_SESSION_STATES.includes(cur.state))
+        await this.end(cur, "failed", `the agent stopped: ${(err as Error).message}`);
+      return;
+    }
+    // The process ended without being asked to (it crashed or was killed): the session waits for a message.
+    if (this.live.get(s.id) === live) {
+      this.stopLive(s.id, live);
+      const cur = await this.d.store.getSession(s.id);
+      if (cur && !FINAL_SESSION_STATES.includes(cur.state) && cur.state !== "hibernated")
+        await this.setState(s.id, s.pattern === "ephemeral" ? "failed" : "idle");
+    }
+  }
+
+  private async onMessage(s: SessionRecord, live: Live, m: SDKMessage): Promise<void> {
+    if (m.type === "system" && m.subtype === "init") {
+      await this.d.store.updateSession(s.id, { agentSessionId: m.session_id });
+      return;
+    }
+    if (m.type !== "result") return;
+    await live.writes;
+    const cur = await this.d.store.getSession(s.id);
+    if (!cur) return;
+    await this.d.store.updateSession(s.id, {
+      turns: cur.turns + m.num_turns,
+      result: m as unknown as Record<string, unknown>,
+    });
+    if (s.pattern === "ephemeral") {
+      await this.end(cur, m.is_error ? "failed" : "completed", m.is_error ? `result: ${m.subtype}` : null);
+      return;
+    }
+    await this.setState(s.id, "idle");
+    if (s.pattern === "hybrid") {
+      clearTimeout(live.idleTimer);
+      live.idleTimer = setTimeout(() => void this.hibernate(s.id), (s.options.idleSeconds ?? 300) * 1000);
+    }
+  }
+
+  /** Hybrid: no message for a while; the agent process ends and the sandbox hibernates. */
+  private async hibernate(id: string): Promise<void> {
+    const live = this.live.get(id);
+    const s = await this.d.store.getSession(id);
+    if (!live || !s || s.state !== "idle") return;
+    this.stopLive(id, live);
+    try {
+      await this.d.sandboxes.hibernate(s.tenantId, s.sandboxId);
+      await this.setState(id, "hibernated");
+    } catch (err) {
+      this.d.log.warn({ sessionId: id, err: String(err) }, "could not hibernate a hybrid session's sandbox");
+      await this.setState(id, "idle");
+    }
+  }
+
+  private async timeUp(id: string): Promise<void> {
+    const s = await this.d.store.getSession(id);
+    if (!s || FINAL_SESSION_STATES.includes(s.state)) return;
+    const live = this.live.get(id);
+    await live?.run.interrupt().catch(() => {});
+    await this.end(s, "failed", `maxDurationSeconds (${s.options.maxDurationSeconds} s) reached`);
+  }
+
+  /** Ends a session for good; an ephemeral session's sandbox is deleted. */
+  private async end(s: SessionRecord, state: SessionState, reason: string | null): Promise<void> {
+    await this.finish(s, state, reason);
+    if (s.pattern === "ephemeral")
+      await this.d.sandboxes
+        .finish(s.sandboxId, "deleted", null, "its ephemeral session ended")
+        .catch(() => {});
+  }
+
+  private async finish(s: SessionRecord, state: SessionState, reason: string | null): Promise<void> {
+    const live = this.live.get(s.id);
+    if (live) this.stopLive(s.id, live);
+    await this.d.store.updateSession(s.id, {
+      state,
+      endedAt: new Date().toISOString(),
+      ...(reason ? { failureReason: reason } : {}),
+    });
+    await this.d.events.append(s.id, "state", { state, ...(reason ? { reason } : {}) });
+  }
+
+  private stopLive(id: string, l: Live): void {
+    clearTimeout(l.idleTimer);
+    clearTimeout(l.deadline);
+    this.d.gateway.revoke(l.token);
+    l.run.end();
+    if (this.live.get(id) === l) this.live.delete(id);
+  }
+
+  private async setState(id: string, state: SessionState): Promise<void> {
+    const cur = await this.d.store.getSession(id);
+    if (!cur || cur.state === state || FINAL_SESSION_STATES.includes(cur.state)) return;
+    await this.d.store.updateSession(id, { state });
+    await this.d.events.append(id, "state", { state, from: cur.state });
+  }
+
+  private async addUsage(id: string, u: SessionUsage, cost: number): Promise<void> {
+    const cur = await this.d.store.getSession(id);
+    if (!cur) return;
+    await this.d.store.updateSession(id, {
+      usage: {
+        inputTokens: cur.usage.inputTokens + u.inputTokens,
+        outputTokens: cur.usage.outputTokens + u.outputTokens,
+        cacheReadTokens: cur.usage.cacheReadTokens + u.cacheReadTokens,
+        cacheCreationTokens: cur.usage.cacheCreationTokens + u.cacheCreationTokens,
+      },
+      tokensUsd: cur.tokensUsd + cost,
+    });
+  }
+}
+
+/** The host's end of a sandbox's /30 (the address before the sandbox's). */
+function hostEndOf(sandboxIp: string): string {
+  const p = sandboxIp.split(".").map(Number);
+  return [p[0], p[1], p[2], (p[3] ?? 1) - 1].join(".");
+}

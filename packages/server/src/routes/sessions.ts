@@ -1,0 +1,174 @@
+import {
+  InvalidRequestError,
+  SESSION_PATTERNS,
+  SESSION_STATES,
+  type SessionEvent,
+  type SessionRecord,
+} from "@berth/core";
+import { Type as T } from "@sinclair/typebox";
+import type { SessionEvents } from "../agents/session-events.js";
+import type { SessionService } from "../agents/session-service.js";
+import { CreateSandboxBody } from "../http/schemas.js";
+import { lastEventId, openEventStream } from "../http/sse.js";
+import type { App, ServerContext } from "./context.js";
+
+const Strings = T.Array(T.String({ minLength: 1, maxLength: 256 }), { maxItems: 256 });
+const AgentBody = T.Object(
+  {
+    maxTurns: T.Optional(T.Integer({ minimum: 1 })),
+    maxBudgetUsd: T.Optional(T.Number({ exclusiveMinimum: 0 })),
+    maxDurationSeconds: T.Optional(T.Number({ exclusiveMinimum: 0 })),
+    idleSeconds: T.Optional(T.Number({ exclusiveMinimum: 0 })),
+    model: T.Optional(T.String({ minLength: 1, maxLength: 128 })),
+    systemPrompt: T.Optional(T.String({ maxLength: 1 << 20 })),
+    appendSystemPrompt: T.Optional(T.String({ maxLength: 1 << 20 })),
+    allowedTools: T.Optional(Strings),
+    disallowedTools: T.Optional(Strings),
+    permissionMode: T.Optional(
+      T.Union([
+        T.Literal("default"),
+        T.Literal("acceptEdits"),
+        T.Literal("bypassPermissions"),
+        T.Literal("plan"),
+      ]),
+    ),
+    cwd: T.Optional(T.String({ minLength: 1, maxLength: 4096, pattern: "^/" })),
+    mcpServers: T.Optional(T.Record(T.String(), T.Unknown())),
+    env: T.Optional(T.Record(T.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }), T.String())),
+  },
+  { additionalProperties: false },
+);
+const CreateSessionBody = T.Object(
+  {
+    prompt: T.String({ minLength: 1, maxLength: 1 << 20 }),
+    pattern: T.Optional(T.Union(SESSION_PATTERNS.map((p) => T.Literal(p)))),
+    sandbox: T.Optional(
+      T.Union([
+        T.Object({ id: T.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false }),
+        CreateSandboxBody,
+      ]),
+    ),
+    agent: T.Optional(AgentBody),
+  },
+  { additionalProperties: false },
+);
+const SessionParams = T.Object({ id: T.String({ minLength: 1, maxLength: 128 }) });
+const ListQuery = T.Object({
+  state: T.Optional(T.Union(SESSION_STATES.map((s) => T.Literal(s)))),
+  sandboxId: T.Optional(T.String({ maxLength: 128 })),
+});
+
+/** The Session as the API shows it: usage and cost included. */
+function view(s: SessionRecord, computeUsd: number) {
+  return {
+    id: s.id,
+    pattern: s.pattern,
+    sandboxId: s.sandboxId,
+    state: s.state,
+    agentSessionId: s.agentSessionId,
+    createdAt: s.createdAt,
+    updatedAt: s.updatedAt,
+    endedAt: s.endedAt,
+    turns: s.turns,
+    limits: {
+      maxTurns: s.options.maxTurns,
+      maxBudgetUsd: s.options.maxBudgetUsd,
+      maxDurationSeconds: s.options.maxDurationSeconds,
+    },
+    cwd: s.options.cwd,
+    usage: s.usage,
+    cost: { tokensUsd: s.tokensUsd, computeUsd, totalUsd: s.tokensUsd + computeUsd },
+    result: s.result,
+    failureReason: s.failureReason,
+  };
+}
+
+/** Agent sessions: create, list, get, events (SSE), messages, interrupt, delete. */
+export function sessionRoutes(
+  app: App,
+  ctx: ServerContext,
+  sessions: SessionService,
+  events: SessionEvents,
+): void {
+  const tags = ["sessions"];
+  const c = ctx.config;
+  /** The session's compute: its sandbox's size for the session's wall-clock time, prorated. */
+  const computeUsd = async (s: SessionRecord) => {
+    const sb = await ctx.store.getSandbox(s.sandboxId);
+    if (!sb) return 0;
+    const hours = ((s.endedAt ? Date.parse(s.endedAt) : Date.now()) - Date.parse(s.createdAt)) / 3_600_000;
+    return hours * (sb.resources.cpus * c.cpuHourUsd + (sb.resources.memoryMiB / 1024) * c.memoryGiBHourUsd);
+  };
+  const show = async (s: SessionRecord) => view(s, await computeUsd(s));
+
+  app.post("/v1/sessions", { schema: { tags, body: CreateSessionBody } }, async (req, reply) => {
+    const s = await sessions.create(req.caller.tenantId, req.body as never);
+    return reply.status(201).send(await show(s));
+  });
+
+  app.get("/v1/sessions", { schema: { tags, querystring: ListQuery } }, async (req) => {
+    const items = await sessions.list(req.caller.tenantId, req.query);
+    return { items: await Promise.all(items.map(show)) };
+  });
+
+  app.get("/v1/sessions/:id", { schema: { tags, params: SessionParams } }, async (req) =>
+    show(await sessions.get(req.caller.tenantId, req.params.id)),
+  );
+
+  app.post(
+    "/v1/sessions/:id/messages",
+    {
+      schema: {
+        tags,
+        params: SessionParams,
+        body: T.Object(
+          { text: T.String({ minLength: 1, maxLength: 1 << 20 }) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req, reply) => {
+      await sessions.send(req.caller.tenantId, req.params.id, req.body.text);
+      return reply.status(202).send({ accepted: true });
+    },
+  );
+
+  app.post("/v1/sessions/:id/interrupt", { schema: { tags, params: SessionParams } }, async (req, reply) => {
+    await sessions.interrupt(req.caller.tenantId, req.params.id);
+    return reply.status(202).send({ accepted: true });
+  });
+
+  app.delete("/v1/sessions/:id", { schema: { tags, params: SessionParams } }, async (req, reply) => {
+    await sessions.remove(req.caller.tenantId, req.params.id);
+    return reply.status(204).send();
+  });
+
+  // Every SDK message (`message`) and lifecycle change (`state`): replayed, then live until the end.
+  app.get("/v1/sessions/:id/events", { schema: { tags, params: SessionParams } }, async (req, reply) => {
+    const s = await sessions.get(req.caller.tenantId, req.params.id);
+    const after = Number(lastEventId(req) ?? 0);
+    if (!Number.isSafeInteger(after) || after < 0)
+      throw new InvalidRequestError("Last-Event-ID must be an event id", { field: "Last-Event-ID" });
+    const stream = openEventStream(req, reply);
+    let last = after;
+    const pending: SessionEvent[] = [];
+    let replaying = true;
+    const final = (e: SessionEvent) =>
+      e.type === "state" && ["completed", "failed", "cancelled"].includes(String(e.data.state));
+    const deliver = (e: SessionEvent) => {
+      if (e.seq <= last) return;
+      last = e.seq;
+      stream.send(e.type, e.type === "message" ? e.data : { ...e.data, at: e.at }, e.seq);
+      if (final(e)) stream.end();
+    };
+    const unsubscribe = events.subscribe(s.id, (e) => (replaying ? pending.push(e) : deliver(e)));
+    stream.onClose(unsubscribe);
+    for (;;) {
+      const batch = await ctx.store.listSessionEvents(s.id, last, 500);
+      for (const e of batch) deliver(e);
+      if (batch.length < 500 || stream.closed) break;
+    }
+    replaying = false;
+    for (const e of pending) deliver(e);
+  });
+}
