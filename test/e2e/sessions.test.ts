@@ -9,7 +9,6 @@ import {
   type FakeModel,
   type FakeTurn,
   isToolResult,
-  lastUserText,
   startFakeModel,
 } from "../fixtures/fake-model/server.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
@@ -147,6 +146,201 @@ describe("agent sessions", () => {
     expect(turns.length).toBeGreaterThan(0);
     for (const t of turns) expect(t.headers["x-api-key"]).toBe(REAL_KEY);
     await call("DELETE", `/v1/sessions/${created.body.id}`);
+  }, 120_000);
+
+  it("a budget stops a session: the gateway refuses model calls once maxBudgetUsd is spent", async () => {
+    const marker = `budget-${Date.now()}`;
+    scripts.set(marker, () => ({
+      kind: "tool_use",
+      name: "Bash",
+      input: { command: "true", description: "again" },
+    }));
+    // Each fake answer costs 100 input + 20 output tokens at opus prices: USD 0.003.
+    const created = await call("POST", "/v1/sessions", {
+      prompt: marker,
+      agent: { maxTurns: 40, maxBudgetUsd: 0.005 },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const done = await until(created.body.id, ["completed", "failed"]);
+    expect(done.state).toBe("failed");
+    expect(done.result.is_error).toBe(true);
+    expect(done.cost.tokensUsd).toBeGreaterThanOrEqual(0.005);
+    const calls = model.turns().filter((t) => JSON.stringify(t.body).includes(marker)).length;
+    expect(calls).toBeLessThanOrEqual(3);
+  }, 120_000);
+
+  it("a wall-clock limit stops a session that runs too long", async () => {
+    const marker = `slow-${Date.now()}`;
+    scripts.set(marker, () => ({ kind: "slow", text: "z".repeat(400), chunks: 400, delayMs: 100 }));
+    const created = await call("POST", "/v1/sessions", { prompt: marker, agent: { maxDurationSeconds: 2 } });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const done = await until(created.body.id, ["completed", "failed"]);
+    expect(done.state).toBe("failed");
+    expect(done.failureReason).toContain("maxDurationSeconds");
+    expect((await call("GET", `/v1/sandboxes/${done.sandboxId}`)).body.state).toBe("deleted");
+  }, 120_000);
+
+  it("interrupt stops the current turn and the session takes the next message", async () => {
+    const marker = `interrupt-${Date.now()}`;
+    scripts.set(marker, (body) =>
+      JSON.stringify(body.messages).includes("second turn")
+        ? { kind: "text", text: "second answer" }
+        : { kind: "slow", text: "y".repeat(600), chunks: 600, delayMs: 100 },
+    );
+    const created = await call("POST", "/v1/sessions", { prompt: marker, pattern: "long-running" });
+    const id = created.body.id;
+    // Wait until the model is streaming the slow answer.
+    for (let i = 0; i < 200 && !model.turns().some((t) => JSON.stringify(t.body).includes(marker)); i++)
+      await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 500));
+    const stop = await call("POST", `/v1/sessions/${id}/interrupt`);
+    expect(stop.status).toBe(202);
+    const idle = await until(id, ["idle", "failed"]);
+    expect(idle.state).toBe("idle");
+    expect(idle.result.subtype).not.toBe("success");
+    const next = await call("POST", `/v1/sessions/${id}/messages`, { text: "second turn" });
+    expect(next.status).toBe(202);
+    for (;;) {
+      const s = await call("GET", `/v1/sessions/${id}`);
+      if (s.body.state === "idle" && s.body.result?.result === "second answer") break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await call("DELETE", `/v1/sessions/${id}`);
+  }, 120_000);
+
+  it("long-running: a later session in the same sandbox finds the files an earlier one left", async () => {
+    const marker = `long-${Date.now()}`;
+    scripts.set(marker, (body) => {
+      if (isToolResult(body)) return { kind: "text", text: "ok" };
+      return JSON.stringify(body.messages).includes(`${marker} read-phase`)
+        ? {
+            kind: "tool_use",
+            name: "Bash",
+            input: { command: `cat /home/user/${marker}`, description: "read" },
+          }
+        : {
+            kind: "tool_use",
+            name: "Bash",
+            input: { command: `echo kept-${marker} > /home/user/${marker}`, description: "write" },
+          };
+    });
+    const first = await call("POST", "/v1/sessions", {
+      prompt: `${marker} write it`,
+      pattern: "long-running",
+    });
+    const a = await until(first.body.id, ["idle", "failed"]);
+    await call("DELETE", `/v1/sessions/${a.id}`);
+    expect((await call("GET", `/v1/sessions/${a.id}`)).body.state).toBe("completed");
+    expect((await call("GET", `/v1/sandboxes/${a.sandboxId}`)).body.state).toBe("running");
+    const second = await call("POST", "/v1/sessions", {
+      prompt: `${marker} read-phase`,
+      pattern: "long-running",
+      sandbox: { id: a.sandboxId },
+    });
+    expect(second.status, JSON.stringify(second.body)).toBe(201);
+    await until(second.body.id, ["idle", "failed"]);
+    const sawFile = model
+      .turns()
+      .some((t) => isToolResult(t.body) && JSON.stringify(t.body.messages.at(-1)).includes(`kept-${marker}`));
+    expect(sawFile).toBe(true);
+    await call("DELETE", `/v1/sessions/${second.body.id}`);
+    await call("DELETE", `/v1/sandboxes/${a.sandboxId}`);
+  }, 120_000);
+
+  it("shared: two sessions at once in one sandbox, each in its own working directory", async () => {
+    const marker = `shared-${Date.now()}`;
+    scripts.set(marker, (body) =>
+      isToolResult(body)
+        ? { kind: "text", text: "ok" }
+        : {
+            kind: "tool_use",
+            name: "Bash",
+            input: { command: "sleep 1; pwd > where.txt", description: "where" },
+          },
+    );
+    const sb = await call("POST", "/v1/sandboxes", {});
+    const [one, two] = await Promise.all(
+      [1, 2].map((n) =>
+        call("POST", "/v1/sessions", {
+          prompt: `${marker} ${n}`,
+          pattern: "shared",
+          sandbox: { id: sb.body.id },
+        }),
+      ),
+    );
+    expect(one!.status, JSON.stringify(one!.body)).toBe(201);
+    expect(two!.status).toBe(201);
+    expect(one!.body.cwd).not.toBe(two!.body.cwd);
+    await Promise.all([until(one!.body.id, ["idle"]), until(two!.body.id, ["idle"])]);
+    for (const s of [one!.body, two!.body]) {
+      const r = await call("POST", `/v1/sandboxes/${sb.body.id}/exec`, {
+        cmd: ["cat", `${s.cwd}/where.txt`],
+      });
+      expect(r.body.stdout).toBe(`${s.cwd}\n`);
+      await call("DELETE", `/v1/sessions/${s.id}`);
+    }
+    await call("DELETE", `/v1/sandboxes/${sb.body.id}`);
+  }, 120_000);
+
+  it("hybrid: the sandbox hibernates when idle, the next message wakes it and the model gets the earlier turns, also after a restart", async () => {
+    const marker = `hybrid-${Date.now()}`;
+    scripts.set(marker, (body) => ({
+      kind: "text",
+      text: JSON.stringify(body.messages).includes("second question")
+        ? "second answer"
+        : `first answer ${marker}`,
+    }));
+    const created = await call("POST", "/v1/sessions", {
+      prompt: `${marker} first`,
+      pattern: "hybrid",
+      agent: { idleSeconds: 1 },
+    });
+    const id = created.body.id;
+    await until(id, ["hibernated"]);
+    expect((await call("GET", `/v1/sandboxes/${created.body.sandboxId}`)).body.state).toBe("hibernated");
+    const sent = await call("POST", `/v1/sessions/${id}/messages`, { text: "second question" });
+    expect(sent.status, JSON.stringify(sent.body)).toBe(202);
+    expect((await call("GET", `/v1/sandboxes/${created.body.sandboxId}`)).body.state).toBe("running");
+    for (;;) {
+      const t = model.turns().find((r) => JSON.stringify(r.body).includes("second question"));
+      if (t) {
+        const text = JSON.stringify(t.body.messages);
+        expect(text).toContain(`${marker} first`);
+        expect(text).toContain(`first answer ${marker}`);
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    // The transcript is kept in the sandbox: a resume works after a server restart too.
+    await until(id, ["hibernated"]);
+    await server.restart();
+    expect((await call("POST", `/v1/sessions/${id}/messages`, { text: "third question" })).status).toBe(202);
+    for (;;) {
+      const t = model.turns().find((r) => JSON.stringify(r.body).includes("third question"));
+      if (t) {
+        expect(JSON.stringify(t.body.messages)).toContain("second answer");
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    await until(id, ["idle", "hibernated"]);
+    await call("DELETE", `/v1/sessions/${id}`);
+    await call("DELETE", `/v1/sandboxes/${created.body.sandboxId}`);
+  }, 120_000);
+
+  it("the event log replays in full after a server restart, and from Last-Event-ID", async () => {
+    const marker = `replay-${Date.now()}`;
+    scripts.set(marker, () => ({ kind: "text", text: "replayed" }));
+    const created = await call("POST", "/v1/sessions", { prompt: marker });
+    await until(created.body.id, ["completed"]);
+    const before = await events(created.body.id);
+    expect(before.map((e) => e.event)).toContain("message");
+    expect(before.at(-1)?.data.state).toBe("completed");
+    await server.restart();
+    const after = await events(created.body.id);
+    expect(after).toEqual(before);
+    const tail = await events(created.body.id, before[2]!.id);
+    expect(tail).toEqual(before.slice(3));
   }, 120_000);
 
   it("rejects bad session requests with stable codes", async () => {
