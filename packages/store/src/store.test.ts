@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ConflictError, type SandboxRecord, type Store } from "@berth/core";
+import { ConflictError, type SandboxRecord, type SessionRecord, type Store } from "@berth/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPostgres } from "../../../test/support/postgres.js";
 import { openStore } from "./index.js";
@@ -322,6 +322,75 @@ function conformance(
       expect(window.map((a) => a.status)).toEqual([401]);
       const page = await store.listAudit({ limit: 1, afterId: (all[0] as { id: number }).id });
       expect(page.map((a) => a.status)).toEqual([401]);
+    });
+
+    it("stores agent sessions, their updates and their event log in order", async () => {
+      const base: SessionRecord = {
+        id: "ses_1",
+        tenantId: "t1",
+        sandboxId: "sb1",
+        pattern: "hybrid",
+        state: "starting",
+        agentSessionId: null,
+        options: {
+          maxTurns: 50,
+          maxBudgetUsd: 0.5,
+          maxDurationSeconds: null,
+          cwd: "/home/user",
+          env: { A: "b" },
+        },
+        turns: 0,
+        usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheCreationTokens: 0 },
+        tokensUsd: 0,
+        result: null,
+        failureReason: null,
+        createdAt: "2026-01-01T00:00:00.000Z",
+        updatedAt: "2026-01-01T00:00:00.000Z",
+        endedAt: null,
+      };
+      await store.insertSession(base);
+      await store.insertSession({
+        ...base,
+        id: "ses_2",
+        tenantId: "t2",
+        createdAt: "2026-01-02T00:00:00.000Z",
+      });
+      expect(await store.getSession("ses_1")).toEqual(base);
+      const next = await store.updateSession("ses_1", {
+        state: "idle",
+        agentSessionId: "abc",
+        turns: 3,
+        usage: { inputTokens: 10, outputTokens: 2, cacheReadTokens: 1, cacheCreationTokens: 0 },
+        tokensUsd: 0.0125,
+        result: { type: "result", subtype: "success", nested: [1, { a: "ü" }] },
+      });
+      expect(next).toMatchObject({ state: "idle", agentSessionId: "abc", turns: 3, tokensUsd: 0.0125 });
+      expect(next?.result).toEqual({ type: "result", subtype: "success", nested: [1, { a: "ü" }] });
+      expect(await store.updateSession("ses_nope", { state: "idle" })).toBeNull();
+      expect((await store.listSessions({ tenantId: "t1" })).map((x) => x.id)).toEqual(["ses_1"]);
+      expect((await store.listSessions({ states: ["idle"] })).map((x) => x.id)).toEqual(["ses_1"]);
+      expect((await store.listSessions({})).map((x) => x.id)).toEqual(["ses_2", "ses_1"]);
+      expect(await store.listSessions({ states: [] })).toEqual([]);
+      const at = "2026-01-01T00:00:01.000Z";
+      const a = await store.appendSessionEvent({
+        sessionId: "ses_1",
+        type: "state",
+        data: { state: "starting" },
+        at,
+      });
+      const b = await store.appendSessionEvent({
+        sessionId: "ses_1",
+        type: "message",
+        data: { type: "assistant" },
+        at,
+      });
+      await store.appendSessionEvent({ sessionId: "ses_2", type: "message", data: { type: "other" }, at });
+      expect(b.seq).toBeGreaterThan(a.seq);
+      expect((await store.listSessionEvents("ses_1", 0)).map((e) => e.data)).toEqual([
+        { state: "starting" },
+        { type: "assistant" },
+      ]);
+      expect((await store.listSessionEvents("ses_1", a.seq)).map((e) => e.seq)).toEqual([b.seq]);
     });
 
     it("keeps everything across close and reopen", async () => {
