@@ -3,7 +3,11 @@
  * inside real runc sandboxes, the model gateway, and a FAKE model server (test/fixtures/fake-model)
  * as the only stand-in, answering with scripted turns.
  */
+import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { BerthClient, Sessions } from "@berth/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type FakeModel,
@@ -41,6 +45,25 @@ afterAll(async () => {
   await server?.stop();
   await model?.close();
 });
+
+const root = join(import.meta.dirname, "..", "..");
+const execFileAsync = promisify(execFile);
+
+/** Runs the `berth` CLI (asynchronously: the server lives in this process). */
+function berth(args: string[], input = ""): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, "packages/cli/dist/main.js"), ...args], {
+      env: { PATH: process.env.PATH ?? "", BERTH_URL: server.url, BERTH_API_KEY: server.adminKey },
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(input);
+  });
+}
 
 const call = (method: string, path: string, body?: unknown) =>
   api(server, server.adminKey, method, path, body);
@@ -341,6 +364,43 @@ describe("agent sessions", () => {
     expect(after).toEqual(before);
     const tail = await events(created.body.id, before[2]!.id);
     expect(tail).toEqual(before.slice(3));
+  }, 120_000);
+
+  it("the SDK streams a session's messages in order and the CLI runs and attaches to agents", async () => {
+    const marker = `cli-${Date.now()}`;
+    scripts.set(marker, (body) =>
+      JSON.stringify(body.messages).includes("follow-up")
+        ? { kind: "text", text: "answer to the follow-up" }
+        : { kind: "text", text: "answer from the fake model" },
+    );
+    const sessions = new Sessions(new BerthClient({ apiUrl: server.url, apiKey: server.adminKey }));
+    const s = await sessions.create({ prompt: `${marker} sdk`, pattern: "long-running" });
+    const seen: string[] = [];
+    for await (const e of sessions.events(s.id, { untilIdle: true }))
+      seen.push(
+        e.event === "message"
+          ? `${e.data.type}${e.data.subtype ? `/${e.data.subtype}` : ""}`
+          : `state:${e.data.state}`,
+      );
+    expect(seen[0]).toBe("state:starting");
+    expect(seen).toContain("system/init");
+    expect(seen.indexOf("assistant")).toBeGreaterThan(seen.indexOf("system/init"));
+    expect(seen.indexOf("result/success")).toBeGreaterThan(seen.indexOf("assistant"));
+    expect(seen.at(-1)).toBe("state:idle");
+
+    await execFileAsync("npx", ["tsc", "-b", "packages/cli"], { cwd: root });
+    const run = await berth(["agent", "run", `${marker} cli`]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toMatch(/^session ses_/);
+    expect(run.stdout).toContain("answer from the fake model");
+    expect(run.stdout).toContain("= success");
+
+    const attach = await berth(["agent", "attach", s.id], "follow-up please\n");
+    expect(attach.code, attach.stderr).toBe(0);
+    expect(attach.stdout).toContain("answer from the fake model");
+    expect(attach.stdout).toContain("answer to the follow-up");
+    await sessions.remove(s.id);
+    await call("DELETE", `/v1/sandboxes/${s.sandboxId}`);
   }, 120_000);
 
   it("rejects bad session requests with stable codes", async () => {

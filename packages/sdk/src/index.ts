@@ -14,5 +14,14 @@ export { type ExposedPort, type PortInfo, Ports } from "./ports.js";
 export { type LogsOptions, Processes } from "./processes.js";
 export { Pty, type PtyOptions } from "./pty.js";
 export { Sandbox, type SandboxConnectOptions } from "./sandbox.js";
+export {
+  type AgentSpec,
+  type SessionEvent,
+  type SessionPattern,
+  type SessionSpec,
+  type SessionState,
+  Sessions,
+  type SessionView,
+} from "./sessions.js";
 export { type SseEvent, SseParser } from "./sse.js";
 export * from "./types.js";

@@ -1,0 +1,147 @@
+import { createInterface } from "node:readline";
+import { type AgentSpec, type SessionEvent, type SessionPattern, Sessions } from "@berth/sdk";
+import { parseNumber, UsageError } from "../args.js";
+import type { Command, Context } from "../command.js";
+
+const PATTERNS: SessionPattern[] = ["ephemeral", "long-running", "hybrid", "shared"];
+/** Tool output shown per call (the rest is cut). */
+const TOOL_OUTPUT_CHARS = 400;
+
+/** One event as a person reads it (nothing for events that say nothing new). */
+export function describeEvent(e: SessionEvent): string | null {
+  if (e.event === "state") return `[${e.data.state}${e.data.reason ? `: ${e.data.reason}` : ""}]`;
+  const m = e.data;
+  if (m.type === "assistant") {
+    const parts: string[] = [];
+    for (const b of m.message?.content ?? []) {
+      if (b.type === "text") parts.push(b.text);
+      else if (b.type === "tool_use") parts.push(`> ${b.name} ${JSON.stringify(b.input)}`);
+    }
+    return parts.length ? parts.join("\n") : null;
+  }
+  if (m.type === "user" && Array.isArray(m.message?.content)) {
+    type Block = { type: string; content?: unknown };
+    const results = (m.message.content as Block[]).filter((b) => b.type === "tool_result");
+    if (results.length === 0) return null;
+    return results
+      .map((b) => {
+        const text = typeof b.content === "string" ? b.content : JSON.stringify(b.content);
+        const cut = text.length > TOOL_OUTPUT_CHARS ? `${text.slice(0, TOOL_OUTPUT_CHARS)}...` : text;
+        return `< ${cut}`.replace(/\n/g, "\n  ");
+      })
+      .join("\n");
+  }
+  if (m.type === "result")
+    return `= ${m.subtype}: ${m.num_turns} turns, USD ${Number(m.total_cost_usd ?? 0).toFixed(4)}${m.result ? `\n${m.result}` : ""}`;
+  return null;
+}
+
+function print(e: SessionEvent, ctx: Context): void {
+  if (ctx.json) {
+    ctx.out(JSON.stringify({ event: e.event, id: e.id, data: e.data }));
+    return;
+  }
+  const text = describeEvent(e);
+  if (text !== null) ctx.out(text);
+}
+
+/** `berth agent run`. */
+export const agentRun: Command = {
+  summary: "run an agent with a prompt",
+  usage: `Usage: berth agent run [options] PROMPT
+
+Starts an agent session, prints the conversation as it happens and exits when the result
+arrives: 0 when the agent succeeded, 1 otherwise. The session id goes to stderr first.
+
+Options:
+  --pattern P       ephemeral (default), long-running, hybrid or shared
+  --sandbox ID      run in this existing sandbox (long-running, hybrid, shared)
+  --max-turns N     turn limit
+  --budget USD      token budget (the model gateway refuses past it)
+  --max-duration S  wall-clock limit in seconds
+  --model M         model name
+  --json            print every event as a JSON line`,
+  options: {
+    pattern: { type: "string" },
+    sandbox: { type: "string" },
+    "max-turns": { type: "string" },
+    budget: { type: "string" },
+    "max-duration": { type: "string" },
+    model: { type: "string" },
+  },
+  async run(args, ctx) {
+    const prompt = args.positionals.join(" ");
+    if (!prompt) throw new UsageError("expected a PROMPT", ctx.usage);
+    const v = args.values;
+    const pattern = (v.pattern as SessionPattern | undefined) ?? "ephemeral";
+    if (!PATTERNS.includes(pattern))
+      throw new UsageError(`--pattern must be one of ${PATTERNS.join(", ")}`, ctx.usage);
+    const agent: AgentSpec = {
+      maxTurns: parseNumber(v["max-turns"], "max-turns", ctx.usage, { integer: true }),
+      maxBudgetUsd: parseNumber(v.budget, "budget", ctx.usage),
+      maxDurationSeconds: parseNumber(v["max-duration"], "max-duration", ctx.usage),
+      model: v.model as string | undefined,
+    };
+    const sessions = new Sessions(ctx.client());
+    const s = await sessions.create({
+      prompt,
+      pattern,
+      ...(v.sandbox ? { sandbox: { id: v.sandbox as string } } : {}),
+      agent: JSON.parse(JSON.stringify(agent)) as AgentSpec,
+    });
+    ctx.err(`session ${s.id} in sandbox ${s.sandboxId}`);
+    let ok = false;
+    for await (const e of sessions.events(s.id, { untilIdle: true })) {
+      print(e, ctx);
+      if (e.event === "message" && e.data.type === "result") ok = e.data.is_error === false;
+    }
+    return ok ? 0 : 1;
+  },
+};
+
+/** `berth agent attach`. */
+export const agentAttach: Command = {
+  summary: "follow an agent session and talk to it",
+  usage: `Usage: berth agent attach ID
+
+Prints the session's conversation from the start and follows it live. Each line typed on
+standard input is sent as the next message (a hybrid session wakes for it). Exits when the
+session ends, or when input has ended and the agent has answered the last message.`,
+  options: {},
+  async run(args, ctx) {
+    const id = args.positionals[0];
+    if (!id || args.positionals.length > 1) throw new UsageError("expected one session ID", ctx.usage);
+    const sessions = new Sessions(ctx.client());
+    await sessions.get(id);
+    const stop = new AbortController();
+    const input = createInterface({ input: process.stdin, terminal: false });
+    // Once input ends, the answer to the last message is still awaited: the next rest after it.
+    let lastSent = 0;
+    let inputDone = false;
+    const sending = (async () => {
+      for await (const line of input) {
+        if (!line.trim()) continue;
+        lastSent = Date.now();
+        await sessions.send(id, line);
+      }
+      inputDone = true;
+      if (lastSent === 0) stop.abort();
+    })();
+    const resting = (e: SessionEvent) =>
+      e.event === "state" &&
+      ["idle", "hibernated", "completed", "failed", "cancelled"].includes(e.data.state) &&
+      Date.parse(e.data.at) >= lastSent;
+    try {
+      for await (const e of sessions.events(id, { signal: stop.signal })) {
+        print(e, ctx);
+        if (inputDone && lastSent > 0 && resting(e)) break;
+      }
+    } catch (err) {
+      if (!stop.signal.aborted) throw err;
+    } finally {
+      input.close();
+    }
+    await sending.catch(() => {});
+    return 0;
+  },
+};

@@ -1,0 +1,127 @@
+import type { BerthClient } from "./client.js";
+
+/** How a session uses its sandbox. */
+export type SessionPattern = "ephemeral" | "long-running" | "hybrid" | "shared";
+export type SessionState =
+  | "starting"
+  | "running"
+  | "idle"
+  | "hibernated"
+  | "completed"
+  | "failed"
+  | "cancelled";
+
+/** Agent options of a new session (all optional; the server applies its defaults and limits). */
+export interface AgentSpec {
+  maxTurns?: number;
+  maxBudgetUsd?: number;
+  maxDurationSeconds?: number;
+  /** Hybrid: seconds without a message before the sandbox hibernates. */
+  idleSeconds?: number;
+  model?: string;
+  systemPrompt?: string;
+  appendSystemPrompt?: string;
+  allowedTools?: string[];
+  disallowedTools?: string[];
+  permissionMode?: "default" | "acceptEdits" | "bypassPermissions" | "plan";
+  cwd?: string;
+  mcpServers?: Record<string, unknown>;
+  env?: Record<string, string>;
+}
+
+/** What `POST /v1/sessions` takes. */
+export interface SessionSpec {
+  prompt: string;
+  pattern?: SessionPattern;
+  /** An existing sandbox (`{id}`), or the body of a new one. */
+  sandbox?: { id: string } | Record<string, unknown>;
+  agent?: AgentSpec;
+}
+
+/** A session as the API shows it. */
+export interface SessionView {
+  id: string;
+  pattern: SessionPattern;
+  sandboxId: string;
+  state: SessionState;
+  agentSessionId: string | null;
+  createdAt: string;
+  updatedAt: string;
+  endedAt: string | null;
+  turns: number;
+  limits: { maxTurns: number; maxBudgetUsd: number | null; maxDurationSeconds: number | null };
+  cwd: string;
+  usage: { inputTokens: number; outputTokens: number; cacheReadTokens: number; cacheCreationTokens: number };
+  cost: { tokensUsd: number; computeUsd: number; totalUsd: number };
+  /** The SDK's result message, once there is one. */
+  // biome-ignore lint/suspicious/noExplicitAny: the SDK's result message, passed through as is
+  result: Record<string, any> | null;
+  failureReason: string | null;
+}
+
+/** One event of a session: an SDK message (`message`, its JSON unchanged) or a lifecycle change (`state`). */
+export type SessionEvent =
+  // biome-ignore lint/suspicious/noExplicitAny: SDK messages are passed through as is
+  | { id: string | undefined; event: "message"; data: Record<string, any> }
+  | { id: string | undefined; event: "state"; data: { state: SessionState; reason?: string; at: string } };
+
+const FINAL: SessionState[] = ["completed", "failed", "cancelled"];
+
+/** Agent sessions: a Claude Agent SDK conversation in a sandbox. */
+export class Sessions {
+  constructor(private readonly client: BerthClient) {}
+
+  create(spec: SessionSpec): Promise<SessionView> {
+    return this.client.json("POST", "/v1/sessions", { json: spec });
+  }
+
+  get(id: string): Promise<SessionView> {
+    return this.client.json("GET", this.path(id));
+  }
+
+  async list(q: { state?: SessionState; sandboxId?: string } = {}): Promise<SessionView[]> {
+    return (await this.client.json<{ items: SessionView[] }>("GET", "/v1/sessions", { query: q })).items;
+  }
+
+  /** The next user turn (wakes a hibernated session). */
+  async send(id: string, text: string): Promise<void> {
+    await this.client.json("POST", this.path(id, "/messages"), { json: { text } });
+  }
+
+  /** Stops the current turn. */
+  async interrupt(id: string): Promise<void> {
+    await this.client.json("POST", this.path(id, "/interrupt"));
+  }
+
+  /** Ends the session. */
+  async remove(id: string): Promise<void> {
+    await this.client.request("DELETE", this.path(id));
+  }
+
+  /**
+   * The session's events from the start (or after `lastEventId`), then live until the session
+   * ends; a dropped connection resumes where it left off. With `untilIdle`, also stops at the
+   * first result (when the agent waits for the next message).
+   */
+  async *events(
+    id: string,
+    o: { lastEventId?: string; untilIdle?: boolean; signal?: AbortSignal } = {},
+  ): AsyncGenerator<SessionEvent> {
+    const isEnd = (ev: { event: string; data: string }) => {
+      if (ev.event !== "state") return false;
+      const state = (JSON.parse(ev.data) as { state: SessionState }).state;
+      return FINAL.includes(state) || (o.untilIdle === true && (state === "idle" || state === "hibernated"));
+    };
+    for await (const ev of this.client.stream("GET", this.path(id, "/events"), {
+      reconnect: true,
+      lastEventId: o.lastEventId,
+      isLast: isEnd,
+      signal: o.signal,
+    }))
+      yield { id: ev.id, event: ev.event, data: JSON.parse(ev.data) } as SessionEvent;
+  }
+
+  private path(id: string, tail = ""): string {
+    return `/v1/sessions/${encodeURIComponent(id)}${tail}`;
+  }
+}
