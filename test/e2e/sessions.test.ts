@@ -403,6 +403,25 @@ describe("agent sessions", () => {
     await call("DELETE", `/v1/sandboxes/${s.sandboxId}`);
   }, 120_000);
 
+  it("usage sums sessions' tokens and compute by session, sandbox, day and tenant", async () => {
+    const marker = `usage-${Date.now()}`;
+    scripts.set(marker, () => ({ kind: "text", text: "counted" }));
+    const created = await call("POST", "/v1/sessions", { prompt: marker });
+    const done = await until(created.body.id, ["completed"]);
+    expect(done.cost.computeUsd).toBeGreaterThan(0);
+    expect(done.cost.totalUsd).toBeCloseTo(done.cost.tokensUsd + done.cost.computeUsd, 10);
+    const bySession = await call("GET", "/v1/usage?groupBy=session");
+    const row = bySession.body.items.find((r: any) => r.key === done.id);
+    expect(row).toMatchObject({ tokensUsd: done.cost.tokensUsd, outputTokens: done.usage.outputTokens });
+    expect(row.sandboxSeconds).toBeGreaterThan(0);
+    const byTenant = await call("GET", "/v1/usage?groupBy=tenant");
+    expect(byTenant.body.items).toHaveLength(1);
+    expect(byTenant.body.items[0].tokensUsd).toBeGreaterThanOrEqual(done.cost.tokensUsd);
+    const none = await call("GET", "/v1/usage?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z");
+    expect(none.body.items).toEqual([]);
+    expect((await call("GET", "/v1/usage?from=yesterday")).status).toBe(400);
+  }, 120_000);
+
   it("rejects bad session requests with stable codes", async () => {
     const tooMany = await call("POST", "/v1/sessions", { prompt: "x", agent: { maxTurns: 100_000 } });
     expect(tooMany.status).toBe(400);

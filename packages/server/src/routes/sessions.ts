@@ -11,6 +11,7 @@ import type { SessionService } from "../agents/session-service.js";
 import { CreateSandboxBody } from "../http/schemas.js";
 import { lastEventId, openEventStream } from "../http/sse.js";
 import type { App, ServerContext } from "./context.js";
+import { sessionCompute, usageRoutes } from "./usage.js";
 
 const Strings = T.Array(T.String({ minLength: 1, maxLength: 256 }), { maxItems: 256 });
 const AgentBody = T.Object(
@@ -92,14 +93,10 @@ export function sessionRoutes(
 ): void {
   const tags = ["sessions"];
   const c = ctx.config;
-  /** The session's compute: its sandbox's size for the session's wall-clock time, prorated. */
-  const computeUsd = async (s: SessionRecord) => {
-    const sb = await ctx.store.getSandbox(s.sandboxId);
-    if (!sb) return 0;
-    const hours = ((s.endedAt ? Date.parse(s.endedAt) : Date.now()) - Date.parse(s.createdAt)) / 3_600_000;
-    return hours * (sb.resources.cpus * c.cpuHourUsd + (sb.resources.memoryMiB / 1024) * c.memoryGiBHourUsd);
-  };
+  const computeUsd = async (s: SessionRecord) =>
+    sessionCompute(s, (await ctx.store.getSandbox(s.sandboxId))?.resources, c).usd;
   const show = async (s: SessionRecord) => view(s, await computeUsd(s));
+  usageRoutes(app, ctx);
 
   app.post("/v1/sessions", { schema: { tags, body: CreateSessionBody } }, async (req, reply) => {
     const s = await sessions.create(req.caller.tenantId, req.body as never);
