@@ -7,8 +7,8 @@
 import { parseArgs } from "node:util";
 import { benchBerth, benchBerthProxy } from "./berth.mjs";
 import { benchDensity, printDensity } from "./density.mjs";
-import { benchThroughput, printThroughput } from "./throughput.mjs";
 import { benchBwrap, benchDocker, benchRunc } from "./peers.mjs";
+import { benchThroughput, printThroughput } from "./throughput.mjs";
 
 const GOALS = { create: 50, exec: 10, resume: 5, wake: 100, "create-from-snapshot": 300 };
 
