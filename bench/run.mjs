@@ -2,19 +2,23 @@
 // `npm run bench`: Berth and the peers this host can run (bare runc, Docker, bubblewrap), side by
 // side in one run, with p50/p99 and ratios to Berth. A benchmark, not a test: nothing here fails
 // on a number.
-//   node bench/run.mjs [--only berth,berth-nonet,proxy,throughput,density,runc,docker,bwrap]
+//   node bench/run.mjs [--only berth,berth-nonet,proxy,throughput,density,sessions,runc,docker,bwrap]
 //                      [--n 30] [--exec-n 200] [--density 500] [--json]
 import { parseArgs } from "node:util";
 import { benchBerth, benchBerthProxy } from "./berth.mjs";
 import { benchDensity, printDensity } from "./density.mjs";
 import { benchBwrap, benchDocker, benchRunc } from "./peers.mjs";
+import { benchSessions, printSessions } from "./sessions.mjs";
 import { benchThroughput, printThroughput } from "./throughput.mjs";
 
 const GOALS = { create: 50, exec: 10, resume: 5, wake: 100, "create-from-snapshot": 300 };
 
 const { values } = parseArgs({
   options: {
-    only: { type: "string", default: "berth,berth-nonet,proxy,throughput,density,runc,docker,bwrap" },
+    only: {
+      type: "string",
+      default: "berth,berth-nonet,proxy,throughput,density,sessions,runc,docker,bwrap",
+    },
     n: { type: "string", default: process.env.BENCH_N ?? "30" },
     "exec-n": { type: "string", default: process.env.BENCH_EXEC_N ?? "200" },
     density: { type: "string", default: process.env.BENCH_DENSITY ?? "500" },
@@ -32,6 +36,7 @@ const systems = [
   ["proxy", () => benchBerthProxy()],
   ["throughput", () => benchThroughput()],
   ["density", () => benchDensity(Number(values.density))],
+  ["sessions", () => benchSessions(Math.max(3, Math.min(n, 10)))],
   ["runc", () => benchRunc(n, execN)],
   ["docker", () => benchDocker(n, Math.min(execN, 50))],
   ["bwrap", () => benchBwrap(n)],
@@ -100,6 +105,8 @@ function printTable(rs) {
   if (density) printDensity(density);
   const throughput = rs.find((r) => r.name === "throughput");
   if (throughput) printThroughput(throughput);
+  const sessions = rs.find((r) => r.name === "sessions");
+  if (sessions) printSessions(sessions);
   const proxy = rs.find((r) => r.name === "proxy");
   if (proxy) {
     const { latency: l, throughput: t } = proxy;

@@ -337,11 +337,14 @@ export class SessionService {
 
   /** Ends a session for good; an ephemeral session's sandbox is deleted. */
   private async end(s: SessionRecord, state: SessionState, reason: string | null): Promise<void> {
-    await this.finish(s, state, reason);
+    const live = this.live.get(s.id);
+    if (live) this.stopLive(s.id, live);
+    // The sandbox goes first: a session seen as ended has nothing left running.
     if (s.pattern === "ephemeral")
       await this.d.sandboxes
         .finish(s.sandboxId, "deleted", null, "its ephemeral session ended")
         .catch(() => {});
+    await this.finish(s, state, reason);
   }
 
   private async finish(s: SessionRecord, state: SessionState, reason: string | null): Promise<void> {
