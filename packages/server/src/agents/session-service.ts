@@ -73,6 +73,9 @@ export class SessionService {
   /** After a restart: live sessions lost their process; ephemeral ones fail, others wait (idle) for a message. */
   async recover(): Promise<void> {
     for (const s of await this.d.store.listSessions({ states: LIVE })) {
+      // Replicas sharing a store recover only the sessions in their own sandboxes.
+      const sandbox = await this.d.store.getSandbox(s.sandboxId);
+      if (sandbox?.replica && sandbox.replica !== this.d.sandboxes.replica) continue;
       if (s.pattern === "ephemeral") {
         await this.finish(s, "failed", "the server restarted during the session");
         await this.d.sandboxes
