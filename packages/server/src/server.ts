@@ -10,7 +10,7 @@ import { SessionService } from "./agents/session-service.js";
 import { buildApp } from "./app.js";
 import { ensureAdminKey } from "./auth/api-keys.js";
 import { Authenticator } from "./auth/authenticate.js";
-import { ModelGateway } from "./gateway/gateway.js";
+import { inCidr, ModelGateway } from "./gateway/gateway.js";
 import { PriceTable } from "./gateway/prices.js";
 import { ServerMetrics } from "./metrics.js";
 import { advertisedUrl, replicaIdOf } from "./replicas/identity.js";
@@ -58,6 +58,8 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     apiKey: config.anthropicApiKey,
     prices: new PriceTable(config.modelPrices),
     log: log.child({ part: "gateway" }),
+    // It listens on every address (sandboxes reach it at their host end); only they and loopback may use it.
+    allowFrom: (ip) => ip === "127.0.0.1" || ip === "::1" || inCidr(ip, config.networkCidr),
   });
   const gatewayPort = await gateway.start(config.gatewayPort);
   const runtime = createLinuxRuntime({

@@ -1,7 +1,7 @@
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FakeModel, startFakeModel } from "../../../../test/fixtures/fake-model/server.js";
-import { ModelGateway } from "./gateway.js";
+import { inCidr, ModelGateway } from "./gateway.js";
 import { PriceTable } from "./prices.js";
 
 describe("model gateway", () => {
@@ -66,6 +66,13 @@ describe("model gateway", () => {
     gateway.revoke(token);
     expect((await ask(token)).status).toBe(401);
     expect((await ask("sk-guess")).status).toBe(401);
+  });
+
+  it("knows which addresses are in a sandbox range", () => {
+    expect(inCidr("10.231.0.6", "10.231.0.0/16")).toBe(true);
+    expect(inCidr("10.232.0.6", "10.231.0.0/16")).toBe(false);
+    expect(inCidr("192.168.1.2", "10.231.0.0/16")).toBe(false);
+    expect(inCidr("::1", "10.231.0.0/16")).toBe(false);
   });
 
   it("prices unknown models like the dearest family so a budget never underestimates", () => {

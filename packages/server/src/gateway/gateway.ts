@@ -49,6 +49,8 @@ export class ModelGateway {
       apiKey: string | undefined;
       prices: PriceTable;
       log: Logger;
+      /** Who may connect (by remote IPv4/IPv6 address): sandboxes' range and loopback. */
+      allowFrom?: (address: string) => boolean;
     },
   ) {}
 
@@ -90,6 +92,9 @@ export class ModelGateway {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const from = (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
+    if (this.o.allowFrom && !this.o.allowFrom(from))
+      return refuse(res, 403, "permission_error", "the model gateway serves Berth's sandboxes only");
     const bearer = /^Bearer (.+)$/.exec(String(req.headers.authorization ?? ""))?.[1];
     const token = String(req.headers["x-api-key"] ?? bearer ?? "");
     const grant = token ? this.grants.get(hash(token)) : undefined;
@@ -211,4 +216,13 @@ class UsageMeter {
     this.usage.cacheCreationTokens += u.cache_creation_input_tokens ?? 0;
     if (withOutput) this.usage.outputTokens += u.output_tokens ?? 0;
   }
+}
+
+/** True when IPv4 `ip` lies in `cidr` (`a.b.c.d/n`). */
+export function inCidr(ip: string, cidr: string): boolean {
+  const toInt = (a: string) => a.split(".").reduce((n, p) => n * 256 + Number(p), 0);
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) return false;
+  const [base, bits] = cidr.split("/");
+  const size = 2 ** (32 - Number(bits ?? 32));
+  return Math.floor(toInt(ip) / size) === Math.floor(toInt(base ?? "") / size);
 }
