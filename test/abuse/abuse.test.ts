@@ -127,13 +127,13 @@ describe("abuse suite", () => {
     await call("DELETE", `/v1/sandboxes/${id}`);
   });
 
-  // The issue's goal is a neighbour p99 within 2x of idle; measured here 2.0-3.8x (see README).
+  // The issue's goal is a neighbour p99 within 2x of idle; measured here 1.97-2.43x (see README).
   it("a CPU hog does not starve its neighbour (exec latency printed, idle vs loaded)", async () => {
     const hog = await create({ resources: { cpus: 1 } });
     const neighbour = await create({ resources: { cpus: 1 } });
     const sample = async () => {
       const xs: number[] = [];
-      for (let i = 0; i < 60; i++) {
+      for (let i = 0; i < 200; i++) {
         const t0 = performance.now();
         await sh(neighbour, "true");
         xs.push(performance.now() - t0);
