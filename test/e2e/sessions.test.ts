@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { BerthClient, Sessions } from "@berth/sdk";
+import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type FakeModel,
@@ -123,6 +124,22 @@ describe("agent sessions", () => {
     const messages = evs.filter((e) => e.event === "message").map((e) => e.data.type);
     expect(messages).toContain("assistant");
     expect(messages.at(-1)).toBe("result");
+    // ... and /metrics shows the session, the model calls, their tokens and cost.
+    const families = parsePrometheusTextFormat(await (await fetch(`${server.url}/metrics`)).text()) as Array<{
+      name: string;
+      metrics: Array<{ value?: string; labels?: Record<string, string>; count?: string }>;
+    }>;
+    const metric = (name: string, labels: Record<string, string> = {}) =>
+      families
+        .find((f) => f.name === name)
+        ?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+    expect(Number(metric("berth_sessions", { state: "idle" })?.value)).toBeGreaterThanOrEqual(1);
+    expect(Number(metric("berth_gateway_requests_total", { status: "200" })?.value)).toBeGreaterThanOrEqual(
+      2,
+    );
+    expect(Number(metric("berth_gateway_request_seconds")?.count)).toBeGreaterThanOrEqual(2);
+    expect(Number(metric("berth_model_tokens_total", { kind: "input" })?.value)).toBeGreaterThan(0);
+    expect(Number(metric("berth_model_cost_usd_total")?.value)).toBeGreaterThan(0);
     await call("DELETE", `/v1/sessions/${created.body.id}`);
   }, 120_000);
 

@@ -132,6 +132,8 @@ export interface Store {
     sandboxId?: string;
     limit?: number;
   }): Promise<SessionRecord[]>;
+  /** How many agent sessions are in each state (states with none are left out). */
+  countSessionsByState(): Promise<Record<string, number>>;
   /** Appends a session event; the store assigns `seq` (increasing per store). */
   appendSessionEvent(e: Omit<SessionEvent, "seq">): Promise<SessionEvent>;
   /** Events of one session after `afterSeq`, oldest first. */

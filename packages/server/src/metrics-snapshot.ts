@@ -13,7 +13,8 @@ const PAGE = 500;
 export async function metricsSnapshot(ctx: ServerContext): Promise<MetricsSnapshot> {
   const byState = await ctx.store.countSandboxesByState();
   const sandboxesByState = Object.fromEntries(Object.entries(byState).map(([k, v]) => [k, v ?? 0]));
-  if (!ctx.config.metricsPerSandbox) return { sandboxesByState, sandboxes: null };
+  const sessionsByState = await ctx.store.countSessionsByState();
+  if (!ctx.config.metricsPerSandbox) return { sandboxesByState, sessionsByState, sandboxes: null };
   const live: SandboxRecord[] = [];
   for (let cursor: string | undefined; ; ) {
     const page = await ctx.store.listSandboxes({
@@ -44,5 +45,9 @@ export async function metricsSnapshot(ctx: ServerContext): Promise<MetricsSnapsh
       }
     }),
   );
-  return { sandboxesByState, sandboxes: samples.filter((x): x is SandboxSample => x !== null) };
+  return {
+    sandboxesByState,
+    sessionsByState,
+    sandboxes: samples.filter((x): x is SandboxSample => x !== null),
+  };
 }

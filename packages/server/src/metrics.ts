@@ -28,6 +28,8 @@ class Histogram {
   }
 }
 
+import type { SessionUsage } from "@berth/core";
+
 /** Per-sandbox numbers as `/metrics` shows them (from cgroups and the network namespace). */
 export interface SandboxSample {
   id: string;
@@ -42,6 +44,7 @@ export interface SandboxSample {
 /** What a scrape adds to the server's own counters: read from the store and the runtime. */
 export interface MetricsSnapshot {
   sandboxesByState: Record<string, number>;
+  sessionsByState: Record<string, number>;
   /** Null when per-sandbox series are turned off (BERTH_METRICS_PER_SANDBOX=false). */
   sandboxes: SandboxSample[] | null;
 }
@@ -60,6 +63,23 @@ export class ServerMetrics {
   private readonly createSeconds = new Histogram();
   private readonly execSeconds = new Histogram();
   private readonly wakeSeconds = new Histogram();
+  private readonly gatewaySeconds = new Histogram();
+  private readonly modelCalls = new Map<number, number>();
+  private readonly tokens = { input: 0, output: 0, cache_read: 0, cache_creation: 0 };
+  private modelCostUsd = 0;
+
+  /** A model request relayed by the gateway: its time, status, and the tokens and cost it carried. */
+  observeModelCall(seconds: number, status: number, usage: SessionUsage | null, costUsd: number): void {
+    this.gatewaySeconds.observe(seconds);
+    this.modelCalls.set(status, (this.modelCalls.get(status) ?? 0) + 1);
+    if (usage) {
+      this.tokens.input += usage.inputTokens;
+      this.tokens.output += usage.outputTokens;
+      this.tokens.cache_read += usage.cacheReadTokens;
+      this.tokens.cache_creation += usage.cacheCreationTokens;
+    }
+    this.modelCostUsd += costUsd;
+  }
 
   observeWake(seconds: number): void {
     this.wakes++;
@@ -97,6 +117,19 @@ export class ServerMetrics {
       "# TYPE berth_proxy_bytes_total counter",
       `berth_proxy_bytes_total{direction="in"} ${this.proxyBytesIn}`,
       `berth_proxy_bytes_total{direction="out"} ${this.proxyBytesOut}`,
+      ...this.gatewaySeconds.render(
+        "berth_gateway_request_seconds",
+        "Model requests through the gateway, to the end of the answer",
+      ),
+      "# HELP berth_gateway_requests_total Model requests relayed by the gateway, by upstream status",
+      "# TYPE berth_gateway_requests_total counter",
+      ...[...this.modelCalls].map(([status, n]) => `berth_gateway_requests_total{status="${status}"} ${n}`),
+      "# HELP berth_model_tokens_total Tokens the model used for agent sessions, by kind",
+      "# TYPE berth_model_tokens_total counter",
+      ...Object.entries(this.tokens).map(([kind, n]) => `berth_model_tokens_total{kind="${kind}"} ${n}`),
+      "# HELP berth_model_cost_usd_total What those tokens cost, by the price table",
+      "# TYPE berth_model_cost_usd_total counter",
+      `berth_model_cost_usd_total ${this.modelCostUsd}`,
     ];
     if (now) lines.push(...renderSnapshot(now));
     return `${lines.join("\n")}\n`;
@@ -107,6 +140,9 @@ function renderSnapshot(now: MetricsSnapshot): string[] {
   const lines = ["# HELP berth_sandboxes Sandboxes in the store by state", "# TYPE berth_sandboxes gauge"];
   for (const [state, n] of Object.entries(now.sandboxesByState))
     lines.push(`berth_sandboxes{state="${label(state)}"} ${n}`);
+  lines.push("# HELP berth_sessions Agent sessions in the store by state", "# TYPE berth_sessions gauge");
+  for (const [state, n] of Object.entries(now.sessionsByState))
+    lines.push(`berth_sessions{state="${label(state)}"} ${n}`);
   if (!now.sandboxes) return lines;
   const series: Array<[string, string, "counter" | "gauge", (s: SandboxSample) => number]> = [
     [

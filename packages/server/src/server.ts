@@ -53,6 +53,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   log.debug({ config: describeConfig(config) }, "configuration");
   const store = await openStore({ dataDir, databaseUrl: config.databaseUrl });
   // The model gateway listens first: sandbox networks let every sandbox reach its port.
+  const metrics = new ServerMetrics();
   const gateway = new ModelGateway({
     upstream: config.anthropicBaseUrl,
     apiKey: config.anthropicApiKey,
@@ -60,6 +61,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     log: log.child({ part: "gateway" }),
     // It listens on every address (sandboxes reach it at their host end); only they and loopback may use it.
     allowFrom: (ip) => ip === "127.0.0.1" || ip === "::1" || inCidr(ip, config.networkCidr),
+    onRelayed: (seconds, status, usage, cost) => metrics.observeModelCall(seconds, status, usage, cost),
   });
   const gatewayPort = await gateway.start(config.gatewayPort);
   const runtime = createLinuxRuntime({
@@ -81,7 +83,6 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     // Several servers may share a PostgreSQL store: each holds the sandboxes of its own runtime.
     const replica = replicaIdOf(dataDir);
     await store.claimUnowned(replica);
-    const metrics = new ServerMetrics();
     const events = new EventHub(store);
     const sandboxes = new SandboxService({ config, store, runtime, events, metrics, log, replica });
     const snapshots = new SnapshotService({ dataDir, store, runtime, sandboxes, events });

@@ -401,6 +401,11 @@ export class SqlStore implements Store {
     return rows.map(toEvent);
   }
 
+  async countSessionsByState(): Promise<Record<string, number>> {
+    const rows = await this.db.query<Row>("SELECT state, COUNT(*) AS n FROM sessions GROUP BY state");
+    return Object.fromEntries(rows.map((r) => [String(r.state), Number(r.n)]));
+  }
+
   async countSandboxesByState(): Promise<Partial<Record<SandboxState, number>>> {
     const rows = await this.db.query<Row>("SELECT state, COUNT(*) AS n FROM sandboxes GROUP BY state");
     return Object.fromEntries(rows.map((r) => [String(r.state), Number(r.n)]));

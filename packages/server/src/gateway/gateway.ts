@@ -51,6 +51,8 @@ export class ModelGateway {
       log: Logger;
       /** Who may connect (by remote IPv4/IPv6 address): sandboxes' range and loopback. */
       allowFrom?: (address: string) => boolean;
+      /** Called when an answer has been relayed: its duration, status, usage and cost (for metrics). */
+      onRelayed?: (seconds: number, status: number, usage: SessionUsage | null, costUsd: number) => void;
     },
   ) {}
 
@@ -92,6 +94,7 @@ export class ModelGateway {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const t0 = performance.now();
     const from = (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
     if (this.o.allowFrom && !this.o.allowFrom(from))
       return refuse(res, 403, "permission_error", "the model gateway serves Berth's sandboxes only");
@@ -134,11 +137,13 @@ export class ModelGateway {
     await new Promise<void>((resolve) => answer.once("end", resolve).once("close", resolve));
     res.end();
     const { usage, model } = meter.finish();
+    let cost = 0;
     if (model) {
-      const cost = this.o.prices.costOf(model, usage);
+      cost = this.o.prices.costOf(model, usage);
       grant.spentUsd += cost;
       grant.onUsage(usage, cost, model);
     }
+    this.o.onRelayed?.((performance.now() - t0) / 1000, answer.statusCode ?? 502, model ? usage : null, cost);
   }
 }
 
