@@ -11,6 +11,7 @@ export default defineConfig({
       "@berth/supervisor": pkg("supervisor"),
       "@berth/store": pkg("store"),
       "@berth/runtime-linux": pkg("runtime-linux"),
+      "@berth/runtime-docker": pkg("runtime-docker"),
       "@berth/server": pkg("server"),
       "@berth/sdk": pkg("sdk"),
       "@berth/cli": pkg("cli"),

@@ -1,0 +1,578 @@
+import { createHash, randomBytes } from "node:crypto";
+import {
+  chownSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { lstat, readdir } from "node:fs/promises";
+import net from "node:net";
+import { join } from "node:path";
+import type { Duplex } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import {
+  checkMountPath,
+  type EgressMode,
+  InvalidRequestError,
+  KeyedLock,
+  type Logger,
+  type NetworkPolicy,
+  NotFoundError,
+  NotSupportedError,
+  type Runtime,
+  type RuntimeInfo,
+  type RuntimeStatus,
+  SandboxError,
+  type SandboxSpec,
+  type SandboxStats,
+  silentLogger,
+  type TemplateFormat,
+  type TemplateInfo,
+} from "@berth/core";
+import { initBinaryPath } from "@berth/supervisor";
+import { SANDBOX_UID } from "./default-image.js";
+import { Engine, isNotFound } from "./engine.js";
+import { DockerTemplates, templateRef } from "./templates.js";
+
+/** Options of the Docker runtime. */
+export interface DockerRuntimeOptions {
+  /** Where the driver keeps sandboxes' socket and state dirs and volumes (on the Docker host). */
+  dataDir: string;
+  /** The Docker Engine's unix socket (default /var/run/docker.sock). */
+  socketPath?: string;
+  /** Host path of berth-init (default: the supervisor package's build). */
+  initBinary?: string;
+  log?: Logger;
+}
+
+/** Inside the container: berth-init, its state dir and the dir of its listening socket. */
+const INIT_PATH = "/.berth/init";
+const STATE_DIR = "/run/berth";
+const SOCKET_DIR = "/run/berth-sock";
+const ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
+const SHM_BYTES = 64 * 1024 * 1024;
+
+/** Labels every container of this driver carries. */
+const L = {
+  instance: "berth.instance",
+  sandbox: "berth.sandbox",
+  template: "berth.template",
+  hostUsr: "berth.host-usr",
+  restoreImage: "berth.restore-image",
+} as const;
+
+interface ContainerJson {
+  Id: string;
+  State: { Status: string; Running: boolean; Paused: boolean; Pid: number };
+  Config: { Labels: Record<string, string> | null };
+  NetworkSettings: { Networks: Record<string, { IPAddress: string }> | null };
+  SizeRw?: number;
+}
+
+/**
+ * Sandboxes as Docker containers: berth-init (bound from the host) is the entrypoint, running as
+ * uid 1000 with no capabilities, no_new_privs and Docker's default seccomp profile; it listens
+ * on a unix socket in a host dir bound into the container, which `connect` reaches. Templates
+ * are images; egress `none` is NetworkMode none, `open` a bridge network of this instance.
+ */
+export class DockerRuntime implements Runtime {
+  readonly name = "docker";
+  readonly egressModes: readonly EgressMode[] = ["none", "open"];
+  private readonly engine: Engine;
+  private readonly log: Logger;
+  private readonly root: string;
+  /** Labels and names of this instance (several servers may share one engine). */
+  private readonly tag: string;
+  private readonly lock = new KeyedLock();
+  private readonly addresses = new Map<string, string>();
+  private readonly templates: DockerTemplates;
+
+  constructor(private readonly o: DockerRuntimeOptions) {
+    this.root = join(o.dataDir, "runtime-docker");
+    this.log = o.log ?? silentLogger;
+    this.engine = new Engine(o.socketPath ?? "/var/run/docker.sock", this.log);
+    this.tag = createHash("sha256").update(this.root).digest("hex").slice(0, 8);
+    this.templates = new DockerTemplates(this.engine, this.log);
+  }
+
+  /** The bridge network `open` sandboxes join (inter-container traffic off). */
+  get network(): string {
+    return `berth-${this.tag}`;
+  }
+
+  async start(): Promise<void> {
+    for (const d of [this.root, join(this.root, "sandboxes"), join(this.root, "volumes")])
+      mkdirSync(d, { recursive: true, mode: 0o711 });
+    if (this.paths("x".repeat(32)).socket.length > 107)
+      throw new SandboxError(
+        "the data dir path is too long for unix sockets; choose a shorter BERTH_DATA_DIR",
+      );
+    if (!existsSync(this.initBinary()))
+      throw new SandboxError("berth-init is not built: run `make -C packages/supervisor`");
+    await this.engine.json({ method: "GET", path: "/version", timeoutMs: 10_000 });
+    if (await this.templates.ensureDefault()) this.log.info({}, "imported the default template image");
+    try {
+      await this.engine.json({ method: "GET", path: `/networks/${this.network}` });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await this.engine.json({
+        method: "POST",
+        path: "/networks/create",
+        json: {
+          Name: this.network,
+          Driver: "bridge",
+          CheckDuplicate: true,
+          Labels: { [L.instance]: this.tag },
+          Options: { "com.docker.network.bridge.enable_icc": "false" },
+        },
+      });
+    }
+    this.log.info({ engine: this.engine.socketPath, network: this.network }, "docker runtime ready");
+  }
+
+  create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
+    if (!ID.test(spec.id))
+      return Promise.reject(new InvalidRequestError("invalid sandbox id", { field: "id" }));
+    return this.lock.run(spec.id, async () => {
+      try {
+        return await this.build(spec, signal);
+      } catch (err) {
+        this.log.warn({ id: spec.id, err: String(err) }, "create failed");
+        await this.teardown(spec.id).catch(() => {});
+        throw err;
+      }
+    });
+  }
+
+  private async build(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
+    if (spec.network.egress === "allowlist")
+      throw new NotSupportedError("the docker driver enforces egress 'none' and 'open' only (no allowlist)");
+    if (existsSync(this.paths(spec.id).dir) || (await this.container(spec.id)))
+      throw new InvalidRequestError(`sandbox '${spec.id}' already exists`, { field: "id" });
+    const p = this.paths(spec.id);
+    for (const d of [p.dir, p.sockDir, p.state]) mkdirSync(d, { recursive: true, mode: 0o700 });
+    for (const d of [p.sockDir, p.state]) chownSync(d, SANDBOX_UID, SANDBOX_UID);
+    let image = templateRef(spec.template);
+    let restoreImage = "";
+    const base = await this.templates.image(spec.template);
+    let hostUsr = base.hostUsr;
+    if (spec.fromSnapshot) {
+      restoreImage = await this.templates.load(spec.fromSnapshot);
+      image = restoreImage;
+      hostUsr = (await this.templates.imageLabels(image))[L.hostUsr] === "1";
+    }
+    signal?.throwIfAborted();
+    const memory = spec.resources.memoryMiB * 1024 * 1024;
+    const env = {
+      ...spec.env,
+      PATH: "/usr/local/bin:/usr/bin:/bin",
+      HOME: "/home/user",
+      USER: "user",
+      BERTH_STATE_DIR: STATE_DIR,
+      BERTH_LISTEN_PATH: `${SOCKET_DIR}/sock`,
+    };
+    const binds = [
+      `${this.initBinary()}:${INIT_PATH}:ro`,
+      `${p.sockDir}:${SOCKET_DIR}:rw`,
+      `${p.state}:${STATE_DIR}:rw`,
+      ...(hostUsr ? ["/usr:/usr:ro"] : []),
+      ...(spec.volumes ?? []).map((v) => {
+        checkMountPath(v.mountPath);
+        return `${this.volumeDir(v.id)}:${v.mountPath}:rw`;
+      }),
+    ];
+    await this.engine.json({
+      method: "POST",
+      path: `/containers/create?name=${this.containerName(spec.id)}`,
+      json: {
+        Image: image,
+        Entrypoint: [INIT_PATH],
+        User: `${SANDBOX_UID}:${SANDBOX_UID}`,
+        WorkingDir: "/workspace",
+        Hostname: spec.id,
+        Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+        Labels: {
+          [L.instance]: this.tag,
+          [L.sandbox]: spec.id,
+          [L.template]: spec.template,
+          [L.hostUsr]: hostUsr ? "1" : "0",
+          [L.restoreImage]: restoreImage,
+        },
+        HostConfig: {
+          Binds: binds,
+          NetworkMode: spec.network.egress === "open" ? this.network : "none",
+          NanoCpus: Math.max(10_000_000, Math.round(spec.resources.cpus * 1e9)),
+          Memory: memory,
+          MemorySwap: memory,
+          PidsLimit: spec.resources.pids,
+          CapDrop: ["ALL"],
+          SecurityOpt: ["no-new-privileges"],
+          ShmSize: Math.min(SHM_BYTES, memory),
+          IpcMode: "private",
+          RestartPolicy: { Name: "no" },
+          LogConfig: { Type: "none", Config: {} },
+        },
+      },
+    });
+    return this.startContainer(spec.id, signal);
+  }
+
+  /** Starts the container and resolves when berth-init accepts connections. */
+  private async startContainer(id: string, signal?: AbortSignal): Promise<RuntimeInfo> {
+    const p = this.paths(id);
+    rmSync(p.socket, { force: true });
+    await this.engine.json({ method: "POST", path: `/containers/${this.containerName(id)}/start` });
+    const deadline = Date.now() + 30_000;
+    for (let i = 0; ; i++) {
+      signal?.throwIfAborted();
+      if (await canConnect(p.socket)) break;
+      if (i % 25 === 24) {
+        const c = await this.container(id);
+        if (!c?.State.Running)
+          throw new SandboxError(`the sandbox's init exited (${c?.State.Status ?? "gone"})`);
+      }
+      if (Date.now() > deadline) throw new SandboxError("the sandbox's supervisor did not start in 30 s");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const c = await this.container(id);
+    const ip = c && Object.values(c.NetworkSettings.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress;
+    if (ip) this.addresses.set(id, ip);
+    else this.addresses.delete(id);
+    return { container: c?.Id, pid: c?.State.Pid };
+  }
+
+  async connect(id: string): Promise<Duplex> {
+    if (!ID.test(id)) throw new NotFoundError("sandbox", id);
+    const path = this.paths(id).socket;
+    return new Promise((resolve, reject) => {
+      const s = net.connect(path);
+      s.once("connect", () => {
+        s.removeAllListeners("error");
+        resolve(s);
+      });
+      s.once("error", (err: NodeJS.ErrnoException) => {
+        if (err.code === "ENOENT") reject(new NotFoundError("sandbox", id));
+        else reject(new SandboxError("the sandbox's supervisor is not reachable"));
+      });
+    });
+  }
+
+  async inspect(id: string): Promise<RuntimeStatus> {
+    const c = ID.test(id) ? await this.container(id) : null;
+    if (!c) return { state: existsSync(this.paths(id).dir) ? "stopped" : "missing", oomKills: 0 };
+    const oomKills = c.State.Pid > 0 ? readOomKills(c.State.Pid) : 0;
+    const state = c.State.Paused ? "paused" : c.State.Running ? "running" : "stopped";
+    return { state, oomKills };
+  }
+
+  async stats(id: string): Promise<SandboxStats> {
+    const c = await this.existing(id, true);
+    const s = await this.engine.json<DockerStats>({
+      method: "GET",
+      path: `/containers/${c.Id}/stats?stream=false&one-shot=true`,
+    });
+    const nets = Object.values(s.networks ?? {});
+    const memoryBytes = s.memory_stats?.usage ?? 0;
+    return {
+      cpuSeconds: (s.cpu_stats?.cpu_usage?.total_usage ?? 0) / 1e9,
+      memoryBytes,
+      memoryPeakBytes: s.memory_stats?.max_usage ?? memoryBytes,
+      diskBytes: c.SizeRw ?? 0,
+      pids: s.pids_stats?.current ?? 0,
+      netRxBytes: nets.reduce((a, n) => a + (n.rx_bytes ?? 0), 0),
+      netTxBytes: nets.reduce((a, n) => a + (n.tx_bytes ?? 0), 0),
+    };
+  }
+
+  pause(id: string): Promise<void> {
+    return this.lock.run(id, async () => {
+      const c = await this.existing(id);
+      if (!c.State.Paused) await this.engine.json({ method: "POST", path: `/containers/${c.Id}/pause` });
+    });
+  }
+
+  resume(id: string): Promise<void> {
+    return this.lock.run(id, async () => {
+      const c = await this.existing(id);
+      if (c.State.Paused) await this.engine.json({ method: "POST", path: `/containers/${c.Id}/unpause` });
+    });
+  }
+
+  /** Stops the container (every process ends, memory is freed) and keeps it, with its files and networks. */
+  hibernate(id: string): Promise<void> {
+    return this.lock.run(id, async () => {
+      const c = await this.existing(id);
+      if (c.State.Paused) await this.engine.json({ method: "POST", path: `/containers/${c.Id}/unpause` });
+      if (c.State.Running)
+        await this.engine.json({ method: "POST", path: `/containers/${c.Id}/stop?t=0`, timeoutMs: 60_000 });
+      this.addresses.delete(id);
+    });
+  }
+
+  wake(id: string): Promise<RuntimeInfo> {
+    return this.lock.run(id, async () => {
+      await this.existing(id);
+      return this.startContainer(id);
+    });
+  }
+
+  /**
+   * Commits the container (paused while committed, so consistent) to a temporary image and
+   * writes that image as a `docker save` archive to `dest`; `create` loads it again.
+   */
+  snapshot(id: string, dest: string): Promise<number> {
+    return this.lock.run(id, async () => {
+      const c = await this.existing(id);
+      const ref = `berth-snapshot/${this.tag}-${randomBytes(6).toString("hex")}:latest`;
+      const [repo = ref, tagName = "latest"] = ref.split(":");
+      await this.engine.json({
+        method: "POST",
+        path: `/commit?container=${c.Id}&repo=${encodeURIComponent(repo)}&tag=${tagName}&pause=true`,
+        json: { Labels: { [L.hostUsr]: c.Config.Labels?.[L.hostUsr] ?? "0" } },
+        timeoutMs: 30 * 60_000,
+      });
+      const tmp = `${dest}.tmp`;
+      try {
+        const res = await this.engine.stream({
+          method: "GET",
+          path: `/images/${encodeURIComponent(ref)}/get`,
+        });
+        await pipeline(res, createWriteStream(tmp, { mode: 0o600 }));
+        renameSync(tmp, dest);
+      } catch (err) {
+        rmSync(tmp, { force: true });
+        throw err;
+      } finally {
+        await this.templates.removeImage(ref);
+      }
+      return statSync(dest).size;
+    });
+  }
+
+  destroy(id: string): Promise<void> {
+    if (!ID.test(id)) return Promise.resolve();
+    return this.lock.run(id, () => this.teardown(id));
+  }
+
+  /** Removes the container, the image it was restored from (unless another uses it) and its host dirs. */
+  private async teardown(id: string): Promise<void> {
+    const c = await this.container(id);
+    if (c) {
+      try {
+        await this.engine.json({
+          method: "DELETE",
+          path: `/containers/${c.Id}?force=true&v=true`,
+          timeoutMs: 60_000,
+        });
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+      const restored = c.Config.Labels?.[L.restoreImage];
+      if (restored) await this.templates.removeImage(restored);
+    }
+    this.addresses.delete(id);
+    rmSync(this.paths(id).dir, { recursive: true, force: true });
+  }
+
+  async list(): Promise<string[]> {
+    const ids = new Set<string>();
+    for (const c of await this.containers()) {
+      const id = c.Labels?.[L.sandbox];
+      if (id && ID.test(id)) ids.add(id);
+    }
+    for (const name of safeReaddir(join(this.root, "sandboxes"))) if (ID.test(name)) ids.add(name);
+    return [...ids].sort();
+  }
+
+  async close(): Promise<void> {}
+
+  /** Removes this instance's network and volumes (tests, uninstall; after every sandbox is gone). */
+  async purgeHostState(): Promise<void> {
+    await this.engine.json({ method: "DELETE", path: `/networks/${this.network}` }).catch(() => {});
+    rmSync(join(this.root, "volumes"), { recursive: true, force: true });
+  }
+
+  /** Volumes are host dirs bound into sandboxes (size not enforced: a named gap). */
+  async createVolume(id: string, _sizeMiB: number): Promise<void> {
+    const dir = this.volumeDir(id);
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    chownSync(dir, SANDBOX_UID, SANDBOX_UID);
+  }
+
+  async deleteVolume(id: string): Promise<void> {
+    rmSync(this.volumeDir(id), { recursive: true, force: true });
+  }
+
+  async volumeUsage(id: string): Promise<number> {
+    if (!existsSync(this.volumeDir(id))) throw new NotFoundError("volume", id);
+    return duBytes(this.volumeDir(id));
+  }
+
+  /** Moves a container between `none` and this instance's bridge network (effective at once). */
+  setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void> {
+    return this.lock.run(id, async () => {
+      if (policy.egress === "allowlist")
+        throw new NotSupportedError(
+          "the docker driver enforces egress 'none' and 'open' only (no allowlist)",
+        );
+      const c = await this.existing(id);
+      const want = policy.egress === "open" ? this.network : "none";
+      const have = Object.keys(c.NetworkSettings.Networks ?? {});
+      for (const n of have)
+        if (n !== want)
+          await this.engine.json({
+            method: "POST",
+            path: `/networks/${n}/disconnect`,
+            json: { Container: c.Id, Force: true },
+          });
+      if (!have.includes(want))
+        await this.engine.json({
+          method: "POST",
+          path: `/networks/${want}/connect`,
+          json: { Container: c.Id },
+        });
+      const after = await this.container(id);
+      const ip =
+        after && Object.values(after.NetworkSettings.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress;
+      if (ip) this.addresses.set(id, ip);
+      else this.addresses.delete(id);
+    });
+  }
+
+  address(id: string): string | null {
+    return this.addresses.get(id) ?? null;
+  }
+
+  listTemplates(): Promise<TemplateInfo[]> {
+    return this.templates.list();
+  }
+
+  getTemplate(name: string): Promise<TemplateInfo | null> {
+    return this.templates.get(name);
+  }
+
+  importTemplate(
+    name: string,
+    file: string,
+    format: TemplateFormat,
+    signal?: AbortSignal,
+  ): Promise<TemplateInfo> {
+    return this.templates.importArchive(name, file, format, signal);
+  }
+
+  templateFromSandbox(id: string, name: string): Promise<TemplateInfo> {
+    return this.lock.run(id, async () => {
+      const c = await this.existing(id);
+      const base = c.Config.Labels?.[L.template] ?? "default";
+      return this.templates.commit(c.Id, name, `built from ${base}`, c.Config.Labels?.[L.hostUsr] === "1");
+    });
+  }
+
+  async deleteTemplate(name: string): Promise<void> {
+    const users = (await this.containers(false)).filter((c) => c.Labels?.[L.template] === name);
+    await this.templates.remove(
+      name,
+      users.map((c) => c.Labels?.[L.sandbox] ?? c.Id),
+    );
+  }
+
+  /** The containers of this instance (or of every instance), in any state. */
+  private async containers(mine = true): Promise<{ Id: string; Labels: Record<string, string> | null }[]> {
+    const label = mine ? [`${L.instance}=${this.tag}`] : [L.sandbox];
+    const filters = encodeURIComponent(JSON.stringify({ label }));
+    return this.engine.json({ method: "GET", path: `/containers/json?all=true&filters=${filters}` });
+  }
+
+  private async container(id: string, size = false): Promise<ContainerJson | null> {
+    try {
+      return await this.engine.json<ContainerJson>({
+        method: "GET",
+        path: `/containers/${this.containerName(id)}/json${size ? "?size=true" : ""}`,
+      });
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  private async existing(id: string, size = false): Promise<ContainerJson> {
+    const c = ID.test(id) ? await this.container(id, size) : null;
+    if (!c) throw new NotFoundError("sandbox", id);
+    return c;
+  }
+
+  private containerName(id: string): string {
+    return `berth-${this.tag}-${id}`;
+  }
+
+  private paths(id: string) {
+    const dir = join(this.root, "sandboxes", id);
+    return { dir, sockDir: join(dir, "sock"), socket: join(dir, "sock", "sock"), state: join(dir, "state") };
+  }
+
+  private volumeDir(id: string): string {
+    return join(this.root, "volumes", id);
+  }
+
+  private initBinary(): string {
+    return this.o.initBinary ?? initBinaryPath();
+  }
+}
+
+interface DockerStats {
+  cpu_stats?: { cpu_usage?: { total_usage?: number } };
+  memory_stats?: { usage?: number; max_usage?: number };
+  pids_stats?: { current?: number };
+  networks?: Record<string, { rx_bytes?: number; tx_bytes?: number }>;
+}
+
+/** OOM kills in the container's memory cgroup, read through its init's /proc entry (v1 or v2). */
+function readOomKills(pid: number): number {
+  try {
+    const lines = readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n");
+    const v1 = lines.find((l) => /^\d+:([^:]*,)?memory(,[^:]*)?:/.test(l));
+    const file = v1
+      ? `/sys/fs/cgroup/memory${v1.split(":")[2]}/memory.oom_control`
+      : `/sys/fs/cgroup${lines.find((l) => l.startsWith("0::"))?.slice(3) ?? ""}/memory.events`;
+    const m = /^oom_kill (\d+)$/m.exec(readFileSync(file, "utf8"));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function canConnect(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(path);
+    s.once("connect", () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once("error", () => resolve(false));
+  });
+}
+
+async function duBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const p = join(dir, name);
+    const st = await lstat(p).catch(() => null);
+    if (!st) continue;
+    total += st.blocks * 512;
+    if (st.isDirectory()) total += await duBytes(p);
+  }
+  return total;
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
