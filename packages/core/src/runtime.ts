@@ -15,6 +15,19 @@ export interface SandboxSpec {
   volumes?: { id: string; mountPath: string }[];
 }
 
+/** A named root filesystem sandboxes are made from (`default`, imported or built ones). */
+export interface TemplateInfo {
+  name: string;
+  /** Bytes its files take on disk (one copy, shared by every sandbox made from it). */
+  sizeBytes: number;
+  createdAt: string;
+  /** Where it came from, for people: `rootfs tar`, `docker save archive alpine:3.20`, `built from default`. */
+  source: string;
+}
+
+/** What an imported template archive is: a root filesystem tar, a `docker save` archive, an OCI image layout. */
+export type TemplateFormat = "rootfs" | "docker" | "oci";
+
 /** Driver-private facts stored with the sandbox so the driver can find it again after a restart. */
 export type RuntimeInfo = Record<string, unknown>;
 
@@ -73,6 +86,21 @@ export interface Runtime {
   deleteVolume(id: string): Promise<void>;
   /** Bytes in use on a volume. */
   volumeUsage(id: string): Promise<number>;
+  /** Every template, `default` included. */
+  listTemplates(): Promise<TemplateInfo[]>;
+  /** One template, or null when there is none of that name. */
+  getTemplate(name: string): Promise<TemplateInfo | null>;
+  /** Makes template `name` from an archive file (layers applied in order, whiteouts honoured). */
+  importTemplate(
+    name: string,
+    file: string,
+    format: TemplateFormat,
+    signal?: AbortSignal,
+  ): Promise<TemplateInfo>;
+  /** Makes template `name` of a sandbox's files: its own template with its writable layer on top. */
+  templateFromSandbox(id: string, name: string): Promise<TemplateInfo>;
+  /** Deletes a template; ConflictError while a sandbox (hibernated ones too) is made from it. */
+  deleteTemplate(name: string): Promise<void>;
   /** Changes the egress policy of a running sandbox (effective at once). */
   setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void>;
   /**

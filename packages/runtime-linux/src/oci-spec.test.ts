@@ -80,6 +80,14 @@ describe("buildOciSpec", () => {
     expect(spec.linux.readonlyPaths).toContain("/proc/sys");
   });
 
+  it("binds no host /usr for a template that brings its own (hostUsr: false), berth-init still", () => {
+    const own = buildOciSpec({ ...input, hostUsr: false }) as typeof spec;
+    const dests = own.mounts.map((m: { destination: string; source: string }) => m.destination);
+    expect(dests).not.toContain("/usr");
+    expect(own.mounts.some((m: { source: string }) => m.source === "/usr")).toBe(false);
+    expect(dests).toContain(INIT_PATH);
+  });
+
   it("caps /dev/shm at the memory limit for small sandboxes", () => {
     const small = buildOciSpec({ ...input, resources: { ...input.resources, memoryMiB: 32 } }) as typeof spec;
     const shm = small.mounts.find((m: { destination: string }) => m.destination === "/dev/shm");

@@ -37,6 +37,11 @@ export interface OciSpecInput {
   volumes?: { source: string; destination: string }[];
   /** Host file bound read-only at /etc/resolv.conf (the sandbox's DNS resolver). */
   resolvConf?: string;
+  /**
+   * Bind the host's /usr read-only (default: true). Only the `default` template and templates
+   * built on it want it; an imported template is a complete root filesystem with its own /usr.
+   */
+  hostUsr?: boolean;
   /** Node's `process.arch`, for the seccomp profile. */
   arch?: string;
 }
@@ -56,7 +61,7 @@ const ALLOWED_DEVICES: Array<{ type: "c"; major: number; minor?: number }> = [
 /**
  * The OCI runtime config (`config.json`) of a sandbox: berth-init as uid 1000 with no
  * capabilities, no_new_privs and the default seccomp profile; fresh pid/ipc/uts/mount/network
- * namespaces (loopback only); host /usr read-only; kernel limits from `resources`. Pure.
+ * namespaces (loopback only); host /usr read-only (unless `hostUsr` is false); kernel limits from `resources`. Pure.
  */
 export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
   const memory = i.resources.memoryMiB * 1024 * 1024;
@@ -111,7 +116,16 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
         options: ["nosuid", "noexec", "nodev"],
       },
       { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
-      { destination: "/usr", type: "bind", source: "/usr", options: ["rbind", "ro", "nosuid", "nodev"] },
+      ...(i.hostUsr === false
+        ? []
+        : [
+            {
+              destination: "/usr",
+              type: "bind",
+              source: "/usr",
+              options: ["rbind", "ro", "nosuid", "nodev"],
+            },
+          ]),
       {
         destination: INIT_PATH,
         type: "bind",

@@ -28,6 +28,8 @@ import {
   type SandboxSpec,
   type SandboxStats,
   silentLogger,
+  type TemplateFormat,
+  type TemplateInfo,
 } from "@berth/core";
 import { initBinaryPath } from "@berth/supervisor";
 import {
@@ -61,6 +63,8 @@ import { RuntimeLayout, type SandboxPaths } from "./paths.js";
 import { captureLayer, restoreLayer } from "./snapshot.js";
 import { listenForSandbox } from "./socket.js";
 import { ensureDefaultTemplate } from "./template.js";
+import { type TemplateMeta, TemplateStore } from "./templates/store.js";
+import { upperLayerTar } from "./templates/upper-layer.js";
 import { Volumes } from "./volumes.js";
 
 /** Options of the local Linux runtime. */
@@ -84,6 +88,8 @@ interface SandboxInfo {
   pid: number;
   diskMiB: number;
   cgroupPaths: CgroupPaths;
+  /** Its template (the overlay's lower layer, mounted again by `wake`); absent in old records: default. */
+  template?: string;
   [key: string]: unknown;
 }
 
@@ -99,6 +105,7 @@ export class LinuxRuntime implements Runtime {
   private pool: RootfsPool | null = null;
   private networks: SandboxNetworks | null = null;
   private volumes: Volumes | null = null;
+  private readonly templates: TemplateStore;
 
   /** Egress modes this host can enforce (all three once sandbox networks are set up). */
   get egressModes(): readonly EgressMode[] {
@@ -110,6 +117,7 @@ export class LinuxRuntime implements Runtime {
   constructor(private readonly o: LinuxRuntimeOptions) {
     this.layout = new RuntimeLayout(o.dataDir);
     this.log = o.log ?? silentLogger;
+    this.templates = new TemplateStore(this.layout.templates, this.log);
   }
 
   async start(): Promise<void> {
@@ -125,6 +133,7 @@ export class LinuxRuntime implements Runtime {
     this.name = pickOciRuntime(this.o.ociRuntime, this.cgroups.version);
     prepareCgroupParent(this.cgroups, this.log);
     if (ensureDefaultTemplate(L.templateRootfs("default"))) this.log.info({}, "built the default template");
+    this.templates.sweep();
     ensureDiskSkeleton(L.diskSkeleton);
     const size = this.o.defaultDiskMiB ?? 5120;
     this.pool = new RootfsPool(
@@ -152,6 +161,8 @@ export class LinuxRuntime implements Runtime {
       const p = this.layout.sandbox(spec.id);
       if (existsSync(p.dir) || existsSync(`${this.layout.runcRoot}/${spec.id}`))
         throw new ConflictError(`sandbox '${spec.id}' already exists`);
+      // Until its info.json names the template, this keeps the template from being deleted.
+      const release = this.templates.hold(spec.template);
       try {
         return await this.build(spec, signal);
       } catch (err) {
@@ -162,6 +173,7 @@ export class LinuxRuntime implements Runtime {
         await this.teardown(spec.id);
         throw err;
       } finally {
+        release();
         // After the caller has its answer: spawning mkfs takes a few ms of this thread.
         setImmediate(() => this.pool?.refill());
       }
@@ -205,9 +217,10 @@ export class LinuxRuntime implements Runtime {
       }),
       netnsPath: net && this.networks?.path(net),
       resolvConf: net && this.networks?.resolvConf,
+      hostUsr: this.templates.usesHostUsr(spec.template),
     });
     writeFileSync(p.config, JSON.stringify(config), { mode: 0o600 });
-    const info = await this.launch(spec.id, diskMiB, cgroupsPath, o);
+    const info = await this.launch(spec.id, diskMiB, cgroupsPath, o, spec.template);
     const t3 = performance.now();
     const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
     this.log.debug(
@@ -230,6 +243,7 @@ export class LinuxRuntime implements Runtime {
     diskMiB: number,
     cgroupsPath: string,
     o: { log: Logger; signal?: AbortSignal },
+    template = "default",
   ): Promise<SandboxInfo> {
     const p = this.layout.sandbox(id);
     const sock = await listenForSandbox(p.socket);
@@ -259,6 +273,7 @@ export class LinuxRuntime implements Runtime {
       pid: readInitPid(p.pidFile),
       diskMiB,
       cgroupPaths: this.cgroupPaths(id, cgroupsPath),
+      template,
     };
     writeFileSync(p.info, JSON.stringify(info), { mode: 0o600 });
     return info;
@@ -302,10 +317,11 @@ export class LinuxRuntime implements Runtime {
       const p = this.existing(id);
       const config = JSON.parse(readFileSync(p.config, "utf8")) as { linux: { cgroupsPath: string } };
       const diskMiB = this.info(id)?.diskMiB ?? this.o.defaultDiskMiB ?? 5120;
+      const template = this.info(id)?.template ?? "default";
       const o = { log: this.log };
-      await prepareSlot(p.dir, diskMiB, this.layout.diskSkeleton, this.template("default"), o);
+      await prepareSlot(p.dir, diskMiB, this.layout.diskSkeleton, this.template(template), o);
       try {
-        return await this.launch(id, diskMiB, config.linux.cgroupsPath, o);
+        return await this.launch(id, diskMiB, config.linux.cgroupsPath, o, template);
       } catch (err) {
         await releaseSlot(p.dir, this.log);
         throw err;
@@ -537,11 +553,59 @@ export class LinuxRuntime implements Runtime {
     return this.cgroups;
   }
 
-  /** The lower layer for a template name (only `default` is built today). */
+  /** The lower layer for a template name; NotFoundError when there is no such template. */
   private template(name: string): string {
-    const rootfs = this.layout.templateRootfs(name);
-    if (!ID.test(name) || !existsSync(rootfs)) throw new NotFoundError("template", name);
-    return rootfs;
+    return this.templates.rootfs(name);
+  }
+
+  async listTemplates(): Promise<TemplateInfo[]> {
+    return (await this.templates.list()).map(publicTemplate);
+  }
+
+  async getTemplate(name: string): Promise<TemplateInfo | null> {
+    const t = await this.templates.get(name);
+    return t && publicTemplate(t);
+  }
+
+  async importTemplate(
+    name: string,
+    file: string,
+    format: TemplateFormat,
+    signal?: AbortSignal,
+  ): Promise<TemplateInfo> {
+    return publicTemplate(await this.templates.importArchive(name, file, format, { signal }));
+  }
+
+  /**
+   * Makes template `name` of a sandbox: its own template with its writable layer on top, read
+   * while the sandbox is frozen (or, hibernated, from its disk mounted for the copy).
+   */
+  templateFromSandbox(id: string, name: string): Promise<TemplateInfo> {
+    return this.lock.run(id, async () => {
+      const p = this.existing(id);
+      const base = this.info(id)?.template ?? "default";
+      const mounted = (await mountPoints()).has(p.disk);
+      const paths = this.info(id)?.cgroupPaths ?? {};
+      const freeze = existsSync(`${this.layout.runcRoot}/${id}`) && !isFrozen(paths);
+      if (!mounted) await mountDisk(p.image, p.disk, { log: this.log });
+      if (freeze) await setFrozen(paths, true);
+      try {
+        const layer = upperLayerTar(join(p.disk, "upper"));
+        return publicTemplate(await this.templates.fromLayer(name, base, layer, `built from ${base}`));
+      } finally {
+        if (freeze) await setFrozen(paths, false);
+        if (!mounted) await unmount(p.disk, await mountPoints(), this.log);
+      }
+    });
+  }
+
+  /** Deletes a template unless a sandbox on this host (hibernated ones too) is made from it. */
+  async deleteTemplate(name: string): Promise<void> {
+    // Synchronous from the scan to the rename, so no create can start from it in between.
+    const users = safeReaddir(this.layout.sandboxes).filter(
+      (id) => ID.test(id) && (this.info(id)?.template ?? "default") === name,
+    );
+    await this.templates.remove(name, users);
   }
 
   private initBinary(): string {
@@ -575,6 +639,11 @@ export class LinuxRuntime implements Runtime {
       return null;
     }
   }
+}
+
+/** What clients see of a template (not how the driver mounts it). */
+function publicTemplate(t: TemplateMeta): TemplateInfo {
+  return { name: t.name, sizeBytes: t.sizeBytes, createdAt: t.createdAt, source: t.source };
 }
 
 function safeReaddir(dir: string): string[] {
