@@ -37,8 +37,14 @@ export const SETTINGS = {
     env: "BERTH_RUNTIME",
     kind: "string",
     default: "auto",
-    oneOf: ["auto", "runc", "crun"],
-    doc: "OCI runtime binary; `auto` takes crun where it works, else runc",
+    oneOf: ["auto", "runc", "crun", "docker"],
+    doc: "Runtime driver: the local one with an OCI runtime binary (`auto` takes crun where it works, else runc), or `docker` (a Docker Engine on this host)",
+  },
+  dockerSocket: {
+    env: "BERTH_DOCKER_SOCKET",
+    kind: "string",
+    default: "/var/run/docker.sock",
+    doc: "The Docker Engine's unix socket (BERTH_RUNTIME=docker)",
   },
   logLevel: {
     env: "BERTH_LOG_LEVEL",

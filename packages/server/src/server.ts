@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { type Config, describeConfig } from "@berth/core";
+import { createDockerRuntime } from "@berth/runtime-docker";
 import { createLinuxRuntime } from "@berth/runtime-linux";
 import { openStore } from "@berth/store";
 import pino, { type Logger as Pino } from "pino";
@@ -64,19 +65,22 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     onRelayed: (seconds, status, usage, cost) => metrics.observeModelCall(seconds, status, usage, cost),
   });
   const gatewayPort = await gateway.start(config.gatewayPort);
-  const runtime = createLinuxRuntime({
-    dataDir,
-    ociRuntime: config.runtime as "auto" | "runc" | "crun",
-    diskPoolSize: config.diskPoolSize,
-    defaultDiskMiB: config.defaultDiskMiB,
-    network: {
-      enabled: config.sandboxNetworks,
-      cidr: config.networkCidr,
-      dnsUpstream: config.dnsUpstream,
-      hostPorts: [gatewayPort],
-    },
-    log: log.child({ part: "runtime" }),
-  });
+  const runtime =
+    config.runtime === "docker"
+      ? createDockerRuntime({ dataDir, socketPath: config.dockerSocket, log: log.child({ part: "runtime" }) })
+      : createLinuxRuntime({
+          dataDir,
+          ociRuntime: config.runtime as "auto" | "runc" | "crun",
+          diskPoolSize: config.diskPoolSize,
+          defaultDiskMiB: config.defaultDiskMiB,
+          network: {
+            enabled: config.sandboxNetworks,
+            cidr: config.networkCidr,
+            dnsUpstream: config.dnsUpstream,
+            hostPorts: [gatewayPort],
+          },
+          log: log.child({ part: "runtime" }),
+        });
   try {
     await runtime.start();
     const adminKeyPath = await ensureAdminKey(store, dataDir);

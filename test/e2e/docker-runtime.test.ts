@@ -1,0 +1,84 @@
+// The server on the Docker driver (BERTH_RUNTIME=docker): a sandbox made and used through the
+// HTTP API is a locked-down container, and deleting it removes the container.
+import { execFileSync } from "node:child_process";
+import { DockerRuntime } from "@berth/runtime-docker";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestDocker, type TestDocker } from "../support/dockerd.js";
+import { api, startTestServer, type TestServer } from "../support/server.js";
+
+const docker = await startTestDocker();
+if ("reason" in docker) console.log(`docker e2e skipped: ${docker.reason}`);
+
+describe.skipIf("reason" in docker)("server on the docker runtime", () => {
+  const engine = docker as TestDocker;
+  let server: TestServer;
+  const engineGet = <T>(path: string): T =>
+    JSON.parse(
+      execFileSync("curl", ["-sf", "--unix-socket", engine.socketPath, `http://d${path}`], {
+        encoding: "utf8",
+      }),
+    ) as T;
+  const containersOf = (id: string) =>
+    engineGet<{ Id: string }[]>(
+      `/containers/json?all=true&filters=${encodeURIComponent(JSON.stringify({ label: [`berth.sandbox=${id}`] }))}`,
+    );
+
+  beforeAll(async () => {
+    server = await startTestServer({
+      env: { BERTH_RUNTIME: "docker", BERTH_DOCKER_SOCKET: engine.socketPath },
+    });
+  });
+
+  afterAll(async () => {
+    if (server) {
+      // The server's own purge knows the local driver; the Docker driver cleans its part first.
+      const cleaner = new DockerRuntime({ dataDir: server.dataDir, socketPath: engine.socketPath });
+      for (const id of await cleaner.list().catch(() => [])) await cleaner.destroy(id).catch(() => {});
+      await cleaner.purgeHostState().catch(() => {});
+      await server.stop();
+    }
+    await engine.stop();
+  });
+
+  it("creates a sandbox, runs a command in it as uid 1000 without privileges, and deletes its container", async () => {
+    const health = await fetch(`${server.url}/healthz`).then((r) => r.json());
+    expect(JSON.stringify(health)).toContain("docker");
+    const created = await api(server, server.adminKey, "POST", "/v1/sandboxes", {
+      env: { GREETING: "hello" },
+      resources: { cpus: 0.5, memoryMiB: 256, pids: 64 },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.state).toBe("running");
+    const id: string = created.body.id;
+    const r = await api(server, server.adminKey, "POST", `/v1/sandboxes/${id}/exec`, {
+      cmd: [
+        "sh",
+        "-c",
+        'id -u; hostname; pwd; echo "$GREETING"; grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status',
+      ],
+    });
+    expect(r.status).toBe(200);
+    expect(r.body.exitCode).toBe(0);
+    expect(r.body.stdout.split("\n").slice(0, 4)).toEqual(["1000", id, "/workspace", "hello"]);
+    expect(r.body.stdout).toMatch(/CapEff:\s+0000000000000000/);
+    expect(r.body.stdout).toMatch(/NoNewPrivs:\s+1/);
+    expect(r.body.stdout).toMatch(/Seccomp:\s+2/);
+
+    const [c] = containersOf(id);
+    expect(c).toBeDefined();
+    const info = engineGet<{ HostConfig: Record<string, unknown> }>(`/containers/${c?.Id}/json`);
+    expect(info.HostConfig).toMatchObject({
+      NanoCpus: 500_000_000,
+      Memory: 256 * 1024 * 1024,
+      PidsLimit: 64,
+      CapDrop: ["ALL"],
+      SecurityOpt: ["no-new-privileges"],
+      NetworkMode: "none",
+    });
+
+    const del = await api(server, server.adminKey, "DELETE", `/v1/sandboxes/${id}`);
+    expect(del.status).toBeLessThan(300);
+    for (let i = 0; i < 100 && containersOf(id).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(containersOf(id)).toEqual([]);
+  });
+});
