@@ -1,3 +1,4 @@
+import { execFile } from "node:child_process";
 import { createReadStream } from "node:fs";
 import {
   ConflictError,
@@ -113,6 +114,10 @@ export class DockerTemplates {
       });
       await drainProgress(res);
     } else {
+      // A load retags silently: an archive must not take the name of an image that exists.
+      for (const tag of await archiveTags(file))
+        if (await this.exists(tag))
+          throw new ConflictError(`the archive's image ${tag} names an existing image`);
       const loaded = await this.load(file);
       signal?.throwIfAborted();
       // Labels can only be added by a commit: of a container made (never started) from the loaded image.
@@ -165,6 +170,16 @@ export class DockerTemplates {
     throw new InvalidRequestError("the archive holds no image");
   }
 
+  private async exists(ref: string): Promise<boolean> {
+    try {
+      await this.engine.json({ method: "GET", path: `/images/${encodeURIComponent(ref)}/json` });
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
   /** Deletes template `name` unless a sandbox (hibernated too) is made from it. */
   async remove(name: string, users: string[]): Promise<void> {
     if (name === "default")
@@ -200,4 +215,19 @@ function labels(name: string, source: string, hostUsr: boolean): string[] {
     `LABEL berth.source=${JSON.stringify(source)}`,
     `LABEL berth.host-usr=${JSON.stringify(hostUsr ? "1" : "0")}`,
   ];
+}
+
+/** The tags a `docker save` archive gives its images (its manifest.json; tar detects compression). */
+async function archiveTags(file: string): Promise<string[]> {
+  const manifest = await new Promise<string>((resolve, reject) => {
+    execFile("tar", ["-xOf", file, "manifest.json"], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout) =>
+      err ? reject(new InvalidRequestError("not a docker save archive (no manifest.json)")) : resolve(stdout),
+    );
+  });
+  try {
+    const entries = JSON.parse(manifest) as { RepoTags?: string[] | null }[];
+    return entries.flatMap((e) => e.RepoTags ?? []).map((t) => (t.includes(":") ? t : `${t}:latest`));
+  } catch {
+    throw new InvalidRequestError("not a docker save archive (manifest.json is not JSON)");
+  }
 }
