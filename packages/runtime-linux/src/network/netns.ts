@@ -43,6 +43,13 @@ export async function createNetSlot(slot: NetSlot, o: { log?: Logger; signal?: A
         "",
       ].join("\n"),
     });
+    // No IPv6 on eth0: egress is IPv4 only, and an IPv6 socket with IPV6_FREEBIND could
+    // otherwise put packets with any source address on the veth (loopback keeps ::1).
+    if (existsSync("/proc/sys/net/ipv6"))
+      await run("ip", ["netns", "exec", netns, "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=1"], {
+        ...o,
+        timeoutMs: 10_000,
+      });
   } catch (err) {
     await deleteNetSlot(slot, o);
     throw err;
