@@ -22,7 +22,7 @@ const NEEDED = {
     ip: "iproute2",
     zstd: "zstd",
   },
-  test: { pg_ctlcluster: "postgresql", setpriv: "util-linux" },
+  test: { pg_ctlcluster: "postgresql", setpriv: "util-linux", chromium: "chromium" },
   bench: { dockerd: "docker.io", bwrap: "bubblewrap" },
 };
 
@@ -84,9 +84,10 @@ function installNpmDependencies() {
 }
 
 function build() {
-  say("building (tsc -b, berth-init)");
+  say("building (tsc -b, berth-init, dashboard)");
   run("npx", ["tsc", "-b"]);
   run("make", ["-s", "-C", "packages/supervisor"]);
+  run("node", ["packages/web/build.mjs"]);
 }
 
 installDebianPackages();

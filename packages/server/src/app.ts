@@ -22,6 +22,7 @@ import { sandboxRoutes } from "./routes/sandboxes.js";
 import { sessionRoutes } from "./routes/sessions.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
 import { volumeRoutes } from "./routes/volumes.js";
+import { webRoutes } from "./routes/web.js";
 
 /** JSON request bodies (uploads are streams and have their own limit). */
 const JSON_BODY_LIMIT = 16 * 1024 * 1024;
@@ -52,7 +53,14 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
       security: [{ bearer: [] }],
     },
   });
-  await app.register(websocket, { options: { maxPayload: 1 << 20 } });
+  await app.register(websocket, {
+    options: {
+      maxPayload: 1 << 20,
+      // Browsers cannot set headers on a WebSocket: the dashboard offers `berth` plus its key as a
+      // second subprotocol (see bearerOf); only `berth` is chosen, so the key is never echoed.
+      handleProtocols: (protocols) => (protocols.has("berth") ? "berth" : false),
+    },
+  });
 
   app.decorateRequest("caller", undefined as never);
   app.addHook("onRequest", async (req, reply) => {
@@ -68,6 +76,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   });
   app.addHook("onResponse", async (req, reply) => auditCall(ctx.store, ctx.log, req, reply));
   healthRoutes(app, ctx);
+  webRoutes(app);
   keyRoutes(app, ctx);
   auditRoutes(app, ctx);
   sandboxRoutes(app, ctx);

@@ -25,8 +25,7 @@ export class Authenticator {
   constructor(private readonly store: Store) {}
 
   async authenticate(req: FastifyRequest): Promise<Caller> {
-    const header = req.headers.authorization;
-    const key = header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
+    const key = bearerOf(req);
     if (!key || !looksLikeKey(key)) throw new UnauthorizedError();
     const hash = hashKey(key);
     const hit = this.cache.get(hash);
@@ -43,6 +42,23 @@ export class Authenticator {
   forget(keyId: string): void {
     for (const [hash, v] of this.cache) if (v.caller.keyId === keyId) this.cache.delete(hash);
   }
+}
+
+/**
+ * The API key of a request: `Authorization: Bearer <key>`, or for a browser's WebSocket (which
+ * cannot send headers) a `berth.bearer.<key>` entry in `Sec-WebSocket-Protocol`.
+ */
+function bearerOf(req: FastifyRequest): string | undefined {
+  const header = req.headers.authorization;
+  if (header?.startsWith("Bearer ")) return header.slice(7).trim();
+  // Only on a WebSocket upgrade, the one request a browser cannot give an Authorization header.
+  const protocols = req.headers["sec-websocket-protocol"];
+  if (req.headers.upgrade?.toLowerCase() !== "websocket" || typeof protocols !== "string") return undefined;
+  for (const p of protocols.split(",")) {
+    const t = p.trim();
+    if (t.startsWith("berth.bearer.")) return t.slice("berth.bearer.".length);
+  }
+  return undefined;
 }
 
 /** Throws 403 unless the caller holds an admin key. */

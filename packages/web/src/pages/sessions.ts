@@ -1,0 +1,159 @@
+import { api, events } from "../api.js";
+import { age, fill, h, usd } from "../ui.js";
+
+/** Agent sessions: the list, and a form to start one. */
+export function sessionsPage(root: HTMLElement): void {
+  const error = h("div", { class: "error" });
+  const prompt = h("textarea", {
+    rows: "3",
+    cols: "70",
+    name: "prompt",
+    placeholder: "What should the agent do?",
+  });
+  const pattern = h(
+    "select",
+    { name: "pattern" },
+    ...["ephemeral", "long-running", "hybrid"].map((p) => h("option", { value: p }, p)),
+  );
+  const list = h("tbody");
+  fill(
+    root,
+    h("h1", {}, "Agent sessions"),
+    h(
+      "div",
+      { class: "card" },
+      prompt,
+      h(
+        "div",
+        { class: "row" },
+        pattern,
+        h("button", { class: "primary", "data-test": "start-session", onclick: start }, "Start"),
+      ),
+    ),
+    error,
+    h(
+      "table",
+      {},
+      h("thead", {}, h("tr", {}, ...["id", "state", "pattern", "sandbox", "age"].map((c) => h("th", {}, c)))),
+      list,
+    ),
+  );
+  async function start() {
+    try {
+      const s = await api("POST", "/v1/sessions", {
+        prompt: prompt.value,
+        pattern: pattern.value,
+        sandbox: { network: { egress: "none" } },
+      });
+      location.hash = `#/sessions/${s.id}`;
+    } catch (e) {
+      error.textContent = String((e as Error).message);
+    }
+  }
+  void api<{ items: any[] }>("GET", "/v1/sessions")
+    .then((r) =>
+      fill(
+        list,
+        ...r.items.map((s) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, h("a", { href: `#/sessions/${s.id}` }, s.id)),
+            h("td", {}, s.state),
+            h("td", {}, s.pattern),
+            h("td", {}, h("a", { href: `#/sandboxes/${s.sandboxId}` }, s.sandboxId)),
+            h("td", {}, age(s.createdAt)),
+          ),
+        ),
+      ),
+    )
+    .catch((e) => (error.textContent = String(e.message)));
+}
+
+/** One session: its live transcript, the next message, interrupt, usage and cost. */
+export function sessionPage(root: HTMLElement, id: string, signal: AbortSignal): void {
+  const error = h("div", { class: "error" });
+  const facts = h("div", { class: "row" });
+  const transcript = h("div", { class: "transcript", "data-test": "transcript" });
+  const text = h("input", { size: "70", name: "message", placeholder: "Next message" });
+  fill(
+    root,
+    h("h1", {}, `Session ${id}`),
+    facts,
+    transcript,
+    h(
+      "div",
+      { class: "row" },
+      text,
+      h("button", { class: "primary", onclick: send }, "Send"),
+      h("button", { onclick: interrupt }, "Interrupt"),
+    ),
+    error,
+  );
+  async function send() {
+    try {
+      await api("POST", `/v1/sessions/${id}/messages`, { text: text.value });
+      text.value = "";
+    } catch (e) {
+      error.textContent = String((e as Error).message);
+    }
+  }
+  async function interrupt() {
+    await api("POST", `/v1/sessions/${id}/interrupt`).catch((e) => (error.textContent = String(e.message)));
+  }
+  async function refresh() {
+    const s = await api("GET", `/v1/sessions/${id}`);
+    fill(
+      facts,
+      h("span", { "data-test": "session-state" }, s.state),
+      h(
+        "span",
+        { class: "muted" },
+        `${s.pattern} · sandbox ${s.sandboxId} · ${s.turns ?? 0} turns · ${s.usage?.inputTokens ?? 0} in / ${s.usage?.outputTokens ?? 0} out tokens · cost ${usd(s.cost?.totalUsd)}`,
+      ),
+    );
+  }
+  const show = (m: any) => {
+    if (m.type === "assistant") {
+      for (const b of m.message?.content ?? []) {
+        if (b.type === "text") transcript.append(h("div", { class: "msg assistant" }, b.text));
+        if (b.type === "tool_use")
+          transcript.append(h("div", { class: "msg tool" }, `${b.name} ${JSON.stringify(b.input)}`));
+      }
+    } else if (m.type === "user") {
+      const c = m.message?.content;
+      if (typeof c === "string") transcript.append(h("div", { class: "msg user" }, c));
+      else
+        for (const b of c ?? [])
+          if (b.type === "tool_result")
+            transcript.append(
+              h(
+                "div",
+                { class: "msg tool" },
+                `→ ${typeof b.content === "string" ? b.content : JSON.stringify(b.content)}`.slice(0, 2000),
+              ),
+            );
+          else if (b.type === "text") transcript.append(h("div", { class: "msg user" }, b.text));
+    } else if (m.type === "result") {
+      transcript.append(
+        h(
+          "div",
+          { class: "msg result", "data-test": "result" },
+          `result: ${m.subtype}${m.result ? ` · ${m.result}` : ""}`,
+        ),
+      );
+    }
+    transcript.scrollTop = transcript.scrollHeight;
+  };
+  void events(
+    `/v1/sessions/${id}/events`,
+    (e) => {
+      if (e.event === "message") show(e.data);
+      else if (e.event === "state") void refresh();
+    },
+    signal,
+  ).catch(() => {});
+  void refresh().catch((e) => (error.textContent = String(e.message)));
+  const timer = setInterval(() => void refresh().catch(() => {}), 3000);
+  signal.addEventListener("abort", () => clearInterval(timer));
+}
