@@ -140,6 +140,11 @@ describe("agent sessions", () => {
     expect(Number(metric("berth_gateway_request_seconds")?.count)).toBeGreaterThanOrEqual(2);
     expect(Number(metric("berth_model_tokens_total", { kind: "input" })?.value)).toBeGreaterThan(0);
     expect(Number(metric("berth_model_cost_usd_total")?.value)).toBeGreaterThan(0);
+    // The log names the session on the lines about it, and never holds the real key.
+    await call("GET", `/v1/sessions/${created.body.id}`);
+    const lines = server.logLines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.some((l) => l.sessionId === created.body.id && l.msg === "request completed")).toBe(true);
+    expect(server.logLines.join("\n")).not.toContain(REAL_KEY);
     await call("DELETE", `/v1/sessions/${created.body.id}`);
   }, 120_000);
 

@@ -73,6 +73,8 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
     const id = (req.params as { id?: unknown } | undefined)?.id;
     if (typeof id === "string" && req.url.startsWith("/v1/sandboxes/"))
       req.log = reply.log = req.log.child({ sandboxId: id });
+    if (typeof id === "string" && req.url.startsWith("/v1/sessions/"))
+      req.log = reply.log = req.log.child({ sessionId: id });
   });
   app.addHook("onResponse", async (req, reply) => auditCall(ctx.store, ctx.log, req, reply));
   healthRoutes(app, ctx);
