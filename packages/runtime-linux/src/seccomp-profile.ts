@@ -3,6 +3,8 @@
  * a container with no capabilities (an allowlist; everything else fails with EPERM). Namespace
  * creation is refused: `clone` only with no CLONE_NEW* flag, `clone3` answers ENOSYS so libcs
  * fall back to `clone` (whose flags seccomp can inspect), `unshare`/`setns`/`mount` are absent.
+ * io_uring is absent too, as in Docker's profile since v25: it is the kernel surface most
+ * recent exploits went through, and libuv and other users fall back to plain syscalls.
  */
 
 /** The OCI `linux.seccomp` object (the subset Berth uses). */
@@ -44,8 +46,7 @@ geteuid geteuid32 getgid getgid32 getgroups getgroups32 getitimer getpeername ge
 getppid getpriority getrandom getresgid getresgid32 getresuid getresuid32 getrlimit get_robust_list
 getrusage getsid getsockname getsockopt get_thread_area gettid gettimeofday getuid getuid32 getxattr
 inotify_add_watch inotify_init inotify_init1 inotify_rm_watch io_cancel ioctl io_destroy io_getevents
-io_pgetevents io_pgetevents_time64 ioprio_get ioprio_set io_setup io_submit io_uring_enter
-io_uring_register io_uring_setup ipc kill landlock_add_rule landlock_create_ruleset
+io_pgetevents io_pgetevents_time64 ioprio_get ioprio_set io_setup io_submit ipc kill landlock_add_rule landlock_create_ruleset
 landlock_restrict_self lchown lchown32 lgetxattr link linkat listen listxattr llistxattr _llseek
 lremovexattr lseek lsetxattr lstat lstat64 madvise membarrier memfd_create memfd_secret mincore mkdir
 mkdirat mknod mknodat mlock mlock2 mlockall mmap mmap2 mprotect mq_getsetattr mq_notify mq_open
