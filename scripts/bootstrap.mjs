@@ -22,7 +22,15 @@ const NEEDED = {
     ip: "iproute2",
     zstd: "zstd",
   },
-  test: { pg_ctlcluster: "postgresql", setpriv: "util-linux", chromium: "chromium" },
+  test: {
+    pg_ctlcluster: "postgresql",
+    setpriv: "util-linux",
+    chromium: "chromium",
+    // The Docker driver's tests: an engine, btrfs for its disk limits, curl to ask the engine.
+    dockerd: "docker.io",
+    "mkfs.btrfs": "btrfs-progs",
+    curl: "curl",
+  },
   bench: { dockerd: "docker.io", bwrap: "bubblewrap" },
 };
 

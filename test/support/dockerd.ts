@@ -2,7 +2,8 @@
  * A Docker Engine for tests: the host's (at /var/run/docker.sock) when it answers, else Debian's
  * `dockerd` started here with its own data root, socket and address pool, no default bridge and
  * no iptables changes (so the local driver's nftables rules and other test files are untouched).
- * `stop()` ends a dockerd this started and removes its files.
+ * Its data root is a btrfs image (storage driver btrfs) when mkfs.btrfs is installed, so the
+ * driver's disk limits work. `stop()` ends a dockerd this started and removes its files.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
@@ -23,6 +24,7 @@ export async function startTestDocker(): Promise<TestDocker | { reason: string }
   const dataRoot = `/var/lib/berth-test-docker-${tag}`;
   const socketPath = `${dir}/docker.sock`;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const btrfs = mountBtrfsDataRoot(`${dir}/data.img`, dataRoot);
   const octet = 100 + Math.floor(Math.random() * 100);
   const child: ChildProcess = spawn(
     "dockerd",
@@ -37,6 +39,7 @@ export async function startTestDocker(): Promise<TestDocker | { reason: string }
       `unix://${socketPath}`,
       "--bridge=none",
       "--iptables=false",
+      ...(btrfs ? ["--storage-driver", "btrfs"] : []),
       "--ip-forward=false",
       "--default-address-pool",
       `base=10.${octet}.0.0/16,size=24`,
@@ -53,8 +56,12 @@ export async function startTestDocker(): Promise<TestDocker | { reason: string }
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const cleanup = () => {
+    // Mounts it left (the btrfs data root: a loop device with autoclear) go first.
+    execFileSync("sh", [
+      "-c",
+      `grep -F ' ${dataRoot}' /proc/self/mountinfo | cut -d' ' -f5 | sort -r | xargs -r umount -l; true`,
+    ]);
     rmSync(dir, { recursive: true, force: true });
-    // Its overlay mounts are gone with it; what is left are plain files.
     rmSync(dataRoot, { recursive: true, force: true });
   };
   for (let i = 0; i < 300; i++) {
@@ -67,10 +74,6 @@ export async function startTestDocker(): Promise<TestDocker | { reason: string }
           const t = setTimeout(() => child.kill("SIGKILL"), 20_000);
           await exited;
           clearTimeout(t);
-          execFileSync("sh", [
-            "-c",
-            `grep -F ' ${dataRoot}/' /proc/self/mountinfo | cut -d' ' -f5 | xargs -r umount -l; true`,
-          ]);
           cleanup();
         },
       };
@@ -80,7 +83,28 @@ export async function startTestDocker(): Promise<TestDocker | { reason: string }
   child.kill("SIGKILL");
   await exited;
   cleanup();
-  return { reason: `dockerd did not start: ${log.trim().split("\n").slice(-3).join(" | ")}` };
+  return {
+    reason: `dockerd did not start${btrfs ? " (btrfs data root)" : ""}: ${log.trim().split("\n").slice(-3).join(" | ")}`,
+  };
+}
+
+/**
+ * Mounts a sparse btrfs image at the data root when mkfs.btrfs is installed, for Docker's btrfs
+ * storage driver: it limits each container's writable layer (`--storage-opt size`, a qgroup),
+ * which overlay2 only does over xfs with project quotas (this kernel has no xfs quota).
+ */
+function mountBtrfsDataRoot(image: string, dataRoot: string): boolean {
+  mkdirSync(dataRoot, { recursive: true, mode: 0o711 });
+  if (!onPath("mkfs.btrfs")) return false;
+  try {
+    execFileSync("truncate", ["-s", "20G", image]);
+    execFileSync("mkfs.btrfs", ["-q", image]);
+    execFileSync("mount", ["-o", "loop", image, dataRoot]);
+    return true;
+  } catch {
+    rmSync(image, { force: true });
+    return false;
+  }
 }
 
 function answers(socketPath: string): Promise<boolean> {

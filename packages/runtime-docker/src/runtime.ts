@@ -91,6 +91,7 @@ export class DockerRuntime implements Runtime {
   private readonly lock = new KeyedLock();
   private readonly addresses = new Map<string, string>();
   private readonly templates: DockerTemplates;
+  private diskQuota = false;
 
   constructor(private readonly o: DockerRuntimeOptions) {
     this.root = join(o.dataDir, "runtime-docker");
@@ -98,6 +99,14 @@ export class DockerRuntime implements Runtime {
     this.engine = new Engine(o.socketPath ?? "/var/run/docker.sock", this.log);
     this.tag = createHash("sha256").update(this.root).digest("hex").slice(0, 8);
     this.templates = new DockerTemplates(this.engine, this.log);
+  }
+
+  /**
+   * Whether the engine enforces `diskMiB` (a size on the container's writable layer: overlay2
+   * over xfs mounted with pquota, or btrfs); known after `start`. Without it, disk use is not limited.
+   */
+  get enforcesDiskLimit(): boolean {
+    return this.diskQuota;
   }
 
   /** The bridge network `open` sandboxes join (inter-container traffic off). */
@@ -132,7 +141,16 @@ export class DockerRuntime implements Runtime {
         },
       });
     }
-    this.log.info({ engine: this.engine.socketPath, network: this.network }, "docker runtime ready");
+    this.diskQuota = await this.probeDiskQuota();
+    if (!this.diskQuota)
+      this.log.warn(
+        {},
+        "the docker storage driver has no size quota (it needs overlay2 over xfs with pquota, or btrfs): diskMiB is not enforced",
+      );
+    this.log.info(
+      { engine: this.engine.socketPath, network: this.network, diskQuota: this.diskQuota },
+      "docker runtime ready",
+    );
   }
 
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
@@ -214,6 +232,7 @@ export class DockerRuntime implements Runtime {
           SecurityOpt: ["no-new-privileges"],
           ShmSize: Math.min(SHM_BYTES, memory),
           IpcMode: "private",
+          ...(this.diskQuota ? { StorageOpt: { size: `${spec.resources.diskMiB}M` } } : {}),
           RestartPolicy: { Name: "no" },
           LogConfig: { Type: "none", Config: {} },
         },
@@ -479,6 +498,26 @@ export class DockerRuntime implements Runtime {
       name,
       users.map((c) => c.Labels?.[L.sandbox] ?? c.Id),
     );
+  }
+
+  /** Whether the engine takes a size for a container's writable layer: a container made (never started) with one. */
+  private async probeDiskQuota(): Promise<boolean> {
+    try {
+      const c = await this.engine.json<{ Id: string }>({
+        method: "POST",
+        path: "/containers/create",
+        json: {
+          Image: templateRef("default"),
+          Entrypoint: [INIT_PATH],
+          HostConfig: { StorageOpt: { size: "64M" } },
+        },
+      });
+      await this.engine.json({ method: "DELETE", path: `/containers/${c.Id}?force=true` }).catch(() => {});
+      return true;
+    } catch (err) {
+      this.log.debug({ err: String(err) }, "no storage quota");
+      return false;
+    }
   }
 
   /** The containers of this instance (or of every instance), in any state. */
