@@ -143,7 +143,7 @@ describe("escape suite: the host's files and the Berth API", () => {
     expect(r.stderr).not.toMatch(/^(?!ls: cannot access).+$/m);
   });
 
-  it("reaches neither the Berth API nor a host listener on every address, by IPv4 or IPv6 link-local", async () => {
+  it("reaches neither the Berth API nor a host listener on every address (IPv4, IPv6 link-local) or an abstract unix socket", async () => {
     // A stand-in for a Berth API bound to every address (BERTH_HOST=0.0.0.0/::).
     let accepted = 0;
     const listener: Server = createServer((s) => {
@@ -152,6 +152,13 @@ describe("escape suite: the host's files and the Berth API", () => {
     });
     await new Promise<void>((r) => listener.listen(0, "::", r));
     const port = (listener.address() as { port: number }).port;
+    // And one on an abstract unix socket (those are per network namespace, not per path).
+    const abstract = `berth-escape-${process.pid}`;
+    const unixListener: Server = createServer((s) => {
+      accepted++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => unixListener.listen(`\0${abstract}`, r));
     const apiPort = new URL(server.url).port;
     try {
       const veth = hostVeth();
@@ -172,13 +179,17 @@ describe("escape suite: the host's files and the Berth API", () => {
             ([h, p]) =>
               `try: socket.create_connection(("${h}",${p}),timeout=1); print("CONNECTED ${h}:${p}")\nexcept OSError as e: print("refused ${h}:${p}",e)`,
           ),
+          `try: socket.socket(socket.AF_UNIX).connect("\\0${abstract}"); print("CONNECTED @${abstract}")\nexcept OSError as e: print("refused @${abstract}",e)`,
         ]),
       );
       expect(r.stdout).not.toContain("CONNECTED");
-      expect(r.stdout.match(/^refused /gm)).toHaveLength(targets.length);
+      expect(r.stdout.match(/^refused /gm)).toHaveLength(targets.length + 1);
+      // The abstract name does not exist in the sandbox's network namespace.
+      expect(r.stdout).toMatch(/^refused @\S+ \[Errno 111\] Connection refused$/m);
       expect(accepted).toBe(0);
     } finally {
       listener.close();
+      unixListener.close();
     }
   });
 
