@@ -217,6 +217,57 @@ describe("abuse suite", () => {
     await call("DELETE", `/v1/sandboxes/${id}`);
   });
 
+  // KNOWN HOLE (it.fails until fixed): every sandbox runs as uid 1000 with no user namespace,
+  // and the kernel counts inotify instances per uid (fs.inotify.max_user_instances, 128 here),
+  // so one sandbox holding them all takes inotify, and the file watch API (a 500), from every
+  // other sandbox and from the host's own uid 1000. The fix is per-sandbox uids (user
+  // namespaces); raising the sysctl only moves the bar. The window is kept to a second because
+  // other servers' sandboxes on this host share the uid.
+  it.fails("one sandbox exhausting inotify instances leaves its neighbour's file watches working", async () => {
+    const hog = await create();
+    const neighbour = await create();
+    const inotify = `python3 -c 'import ctypes,os;l=ctypes.CDLL(None,use_errno=True);r=l.inotify_init();print("ok" if r>=0 else os.strerror(ctypes.get_errno()))'`;
+    try {
+      expect((await sh(neighbour, inotify)).stdout).toBe("ok\n");
+      const p = await call("POST", `/v1/sandboxes/${hog}/processes`, {
+        cmd: [
+          "python3",
+          "-c",
+          "import ctypes,time\nl=ctypes.CDLL(None)\n[l.inotify_init() for i in range(400)]\nprint('held',flush=True)\ntime.sleep(3)",
+        ],
+      });
+      for (let i = 0; i < 50; i++) {
+        const logs = await call("GET", `/v1/sandboxes/${hog}/processes/${p.body.pid}/logs`);
+        if (String(logs.body.stdout).includes("held")) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      const inside = (await sh(neighbour, inotify)).stdout;
+      const watch = await fetch(`${server.url}/v1/sandboxes/${neighbour}/files/watch?path=/workspace`, {
+        headers: { authorization: `Bearer ${server.adminKey}` },
+        signal: AbortSignal.timeout(300),
+      })
+        .then(async (r) => `${r.status} ${(await r.text()).slice(0, 120)}`)
+        .catch(() => "200 (streaming)");
+      const host = execFileSync(
+        "setpriv",
+        ["--reuid", "1000", "--regid", "1000", "--clear-groups", "sh", "-c", inotify],
+        {
+          encoding: "utf8",
+        },
+      );
+      await call("DELETE", `/v1/sandboxes/${hog}`);
+      console.log(
+        `inotify held by one sandbox: neighbour's inotify_init: ${inside.trim()}; its watch API: ${watch}; host uid 1000: ${host.trim()}`,
+      );
+      expect(inside).toBe("ok\n");
+      expect(watch).toMatch(/^200/);
+      expect(host).toBe("ok\n");
+    } finally {
+      await call("DELETE", `/v1/sandboxes/${hog}`);
+      await call("DELETE", `/v1/sandboxes/${neighbour}`);
+    }
+  });
+
   it("lists a directory of 20,000 files through the file API", async () => {
     const id = await create({ resources: { diskMiB: 256 } });
     await sh(id, "mkdir /workspace/many && cd /workspace/many && seq 20000 | xargs touch", 120);
