@@ -81,4 +81,54 @@ describe.skipIf("reason" in docker)("server on the docker runtime", () => {
     for (let i = 0; i < 100 && containersOf(id).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
     expect(containersOf(id)).toEqual([]);
   });
+
+  it("hibernates (container stopped, kept) and wakes with its files, and keeps serving it after a server restart", async () => {
+    const call = (method: string, path: string, body?: unknown) =>
+      api(server, server.adminKey, method, path, body);
+    const created = await call("POST", "/v1/sandboxes", { env: { KEEP: "me" } });
+    expect(created.status).toBe(201);
+    const id: string = created.body.id;
+    const sh = (script: string) => call("POST", `/v1/sandboxes/${id}/exec`, { cmd: ["sh", "-c", script] });
+    expect((await sh("echo precious > /workspace/file")).body.exitCode).toBe(0);
+    const h = await call("POST", `/v1/sandboxes/${id}/hibernate`);
+    expect(h.body.state).toBe("hibernated");
+    const [c] = containersOf(id);
+    expect(engineGet<{ State: { Status: string } }>(`/containers/${c?.Id}/json`).State.Status).toBe("exited");
+    const w = await call("POST", `/v1/sandboxes/${id}/wake`);
+    expect(w.body.state).toBe("running");
+    expect((await sh('cat /workspace/file; echo "$KEEP"')).body.stdout).toBe("precious\nme\n");
+    await server.restart();
+    expect((await call("GET", `/v1/sandboxes/${id}`)).body.state).toBe("running");
+    expect((await sh("cat /workspace/file")).body.stdout).toBe("precious\n");
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBeLessThan(300);
+  });
+
+  it("snapshots a sandbox through the API, starts two sandboxes from it at once, and leaves no image after they go", async () => {
+    const call = (method: string, path: string, body?: unknown) =>
+      api(server, server.adminKey, method, path, body);
+    const sh = (id: string, script: string) =>
+      call("POST", `/v1/sandboxes/${id}/exec`, { cmd: ["sh", "-c", script] });
+    const images = () =>
+      engineGet<{ RepoTags: string[] | null }[]>("/images/json").flatMap((i) =>
+        (i.RepoTags ?? []).filter((t) => t.startsWith("berth-snapshot/")),
+      );
+    const src = (await call("POST", "/v1/sandboxes", {})).body.id as string;
+    await sh(src, "mkdir -p /workspace/d && echo snap > /workspace/d/f");
+    const snap = await call("POST", `/v1/sandboxes/${src}/snapshots`, { name: "base" });
+    expect(snap.status, JSON.stringify(snap.body)).toBe(201);
+    expect(snap.body.sizeBytes).toBeGreaterThan(0);
+    expect(images()).toEqual([]);
+    const made = await Promise.all(
+      [1, 2].map(() => call("POST", "/v1/sandboxes", { fromSnapshot: snap.body.id })),
+    );
+    for (const m of made) expect(m.status, JSON.stringify(m.body)).toBe(201);
+    const ids = made.map((m) => m.body.id as string);
+    for (const id of ids) expect((await sh(id, "cat /workspace/d/f")).body.stdout).toBe("snap\n");
+    // Both run from the one image the snapshot was loaded as.
+    expect(images()).toHaveLength(1);
+    for (const id of [src, ...ids])
+      expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBeLessThan(300);
+    for (let i = 0; i < 100 && images().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(images()).toEqual([]);
+  });
 });

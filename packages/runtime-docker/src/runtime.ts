@@ -16,6 +16,7 @@ import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
+  ConflictError,
   checkMountPath,
   type EgressMode,
   InvalidRequestError,
@@ -171,7 +172,7 @@ export class DockerRuntime implements Runtime {
     if (spec.network.egress === "allowlist")
       throw new NotSupportedError("the docker driver enforces egress 'none' and 'open' only (no allowlist)");
     if (existsSync(this.paths(spec.id).dir) || (await this.container(spec.id)))
-      throw new InvalidRequestError(`sandbox '${spec.id}' already exists`, { field: "id" });
+      throw new ConflictError(`sandbox '${spec.id}' already exists`);
     const p = this.paths(spec.id);
     for (const d of [p.dir, p.sockDir, p.state]) mkdirSync(d, { recursive: true, mode: 0o700 });
     for (const d of [p.sockDir, p.state]) chownSync(d, SANDBOX_UID, SANDBOX_UID);
@@ -285,6 +286,9 @@ export class DockerRuntime implements Runtime {
     const c = ID.test(id) ? await this.container(id) : null;
     if (!c) return { state: existsSync(this.paths(id).dir) ? "stopped" : "missing", oomKills: 0 };
     const oomKills = c.State.Pid > 0 ? readOomKills(c.State.Pid) : 0;
+    // After a server restart this is where a sandbox's address is learnt again.
+    const ip = Object.values(c.NetworkSettings.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress;
+    if (ip && c.State.Running) this.addresses.set(id, ip);
     const state = c.State.Paused ? "paused" : c.State.Running ? "running" : "stopped";
     return { state, oomKills };
   }
