@@ -21,6 +21,7 @@ import { ptyRoutes } from "./routes/pty.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
 import { sessionRoutes } from "./routes/sessions.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
+import { templateRoutes, templateUploadRoutes } from "./routes/templates.js";
 import { volumeRoutes } from "./routes/volumes.js";
 import { webRoutes } from "./routes/web.js";
 
@@ -83,6 +84,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   auditRoutes(app, ctx);
   sandboxRoutes(app, ctx);
   snapshotRoutes(app, ctx);
+  templateRoutes(app, ctx);
   volumeRoutes(app, ctx);
   execRoutes(app, ctx);
   processRoutes(app, ctx);
@@ -108,6 +110,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
     raw.addContentTypeParser("application/json", (_req, payload, done) => done(null, payload));
     fileRoutes(raw, ctx);
     archiveRoutes(raw, ctx);
+    templateUploadRoutes(raw, ctx);
   });
   // Exposed ports are served ahead of the router (by path or preview host), upgrades included.
   installProxy(app.server, proxy);

@@ -21,6 +21,7 @@ import { Reaper } from "./sandboxes/reaper.js";
 import { recoverSandboxes } from "./sandboxes/recovery.js";
 import { SandboxService } from "./sandboxes/service.js";
 import { SnapshotService } from "./sandboxes/snapshots.js";
+import { TemplateService } from "./sandboxes/templates.js";
 import { VolumeService } from "./sandboxes/volumes.js";
 
 /** How often a replica records that it is alive (and where), for the others and for people. */
@@ -92,6 +93,14 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     const snapshots = new SnapshotService({ dataDir, store, runtime, sandboxes, events });
     sandboxes.useSnapshots(snapshots);
     await snapshots.sweep();
+    const templates = new TemplateService({
+      dataDir,
+      store,
+      runtime,
+      sandboxes,
+      log: log.child({ part: "templates" }),
+    });
+    templates.sweep();
     const volumes = new VolumeService({ store, runtime, config, replica });
     sandboxes.useVolumes(volumes);
     const reaper = new Reaper({
@@ -114,6 +123,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
         runtime,
         sandboxes,
         snapshots,
+        templates,
         volumes,
         events,
         metrics,

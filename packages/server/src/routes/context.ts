@@ -15,6 +15,7 @@ import type { EventHub } from "../sandboxes/event-hub.js";
 import type { Reaper } from "../sandboxes/reaper.js";
 import type { SandboxService } from "../sandboxes/service.js";
 import type { SnapshotService } from "../sandboxes/snapshots.js";
+import type { TemplateService } from "../sandboxes/templates.js";
 import type { VolumeService } from "../sandboxes/volumes.js";
 
 /** What route modules get: the server's parts, wired once in server.ts. */
@@ -24,6 +25,7 @@ export interface ServerContext {
   runtime: Runtime;
   sandboxes: SandboxService;
   snapshots: SnapshotService;
+  templates: TemplateService;
   volumes: VolumeService;
   events: EventHub;
   metrics: ServerMetrics;

@@ -65,10 +65,10 @@ export function expiryOf(createdAt: string, timeoutSeconds: number | null): stri
   return timeoutSeconds ? new Date(Date.parse(createdAt) + timeoutSeconds * 1000).toISOString() : null;
 }
 
-/** Rejects the creation fields whose features arrive with later releases, with a clear message. */
-export function rejectUnavailable(body: CreateSandboxBody): void {
-  if (body.template !== undefined && body.template !== "default")
-    throw new InvalidRequestError(`unknown template '${body.template}': only 'default' exists`, {
+/** Refuses a create from a template that does not exist (400 `unknown template`, naming the field). */
+export function checkTemplate(name: string, exists: boolean): void {
+  if (!exists)
+    throw new InvalidRequestError(`unknown template '${name}' (GET /v1/templates lists them)`, {
       field: "template",
     });
 }

@@ -22,13 +22,7 @@ import {
 import { SupervisorClient } from "@berth/supervisor";
 import type { CreateSandboxBody, PatchSandboxBody } from "../http/schemas.js";
 import type { ServerMetrics } from "../metrics.js";
-import {
-  expiryOf,
-  rejectUnavailable,
-  resolveNetwork,
-  resolveResources,
-  resolveTimeout,
-} from "./create-spec.js";
+import { checkTemplate, expiryOf, resolveNetwork, resolveResources, resolveTimeout } from "./create-spec.js";
 import type { EventHub } from "./event-hub.js";
 import { processEnv } from "./sandbox-env.js";
 import type { SnapshotService } from "./snapshots.js";
@@ -105,7 +99,9 @@ export class SandboxService {
       throw new InvalidRequestError(`the snapshot was taken from template '${from.template}'`, {
         field: "template",
       });
-    rejectUnavailable(from ? { ...body, template: from.template } : body);
+    const template = body.template ?? from?.template ?? "default";
+    if (template !== "default")
+      checkTemplate(template, (await this.d.runtime.getTemplate(template)) !== null);
     const resources = resolveResources(c, { ...from?.resources, ...body.resources });
     const volumes = body.volumes?.length ? await this.volumesFor(tenantId, body.volumes) : [];
     if (from && resources.diskMiB < from.resources.diskMiB)
@@ -122,7 +118,7 @@ export class SandboxService {
       tenantId,
       replica: this.d.replica,
       state: "starting",
-      template: "default",
+      template,
       resources,
       network,
       env: { ...from?.env, ...body.env },
