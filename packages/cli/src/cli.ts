@@ -10,6 +10,7 @@ import { portsExpose, portsList, portsRemove } from "./commands/ports.js";
 import { sandboxCreate, sandboxGet, sandboxList, sandboxRemove } from "./commands/sandbox.js";
 import { serve } from "./commands/serve.js";
 import { shell } from "./commands/shell.js";
+import { templateBuild, templateImport, templateList, templateRemove } from "./commands/templates.js";
 
 type Group = Record<string, Command>;
 
@@ -25,6 +26,7 @@ export const COMMANDS: Record<string, Command | Group> = {
   },
   files: { cp: filesCopy },
   shell,
+  template: { import: templateImport, build: templateBuild, list: templateList, rm: templateRemove },
   ports: { expose: portsExpose, list: portsList, rm: portsRemove },
   "port-forward": portForward,
   keys: { create: keysCreate, list: keysList, rm: keysRemove },

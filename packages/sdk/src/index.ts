@@ -24,4 +24,12 @@ export {
   type SessionView,
 } from "./sessions.js";
 export { type SseEvent, SseParser } from "./sse.js";
+export {
+  type BuildOptions,
+  type BuildProgress,
+  type ImportOptions,
+  type TemplateFormat,
+  type TemplateInfo,
+  Templates,
+} from "./templates.js";
 export * from "./types.js";
