@@ -38,6 +38,7 @@ import {
 import { initBinaryPath } from "@berth/supervisor";
 import { SANDBOX_UID } from "./default-image.js";
 import { Engine, isNotFound } from "./engine.js";
+import { bridgeRulesScript, hostResolvers, nft, removeBridgeRulesScript } from "./firewall.js";
 import { DockerTemplates, templateRef } from "./templates.js";
 
 /** Options of the Docker runtime. */
@@ -48,6 +49,8 @@ export interface DockerRuntimeOptions {
   socketPath?: string;
   /** Host path of berth-init (default: the supervisor package's build). */
   initBinary?: string;
+  /** Host TCP ports `open` sandboxes may reach on the host (the model gateway); nothing else there. */
+  hostPorts?: number[];
   log?: Logger;
 }
 
@@ -93,6 +96,7 @@ export class DockerRuntime implements Runtime {
   private readonly addresses = new Map<string, string>();
   private readonly templates: DockerTemplates;
   private diskQuota = false;
+  private filtered = false;
 
   constructor(private readonly o: DockerRuntimeOptions) {
     this.root = join(o.dataDir, "runtime-docker");
@@ -138,10 +142,14 @@ export class DockerRuntime implements Runtime {
           Driver: "bridge",
           CheckDuplicate: true,
           Labels: { [L.instance]: this.tag },
-          Options: { "com.docker.network.bridge.enable_icc": "false" },
+          Options: {
+            "com.docker.network.bridge.enable_icc": "false",
+            "com.docker.network.bridge.name": this.network,
+          },
         },
       });
     }
+    await this.startFirewall();
     this.diskQuota = await this.probeDiskQuota();
     if (!this.diskQuota)
       this.log.warn(
@@ -417,6 +425,7 @@ export class DockerRuntime implements Runtime {
   /** Removes this instance's network and volumes (tests, uninstall; after every sandbox is gone). */
   async purgeHostState(): Promise<void> {
     await this.engine.json({ method: "DELETE", path: `/networks/${this.network}` }).catch(() => {});
+    await nft(removeBridgeRulesScript(this.firewallTable), this.log).catch(() => {});
     rmSync(join(this.root, "volumes"), { recursive: true, force: true });
   }
 
@@ -502,6 +511,48 @@ export class DockerRuntime implements Runtime {
       name,
       users.map((c) => c.Labels?.[L.sandbox] ?? c.Id),
     );
+  }
+
+  /**
+   * Filters `open` sandboxes as the local driver does (no host but the given ports, no private,
+   * link-local or reserved ranges, no other sandbox) with nftables on the instance's bridge.
+   * Without `nft` on the host `open` is Docker's plain bridge, and the driver says so.
+   */
+  private async startFirewall(): Promise<void> {
+    this.filtered = false;
+    try {
+      const n = await this.engine.json<{ IPAM: { Config: { Subnet?: string }[] | null } }>({
+        method: "GET",
+        path: `/networks/${this.network}`,
+      });
+      const subnet = n.IPAM.Config?.find((c) => c.Subnet?.includes("."))?.Subnet;
+      if (!subnet) throw new SandboxError("the bridge network has no IPv4 subnet");
+      await nft(
+        bridgeRulesScript({
+          table: this.firewallTable,
+          bridge: this.network,
+          subnet,
+          hostPorts: this.o.hostPorts ?? [],
+          resolvers: hostResolvers(),
+        }),
+        this.log,
+      );
+      this.filtered = true;
+    } catch (err) {
+      this.log.warn(
+        { err: String(err) },
+        "no nftables filtering of open sandboxes (they reach the host and private ranges)",
+      );
+    }
+  }
+
+  /** Whether `open` sandboxes are filtered (nftables rules on the bridge); known after `start`. */
+  get filtersOpenEgress(): boolean {
+    return this.filtered;
+  }
+
+  private get firewallTable(): string {
+    return `berthd_${this.tag}`;
   }
 
   /** Whether the engine takes a size for a container's writable layer: a container made (never started) with one. */

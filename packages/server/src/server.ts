@@ -68,7 +68,12 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   const gatewayPort = await gateway.start(config.gatewayPort);
   const runtime =
     config.runtime === "docker"
-      ? createDockerRuntime({ dataDir, socketPath: config.dockerSocket, log: log.child({ part: "runtime" }) })
+      ? createDockerRuntime({
+          dataDir,
+          socketPath: config.dockerSocket,
+          hostPorts: [gatewayPort],
+          log: log.child({ part: "runtime" }),
+        })
       : createLinuxRuntime({
           dataDir,
           ociRuntime: config.runtime as "auto" | "runc" | "crun",

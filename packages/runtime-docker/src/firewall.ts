@@ -1,0 +1,105 @@
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { type Logger, SandboxError } from "@berth/core";
+
+/**
+ * Never reachable from an `open` sandbox (as on the local driver): this host's and loopback
+ * addresses, private and shared ranges (other sandboxes, the LAN, cloud VPCs), link-local
+ * (169.254.169.254, the cloud metadata service), multicast and reserved.
+ */
+export const FORBIDDEN_V4 = [
+  "0.0.0.0/8",
+  "10.0.0.0/8",
+  "100.64.0.0/10",
+  "127.0.0.0/8",
+  "169.254.0.0/16",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "224.0.0.0/4",
+  "240.0.0.0/4",
+];
+
+/** What the bridge's rules need. */
+export interface BridgeRules {
+  /** nftables table name (`berthd_<hash>`), one per Berth instance. */
+  table: string;
+  /** The Linux bridge of the instance's Docker network. */
+  bridge: string;
+  /** Its IPv4 subnet (frames between two addresses in it are sandbox-to-sandbox). */
+  subnet: string;
+  /** Host TCP ports sandboxes may reach on the host (the model gateway). */
+  hostPorts: number[];
+  /** The resolvers Docker's embedded DNS forwards to (allowed on port 53 even in private ranges). */
+  resolvers: string[];
+}
+
+/**
+ * The nftables ruleset of an instance's bridge, replacing any earlier one atomically:
+ * - bridge family: no packet bridged from one sandbox to another (Docker's `enable_icc=false` is
+ *   an iptables rule, absent when the engine runs without iptables);
+ * - input: from the bridge only replies and the allowed host ports reach the host;
+ * - forward: from the bridge nothing reaches the forbidden ranges but DNS to the resolvers.
+ */
+export function bridgeRulesScript(r: BridgeRules): string {
+  const br = `"${r.bridge}"`;
+  const lines = [
+    `table inet ${r.table}`,
+    `delete table inet ${r.table}`,
+    `table bridge ${r.table}`,
+    `delete table bridge ${r.table}`,
+    `table bridge ${r.table} {`,
+    "  chain forward {",
+    "    type filter hook forward priority -1; policy accept;",
+    `    ip saddr ${r.subnet} ip daddr ${r.subnet} drop`,
+    "  }",
+    "}",
+    `table inet ${r.table} {`,
+    `  set forbidden { type ipv4_addr; flags interval; auto-merge; elements = { ${FORBIDDEN_V4.join(", ")} } }`,
+    "  chain input {",
+    "    type filter hook input priority -1; policy accept;",
+    `    iifname ${br} ct state established,related accept`,
+    ...(r.hostPorts.length > 0 ? [`    iifname ${br} tcp dport { ${r.hostPorts.join(", ")} } accept`] : []),
+    `    iifname ${br} drop`,
+    "  }",
+    "  chain forward {",
+    "    type filter hook forward priority -1; policy accept;",
+    `    iifname ${br} ct state established,related accept`,
+    ...(r.resolvers.length > 0
+      ? [
+          `    iifname ${br} ip daddr { ${r.resolvers.join(", ")} } meta l4proto { tcp, udp } th dport 53 accept`,
+        ]
+      : []),
+    `    iifname ${br} ip daddr @forbidden drop`,
+    "  }",
+    "}",
+  ];
+  return `${lines.join("\n")}\n`;
+}
+
+/** Removes an instance's tables (both families). */
+export function removeBridgeRulesScript(table: string): string {
+  return `table inet ${table}\ndelete table inet ${table}\ntable bridge ${table}\ndelete table bridge ${table}\n`;
+}
+
+/** The host's IPv4 resolvers (what Docker's embedded DNS forwards to), loopback ones left out. */
+export function hostResolvers(path = "/etc/resolv.conf"): string[] {
+  try {
+    return readFileSync(path, "utf8")
+      .split("\n")
+      .map((l) => /^nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/.exec(l.trim())?.[1])
+      .filter((ip): ip is string => Boolean(ip) && !ip?.startsWith("127."));
+  } catch {
+    return [];
+  }
+}
+
+/** Applies an nft script as one transaction. */
+export function nft(script: string, log?: Logger): Promise<void> {
+  log?.debug({ argv: ["nft", "-f", "-"] }, "run");
+  return new Promise((resolve, reject) => {
+    const child = execFile("nft", ["-f", "-"], { timeout: 10_000 }, (err, _stdout, stderr) =>
+      err ? reject(Object.assign(new SandboxError(`nft failed: ${stderr.trim()}`), { stderr })) : resolve(),
+    );
+    child.stdin?.end(script);
+  });
+}
