@@ -21,7 +21,8 @@ import { makeTar } from "../support/tar.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const bin = join(root, "packages", "cli", "dist", "main.js");
-const MAX_UPLOAD = 16 * 1024 * 1024;
+// Large enough for the Debian template (~36 MB), small enough to send past quickly.
+const MAX_UPLOAD = 64 * 1024 * 1024;
 
 let server: TestServer;
 let work: string;
@@ -312,7 +313,7 @@ describe("templates", () => {
       headers: { authorization: `Bearer ${server.adminKey}` },
       body: new ReadableStream({
         start(c) {
-          for (let i = 0; i < 20; i++) c.enqueue(new Uint8Array(1024 * 1024));
+          for (let i = 0; i < MAX_UPLOAD / 1024 / 1024 + 4; i++) c.enqueue(new Uint8Array(1024 * 1024));
           c.close();
         },
       }),
@@ -376,6 +377,43 @@ describe("templates", () => {
     expect((await call("POST", "/v1/templates/built/build", { run: "true" })).status).toBe(409);
     expect((await call("DELETE", "/v1/templates/built")).status).toBe(204);
   });
+
+  it("keeps each sandbox's disk limit on an imported template (the template itself is not written)", async () => {
+    expect((await upload("disklimit", rootfsTar)).status).toBe(201);
+    const s = (await call("POST", "/v1/sandboxes", { template: "disklimit", resources: { diskMiB: 32 } }))
+      .body.id;
+    const out = await sh(
+      s,
+      "i=0; while cat /usr/lib/x86_64-linux-gnu/libc.so.6 /usr/bin/ls /usr/bin/sh >> /workspace/fill 2>/dev/null; do i=$((i+1)); [ $i -gt 200 ] && break; done; echo $i; ls -s /workspace/fill",
+    );
+    const [rounds, size] = (out.stdout as string).trim().split("\n");
+    // Stopped by a full disk well before 200 rounds (~500 MB), with at most ~32 MiB written.
+    expect(Number(rounds)).toBeLessThan(200);
+    expect(Number.parseInt(size ?? "0", 10)).toBeLessThanOrEqual(32 * 1024);
+    await call("DELETE", `/v1/sandboxes/${s}`);
+    expect((await call("DELETE", "/v1/templates/disklimit")).status).toBe(204);
+  });
+
+  const debianTar = process.env.BERTH_TEST_DEBIAN_TAR;
+  it.runIf(debianTar)(
+    "runs a sandbox on a Debian template made by scripts/build-debian-template.sh",
+    async () => {
+      const r = await upload("debian", debianTar as string);
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
+      const s = (await call("POST", "/v1/sandboxes", { template: "debian" })).body.id;
+      const out = await sh(
+        s,
+        "cat /etc/debian_version >/dev/null && echo debian; id -un; dpkg -s apt >/dev/null && echo apt; [ -e /usr/bin/node ] || echo no-host-node",
+      );
+      expect(out.stdout).toBe("debian\nuser\napt\nno-host-node\n");
+      await call("DELETE", `/v1/sandboxes/${s}`);
+      expect((await call("DELETE", "/v1/templates/debian")).status).toBe(204);
+    },
+  );
+  if (!debianTar)
+    console.log(
+      "templates: the Debian template case is skipped (set BERTH_TEST_DEBIAN_TAR to a tar from scripts/build-debian-template.sh)",
+    );
 
   it("berth template import | list | build | rm through the CLI, with progress on stderr", async () => {
     const env = { BERTH_URL: server.url, BERTH_API_KEY: server.adminKey };
