@@ -9,7 +9,8 @@ export class EngineError extends SandboxError {
     readonly engineMessage: string,
     what: string,
   ) {
-    super(`docker: ${what}: ${engineMessage}`);
+    // The engine's message can name host paths (binds, the data root): it goes to the log only.
+    super(`the docker engine refused ${what} (status ${statusCode})`);
   }
 }
 
@@ -64,6 +65,8 @@ export class Engine {
               message = (JSON.parse(text) as { message?: string }).message ?? message;
             } catch {}
             const what = `${c.method} ${c.path.split("?")[0]}`;
+            if (status !== 404)
+              this.log?.warn({ method: c.method, path: c.path, status, message }, "docker api error");
             if (status === 404)
               reject(Object.assign(new NotFoundError("docker object", what), { engineMessage: message }));
             else if (status === 409) reject(new ConflictError(`docker: ${message}`));
