@@ -10,7 +10,9 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "berth.h"
@@ -165,6 +167,27 @@ static int pump_client(session *s, reader *rd, pid_t pid, int *stalled) {
   }
 }
 
+/*
+ * After the exit frame, while the client may still be sending stdin (a tar that stopped reading
+ * early): closing with its bytes unread would reset the connection, and the client could lose
+ * the exit frame to the reset. Half-close and drop input until the client closes, at most 1 s.
+ */
+static void linger_for_client(int sock) {
+  shutdown(sock, SHUT_WR);
+  char b[4096];
+  struct timespec t0, t;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    long left = 1000 - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+    if (left <= 0) return;
+    struct pollfd p = {sock, POLLIN, 0};
+    int r = poll(&p, 1, (int)left);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0 || read(sock, b, sizeof b) <= 0) return;
+  }
+}
+
 /* Forwards what `fd` has as frames of `type`; 0: EOF, 1: more may come, -1: client gone. */
 static int forward(int fd, int sock, char type, char *buf) {
   ssize_t n = read(fd, buf, IO_CHUNK);
@@ -274,6 +297,7 @@ int op_exec(int sock, reader *rd, const jval *q) {
   jb_init(&b);
   exit_json(&b, status);
   send_json(sock, 'x', &b);
+  if (want_stdin && !s.eof_in) linger_for_client(sock);
   return 0;
 gone:
   kill(-pid, SIGKILL);

@@ -84,10 +84,18 @@ export function archiveRoutes(app: App, ctx: ServerContext): void {
       });
       const stderr = new OutputBuffer(4096);
       proc.on("stderr", (b: Buffer) => stderr.add(b));
-      const done = exited(proc);
+      let over = false;
+      const done = exited(proc).finally(() => {
+        over = true;
+      });
       try {
-        for await (const chunk of body) if (!proc.writeStdin(chunk as Buffer)) await proc.drained();
-        proc.endStdin();
+        for await (const chunk of body) {
+          // Once tar has exited (a refused member stops it early) its status is the answer: the
+          // rest of the body is read and dropped. A broken connection shows up in `done`.
+          if (over) continue;
+          if (!proc.writeStdin(chunk as Buffer)) await proc.drained().catch(() => {});
+        }
+        if (!over) proc.endStdin();
       } catch (err) {
         proc.close();
         throw err;
