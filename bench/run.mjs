@@ -2,10 +2,11 @@
 // `npm run bench`: Berth and the peers this host can run (bare runc, Docker, bubblewrap), side by
 // side in one run, with p50/p99 and ratios to Berth. A benchmark, not a test: nothing here fails
 // on a number.
-//   node bench/run.mjs [--only berth,berth-nonet,proxy,throughput,density,sessions,runc,docker,bwrap]
+//   node bench/run.mjs [--only berth,berth-nonet,berth-docker,proxy,throughput,density,sessions,runc,docker,bwrap]
 //                      [--n 30] [--exec-n 200] [--density 500] [--json]
 import { parseArgs } from "node:util";
 import { benchBerth, benchBerthProxy } from "./berth.mjs";
+import { benchBerthDocker } from "./berth-docker.mjs";
 import { benchDensity, printDensity } from "./density.mjs";
 import { benchBwrap, benchDocker, benchRunc } from "./peers.mjs";
 import { benchSessions, printSessions } from "./sessions.mjs";
@@ -17,7 +18,7 @@ const { values } = parseArgs({
   options: {
     only: {
       type: "string",
-      default: "berth,berth-nonet,proxy,throughput,density,sessions,runc,docker,bwrap",
+      default: "berth,berth-nonet,berth-docker,proxy,throughput,density,sessions,runc,docker,bwrap",
     },
     n: { type: "string", default: process.env.BENCH_N ?? "30" },
     "exec-n": { type: "string", default: process.env.BENCH_EXEC_N ?? "200" },
@@ -33,6 +34,7 @@ const log = (m) => process.stderr.write(`[bench] ${m}\n`);
 const systems = [
   ["berth", () => benchBerth(n, execN)],
   ["berth-nonet", () => benchBerth(n, Math.min(execN, 50), { network: false })],
+  ["berth-docker", () => benchBerthDocker(n, Math.min(execN, 50))],
   ["proxy", () => benchBerthProxy()],
   ["throughput", () => benchThroughput()],
   ["density", () => benchDensity(Number(values.density))],
