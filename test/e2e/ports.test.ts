@@ -334,9 +334,11 @@ describe("exposed ports through the proxy", () => {
     expect(v1.status).toBe(404);
     expect(v1.text()).toBe("no such page");
     expect((await send("/hello", { headers: { host } })).status).toBe(401);
-    // Hosts outside the preview domain are the API's.
-    const other = await send("/hello", { headers: { host: `8000-${id}.elsewhere.test` } });
-    expect(other.json().error.message).toMatch(/no such endpoint/);
+    // Hosts outside the preview domain are the server's own (the API, the dashboard).
+    const other = await send("/v1/hello", { headers: { host: `8000-${id}.elsewhere.test` } });
+    expect(other.json().error.code).toBe("unauthorized");
+    const page = await send("/hello", { headers: { host: `8000-${id}.elsewhere.test` } });
+    expect(page.text()).not.toBe("no such page");
     const ws = await openWs(`ws://${origin}/x`, { host, "x-berth-token": token });
     expect(ws.first.url).toBe("/x");
     ws.ws?.close();

@@ -90,6 +90,8 @@ export class RootfsPool {
 
   /** Resolves when the pool is full (or closed); for tests and benchmarks. */
   async whenFull(): Promise<void> {
+    // A refill may be due but not begun (callers schedule it after their own work): begin it.
+    this.refill();
     while (this.filling) await this.filling;
   }
 
