@@ -41,7 +41,22 @@ function hostView() {
   const pids = readFileSync(`/sys/fs/cgroup/pids/berth/${id}/cgroup.procs`, "utf8")
     .split("\n")
     .filter(Boolean);
-  const net = (cmd: string) => sh(`nsenter -t ${initPid} -n ${cmd} 2>&1 || true`);
+  // iproute2 names the veth peer's namespace by an id the host may renumber while other
+  // tests make and remove namespaces: that id (and the note that it went stale) is not ours.
+  const net = (cmd: string) =>
+    sh(`nsenter -t ${initPid} -n ${cmd} 2>&1 || true`)
+      .split("\n")
+      .filter((l) => l !== "Error: Peer netns reference is invalid.")
+      .join("\n")
+      .replace(/ link-netnsid \d+/g, "");
+  // A pid read from the cgroup may end and be reused by a host process before its namespaces are read.
+  const inSandbox = (p: string) => {
+    try {
+      return readFileSync(`/proc/${p}/cgroup`, "utf8").includes(`/berth/${id}`);
+    } catch {
+      return false;
+    }
+  };
   return {
     hostname: sh("hostname"),
     // (Kernels built without module support have no /proc/modules: then nothing can load.)
@@ -64,7 +79,7 @@ function hostView() {
       .join("\n"),
     // Every process of the sandbox is still in the sandbox's namespaces, with its root.
     strayProcesses: pids.filter(
-      (p) => existsSync(`/proc/${p}`) && ns(p).join() !== ns(String(initPid)).join(),
+      (p) => existsSync(`/proc/${p}`) && ns(p).join() !== ns(String(initPid)).join() && inSandbox(p),
     ),
     routes: net("ip route"),
     addresses: net("ip -4 -o addr"),
