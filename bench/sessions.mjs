@@ -58,9 +58,9 @@ async function bareOnce(url) {
 }
 
 /** One ephemeral session through Berth: ms from POST to the first `message` event and to the result. */
-async function berthOnce(server, call) {
+async function berthOnce(server, call, agent = { maxTurns: 1 }) {
   const t0 = performance.now();
-  const s = await call("POST", "/v1/sessions", { prompt: "say done", agent: { maxTurns: 1 } });
+  const s = await call("POST", "/v1/sessions", { prompt: "say done", agent });
   const res = await fetch(`${server.url}/v1/sessions/${s.id}/events`, {
     headers: { authorization: `Bearer ${server.key}`, accept: "text/event-stream" },
   });
@@ -89,35 +89,66 @@ async function berthOnce(server, call) {
   throw new Error(`session ${s.id}: no result`);
 }
 
-/** Bare `query()` and Berth sessions, alternating, `n` of each after one warm-up of each. */
-export async function benchSessions(n = 5) {
-  const { model, cleanup } = await fakeModel();
-  const server = await startBerth({
+/** Waits until the server's warm pool has a parked start (not timed: between sessions in real use). */
+async function poolReady(server) {
+  for (let i = 0; i < 600; i++) {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    if (/^berth_agent_warm_pool_ready [1-9]/m.test(text)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error("the warm pool never filled");
+}
+
+function sessionServer(model, env = {}) {
+  return startBerth({
     BERTH_LOG_LEVEL: "warn",
     BERTH_ANTHROPIC_API_KEY: "sk-bench",
     BERTH_ANTHROPIC_BASE_URL: model.url,
     // Its own addresses, so it never shares a range with another server on this host.
     BERTH_NETWORK_CIDR: `10.${128 + Math.floor(Math.random() * 127)}.${Math.floor(Math.random() * 64) * 4}.0/22`,
+    ...env,
   });
-  const call = caller(server);
+}
+
+/**
+ * Bare `query()` and Berth sessions, alternating, `n` of each after one warm-up of each: cold
+ * (a new sandbox and `claude` per session) and warm (BERTH_AGENT_WARM_POOL=1: a parked one).
+ */
+export async function benchSessions(n = 5) {
+  const { model, cleanup } = await fakeModel();
+  const pick = (xs, k) => summary(xs.map((x) => x[k]));
+  const both = (xs) => ({ first: pick(xs, "first"), result: pick(xs, "result") });
   try {
     const bare = [];
-    const berth = [];
-    // One of each first, not counted (page cache, JIT).
-    await bareOnce(model.url);
-    await berthOnce(server, call);
-    for (let i = 0; i < n; i++) {
-      bare.push(await bareOnce(model.url));
-      berth.push(await berthOnce(server, call));
+    const cold = [];
+    const server = await sessionServer(model);
+    try {
+      const call = caller(server);
+      // One of each first, not counted (page cache, JIT).
+      await bareOnce(model.url);
+      await berthOnce(server, call);
+      for (let i = 0; i < n; i++) {
+        bare.push(await bareOnce(model.url));
+        cold.push(await berthOnce(server, call));
+      }
+    } finally {
+      await server.stop();
     }
-    const pick = (xs, k) => summary(xs.map((x) => x[k]));
-    return {
-      name: "sessions",
-      bare: { first: pick(bare, "first"), result: pick(bare, "result") },
-      berth: { first: pick(berth, "first"), result: pick(berth, "result") },
-    };
+    const warm = [];
+    const pooled = await sessionServer(model, { BERTH_AGENT_WARM_POOL: "1" });
+    try {
+      const call = caller(pooled);
+      for (let i = 0; i <= n; i++) {
+        await poolReady(pooled);
+        // Default agent options: what a parked process can take.
+        const r = await berthOnce(pooled, call, {});
+        if (i > 0) warm.push(r);
+      }
+    } finally {
+      await pooled.stop();
+    }
+    return { name: "sessions", bare: both(bare), berth: both(cold), warm: both(warm) };
   } finally {
-    await server.stop();
     await model.close();
     cleanup();
   }
@@ -130,6 +161,9 @@ export function printSessions(r) {
   console.log(
     `\nagent session, one turn, fake model (p50 ms; ephemeral = cold: a new sandbox each):\n` +
       `  to first message: bare query() ${fmt(r.bare.first.p50)}, Berth ${fmt(r.berth.first.p50)} (+${pct(r.berth.first.p50, r.bare.first.p50)}, goal <= 15%)\n` +
-      `  to result:        bare query() ${fmt(r.bare.result.p50)}, Berth ${fmt(r.berth.result.p50)} (+${pct(r.berth.result.p50, r.bare.result.p50)}, goal <= 15%)`,
+      `  to result:        bare query() ${fmt(r.bare.result.p50)}, Berth ${fmt(r.berth.result.p50)} (+${pct(r.berth.result.p50, r.bare.result.p50)}, goal <= 15%)\n` +
+      `  warm (BERTH_AGENT_WARM_POOL=1, a parked claude in a ready sandbox):\n` +
+      `  to first message: Berth ${fmt(r.warm.first.p50)} (${pct(r.warm.first.p50, r.bare.first.p50)} vs bare cold)\n` +
+      `  to result:        Berth ${fmt(r.warm.result.p50)} (${pct(r.warm.result.p50, r.bare.result.p50)} vs bare cold, goal: faster than bare cold)`,
   );
 }

@@ -245,6 +245,14 @@ export const SETTINGS = {
     min: 1,
     doc: "Hybrid sessions: seconds without a message before the sandbox hibernates",
   },
+  agentWarmPool: {
+    env: "BERTH_AGENT_WARM_POOL",
+    kind: "int",
+    default: 0,
+    min: 0,
+    max: 32,
+    doc: "Ephemeral sessions kept ready: each a running sandbox with a parked `claude` process (about 250 MB each) that a session with default options claims at once",
+  },
   agentDir: {
     env: "BERTH_AGENT_DIR",
     kind: "string",

@@ -25,10 +25,12 @@ export interface SandboxQuery {
   replica?: string;
 }
 
-/** Fields of a sandbox that may change after creation. */
+/** Fields of a sandbox that may change after creation (tenant and creation time: only when a warm-pool sandbox is handed to a session). */
 export type SandboxPatch = Partial<
   Pick<
     SandboxRecord,
+    | "tenantId"
+    | "createdAt"
     | "state"
     | "network"
     | "labels"

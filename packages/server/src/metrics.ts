@@ -60,6 +60,10 @@ export class ServerMetrics {
   /** Bytes the exposed-port proxy carried from clients to sandboxes (`in`) and back (`out`). */
   proxyBytesIn = 0;
   proxyBytesOut = 0;
+  /** Parked agent starts ready in the warm pool. */
+  agentWarmReady = 0;
+  /** Agent sessions started on a parked process (`warm`) or a new one (`cold`). */
+  readonly agentStarts = { warm: 0, cold: 0 };
   private readonly createSeconds = new Histogram();
   private readonly execSeconds = new Histogram();
   private readonly wakeSeconds = new Histogram();
@@ -124,6 +128,12 @@ export class ServerMetrics {
       "# HELP berth_gateway_requests_total Model requests relayed by the gateway, by upstream status",
       "# TYPE berth_gateway_requests_total counter",
       ...[...this.modelCalls].map(([status, n]) => `berth_gateway_requests_total{status="${status}"} ${n}`),
+      "# HELP berth_agent_warm_pool_ready Parked agent starts ready for ephemeral sessions",
+      "# TYPE berth_agent_warm_pool_ready gauge",
+      `berth_agent_warm_pool_ready ${this.agentWarmReady}`,
+      "# HELP berth_agent_starts_total Agent sessions started, on a parked process (warm) or a new one (cold)",
+      "# TYPE berth_agent_starts_total counter",
+      ...Object.entries(this.agentStarts).map(([kind, n]) => `berth_agent_starts_total{kind="${kind}"} ${n}`),
       "# HELP berth_model_tokens_total Tokens the model used for agent sessions, by kind",
       "# TYPE berth_model_tokens_total counter",
       ...Object.entries(this.tokens).map(([kind, n]) => `berth_model_tokens_total{kind="${kind}"} ${n}`),

@@ -118,8 +118,9 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     });
     const recovered = await recoverSandboxes({ store, runtime, sandboxes, reaper, log });
     log.info(recovered, "recovered sandboxes");
-    const sessions = agentSessions({ config, store, runtime, sandboxes, gateway, gatewayPort, log });
+    const sessions = agentSessions({ config, store, runtime, sandboxes, gateway, gatewayPort, metrics, log });
     await sessions?.service.recover();
+    await sessions?.service.startPool();
     const auth = new Authenticator(store);
     const app = await buildApp(
       {
@@ -161,7 +162,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
       adminKeyPath,
       async close() {
         clearInterval(heartbeat);
-        sessions?.service.close();
+        await sessions?.service.close();
         await app.close();
         await gateway.close();
         await reaper.stop();

@@ -19,6 +19,8 @@ const int = (v: unknown): number | null => (v === null || v === undefined ? null
 
 /** Patchable sandbox fields and their columns. */
 export const COLUMN: Record<keyof SandboxPatch, { name: string; json: boolean }> = {
+  tenantId: { name: "tenant_id", json: false },
+  createdAt: { name: "created_at", json: false },
   state: { name: "state", json: false },
   network: { name: "network", json: true },
   labels: { name: "labels", json: true },

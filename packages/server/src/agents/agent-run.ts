@@ -1,9 +1,12 @@
 import {
   type Options,
+  type PermissionMode,
+  prewarm,
   type Query,
   query,
   type SDKMessage,
   type SDKUserMessage,
+  type SpareProcess,
 } from "@anthropic-ai/claude-agent-sdk";
 import type { AgentOptions, Logger } from "@berth/core";
 import type { SupervisorClient } from "@berth/supervisor";
@@ -58,52 +61,109 @@ export interface AgentRunSpec {
   log: Logger;
 }
 
+/** The SDK options for a `claude` process in a sandbox, cold or prewarmed. */
+function sdkOptions(spec: AgentRunSpec, abort: AbortController): Options {
+  const o = spec.options;
+  return {
+    cwd: o.cwd,
+    maxTurns: o.maxTurns,
+    ...(o.maxBudgetUsd !== null ? { maxBudgetUsd: o.maxBudgetUsd } : {}),
+    ...(o.model ? { model: o.model } : {}),
+    ...(o.systemPrompt !== undefined
+      ? { systemPrompt: o.systemPrompt }
+      : o.appendSystemPrompt !== undefined
+        ? { systemPrompt: { type: "preset", preset: "claude_code", append: o.appendSystemPrompt } }
+        : {}),
+    ...(o.allowedTools ? { allowedTools: o.allowedTools } : {}),
+    ...(o.disallowedTools ? { disallowedTools: o.disallowedTools } : {}),
+    permissionMode: (o.permissionMode ?? "bypassPermissions") as Options["permissionMode"],
+    allowDangerouslySkipPermissions: (o.permissionMode ?? "bypassPermissions") === "bypassPermissions",
+    ...(o.mcpServers ? { mcpServers: o.mcpServers as Options["mcpServers"] } : {}),
+    ...(spec.resume ? { resume: spec.resume } : {}),
+    // The SDK would otherwise hand the host's environment to the process.
+    env: spec.env,
+    pathToClaudeCodeExecutable: spec.claudePath,
+    abortController: abort,
+    spawnClaudeCodeProcess: (p) => {
+      const env: Record<string, string> = {};
+      for (const [k, v] of Object.entries(p.env))
+        if (v !== undefined && !HOST_ONLY.test(k) && (!spec.secret || !v.includes(spec.secret))) env[k] = v;
+      return new SandboxProcess(spec.client, {
+        cmd: [spec.claudePath, ...p.args],
+        cwd: p.cwd ?? o.cwd,
+        env,
+        log: spec.log,
+      });
+    },
+  };
+}
+
+/**
+ * A `claude` process started ahead of its session (the SDK's `prewarm()`): loaded, configured
+ * and parked in `spec.options.cwd` in a sandbox, waiting for a session to claim it. Everything
+ * but the working directory, model and permission mode is fixed now.
+ */
+export class ParkedAgent {
+  private constructor(
+    readonly spare: SpareProcess,
+    readonly abort: AbortController,
+  ) {}
+
+  static async start(spec: AgentRunSpec, timeoutMs: number): Promise<ParkedAgent> {
+    const abort = new AbortController();
+    const spare = await prewarm({ options: sdkOptions(spec, abort), initializeTimeoutMs: timeoutMs });
+    return new ParkedAgent(spare, abort);
+  }
+
+  /** Settles when the process exits (a parked one that dies is replaced). */
+  get exited(): Promise<void> {
+    return this.spare.exited;
+  }
+
+  /** Discards the process. */
+  close(): void {
+    this.spare.close();
+  }
+}
+
 /**
  * One live Claude Agent SDK conversation: the SDK's `query()` in this server, in streaming-input
- * mode, with its `claude` process inside the sandbox. Messages are handed to `onMessage` in
- * order; `end()` stops the process.
+ * mode, with its `claude` process inside the sandbox (started now, or a parked one claimed).
+ * Messages are handed out in order; `end()` stops the process.
  */
 export class AgentRun {
   private readonly turns = new TurnQueue();
-  private readonly abort = new AbortController();
+  private readonly abort: AbortController;
   private readonly q: Query;
+  /** A claimed parked process: settles once it took the session (rejects if it refused). */
+  readonly claimed: Promise<void>;
   private ended = false;
 
-  constructor(spec: AgentRunSpec) {
+  constructor(spec: AgentRunSpec, parked?: ParkedAgent) {
+    if (!parked) {
+      this.abort = new AbortController();
+      this.q = query({ prompt: this.turns, options: sdkOptions(spec, this.abort) });
+      this.claimed = Promise.resolve();
+      return;
+    }
     const o = spec.options;
-    const options: Options = {
-      cwd: o.cwd,
-      maxTurns: o.maxTurns,
-      ...(o.maxBudgetUsd !== null ? { maxBudgetUsd: o.maxBudgetUsd } : {}),
-      ...(o.model ? { model: o.model } : {}),
-      ...(o.systemPrompt !== undefined
-        ? { systemPrompt: o.systemPrompt }
-        : o.appendSystemPrompt !== undefined
-          ? { systemPrompt: { type: "preset", preset: "claude_code", append: o.appendSystemPrompt } }
-          : {}),
-      ...(o.allowedTools ? { allowedTools: o.allowedTools } : {}),
-      ...(o.disallowedTools ? { disallowedTools: o.disallowedTools } : {}),
-      permissionMode: (o.permissionMode ?? "bypassPermissions") as Options["permissionMode"],
-      allowDangerouslySkipPermissions: (o.permissionMode ?? "bypassPermissions") === "bypassPermissions",
-      ...(o.mcpServers ? { mcpServers: o.mcpServers as Options["mcpServers"] } : {}),
-      ...(spec.resume ? { resume: spec.resume } : {}),
-      // The SDK would otherwise hand the host's environment to the process.
-      env: spec.env,
-      pathToClaudeCodeExecutable: spec.claudePath,
-      abortController: this.abort,
-      spawnClaudeCodeProcess: (p) => {
-        const env: Record<string, string> = {};
-        for (const [k, v] of Object.entries(p.env))
-          if (v !== undefined && !HOST_ONLY.test(k) && (!spec.secret || !v.includes(spec.secret))) env[k] = v;
-        return new SandboxProcess(spec.client, {
-          cmd: [spec.claudePath, ...p.args],
-          cwd: o.cwd,
-          env,
-          log: spec.log,
-        });
+    this.abort = parked.abort;
+    this.q = parked.spare.claim({
+      prompt: this.turns,
+      options: {
+        cwd: o.cwd,
+        ...(o.model ? { model: o.model } : {}),
+        permissionMode: (o.permissionMode ?? "bypassPermissions") as PermissionMode,
       },
-    };
-    this.q = query({ prompt: this.turns, options });
+    });
+    // `option_not_applied` (model refused) means the session runs anyway; anything else: it never ran.
+    this.claimed = parked.spare.claimed.then(
+      () => {},
+      (err: Error) => {
+        if (!err.message.startsWith("option_not_applied")) throw err;
+        spec.log.warn({ err: err.message }, "a parked agent took its session without an option");
+      },
+    );
   }
 
   /** The next user turn. */
@@ -116,9 +176,10 @@ export class AgentRun {
     await this.q.interrupt();
   }
 
-  /** Every SDK message in order, until the process ends. */
-  messages(): AsyncIterable<SDKMessage> {
-    return this.q;
+  /** Every SDK message in order, until the process ends (none if a parked process refused the claim). */
+  async *messages(): AsyncIterable<SDKMessage> {
+    await this.claimed;
+    yield* this.q;
   }
 
   /** Ends the conversation and its process. */

@@ -9,6 +9,7 @@ import {
   NotFoundError,
   newSessionId,
   type Runtime,
+  type SandboxRecord,
   SETTINGS,
   type SessionPattern,
   type SessionRecord,
@@ -19,10 +20,12 @@ import {
 import type { GatewayToken, ModelGateway } from "../gateway/gateway.js";
 import { noUsage } from "../gateway/prices.js";
 import type { CreateSandboxBody } from "../http/schemas.js";
-import { processEnv } from "../sandboxes/sandbox-env.js";
+import type { ServerMetrics } from "../metrics.js";
 import type { SandboxService } from "../sandboxes/service.js";
+import { agentEnv, configDirOf } from "./agent-env.js";
 import { AgentRun } from "./agent-run.js";
 import type { SessionEvents } from "./session-events.js";
+import { WarmPool, type WarmStart } from "./warm-pool.js";
 
 /** What a client asks for in `POST /v1/sessions`. */
 export interface CreateSessionBody {
@@ -44,12 +47,13 @@ export interface SessionServiceDeps {
   gatewayPort: number;
   claudePath: string;
   events: SessionEvents;
+  metrics: ServerMetrics;
   log: Logger;
 }
 
-/** Where sessions' own files (transcripts, config) live in a sandbox. */
-const SESSIONS_HOME = "/home/user/.berth/sessions";
 const LIVE: SessionState[] = ["starting", "running", "idle"];
+/** Sandbox fields a warm-pool sandbox can still take when a session adopts it. */
+const ADOPTABLE = ["labels", "timeoutSeconds", "network"];
 
 /** A session's live parts in this server. */
 interface Live {
@@ -67,8 +71,17 @@ interface Live {
  */
 export class SessionService {
   private readonly live = new Map<string, Live>();
+  private readonly pool: WarmPool | undefined;
 
-  constructor(private readonly d: SessionServiceDeps) {}
+  constructor(private readonly d: SessionServiceDeps) {
+    if (d.config.agentWarmPool > 0 && d.config.sandboxNetworks)
+      this.pool = new WarmPool({ ...d, options: this.resolveOptions({}) });
+  }
+
+  /** Fills the warm pool (after `recover`), when one is configured. */
+  async startPool(): Promise<void> {
+    await this.pool?.start();
+  }
 
   /** After a restart: live sessions lost their process; ephemeral ones fail, others wait (idle) for a message. */
   async recover(): Promise<void> {
@@ -100,10 +113,13 @@ export class SessionService {
           field: "sandbox.id",
         },
       );
-    const sandbox = sandboxId
-      ? (await this.d.sandboxes.running(tenantId, sandboxId)).sandbox
-      : await this.d.sandboxes.create(tenantId, sandboxBody);
-    const id = newSessionId();
+    const warm = pattern === "ephemeral" ? await this.warmStart(tenantId, sandboxBody, options) : undefined;
+    const sandbox =
+      warm?.sandbox ??
+      (sandboxId
+        ? (await this.d.sandboxes.running(tenantId, sandboxId)).sandbox
+        : await this.d.sandboxes.create(tenantId, sandboxBody));
+    const id = warm?.start.sessionId ?? newSessionId();
     if (pattern === "shared") options.cwd = `/home/user/work/${id}`;
     if (!this.d.runtime.address?.(sandbox.id)) {
       if (!sandboxId)
@@ -131,9 +147,11 @@ export class SessionService {
       endedAt: null,
     };
     await this.d.store.insertSession(record);
-    await this.d.events.append(id, "state", { state: "starting" });
+    await this.d.events.append(id, "state", { state: "starting", warm: warm !== undefined });
+    this.d.metrics.agentStarts[warm ? "warm" : "cold"]++;
     try {
-      await this.start(record, body.prompt);
+      if (warm) await this.startWarm(record, body.prompt, warm.start);
+      else await this.start(record, body.prompt);
     } catch (err) {
       await this.finish(record, "failed", `could not start the agent: ${(err as Error).message}`);
       if (pattern === "ephemeral")
@@ -193,8 +211,92 @@ export class SessionService {
   }
 
   /** Stops every live agent (the server is closing); sessions stay as they are for `recover`. */
-  close(): void {
+  async close(): Promise<void> {
     for (const [id, l] of this.live) this.stopLive(id, l);
+    await this.pool?.close();
+  }
+
+  /**
+   * A parked start from the warm pool, handed to the tenant, when the session asks for nothing
+   * a parked process cannot take: its fixed options are the server defaults, its sandbox the
+   * default one (labels, lifetime and network policy can still be set). Otherwise undefined.
+   */
+  private async warmStart(
+    tenantId: string,
+    body: CreateSandboxBody,
+    o: AgentOptions,
+  ): Promise<{ start: WarmStart; sandbox: SandboxRecord } | undefined> {
+    if (!this.pool) return undefined;
+    const sandboxFields = Object.keys(body).filter(
+      (k) => body[k as keyof CreateSandboxBody] !== undefined && !ADOPTABLE.includes(k),
+    );
+    const fixed =
+      o.maxTurns === this.d.config.agentMaxTurnsDefault &&
+      o.maxBudgetUsd === null &&
+      Object.keys(o.env).length === 0 &&
+      o.systemPrompt === undefined &&
+      o.appendSystemPrompt === undefined &&
+      o.allowedTools === undefined &&
+      o.disallowedTools === undefined &&
+      o.mcpServers === undefined;
+    if (sandboxFields.length > 0 || !fixed) return undefined;
+    const start = this.pool.take();
+    if (!start) return undefined;
+    try {
+      return { start, sandbox: await this.d.sandboxes.adopt(start.sandboxId, tenantId, body) };
+    } catch (err) {
+      await this.pool.discard(start);
+      // A bad field is the caller's to fix; anything else: start cold.
+      if (err instanceof InvalidRequestError) throw err;
+      this.d.log.warn({ err: String(err) }, "a warm start could not be handed over; starting cold");
+      return undefined;
+    }
+  }
+
+  /** Starts a session on a parked process; if it refuses the claim, starts cold in the same sandbox. */
+  private async startWarm(s: SessionRecord, text: string, w: WarmStart): Promise<void> {
+    const client = this.d.sandboxes.client(s.sandboxId);
+    await client.mkdir(s.options.cwd);
+    const live = { writes: Promise.resolve(), token: w.token } as Live;
+    w.onUsage = (u, cost) => {
+      live.writes = live.writes.then(() => this.addUsage(s.id, u, cost)).catch(() => {});
+    };
+    live.run = new AgentRun(
+      {
+        client,
+        claudePath: this.d.claudePath,
+        options: s.options,
+        env: {},
+        resume: null,
+        secret: this.d.config.anthropicApiKey,
+        log: this.d.log,
+      },
+      w.parked,
+    );
+    this.live.set(s.id, live);
+    this.armDeadline(s, live);
+    live.run.send(text);
+    await this.setState(s.id, "running");
+    void live.run.claimed.then(
+      () => this.pump(s, live),
+      async (err: Error) => {
+        this.d.log.warn(
+          { sessionId: s.id, err: err.message },
+          "a parked agent refused its session; starting cold",
+        );
+        if (this.live.get(s.id) !== live) return;
+        this.stopLive(s.id, live);
+        await this.start(s, text).catch((e: Error) =>
+          this.end(s, "failed", `could not start the agent: ${e.message}`),
+        );
+      },
+    );
+  }
+
+  private armDeadline(s: SessionRecord, live: Live): void {
+    if (!s.options.maxDurationSeconds) return;
+    const left = Date.parse(s.createdAt) + s.options.maxDurationSeconds * 1000 - Date.now();
+    live.deadline = setTimeout(() => void this.timeUp(s.id), Math.max(0, left));
   }
 
   private resolveOptions(a: NonNullable<CreateSessionBody["agent"]>): AgentOptions {
@@ -228,11 +330,9 @@ export class SessionService {
     const sandbox = await this.d.sandboxes.get(s.tenantId, s.sandboxId);
     const client = this.d.sandboxes.client(s.sandboxId);
     await client.mkdir(s.options.cwd);
-    const configDir = `${SESSIONS_HOME}/${s.id}`;
-    await client.mkdir(configDir);
+    await client.mkdir(configDirOf(s.id));
     const address = this.d.runtime.address?.(s.sandboxId);
     if (!address) throw new ConflictError("the sandbox has no network to reach the model gateway");
-    const hostIp = hostEndOf(address);
     const live = { writes: Promise.resolve() } as Live;
     const token = this.d.gateway.grant({
       sessionId: s.id,
@@ -247,22 +347,19 @@ export class SessionService {
       client,
       claudePath: this.d.claudePath,
       options: s.options,
-      env: processEnv(sandbox, {
-        ...s.options.env,
-        ANTHROPIC_BASE_URL: `http://${hostIp}:${this.d.gatewayPort}`,
-        ANTHROPIC_API_KEY: token,
-        CLAUDE_CONFIG_DIR: configDir,
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+      env: agentEnv(sandbox, {
+        sessionId: s.id,
+        env: s.options.env,
+        address,
+        gatewayPort: this.d.gatewayPort,
+        token,
       }),
       resume: s.agentSessionId,
       secret: this.d.config.anthropicApiKey,
       log: this.d.log,
     });
     this.live.set(s.id, live);
-    if (s.options.maxDurationSeconds) {
-      const left = Date.parse(s.createdAt) + s.options.maxDurationSeconds * 1000 - Date.now();
-      live.deadline = setTimeout(() => void this.timeUp(s.id), Math.max(0, left));
-    }
+    this.armDeadline(s, live);
     live.run.send(text);
     await this.setState(s.id, "running");
     void this.pump(s, live);
@@ -389,10 +486,4 @@ export class SessionService {
       tokensUsd: cur.tokensUsd + cost,
     });
   }
-}
-
-/** The host's end of a sandbox's /30 (the address before the sandbox's). */
-function hostEndOf(sandboxIp: string): string {
-  const p = sandboxIp.split(".").map(Number);
-  return [p[0], p[1], p[2], (p[3] ?? 1) - 1].join(".");
 }

@@ -164,6 +164,37 @@ export class SandboxService {
     });
   }
 
+  /**
+   * Hands a running sandbox made ahead of time (the agents' warm pool) to a tenant as if it had
+   * just been created for them: new owner, creation time, lifetime and labels, and the network
+   * policy asked for. Checks every field before changing anything.
+   */
+  async adopt(
+    id: string,
+    tenantId: string,
+    body: Pick<CreateSandboxBody, "labels" | "timeoutSeconds" | "network">,
+  ): Promise<SandboxRecord> {
+    const timeoutSeconds = resolveTimeout(this.d.config, body.timeoutSeconds);
+    const network = body.network ? resolveNetwork(body.network, this.d.runtime.egressModes) : undefined;
+    return this.lock.run(id, async () => {
+      const current = await this.d.store.getSandbox(id);
+      if (current?.state !== "running") throw new ConflictError(`sandbox '${id}' is not running`);
+      if (network) await this.d.runtime.setNetworkPolicy(id, network);
+      const now = new Date().toISOString();
+      const next = await this.d.store.updateSandbox(id, {
+        tenantId,
+        createdAt: now,
+        lastActivityAt: now,
+        timeoutSeconds,
+        expiresAt: expiryOf(now, timeoutSeconds),
+        labels: body.labels ?? {},
+        ...(network ? { network } : {}),
+      });
+      if (!next) throw new NotFoundError("sandbox", id);
+      return next;
+    });
+  }
+
   private async volumesFor(tenantId: string, mounts: VolumeMount[]) {
     if (!this.volumes) throw new NotSupportedError("volumes are not available");
     return this.volumes.resolve(tenantId, mounts);
