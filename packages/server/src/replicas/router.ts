@@ -5,7 +5,7 @@ import { BerthError, type Logger, type Store } from "@berth/core";
 import { hostOf } from "../proxy/target.js";
 
 /** Header a forwarded request carries, so it is never forwarded twice. */
-const FORWARDED_BY = "x-berth-forwarded-by";
+export const FORWARDED_BY = "x-berth-forwarded-by";
 /** How long "sandbox X is held by replica R at URL" is trusted before asking the store again. */
 const OWNER_TTL_MS = 2_000;
 /** How often the number of replicas sharing the store is looked up (one alone: no lookups). */
@@ -14,6 +14,9 @@ const REPLICAS_TTL_MS = 5_000;
 const SANDBOX_PATH = /^\/(?:v1\/sandboxes|p)\/(sb[a-z0-9]{16})(?:[/?]|$)/;
 const SNAPSHOT_PATH = /^\/v1\/snapshots\/(sn[a-z0-9]{6,40})(?:[/?]|$)/;
 const PREVIEW_LABEL = /^\d{1,5}-(sb[a-z0-9]{16})$/;
+/** What needs a session's live agent process (reads of the session come from the store anywhere). */
+const SESSION_LIVE_PATH = /^\/v1\/sessions\/(ses_[a-z0-9]{6,40})\/(?:messages|interrupt|events)(?:[/?]|$)/;
+const SESSION_PATH = /^\/v1\/sessions\/(ses_[a-z0-9]{6,40})(?:\?|$)/;
 
 /**
  * Sends each request about a sandbox (API calls, its exposed ports) or a snapshot to the
@@ -96,7 +99,7 @@ export class ReplicaRouter {
       new BerthError(
         "replica_unavailable",
         503,
-        `the server that holds this sandbox (${base}) does not answer; it is served again once that server is back`,
+        `the server that holds this sandbox or session (${base}) does not answer; it is served again once that server is back`,
       ).toBody(),
     );
     res.writeHead(503, {
@@ -112,6 +115,9 @@ export class ReplicaRouter {
     if (sb) return `sandbox:${sb[1]}`;
     const sn = SNAPSHOT_PATH.exec(url);
     if (sn) return `snapshot:${sn[1]}`;
+    // A session's agent runs on the replica that holds its sandbox.
+    const se = SESSION_LIVE_PATH.exec(url) ?? (req.method === "DELETE" ? SESSION_PATH.exec(url) : null);
+    if (se) return `session:${se[1]}`;
     const domain = this.d.previewDomain;
     const host = hostOf(req);
     if (domain && host.endsWith(`.${domain}`)) {
@@ -123,10 +129,13 @@ export class ReplicaRouter {
 
   private async lookUp(key: string): Promise<string | null> {
     const [kind, id] = key.split(":") as [string, string];
+    const sandboxId = kind === "session" ? ((await this.d.store.getSession(id))?.sandboxId ?? null) : id;
     const replica =
-      kind === "sandbox"
-        ? ((await this.d.store.getSandbox(id))?.replica ?? null)
-        : await this.d.store.replicaOf("snapshots", id);
+      kind === "snapshot"
+        ? await this.d.store.replicaOf("snapshots", id)
+        : sandboxId
+          ? ((await this.d.store.getSandbox(sandboxId))?.replica ?? null)
+          : null;
     if (!replica || replica === this.d.replica) return null;
     return (await this.d.store.getReplica(replica))?.url ?? null;
   }

@@ -1,4 +1,5 @@
 import {
+  BerthError,
   InvalidRequestError,
   SESSION_PATTERNS,
   SESSION_STATES,
@@ -10,6 +11,7 @@ import type { SessionEvents } from "../agents/session-events.js";
 import type { SessionService } from "../agents/session-service.js";
 import { CreateSandboxBody } from "../http/schemas.js";
 import { lastEventId, openEventStream } from "../http/sse.js";
+import { FORWARDED_BY } from "../replicas/router.js";
 import type { App, ServerContext } from "./context.js";
 import { sessionCompute, usageRoutes } from "./usage.js";
 
@@ -84,6 +86,42 @@ function view(s: SessionRecord, computeUsd: number) {
   };
 }
 
+/** The URL of the other replica whose runtime holds the tenant's sandbox, or null (here, or not theirs). */
+async function ownerUrl(ctx: ServerContext, tenantId: string, sandboxId: string): Promise<string | null> {
+  const sandbox = await ctx.store.getSandbox(sandboxId);
+  if (!sandbox || sandbox.tenantId !== tenantId || !sandbox.replica || sandbox.replica === ctx.replica)
+    return null;
+  return (await ctx.store.getReplica(sandbox.replica))?.url ?? null;
+}
+
+/** Creates the session on the replica at `base`, as the caller, and hands back its answer. */
+async function relay(
+  base: string,
+  authorization: string | undefined,
+  body: unknown,
+  replica: string,
+): Promise<{ status: number; body: unknown }> {
+  try {
+    const res = await fetch(new URL("/v1/sessions", base), {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        [FORWARDED_BY]: replica,
+        ...(authorization ? { authorization } : {}),
+      },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(120_000),
+    });
+    return { status: res.status, body: await res.json() };
+  } catch (err) {
+    throw new BerthError(
+      "replica_unavailable",
+      503,
+      `the server that holds this sandbox (${base}) does not answer (${(err as Error).message}); try again once it is back`,
+    );
+  }
+}
+
 /** Agent sessions: create, list, get, events (SSE), messages, interrupt, delete. */
 export function sessionRoutes(
   app: App,
@@ -99,6 +137,14 @@ export function sessionRoutes(
   usageRoutes(app, ctx);
 
   app.post("/v1/sessions", { schema: { tags, body: CreateSessionBody } }, async (req, reply) => {
+    // A session in an existing sandbox runs where that sandbox runs: another replica may hold it.
+    const inSandbox = (req.body.sandbox as { id?: string } | undefined)?.id;
+    const owner =
+      inSandbox && !req.headers[FORWARDED_BY] ? await ownerUrl(ctx, req.caller.tenantId, inSandbox) : null;
+    if (owner) {
+      const answer = await relay(owner, req.headers.authorization, req.body, ctx.replica);
+      return reply.status(answer.status).send(answer.body);
+    }
     const s = await sessions.create(req.caller.tenantId, req.body as never);
     return reply.status(201).send(await show(s));
   });

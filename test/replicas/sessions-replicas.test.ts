@@ -1,0 +1,153 @@
+// Agent sessions on two `berth serve` replicas sharing one PostgreSQL: the agent of a session
+// runs on the replica that holds its sandbox, and any replica takes its messages, interrupts,
+// deletes and event streams (relayed there), and starts sessions in the other's sandboxes.
+// The real SDK and `claude` in real sandboxes; the FAKE model server is the only stand-in.
+import { execFileSync } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type FakeModel, lastUserText, startFakeModel } from "../fixtures/fake-model/server.js";
+import { startPostgres } from "../support/postgres.js";
+import { api } from "../support/server.js";
+import { type ServerProcess, startServerProcess } from "../support/server-process.js";
+import { readSse } from "../support/sse.js";
+
+let pg: { url: string; stop(): Promise<void> };
+let model: FakeModel;
+let a: ServerProcess;
+let b: ServerProcess;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const on = (s: ServerProcess, method: string, path: string, body?: unknown) =>
+  api(s, s.adminKey, method, path, body);
+
+beforeAll(async () => {
+  execFileSync("npx", ["tsc", "-b", "packages/cli"], { cwd: `${import.meta.dirname}/../..` });
+  model = await startFakeModel((req) => {
+    const text = lastUserText(req.body);
+    if (text.includes("slowly")) return { kind: "slow", text: "taking my time", chunks: 200, delayMs: 50 };
+    return { kind: "text", text: `answer to: ${text}` };
+  });
+  pg = await startPostgres();
+  const env = {
+    BERTH_DATABASE_URL: pg.url,
+    BERTH_ANTHROPIC_API_KEY: "sk-ant-replicas",
+    BERTH_ANTHROPIC_BASE_URL: model.url,
+  };
+  a = await startServerProcess(env);
+  b = await startServerProcess(env);
+}, 180_000);
+
+afterAll(async () => {
+  for (const s of [a, b]) await s?.purge();
+  await pg?.stop();
+  await model?.close();
+});
+
+async function until(s: ServerProcess, id: string, states: string[]): Promise<any> {
+  for (;;) {
+    const r = await on(s, "GET", `/v1/sessions/${id}`);
+    if (states.includes(r.body.state)) return r.body;
+    await sleep(100);
+  }
+}
+
+describe("agent sessions on replicas sharing PostgreSQL", () => {
+  it("takes a session's next message, events, interrupt and delete on the replica that does not run it", async () => {
+    const created = await on(a, "POST", "/v1/sessions", { prompt: "first turn", pattern: "long-running" });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = created.body.id as string;
+    expect((await until(b, id, ["idle", "failed"])).state).toBe("idle");
+    // The next turn through B reaches the agent on A, which sends the model both turns.
+    const sent = await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "second turn" });
+    expect(sent.status, JSON.stringify(sent.body)).toBe(202);
+    await sleep(300);
+    const done = await until(b, id, ["idle", "failed"]);
+    expect(done.state).toBe("idle");
+    const last = model.turns().at(-1)?.body;
+    expect(JSON.stringify(last.messages)).toContain("first turn");
+    expect(lastUserText(last)).toContain("second turn");
+    // The event stream read on B, then resumed on A after its first event: nothing lost or doubled.
+    const onB = await readSse(
+      `${b.url}/v1/sessions/${id}/events`,
+      { headers: { authorization: `Bearer ${b.adminKey}` } },
+      { timeoutMs: 1500 },
+    );
+    const results = onB.events.filter((e) => e.event === "message" && (e.data as any).type === "result");
+    expect(results).toHaveLength(2);
+    const onA = await readSse(
+      `${a.url}/v1/sessions/${id}/events`,
+      { headers: { authorization: `Bearer ${a.adminKey}`, "last-event-id": String(onB.events[0]?.id) } },
+      { timeoutMs: 1500 },
+    );
+    expect(onA.events.map((e) => e.id)).toEqual(onB.events.slice(1).map((e) => e.id));
+    // A slow turn interrupted through B: the agent on A stops it and waits for the next message.
+    await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "answer slowly" });
+    await until(b, id, ["running"]);
+    await sleep(500);
+    const interrupted = await on(b, "POST", `/v1/sessions/${id}/interrupt`);
+    expect(interrupted.status, JSON.stringify(interrupted.body)).toBe(202);
+    expect((await until(a, id, ["idle", "failed"])).state).toBe("idle");
+    // Deleted through B: the agent process on A ends with it.
+    expect((await on(b, "DELETE", `/v1/sessions/${id}`)).status).toBe(204);
+    expect((await on(a, "GET", `/v1/sessions/${id}`)).body.state).toBe("completed");
+    let agents = "x";
+    for (let i = 0; i < 100 && agents.trim() !== ""; i++) {
+      const ps = await on(b, "POST", `/v1/sandboxes/${done.sandboxId}/exec`, {
+        cmd: ["sh", "-c", "pgrep -f '[/]claude' || true"],
+      });
+      agents = ps.body.stdout;
+      if (agents.trim() !== "") await sleep(100);
+    }
+    expect(agents.trim()).toBe("");
+  }, 180_000);
+
+  it("starts a shared session through B in a sandbox A holds, and it runs there", async () => {
+    const sb = await on(a, "POST", "/v1/sandboxes", {});
+    expect(sb.status).toBe(201);
+    const created = await on(b, "POST", "/v1/sessions", {
+      prompt: "hello from b",
+      pattern: "shared",
+      sandbox: { id: sb.body.id },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body.sandboxId).toBe(sb.body.id);
+    const done = await until(a, created.body.id, ["idle", "failed"]);
+    expect(done.state, JSON.stringify(done)).toBe("idle");
+    // Its working directory is in A's sandbox.
+    const ls = await on(a, "POST", `/v1/sandboxes/${sb.body.id}/exec`, { cmd: ["ls", "/home/user/work"] });
+    expect(ls.body.stdout).toContain(created.body.id);
+    // Another tenant naming that sandbox gets the same 404 as for any sandbox not theirs.
+    const key = (await on(a, "POST", "/v1/keys", { tenant: `t-${Date.now()}` })).body.key as string;
+    const foreign = await api(b, key, "POST", "/v1/sessions", {
+      prompt: "x",
+      pattern: "shared",
+      sandbox: { id: sb.body.id },
+    });
+    expect(foreign.status).toBe(404);
+    await on(b, "DELETE", `/v1/sessions/${created.body.id}`);
+  }, 180_000);
+
+  it("answers 503 replica_unavailable for a live session whose replica is down, and reads it from the store", async () => {
+    const created = await on(a, "POST", "/v1/sessions", {
+      prompt: "before the kill",
+      pattern: "long-running",
+    });
+    const id = created.body.id as string;
+    await until(b, id, ["idle", "failed"]);
+    await a.kill("SIGKILL");
+    try {
+      const sent = await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "anyone?" });
+      expect(sent.status).toBe(503);
+      expect(sent.body.error.code).toBe("replica_unavailable");
+      expect((await on(b, "GET", `/v1/sessions/${id}`)).body.id).toBe(id);
+    } finally {
+      await a.start();
+    }
+    // Back up: the session waits for a message, and takes it.
+    expect((await until(b, id, ["idle"])).state).toBe("idle");
+    expect((await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "after the restart" })).status).toBe(
+      202,
+    );
+    await sleep(300);
+    expect((await until(b, id, ["idle", "failed"])).state).toBe("idle");
+    expect(lastUserText(model.turns().at(-1)?.body)).toContain("after the restart");
+  }, 180_000);
+});
