@@ -3,6 +3,7 @@
 import { execFileSync } from "node:child_process";
 import { DockerRuntime } from "@berth/runtime-docker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type FakeModel, isToolResult, startFakeModel } from "../fixtures/fake-model/server.js";
 import { startTestDocker, type TestDocker } from "../support/dockerd.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 
@@ -12,6 +13,7 @@ if ("reason" in docker) console.log(`docker e2e skipped: ${docker.reason}`);
 describe.skipIf("reason" in docker)("server on the docker runtime", () => {
   const engine = docker as TestDocker;
   let server: TestServer;
+  let model: FakeModel;
   const engineGet = <T>(path: string): T =>
     JSON.parse(
       execFileSync("curl", ["-sf", "--unix-socket", engine.socketPath, `http://d${path}`], {
@@ -24,8 +26,23 @@ describe.skipIf("reason" in docker)("server on the docker runtime", () => {
     );
 
   beforeAll(async () => {
+    // The FAKE model server: the only stand-in, for the agent session case.
+    model = await startFakeModel((req) =>
+      isToolResult(req.body)
+        ? { kind: "text", text: "written" }
+        : {
+            kind: "tool_use",
+            name: "Bash",
+            input: { command: "echo from-agent > /workspace/agent.txt; id -u", description: "write" },
+          },
+    );
     server = await startTestServer({
-      env: { BERTH_RUNTIME: "docker", BERTH_DOCKER_SOCKET: engine.socketPath },
+      env: {
+        BERTH_RUNTIME: "docker",
+        BERTH_DOCKER_SOCKET: engine.socketPath,
+        BERTH_ANTHROPIC_API_KEY: "sk-ant-docker-test",
+        BERTH_ANTHROPIC_BASE_URL: model.url,
+      },
     });
   });
 
@@ -38,6 +55,7 @@ describe.skipIf("reason" in docker)("server on the docker runtime", () => {
       await server.stop();
     }
     await engine.stop();
+    await model?.close();
   });
 
   it("creates a sandbox, runs a command in it as uid 1000 without privileges, and deletes its container", async () => {
@@ -130,5 +148,55 @@ describe.skipIf("reason" in docker)("server on the docker runtime", () => {
       expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBeLessThan(300);
     for (let i = 0; i < 100 && images().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
     expect(images()).toEqual([]);
+  });
+
+  it("runs an agent session in a container: claude inside, the gateway reached at the bridge's host address", async () => {
+    const call = (method: string, path: string, body?: unknown) =>
+      api(server, server.adminKey, method, path, body);
+    const sb = await call("POST", "/v1/sandboxes", { network: { egress: "open" } });
+    expect(sb.status, JSON.stringify(sb.body)).toBe(201);
+    const created = await call("POST", "/v1/sessions", {
+      prompt: "write the file",
+      pattern: "long-running",
+      sandbox: { id: sb.body.id },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    let s: any;
+    for (let i = 0; i < 600; i++) {
+      s = (await call("GET", `/v1/sessions/${created.body.id}`)).body;
+      if (["idle", "failed", "completed"].includes(s.state)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(s.state, JSON.stringify(s)).toBe("idle");
+    expect(s.result.subtype).toBe("success");
+    expect(s.usage.inputTokens).toBeGreaterThan(0);
+    const cat = await call("POST", `/v1/sandboxes/${sb.body.id}/exec`, {
+      cmd: ["cat", "/workspace/agent.txt"],
+    });
+    expect(cat.body.stdout).toBe("from-agent\n");
+    // The sandbox's processes hold a session token (the agent's environment), never the real key.
+    const environ = async (pattern: string) =>
+      (
+        await call("POST", `/v1/sandboxes/${sb.body.id}/exec`, {
+          cmd: [
+            "sh",
+            "-c",
+            `cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '${pattern}' || true`,
+          ],
+        })
+      ).body.stdout.trim();
+    expect(Number(await environ("^ANTHROPIC_API_KEY=berth-gw-"))).toBeGreaterThan(0);
+    expect(await environ("sk-ant-docker-test")).toBe("0");
+    // A sandbox without a network cannot reach the gateway: a clear 409, nothing left running.
+    const none = await call("POST", "/v1/sandboxes", { network: { egress: "none" } });
+    const refused = await call("POST", "/v1/sessions", {
+      prompt: "x",
+      pattern: "long-running",
+      sandbox: { id: none.body.id },
+    });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.message).toMatch(/network/);
+    await call("DELETE", `/v1/sessions/${created.body.id}`);
+    for (const id of [sb.body.id, none.body.id]) await call("DELETE", `/v1/sandboxes/${id}`);
   });
 });

@@ -108,6 +108,10 @@ export interface Runtime {
    * the supervisor's `dial` reaches any port either way, this is only the faster road.
    */
   address?(id: string): string | null;
+  /** The host's address as the sandbox reaches it (where the model gateway listens); null without a network. */
+  hostAddress?(id: string): string | null;
+  /** The address ranges sandboxes' traffic comes from (the model gateway takes only these and loopback). */
+  sandboxCidrs?(): string[];
   /** Kills every process and removes every trace (mounts, cgroups, files). Idempotent. */
   destroy(id: string): Promise<void>;
   /** Ids of every sandbox this runtime holds resources for (used to find leaks and orphans). */

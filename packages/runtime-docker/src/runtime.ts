@@ -94,6 +94,8 @@ export class DockerRuntime implements Runtime {
   private readonly tag: string;
   private readonly lock = new KeyedLock();
   private readonly addresses = new Map<string, string>();
+  /** The instance's bridge network: its subnet, and the host's address on it (learnt at start). */
+  private bridge: { subnet: string; gateway: string | null } | undefined;
   private readonly templates: DockerTemplates;
   private diskQuota = false;
   private filtered = false;
@@ -480,6 +482,14 @@ export class DockerRuntime implements Runtime {
     return this.addresses.get(id) ?? null;
   }
 
+  hostAddress(id: string): string | null {
+    return this.addresses.has(id) ? (this.bridge?.gateway ?? null) : null;
+  }
+
+  sandboxCidrs(): string[] {
+    return this.bridge ? [this.bridge.subnet] : [];
+  }
+
   listTemplates(): Promise<TemplateInfo[]> {
     return this.templates.list();
   }
@@ -521,12 +531,14 @@ export class DockerRuntime implements Runtime {
   private async startFirewall(): Promise<void> {
     this.filtered = false;
     try {
-      const n = await this.engine.json<{ IPAM: { Config: { Subnet?: string }[] | null } }>({
+      const n = await this.engine.json<{ IPAM: { Config: { Subnet?: string; Gateway?: string }[] | null } }>({
         method: "GET",
         path: `/networks/${this.network}`,
       });
-      const subnet = n.IPAM.Config?.find((c) => c.Subnet?.includes("."))?.Subnet;
+      const v4 = n.IPAM.Config?.find((c) => c.Subnet?.includes("."));
+      const subnet = v4?.Subnet;
       if (!subnet) throw new SandboxError("the bridge network has no IPv4 subnet");
+      this.bridge = { subnet, gateway: v4?.Gateway ?? null };
       await nft(
         bridgeRulesScript({
           table: this.firewallTable,

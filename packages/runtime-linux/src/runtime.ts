@@ -495,6 +495,14 @@ export class LinuxRuntime implements Runtime {
     return (ID.test(id) && this.netOf(id)?.sandboxIp) || null;
   }
 
+  hostAddress(id: string): string | null {
+    return (ID.test(id) && this.netOf(id)?.hostIp) || null;
+  }
+
+  sandboxCidrs(): string[] {
+    return this.o.network ? [this.o.network.cidr] : [];
+  }
+
   /** Sets up sandbox networks when the host has `ip` and `nft`; without them sandboxes get loopback only. */
   private async startNetworks(): Promise<void> {
     const n = this.o.network;

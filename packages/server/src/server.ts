@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { type Config, describeConfig } from "@berth/core";
+import { type Config, describeConfig, type Runtime } from "@berth/core";
 import { createDockerRuntime } from "@berth/runtime-docker";
 import { createLinuxRuntime } from "@berth/runtime-linux";
 import { openStore } from "@berth/store";
@@ -56,17 +56,22 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   const store = await openStore({ dataDir, databaseUrl: config.databaseUrl });
   // The model gateway listens first: sandbox networks let every sandbox reach its port.
   const metrics = new ServerMetrics();
+  // The runtime is made after the gateway (it needs the gateway's port); the ranges are read per request.
+  let sandboxCidrs: (() => string[]) | undefined;
   const gateway = new ModelGateway({
     upstream: config.anthropicBaseUrl,
     apiKey: config.anthropicApiKey,
     prices: new PriceTable(config.modelPrices),
     log: log.child({ part: "gateway" }),
     // It listens on every address (sandboxes reach it at their host end); only they and loopback may use it.
-    allowFrom: (ip) => ip === "127.0.0.1" || ip === "::1" || inCidr(ip, config.networkCidr),
+    allowFrom: (ip) =>
+      ip === "127.0.0.1" ||
+      ip === "::1" ||
+      (sandboxCidrs?.() ?? [config.networkCidr]).some((cidr) => inCidr(ip.replace(/^::ffff:/, ""), cidr)),
     onRelayed: (seconds, status, usage, cost) => metrics.observeModelCall(seconds, status, usage, cost),
   });
   const gatewayPort = await gateway.start(config.gatewayPort);
-  const runtime =
+  const runtime: Runtime =
     config.runtime === "docker"
       ? createDockerRuntime({
           dataDir,
@@ -89,6 +94,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
         });
   try {
     await runtime.start();
+    sandboxCidrs = runtime.sandboxCidrs ? () => runtime.sandboxCidrs?.() ?? [] : undefined;
     const adminKeyPath = await ensureAdminKey(store, dataDir);
     // Several servers may share a PostgreSQL store: each holds the sandboxes of its own runtime.
     const replica = replicaIdOf(dataDir);

@@ -11,23 +11,17 @@ export function configDirOf(sessionId: string): string {
 
 /**
  * The whole environment of a session's `claude` process: the sandbox's, the session's own, and
- * the model gateway (at the host end of the sandbox's network) with the session's token as key.
+ * the model gateway (at the host's address on the sandbox's network) with the session's token as key.
  */
 export function agentEnv(
   sandbox: SandboxRecord,
-  o: { sessionId: string; env: Record<string, string>; address: string; gatewayPort: number; token: string },
+  o: { sessionId: string; env: Record<string, string>; hostIp: string; gatewayPort: number; token: string },
 ): Record<string, string> {
   return processEnv(sandbox, {
     ...o.env,
-    ANTHROPIC_BASE_URL: `http://${hostEndOf(o.address)}:${o.gatewayPort}`,
+    ANTHROPIC_BASE_URL: `http://${o.hostIp}:${o.gatewayPort}`,
     ANTHROPIC_API_KEY: o.token,
     CLAUDE_CONFIG_DIR: configDirOf(o.sessionId),
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
   });
-}
-
-/** The host's end of a sandbox's /30 (the address before the sandbox's). */
-function hostEndOf(sandboxIp: string): string {
-  const p = sandboxIp.split(".").map(Number);
-  return [p[0], p[1], p[2], (p[3] ?? 1) - 1].join(".");
 }

@@ -121,11 +121,11 @@ export class SessionService {
         : await this.d.sandboxes.create(tenantId, sandboxBody));
     const id = warm?.start.sessionId ?? newSessionId();
     if (pattern === "shared") options.cwd = `/home/user/work/${id}`;
-    if (!this.d.runtime.address?.(sandbox.id)) {
+    if (!this.d.runtime.hostAddress?.(sandbox.id)) {
       if (!sandboxId)
         await this.d.sandboxes.finish(sandbox.id, "deleted", null, "its session could not start");
       throw new ConflictError(
-        "agent sessions need sandbox networks (BERTH_SANDBOX_NETWORKS) to reach the model gateway",
+        "agent sessions need a sandbox network to reach the model gateway (BERTH_SANDBOX_NETWORKS on the local runtime; egress other than `none` on Docker)",
       );
     }
     const now = new Date().toISOString();
@@ -331,8 +331,8 @@ export class SessionService {
     const client = this.d.sandboxes.client(s.sandboxId);
     await client.mkdir(s.options.cwd);
     await client.mkdir(configDirOf(s.id));
-    const address = this.d.runtime.address?.(s.sandboxId);
-    if (!address) throw new ConflictError("the sandbox has no network to reach the model gateway");
+    const hostIp = this.d.runtime.hostAddress?.(s.sandboxId);
+    if (!hostIp) throw new ConflictError("the sandbox has no network to reach the model gateway");
     const live = { writes: Promise.resolve() } as Live;
     const token = this.d.gateway.grant({
       sessionId: s.id,
@@ -350,7 +350,7 @@ export class SessionService {
       env: agentEnv(sandbox, {
         sessionId: s.id,
         env: s.options.env,
-        address,
+        hostIp,
         gatewayPort: this.d.gatewayPort,
         token,
       }),

@@ -155,8 +155,8 @@ export class WarmPool {
     const sessionId = newSessionId();
     let token: GatewayToken | undefined;
     try {
-      const address = this.d.runtime.address?.(sandbox.id);
-      if (!address) throw new Error("agent sessions need sandbox networks (BERTH_SANDBOX_NETWORKS)");
+      const hostIp = this.d.runtime.hostAddress?.(sandbox.id);
+      if (!hostIp) throw new Error("agent sessions need sandbox networks (BERTH_SANDBOX_NETWORKS)");
       const client = this.d.sandboxes.client(sandbox.id);
       await client.mkdir(PARKING_DIR);
       await client.mkdir(configDirOf(sessionId));
@@ -173,7 +173,7 @@ export class WarmPool {
           client,
           claudePath: this.d.claudePath,
           options: { ...this.d.options, cwd: PARKING_DIR },
-          env: agentEnv(sandbox, { sessionId, env: {}, address, gatewayPort: this.d.gatewayPort, token }),
+          env: agentEnv(sandbox, { sessionId, env: {}, hostIp, gatewayPort: this.d.gatewayPort, token }),
           resume: null,
           secret: this.d.config.anthropicApiKey,
           log: this.d.log,
