@@ -165,6 +165,42 @@ describe("warm starts of agent sessions", () => {
     expect(runcIds().length).toBe(1);
   }, 120_000);
 
+  it("a hybrid session takes a parked start too: it hibernates, wakes on a message and resumes the conversation", async () => {
+    await poolReady();
+    const parked = runcIds();
+    const created = await call("POST", "/v1/sessions", {
+      prompt: "hybrid-warm first",
+      pattern: "hybrid",
+      agent: { idleSeconds: 1 },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body.sandboxId).toBe(parked[0]);
+    const id = created.body.id as string;
+    const waitFor = async (states: string[]) => {
+      for (;;) {
+        const r = await call("GET", `/v1/sessions/${id}`);
+        if (states.includes(r.body.state)) return r.body;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    await waitFor(["hibernated"]);
+    expect((await call("POST", `/v1/sessions/${id}/messages`, { text: "hybrid-warm second" })).status).toBe(
+      202,
+    );
+    for (;;) {
+      const t = model.turns().find((r) => JSON.stringify(r.body).includes("hybrid-warm second"));
+      if (t) {
+        // Resumed from the transcript the parked process wrote under the session's id.
+        expect(JSON.stringify(t.body.messages)).toContain("hybrid-warm first");
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await waitFor(["idle", "hibernated"]);
+    await call("DELETE", `/v1/sessions/${id}`);
+    await call("DELETE", `/v1/sandboxes/${created.body.sandboxId}`);
+  }, 120_000);
+
   it("a restart replaces the parked start of the earlier run and leaves no sandbox behind", async () => {
     await poolReady();
     const before = runcIds();

@@ -251,7 +251,7 @@ export const SETTINGS = {
     default: 0,
     min: 0,
     max: 32,
-    doc: "Ephemeral sessions kept ready: each a running sandbox with a parked `claude` process (about 250 MB each) that a session with default options claims at once",
+    doc: "Session starts kept ready: each a running sandbox with a parked `claude` process (about 250 MB each) that a new session with default options takes at once",
   },
   agentDir: {
     env: "BERTH_AGENT_DIR",

@@ -128,7 +128,7 @@ export class ServerMetrics {
       "# HELP berth_gateway_requests_total Model requests relayed by the gateway, by upstream status",
       "# TYPE berth_gateway_requests_total counter",
       ...[...this.modelCalls].map(([status, n]) => `berth_gateway_requests_total{status="${status}"} ${n}`),
-      "# HELP berth_agent_warm_pool_ready Parked agent starts ready for ephemeral sessions",
+      "# HELP berth_agent_warm_pool_ready Parked agent starts ready for new sessions",
       "# TYPE berth_agent_warm_pool_ready gauge",
       `berth_agent_warm_pool_ready ${this.agentWarmReady}`,
       "# HELP berth_agent_starts_total Agent sessions started, on a parked process (warm) or a new one (cold)",

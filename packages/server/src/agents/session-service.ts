@@ -113,7 +113,7 @@ export class SessionService {
           field: "sandbox.id",
         },
       );
-    const warm = pattern === "ephemeral" ? await this.warmStart(tenantId, sandboxBody, options) : undefined;
+    const warm = sandboxId ? undefined : await this.warmStart(tenantId, sandboxBody, options);
     const sandbox =
       warm?.sandbox ??
       (sandboxId
@@ -217,7 +217,7 @@ export class SessionService {
   }
 
   /**
-   * A parked start from the warm pool, handed to the tenant, when the session asks for nothing
+   * A parked start from the warm pool, handed to the tenant, when a session in a new sandbox asks for nothing
    * a parked process cannot take: its fixed options are the server defaults, its sandbox the
    * default one (labels, lifetime and network policy can still be set). Otherwise undefined.
    */

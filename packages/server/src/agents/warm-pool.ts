@@ -52,7 +52,7 @@ export interface WarmPoolDeps {
 }
 
 /**
- * Warm starts for ephemeral sessions (`BERTH_AGENT_WARM_POOL`): sandboxes made ahead of time,
+ * Warm starts for sessions in a new sandbox (`BERTH_AGENT_WARM_POOL`): sandboxes made ahead of time,
  * each with a `claude` process already loaded and parked in it (the SDK's `prewarm()`), so a
  * session skips the sandbox create and the process start. Taken starts are replaced in the
  * background; a parked process that dies is replaced too.
