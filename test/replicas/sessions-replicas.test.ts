@@ -8,7 +8,7 @@ import { type FakeModel, lastUserText, startFakeModel } from "../fixtures/fake-m
 import { startPostgres } from "../support/postgres.js";
 import { api } from "../support/server.js";
 import { type ServerProcess, startServerProcess } from "../support/server-process.js";
-import { readSse } from "../support/sse.js";
+import { readSse, type SseEvent } from "../support/sse.js";
 
 let pg: { url: string; stop(): Promise<void> };
 let model: FakeModel;
@@ -23,6 +23,7 @@ beforeAll(async () => {
   model = await startFakeModel((req) => {
     const text = lastUserText(req.body);
     if (text.includes("slowly")) return { kind: "slow", text: "taking my time", chunks: 200, delayMs: 50 };
+    if (text.includes("steadily")) return { kind: "slow", text: "step by step", chunks: 30, delayMs: 50 };
     return { kind: "text", text: `answer to: ${text}` };
   });
   pg = await startPostgres();
@@ -64,20 +65,38 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     const last = model.turns().at(-1)?.body;
     expect(JSON.stringify(last.messages)).toContain("first turn");
     expect(lastUserText(last)).toContain("second turn");
-    // The event stream read on B, then resumed on A after its first event: nothing lost or doubled.
-    const onB = await readSse(
-      `${b.url}/v1/sessions/${id}/events`,
-      { headers: { authorization: `Bearer ${b.adminKey}` } },
-      { timeoutMs: 1500 },
+    // A turn under way: its events read on A, then followed on B from the Last-Event-ID A gave.
+    expect((await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "answer steadily" })).status).toBe(
+      202,
     );
-    const results = onB.events.filter((e) => e.event === "message" && (e.data as any).type === "result");
-    expect(results).toHaveLength(2);
+    const running = (e: SseEvent) => e.event === "state" && e.data.state === "running";
+    const isResult = (e: SseEvent) => e.event === "message" && e.data.type === "result";
     const onA = await readSse(
       `${a.url}/v1/sessions/${id}/events`,
-      { headers: { authorization: `Bearer ${a.adminKey}`, "last-event-id": String(onB.events[0]?.id) } },
-      { timeoutMs: 1500 },
+      { headers: { authorization: `Bearer ${a.adminKey}` } },
+      { until: (_e, all) => all.filter(running).length === 3, timeoutMs: 10_000 },
     );
-    expect(onA.events.map((e) => e.id)).toEqual(onB.events.slice(1).map((e) => e.id));
+    expect(onA.events.filter(running)).toHaveLength(3);
+    expect(onA.events.filter(isResult)).toHaveLength(2);
+    // B follows the store: the turn's result is written by A after this stream opens.
+    expect((await on(b, "GET", `/v1/sessions/${id}`)).body.state).toBe("running");
+    const onB = await readSse(
+      `${b.url}/v1/sessions/${id}/events`,
+      { headers: { authorization: `Bearer ${b.adminKey}`, "last-event-id": String(onA.events.at(-1)?.id) } },
+      { until: isResult, timeoutMs: 15_000 },
+    );
+    expect(onB.status).toBe(200);
+    expect(onB.events.filter(isResult)).toHaveLength(1);
+    expect(onB.events.at(-1)?.data.result).toContain("step by step");
+    // Together they are the stored log up to that result, each event once, in order.
+    const all = await readSse(
+      `${b.url}/v1/sessions/${id}/events`,
+      { headers: { authorization: `Bearer ${b.adminKey}` } },
+      { until: (_e, got) => got.filter(isResult).length === 3, timeoutMs: 10_000 },
+    );
+    const ids = [...onA.events, ...onB.events].map((e) => e.id);
+    expect(ids).toEqual(all.events.map((e) => e.id));
+    expect(new Set(ids).size).toBe(ids.length);
     // A slow turn interrupted through B: the agent on A stops it and waits for the next message.
     await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "answer slowly" });
     await until(b, id, ["running"]);
@@ -125,19 +144,45 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     await on(b, "DELETE", `/v1/sessions/${created.body.id}`);
   }, 180_000);
 
-  it("answers 503 replica_unavailable for a live session whose replica is down, and reads it from the store", async () => {
+  it("answers 503 replica_unavailable for a live session whose replica is down, serves its record and events from the store, and the stream goes on after the restart", async () => {
     const created = await on(a, "POST", "/v1/sessions", {
       prompt: "before the kill",
       pattern: "long-running",
     });
     const id = created.body.id as string;
+    const sandboxId = created.body.sandboxId as string;
     await until(b, id, ["idle", "failed"]);
+    const isResult = (e: SseEvent) => e.event === "message" && e.data.type === "result";
+    const auth = { authorization: `Bearer ${b.adminKey}` };
     await a.kill("SIGKILL");
+    let following: Promise<{ status: number; events: SseEvent[] }> | undefined;
     try {
       const sent = await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "anyone?" });
       expect(sent.status).toBe(503);
       expect(sent.body.error.code).toBe("replica_unavailable");
+      expect((await on(b, "POST", `/v1/sessions/${id}/interrupt`)).status).toBe(503);
+      const beside = await on(b, "POST", "/v1/sessions", {
+        prompt: "x",
+        pattern: "shared",
+        sandbox: { id: sandboxId },
+      });
+      expect(beside.status, JSON.stringify(beside.body)).toBe(503);
+      expect(beside.body.error.code).toBe("replica_unavailable");
       expect((await on(b, "GET", `/v1/sessions/${id}`)).body.id).toBe(id);
+      // The event log replays on B while A is down.
+      const replay = await readSse(
+        `${b.url}/v1/sessions/${id}/events`,
+        { headers: auth },
+        { timeoutMs: 1500 },
+      );
+      expect(replay.status).toBe(200);
+      expect(replay.events.filter(isResult)).toHaveLength(1);
+      // A stream opened now, from its last event, stays open across A's restart.
+      following = readSse(
+        `${b.url}/v1/sessions/${id}/events`,
+        { headers: { ...auth, "last-event-id": String(replay.events.at(-1)?.id) } },
+        { until: isResult, timeoutMs: 60_000 },
+      );
     } finally {
       await a.start();
     }
@@ -149,5 +194,30 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     await sleep(300);
     expect((await until(b, id, ["idle", "failed"])).state).toBe("idle");
     expect(lastUserText(model.turns().at(-1)?.body)).toContain("after the restart");
+    const after = await following;
+    expect(after?.events.filter(isResult)).toHaveLength(1);
+    expect(after?.events.at(-1)?.data.result).toContain("after the restart");
+    await on(b, "DELETE", `/v1/sessions/${id}`);
+  }, 180_000);
+
+  it("wakes a hybrid session hibernated on A when its next message comes through B, with its earlier turns", async () => {
+    const marker = `hybrid-${Date.now()}`;
+    const created = await on(a, "POST", "/v1/sessions", {
+      prompt: `remember ${marker}`,
+      pattern: "hybrid",
+      agent: { idleSeconds: 1 },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = created.body.id as string;
+    expect((await until(b, id, ["hibernated", "failed"])).state).toBe("hibernated");
+    expect((await on(b, "GET", `/v1/sandboxes/${created.body.sandboxId}`)).body.state).toBe("hibernated");
+    const sent = await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "wake up" });
+    expect(sent.status, JSON.stringify(sent.body)).toBe(202);
+    expect((await until(b, id, ["idle", "failed"])).state).toBe("idle");
+    const last = model.turns().at(-1)?.body;
+    expect(lastUserText(last)).toContain("wake up");
+    expect(JSON.stringify(last.messages)).toContain(marker);
+    expect((await on(a, "GET", `/v1/sandboxes/${created.body.sandboxId}`)).body.state).toBe("running");
+    expect((await on(b, "DELETE", `/v1/sessions/${id}`)).status).toBe(204);
   }, 180_000);
 });

@@ -14,8 +14,11 @@ const REPLICAS_TTL_MS = 5_000;
 const SANDBOX_PATH = /^\/(?:v1\/sandboxes|p)\/(sb[a-z0-9]{16})(?:[/?]|$)/;
 const SNAPSHOT_PATH = /^\/v1\/snapshots\/(sn[a-z0-9]{6,40})(?:[/?]|$)/;
 const PREVIEW_LABEL = /^\d{1,5}-(sb[a-z0-9]{16})$/;
-/** What needs a session's live agent process (reads of the session come from the store anywhere). */
-const SESSION_LIVE_PATH = /^\/v1\/sessions\/(ses_[a-z0-9]{6,40})\/(?:messages|interrupt|events)(?:[/?]|$)/;
+/**
+ * What needs a session's live agent process, which runs on the replica holding its sandbox
+ * (reads of the session, its event stream included, come from the store on any replica).
+ */
+const SESSION_LIVE_PATH = /^\/v1\/sessions\/(ses_[a-z0-9]{6,40})\/(?:messages|interrupt)(?:[/?]|$)/;
 const SESSION_PATH = /^\/v1\/sessions\/(ses_[a-z0-9]{6,40})(?:\?|$)/;
 
 /**

@@ -3,16 +3,17 @@ import {
   InvalidRequestError,
   SESSION_PATTERNS,
   SESSION_STATES,
-  type SessionEvent,
   type SessionRecord,
 } from "@berth/core";
 import { Type as T } from "@sinclair/typebox";
 import type { SessionEvents } from "../agents/session-events.js";
 import type { SessionService } from "../agents/session-service.js";
 import { CreateSandboxBody } from "../http/schemas.js";
-import { lastEventId, openEventStream } from "../http/sse.js";
+import { lastEventId } from "../http/sse.js";
+import { relayJson } from "../replicas/placement.js";
 import { FORWARDED_BY } from "../replicas/router.js";
 import type { App, ServerContext } from "./context.js";
+import { streamSessionEvents } from "./session-stream.js";
 import { sessionCompute, usageRoutes } from "./usage.js";
 
 const Strings = T.Array(T.String({ minLength: 1, maxLength: 256 }), { maxItems: 256 });
@@ -94,34 +95,6 @@ async function ownerUrl(ctx: ServerContext, tenantId: string, sandboxId: string)
   return (await ctx.store.getReplica(sandbox.replica))?.url ?? null;
 }
 
-/** Creates the session on the replica at `base`, as the caller, and hands back its answer. */
-async function relay(
-  base: string,
-  authorization: string | undefined,
-  body: unknown,
-  replica: string,
-): Promise<{ status: number; body: unknown }> {
-  try {
-    const res = await fetch(new URL("/v1/sessions", base), {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        [FORWARDED_BY]: replica,
-        ...(authorization ? { authorization } : {}),
-      },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(120_000),
-    });
-    return { status: res.status, body: await res.json() };
-  } catch (err) {
-    throw new BerthError(
-      "replica_unavailable",
-      503,
-      `the server that holds this sandbox (${base}) does not answer (${(err as Error).message}); try again once it is back`,
-    );
-  }
-}
-
 /** Agent sessions: create, list, get, events (SSE), messages, interrupt, delete. */
 export function sessionRoutes(
   app: App,
@@ -142,8 +115,21 @@ export function sessionRoutes(
     const owner =
       inSandbox && !req.headers[FORWARDED_BY] ? await ownerUrl(ctx, req.caller.tenantId, inSandbox) : null;
     if (owner) {
-      const answer = await relay(owner, req.headers.authorization, req.body, ctx.replica);
-      return reply.status(answer.status).send(answer.body);
+      let answer: { status: number; body: unknown };
+      try {
+        answer = await relayJson(owner, "POST", "/v1/sessions", req.headers, req.body, ctx.replica);
+      } catch (err) {
+        throw new BerthError(
+          "replica_unavailable",
+          503,
+          `the server that holds this sandbox (${owner}) does not answer (${(err as Error).message}); it is served again once that server is back`,
+        );
+      }
+      // Relayed as the other replica answered (its 201, or its error; it audits the call).
+      reply.hijack();
+      reply.raw.writeHead(answer.status, { "content-type": "application/json; charset=utf-8" });
+      reply.raw.end(JSON.stringify(answer.body));
+      return;
     }
     const s = await sessions.create(req.caller.tenantId, req.body as never);
     return reply.status(201).send(await show(s));
@@ -187,31 +173,12 @@ export function sessionRoutes(
   });
 
   // Every SDK message (`message`) and lifecycle change (`state`): replayed, then live until the end.
+  // Served by any replica from the store (see session-stream.ts).
   app.get("/v1/sessions/:id/events", { schema: { tags, params: SessionParams } }, async (req, reply) => {
     const s = await sessions.get(req.caller.tenantId, req.params.id);
     const after = Number(lastEventId(req) ?? 0);
     if (!Number.isSafeInteger(after) || after < 0)
       throw new InvalidRequestError("Last-Event-ID must be an event id", { field: "Last-Event-ID" });
-    const stream = openEventStream(req, reply);
-    let last = after;
-    const pending: SessionEvent[] = [];
-    let replaying = true;
-    const final = (e: SessionEvent) =>
-      e.type === "state" && ["completed", "failed", "cancelled"].includes(String(e.data.state));
-    const deliver = (e: SessionEvent) => {
-      if (e.seq <= last) return;
-      last = e.seq;
-      stream.send(e.type, e.type === "message" ? e.data : { ...e.data, at: e.at }, e.seq);
-      if (final(e)) stream.end();
-    };
-    const unsubscribe = events.subscribe(s.id, (e) => (replaying ? pending.push(e) : deliver(e)));
-    stream.onClose(unsubscribe);
-    for (;;) {
-      const batch = await ctx.store.listSessionEvents(s.id, last, 500);
-      for (const e of batch) deliver(e);
-      if (batch.length < 500 || stream.closed) break;
-    }
-    replaying = false;
-    for (const e of pending) deliver(e);
+    await streamSessionEvents(req, reply, { store: ctx.store, events, replica: ctx.replica }, s, after);
   });
 }
