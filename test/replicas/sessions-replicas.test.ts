@@ -144,7 +144,7 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     await on(b, "DELETE", `/v1/sessions/${created.body.id}`);
   }, 180_000);
 
-  it("answers 503 replica_unavailable for a live session whose replica is down, serves its record and events from the store, and the stream goes on after the restart", async () => {
+  it("answers 503 replica_unavailable for a session whose replica is killed mid-turn, serves its record and events from the store meanwhile, and a stream held open goes on after the restart", async () => {
     const created = await on(a, "POST", "/v1/sessions", {
       prompt: "before the kill",
       pattern: "long-running",
@@ -154,6 +154,10 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     await until(b, id, ["idle", "failed"]);
     const isResult = (e: SseEvent) => e.event === "message" && e.data.type === "result";
     const auth = { authorization: `Bearer ${b.adminKey}` };
+    // A is killed mid-turn.
+    expect((await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "answer slowly" })).status).toBe(202);
+    await until(b, id, ["running"]);
+    await sleep(500);
     await a.kill("SIGKILL");
     let following: Promise<{ status: number; events: SseEvent[] }> | undefined;
     try {
@@ -194,7 +198,12 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     await sleep(300);
     expect((await until(b, id, ["idle", "failed"])).state).toBe("idle");
     expect(lastUserText(model.turns().at(-1)?.body)).toContain("after the restart");
+    // The stream held open on B saw A's recovery put the cut turn's session back to idle, then the next turn.
     const after = await following;
+    expect(after?.events.find((e) => e.event === "state")?.data).toMatchObject({
+      state: "idle",
+      from: "running",
+    });
     expect(after?.events.filter(isResult)).toHaveLength(1);
     expect(after?.events.at(-1)?.data.result).toContain("after the restart");
     await on(b, "DELETE", `/v1/sessions/${id}`);
