@@ -42,6 +42,13 @@ afterAll(async () => {
   await model?.close();
 });
 
+/** Waits for the session to be in `want` (or to have failed) and says which, with its record. */
+async function reach(s: ServerProcess, id: string, want: string): Promise<any> {
+  const r = await until(s, id, [want, "failed"]);
+  expect(r.state, JSON.stringify(r)).toBe(want);
+  return r;
+}
+
 async function until(s: ServerProcess, id: string, states: string[]): Promise<any> {
   for (;;) {
     const r = await on(s, "GET", `/v1/sessions/${id}`);
@@ -55,7 +62,7 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     const created = await on(a, "POST", "/v1/sessions", { prompt: "first turn", pattern: "long-running" });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const id = created.body.id as string;
-    expect((await until(b, id, ["idle", "failed"])).state).toBe("idle");
+    await reach(b, id, "idle");
     // The next turn through B reaches the agent on A, which sends the model both turns.
     const sent = await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "second turn" });
     expect(sent.status, JSON.stringify(sent.body)).toBe(202);
@@ -103,7 +110,7 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     await sleep(500);
     const interrupted = await on(b, "POST", `/v1/sessions/${id}/interrupt`);
     expect(interrupted.status, JSON.stringify(interrupted.body)).toBe(202);
-    expect((await until(a, id, ["idle", "failed"])).state).toBe("idle");
+    await reach(a, id, "idle");
     // Deleted through B: the agent process on A ends with it.
     expect((await on(b, "DELETE", `/v1/sessions/${id}`)).status).toBe(204);
     expect((await on(a, "GET", `/v1/sessions/${id}`)).body.state).toBe("completed");
@@ -151,7 +158,7 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     });
     const id = created.body.id as string;
     const sandboxId = created.body.sandboxId as string;
-    await until(b, id, ["idle", "failed"]);
+    await reach(b, id, "idle");
     const isResult = (e: SseEvent) => e.event === "message" && e.data.type === "result";
     const auth = { authorization: `Bearer ${b.adminKey}` };
     // A is killed mid-turn.
@@ -196,7 +203,7 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
       202,
     );
     await sleep(300);
-    expect((await until(b, id, ["idle", "failed"])).state).toBe("idle");
+    await reach(b, id, "idle");
     expect(lastUserText(model.turns().at(-1)?.body)).toContain("after the restart");
     // The stream held open on B saw A's recovery put the cut turn's session back to idle, then the next turn.
     const after = await following;
@@ -218,11 +225,11 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const id = created.body.id as string;
-    expect((await until(b, id, ["hibernated", "failed"])).state).toBe("hibernated");
+    await reach(b, id, "hibernated");
     expect((await on(b, "GET", `/v1/sandboxes/${created.body.sandboxId}`)).body.state).toBe("hibernated");
     const sent = await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "wake up" });
     expect(sent.status, JSON.stringify(sent.body)).toBe(202);
-    expect((await until(b, id, ["idle", "failed"])).state).toBe("idle");
+    await reach(b, id, "idle");
     const last = model.turns().at(-1)?.body;
     expect(lastUserText(last)).toContain("wake up");
     expect(JSON.stringify(last.messages)).toContain(marker);
