@@ -292,7 +292,7 @@ describe("agent sessions", () => {
     await call("DELETE", `/v1/sandboxes/${a.sandboxId}`);
   }, 120_000);
 
-  it("shared: two sessions at once in one sandbox, each in its own working directory", async () => {
+  it("shared: two sessions at once in one sandbox, each in its own working directory, unable to touch the other's", async () => {
     const marker = `shared-${Date.now()}`;
     scripts.set(marker, (body) =>
       isToolResult(body)
@@ -300,7 +300,12 @@ describe("agent sessions", () => {
         : {
             kind: "tool_use",
             name: "Bash",
-            input: { command: "sleep 1; pwd > where.txt", description: "where" },
+            input: {
+              // Then it tries to write into every other session's directory and transcript.
+              command:
+                'sleep 1; pwd > where.txt; me=$(basename "$PWD"); for d in /home/user/work/* /home/user/.berth/sessions/*; do case "$d" in *"$me") ;; *) echo intruder > "$d/intruder.txt" 2>/dev/null; rm -f "$d/where.txt" "$d/.claude.json" 2>/dev/null;; esac; done; true',
+              description: "where",
+            },
           },
     );
     const sb = await call("POST", "/v1/sandboxes", {});
@@ -322,8 +327,24 @@ describe("agent sessions", () => {
         cmd: ["cat", `${s.cwd}/where.txt`],
       });
       expect(r.body.stdout).toBe(`${s.cwd}\n`);
+      // The other session could not write or remove anything in its directory or transcript.
+      const left = await call("POST", `/v1/sandboxes/${sb.body.id}/exec`, {
+        cmd: [
+          "sh",
+          "-c",
+          `ls ${s.cwd} /home/user/.berth/sessions/${s.id} | grep -c intruder; ls -A /home/user/.berth/sessions/${s.id}/.claude/projects | wc -l`,
+        ],
+      });
+      const [intruders, transcriptFiles] = left.body.stdout.trim().split("\n").map(Number);
+      expect(intruders).toBe(0);
+      expect(transcriptFiles).toBeGreaterThan(0);
       await call("DELETE", `/v1/sessions/${s.id}`);
     }
+    // The sandbox's own user (an exec through the API) is not confined.
+    const free = await call("POST", `/v1/sandboxes/${sb.body.id}/exec`, {
+      cmd: ["sh", "-c", `echo x > ${one!.body.cwd}/by-user && echo ok`],
+    });
+    expect(free.body.stdout).toBe("ok\n");
     await call("DELETE", `/v1/sandboxes/${sb.body.id}`);
   }, 120_000);
 

@@ -91,6 +91,8 @@ typedef struct {
   char **argv;
   char **envp;
   const char *cwd;
+  /* NULL: no confinement; else the only paths (NULL-terminated) the process may change (Landlock). */
+  char **writable;
 } launch_spec;
 /* Parses cmd/env/cwd of a request; answers EINVAL itself and returns -1 when malformed. */
 int parse_launch(int sock, const jval *q, launch_spec *ls);

@@ -2,6 +2,7 @@
  * 1/2 frames until an x frame. The client closing the connection kills its process group. */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/landlock.h>
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
@@ -11,6 +12,8 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,6 +22,59 @@
 
 /* How long output may trail the exit of the main process (grandchildren holding the pipes). */
 #define DRAIN_MS 20
+/* Headers older than Linux 6.2 lack ABI 3's right; the kernel reports which ABI it has. */
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
+#endif
+/* ABI 6 (Linux 6.12): a domain may not signal, or connect to abstract sockets of, processes outside it. */
+#define SCOPE_ABSTRACT_UNIX_SOCKET (1ULL << 0)
+#define SCOPE_SIGNAL (1ULL << 1)
+/* The ruleset attribute as of ABI 6; older kernels take its first field alone. */
+struct ruleset_attr {
+  __u64 handled_access_fs, handled_access_net, scoped;
+};
+/* At most this many writable paths in one request. */
+#define MAX_WRITABLE 64
+
+/* Every change to the filesystem Landlock can refuse, for the kernel's Landlock ABI version. */
+static __u64 write_rights(int abi) {
+  __u64 r = LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |
+            LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_MAKE_REG |
+            LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |
+            LANDLOCK_ACCESS_FS_MAKE_SYM;
+  if (abi >= 2) r |= LANDLOCK_ACCESS_FS_REFER;
+  if (abi >= 3) r |= LANDLOCK_ACCESS_FS_TRUNCATE;
+  return r;
+}
+
+/* Lets this process (and all it starts) change files only beneath `paths`: reads are untouched.
+ * Its own Landlock domain also keeps it from tracing, and (ABI 6) signalling, processes outside
+ * it, such as other confined processes of the same uid. Paths that do not exist are skipped.
+ * -1 with errno when the kernel has no Landlock. */
+static int confine_writes(char **paths) {
+  int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+  if (abi < 1) return -1;
+  __u64 rights = write_rights(abi);
+  struct ruleset_attr attr = {.handled_access_fs = rights, .scoped = abi >= 6 ? SCOPE_SIGNAL | SCOPE_ABSTRACT_UNIX_SOCKET : 0};
+  int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, abi >= 6 ? sizeof attr : sizeof attr.handled_access_fs, 0);
+  if (rs < 0) return -1;
+  for (char **p = paths; *p; p++) {
+    int fd = open(*p, O_PATH | O_CLOEXEC);
+    if (fd < 0) continue;
+    struct stat st;
+    /* A file (not a directory) takes only the rights that apply to files. */
+    __u64 allowed = fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)
+                        ? rights
+                        : rights & (LANDLOCK_ACCESS_FS_WRITE_FILE | (abi >= 3 ? LANDLOCK_ACCESS_FS_TRUNCATE : 0));
+    struct landlock_path_beneath_attr pb = {.allowed_access = allowed, .parent_fd = fd};
+    int r = (int)syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+    close(fd);
+    if (r) return -1;
+  }
+  int r = (int)syscall(SYS_landlock_restrict_self, rs, 0);
+  close(rs);
+  return r;
+}
 
 int parse_launch(int sock, const jval *q, launch_spec *ls) {
   jval *cmd = jget(q, "cmd");
@@ -30,6 +86,19 @@ int parse_launch(int sock, const jval *q, launch_spec *ls) {
   if (cwd && cwd->type != J_NULL && (cwd->type != J_STR || strlen(cwd->str) != cwd->len || !cwd->len))
     return reply_errno(sock, EINVAL, "cwd must be a non-empty string"), -1;
   ls->cwd = cwd && cwd->type == J_STR ? cwd->str : NULL;
+  jval *w = jget(q, "writable");
+  ls->writable = NULL;
+  if (w && w->type != J_NULL) {
+    if (w->type != J_ARR || w->len > MAX_WRITABLE)
+      return reply_errno(sock, EINVAL, "writable must be an array of at most %d paths", MAX_WRITABLE), -1;
+    ls->writable = calloc(w->len + 1, sizeof(char *));
+    for (size_t i = 0; i < w->len; i++) {
+      jval *a = w->items[i];
+      if (a->type != J_STR || strlen(a->str) != a->len || a->str[0] != '/')
+        return reply_errno(sock, EINVAL, "writable[%zu] must be an absolute path", i), -1;
+      ls->writable[i] = a->str;
+    }
+  }
   ls->argv = calloc(cmd->len + 1, sizeof(char *));
   for (size_t i = 0; i < cmd->len; i++) {
     jval *a = cmd->items[i];
@@ -84,6 +153,7 @@ pid_t launch(const launch_spec *ls, int in, int out, int errfd, int ctty, int *e
     /* dup2 onto 0..2 clears CLOEXEC; fds above 2 were all opened CLOEXEC */
     if (dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0) stage = 1;
     else if (ls->cwd && chdir(ls->cwd)) stage = 2;
+    else if (ls->writable && confine_writes(ls->writable)) stage = 4;
     else {
       extern char **environ;
       environ = ls->envp; /* execvp searches the PATH of the new environment */
@@ -102,7 +172,7 @@ pid_t launch(const launch_spec *ls, int in, int out, int errfd, int ctty, int *e
   if (n == (ssize_t)sizeof msg) {
     waitpid(pid, NULL, 0);
     *err = msg[1];
-    *what = msg[0] == 2 ? "chdir" : msg[0] == 3 ? "exec" : "setup";
+    *what = msg[0] == 2 ? "chdir" : msg[0] == 3 ? "exec" : msg[0] == 4 ? "landlock" : "setup";
     return -1;
   }
   return pid;

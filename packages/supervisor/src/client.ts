@@ -17,6 +17,8 @@ export interface ExecOptions {
   env: Record<string, string>;
   stdin?: boolean;
   pty?: { cols: number; rows: number };
+  /** Confines the process and all it starts (Landlock): it may change files only beneath these paths. */
+  writable?: string[];
 }
 
 /**
@@ -50,6 +52,7 @@ export class SupervisorClient {
       env: o.env,
       stdin: o.stdin ?? false,
       pty: o.pty,
+      ...(o.writable ? { writable: o.writable } : {}),
     });
     return new ProcessStream(conn, toPid(answer.pid));
   }

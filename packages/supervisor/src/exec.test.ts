@@ -44,6 +44,54 @@ describe("berth-init exec", () => {
     );
   });
 
+  it("confines a process to its writable paths (Landlock): it reads anywhere, changes only there, and cannot signal outside", async () => {
+    const mine = `${init.work}/mine`;
+    const theirs = `${init.work}/theirs`;
+    await run(["sh", "-c", `mkdir -p ${mine} ${theirs} && echo keep > ${theirs}/t`]);
+    const other = await init.client.exec({ cmd: ["sleep", "30"], env: {} });
+    const otherDone = collect(other);
+    const r = collect(
+      await init.client.exec({
+        cmd: [
+          "sh",
+          "-c",
+          [
+            `echo a > ${mine}/a && echo wrote-mine`,
+            `cat ${theirs}/t`,
+            `echo b > ${theirs}/b 2>/dev/null || echo refused-create`,
+            `echo x >> ${theirs}/t 2>/dev/null || echo refused-append`,
+            `rm -f ${theirs}/t 2>/dev/null || echo refused-remove`,
+            `mkdir ${theirs}/d 2>/dev/null || echo refused-mkdir`,
+            `sh -c 'echo c > ${theirs}/c' 2>/dev/null || echo child-refused`,
+            `kill ${other.pid} 2>/dev/null || echo refused-kill`,
+          ].join("; "),
+        ],
+        env: {},
+        writable: [mine, "/dev"],
+      }),
+    );
+    const lines = (await r).stdout.trim().split("\n");
+    expect(lines.slice(0, 7)).toEqual([
+      "wrote-mine",
+      "keep",
+      "refused-create",
+      "refused-append",
+      "refused-remove",
+      "refused-mkdir",
+      "child-refused",
+    ]);
+    // Signals across domains are refused from Landlock ABI 6 (Linux 6.12) on.
+    const abi =
+      Number((await run(["sh", "-c", "uname -r | cut -d. -f1-2"])).stdout.trim().replace(".", "")) >= 612;
+    if (abi) expect(lines[7]).toBe("refused-kill");
+    expect((await run(["cat", `${theirs}/t`])).stdout).toBe("keep\n");
+    other.kill(9);
+    await otherDone;
+    await expect(init.client.exec({ cmd: ["true"], env: {}, writable: ["relative/path"] })).rejects.toThrow(
+      /absolute/,
+    );
+  });
+
   it("pipes stdin through and closes it on endStdin", async () => {
     const p = await init.client.exec({ cmd: ["sh", "-c", "wc -c; cat"], env: {}, stdin: true });
     const done = collect(p);

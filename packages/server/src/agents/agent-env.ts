@@ -4,8 +4,8 @@ import { processEnv } from "../sandboxes/sandbox-env.js";
 /** Where sessions' own files (transcripts, config) live in a sandbox. */
 export const SESSIONS_HOME = "/home/user/.berth/sessions";
 
-/** The config dir of one session's `claude` (its transcript: what `resume` reads). */
-export function configDirOf(sessionId: string): string {
+/** A session's own directory: the home of a shared session's `claude` (its config and transcript). */
+export function sessionHomeOf(sessionId: string): string {
   return `${SESSIONS_HOME}/${sessionId}`;
 }
 
@@ -15,13 +15,20 @@ export function configDirOf(sessionId: string): string {
  */
 export function agentEnv(
   sandbox: SandboxRecord,
-  o: { sessionId: string; env: Record<string, string>; hostIp: string; gatewayPort: number; token: string },
+  o: {
+    env: Record<string, string>;
+    hostIp: string;
+    gatewayPort: number;
+    token: string;
+    /** Its own home (shared sessions), so its `~/.claude` is its own; else the sandbox user's. */
+    home?: string;
+  },
 ): Record<string, string> {
   return processEnv(sandbox, {
     ...o.env,
+    ...(o.home ? { HOME: o.home } : {}),
     ANTHROPIC_BASE_URL: `http://${o.hostIp}:${o.gatewayPort}`,
     ANTHROPIC_API_KEY: o.token,
-    CLAUDE_CONFIG_DIR: configDirOf(o.sessionId),
     CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
   });
 }

@@ -14,6 +14,16 @@ import { SandboxProcess } from "./sandbox-process.js";
 
 /** Env var names whose values a sandbox must never get from the host. */
 const HOST_ONLY = /^BERTH_/;
+/**
+ * The SDK drops HOME from what it hands a custom spawn (the host's home means nothing there);
+ * a session's own HOME is passed on. (CLAUDE_CONFIG_DIR is not used: with it set, `claude`
+ * ignores ANTHROPIC_API_KEY.)
+ */
+const SANDBOX_PATHS = ["HOME"];
+
+function pick(env: Record<string, string>, keys: string[]): Record<string, string> {
+  return Object.fromEntries(keys.filter((k) => env[k] !== undefined).map((k) => [k, env[k] as string]));
+}
 
 /** User turns for the SDK's streaming-input mode: pushed by the API, pulled by the SDK. */
 class TurnQueue implements AsyncIterable<SDKUserMessage> {
@@ -58,6 +68,8 @@ export interface AgentRunSpec {
   resume: string | null;
   /** The real API key: removed from anything passed to the sandbox, should it ever appear. */
   secret: string | undefined;
+  /** Confines the process (Landlock) to changing files beneath these paths only. */
+  writable?: string[];
   log: Logger;
 }
 
@@ -85,13 +97,14 @@ function sdkOptions(spec: AgentRunSpec, abort: AbortController): Options {
     pathToClaudeCodeExecutable: spec.claudePath,
     abortController: abort,
     spawnClaudeCodeProcess: (p) => {
-      const env: Record<string, string> = {};
+      const env: Record<string, string> = { ...pick(spec.env, SANDBOX_PATHS) };
       for (const [k, v] of Object.entries(p.env))
         if (v !== undefined && !HOST_ONLY.test(k) && (!spec.secret || !v.includes(spec.secret))) env[k] = v;
       return new SandboxProcess(spec.client, {
         cmd: [spec.claudePath, ...p.args],
         cwd: p.cwd ?? o.cwd,
         env,
+        ...(spec.writable ? { writable: spec.writable } : {}),
         log: spec.log,
       });
     },

@@ -23,10 +23,16 @@ export class SandboxProcess extends EventEmitter {
 
   constructor(
     client: SupervisorClient,
-    o: { cmd: string[]; cwd: string; env: Record<string, string>; log: Logger },
+    o: { cmd: string[]; cwd: string; env: Record<string, string>; writable?: string[]; log: Logger },
   ) {
     super();
-    this.proc = client.exec({ cmd: o.cmd, cwd: o.cwd, env: o.env, stdin: true });
+    this.proc = client.exec({
+      cmd: o.cmd,
+      cwd: o.cwd,
+      env: o.env,
+      stdin: true,
+      ...(o.writable ? { writable: o.writable } : {}),
+    });
     this.proc.then(
       (p) => {
         p.on("stdout", (b: Buffer) => this.stdout.write(b));

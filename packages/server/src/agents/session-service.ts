@@ -7,6 +7,7 @@ import {
   InvalidRequestError,
   type Logger,
   NotFoundError,
+  NotSupportedError,
   newSessionId,
   type Runtime,
   type SandboxRecord,
@@ -22,7 +23,7 @@ import { noUsage } from "../gateway/prices.js";
 import type { CreateSandboxBody } from "../http/schemas.js";
 import type { ServerMetrics } from "../metrics.js";
 import type { SandboxService } from "../sandboxes/service.js";
-import { agentEnv, configDirOf } from "./agent-env.js";
+import { agentEnv, sessionHomeOf } from "./agent-env.js";
 import { AgentRun } from "./agent-run.js";
 import type { SessionEvents } from "./session-events.js";
 import { WarmPool, type WarmStart } from "./warm-pool.js";
@@ -52,6 +53,8 @@ export interface SessionServiceDeps {
 }
 
 const LIVE: SessionState[] = ["starting", "running", "idle"];
+/** Besides its own directories, what a shared session's agent may change (scratch space and devices). */
+const SHARED_WRITABLE = ["/tmp", "/dev", "/proc"];
 /** Sandbox fields a warm-pool sandbox can still take when a session adopts it. */
 const ADOPTABLE = ["labels", "timeoutSeconds", "network"];
 
@@ -72,6 +75,7 @@ interface Live {
 export class SessionService {
   private readonly live = new Map<string, Live>();
   private readonly pool: WarmPool | undefined;
+  private landlock: boolean | undefined;
 
   constructor(private readonly d: SessionServiceDeps) {
     if (d.config.agentWarmPool > 0 && d.config.sandboxNetworks)
@@ -120,7 +124,13 @@ export class SessionService {
         ? (await this.d.sandboxes.running(tenantId, sandboxId)).sandbox
         : await this.d.sandboxes.create(tenantId, sandboxBody));
     const id = warm?.start.sessionId ?? newSessionId();
-    if (pattern === "shared") options.cwd = `/home/user/work/${id}`;
+    if (pattern === "shared") {
+      options.cwd = `/home/user/work/${id}`;
+      if (!(await this.canConfine(sandbox.id)))
+        throw new NotSupportedError(
+          "shared sessions need Landlock (Linux 5.13 or newer with landlock among its LSMs) to keep each session to its own files",
+        );
+    }
     if (!this.d.runtime.hostAddress?.(sandbox.id)) {
       if (!sandboxId)
         await this.d.sandboxes.finish(sandbox.id, "deleted", null, "its session could not start");
@@ -221,6 +231,21 @@ export class SessionService {
    * a parked process cannot take: its fixed options are the server defaults, its sandbox the
    * default one (labels, lifetime and network policy can still be set). Otherwise undefined.
    */
+  /** Whether berth-init can confine a process with Landlock on this host (known after one try). */
+  private async canConfine(sandboxId: string): Promise<boolean> {
+    if (this.landlock !== undefined) return this.landlock;
+    try {
+      const p = await this.d.sandboxes.client(sandboxId).exec({ cmd: ["true"], env: {}, writable: ["/tmp"] });
+      await new Promise((r) => p.once("exit", r));
+      this.landlock = true;
+    } catch (err) {
+      if (!/landlock/i.test((err as Error).message)) throw err;
+      this.d.log.warn({ err: String(err) }, "no Landlock on this host: shared sessions are refused");
+      this.landlock = false;
+    }
+    return this.landlock;
+  }
+
   private async warmStart(
     tenantId: string,
     body: CreateSandboxBody,
@@ -330,7 +355,7 @@ export class SessionService {
     const sandbox = await this.d.sandboxes.get(s.tenantId, s.sandboxId);
     const client = this.d.sandboxes.client(s.sandboxId);
     await client.mkdir(s.options.cwd);
-    await client.mkdir(configDirOf(s.id));
+    if (s.pattern === "shared") await client.mkdir(sessionHomeOf(s.id));
     const hostIp = this.d.runtime.hostAddress?.(s.sandboxId);
     if (!hostIp) throw new ConflictError("the sandbox has no network to reach the model gateway");
     const live = { writes: Promise.resolve() } as Live;
@@ -348,14 +373,18 @@ export class SessionService {
       claudePath: this.d.claudePath,
       options: s.options,
       env: agentEnv(sandbox, {
-        sessionId: s.id,
         env: s.options.env,
+        ...(s.pattern === "shared" ? { home: sessionHomeOf(s.id) } : {}),
         hostIp,
         gatewayPort: this.d.gatewayPort,
         token,
       }),
       resume: s.agentSessionId,
       secret: this.d.config.anthropicApiKey,
+      // Sessions sharing a sandbox run as the same user: the kernel keeps each to its own files.
+      ...(s.pattern === "shared"
+        ? { writable: [s.options.cwd, sessionHomeOf(s.id), ...SHARED_WRITABLE] }
+        : {}),
       log: this.d.log,
     });
     this.live.set(s.id, live);

@@ -10,7 +10,7 @@ import {
 import type { GatewayToken, ModelGateway } from "../gateway/gateway.js";
 import type { ServerMetrics } from "../metrics.js";
 import type { SandboxService } from "../sandboxes/service.js";
-import { agentEnv, configDirOf } from "./agent-env.js";
+import { agentEnv } from "./agent-env.js";
 import { ParkedAgent } from "./agent-run.js";
 
 /**
@@ -29,7 +29,7 @@ const RETRY_MS = 5_000;
 /** A ready session start: a running sandbox with a parked `claude` whose gateway token is granted. */
 export interface WarmStart {
   sandboxId: string;
-  /** The id the session will have (its `claude` config dir is named after it). */
+  /** The id the session will have. */
   sessionId: string;
   token: GatewayToken;
   parked: ParkedAgent;
@@ -159,7 +159,6 @@ export class WarmPool {
       if (!hostIp) throw new Error("agent sessions need sandbox networks (BERTH_SANDBOX_NETWORKS)");
       const client = this.d.sandboxes.client(sandbox.id);
       await client.mkdir(PARKING_DIR);
-      await client.mkdir(configDirOf(sessionId));
       const w = { sandboxId: sandbox.id, sessionId, onUsage: null } as WarmStart;
       token = this.d.gateway.grant({
         sessionId,
@@ -173,7 +172,7 @@ export class WarmPool {
           client,
           claudePath: this.d.claudePath,
           options: { ...this.d.options, cwd: PARKING_DIR },
-          env: agentEnv(sandbox, { sessionId, env: {}, hostIp, gatewayPort: this.d.gatewayPort, token }),
+          env: agentEnv(sandbox, { env: {}, hostIp, gatewayPort: this.d.gatewayPort, token }),
           resume: null,
           secret: this.d.config.anthropicApiKey,
           log: this.d.log,
