@@ -62,7 +62,7 @@ export interface AgentRunSpec {
   client: SupervisorClient;
   claudePath: string;
   options: AgentOptions;
-  /** The whole environment of the agent process (sandbox env, gateway URL and token, config dir). */
+  /** The whole environment of the agent process (sandbox env, gateway URL and token, its home). */
   env: Record<string, string>;
   /** The SDK session to continue (hybrid wake, or after a server restart). */
   resume: string | null;
