@@ -1,17 +1,8 @@
-import {
-  type AgentOptions,
-  type Config,
-  type Logger,
-  newSessionId,
-  type Runtime,
-  type SessionUsage,
-  type Store,
-} from "@berth/core";
-import type { GatewayToken, ModelGateway } from "../gateway/gateway.js";
-import type { ServerMetrics } from "../metrics.js";
-import type { SandboxService } from "../sandboxes/service.js";
+import { type AgentOptions, newSessionId, type SessionUsage } from "@berth/core";
+import type { GatewayToken } from "../gateway/gateway.js";
 import { agentEnv } from "./agent-env.js";
 import { ParkedAgent } from "./agent-run.js";
+import type { SessionServiceDeps } from "./session-service.js";
 
 /**
  * The tenant that owns pooled sandboxes until a session takes one. API keys' tenants match
@@ -37,19 +28,11 @@ export interface WarmStart {
   onUsage: ((usage: SessionUsage, costUsd: number) => void) | null;
 }
 
-export interface WarmPoolDeps {
-  config: Config;
-  store: Store;
-  runtime: Runtime;
-  sandboxes: SandboxService;
-  gateway: ModelGateway;
-  gatewayPort: number;
-  claudePath: string;
-  /** The options a spare is started with: a session with other fixed options starts cold. */
+/** What the pool needs: the session service's parts, and the options a spare is started with. */
+export type WarmPoolDeps = Omit<SessionServiceDeps, "events"> & {
+  /** A session with other fixed options starts cold. */
   options: AgentOptions;
-  metrics: ServerMetrics;
-  log: Logger;
-}
+};
 
 /**
  * Warm starts for sessions in a new sandbox (`BERTH_AGENT_WARM_POOL`): sandboxes made ahead of time,
