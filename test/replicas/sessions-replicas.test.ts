@@ -161,6 +161,9 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     await reach(b, id, "idle");
     const isResult = (e: SseEvent) => e.event === "message" && e.data.type === "result";
     const auth = { authorization: `Bearer ${b.adminKey}` };
+    // An ephemeral session that ended on A: no agent left, so B answers for it even while A is down.
+    const ended = await on(a, "POST", "/v1/sessions", { prompt: "one and done" });
+    await reach(b, ended.body.id, "completed");
     // A is killed mid-turn.
     expect((await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "answer slowly" })).status).toBe(202);
     await until(b, id, ["running"]);
@@ -180,6 +183,10 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
       expect(beside.status, JSON.stringify(beside.body)).toBe(503);
       expect(beside.body.error.code).toBe("replica_unavailable");
       expect((await on(b, "GET", `/v1/sessions/${id}`)).body.id).toBe(id);
+      expect((await on(b, "POST", `/v1/sessions/${ended.body.id}/messages`, { text: "more?" })).status).toBe(
+        409,
+      );
+      expect((await on(b, "DELETE", `/v1/sessions/${ended.body.id}`)).status).toBe(204);
       // The event log replays on B while A is down.
       const replay = await readSse(
         `${b.url}/v1/sessions/${id}/events`,

@@ -1,7 +1,7 @@
 import { type IncomingMessage, request, type Server, type ServerResponse } from "node:http";
 import { connect } from "node:net";
 import type { Duplex } from "node:stream";
-import { BerthError, type Logger, type Store } from "@berth/core";
+import { BerthError, FINAL_SESSION_STATES, type Logger, type Store } from "@berth/core";
 import { hostOf } from "../proxy/target.js";
 
 /** Header a forwarded request carries, so it is never forwarded twice. */
@@ -132,13 +132,17 @@ export class ReplicaRouter {
 
   private async lookUp(key: string): Promise<string | null> {
     const [kind, id] = key.split(":") as [string, string];
-    const sandboxId = kind === "session" ? ((await this.d.store.getSession(id))?.sandboxId ?? null) : id;
+    let sandboxId = id;
+    if (kind === "session") {
+      const s = await this.d.store.getSession(id);
+      // An ended session has no agent left: any replica answers (409s, an idempotent DELETE).
+      if (!s || FINAL_SESSION_STATES.includes(s.state)) return null;
+      sandboxId = s.sandboxId;
+    }
     const replica =
       kind === "snapshot"
         ? await this.d.store.replicaOf("snapshots", id)
-        : sandboxId
-          ? ((await this.d.store.getSandbox(sandboxId))?.replica ?? null)
-          : null;
+        : ((await this.d.store.getSandbox(sandboxId))?.replica ?? null);
     if (!replica || replica === this.d.replica) return null;
     return (await this.d.store.getReplica(replica))?.url ?? null;
   }
