@@ -125,7 +125,7 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     expect(agents.trim()).toBe("");
   }, 180_000);
 
-  it("starts a shared session through B in a sandbox A holds, and it runs there", async () => {
+  it("starts sessions through B in a sandbox A holds or from A's snapshot, and they run on A", async () => {
     const sb = await on(a, "POST", "/v1/sandboxes", {});
     expect(sb.status).toBe(201);
     const created = await on(b, "POST", "/v1/sessions", {
@@ -149,6 +149,27 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     });
     expect(foreign.status).toBe(404);
     await on(b, "DELETE", `/v1/sessions/${created.body.id}`);
+    // A session whose new sandbox is made from A's snapshot, asked of B, is made by A.
+    await on(a, "POST", `/v1/sandboxes/${sb.body.id}/exec`, {
+      cmd: ["sh", "-c", "echo kept > /workspace/k"],
+    });
+    const snap = await on(a, "POST", `/v1/sandboxes/${sb.body.id}/snapshots`, {});
+    expect(snap.status, JSON.stringify(snap.body)).toBe(201);
+    const fromSnap = await on(b, "POST", "/v1/sessions", {
+      prompt: "from the snapshot",
+      pattern: "long-running",
+      sandbox: { fromSnapshot: snap.body.id },
+    });
+    expect(fromSnap.status, JSON.stringify(fromSnap.body)).toBe(201);
+    await reach(b, fromSnap.body.id, "idle");
+    const kept = await on(b, "POST", `/v1/sandboxes/${fromSnap.body.sandboxId}/exec`, {
+      cmd: ["cat", "/workspace/k"],
+    });
+    expect(kept.body.stdout).toBe("kept\n");
+    expect((await on(b, "DELETE", `/v1/sessions/${fromSnap.body.id}`)).status).toBe(204);
+    for (const id of [sb.body.id, fromSnap.body.sandboxId])
+      expect((await on(b, "DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect((await on(b, "DELETE", `/v1/snapshots/${snap.body.id}`)).status).toBe(204);
   }, 180_000);
 
   it("answers 503 replica_unavailable for a session whose replica is killed mid-turn, serves its record and events from the store meanwhile, and a stream held open goes on after the restart", async () => {

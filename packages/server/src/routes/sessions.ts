@@ -10,7 +10,7 @@ import type { SessionEvents } from "../agents/session-events.js";
 import type { SessionService } from "../agents/session-service.js";
 import { CreateSandboxBody } from "../http/schemas.js";
 import { lastEventId } from "../http/sse.js";
-import { relayJson } from "../replicas/placement.js";
+import { creatorOf, relayJson } from "../replicas/placement.js";
 import { FORWARDED_BY } from "../replicas/router.js";
 import type { App, ServerContext } from "./context.js";
 import { streamSessionEvents } from "./session-stream.js";
@@ -87,12 +87,25 @@ function view(s: SessionRecord, computeUsd: number) {
   };
 }
 
-/** The URL of the other replica whose runtime holds the tenant's sandbox, or null (here, or not theirs). */
-async function ownerUrl(ctx: ServerContext, tenantId: string, sandboxId: string): Promise<string | null> {
-  const sandbox = await ctx.store.getSandbox(sandboxId);
-  if (!sandbox || sandbox.tenantId !== tenantId || !sandbox.replica || sandbox.replica === ctx.replica)
-    return null;
-  return (await ctx.store.getReplica(sandbox.replica))?.url ?? null;
+/** A session's `sandbox`: an existing one's id, or what to make a new one from. */
+type SessionSandbox = { id?: string } & CreateSandboxBody;
+
+/**
+ * The URL of the other replica a session must be made on, or null for here: the one holding
+ * its existing sandbox (`sandbox.id`), or the snapshot or volumes its new sandbox is made from.
+ */
+async function creatorUrl(
+  ctx: ServerContext,
+  tenantId: string,
+  sandbox: SessionSandbox | undefined,
+): Promise<string | null> {
+  let replica: string | null | undefined;
+  if (sandbox?.id) {
+    const record = await ctx.store.getSandbox(sandbox.id);
+    replica = record?.tenantId === tenantId ? record.replica : null;
+  } else if (sandbox) replica = await creatorOf(ctx.store, ctx.replica, tenantId, sandbox);
+  if (!replica || replica === ctx.replica) return null;
+  return (await ctx.store.getReplica(replica))?.url ?? null;
 }
 
 /** Agent sessions: create, list, get, events (SSE), messages, interrupt, delete. */
@@ -110,10 +123,10 @@ export function sessionRoutes(
   usageRoutes(app, ctx);
 
   app.post("/v1/sessions", { schema: { tags, body: CreateSessionBody } }, async (req, reply) => {
-    // A session in an existing sandbox runs where that sandbox runs: another replica may hold it.
-    const inSandbox = (req.body.sandbox as { id?: string } | undefined)?.id;
-    const owner =
-      inSandbox && !req.headers[FORWARDED_BY] ? await ownerUrl(ctx, req.caller.tenantId, inSandbox) : null;
+    // A session runs where its sandbox runs: another replica may hold it, or what it is made from.
+    const owner = req.headers[FORWARDED_BY]
+      ? null
+      : await creatorUrl(ctx, req.caller.tenantId, req.body.sandbox as SessionSandbox | undefined);
     if (owner) {
       let answer: { status: number; body: unknown };
       try {
@@ -122,7 +135,7 @@ export function sessionRoutes(
         throw new BerthError(
           "replica_unavailable",
           503,
-          `the server that holds this sandbox (${owner}) does not answer (${(err as Error).message}); it is served again once that server is back`,
+          `the server that holds this session's sandbox, or its snapshot or volumes (${owner}), does not answer (${(err as Error).message}); it is served again once that server is back`,
         );
       }
       // Relayed as the other replica answered (its 201, or its error; it audits the call).
