@@ -217,30 +217,32 @@ describe("abuse suite", () => {
     await call("DELETE", `/v1/sandboxes/${id}`);
   });
 
-  // KNOWN HOLE (it.fails until fixed): every sandbox runs as uid 1000 with no user namespace,
-  // and the kernel counts inotify instances per uid (fs.inotify.max_user_instances, 128 here),
-  // so one sandbox holding them all takes inotify, and the file watch API (a 500), from every
-  // other sandbox and from the host's own uid 1000. The fix is per-sandbox uids (user
-  // namespaces); raising the sysctl only moves the bar. The window is kept to a second because
-  // other servers' sandboxes on this host share the uid.
-  it.fails("one sandbox exhausting inotify instances leaves its neighbour's file watches working", async () => {
+  // Every sandbox runs as uid 1000 and the kernel counts inotify instances and watches per uid;
+  // the server raises those ceilings above what the host's memory could hold, so a sandbox is
+  // bounded by its own limits (open files, memory cgroup) and cannot take inotify from others.
+  it("one sandbox holding every inotify instance it can leaves its neighbours' and the host's inotify working", async () => {
     const hog = await create();
     const neighbour = await create();
     const inotify = `python3 -c 'import ctypes,os;l=ctypes.CDLL(None,use_errno=True);r=l.inotify_init();print("ok" if r>=0 else os.strerror(ctypes.get_errno()))'`;
     try {
       expect((await sh(neighbour, inotify)).stdout).toBe("ok\n");
+      // Instances with a watch each, until the sandbox's own limit stops it; then it holds them.
       const p = await call("POST", `/v1/sandboxes/${hog}/processes`, {
         cmd: [
           "python3",
           "-c",
-          "import ctypes,time\nl=ctypes.CDLL(None)\n[l.inotify_init() for i in range(400)]\nprint('held',flush=True)\ntime.sleep(3)",
+          "import ctypes,os,time\nl=ctypes.CDLL(None,use_errno=True)\nn=0\nwhile n<200000:\n  r=l.inotify_init()\n  if r<0: break\n  l.inotify_add_watch(r,b'/workspace',0xfff)\n  n+=1\nprint('held',n,os.strerror(ctypes.get_errno()),flush=True)\ntime.sleep(60)",
         ],
       });
-      for (let i = 0; i < 50; i++) {
-        const logs = await call("GET", `/v1/sandboxes/${hog}/processes/${p.body.pid}/logs`);
-        if (String(logs.body.stdout).includes("held")) break;
-        await new Promise((r) => setTimeout(r, 20));
+      let held = "";
+      for (let i = 0; i < 300 && !held.includes("held"); i++) {
+        held = String((await call("GET", `/v1/sandboxes/${hog}/processes/${p.body.pid}/logs`)).body.stdout);
+        if (!held.includes("held")) await new Promise((r) => setTimeout(r, 100));
       }
+      const count = Number(held.split(" ")[1]);
+      // Far past the usual per-uid ceiling of 128: the sandbox's own open-files limit stopped it.
+      expect(count, held).toBeGreaterThan(1000);
+      expect(held).toMatch(/Too many open files/);
       const inside = (await sh(neighbour, inotify)).stdout;
       const watch = await fetch(`${server.url}/v1/sandboxes/${neighbour}/files/watch?path=/workspace`, {
         headers: { authorization: `Bearer ${server.adminKey}` },
@@ -248,20 +250,29 @@ describe("abuse suite", () => {
       })
         .then(async (r) => `${r.status} ${(await r.text()).slice(0, 120)}`)
         .catch(() => "200 (streaming)");
+      // The hog's own watch API works (another process, its own open-files limit) or is refused
+      // with a stable code; never a server error.
+      const own = await fetch(`${server.url}/v1/sandboxes/${hog}/files/watch?path=/workspace`, {
+        headers: { authorization: `Bearer ${server.adminKey}` },
+        signal: AbortSignal.timeout(500),
+      })
+        .then(async (r) => ({ status: r.status, body: (await r.text()).slice(0, 200) }))
+        .catch(() => ({ status: 200, body: "(streaming)" }));
       const host = execFileSync(
         "setpriv",
         ["--reuid", "1000", "--regid", "1000", "--clear-groups", "sh", "-c", inotify],
-        {
-          encoding: "utf8",
-        },
+        { encoding: "utf8" },
       );
-      await call("DELETE", `/v1/sandboxes/${hog}`);
       console.log(
-        `inotify held by one sandbox: neighbour's inotify_init: ${inside.trim()}; its watch API: ${watch}; host uid 1000: ${host.trim()}`,
+        `inotify: one sandbox held ${count} instances; neighbour's inotify_init: ${inside.trim()}; its watch API: ${watch}; the hog's own watch API: ${own.status}; host uid 1000: ${host.trim()}`,
       );
       expect(inside).toBe("ok\n");
       expect(watch).toMatch(/^200/);
       expect(host).toBe("ok\n");
+      if (own.status !== 200) {
+        expect(own.status, own.body).toBe(429);
+        expect(JSON.parse(own.body).error.code).toBe("limit_exceeded");
+      }
     } finally {
       await call("DELETE", `/v1/sandboxes/${hog}`);
       await call("DELETE", `/v1/sandboxes/${neighbour}`);

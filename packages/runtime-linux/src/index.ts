@@ -5,6 +5,7 @@ export { CommandError } from "./command.js";
 export { buildOciSpec, type OciSpecInput } from "./oci-spec.js";
 export { LinuxRuntime, type LinuxRuntimeOptions } from "./runtime.js";
 export { defaultSeccompProfile } from "./seccomp-profile.js";
+export { raiseInotifyLimits } from "./uid-limits.js";
 
 /**
  * The local Linux runtime: sandboxes as OCI containers run by runc (or crun on pure cgroup v2

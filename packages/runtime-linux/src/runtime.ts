@@ -65,6 +65,7 @@ import { listenForSandbox } from "./socket.js";
 import { ensureDefaultTemplate } from "./template.js";
 import { type TemplateMeta, TemplateStore } from "./templates/store.js";
 import { upperLayerTar } from "./templates/upper-layer.js";
+import { raiseInotifyLimits } from "./uid-limits.js";
 import { Volumes } from "./volumes.js";
 
 /** Options of the local Linux runtime. */
@@ -132,6 +133,7 @@ export class LinuxRuntime implements Runtime {
     this.cgroups = detectCgroups();
     this.name = pickOciRuntime(this.o.ociRuntime, this.cgroups.version);
     prepareCgroupParent(this.cgroups, this.log);
+    raiseInotifyLimits(this.log);
     if (ensureDefaultTemplate(L.templateRootfs("default"))) this.log.info({}, "built the default template");
     this.templates.sweep();
     ensureDiskSkeleton(L.diskSkeleton);

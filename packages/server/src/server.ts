@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { type Config, describeConfig, type Runtime } from "@berth/core";
 import { createDockerRuntime } from "@berth/runtime-docker";
-import { createLinuxRuntime } from "@berth/runtime-linux";
+import { createLinuxRuntime, raiseInotifyLimits } from "@berth/runtime-linux";
 import { openStore } from "@berth/store";
 import pino, { type Logger as Pino } from "pino";
 import { installClaudeBinary } from "./agents/claude-binary.js";
@@ -94,6 +94,8 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
         });
   try {
     await runtime.start();
+    // Docker's containers run as uid 1000 on this kernel too (the local runtime does this itself).
+    if (config.runtime === "docker") raiseInotifyLimits(log.child({ part: "runtime" }));
     sandboxCidrs = runtime.sandboxCidrs ? () => runtime.sandboxCidrs?.() ?? [] : undefined;
     const adminKeyPath = await ensureAdminKey(store, dataDir);
     // Several servers may share a PostgreSQL store: each holds the sandboxes of its own runtime.

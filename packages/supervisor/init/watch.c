@@ -95,9 +95,12 @@ int op_watch(int sock, reader *rd, const jval *q) {
   struct stat st;
   if (lstat(root, &st)) return reply_errno(sock, errno, "watch %s: %s", root, strerror(errno));
   ino = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-  if (ino < 0) return reply_errno(sock, errno, "watch %s: %s", root, strerror(errno));
-  if (inotify_add_watch(ino, root, MASK | IN_DONT_FOLLOW) < 0) /* report why the root cannot be watched */
-    return reply_errno(sock, errno, "watch %s: %s", root, strerror(errno));
+  if (ino < 0) return reply_errno(sock, errno, "watch %s: %s (inotify instances)", root, strerror(errno));
+  if (inotify_add_watch(ino, root, MASK | IN_DONT_FOLLOW) < 0) { /* report why the root cannot be watched */
+    /* inotify says ENOSPC when the watch limit is reached: that is no disk space matter */
+    int e = errno == ENOSPC ? EMFILE : errno;
+    return reply_errno(sock, e, "watch %s: %s", root, errno == ENOSPC ? "too many inotify watches" : strerror(errno));
+  }
   add_watch(root, rec && S_ISDIR(st.st_mode), 0);
   if (reply_ok(sock, "")) return -1;
 

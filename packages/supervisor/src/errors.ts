@@ -49,6 +49,10 @@ export function errorFromErrno(errno: string, message: string, path?: string): B
     case "ENOSPC":
     case "EDQUOT":
       return new BerthError("disk_full", 507, msg, details);
+    case "EMFILE":
+    case "ENFILE":
+      // The sandbox holds as many files (or inotify instances) as its limits allow.
+      return new BerthError("limit_exceeded", 429, msg, details);
     default:
       return new SandboxError(msg, details);
   }
