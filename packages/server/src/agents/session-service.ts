@@ -226,11 +226,6 @@ export class SessionService {
     await this.pool?.close();
   }
 
-  /**
-   * A parked start from the warm pool, handed to the tenant, when a session in a new sandbox asks for nothing
-   * a parked process cannot take: its fixed options are the server defaults, its sandbox the
-   * default one (labels, lifetime and network policy can still be set). Otherwise undefined.
-   */
   /** Whether berth-init can confine a process with Landlock on this host (known after one try). */
   private async canConfine(sandboxId: string): Promise<boolean> {
     if (this.landlock !== undefined) return this.landlock;
@@ -246,6 +241,12 @@ export class SessionService {
     return this.landlock;
   }
 
+  /**
+   * A parked start from the warm pool, handed to the tenant, when a session in a new sandbox
+   * asks for nothing a parked process cannot take: its fixed options are the server defaults,
+   * its sandbox the default one (labels, lifetime and network policy can still be set).
+   * Otherwise undefined.
+   */
   private async warmStart(
     tenantId: string,
     body: CreateSandboxBody,
@@ -283,9 +284,7 @@ export class SessionService {
     const client = this.d.sandboxes.client(s.sandboxId);
     await client.mkdir(s.options.cwd);
     const live = { writes: Promise.resolve(), token: w.token } as Live;
-    w.onUsage = (u, cost) => {
-      live.writes = live.writes.then(() => this.addUsage(s.id, u, cost)).catch(() => {});
-    };
+    w.onUsage = this.meter(s.id, live);
     live.run = new AgentRun(
       {
         client,
@@ -316,6 +315,13 @@ export class SessionService {
         );
       },
     );
+  }
+
+  /** Where the gateway's usage reports for a session go: its row, one write after another. */
+  private meter(id: string, live: Live): (u: SessionUsage, cost: number) => void {
+    return (u, cost) => {
+      live.writes = live.writes.then(() => this.addUsage(id, u, cost)).catch(() => {});
+    };
   }
 
   private armDeadline(s: SessionRecord, live: Live): void {
@@ -363,9 +369,7 @@ export class SessionService {
       sessionId: s.id,
       budgetUsd: s.options.maxBudgetUsd,
       spentUsd: s.tokensUsd,
-      onUsage: (u, cost) => {
-        live.writes = live.writes.then(() => this.addUsage(s.id, u, cost)).catch(() => {});
-      },
+      onUsage: this.meter(s.id, live),
     });
     live.token = token;
     live.run = new AgentRun({
