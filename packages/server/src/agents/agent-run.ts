@@ -74,7 +74,7 @@ export interface AgentRunSpec {
 }
 
 /** The SDK options for a `claude` process in a sandbox, cold or prewarmed. */
-function sdkOptions(spec: AgentRunSpec, abort: AbortController): Options {
+function sdkOptions(spec: AgentRunSpec): Options {
   const o = spec.options;
   return {
     cwd: o.cwd,
@@ -95,7 +95,6 @@ function sdkOptions(spec: AgentRunSpec, abort: AbortController): Options {
     // The SDK would otherwise hand the host's environment to the process.
     env: spec.env,
     pathToClaudeCodeExecutable: spec.claudePath,
-    abortController: abort,
     spawnClaudeCodeProcess: (p) => {
       const env: Record<string, string> = { ...pick(spec.env, SANDBOX_PATHS) };
       for (const [k, v] of Object.entries(p.env))
@@ -117,15 +116,11 @@ function sdkOptions(spec: AgentRunSpec, abort: AbortController): Options {
  * but the working directory, model and permission mode is fixed now.
  */
 export class ParkedAgent {
-  private constructor(
-    readonly spare: SpareProcess,
-    readonly abort: AbortController,
-  ) {}
+  private constructor(readonly spare: SpareProcess) {}
 
   static async start(spec: AgentRunSpec, timeoutMs: number): Promise<ParkedAgent> {
-    const abort = new AbortController();
-    const spare = await prewarm({ options: sdkOptions(spec, abort), initializeTimeoutMs: timeoutMs });
-    return new ParkedAgent(spare, abort);
+    const options = sdkOptions(spec);
+    return new ParkedAgent(await prewarm({ options, initializeTimeoutMs: timeoutMs }));
   }
 
   /** Settles when the process exits (a parked one that dies is replaced). */
@@ -146,7 +141,6 @@ export class ParkedAgent {
  */
 export class AgentRun {
   private readonly turns = new TurnQueue();
-  private readonly abort: AbortController;
   private readonly q: Query;
   /** A claimed parked process: settles once it took the session (rejects if it refused). */
   readonly claimed: Promise<void>;
@@ -154,13 +148,11 @@ export class AgentRun {
 
   constructor(spec: AgentRunSpec, parked?: ParkedAgent) {
     if (!parked) {
-      this.abort = new AbortController();
-      this.q = query({ prompt: this.turns, options: sdkOptions(spec, this.abort) });
+      this.q = query({ prompt: this.turns, options: sdkOptions(spec) });
       this.claimed = Promise.resolve();
       return;
     }
     const o = spec.options;
-    this.abort = parked.abort;
     this.q = parked.spare.claim({
       prompt: this.turns,
       options: {
