@@ -57,17 +57,14 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   // The model gateway listens first: sandbox networks let every sandbox reach its port.
   const metrics = new ServerMetrics();
   // The runtime is made after the gateway (it needs the gateway's port); the ranges are read per request.
-  let sandboxCidrs: (() => string[]) | undefined;
+  let sandboxCidrs = (): string[] => [];
   const gateway = new ModelGateway({
     upstream: config.anthropicBaseUrl,
     apiKey: config.anthropicApiKey,
     prices: new PriceTable(config.modelPrices),
     log: log.child({ part: "gateway" }),
     // It listens on every address (sandboxes reach it at their host end); only they and loopback may use it.
-    allowFrom: (ip) =>
-      ip === "127.0.0.1" ||
-      ip === "::1" ||
-      (sandboxCidrs?.() ?? [config.networkCidr]).some((cidr) => inCidr(ip.replace(/^::ffff:/, ""), cidr)),
+    allowFrom: (ip) => ip === "127.0.0.1" || ip === "::1" || sandboxCidrs().some((cidr) => inCidr(ip, cidr)),
     onRelayed: (seconds, status, usage, cost) => metrics.observeModelCall(seconds, status, usage, cost),
   });
   const gatewayPort = await gateway.start(config.gatewayPort);
@@ -96,7 +93,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     await runtime.start();
     // Docker's containers run as uid 1000 on this kernel too (the local runtime does this itself).
     if (config.runtime === "docker") raiseInotifyLimits(log.child({ part: "runtime" }));
-    sandboxCidrs = runtime.sandboxCidrs ? () => runtime.sandboxCidrs?.() ?? [] : undefined;
+    sandboxCidrs = () => runtime.sandboxCidrs?.() ?? [];
     const adminKeyPath = await ensureAdminKey(store, dataDir);
     // Several servers may share a PostgreSQL store: each holds the sandboxes of its own runtime.
     const replica = replicaIdOf(dataDir);
