@@ -4,6 +4,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
+import { DockerRuntime } from "@berth/runtime-docker";
 import { caller, startBerth } from "./berth.mjs";
 import { summary, timeMany } from "./stats.mjs";
 
@@ -107,6 +108,9 @@ export async function benchBerthDocker(n, execN) {
       const call = caller(server);
       for (const id of ids) await call("DELETE", `/v1/sandboxes/${id}`).catch(() => {});
       await server.stop();
+      // A stopped server keeps its bridge network and its nftables table for the next start: this one has none.
+      const cleaner = new DockerRuntime({ dataDir: server.dataDir, socketPath: docker.socketPath });
+      await cleaner.purgeHostState().catch(() => {});
     }
     await docker.stop();
   }

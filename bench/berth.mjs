@@ -81,7 +81,7 @@ export async function startBerth(env) {
     await new Promise((r) => setTimeout(r, 100));
   }
   const key = readFileSync(join(dataDir, "admin-key"), "utf8").trim();
-  return { url, key, stop, pid: child.pid };
+  return { url, key, stop, pid: child.pid, dataDir };
 }
 
 /**
