@@ -1,7 +1,9 @@
 /* berth-init: PID 1 of a sandbox. Accepts on the listening socket (fd 3 or BERTH_LISTEN_PATH),
  * forks one handler per connection (simple code, failures stay in one connection), reaps every
  * child and orphan, and on SIGTERM kills what it started and exits 0. */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -103,6 +105,24 @@ static int listen_socket(void) {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     unlink(path);
     if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 512)) {
+      perror("berth-init: listen");
+      exit(1);
+    }
+    return fd;
+  }
+  /* A loopback TCP port: where no socket can be passed in or bound out (a Kubernetes pod,
+   * reached through the API server's port-forward, which dials the pod's 127.0.0.1). */
+  const char *port = getenv("BERTH_LISTEN_PORT");
+  if (port && *port) {
+    char *end;
+    long p = strtol(port, &end, 10);
+    if (*end || p < 1 || p > 65535) { fprintf(stderr, "berth-init: bad BERTH_LISTEN_PORT\n"); exit(1); }
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p),
+                            .sin_addr = {.s_addr = htonl(INADDR_LOOPBACK)}};
+    int one = 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 512)) {
       perror("berth-init: listen");
       exit(1);
     }
