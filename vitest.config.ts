@@ -12,6 +12,7 @@ export default defineConfig({
       "@berth/store": pkg("store"),
       "@berth/runtime-linux": pkg("runtime-linux"),
       "@berth/runtime-docker": pkg("runtime-docker"),
+      "@berth/runtime-kubernetes": pkg("runtime-kubernetes"),
       "@berth/server": pkg("server"),
       "@berth/sdk": pkg("sdk"),
       "@berth/cli": pkg("cli"),

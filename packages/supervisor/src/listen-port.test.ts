@@ -40,7 +40,11 @@ describe("berth-init on a TCP port", () => {
           () => new Promise<string>((r) => setTimeout(() => r(""), 10)),
         );
       expect(version).toBe("1");
-      const p = await client.exec({ cmd: ["sh", "-c", "echo over tcp"], env: { PATH: "/usr/bin:/bin" }, stdin: false });
+      const p = await client.exec({
+        cmd: ["sh", "-c", "echo over tcp"],
+        env: { PATH: "/usr/bin:/bin" },
+        stdin: false,
+      });
       let out = "";
       p.on("stdout", (b: Buffer) => {
         out += b.toString();

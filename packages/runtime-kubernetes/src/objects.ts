@@ -1,0 +1,222 @@
+/**
+ * The Kubernetes objects of a sandbox, built as plain data: its Pod, the PersistentVolumeClaim
+ * that keeps its /workspace across hibernate, and the NetworkPolicy that is its egress policy.
+ * Pure functions (unit tested); the runtime sends what they return.
+ */
+
+import { type NetworkPolicy, NotSupportedError, parseAllowlist, type Resources } from "@berth/core";
+import type { V1NetworkPolicy, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
+
+/** Labels and annotations of Berth's objects (selectors find a sandbox's objects by them). */
+export const LABEL = {
+  managedBy: "app.kubernetes.io/managed-by",
+  sandbox: "berth.dev/sandbox",
+  template: "berth.dev/template",
+  /** On pre-created Pods (and their claims) waiting in the warm pool: the pool's key. */
+  pool: "berth.dev/warm-pool",
+  /** `data` on a sandbox's /workspace claim, `volume` on a Berth volume's. */
+  role: "berth.dev/role",
+} as const;
+export const MANAGED_BY = "berth";
+
+/** Where berth-init listens inside a pod (loopback only; the API server's port-forward dials it). */
+export const SUPERVISOR_PORT = 49990;
+/** In the init image: the static berth-init the initContainer copies into the pod. */
+export const INIT_IMAGE_PATH = "/opt/berth/berth-init";
+const INIT_DIR = "/.berth";
+const SANDBOX_UID = 1000;
+
+/** Ranges an `open` sandbox may not reach: the cluster's and the host's private networks. */
+const PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"];
+
+/** What the pod builder needs besides the sandbox's spec. */
+export interface PodOptions {
+  name: string;
+  /** The sandbox id (its hostname), or null for a pre-created warm Pod. */
+  sandbox: string | null;
+  pool?: string;
+  template: string;
+  image: string;
+  initImage: string;
+  resources: Resources;
+  env: Record<string, string>;
+  dataClaim: string;
+  volumes: { claim: string; mountPath: string }[];
+  runtimeClass?: string;
+}
+
+/** Object names: DNS labels, `berth-` + the sandbox id (ids are at most 32 characters). */
+export const podName = (id: string) => `berth-${id}`;
+export const dataClaimName = (id: string) => `berth-${id}-data`;
+export const volumeClaimName = (volumeId: string) => `berth-vol-${volumeId}`;
+export const policyName = (id: string) => `berth-${id}`;
+
+/**
+ * A sandbox Pod: an initContainer copies berth-init out of the init image into an emptyDir, the
+ * sandbox container (the template's image) runs it as PID 1 as uid 1000 with no capabilities,
+ * no privilege escalation and the runtime's default seccomp profile; it never restarts (a
+ * sandbox whose init died is `stopped`). No service account token, no service links.
+ */
+export function sandboxPod(o: PodOptions): V1Pod {
+  const labels: Record<string, string> = { [LABEL.managedBy]: MANAGED_BY, [LABEL.template]: o.template };
+  if (o.sandbox) labels[LABEL.sandbox] = o.sandbox;
+  if (o.pool) labels[LABEL.pool] = o.pool;
+  const memory = `${o.resources.memoryMiB}Mi`;
+  const locked = {
+    runAsUser: SANDBOX_UID,
+    runAsGroup: SANDBOX_UID,
+    runAsNonRoot: true,
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ["ALL"] },
+    seccompProfile: { type: "RuntimeDefault" },
+  };
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: { name: o.name, labels },
+    spec: {
+      ...(o.sandbox ? { hostname: o.sandbox } : {}),
+      restartPolicy: "Never",
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      terminationGracePeriodSeconds: 2,
+      ...(o.runtimeClass ? { runtimeClassName: o.runtimeClass } : {}),
+      securityContext: { fsGroup: SANDBOX_UID, runAsNonRoot: true },
+      initContainers: [
+        {
+          name: "berth-init",
+          image: o.initImage,
+          command: ["cp", INIT_IMAGE_PATH, `${INIT_DIR}/init`],
+          securityContext: locked,
+          resources: { limits: { cpu: "100m", memory: "32Mi" } },
+          volumeMounts: [{ name: "berth", mountPath: INIT_DIR }],
+        },
+      ],
+      containers: [
+        {
+          name: "sandbox",
+          image: o.image,
+          command: [`${INIT_DIR}/init`],
+          workingDir: "/workspace",
+          env: [
+            ...Object.entries(o.env).map(([name, value]) => ({ name, value })),
+            { name: "HOME", value: "/home/user" },
+            { name: "BERTH_LISTEN_PORT", value: String(SUPERVISOR_PORT) },
+            { name: "BERTH_STATE_DIR", value: "/run/berth" },
+          ],
+          securityContext: locked,
+          resources: {
+            // Memory is reserved (it cannot be taken back); CPU is shared above a tenth of the limit.
+            requests: { cpu: `${Math.max(10, Math.round(o.resources.cpus * 100))}m`, memory },
+            limits: {
+              cpu: `${Math.round(o.resources.cpus * 1000)}m`,
+              memory,
+              "ephemeral-storage": `${o.resources.diskMiB}Mi`,
+            },
+          },
+          volumeMounts: [
+            { name: "berth", mountPath: INIT_DIR, readOnly: true },
+            { name: "state", mountPath: "/run/berth" },
+            { name: "home", mountPath: "/home/user" },
+            { name: "data", mountPath: "/workspace" },
+            ...o.volumes.map((v, i) => ({ name: `vol-${i}`, mountPath: v.mountPath })),
+          ],
+        },
+      ],
+      volumes: [
+        { name: "berth", emptyDir: { sizeLimit: "16Mi" } },
+        { name: "state", emptyDir: { sizeLimit: "64Mi" } },
+        { name: "home", emptyDir: {} },
+        { name: "data", persistentVolumeClaim: { claimName: o.dataClaim } },
+        ...o.volumes.map((v, i) => ({ name: `vol-${i}`, persistentVolumeClaim: { claimName: v.claim } })),
+      ],
+    },
+  };
+}
+
+/** A claim of `sizeMiB` (the sandbox's /workspace, or a Berth volume). */
+export function claim(o: {
+  name: string;
+  sizeMiB: number;
+  labels: Record<string, string>;
+  storageClass?: string;
+  /** Volumes shared by sandboxes on several nodes need ReadWriteMany storage. */
+  accessMode?: "ReadWriteOnce" | "ReadWriteMany";
+}): V1PersistentVolumeClaim {
+  return {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: { name: o.name, labels: { [LABEL.managedBy]: MANAGED_BY, ...o.labels } },
+    spec: {
+      accessModes: [o.accessMode ?? "ReadWriteOnce"],
+      resources: { requests: { storage: `${o.sizeMiB}Mi` } },
+      ...(o.storageClass ? { storageClassName: o.storageClass } : {}),
+    },
+  };
+}
+
+/**
+ * The sandbox's egress policy as a NetworkPolicy on its Pod: no ingress at all (the server
+ * reaches it through the API server, not the pod network); egress `none` is nothing, `open` is
+ * the internet but no private range, plus the cluster DNS; `allowlist` takes CIDRs only
+ * (hostnames need the filtering proxy, which this driver does not run).
+ */
+export function egressPolicy(id: string, policy: NetworkPolicy): V1NetworkPolicy {
+  const dns = {
+    to: [
+      {
+        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+        podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+      },
+    ],
+    ports: [
+      { protocol: "UDP", port: 53 },
+      { protocol: "TCP", port: 53 },
+    ],
+  };
+  let egress: NonNullable<V1NetworkPolicy["spec"]>["egress"] = [];
+  if (policy.egress === "open")
+    egress = [{ to: [{ ipBlock: { cidr: "0.0.0.0/0", except: PRIVATE_RANGES } }] }, dns];
+  else if (policy.egress === "allowlist") {
+    const { cidrs, hosts } = parseAllowlist(policy.allow);
+    if (hosts.length > 0)
+      throw new NotSupportedError(
+        `the kubernetes driver allows CIDRs only (a NetworkPolicy cannot name hosts): ${hosts.join(", ")}`,
+      );
+    egress = cidrs.length > 0 ? [{ to: cidrs.map((cidr) => ({ ipBlock: { cidr } })) }] : [];
+  }
+  return {
+    apiVersion: "networking.k8s.io/v1",
+    kind: "NetworkPolicy",
+    metadata: {
+      name: policyName(id),
+      labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.sandbox]: id },
+    },
+    spec: {
+      podSelector: { matchLabels: { [LABEL.sandbox]: id } },
+      policyTypes: ["Ingress", "Egress"],
+      ingress: [],
+      egress,
+    },
+  };
+}
+
+/** A Kubernetes quantity (`500m`, `2`, `256Mi`, `1G`) as a number of base units. */
+export function parseQuantity(q: string | number): number {
+  if (typeof q === "number") return q;
+  const m = /^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(q.trim());
+  if (!m) throw new Error(`not a quantity: ${q}`);
+  const n = Number(m[1]);
+  const scale: Record<string, number> = {
+    m: 1e-3,
+    k: 1e3,
+    M: 1e6,
+    G: 1e9,
+    T: 1e12,
+    Ki: 1024,
+    Mi: 1024 ** 2,
+    Gi: 1024 ** 3,
+    Ti: 1024 ** 4,
+  };
+  return n * (m[2] ? (scale[m[2]] ?? 1) : 1);
+}
