@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { type Config, describeConfig, type Runtime } from "@berth/core";
 import { createDockerRuntime } from "@berth/runtime-docker";
+import { createKubernetesRuntime } from "@berth/runtime-kubernetes";
 import { createLinuxRuntime, raiseInotifyLimits } from "@berth/runtime-linux";
 import { openStore } from "@berth/store";
 import pino, { type Logger as Pino } from "pino";
@@ -76,19 +77,35 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
           hostPorts: [gatewayPort],
           log: log.child({ part: "runtime" }),
         })
-      : createLinuxRuntime({
-          dataDir,
-          ociRuntime: config.runtime as "auto" | "runc" | "crun",
-          diskPoolSize: config.diskPoolSize,
-          defaultDiskMiB: config.defaultDiskMiB,
-          network: {
-            enabled: config.sandboxNetworks,
-            cidr: config.networkCidr,
-            dnsUpstream: config.dnsUpstream,
-            hostPorts: [gatewayPort],
-          },
-          log: log.child({ part: "runtime" }),
-        });
+      : config.runtime === "kubernetes"
+        ? createKubernetesRuntime({
+            namespace: config.k8sNamespace,
+            images: config.k8sImages,
+            initImage: config.k8sInitImage,
+            runtimeClass: config.k8sRuntimeClass,
+            storageClass: config.k8sStorageClass,
+            warmPods: config.k8sWarmPods,
+            defaultResources: {
+              cpus: config.defaultCpus,
+              memoryMiB: config.defaultMemoryMiB,
+              diskMiB: config.defaultDiskMiB,
+              pids: config.defaultPids,
+            },
+            log: log.child({ part: "runtime" }),
+          })
+        : createLinuxRuntime({
+            dataDir,
+            ociRuntime: config.runtime as "auto" | "runc" | "crun",
+            diskPoolSize: config.diskPoolSize,
+            defaultDiskMiB: config.defaultDiskMiB,
+            network: {
+              enabled: config.sandboxNetworks,
+              cidr: config.networkCidr,
+              dnsUpstream: config.dnsUpstream,
+              hostPorts: [gatewayPort],
+            },
+            log: log.child({ part: "runtime" }),
+          });
   try {
     await runtime.start();
     // Docker's containers run as uid 1000 on this kernel too (the local runtime does this itself).

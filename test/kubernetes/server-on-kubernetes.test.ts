@@ -1,0 +1,214 @@
+// A real Berth server with BERTH_RUNTIME=kubernetes, driven through its HTTP API, against the
+// FAKE Kubernetes API server of test/fixtures/fake-kubernetes (no real cluster can run here).
+// Checks what the driver asks of the API (objects, their order, their security settings) as the
+// fake recorded it, and what a user sees (exec, files, hibernate, 501s, clean deletes).
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type FakeCluster, startFakeCluster } from "../fixtures/fake-kubernetes/cluster.js";
+import type { KObject } from "../fixtures/fake-kubernetes/server.js";
+import { api, startTestServer, type TestServer } from "../support/server.js";
+
+const NS = "berth-sandboxes";
+let cluster: FakeCluster;
+let server: TestServer;
+let dir: string;
+
+const kubeconfig = (url: string, token: string) => `apiVersion: v1
+kind: Config
+clusters: [{name: fake, cluster: {server: "${url}", insecure-skip-tls-verify: true}}]
+users: [{name: berth, user: {token: "${token}"}}]
+contexts: [{name: fake, context: {cluster: fake, user: berth}}]
+current-context: fake
+`;
+
+beforeAll(async () => {
+  cluster = await startFakeCluster();
+  dir = mkdtempSync("/tmp/berth-kcfg-");
+  writeFileSync(join(dir, "config"), kubeconfig(cluster.api.url, cluster.api.token));
+  process.env.KUBECONFIG = join(dir, "config");
+  server = await startTestServer({
+    env: {
+      BERTH_RUNTIME: "kubernetes",
+      BERTH_K8S_NAMESPACE: NS,
+      BERTH_K8S_IMAGES: "default=debian:12-slim,broken=example.invalid/nothing:missing",
+      BERTH_K8S_INIT_IMAGE: "berth:test",
+      BERTH_K8S_WARM_PODS: "1",
+      BERTH_DEFAULT_MEMORY_MIB: "256",
+    },
+  });
+});
+
+afterAll(async () => {
+  await server?.stop();
+  await cluster?.close();
+  delete process.env.KUBECONFIG;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const call = (method: string, path: string, body?: unknown) =>
+  api(server, server.adminKey, method, path, body);
+const exec = async (id: string, script: string) =>
+  (await call("POST", `/v1/sandboxes/${id}/exec`, { cmd: ["sh", "-c", script] })).body;
+const objectsOf = (id: string) =>
+  (["pods", "persistentvolumeclaims", "networkpolicies"] as const).flatMap((k) =>
+    [...cluster.api.objects[k].values()]
+      .filter((o) => o.metadata.labels?.["berth.dev/sandbox"] === id)
+      .map((o) => `${k}/${o.metadata.name}`),
+  );
+const pool = () => cluster.api.list("pods", NS).filter((p) => p.metadata.labels?.["berth.dev/warm-pool"]);
+
+async function until(what: string, ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!ok()) throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
+  it("reports the driver, and authenticates every API call with the kubeconfig's token", async () => {
+    const h = await fetch(`${server.url}/healthz`).then((r) => r.json());
+    expect(h.runtime).toBe("kubernetes");
+    expect(cluster.api.requests.length).toBeGreaterThan(0);
+    expect(
+      cluster.api.requests.every(
+        (r) =>
+          r.path.startsWith(`/api/v1/namespaces/${NS}/`) ||
+          r.path.startsWith(`/apis/networking.k8s.io/v1/namespaces/${NS}/`),
+      ),
+    ).toBe(true);
+  });
+
+  it("makes a sandbox a locked-down Pod behind its NetworkPolicy, and runs commands in it", async () => {
+    const before = cluster.api.requests.length;
+    const r = await call("POST", "/v1/sandboxes", {
+      resources: { cpus: 0.5, memoryMiB: 128 },
+      env: { GREETING: "hi" },
+    });
+    expect(r.status).toBe(201);
+    const id = r.body.id as string;
+    expect(await exec(id, 'echo "$GREETING from $(hostname) as $(id -u)"')).toMatchObject({
+      exitCode: 0,
+      stdout: `hi from ${id} as 1000\n`,
+    });
+
+    const posts = cluster.api.requests
+      .slice(before)
+      .filter((q) => q.method === "POST")
+      .map((q) => q.path.split("/").at(-1));
+    expect(posts.indexOf("networkpolicies")).toBeLessThan(posts.indexOf("pods"));
+    const pod = cluster.api.objects.pods.get(`${NS}/berth-${id}`) as KObject;
+    expect(pod.spec).toMatchObject({
+      hostname: id,
+      restartPolicy: "Never",
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+    });
+    const c = pod.spec.containers[0];
+    expect(c.image).toBe("debian:12-slim");
+    expect(c.securityContext).toMatchObject({
+      runAsUser: 1000,
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    expect(c.resources.limits).toMatchObject({ cpu: "500m", memory: "128Mi" });
+    expect(pod.spec.initContainers[0].image).toBe("berth:test");
+    const policy = cluster.api.objects.networkpolicies.get(`${NS}/berth-${id}`) as KObject;
+    expect(policy.spec).toMatchObject({
+      podSelector: { matchLabels: { "berth.dev/sandbox": id } },
+      ingress: [],
+      egress: [],
+    });
+
+    // Files go through the same port-forward.
+    const put = await api(
+      server,
+      server.adminKey,
+      "PUT",
+      `/v1/sandboxes/${id}/files/content?path=/workspace/a.txt`,
+      "via k8s",
+    );
+    expect(put.status).toBe(200);
+    expect(await exec(id, "cat /workspace/a.txt")).toMatchObject({ stdout: "via k8s" });
+  });
+
+  it("changes egress live by replacing the NetworkPolicy", async () => {
+    const id = (await call("POST", "/v1/sandboxes", { resources: { cpus: 0.5 } })).body.id as string;
+    expect((await call("PATCH", `/v1/sandboxes/${id}`, { network: { egress: "open" } })).status).toBe(200);
+    const policy = cluster.api.objects.networkpolicies.get(`${NS}/berth-${id}`) as KObject;
+    expect(policy.spec.egress[0].to[0].ipBlock).toMatchObject({ cidr: "0.0.0.0/0" });
+    expect(policy.spec.egress[0].to[0].ipBlock.except).toContain("10.0.0.0/8");
+    expect((await exec(id, "cat /etc/resolv.conf")).stdout).toMatch(/nameserver/);
+    // A NetworkPolicy cannot name hosts: refused, and the policy stays as it was.
+    const hosts = await call("PATCH", `/v1/sandboxes/${id}`, {
+      network: { egress: "allowlist", allow: ["example.com"] },
+    });
+    expect(hosts.status).toBe(501);
+    expect(hosts.body.error.code).toBe("not_supported");
+    expect(
+      (cluster.api.objects.networkpolicies.get(`${NS}/berth-${id}`) as KObject).spec.egress[0].to[0].ipBlock
+        .cidr,
+    ).toBe("0.0.0.0/0");
+  });
+
+  it("hibernates by deleting the Pod (the claim stays) and wakes on the same claim", async () => {
+    const id = (await call("POST", "/v1/sandboxes", { resources: { cpus: 0.5 } })).body.id as string;
+    await exec(id, "echo kept > /workspace/k");
+    expect((await call("POST", `/v1/sandboxes/${id}/hibernate`)).status).toBe(200);
+    expect(cluster.api.objects.pods.has(`${NS}/berth-${id}`)).toBe(false);
+    expect(cluster.api.objects.persistentvolumeclaims.has(`${NS}/berth-${id}-data`)).toBe(true);
+    expect((await call("POST", `/v1/sandboxes/${id}/wake`)).status).toBe(200);
+    expect(await exec(id, "cat /workspace/k")).toMatchObject({ stdout: "kept\n" });
+  });
+
+  it("answers 501 not_supported for pause and template imports, with what to do instead", async () => {
+    const id = (await call("POST", "/v1/sandboxes", { resources: { cpus: 0.5 } })).body.id as string;
+    const p = await call("POST", `/v1/sandboxes/${id}/pause`);
+    expect(p.status).toBe(501);
+    expect(p.body.error.message).toMatch(/hibernate/);
+    const t = await call("GET", "/v1/templates");
+    expect(t.body.items.map((x: { name: string; source: string }) => `${x.name} ${x.source}`)).toContain(
+      "default image debian:12-slim",
+    );
+    const put = await api(server, server.adminKey, "PUT", "/v1/templates/mine?format=rootfs", "not a tar", {
+      "content-type": "application/octet-stream",
+    });
+    expect(put.status).toBe(501);
+    expect(put.body.error.message).toMatch(/BERTH_K8S_IMAGES/);
+  });
+
+  it("fails a create whose image cannot be pulled at once, naming why, and leaves nothing behind", async () => {
+    const r = await call("POST", "/v1/sandboxes", { template: "broken", resources: { cpus: 0.5 } });
+    expect(r.status).toBeGreaterThanOrEqual(500);
+    expect(r.body.error.message).toMatch(/ErrImagePull/);
+    const leftovers = [...cluster.api.objects.pods.values()].filter((p) =>
+      p.spec.containers[0].image.endsWith(":missing"),
+    );
+    expect(leftovers).toEqual([]);
+  });
+
+  it("takes a warm Pod for a default sandbox and starts another behind it", async () => {
+    await until("a running warm pod", () => pool().some((p) => p.status?.phase === "Running"));
+    const warm = pool()[0]?.metadata.name as string;
+    const r = await call("POST", "/v1/sandboxes", {});
+    expect(r.status).toBe(201);
+    const id = r.body.id as string;
+    const pod = cluster.api.objects.pods.get(`${NS}/${warm}`) as KObject;
+    expect(pod.metadata.labels["berth.dev/sandbox"]).toBe(id);
+    expect(pod.metadata.labels["berth.dev/warm-pool"]).toBeUndefined();
+    expect((await exec(id, "echo warm")).stdout).toBe("warm\n");
+    await until("the pool refilled", () => pool().length === 1);
+    // Its claim follows it: deleting the sandbox removes the Pod, the claim and the policy.
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect(objectsOf(id)).toEqual([]);
+  });
+
+  it("deletes every object of a sandbox (idempotently)", async () => {
+    const id = (await call("POST", "/v1/sandboxes", { resources: { cpus: 0.5 } })).body.id as string;
+    expect(objectsOf(id).length).toBe(3);
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect(objectsOf(id)).toEqual([]);
+    expect(cluster.leftovers(id)).toEqual([]);
+  });
+});
