@@ -200,23 +200,3 @@ export function egressPolicy(id: string, policy: NetworkPolicy): V1NetworkPolicy
     },
   };
 }
-
-/** A Kubernetes quantity (`500m`, `2`, `256Mi`, `1G`) as a number of base units. */
-export function parseQuantity(q: string | number): number {
-  if (typeof q === "number") return q;
-  const m = /^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$/.exec(q.trim());
-  if (!m) throw new Error(`not a quantity: ${q}`);
-  const n = Number(m[1]);
-  const scale: Record<string, number> = {
-    m: 1e-3,
-    k: 1e3,
-    M: 1e6,
-    G: 1e9,
-    T: 1e12,
-    Ki: 1024,
-    Mi: 1024 ** 2,
-    Gi: 1024 ** 3,
-    Ti: 1024 ** 4,
-  };
-  return n * (m[2] ? (scale[m[2]] ?? 1) : 1);
-}

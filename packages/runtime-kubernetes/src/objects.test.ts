@@ -1,0 +1,60 @@
+import { describe, expect, it } from "vitest";
+import { parseImageMap } from "./index.js";
+import { egressPolicy, sandboxPod } from "./objects.js";
+
+describe("kubernetes objects", () => {
+  it("turns egress policies into NetworkPolicies that deny all ingress", () => {
+    expect(egressPolicy("a", { egress: "none", allow: [] }).spec).toMatchObject({ ingress: [], egress: [] });
+    const open = egressPolicy("a", { egress: "open", allow: [] }).spec?.egress ?? [];
+    expect(open[0]?.to?.[0]?.ipBlock?.except).toEqual(
+      expect.arrayContaining(["10.0.0.0/8", "169.254.0.0/16"]),
+    );
+    expect(open[1]?.ports?.map((p) => `${p.protocol}/${p.port}`)).toEqual(["UDP/53", "TCP/53"]);
+    const cidrs = egressPolicy("a", { egress: "allowlist", allow: ["1.2.3.4", "10.1.0.0/16"] }).spec?.egress;
+    expect(cidrs?.[0]?.to?.map((t) => t.ipBlock?.cidr)).toEqual(["1.2.3.4/32", "10.1.0.0/16"]);
+    expect(() => egressPolicy("a", { egress: "allowlist", allow: ["pypi.org"] })).toThrow(
+      /CIDRs only.*pypi\.org/,
+    );
+  });
+
+  it("builds a Pod that runs berth-init as uid 1000 with its limits, and a warm Pod without a sandbox label", () => {
+    const o = {
+      name: "berth-x",
+      sandbox: "x",
+      template: "default",
+      image: "debian:12-slim",
+      initImage: "berth:1",
+      resources: { cpus: 1.5, memoryMiB: 300, diskMiB: 100, pids: 64 },
+      env: { A: "b" },
+      dataClaim: "berth-x-data",
+      volumes: [{ claim: "berth-vol-v", mountPath: "/data" }],
+      runtimeClass: "gvisor",
+    };
+    const pod = sandboxPod(o);
+    const c = pod.spec?.containers[0];
+    expect(c?.resources?.limits).toEqual({ cpu: "1500m", memory: "300Mi", "ephemeral-storage": "100Mi" });
+    expect(c?.env).toContainEqual({ name: "BERTH_LISTEN_PORT", value: "49990" });
+    expect(c?.volumeMounts?.map((m) => m.mountPath)).toEqual([
+      "/.berth",
+      "/run/berth",
+      "/home/user",
+      "/workspace",
+      "/data",
+    ]);
+    expect(pod.spec?.runtimeClassName).toBe("gvisor");
+    expect(pod.metadata?.labels?.["berth.dev/sandbox"]).toBe("x");
+    const warm = sandboxPod({ ...o, sandbox: null, pool: "k1" });
+    expect(warm.metadata?.labels).not.toHaveProperty("berth.dev/sandbox");
+    expect(warm.spec?.hostname).toBeUndefined();
+  });
+
+  it("parses image maps, refusing what is malformed", () => {
+    expect(parseImageMap("default=debian:12-slim, py=python:3.12")).toEqual({
+      default: "debian:12-slim",
+      py: "python:3.12",
+    });
+    expect(() => parseImageMap("py=python:3.12")).toThrow(/default/);
+    expect(() => parseImageMap("default")).toThrow(/not name=image/);
+    expect(() => parseImageMap("default=a b")).toThrow(/not name=image/);
+  });
+});
