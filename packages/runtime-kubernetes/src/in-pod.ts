@@ -67,6 +67,22 @@ export async function podStats(client: SupervisorClient): Promise<SandboxStats &
   };
 }
 
+/** OOM kills in the container's memory cgroup (v2 or v1), read as files: no process started. */
+export async function podOomKills(client: SupervisorClient): Promise<number> {
+  for (const path of ["/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"]) {
+    try {
+      const { stream } = await client.read(path);
+      let text = "";
+      for await (const chunk of stream) if (text.length < 4096) text += chunk;
+      const m = /^oom_kill (\d{1,15})$/m.exec(text);
+      if (m) return Number(m[1]);
+    } catch {
+      // not this layout
+    }
+  }
+  return 0;
+}
+
 /** Writes /workspace as a gzipped tar to `dest`; its size in bytes. */
 export async function archiveWorkspace(client: SupervisorClient, dest: string): Promise<number> {
   const p = await client.exec({ cmd: ["tar", "-C", "/workspace", "-cf", "-", "."], env: ENV, stdin: false });

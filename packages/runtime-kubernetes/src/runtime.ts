@@ -24,7 +24,7 @@ import {
 import { SupervisorClient } from "@berth/supervisor";
 import type { KubeConfig, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
 import { Cluster } from "./cluster.js";
-import { archiveWorkspace, podStats, restoreWorkspace, runText } from "./in-pod.js";
+import { archiveWorkspace, podOomKills, podStats, restoreWorkspace, runText } from "./in-pod.js";
 import {
   claim,
   dataClaimName,
@@ -261,8 +261,7 @@ export class KubernetesRuntime implements Runtime {
     const killed = sandbox?.state?.terminated?.reason === "OOMKilled" ? 1 : 0;
     if (isEnded(pod) || sandbox?.state?.terminated) return { state: "stopped", oomKills: killed };
     if (!isRunning(pod)) return { state: "running", oomKills: 0 };
-    const { oomKills } = await podStats(this.client(id)).catch(() => ({ oomKills: 0 }));
-    return { state: "running", oomKills };
+    return { state: "running", oomKills: await podOomKills(this.client(id)) };
   }
 
   async stats(id: string): Promise<SandboxStats> {
