@@ -177,6 +177,22 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
     expect(put.body.error.message).toMatch(/BERTH_K8S_IMAGES/);
   });
 
+  it("hibernates a sandbox whose idle action is pause (a Pod cannot be frozen)", async () => {
+    const r = await call("POST", "/v1/sandboxes", {
+      resources: { cpus: 0.5 },
+      idle: { afterSeconds: 1, action: "pause" },
+    });
+    expect(r.status).toBe(201);
+    const id = r.body.id as string;
+    let state = "";
+    for (let i = 0; i < 100 && state !== "hibernated"; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      state = (await call("GET", `/v1/sandboxes/${id}`)).body.state;
+    }
+    expect(state).toBe("hibernated");
+    expect(cluster.api.objects.pods.has(`${NS}/berth-${id}`)).toBe(false);
+  });
+
   it("fails a create whose image cannot be pulled at once, naming why, and leaves nothing behind", async () => {
     const r = await call("POST", "/v1/sandboxes", { template: "broken", resources: { cpus: 0.5 } });
     expect(r.status).toBeGreaterThanOrEqual(500);

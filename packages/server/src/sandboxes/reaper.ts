@@ -1,4 +1,4 @@
-import type { Logger, Runtime, SandboxRecord, Store } from "@berth/core";
+import { type Logger, NotSupportedError, type Runtime, type SandboxRecord, type Store } from "@berth/core";
 import type { EventHub } from "./event-hub.js";
 import { LIVE_STATES, type SandboxService } from "./service.js";
 
@@ -77,7 +77,12 @@ export class Reaper {
         const { action, afterSeconds } = s.idle;
         await this.d.events.append(s.id, "idle", { afterSeconds, action });
         if (action === "delete") await this.d.sandboxes.finish(s.id, "deleted", null, "idle", ["running"]);
-        else if (action === "pause") await this.d.sandboxes.pause(s.tenantId, s.id);
+        else if (action === "pause")
+          // A driver that cannot freeze (Kubernetes) frees the sandbox the other way.
+          await this.d.sandboxes.pause(s.tenantId, s.id).catch((err) => {
+            if (!(err instanceof NotSupportedError)) throw err;
+            return this.d.sandboxes.hibernate(s.tenantId, s.id);
+          });
         else await this.d.sandboxes.hibernate(s.tenantId, s.id);
         return;
       }
