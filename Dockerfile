@@ -16,9 +16,11 @@ WORKDIR /opt/berth/app
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/packages ./packages
-# Where sandbox Pods' initContainer copies it from (readable by uid 1000).
+# Where sandbox Pods' initContainers copy them from (readable by uid 1000): berth-init, and the
+# SDK's native `claude` for agent sessions (BERTH_K8S_CLAUDE_PATH's default).
 COPY --from=build /src/packages/supervisor/build/berth-init /opt/berth/berth-init
-RUN chmod 0755 /opt/berth/berth-init && mkdir -p /var/lib/berth && chown 1000:1000 /var/lib/berth
+COPY --from=build /src/node_modules/@anthropic-ai/claude-agent-sdk-linux-x64/claude /opt/berth/claude
+RUN chmod 0755 /opt/berth/berth-init /opt/berth/claude && mkdir -p /var/lib/berth && chown 1000:1000 /var/lib/berth
 # The Kubernetes driver needs no root on the server: it only talks to the API server.
 USER 1000:1000
 ENV BERTH_HOST=0.0.0.0 BERTH_DATA_DIR=/var/lib/berth BERTH_RUNTIME=kubernetes

@@ -101,12 +101,21 @@ describe("Kubernetes manifests", () => {
       ...Object.values(SETTINGS).map((s) => s.env),
       "POD_NAME",
       "POD_NAMESPACE",
+      "POD_IP",
       "POSTGRES_PASSWORD",
     ]);
     for (const name of Object.keys(env)) expect(known.has(name), `${name} is not a Berth setting`).toBe(true);
     expect(env.BERTH_RUNTIME).toBe("kubernetes");
     expect(env.BERTH_DATABASE_URL).toMatch(/^postgres:\/\/berth:\$\(POSTGRES_PASSWORD\)@postgres\./);
     expect(env.BERTH_K8S_NAMESPACE).toBe(find("Role", "berth-sandboxes").metadata.namespace);
+    // Agent sessions: sandbox Pods reach this replica's gateway at its Pod IP, on a port it exposes.
+    expect(env.BERTH_K8S_GATEWAY_ADDRESS).toBe("$(POD_IP)");
+    const podIp = c.env.find((e: Doc) => e.name === "POD_IP");
+    expect(podIp.valueFrom.fieldRef.fieldPath).toBe("status.podIP");
+    expect(c.ports.map((p: Doc) => p.containerPort)).toContain(Number(env.BERTH_GATEWAY_PORT));
+    // Dependent variables must come after what they name, or Kubernetes leaves them unexpanded.
+    const order = c.env.map((e: Doc) => e.name);
+    expect(order.indexOf("POD_IP")).toBeLessThan(order.indexOf("BERTH_K8S_GATEWAY_ADDRESS"));
     expect(sts.spec.template.spec.serviceAccountName).toBe("berth");
     expect(sts.spec.serviceName).toBe(find("Service", "berth-replicas").metadata.name);
     expect(c.securityContext).toMatchObject({
@@ -130,11 +139,15 @@ describe("objects the Kubernetes driver sends", () => {
       dataClaim: "berth-abc-data",
       volumes: [{ claim: "berth-vol-v1", mountPath: "/data" }],
       runtimeClass: "gvisor",
+      copyClaude: true,
     });
     validate(pod as Doc);
     validate(claim({ name: "berth-abc-data", sizeMiB: 1024, labels: {} }) as Doc);
     for (const egress of ["none", "open"] as const)
       validate(egressPolicy("abc", { egress, allow: [] }) as Doc);
     validate(egressPolicy("abc", { egress: "allowlist", allow: ["1.2.3.0/24"] }) as Doc);
+    const gateway = { address: "10.4.0.7", port: 7071, replica: "r0123456789ab" };
+    for (const egress of ["none", "open"] as const)
+      validate(egressPolicy("abc", { egress, allow: [] }, gateway) as Doc);
   });
 });

@@ -3,16 +3,30 @@
 // Checks what the driver asks of the API (objects, their order, their security settings) as the
 // fake recorded it, and what a user sees (exec, files, hibernate, 501s, clean deletes).
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
+import { loadConfig } from "@berth/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { installClaudeBinary } from "../../packages/server/src/agents/claude-binary.js";
 import { type FakeCluster, startFakeCluster } from "../fixtures/fake-kubernetes/cluster.js";
 import type { KObject } from "../fixtures/fake-kubernetes/server.js";
+import { type FakeModel, isToolResult, startFakeModel } from "../fixtures/fake-model/server.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 
 const NS = "berth-sandboxes";
 let cluster: FakeCluster;
 let server: TestServer;
+let model: FakeModel;
 let dir: string;
+let gatewayPort: number;
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "0.0.0.0", () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
 
 const kubeconfig = (url: string, token: string) => `apiVersion: v1
 kind: Config
@@ -23,7 +37,20 @@ current-context: fake
 `;
 
 beforeAll(async () => {
-  cluster = await startFakeCluster();
+  // The FAKE model server, for the agent session case.
+  model = await startFakeModel((req) =>
+    isToolResult(req.body)
+      ? { kind: "text", text: "written" }
+      : {
+          kind: "tool_use",
+          name: "Bash",
+          input: { command: "echo from-agent > /workspace/agent.txt; id -u", description: "write" },
+        },
+  );
+  // The gateway's port is fixed ahead: the fake's Pods (local sandboxes) are let through to it.
+  gatewayPort = await freePort();
+  cluster = await startFakeCluster({ hostPorts: [gatewayPort] });
+  if (!cluster.hostAddress) throw new Error("this host has no IPv4 address for the fake's Pods to reach");
   dir = mkdtempSync("/tmp/berth-kcfg-");
   writeFileSync(join(dir, "config"), kubeconfig(cluster.api.url, cluster.api.token));
   process.env.KUBECONFIG = join(dir, "config");
@@ -35,6 +62,12 @@ beforeAll(async () => {
       BERTH_K8S_INIT_IMAGE: "berth:test",
       BERTH_K8S_WARM_PODS: "1",
       BERTH_DEFAULT_MEMORY_MIB: "256",
+      BERTH_GATEWAY_PORT: String(gatewayPort),
+      BERTH_K8S_GATEWAY_ADDRESS: cluster.hostAddress,
+      // The fake's Pods see this host's /usr (a real Pod gets `claude` from the init image).
+      BERTH_K8S_CLAUDE_PATH: installClaudeBinary(loadConfig({}).agentDir),
+      BERTH_ANTHROPIC_API_KEY: "sk-ant-k8s-test",
+      BERTH_ANTHROPIC_BASE_URL: model.url,
     },
   });
 });
@@ -42,6 +75,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
   await cluster?.close();
+  await model?.close();
   delete process.env.KUBECONFIG;
   rmSync(dir, { recursive: true, force: true });
 });
@@ -114,10 +148,16 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
     expect(c.resources.limits).toMatchObject({ cpu: "500m", memory: "128Mi" });
     expect(pod.spec.initContainers[0].image).toBe("berth:test");
     const policy = cluster.api.objects.networkpolicies.get(`${NS}/berth-${id}`) as KObject;
+    // Egress `none`: nothing but this server's model gateway (its address and port only).
     expect(policy.spec).toMatchObject({
       podSelector: { matchLabels: { "berth.dev/sandbox": id } },
       ingress: [],
-      egress: [],
+      egress: [
+        {
+          to: [{ ipBlock: { cidr: `${cluster.hostAddress}/32` } }],
+          ports: [{ protocol: "TCP", port: gatewayPort }],
+        },
+      ],
     });
 
     // Files go through the same port-forward.
@@ -175,6 +215,43 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
     });
     expect(put.status).toBe(501);
     expect(put.body.error.message).toMatch(/BERTH_K8S_IMAGES/);
+  });
+
+  it("runs an agent session in a Pod: claude inside, the model reached through this server's gateway", async () => {
+    const sb = await call("POST", "/v1/sandboxes", { resources: { cpus: 1 } });
+    expect(sb.status, JSON.stringify(sb.body)).toBe(201);
+    const id = sb.body.id as string;
+    const created = await call("POST", "/v1/sessions", {
+      prompt: "write the file",
+      pattern: "long-running",
+      sandbox: { id },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    let s: any;
+    for (let i = 0; i < 600; i++) {
+      s = (await call("GET", `/v1/sessions/${created.body.id}`)).body;
+      if (["idle", "failed", "completed"].includes(s.state)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(s.state, JSON.stringify(s)).toBe("idle");
+    expect(s.result.subtype).toBe("success");
+    expect(s.usage.inputTokens).toBeGreaterThan(0);
+    // The tool call ran in the Pod, as its user; the model saw a session token, never the key.
+    expect(await exec(id, "cat /workspace/agent.txt")).toMatchObject({ stdout: "from-agent\n" });
+    const asked = model.requests.filter((r) => r.path.startsWith("/v1/messages"));
+    expect(asked.length).toBeGreaterThanOrEqual(2);
+    expect(asked.every((r) => r.headers["x-api-key"] === "sk-ant-k8s-test")).toBe(true);
+    const env = await exec(
+      id,
+      "cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '^ANTHROPIC_API_KEY=berth-gw-' || true",
+    );
+    expect(Number(env.stdout.trim())).toBeGreaterThan(0);
+    expect(
+      (await exec(id, "grep -rl sk-ant-k8s-test /proc/[0-9]*/environ 2>/dev/null | wc -l")).stdout.trim(),
+    ).toBe("0");
+    expect((await call("DELETE", `/v1/sessions/${created.body.id}`)).status).toBeLessThan(300);
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect(objectsOf(id)).toEqual([]);
   });
 
   it("hibernates a sandbox whose idle action is pause (a Pod cannot be frozen)", async () => {

@@ -84,6 +84,24 @@ export const SETTINGS = {
     max: 256,
     doc: "Sandbox Pods of the default shape started ahead; a create with default template and resources takes one",
   },
+  k8sGatewayAddress: {
+    env: "BERTH_K8S_GATEWAY_ADDRESS",
+    kind: "string",
+    default: undefined,
+    doc: "IPv4 address at which sandbox Pods reach this server's model gateway (in a cluster: the server Pod's IP); unset: no agent sessions on Kubernetes",
+  },
+  k8sPodCidrs: {
+    env: "BERTH_K8S_POD_CIDRS",
+    kind: "string",
+    default: "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10",
+    doc: "Comma-separated ranges sandbox Pods' addresses come from (the model gateway admits only these and loopback)",
+  },
+  k8sClaudePath: {
+    env: "BERTH_K8S_CLAUDE_PATH",
+    kind: "string",
+    default: "/.berth/claude",
+    doc: "Where `claude` is inside sandbox Pods; the default is copied in from BERTH_K8S_INIT_IMAGE (/opt/berth/claude), any other path must be in the template images",
+  },
   logLevel: {
     env: "BERTH_LOG_LEVEL",
     kind: "string",

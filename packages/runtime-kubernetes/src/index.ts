@@ -1,3 +1,4 @@
+import { isIPv4 } from "node:net";
 import { ConfigError, type Logger, type Resources, type Runtime } from "@berth/core";
 import { KubeConfig } from "@kubernetes/client-node";
 import { KubernetesRuntime } from "./runtime.js";
@@ -36,9 +37,35 @@ export function createKubernetesRuntime(o: {
   storageClass?: string;
   warmPods: number;
   defaultResources: Resources;
+  /** BERTH_K8S_GATEWAY_ADDRESS: where Pods reach this server's model gateway (unset: no sessions). */
+  gatewayAddress?: string;
+  gatewayPort: number;
+  replica: string;
+  /** BERTH_K8S_POD_CIDRS, comma-separated. */
+  podCidrs: string;
+  claudePath: string;
   log?: Logger;
 }): Runtime {
+  const { gatewayAddress, gatewayPort, replica, podCidrs, images, ...rest } = o;
+  if (gatewayAddress !== undefined && !isIPv4(gatewayAddress))
+    throw new ConfigError(`BERTH_K8S_GATEWAY_ADDRESS must be an IPv4 address, got '${gatewayAddress}'`);
+  const cidrs = podCidrs
+    .split(",")
+    .map((c) => c.trim())
+    .filter(Boolean);
+  for (const c of cidrs) {
+    const [ip, bits] = c.split("/");
+    if (!isIPv4(ip ?? "") || !/^\d{1,2}$/.test(bits ?? "") || Number(bits) > 32)
+      throw new ConfigError(`BERTH_K8S_POD_CIDRS: '${c}' is not an IPv4 CIDR`);
+  }
+  if (!o.claudePath.startsWith("/")) throw new ConfigError("BERTH_K8S_CLAUDE_PATH must be an absolute path");
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
-  return new KubernetesRuntime({ ...o, kubeConfig, images: parseImageMap(o.images) });
+  return new KubernetesRuntime({
+    ...rest,
+    kubeConfig,
+    images: parseImageMap(images),
+    podCidrs: cidrs,
+    ...(gatewayAddress ? { gateway: { address: gatewayAddress, port: gatewayPort, replica } } : {}),
+  });
 }

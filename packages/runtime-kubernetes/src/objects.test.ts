@@ -48,6 +48,56 @@ describe("kubernetes objects", () => {
     expect(warm.spec?.hostname).toBeUndefined();
   });
 
+  it("lets every egress mode reach the model gateway's one address and port, and keeps the policy on the object", () => {
+    const g = { address: "10.4.0.7", port: 7071, replica: "r0123456789ab" };
+    const rule = { to: [{ ipBlock: { cidr: "10.4.0.7/32" } }], ports: [{ protocol: "TCP", port: 7071 }] };
+    for (const policy of [
+      { egress: "none", allow: [] },
+      { egress: "open", allow: [] },
+      { egress: "allowlist", allow: ["1.2.3.4"] },
+    ] as const) {
+      const np = egressPolicy("a", policy, g);
+      expect(np.spec?.egress?.at(-1)).toEqual(rule);
+      expect(np.metadata?.labels?.["berth.dev/replica"]).toBe("r0123456789ab");
+      expect(np.metadata?.annotations).toEqual({
+        "berth.dev/network": JSON.stringify(policy),
+        "berth.dev/gateway": "10.4.0.7:7071",
+      });
+    }
+    expect(egressPolicy("a", { egress: "none", allow: [] }).metadata?.labels).not.toHaveProperty(
+      "berth.dev/replica",
+    );
+  });
+
+  it("copies claude in from the init image only when asked, with room for it", () => {
+    const o = {
+      name: "berth-x",
+      sandbox: "x",
+      template: "default",
+      image: "debian:12-slim",
+      initImage: "berth:1",
+      resources: { cpus: 1, memoryMiB: 256, diskMiB: 100, pids: 64 },
+      env: {},
+      dataClaim: "berth-x-data",
+      volumes: [],
+    };
+    const plain = sandboxPod(o).spec;
+    expect(plain?.initContainers?.map((c) => c.command)).toEqual([
+      ["cp", "/opt/berth/berth-init", "/.berth/init"],
+    ]);
+    const agent = sandboxPod({ ...o, copyClaude: true }).spec;
+    expect(agent?.initContainers?.map((c) => c.command)).toEqual([
+      ["cp", "/opt/berth/berth-init", "/.berth/init"],
+      ["cp", "/opt/berth/claude", "/.berth/claude"],
+    ]);
+    expect(agent?.initContainers?.[1]?.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      capabilities: { drop: ["ALL"] },
+    });
+    expect(agent?.volumes?.find((v) => v.name === "berth")?.emptyDir?.sizeLimit).toBe("512Mi");
+    expect(plain?.volumes?.find((v) => v.name === "berth")?.emptyDir?.sizeLimit).toBe("16Mi");
+  });
+
   it("parses image maps, refusing what is malformed", () => {
     expect(parseImageMap("default=debian:12-slim, py=python:3.12")).toEqual({
       default: "debian:12-slim",

@@ -16,14 +16,22 @@ export const LABEL = {
   pool: "berth.dev/warm-pool",
   /** `data` on a sandbox's /workspace claim, `volume` on a Berth volume's. */
   role: "berth.dev/role",
+  /** On a sandbox's NetworkPolicy: the replica whose model gateway its rule lets the Pod reach. */
+  replica: "berth.dev/replica",
 } as const;
+/** On a sandbox's NetworkPolicy: its egress policy as the API gave it, and the gateway it allows. */
+export const ANNOTATION = { network: "berth.dev/network", gateway: "berth.dev/gateway" } as const;
 export const MANAGED_BY = "berth";
 
 /** Where berth-init listens inside a pod (loopback only; the API server's port-forward dials it). */
 export const SUPERVISOR_PORT = 49990;
 /** In the init image: the static berth-init the initContainer copies into the pod. */
 export const INIT_IMAGE_PATH = "/opt/berth/berth-init";
+/** In the init image: the Claude Agent SDK's native `claude`, copied in when agents use the default path. */
+export const CLAUDE_IMAGE_PATH = "/opt/berth/claude";
 const INIT_DIR = "/.berth";
+/** Where the copied `claude` is inside a sandbox Pod (BERTH_K8S_CLAUDE_PATH's default). */
+export const DEFAULT_CLAUDE_PATH = `${INIT_DIR}/claude`;
 const SANDBOX_UID = 1000;
 
 /** Ranges an `open` sandbox may not reach: the cluster's and the host's private networks. */
@@ -43,6 +51,16 @@ export interface PodOptions {
   dataClaim: string;
   volumes: { claim: string; mountPath: string }[];
   runtimeClass?: string;
+  /** Copy `claude` in from the init image too (agent sessions with the default claude path). */
+  copyClaude?: boolean;
+}
+
+/** Where a sandbox's model gateway is: this replica's address and port as Pods reach them. */
+export interface GatewayTarget {
+  address: string;
+  port: number;
+  /** The replica the gateway belongs to (its policies are re-pointed when its address changes). */
+  replica: string;
 }
 
 /** Object names: DNS labels, `berth-` + the sandbox id (ids are at most 32 characters). */
@@ -70,6 +88,15 @@ export function sandboxPod(o: PodOptions): V1Pod {
     capabilities: { drop: ["ALL"] },
     seccompProfile: { type: "RuntimeDefault" },
   };
+  // initContainers copy binaries out of the init image into the Pod's `berth` emptyDir.
+  const copy = (name: string, from: string, to: string, memoryLimit: string) => ({
+    name,
+    image: o.initImage,
+    command: ["cp", from, to],
+    securityContext: locked,
+    resources: { limits: { cpu: "100m", memory: memoryLimit } },
+    volumeMounts: [{ name: "berth", mountPath: INIT_DIR }],
+  });
   return {
     apiVersion: "v1",
     kind: "Pod",
@@ -83,14 +110,8 @@ export function sandboxPod(o: PodOptions): V1Pod {
       ...(o.runtimeClass ? { runtimeClassName: o.runtimeClass } : {}),
       securityContext: { fsGroup: SANDBOX_UID, runAsNonRoot: true },
       initContainers: [
-        {
-          name: "berth-init",
-          image: o.initImage,
-          command: ["cp", INIT_IMAGE_PATH, `${INIT_DIR}/init`],
-          securityContext: locked,
-          resources: { limits: { cpu: "100m", memory: "32Mi" } },
-          volumeMounts: [{ name: "berth", mountPath: INIT_DIR }],
-        },
+        copy("berth-init", INIT_IMAGE_PATH, `${INIT_DIR}/init`, "32Mi"),
+        ...(o.copyClaude ? [copy("claude", CLAUDE_IMAGE_PATH, DEFAULT_CLAUDE_PATH, "64Mi")] : []),
       ],
       containers: [
         {
@@ -124,7 +145,8 @@ export function sandboxPod(o: PodOptions): V1Pod {
         },
       ],
       volumes: [
-        { name: "berth", emptyDir: { sizeLimit: "16Mi" } },
+        // `claude` is ~400 MB; berth-init alone is under 2 MB.
+        { name: "berth", emptyDir: { sizeLimit: o.copyClaude ? "512Mi" : "16Mi" } },
         { name: "state", emptyDir: { sizeLimit: "64Mi" } },
         { name: "home", emptyDir: {} },
         { name: "data", persistentVolumeClaim: { claimName: o.dataClaim } },
@@ -159,9 +181,11 @@ export function claim(o: {
  * The sandbox's egress policy as a NetworkPolicy on its Pod: no ingress at all (the server
  * reaches it through the API server, not the pod network); egress `none` is nothing, `open` is
  * the internet but no private range, plus the cluster DNS; `allowlist` takes CIDRs only
- * (hostnames need the filtering proxy, which this driver does not run).
+ * (hostnames need the filtering proxy, which this driver does not run). With a `gateway`, every
+ * mode also lets the Pod reach that one address and port (the model gateway, which answers only
+ * session tokens), as the local driver lets every sandbox reach the gateway's host port.
  */
-export function egressPolicy(id: string, policy: NetworkPolicy): V1NetworkPolicy {
+export function egressPolicy(id: string, policy: NetworkPolicy, gateway?: GatewayTarget): V1NetworkPolicy {
   const dns = {
     to: [
       {
@@ -185,12 +209,25 @@ export function egressPolicy(id: string, policy: NetworkPolicy): V1NetworkPolicy
       );
     egress = cidrs.length > 0 ? [{ to: cidrs.map((cidr) => ({ ipBlock: { cidr } })) }] : [];
   }
+  if (gateway)
+    egress.push({
+      to: [{ ipBlock: { cidr: `${gateway.address}/32` } }],
+      ports: [{ protocol: "TCP", port: gateway.port }],
+    });
   return {
     apiVersion: "networking.k8s.io/v1",
     kind: "NetworkPolicy",
     metadata: {
       name: policyName(id),
-      labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.sandbox]: id },
+      labels: {
+        [LABEL.managedBy]: MANAGED_BY,
+        [LABEL.sandbox]: id,
+        ...(gateway ? { [LABEL.replica]: gateway.replica } : {}),
+      },
+      annotations: {
+        [ANNOTATION.network]: JSON.stringify(policy),
+        ...(gateway ? { [ANNOTATION.gateway]: gatewayKey(gateway) } : {}),
+      },
     },
     spec: {
       podSelector: { matchLabels: { [LABEL.sandbox]: id } },
@@ -200,3 +237,6 @@ export function egressPolicy(id: string, policy: NetworkPolicy): V1NetworkPolicy
     },
   };
 }
+
+/** How a policy names the gateway it allows (a changed address or port makes it stale). */
+export const gatewayKey = (g: GatewayTarget): string => `${g.address}:${g.port}`;

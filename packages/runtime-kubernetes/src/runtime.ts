@@ -26,9 +26,13 @@ import type { KubeConfig, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/cli
 import { Cluster } from "./cluster.js";
 import { archiveWorkspace, podOomKills, podStats, restoreWorkspace, runText } from "./in-pod.js";
 import {
+  ANNOTATION,
   claim,
+  DEFAULT_CLAUDE_PATH,
   dataClaimName,
   egressPolicy,
+  type GatewayTarget,
+  gatewayKey,
   LABEL,
   MANAGED_BY,
   podName,
@@ -56,6 +60,12 @@ export interface KubernetesRuntimeOptions {
   defaultResources: Resources;
   /** How long a Pod may take to start (scheduling, image pull); default 5 minutes. */
   startTimeoutMs?: number;
+  /** This server's model gateway as Pods reach it (unset: no agent sessions on this driver). */
+  gateway?: GatewayTarget;
+  /** Ranges Pods' addresses come from (the gateway admits only these). */
+  podCidrs?: string[];
+  /** Where agents' `claude` is inside Pods; the default path is copied in from the init image. */
+  claudePath?: string;
   log?: Logger;
 }
 
@@ -105,6 +115,7 @@ export class KubernetesRuntime implements Runtime {
       throw new SandboxError("BERTH_K8S_IMAGES must name an image for template 'default'");
     // Reading the namespace's pods checks the address, the credentials and the rights at once.
     await this.cluster.listPods(`${LABEL.managedBy}=${MANAGED_BY}`);
+    await this.repointGateway();
     await this.pool.fill();
     this.log.info(
       { namespace: this.o.namespace, warmPods: this.o.warmPods ?? 0 },
@@ -132,7 +143,7 @@ export class KubernetesRuntime implements Runtime {
     if ((await this.findPod(spec.id)) || (await this.cluster.readClaim(dataClaimName(spec.id))))
       throw new ConflictError(`sandbox '${spec.id}' already exists`);
     // The policy first: the Pod is never up without it.
-    await this.cluster.applyPolicy(egressPolicy(spec.id, spec.network));
+    await this.cluster.applyPolicy(egressPolicy(spec.id, spec.network, this.o.gateway));
     if (this.poolable(spec)) {
       const taken = await this.pool.take(spec.id);
       if (taken) {
@@ -187,8 +198,29 @@ export class KubernetesRuntime implements Runtime {
       dataClaim: claimName,
       volumes: (kept.volumes ?? []).map((v) => ({ claim: volumeClaimName(v.id), mountPath: v.mountPath })),
       runtimeClass: this.o.runtimeClass,
+      copyClaude: !!this.o.gateway && (this.o.claudePath ?? DEFAULT_CLAUDE_PATH) === DEFAULT_CLAUDE_PATH,
     });
     return { pod, claim: c };
+  }
+
+  /**
+   * After this replica's gateway moved (a restarted server Pod has a new IP), its sandboxes'
+   * policies still allow the old address: rewrite them from the egress policy each one keeps.
+   */
+  private async repointGateway(): Promise<void> {
+    const g = this.o.gateway;
+    if (!g) return;
+    const mine = await this.cluster.listPolicies(
+      `${LABEL.managedBy}=${MANAGED_BY},${LABEL.replica}=${g.replica}`,
+    );
+    for (const p of mine) {
+      const id = p.metadata?.labels?.[LABEL.sandbox];
+      const kept = p.metadata?.annotations?.[ANNOTATION.network];
+      if (!id || !ID.test(id) || !kept || p.metadata?.annotations?.[ANNOTATION.gateway] === gatewayKey(g))
+        continue;
+      await this.cluster.applyPolicy(egressPolicy(id, JSON.parse(kept) as NetworkPolicy, g));
+      this.log.info({ id, gateway: gatewayKey(g) }, "sandbox policy re-pointed at this server's gateway");
+    }
   }
 
   /** Whether a warm Pod can serve this spec: the default shape, nothing to restore or mount. */
@@ -390,11 +422,20 @@ export class KubernetesRuntime implements Runtime {
     return 0;
   }
 
+  /** The model gateway's address as every Pod of this replica reaches it (its policy allows it). */
+  hostAddress(_id: string): string | null {
+    return this.o.gateway?.address ?? null;
+  }
+
+  sandboxCidrs(): string[] {
+    return this.o.gateway ? (this.o.podCidrs ?? []) : [];
+  }
+
   async setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void> {
     await this.lock.run(id, async () => {
       if (!(await this.findPod(id)) && !(await this.cluster.readClaim(dataClaimName(id))))
         throw new NotFoundError("sandbox", id);
-      await this.cluster.applyPolicy(egressPolicy(id, policy));
+      await this.cluster.applyPolicy(egressPolicy(id, policy, this.o.gateway));
     });
   }
 

@@ -85,6 +85,11 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
             runtimeClass: config.k8sRuntimeClass,
             storageClass: config.k8sStorageClass,
             warmPods: config.k8sWarmPods,
+            gatewayAddress: config.k8sGatewayAddress,
+            gatewayPort,
+            replica: replicaIdOf(dataDir),
+            podCidrs: config.k8sPodCidrs,
+            claudePath: config.k8sClaudePath,
             defaultResources: {
               cpus: config.defaultCpus,
               memoryMiB: config.defaultMemoryMiB,
@@ -206,7 +211,9 @@ function agentSessions(
 ): { service: SessionService; events: SessionEvents } | undefined {
   let claudePath: string;
   try {
-    claudePath = installClaudeBinary(d.config.agentDir);
+    // Pods do not see this host's /usr: there `claude` comes with the Pod (see BERTH_K8S_CLAUDE_PATH).
+    claudePath =
+      d.config.runtime === "kubernetes" ? d.config.k8sClaudePath : installClaudeBinary(d.config.agentDir);
   } catch (err) {
     d.log.warn({ err: String(err) }, "agent sessions are off: the claude binary could not be installed");
     return undefined;

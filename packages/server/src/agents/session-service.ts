@@ -135,7 +135,7 @@ export class SessionService {
       if (!sandboxId)
         await this.d.sandboxes.finish(sandbox.id, "deleted", null, "its session could not start");
       throw new ConflictError(
-        "agent sessions need a sandbox network to reach the model gateway (BERTH_SANDBOX_NETWORKS on the local runtime; egress other than `none` on Docker; not served on Kubernetes yet)",
+        "agent sessions need a sandbox network to reach the model gateway (BERTH_SANDBOX_NETWORKS on the local runtime; egress other than `none` on Docker; BERTH_K8S_GATEWAY_ADDRESS on Kubernetes)",
       );
     }
     const now = new Date().toISOString();
