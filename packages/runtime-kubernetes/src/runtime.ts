@@ -41,7 +41,8 @@ import {
   sandboxPod,
   volumeClaimName,
 } from "./objects.js";
-import { isEnded, isRunning, WarmPods } from "./warm-pods.js";
+import { failure, isEnded, isRunning, pendingReason } from "./pod-status.js";
+import { WarmPods } from "./warm-pods.js";
 
 /** Options of the Kubernetes runtime. */
 export interface KubernetesRuntimeOptions {
@@ -505,36 +506,3 @@ export class KubernetesRuntime implements Runtime {
 
 const TEMPLATES_ARE_IMAGES =
   "templates on the kubernetes driver are container images named in BERTH_K8S_IMAGES: build and push an image, then add it there";
-
-/** Why a Pod will never start, or null while it still may. */
-function failure(pod: V1Pod): string | null {
-  if (pod.status?.phase === "Failed" || pod.status?.phase === "Succeeded")
-    return `pod ${pod.status.phase.toLowerCase()}${pod.status.message ? `: ${pod.status.message}` : ""}`;
-  const fatal = [
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "CrashLoopBackOff",
-  ];
-  for (const c of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
-    const w = c.state?.waiting;
-    if (w?.reason && fatal.includes(w.reason))
-      return `${c.name}: ${w.reason}${w.message ? ` (${w.message.slice(0, 200)})` : ""}`;
-    const t = c.state?.terminated;
-    if (t && (c.name === "sandbox" || t.exitCode !== 0))
-      return `${c.name} exited (${t.reason ?? t.exitCode})`;
-  }
-  return null;
-}
-
-/** What a starting Pod waits for, for the log (unschedulable, pulling an image...). */
-function pendingReason(pod: V1Pod): string {
-  const unscheduled = pod.status?.conditions?.find((c) => c.type === "PodScheduled" && c.status === "False");
-  if (unscheduled) return `not scheduled: ${unscheduled.reason ?? ""} ${unscheduled.message ?? ""}`.trim();
-  const waiting = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]
-    .map((c) => c.state?.waiting?.reason)
-    .find(Boolean);
-  return waiting ?? pod.status?.phase ?? "";
-}

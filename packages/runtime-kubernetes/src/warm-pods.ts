@@ -9,6 +9,7 @@ import { ConflictError, type Logger } from "@berth/core";
 import type { V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
 import type { Cluster } from "./cluster.js";
 import { LABEL } from "./objects.js";
+import { isEnded, isRunning } from "./pod-status.js";
 
 export interface WarmPodsOptions {
   cluster: Cluster;
@@ -91,16 +92,4 @@ export class WarmPods {
   private get selector(): string {
     return `${LABEL.pool}=${this.o.key}`;
   }
-}
-
-/** A pod whose sandbox container runs (its supervisor may still be a moment from listening). */
-export function isRunning(p: V1Pod): boolean {
-  return (
-    p.status?.phase === "Running" &&
-    !!p.status.containerStatuses?.find((c) => c.name === "sandbox")?.state?.running
-  );
-}
-
-export function isEnded(p: V1Pod): boolean {
-  return p.status?.phase === "Failed" || p.status?.phase === "Succeeded" || !!p.metadata?.deletionTimestamp;
 }
