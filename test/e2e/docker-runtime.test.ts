@@ -3,9 +3,10 @@
 import { execFileSync } from "node:child_process";
 import { DockerRuntime } from "@berth/runtime-docker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FakeModel, isToolResult, startFakeModel } from "../fixtures/fake-model/server.js";
+import { bashThenText, type FakeModel, startFakeModel } from "../fixtures/fake-model/server.js";
 import { startTestDocker, type TestDocker } from "../support/dockerd.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
+import { sessionIn } from "../support/sessions.js";
 
 const docker = await startTestDocker();
 if ("reason" in docker) console.log(`docker e2e skipped: ${docker.reason}`);
@@ -27,15 +28,7 @@ describe.skipIf("reason" in docker)("server on the docker runtime", () => {
 
   beforeAll(async () => {
     // The FAKE model server: the only stand-in, for the agent session case.
-    model = await startFakeModel((req) =>
-      isToolResult(req.body)
-        ? { kind: "text", text: "written" }
-        : {
-            kind: "tool_use",
-            name: "Bash",
-            input: { command: "echo from-agent > /workspace/agent.txt; id -u", description: "write" },
-          },
-    );
+    model = await startFakeModel(bashThenText("echo from-agent > /workspace/agent.txt; id -u", "written"));
     server = await startTestServer({
       env: {
         BERTH_RUNTIME: "docker",
@@ -161,12 +154,7 @@ describe.skipIf("reason" in docker)("server on the docker runtime", () => {
       sandbox: { id: sb.body.id },
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
-    let s: any;
-    for (let i = 0; i < 600; i++) {
-      s = (await call("GET", `/v1/sessions/${created.body.id}`)).body;
-      if (["idle", "failed", "completed"].includes(s.state)) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const s = await sessionIn((p) => call("GET", p), created.body.id, ["idle", "failed", "completed"]);
     expect(s.state, JSON.stringify(s)).toBe("idle");
     expect(s.result.subtype).toBe("success");
     expect(s.usage.inputTokens).toBeGreaterThan(0);

@@ -17,6 +17,7 @@ import {
   startFakeModel,
 } from "../fixtures/fake-model/server.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
+import { sessionIn } from "../support/sessions.js";
 import { readSse, type SseEvent } from "../support/sse.js";
 
 const REAL_KEY = `sk-ant-real-${Math.random().toString(36).slice(2)}-do-not-leak`;
@@ -70,13 +71,7 @@ const call = (method: string, path: string, body?: unknown) =>
   api(server, server.adminKey, method, path, body);
 
 /** Waits until the session is in one of `states` (the test's own timeout bounds it). */
-async function until(id: string, states: string[]): Promise<any> {
-  for (;;) {
-    const r = await call("GET", `/v1/sessions/${id}`);
-    if (states.includes(r.body.state)) return r.body;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+const until = (id: string, states: string[]) => sessionIn((p) => call("GET", p), id, states);
 
 async function events(id: string, lastEventId?: string): Promise<SseEvent[]> {
   const r = await readSse(

@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { installClaudeBinary } from "../../packages/server/src/agents/claude-binary.js";
 import { type FakeCluster, startFakeCluster } from "../fixtures/fake-kubernetes/cluster.js";
 import type { KObject } from "../fixtures/fake-kubernetes/server.js";
-import { type FakeModel, isToolResult, startFakeModel } from "../fixtures/fake-model/server.js";
+import { bashThenText, type FakeModel, startFakeModel } from "../fixtures/fake-model/server.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
+import { sessionIn } from "../support/sessions.js";
 
 const NS = "berth-sandboxes";
 let cluster: FakeCluster;
@@ -38,15 +39,7 @@ current-context: fake
 
 beforeAll(async () => {
   // The FAKE model server, for the agent session case.
-  model = await startFakeModel((req) =>
-    isToolResult(req.body)
-      ? { kind: "text", text: "written" }
-      : {
-          kind: "tool_use",
-          name: "Bash",
-          input: { command: "echo from-agent > /workspace/agent.txt; id -u", description: "write" },
-        },
-  );
+  model = await startFakeModel(bashThenText("echo from-agent > /workspace/agent.txt; id -u", "written"));
   // The gateway's port is fixed ahead: the fake's Pods (local sandboxes) are let through to it.
   gatewayPort = await freePort();
   cluster = await startFakeCluster({ hostPorts: [gatewayPort] });
@@ -227,12 +220,7 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
       sandbox: { id },
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
-    let s: any;
-    for (let i = 0; i < 600; i++) {
-      s = (await call("GET", `/v1/sessions/${created.body.id}`)).body;
-      if (["idle", "failed", "completed"].includes(s.state)) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const s = await sessionIn((p) => call("GET", p), created.body.id, ["idle", "failed", "completed"]);
     expect(s.state, JSON.stringify(s)).toBe("idle");
     expect(s.result.subtype).toBe("success");
     expect(s.usage.inputTokens).toBeGreaterThan(0);

@@ -8,6 +8,7 @@ import { type FakeModel, lastUserText, startFakeModel } from "../fixtures/fake-m
 import { startPostgres } from "../support/postgres.js";
 import { api } from "../support/server.js";
 import { type ServerProcess, startServerProcess } from "../support/server-process.js";
+import { sessionIn } from "../support/sessions.js";
 import { readSse, type SseEvent } from "../support/sse.js";
 
 let pg: { url: string; stop(): Promise<void> };
@@ -49,13 +50,8 @@ async function reach(s: ServerProcess, id: string, want: string): Promise<any> {
   return r;
 }
 
-async function until(s: ServerProcess, id: string, states: string[]): Promise<any> {
-  for (;;) {
-    const r = await on(s, "GET", `/v1/sessions/${id}`);
-    if (states.includes(r.body.state)) return r.body;
-    await sleep(100);
-  }
-}
+const until = (s: ServerProcess, id: string, states: string[]) =>
+  sessionIn((p) => on(s, "GET", p), id, states);
 
 describe("agent sessions on replicas sharing PostgreSQL", () => {
   it("takes a session's next message, events, interrupt and delete on the replica that does not run it", async () => {

@@ -2,6 +2,19 @@ import { describe, expect, it } from "vitest";
 import { parseImageMap } from "./index.js";
 import { egressPolicy, sandboxPod } from "./objects.js";
 
+const POD = {
+  name: "berth-x",
+  sandbox: "x",
+  template: "default",
+  image: "debian:12-slim",
+  initImage: "berth:1",
+  resources: { cpus: 1.5, memoryMiB: 300, diskMiB: 100, pids: 64 },
+  env: { A: "b" },
+  dataClaim: "berth-x-data",
+  volumes: [{ claim: "berth-vol-v", mountPath: "/data" }],
+  runtimeClass: "gvisor",
+};
+
 describe("kubernetes objects", () => {
   it("turns egress policies into NetworkPolicies that deny all ingress", () => {
     expect(egressPolicy("a", { egress: "none", allow: [] }).spec).toMatchObject({ ingress: [], egress: [] });
@@ -18,18 +31,7 @@ describe("kubernetes objects", () => {
   });
 
   it("builds a Pod that runs berth-init as uid 1000 with its limits, and a warm Pod without a sandbox label", () => {
-    const o = {
-      name: "berth-x",
-      sandbox: "x",
-      template: "default",
-      image: "debian:12-slim",
-      initImage: "berth:1",
-      resources: { cpus: 1.5, memoryMiB: 300, diskMiB: 100, pids: 64 },
-      env: { A: "b" },
-      dataClaim: "berth-x-data",
-      volumes: [{ claim: "berth-vol-v", mountPath: "/data" }],
-      runtimeClass: "gvisor",
-    };
+    const o = POD;
     const pod = sandboxPod(o);
     const c = pod.spec?.containers[0];
     expect(c?.resources?.limits).toEqual({ cpu: "1500m", memory: "300Mi", "ephemeral-storage": "100Mi" });
@@ -70,17 +72,7 @@ describe("kubernetes objects", () => {
   });
 
   it("copies claude in from the init image only when asked, with room for it", () => {
-    const o = {
-      name: "berth-x",
-      sandbox: "x",
-      template: "default",
-      image: "debian:12-slim",
-      initImage: "berth:1",
-      resources: { cpus: 1, memoryMiB: 256, diskMiB: 100, pids: 64 },
-      env: {},
-      dataClaim: "berth-x-data",
-      volumes: [],
-    };
+    const o = { ...POD, volumes: [], runtimeClass: undefined };
     const plain = sandboxPod(o).spec;
     expect(plain?.initContainers?.map((c) => c.command)).toEqual([
       ["cp", "/opt/berth/berth-init", "/.berth/init"],
