@@ -385,29 +385,34 @@ describe("escape suite: kernel interfaces", () => {
   it("sends no packet with a spoofed source: raw and packet sockets, IP_FREEBIND, IP_TRANSPARENT, IPv6", async () => {
     const veth = hostVeth();
     const own = sh(`nsenter -t ${initPid} -n ip -4 -o addr show dev eth0`).match(/inet ([\d.]+)/)?.[1];
-    // A capture on the host end of the veth: every IPv4 source address that leaves the sandbox.
+    // A capture on the host end of the veth: every source address that leaves the sandbox. It
+    // says when it listens and stops when its stdin closes (a fixed window missed the control
+    // packet when the sandbox's python started slowly under a loaded CI run).
     const capture = spawn("python3", [
       "-c",
       [
-        "import socket,time,sys",
-        `s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(3));s.bind(("${veth}",0));s.settimeout(0.2)`,
-        "end=time.time()+float(sys.argv[1]);seen=set()",
+        "import socket,time,sys,select",
+        `s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(3));s.bind(("${veth}",0))`,
+        "print('ready',flush=True)",
+        "end=time.time()+60;seen=set()",
         "while time.time()<end:",
-        "  try: f,a=s.recvfrom(65535)",
-        "  except socket.timeout: continue",
+        "  r,_,_=select.select([s,sys.stdin],[],[],0.5)",
+        "  if sys.stdin in r: break",
+        "  if s not in r: continue",
+        "  f,a=s.recvfrom(65535)",
         "  if a[2]==socket.PACKET_OUTGOING: continue",
         "  if f[12:14]==b'\\x08\\x00': seen.add(socket.inet_ntoa(f[26:30]))",
         "  if f[12:14]==b'\\x86\\xdd': seen.add(socket.inet_ntop(socket.AF_INET6,f[22:38]))",
-        "print(' '.join(sorted(seen)))",
+        "print('seen',' '.join(sorted(seen)))",
       ].join("\n"),
-      "3",
     ]);
-    let seen = "";
+    let out = "";
     capture.stdout.on("data", (d) => {
-      seen += d;
+      out += d;
     });
     const done = new Promise((r) => capture.on("exit", r));
-    await new Promise((r) => setTimeout(r, 500));
+    for (let i = 0; i < 200 && !out.includes("ready"); i++) await new Promise((r) => setTimeout(r, 25));
+    expect(out, "the capture started").toContain("ready");
     const dst = "192.0.2.77";
     const r = await inside(
       py([
@@ -432,9 +437,12 @@ describe("escape suite: kernel interfaces", () => {
         `socket.socket(socket.AF_INET,socket.SOCK_DGRAM).sendto(b"x",("${dst}",9))`,
       ]),
     );
+    // Packets still on their way across the veth arrive well within this.
+    await new Promise((r) => setTimeout(r, 300));
+    capture.stdin.end();
     await done;
     // Outside first: what reached the host end of the veth (its own link-local aside).
-    const sources = seen.trim().split(" ").filter(Boolean);
+    const sources = (out.split("seen")[1] ?? "").trim().split(" ").filter(Boolean);
     expect(sources, "the capture saw the sandbox's own packet").toContain(own);
     expect(sources, r.stdout).not.toContain("fe80::dead");
     expect(sources.filter((a) => a !== own && !a.startsWith("fe80:") && a !== "::")).toEqual([]);
