@@ -112,7 +112,9 @@ describe("Kubernetes manifests", () => {
     expect(env.BERTH_K8S_GATEWAY_ADDRESS).toBe("$(POD_IP)");
     const podIp = c.env.find((e: Doc) => e.name === "POD_IP");
     expect(podIp.valueFrom.fieldRef.fieldPath).toBe("status.podIP");
-    expect(c.ports.map((p: Doc) => p.containerPort)).toContain(Number(env.BERTH_GATEWAY_PORT));
+    expect(c.ports.map((p: Doc) => p.containerPort)).toEqual(
+      expect.arrayContaining([Number(env.BERTH_GATEWAY_PORT), SETTINGS.k8sEgressProxyPort.default]),
+    );
     // Dependent variables must come after what they name, or Kubernetes leaves them unexpanded.
     const order = c.env.map((e: Doc) => e.name);
     expect(order.indexOf("POD_IP")).toBeLessThan(order.indexOf("BERTH_K8S_GATEWAY_ADDRESS"));
@@ -146,7 +148,10 @@ describe("objects the Kubernetes driver sends", () => {
     for (const egress of ["none", "open"] as const)
       validate(egressPolicy("abc", { egress, allow: [] }) as Doc);
     validate(egressPolicy("abc", { egress: "allowlist", allow: ["1.2.3.0/24"] }) as Doc);
-    const gateway = { address: "10.4.0.7", port: 7071, replica: "r0123456789ab" };
+    const gateway = { address: "10.4.0.7", port: 7071, replica: "r0123456789ab", proxyPort: 7072 };
+    validate(
+      egressPolicy("abc", { egress: "allowlist", allow: ["pypi.org", "10.0.0.0/24"] }, gateway) as Doc,
+    );
     for (const egress of ["none", "open"] as const)
       validate(egressPolicy("abc", { egress, allow: [] }, gateway) as Doc);
   });

@@ -11,6 +11,7 @@ import { installClaudeBinary } from "../../packages/server/src/agents/claude-bin
 import { type FakeCluster, startFakeCluster } from "../fixtures/fake-kubernetes/cluster.js";
 import type { KObject } from "../fixtures/fake-kubernetes/server.js";
 import { bashThenText, type FakeModel, startFakeModel } from "../fixtures/fake-model/server.js";
+import { type OutsideServer, startFakeDns, startOutsideServer } from "../support/outside.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { sessionIn } from "../support/sessions.js";
 
@@ -20,6 +21,9 @@ let server: TestServer;
 let model: FakeModel;
 let dir: string;
 let gatewayPort: number;
+let proxyPort: number;
+let outside: OutsideServer;
+let dns: { address: string; stop(): void };
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -42,7 +46,15 @@ beforeAll(async () => {
   model = await startFakeModel(bashThenText("echo from-agent > /workspace/agent.txt; id -u", "written"));
   // The gateway's port is fixed ahead: the fake's Pods (local sandboxes) are let through to it.
   gatewayPort = await freePort();
-  cluster = await startFakeCluster({ hostPorts: [gatewayPort] });
+  proxyPort = await freePort();
+  // "The internet" for the egress proxy: a web server out of the host's netns, and names for it.
+  outside = await startOutsideServer("web");
+  dns = await startFakeDns({
+    "allowed.test": outside.ip,
+    "other.test": outside.ip,
+    "inside.test": "10.1.2.3",
+  });
+  cluster = await startFakeCluster({ hostPorts: [gatewayPort, proxyPort] });
   if (!cluster.hostAddress) throw new Error("this host has no IPv4 address for the fake's Pods to reach");
   dir = mkdtempSync("/tmp/berth-kcfg-");
   writeFileSync(join(dir, "config"), kubeconfig(cluster.api.url, cluster.api.token));
@@ -56,6 +68,8 @@ beforeAll(async () => {
       BERTH_K8S_WARM_PODS: "1",
       BERTH_DEFAULT_MEMORY_MIB: "256",
       BERTH_GATEWAY_PORT: String(gatewayPort),
+      BERTH_K8S_EGRESS_PROXY_PORT: String(proxyPort),
+      BERTH_DNS_UPSTREAM: dns.address,
       BERTH_K8S_GATEWAY_ADDRESS: cluster.hostAddress,
       // The fake's Pods see this host's /usr (a real Pod gets `claude` from the init image).
       BERTH_K8S_CLAUDE_PATH: installClaudeBinary(loadConfig({}).agentDir),
@@ -69,6 +83,8 @@ afterAll(async () => {
   await server?.stop();
   await cluster?.close();
   await model?.close();
+  outside?.stop();
+  dns?.stop();
   delete process.env.KUBECONFIG;
   rmSync(dir, { recursive: true, force: true });
 });
@@ -148,7 +164,10 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
       egress: [
         {
           to: [{ ipBlock: { cidr: `${cluster.hostAddress}/32` } }],
-          ports: [{ protocol: "TCP", port: gatewayPort }],
+          ports: [
+            { protocol: "TCP", port: gatewayPort },
+            { protocol: "TCP", port: proxyPort },
+          ],
         },
       ],
     });
@@ -172,16 +191,45 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
     expect(policy.spec.egress[0].to[0].ipBlock).toMatchObject({ cidr: "0.0.0.0/0" });
     expect(policy.spec.egress[0].to[0].ipBlock.except).toContain("10.0.0.0/8");
     expect((await exec(id, "cat /etc/resolv.conf")).stdout).toMatch(/nameserver/);
-    // A NetworkPolicy cannot name hosts: refused, and the policy stays as it was.
-    const hosts = await call("PATCH", `/v1/sandboxes/${id}`, {
-      network: { egress: "allowlist", allow: ["example.com"] },
+  });
+
+  it("filters web traffic by hostname through the egress proxy: listed names pass, others and private answers do not", async () => {
+    const r = await call("POST", "/v1/sandboxes", {
+      resources: { cpus: 0.5 },
+      network: { egress: "allowlist", allow: ["allowed.test"] },
     });
-    expect(hosts.status).toBe(501);
-    expect(hosts.body.error.code).toBe("not_supported");
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    const id = r.body.id as string;
+    // The NetworkPolicy holds no hostname: only the gateway and proxy rule (names are the proxy's).
+    const policy = cluster.api.objects.networkpolicies.get(`${NS}/berth-${id}`) as KObject;
+    expect(policy.spec.egress).toHaveLength(1);
+    const curl = (args: string) => exec(id, `curl -s -S -m 5 ${args} 2>&1; echo " exit=$?"`);
+    // Processes get the proxy in their environment; a listed name answers over HTTP and TLS.
+    expect((await curl("http://allowed.test:8080/")).stdout).toMatch(
+      /^outside:web:allowed\.test:8080 exit=0/,
+    );
+    expect((await curl("-k https://allowed.test/")).stdout).toMatch(/^outside:web:allowed\.test exit=0/);
+    // An unlisted name on the same address, and a listed-looking trick, are refused by name.
+    expect((await curl("http://other.test:8080/")).stdout).not.toContain("outside:");
+    expect((await curl("-k https://other.test/")).stdout).toMatch(/403|exit=56/);
+    expect((await curl("-x '' --noproxy '*' http://allowed.test:8080/")).stdout).not.toContain("outside:");
+    // Bypassing the proxy reaches nothing: the address is not in the policy.
+    expect((await curl(`--noproxy '*' http://${outside.ip}:8080/`)).stdout).not.toContain("outside:");
+    // Live change: the name is allowed at once, and a name answering a private address is not.
     expect(
-      (cluster.api.objects.networkpolicies.get(`${NS}/berth-${id}`) as KObject).spec.egress[0].to[0].ipBlock
-        .cidr,
-    ).toBe("0.0.0.0/0");
+      (
+        await call("PATCH", `/v1/sandboxes/${id}`, {
+          network: { egress: "allowlist", allow: ["other.test", "inside.test"] },
+        })
+      ).status,
+    ).toBe(200);
+    expect((await curl("http://other.test:8080/")).stdout).toMatch(/^outside:web:other\.test:8080 exit=0/);
+    expect((await curl("http://allowed.test:8080/")).stdout).not.toContain("outside:");
+    expect((await curl("-k https://inside.test/")).stdout).toMatch(/403|exit=56/);
+    // Egress none: the proxy refuses everything for it too.
+    await call("PATCH", `/v1/sandboxes/${id}`, { network: { egress: "none" } });
+    expect((await curl("http://other.test:8080/")).stdout).not.toContain("outside:");
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
   });
 
   it("hibernates by deleting the Pod (the claim stays) and wakes on the same claim", async () => {

@@ -96,6 +96,14 @@ export const SETTINGS = {
     default: "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10",
     doc: "Comma-separated ranges sandbox Pods' addresses come from (the model gateway admits only these and loopback)",
   },
+  k8sEgressProxyPort: {
+    env: "BERTH_K8S_EGRESS_PROXY_PORT",
+    kind: "int",
+    default: 7072,
+    min: 0,
+    max: 65535,
+    doc: "Port of the egress proxy that filters sandbox Pods' web traffic by hostname (at BERTH_K8S_GATEWAY_ADDRESS; 0: off, hostname allowlists answer 501)",
+  },
   k8sClaudePath: {
     env: "BERTH_K8S_CLAUDE_PATH",
     kind: "string",

@@ -26,3 +26,11 @@ export function parseAllowlist(allow: string[]): { cidrs: string[]; hosts: strin
   }
   return { cidrs, hosts };
 }
+
+/** True when `name` is listed: exactly, or under a `*.` wildcard (which does not match the bare suffix). */
+export function hostAllowed(name: string, hosts: string[]): boolean {
+  const n = name.toLowerCase().replace(/\.$/, "");
+  return hosts.some((h) =>
+    h.startsWith("*.") ? n.endsWith(h.slice(1)) && n.length > h.length - 1 : n === h,
+  );
+}

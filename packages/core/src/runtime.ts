@@ -112,6 +112,11 @@ export interface Runtime {
   hostAddress?(id: string): string | null;
   /** The address ranges sandboxes' traffic comes from (the model gateway takes only these and loopback). */
   sandboxCidrs?(): string[];
+  /**
+   * Variables every process started in the sandbox gets from the driver, beneath the sandbox's
+   * own env (the Kubernetes driver's egress proxy settings); none on most drivers.
+   */
+  processEnv?(id: string): Record<string, string>;
   /** Kills every process and removes every trace (mounts, cgroups, files). Idempotent. */
   destroy(id: string): Promise<void>;
   /** Ids of every sandbox this runtime holds resources for (used to find leaks and orphans). */

@@ -40,13 +40,16 @@ export function createKubernetesRuntime(o: {
   /** BERTH_K8S_GATEWAY_ADDRESS: where Pods reach this server's model gateway (unset: no sessions). */
   gatewayAddress?: string;
   gatewayPort: number;
+  /** BERTH_K8S_EGRESS_PROXY_PORT (0: no proxy). */
+  egressProxyPort: number;
+  dnsUpstream?: string;
   replica: string;
   /** BERTH_K8S_POD_CIDRS, comma-separated. */
   podCidrs: string;
   claudePath: string;
   log?: Logger;
 }): Runtime {
-  const { gatewayAddress, gatewayPort, replica, podCidrs, images, ...rest } = o;
+  const { gatewayAddress, gatewayPort, egressProxyPort, replica, podCidrs, images, ...rest } = o;
   if (gatewayAddress !== undefined && !isIPv4(gatewayAddress))
     throw new ConfigError(`BERTH_K8S_GATEWAY_ADDRESS must be an IPv4 address, got '${gatewayAddress}'`);
   const cidrs = podCidrs
@@ -66,6 +69,15 @@ export function createKubernetesRuntime(o: {
     kubeConfig,
     images: parseImageMap(images),
     podCidrs: cidrs,
-    ...(gatewayAddress ? { gateway: { address: gatewayAddress, port: gatewayPort, replica } } : {}),
+    ...(gatewayAddress
+      ? {
+          gateway: {
+            address: gatewayAddress,
+            port: gatewayPort,
+            replica,
+            ...(egressProxyPort > 0 ? { proxyPort: egressProxyPort } : {}),
+          },
+        }
+      : {}),
   });
 }

@@ -26,7 +26,7 @@ describe("kubernetes objects", () => {
     const cidrs = egressPolicy("a", { egress: "allowlist", allow: ["1.2.3.4", "10.1.0.0/16"] }).spec?.egress;
     expect(cidrs?.[0]?.to?.map((t) => t.ipBlock?.cidr)).toEqual(["1.2.3.4/32", "10.1.0.0/16"]);
     expect(() => egressPolicy("a", { egress: "allowlist", allow: ["pypi.org"] })).toThrow(
-      /CIDRs only.*pypi\.org/,
+      /CIDRs only: pypi\.org/,
     );
   });
 
@@ -66,6 +66,16 @@ describe("kubernetes objects", () => {
         "berth.dev/gateway": "10.4.0.7:7071",
       });
     }
+    // With the egress proxy, hostnames are its to check: the policy keeps the CIDRs and opens the proxy's port.
+    const proxied = egressPolicy(
+      "a",
+      { egress: "allowlist", allow: ["pypi.org", "1.2.3.4"] },
+      { ...g, proxyPort: 7072 },
+    );
+    expect(proxied.spec?.egress?.[0]?.to?.map((t) => t.ipBlock?.cidr)).toEqual(["1.2.3.4/32"]);
+    expect(proxied.spec?.egress?.at(-1)?.ports?.map((p) => p.port)).toEqual([7071, 7072]);
+    expect(proxied.metadata?.annotations?.["berth.dev/gateway"]).toBe("10.4.0.7:7071,7072");
+    expect(() => egressPolicy("a", { egress: "allowlist", allow: ["pypi.org"] }, g)).toThrow(/egress proxy/);
     expect(egressPolicy("a", { egress: "none", allow: [] }).metadata?.labels).not.toHaveProperty(
       "berth.dev/replica",
     );

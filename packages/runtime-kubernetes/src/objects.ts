@@ -61,6 +61,8 @@ export interface GatewayTarget {
   port: number;
   /** The replica the gateway belongs to (its policies are re-pointed when its address changes). */
   replica: string;
+  /** The egress proxy's port at the same address (hostname allowlists); unset: no proxy. */
+  proxyPort?: number;
 }
 
 /** Object names: DNS labels, `berth-` + the sandbox id (ids are at most 32 characters). */
@@ -181,9 +183,10 @@ export function claim(o: {
  * The sandbox's egress policy as a NetworkPolicy on its Pod: no ingress at all (the server
  * reaches it through the API server, not the pod network); egress `none` is nothing, `open` is
  * the internet but no private range, plus the cluster DNS; `allowlist` takes CIDRs only
- * (hostnames need the filtering proxy, which this driver does not run). With a `gateway`, every
- * mode also lets the Pod reach that one address and port (the model gateway, which answers only
- * session tokens), as the local driver lets every sandbox reach the gateway's host port.
+ * plus, with the egress proxy, hostnames (the proxy checks them). With a `gateway`, every mode
+ * also lets the Pod reach that one address on the gateway's port (which answers only session
+ * tokens) and the proxy's (which applies the sandbox's policy), as the local driver lets every
+ * sandbox reach those host ports.
  */
 export function egressPolicy(id: string, policy: NetworkPolicy, gateway?: GatewayTarget): V1NetworkPolicy {
   const dns = {
@@ -203,16 +206,19 @@ export function egressPolicy(id: string, policy: NetworkPolicy, gateway?: Gatewa
     egress = [{ to: [{ ipBlock: { cidr: "0.0.0.0/0", except: PRIVATE_RANGES } }] }, dns];
   else if (policy.egress === "allowlist") {
     const { cidrs, hosts } = parseAllowlist(policy.allow);
-    if (hosts.length > 0)
+    if (hosts.length > 0 && !gateway?.proxyPort)
       throw new NotSupportedError(
-        `the kubernetes driver allows CIDRs only (a NetworkPolicy cannot name hosts): ${hosts.join(", ")}`,
+        `hostnames in allowlists need the egress proxy (BERTH_K8S_GATEWAY_ADDRESS and BERTH_K8S_EGRESS_PROXY_PORT); without it the kubernetes driver allows CIDRs only: ${hosts.join(", ")}`,
       );
     egress = cidrs.length > 0 ? [{ to: cidrs.map((cidr) => ({ ipBlock: { cidr } })) }] : [];
   }
   if (gateway)
     egress.push({
       to: [{ ipBlock: { cidr: `${gateway.address}/32` } }],
-      ports: [{ protocol: "TCP", port: gateway.port }],
+      ports: [gateway.port, ...(gateway.proxyPort ? [gateway.proxyPort] : [])].map((port) => ({
+        protocol: "TCP",
+        port,
+      })),
     });
   return {
     apiVersion: "networking.k8s.io/v1",
@@ -239,4 +245,5 @@ export function egressPolicy(id: string, policy: NetworkPolicy, gateway?: Gatewa
 }
 
 /** How a policy names the gateway it allows (a changed address or port makes it stale). */
-export const gatewayKey = (g: GatewayTarget): string => `${g.address}:${g.port}`;
+export const gatewayKey = (g: GatewayTarget): string =>
+  `${g.address}:${g.port}${g.proxyPort ? `,${g.proxyPort}` : ""}`;

@@ -24,6 +24,7 @@ import {
 import { SupervisorClient } from "@berth/supervisor";
 import type { KubeConfig, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
 import { Cluster } from "./cluster.js";
+import { PodEgressProxy } from "./egress-proxy.js";
 import { archiveWorkspace, podOomKills, podStats, restoreWorkspace, runText } from "./in-pod.js";
 import {
   ANNOTATION,
@@ -67,6 +68,8 @@ export interface KubernetesRuntimeOptions {
   podCidrs?: string[];
   /** Where agents' `claude` is inside Pods; the default path is copied in from the init image. */
   claudePath?: string;
+  /** DNS server the egress proxy resolves names with (`ip[:port]`; unset: the host's). */
+  dnsUpstream?: string;
   log?: Logger;
 }
 
@@ -93,6 +96,13 @@ export class KubernetesRuntime implements Runtime {
   /** The warm pool's key: which shape its Pods have (a changed image or default makes a new pool). */
   private readonly poolKey: string;
   private readonly startedAt = new Date().toISOString();
+  /** Hostname allowlists' filter (with a gateway address and a proxy port). */
+  private readonly proxy: PodEgressProxy | null;
+  /** Sandbox id -> its egress policy as last applied (the proxy's view). */
+  private readonly policies = new Map<string, NetworkPolicy>();
+  /** Pod IP -> sandbox id, for the proxy (refreshed from the API when an address is unknown). */
+  private podIps = new Map<string, string>();
+  private podIpsReadAt = 0;
 
   constructor(private readonly o: KubernetesRuntimeOptions) {
     this.log = o.log ?? silentLogger;
@@ -102,6 +112,9 @@ export class KubernetesRuntime implements Runtime {
       .update(JSON.stringify([o.images.default, o.initImage, o.runtimeClass, o.defaultResources]))
       .digest("hex")
       .slice(0, 12);
+    this.proxy = o.gateway?.proxyPort
+      ? new PodEgressProxy({ policyOf: (ip) => this.policyOfPod(ip), resolver: o.dnsUpstream, log: this.log })
+      : null;
     this.pool = new WarmPods({
       cluster: this.cluster,
       size: o.warmPods ?? 0,
@@ -117,6 +130,7 @@ export class KubernetesRuntime implements Runtime {
     // Reading the namespace's pods checks the address, the credentials and the rights at once.
     await this.cluster.listPods(`${LABEL.managedBy}=${MANAGED_BY}`);
     await this.repointGateway();
+    if (this.proxy && this.o.gateway?.proxyPort) await this.proxy.start(this.o.gateway.proxyPort);
     await this.pool.fill();
     this.log.info(
       { namespace: this.o.namespace, warmPods: this.o.warmPods ?? 0 },
@@ -145,6 +159,7 @@ export class KubernetesRuntime implements Runtime {
       throw new ConflictError(`sandbox '${spec.id}' already exists`);
     // The policy first: the Pod is never up without it.
     await this.cluster.applyPolicy(egressPolicy(spec.id, spec.network, this.o.gateway));
+    this.policies.set(spec.id, spec.network);
     if (this.poolable(spec)) {
       const taken = await this.pool.take(spec.id);
       if (taken) {
@@ -321,7 +336,13 @@ export class KubernetesRuntime implements Runtime {
       const pod = await this.findPod(id);
       if (!pod) throw new NotFoundError("sandbox", id);
       await this.deletePodAndWait(pod.metadata?.name ?? "");
+      this.forgetPodIp(id);
     });
+  }
+
+  /** A Pod gone: its address may go to another sandbox's Pod next. */
+  private forgetPodIp(id: string): void {
+    for (const [ip, owner] of this.podIps) if (owner === id) this.podIps.delete(ip);
   }
 
   /** Makes the Pod again on the sandbox's claim, from the spec kept on that claim. */
@@ -366,6 +387,8 @@ export class KubernetesRuntime implements Runtime {
       await this.cluster.deleteClaim(c.metadata?.name ?? "");
     await this.cluster.deletePolicy(policyName(id));
     this.pods.delete(id);
+    this.policies.delete(id);
+    this.forgetPodIp(id);
   }
 
   async list(): Promise<string[]> {
@@ -384,6 +407,7 @@ export class KubernetesRuntime implements Runtime {
   }
 
   async close(): Promise<void> {
+    this.proxy?.close();
     await this.pool.close(false);
   }
 
@@ -432,11 +456,54 @@ export class KubernetesRuntime implements Runtime {
     return this.o.gateway ? (this.o.podCidrs ?? []) : [];
   }
 
+  /** With the egress proxy: its address for every process (the gateway is reached directly). */
+  processEnv(_id: string): Record<string, string> {
+    const g = this.o.gateway;
+    if (!this.proxy || !g?.proxyPort) return {};
+    const url = `http://${g.address}:${g.proxyPort}`;
+    const direct = `localhost,127.0.0.1,::1,${g.address}`;
+    return {
+      HTTP_PROXY: url,
+      HTTPS_PROXY: url,
+      http_proxy: url,
+      https_proxy: url,
+      NO_PROXY: direct,
+      no_proxy: direct,
+    };
+  }
+
+  /** The egress policy of the sandbox whose Pod has `ip` (null: none of this namespace's sandboxes). */
+  private async policyOfPod(ip: string): Promise<NetworkPolicy | null> {
+    let id = this.podIps.get(ip);
+    if (!id && Date.now() - this.podIpsReadAt > 1000) {
+      this.podIpsReadAt = Date.now();
+      const next = new Map<string, string>();
+      for (const p of await this.cluster.listPods(`${LABEL.managedBy}=${MANAGED_BY}`)) {
+        const sandbox = p.metadata?.labels?.[LABEL.sandbox];
+        if (sandbox && p.status?.podIP && isRunning(p)) next.set(p.status.podIP, sandbox);
+      }
+      this.podIps = next;
+      id = next.get(ip);
+    }
+    if (!id) return null;
+    const known = this.policies.get(id);
+    if (known) return known;
+    // After a restart: the policy kept on the sandbox's NetworkPolicy.
+    const kept = (await this.cluster.listPolicies(`${LABEL.sandbox}=${id}`))[0]?.metadata?.annotations?.[
+      ANNOTATION.network
+    ];
+    if (!kept) return null;
+    const policy = JSON.parse(kept) as NetworkPolicy;
+    this.policies.set(id, policy);
+    return policy;
+  }
+
   async setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void> {
     await this.lock.run(id, async () => {
       if (!(await this.findPod(id)) && !(await this.cluster.readClaim(dataClaimName(id))))
         throw new NotFoundError("sandbox", id);
       await this.cluster.applyPolicy(egressPolicy(id, policy, this.o.gateway));
+      this.policies.set(id, policy);
     });
   }
 

@@ -87,6 +87,8 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
             warmPods: config.k8sWarmPods,
             gatewayAddress: config.k8sGatewayAddress,
             gatewayPort,
+            egressProxyPort: config.k8sEgressProxyPort,
+            dnsUpstream: config.dnsUpstream,
             replica: replicaIdOf(dataDir),
             podCidrs: config.k8sPodCidrs,
             claudePath: config.k8sClaudePath,

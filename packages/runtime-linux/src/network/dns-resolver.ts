@@ -1,5 +1,5 @@
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
-import type { Logger } from "@berth/core";
+import { hostAllowed, type Logger } from "@berth/core";
 import dnsPacket, { type Answer, type Packet } from "dns-packet";
 
 /** What the resolver needs to know about the sandbox a query came from. */
@@ -24,14 +24,6 @@ const UPSTREAM_TIMEOUT_MS = 4_000;
 const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 const MIN_TTL = 60;
 const MAX_TTL = 3600;
-
-/** True when `name` is listed: exactly, or under a `*.` wildcard (which does not match the bare suffix). */
-export function hostAllowed(name: string, hosts: string[]): boolean {
-  const n = name.toLowerCase().replace(/\.$/, "");
-  return hosts.some((h) =>
-    h.startsWith("*.") ? n.endsWith(h.slice(1)) && n.length > h.length - 1 : n === h,
-  );
-}
 
 /**
  * The sandboxes' DNS resolver (UDP). nftables redirects every DNS packet a sandbox sends here.

@@ -1,9 +1,9 @@
 import { promises as dns } from "node:dns";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import type { Logger } from "@berth/core";
+import { hostAllowed, type Logger } from "@berth/core";
 import { inCidr } from "./addresses.js";
 import { readHttpHost, readSni } from "./client-hello.js";
-import { type DnsClient, hostAllowed } from "./dns-resolver.js";
+import type { DnsClient } from "./dns-resolver.js";
 
 /** Largest request head / ClientHello read before deciding. */
 const MAX_HEAD = 16 * 1024;

@@ -22,13 +22,19 @@ export function agentEnv(
     token: string;
     /** Its own home (shared sessions), so its `~/.claude` is its own; else the sandbox user's. */
     home?: string;
+    /** The runtime driver's variables (Runtime.processEnv), so the agent's tools get them too. */
+    driver?: Record<string, string>;
   },
 ): Record<string, string> {
-  return processEnv(sandbox, {
-    ...o.env,
-    ...(o.home ? { HOME: o.home } : {}),
-    ANTHROPIC_BASE_URL: `http://${o.hostIp}:${o.gatewayPort}`,
-    ANTHROPIC_API_KEY: o.token,
-    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
-  });
+  return processEnv(
+    sandbox,
+    {
+      ...o.env,
+      ...(o.home ? { HOME: o.home } : {}),
+      ANTHROPIC_BASE_URL: `http://${o.hostIp}:${o.gatewayPort}`,
+      ANTHROPIC_API_KEY: o.token,
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+    },
+    o.driver,
+  );
 }

@@ -382,6 +382,7 @@ export class SessionService {
         hostIp,
         gatewayPort: this.d.gatewayPort,
         token,
+        driver: this.d.runtime.processEnv?.(s.sandboxId),
       }),
       resume: s.agentSessionId,
       secret: this.d.config.anthropicApiKey,

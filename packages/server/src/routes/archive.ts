@@ -5,7 +5,6 @@ import { Type as T } from "@sinclair/typebox";
 import { PathQuery, SandboxParams } from "../http/schemas.js";
 import { limitedBody } from "../http/upload.js";
 import { OutputBuffer } from "../sandboxes/exec.js";
-import { processEnv } from "../sandboxes/sandbox-env.js";
 import type { App, ServerContext } from "./context.js";
 
 function exited(p: ProcessStream): Promise<ExitStatus> {
@@ -39,7 +38,7 @@ export function archiveRoutes(app: App, ctx: ServerContext): void {
         throw new InvalidRequestError(`'${req.query.path}' is not a directory`, { field: "path" });
       const proc = await client.exec({
         cmd: ["tar", "-c", "-f", "-", "-C", req.query.path, "."],
-        env: processEnv(sandbox),
+        env: ctx.sandboxes.processEnv(sandbox),
       });
       const body = new PassThrough();
       proc.on("stdout", (b: Buffer) => {
@@ -79,7 +78,7 @@ export function archiveRoutes(app: App, ctx: ServerContext): void {
       await client.mkdir(req.query.path);
       const proc = await client.exec({
         cmd: ["tar", "-x", "-f", "-", "-C", req.query.path, "--no-same-owner", "--no-same-permissions"],
-        env: processEnv(sandbox),
+        env: ctx.sandboxes.processEnv(sandbox),
         stdin: true,
       });
       const stderr = new OutputBuffer(4096);

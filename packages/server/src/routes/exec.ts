@@ -1,7 +1,6 @@
 import { ExecBody, ExecResult, SandboxParams } from "../http/schemas.js";
 import { openEventStream, wantsEventStream } from "../http/sse.js";
 import { followExec, OutputBuffer, runExec, startExec } from "../sandboxes/exec.js";
-import { processEnv } from "../sandboxes/sandbox-env.js";
 import type { App, ServerContext } from "./context.js";
 
 /** `POST /v1/sandboxes/:id/exec`: a command as the sandbox user, answered whole or streamed as SSE. */
@@ -23,7 +22,7 @@ export function execRoutes(app: App, ctx: ServerContext): void {
       const exec = {
         cmd: b.cmd,
         cwd: b.cwd,
-        env: processEnv(sandbox, b.env),
+        env: ctx.sandboxes.processEnv(sandbox, b.env),
         stdin: b.stdin,
         timeoutMs: b.timeoutMs,
       };

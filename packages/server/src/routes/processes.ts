@@ -4,7 +4,6 @@ import { Type as T } from "@sinclair/typebox";
 import { ProcessInfo, ProcessParams, SandboxParams, SignalBody, StartProcessBody } from "../http/schemas.js";
 import { lastEventId, openEventStream, wantsEventStream } from "../http/sse.js";
 import { exitCodeOf, OutputBuffer } from "../sandboxes/exec.js";
-import { processEnv } from "../sandboxes/sandbox-env.js";
 import type { App, ServerContext } from "./context.js";
 
 /** SSE ids of log events are `<stdout bytes>.<stderr bytes>` sent so far: a resume point. */
@@ -38,7 +37,7 @@ export function processRoutes(app: App, ctx: ServerContext): void {
       const { pid } = await client.spawn({
         cmd: req.body.cmd,
         cwd: req.body.cwd,
-        env: processEnv(sandbox, req.body.env),
+        env: ctx.sandboxes.processEnv(sandbox, req.body.env),
       });
       const info = await client.process(pid);
       await recordProcess(ctx, req.params.id, info);

@@ -2,7 +2,6 @@ import type { ExitStatus } from "@berth/supervisor";
 import type { WebSocket } from "ws";
 import { PtyQuery, SandboxParams } from "../http/schemas.js";
 import { exitCodeOf } from "../sandboxes/exec.js";
-import { processEnv } from "../sandboxes/sandbox-env.js";
 import type { App, ServerContext } from "./context.js";
 
 const clamp = (v: unknown, dflt: number) => {
@@ -32,7 +31,7 @@ export function ptyRoutes(app: App, ctx: ServerContext): void {
         proc = await client.exec({
           cmd: ["bash", "-l"],
           cwd: "/workspace",
-          env: processEnv(sandbox, { TERM: "xterm-256color" }),
+          env: ctx.sandboxes.processEnv(sandbox, { TERM: "xterm-256color" }),
           pty: { cols: clamp(q.cols, 80), rows: clamp(q.rows, 24) },
         });
       } catch (err) {

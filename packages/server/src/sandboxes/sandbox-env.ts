@@ -10,10 +10,14 @@ const BASE_ENV: Record<string, string> = {
   LANG: "C.UTF-8",
 };
 
-/** The whole environment of a process started in `sandbox` (berth-init passes it as is). */
+/**
+ * The whole environment of a process started in `sandbox` (berth-init passes it as is): the
+ * base, the runtime driver's variables, the sandbox's env, then the call's.
+ */
 export function processEnv(
   sandbox: SandboxRecord,
   extra: Record<string, string> = {},
+  driver: Record<string, string> = {},
 ): Record<string, string> {
-  return { ...BASE_ENV, HOSTNAME: sandbox.id, ...sandbox.env, ...extra };
+  return { ...BASE_ENV, HOSTNAME: sandbox.id, ...driver, ...sandbox.env, ...extra };
 }

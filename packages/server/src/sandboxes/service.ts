@@ -217,6 +217,11 @@ export class SandboxService {
    * The tenant's sandbox, running: a paused one is resumed and a hibernated one woken first
    * (the time it took goes into the `X-Berth-Wake-Ms` header of `report`). Counts as activity.
    */
+  /** The environment of a process started in `sandbox` (see processEnv), with the driver's variables. */
+  processEnv(sandbox: SandboxRecord, extra?: Record<string, string>): Record<string, string> {
+    return processEnv(sandbox, extra, this.d.runtime.processEnv?.(sandbox.id));
+  }
+
   async running(
     tenantId: string,
     id: string,
@@ -286,7 +291,7 @@ export class SandboxService {
         const { pid } = await this.client(id).spawn({
           cmd: w.cmd,
           cwd: w.cwd ?? undefined,
-          env: processEnv(sandbox, w.env),
+          env: this.processEnv(sandbox, w.env),
         });
         await this.d.store.deleteWakeProcess(id, w.pid);
         await this.d.store.saveWakeProcess({ ...w, pid });

@@ -15,7 +15,6 @@ import {
   TimeoutError,
 } from "@berth/core";
 import { runExec } from "./exec.js";
-import { processEnv } from "./sandbox-env.js";
 import { LIVE_STATES, type SandboxService } from "./service.js";
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
@@ -129,7 +128,7 @@ export class TemplateService {
         client,
         {
           cmd: ["sh", "-c", req.run],
-          env: processEnv(sandbox),
+          env: this.d.sandboxes.processEnv(sandbox),
           cwd: "/workspace",
           timeoutMs: req.timeoutSeconds * 1000,
         },
