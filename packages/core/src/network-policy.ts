@@ -34,3 +34,20 @@ export function hostAllowed(name: string, hosts: string[]): boolean {
     h.startsWith("*.") ? n.endsWith(h.slice(1)) && n.length > h.length - 1 : n === h,
   );
 }
+
+/**
+ * Addresses no sandbox reaches by name, nor in `open` mode, unless a listed CIDR covers them:
+ * this host and loopback, private and shared ranges (other sandboxes, the LAN, cloud VPCs),
+ * link-local (169.254.169.254, the cloud metadata service), multicast and reserved.
+ */
+export const FORBIDDEN_V4 = [
+  "0.0.0.0/8",
+  "10.0.0.0/8",
+  "100.64.0.0/10",
+  "127.0.0.0/8",
+  "169.254.0.0/16",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "224.0.0.0/4",
+  "240.0.0.0/4",
+];

@@ -1,23 +1,6 @@
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { type Logger, SandboxError } from "@berth/core";
-
-/**
- * Never reachable from an `open` sandbox (as on the local driver): this host's and loopback
- * addresses, private and shared ranges (other sandboxes, the LAN, cloud VPCs), link-local
- * (169.254.169.254, the cloud metadata service), multicast and reserved.
- */
-export const FORBIDDEN_V4 = [
-  "0.0.0.0/8",
-  "10.0.0.0/8",
-  "100.64.0.0/10",
-  "127.0.0.0/8",
-  "169.254.0.0/16",
-  "172.16.0.0/12",
-  "192.168.0.0/16",
-  "224.0.0.0/4",
-  "240.0.0.0/4",
-];
+import { FORBIDDEN_V4, type Logger, SandboxError } from "@berth/core";
 
 /** What the bridge's rules need. */
 export interface BridgeRules {

@@ -10,22 +10,18 @@
  */
 import { promises as dns } from "node:dns";
 import { connect, createServer, isIPv4, type Server, type Socket } from "node:net";
-import { hostAllowed, type Logger, type NetworkPolicy, parseAllowlist, silentLogger } from "@berth/core";
+import {
+  FORBIDDEN_V4,
+  hostAllowed,
+  type Logger,
+  type NetworkPolicy,
+  parseAllowlist,
+  silentLogger,
+} from "@berth/core";
 
 const MAX_HEAD = 16 * 1024;
 const HEAD_TIMEOUT_MS = 10_000;
 const CONNECT_TIMEOUT_MS = 10_000;
-/** Where a name may never lead (unless one of the sandbox's CIDRs allows it): not the internet. */
-const NEVER = [
-  "0.0.0.0/8",
-  "10.0.0.0/8",
-  "100.64.0.0/10",
-  "127.0.0.0/8",
-  "169.254.0.0/16",
-  "172.16.0.0/12",
-  "192.168.0.0/16",
-  "224.0.0.0/3",
-];
 
 export interface PodEgressProxyOptions {
   /** The egress policy of the sandbox whose Pod has this address; null: not one of ours. */
@@ -159,7 +155,7 @@ export class PodEgressProxy {
       policy.egress === "allowlist" ? parseAllowlist(policy.allow) : { cidrs: [], hosts: [] };
     const listed = (ip: string) => cidrs.some((c) => inCidr(ip, c));
     if (isIPv4(host)) {
-      if (listed(host) || (policy.egress === "open" && !NEVER.some((c) => inCidr(host, c))))
+      if (listed(host) || (policy.egress === "open" && !FORBIDDEN_V4.some((c) => inCidr(host, c))))
         return { address: host };
       return { refuse: `${host} is not allowed by the sandbox's egress policy` };
     }
@@ -173,7 +169,7 @@ export class PodEgressProxy {
       return { refuse: `${host} does not resolve` };
     }
     if (!address) return { refuse: `${host} does not resolve` };
-    if (!listed(address) && NEVER.some((c) => inCidr(address, c)))
+    if (!listed(address) && FORBIDDEN_V4.some((c) => inCidr(address, c)))
       return { refuse: `${host} resolves to a private address` };
     return { address };
   }

@@ -9,24 +9,7 @@
  * - prerouting: any DNS a sandbox sends (to any address) goes to Berth's resolver.
  * - postrouting: sandbox traffic leaving the host is masqueraded.
  */
-import type { NetworkPolicy } from "@berth/core";
-
-/**
- * Never reachable through DNS answers, and in `open` mode only through an explicit allowlist
- * CIDR: this host and its loopback, private and shared ranges (other sandboxes, the LAN, cloud
- * VPCs), link-local (169.254.169.254, the cloud metadata service), multicast and reserved.
- */
-export const FORBIDDEN_V4 = [
-  "0.0.0.0/8",
-  "10.0.0.0/8",
-  "100.64.0.0/10",
-  "127.0.0.0/8",
-  "169.254.0.0/16",
-  "172.16.0.0/12",
-  "192.168.0.0/16",
-  "224.0.0.0/4",
-  "240.0.0.0/4",
-];
+import { FORBIDDEN_V4, type NetworkPolicy } from "@berth/core";
 
 /** What the base table needs to know. */
 export interface BaseTableInput {

@@ -1,7 +1,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Logger, type NetworkPolicy, NotSupportedError, parseAllowlist } from "@berth/core";
+import {
+  FORBIDDEN_V4,
+  type Logger,
+  type NetworkPolicy,
+  NotSupportedError,
+  parseAllowlist,
+} from "@berth/core";
 import { run } from "../command.js";
 import { AddressRange } from "./addresses.js";
 import { type DnsClient, DnsResolver } from "./dns-resolver.js";
@@ -10,7 +16,6 @@ import { createNetSlot, deleteNetSlot, type NetSlot, netnsPath } from "./netns.j
 import {
   allowResolvedScript,
   baseTableScript,
-  FORBIDDEN_V4,
   type ProxyPorts,
   removeSandboxScript,
   type SandboxRules,
