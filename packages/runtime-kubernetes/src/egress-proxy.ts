@@ -128,6 +128,8 @@ export class PodEgressProxy {
     });
     upstream.once("timeout", () => upstream.destroy(new Error("connect timed out")));
     let connected = false;
+    // A client gone while the upstream connects leaves nothing open behind it.
+    sock.once("close", () => connected || upstream.destroy());
     upstream.once("error", () => {
       if (!connected) refuse(sock, 502, `could not reach ${host}:${port}`);
       else sock.destroy();
