@@ -3,7 +3,6 @@
 // Checks what the driver asks of the API (objects, their order, their security settings) as the
 // fake recorded it, and what a user sees (exec, files, hibernate, 501s, clean deletes).
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { loadConfig } from "@berth/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +11,7 @@ import { type FakeCluster, startFakeCluster } from "../fixtures/fake-kubernetes/
 import type { KObject } from "../fixtures/fake-kubernetes/server.js";
 import { bashThenText, type FakeModel, startFakeModel } from "../fixtures/fake-model/server.js";
 import { type OutsideServer, startFakeDns, startOutsideServer } from "../support/outside.js";
+import { freePort } from "../support/ports.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { sessionIn } from "../support/sessions.js";
 
@@ -25,14 +25,6 @@ let proxyPort: number;
 let outside: OutsideServer;
 let dns: { address: string; stop(): void };
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "0.0.0.0", () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 const kubeconfig = (url: string, token: string) => `apiVersion: v1
 kind: Config
 clusters: [{name: fake, cluster: {server: "${url}", insecure-skip-tls-verify: true}}]
@@ -45,8 +37,8 @@ beforeAll(async () => {
   // The FAKE model server, for the agent session case.
   model = await startFakeModel(bashThenText("echo from-agent > /workspace/agent.txt; id -u", "written"));
   // The gateway's port is fixed ahead: the fake's Pods (local sandboxes) are let through to it.
-  gatewayPort = await freePort();
-  proxyPort = await freePort();
+  gatewayPort = await freePort("0.0.0.0");
+  proxyPort = await freePort("0.0.0.0");
   // "The internet" for the egress proxy: a web server out of the host's netns, and names for it.
   outside = await startOutsideServer("web");
   dns = await startFakeDns({

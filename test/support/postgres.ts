@@ -4,9 +4,9 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./ports.js";
 
 function binDir(): string {
   const base = "/usr/lib/postgresql";
@@ -15,17 +15,6 @@ function binDir(): string {
   throw new Error(
     "PostgreSQL is not installed: run `node scripts/bootstrap.mjs --test` (it apt-installs postgresql)",
   );
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
 }
 
 const asPostgres = (cmd: string, args: string[]) => ["-u", "postgres", "--", cmd, ...args];

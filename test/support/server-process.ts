@@ -4,8 +4,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
+import { freePort } from "./ports.js";
 import { purgeDataDir } from "./purge.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -24,17 +24,6 @@ export interface ServerProcess {
   start(): Promise<void>;
   /** Stops it (SIGTERM) and removes every sandbox, mount and file it made. */
   purge(): Promise<void>;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on("error", reject);
-  });
 }
 
 export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {

@@ -51,3 +51,25 @@ export const FORBIDDEN_V4 = [
   "224.0.0.0/4",
   "240.0.0.0/4",
 ];
+
+const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+
+/** An IPv4 address as a 32-bit number, or null when `ip` is not one. */
+function ipv4Int(ip: string): number | null {
+  const m = IPV4.exec(ip);
+  if (!m) return null;
+  const p = m.slice(1).map(Number);
+  if (p.some((x) => x > 255)) return null;
+  return p.reduce((n, x) => n * 256 + x, 0);
+}
+
+/** True when IPv4 `ip` lies in `cidr` (`a.b.c.d/n`; a bare address is a /32); false for anything else. */
+export function inCidr(ip: string, cidr: string): boolean {
+  const [base = "", bits = "32"] = cidr.split("/");
+  const a = ipv4Int(ip);
+  const b = ipv4Int(base);
+  const prefix = Number(bits);
+  if (a === null || b === null || !Number.isInteger(prefix) || prefix < 0 || prefix > 32) return false;
+  const size = 2 ** (32 - prefix);
+  return Math.floor(a / size) === Math.floor(b / size);
+}

@@ -1,7 +1,7 @@
 import { createServer, type Server, connect as tcp } from "node:net";
-import type { NetworkPolicy } from "@berth/core";
+import { inCidr, type NetworkPolicy } from "@berth/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { inCidr, PodEgressProxy } from "./egress-proxy.js";
+import { PodEgressProxy } from "./egress-proxy.js";
 
 // The proxy on loopback, with a stand-in for the Pod lookup (the runtime's is tested through the
 // fake API server in test/kubernetes). Its client is 127.0.0.1, which this table maps to a policy.
@@ -10,14 +10,6 @@ let proxy: PodEgressProxy;
 let origin: Server;
 let proxyPort: number;
 let originPort: number;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** Sends raw bytes to the proxy and reads until it closes. */
 function raw(text: string | Buffer): Promise<string> {
@@ -38,9 +30,8 @@ beforeAll(async () => {
   );
   await new Promise<void>((r) => origin.listen(0, "127.0.0.1", () => r()));
   originPort = (origin.address() as { port: number }).port;
-  proxyPort = await freePort();
   proxy = new PodEgressProxy({ policyOf: async (ip) => (ip === "127.0.0.1" ? policy : null) });
-  await proxy.start(proxyPort);
+  proxyPort = await proxy.start(0);
 });
 afterAll(() => {
   proxy?.close();

@@ -13,6 +13,7 @@ import { connect, createServer, isIPv4, type Server, type Socket } from "node:ne
 import {
   FORBIDDEN_V4,
   hostAllowed,
+  inCidr,
   type Logger,
   type NetworkPolicy,
   parseAllowlist,
@@ -44,8 +45,8 @@ export class PodEgressProxy {
     this.log = o.log ?? silentLogger;
   }
 
-  /** Listens on every address at `port`; resolves once it does. */
-  async start(port: number): Promise<void> {
+  /** Listens on every address at `port` (0: any free one); resolves with the port once it does. */
+  async start(port: number): Promise<number> {
     // Half-open: a client may send its request and shut its side before the answer comes.
     const server = createServer({ allowHalfOpen: true }, (s) => this.accept(s));
     await new Promise<void>((resolve, reject) => {
@@ -53,6 +54,7 @@ export class PodEgressProxy {
       server.listen(port, "0.0.0.0", () => resolve());
     });
     this.server = server;
+    return (server.address() as { port: number }).port;
   }
 
   close(): void {
@@ -190,17 +192,4 @@ function refuse(sock: Socket, status: number, message: string): void {
   sock.end(
     `HTTP/1.1 ${status} ${REASON[status] ?? "Error"}\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   );
-}
-
-/** IPv4 `ip` lies in `cidr` (a bare address is a /32). */
-export function inCidr(ip: string, cidr: string): boolean {
-  const [base = "", bits = "32"] = cidr.split("/");
-  if (!isIPv4(ip) || !isIPv4(base)) return false;
-  const n = Number(bits);
-  const mask = n === 0 ? 0 : (~0 << (32 - n)) >>> 0;
-  return (toInt(ip) & mask) >>> 0 === (toInt(base) & mask) >>> 0;
-}
-
-function toInt(ip: string): number {
-  return ip.split(".").reduce((acc, p) => ((acc << 8) >>> 0) + Number(p), 0);
 }

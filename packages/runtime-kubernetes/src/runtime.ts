@@ -459,7 +459,7 @@ export class KubernetesRuntime implements Runtime {
   /** With the egress proxy: its address for every process (the gateway is reached directly). */
   processEnv(_id: string): Record<string, string> {
     const g = this.o.gateway;
-    if (!this.proxy || !g?.proxyPort) return {};
+    if (!g?.proxyPort) return {};
     const url = `http://${g.address}:${g.proxyPort}`;
     const direct = `localhost,127.0.0.1,::1,${g.address}`;
     return {

@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { type Config, describeConfig, type Runtime } from "@berth/core";
+import { type Config, describeConfig, inCidr, type Runtime } from "@berth/core";
 import { createDockerRuntime } from "@berth/runtime-docker";
 import { createKubernetesRuntime } from "@berth/runtime-kubernetes";
 import { createLinuxRuntime, raiseInotifyLimits } from "@berth/runtime-linux";
@@ -12,7 +12,7 @@ import { SessionService } from "./agents/session-service.js";
 import { buildApp } from "./app.js";
 import { ensureAdminKey } from "./auth/api-keys.js";
 import { Authenticator } from "./auth/authenticate.js";
-import { inCidr, ModelGateway } from "./gateway/gateway.js";
+import { ModelGateway } from "./gateway/gateway.js";
 import { PriceTable } from "./gateway/prices.js";
 import { ServerMetrics } from "./metrics.js";
 import { advertisedUrl, replicaIdOf } from "./replicas/identity.js";

@@ -57,11 +57,3 @@ export class AddressRange {
     return { index, hostIp: intToIp(net + 1), sandboxIp: intToIp(net + 2) };
   }
 }
-
-/** True when IPv4 `ip` lies in `cidr` (`a.b.c.d/n`). */
-export function inCidr(ip: string, cidr: string): boolean {
-  const [base, bits] = cidr.split("/");
-  const prefix = Number(bits ?? 32);
-  const mask = prefix === 0 ? 0 : (~0 << (32 - prefix)) >>> 0;
-  return (ipToInt(ip) & mask) >>> 0 === (ipToInt(base!) & mask) >>> 0;
-}

@@ -1,7 +1,6 @@
 import { promises as dns } from "node:dns";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { hostAllowed, type Logger } from "@berth/core";
-import { inCidr } from "./addresses.js";
+import { hostAllowed, inCidr, type Logger } from "@berth/core";
 import { readHttpHost, readSni } from "./client-hello.js";
 import type { DnsClient } from "./dns-resolver.js";
 

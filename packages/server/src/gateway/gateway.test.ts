@@ -1,7 +1,8 @@
+import { inCidr } from "@berth/core";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FakeModel, startFakeModel } from "../../../../test/fixtures/fake-model/server.js";
-import { inCidr, ModelGateway } from "./gateway.js";
+import { ModelGateway } from "./gateway.js";
 import { PriceTable } from "./prices.js";
 
 describe("model gateway", () => {

@@ -222,12 +222,3 @@ class UsageMeter {
     if (withOutput) this.usage.outputTokens += u.output_tokens ?? 0;
   }
 }
-
-/** True when IPv4 `ip` lies in `cidr` (`a.b.c.d/n`). */
-export function inCidr(ip: string, cidr: string): boolean {
-  const toInt = (a: string) => a.split(".").reduce((n, p) => n * 256 + Number(p), 0);
-  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) return false;
-  const [base, bits] = cidr.split("/");
-  const size = 2 ** (32 - Number(bits ?? 32));
-  return Math.floor(toInt(ip) / size) === Math.floor(toInt(base ?? "") / size);
-}
