@@ -9,13 +9,18 @@ import { ConflictError, type Logger, SandboxError } from "@berth/core";
 import {
   ApiException,
   CoreV1Api,
+  createConfiguration,
   type KubeConfig,
   NetworkingV1Api,
+  ServerConfiguration,
   type V1NetworkPolicy,
   type V1PersistentVolumeClaim,
   type V1Pod,
 } from "@kubernetes/client-node";
 import { portForward } from "./port-forward.js";
+
+/** No API call waits longer by default (a hung API server must not stall the reaper or a request). */
+export const API_TIMEOUT_MS = 30_000;
 
 export class Cluster {
   private readonly core: CoreV1Api;
@@ -25,9 +30,26 @@ export class Cluster {
     private readonly kc: KubeConfig,
     readonly namespace: string,
     private readonly log: Logger,
+    private readonly timeoutMs = API_TIMEOUT_MS,
   ) {
-    this.core = kc.makeApiClient(CoreV1Api);
-    this.net = kc.makeApiClient(NetworkingV1Api);
+    const server = kc.getCurrentCluster()?.server;
+    if (!server) throw new SandboxError("kubernetes: the kubeconfig names no cluster");
+    // As kc.makeApiClient does, plus a deadline on every request (the client has none).
+    const config = createConfiguration({
+      baseServer: new ServerConfiguration(server, {}),
+      authMethods: { default: kc },
+      promiseMiddleware: [
+        {
+          pre: async (ctx) => {
+            ctx.setSignal(AbortSignal.timeout(timeoutMs));
+            return ctx;
+          },
+          post: async (res) => res,
+        },
+      ],
+    });
+    this.core = new CoreV1Api(config);
+    this.net = new NetworkingV1Api(config);
   }
 
   createPod(body: V1Pod): Promise<V1Pod> {
@@ -126,7 +148,7 @@ export class Cluster {
 
   /** A byte stream to `port` on the pod's loopback. */
   portForward(pod: string, port: number): Promise<Duplex> {
-    return portForward(this.kc, this.namespace, pod, port);
+    return portForward(this.kc, this.namespace, pod, port, this.timeoutMs);
   }
 
   private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {

@@ -11,12 +11,16 @@ import WebSocket from "ws";
 
 export const PORT_FORWARD_PROTOCOL = "v4.channel.k8s.io";
 
-/** Opens a stream to `port` on the pod's loopback; rejects when the API server refuses. */
+/**
+ * Opens a stream to `port` on the pod's loopback; rejects when the API server refuses, or has not
+ * upgraded the connection in `timeoutMs`.
+ */
 export async function portForward(
   kc: KubeConfig,
   namespace: string,
   pod: string,
   port: number,
+  timeoutMs: number,
 ): Promise<Duplex> {
   const server = kc.getCurrentCluster()?.server;
   if (!server) throw new SandboxError("kubernetes: the kubeconfig names no cluster");
@@ -26,9 +30,16 @@ export async function portForward(
   );
   const opts: WebSocket.ClientOptions = {};
   await kc.applyToHTTPSOptions(opts);
-  const ws = new WebSocket(url, [PORT_FORWARD_PROTOCOL], { ...opts, perMessageDeflate: false });
+  const ws = new WebSocket(url, [PORT_FORWARD_PROTOCOL], {
+    ...opts,
+    perMessageDeflate: false,
+    handshakeTimeout: timeoutMs,
+  });
   // Listening from the start: the port-number frames can come in the same read as the handshake.
   const stream = new PortForwardStream(ws);
+  // Until it opens, a failure is this function's rejection, not an error event nobody listens to.
+  const untilOpen = () => {};
+  stream.on("error", untilOpen);
   await new Promise<void>((resolve, reject) => {
     ws.once("open", () => resolve());
     ws.once("unexpected-response", (_req, res) =>
@@ -41,6 +52,7 @@ export async function portForward(
     stream.destroy();
     throw err;
   });
+  stream.off("error", untilOpen);
   return stream;
 }
 

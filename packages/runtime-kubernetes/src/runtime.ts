@@ -62,6 +62,8 @@ export interface KubernetesRuntimeOptions {
   defaultResources: Resources;
   /** How long a Pod may take to start (scheduling, image pull); default 5 minutes. */
   startTimeoutMs?: number;
+  /** How long one API call may take before it fails; default 30 s. */
+  apiTimeoutMs?: number;
   /** This server's model gateway as Pods reach it (unset: no agent sessions on this driver). */
   gateway?: GatewayTarget;
   /** Ranges Pods' addresses come from (the gateway admits only these). */
@@ -106,7 +108,7 @@ export class KubernetesRuntime implements Runtime {
 
   constructor(private readonly o: KubernetesRuntimeOptions) {
     this.log = o.log ?? silentLogger;
-    this.cluster = new Cluster(o.kubeConfig, o.namespace, this.log);
+    this.cluster = new Cluster(o.kubeConfig, o.namespace, this.log, o.apiTimeoutMs);
     const shape = { template: "default", resources: o.defaultResources, env: {}, volumes: [] };
     this.poolKey = createHash("sha256")
       .update(JSON.stringify([o.images.default, o.initImage, o.runtimeClass, o.defaultResources]))
