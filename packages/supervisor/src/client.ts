@@ -1,5 +1,5 @@
 import { type Duplex, Readable } from "node:stream";
-import { type BerthError, InvalidRequestError } from "@berth/core";
+import { type BerthError, InvalidRequestError, SandboxError } from "@berth/core";
 import { type Answer, FrameConnection, invalidAnswer } from "./connection.js";
 import { dialPort } from "./dial.js";
 import { MAX_FRAME_BYTES } from "./frames.js";
@@ -9,6 +9,8 @@ import { WatchStream } from "./watch-stream.js";
 
 /** Bytes per uploaded file frame. */
 const UPLOAD_CHUNK = 256 * 1024;
+/** How long connecting and the first reply of an operation may take by default. */
+export const REPLY_TIMEOUT_MS = 30_000;
 
 /** A command to run in the sandbox; `env` is the whole environment. */
 export interface ExecOptions {
@@ -28,12 +30,14 @@ export interface ExecOptions {
  */
 export class SupervisorClient {
   private readonly maxFrameBytes: number;
+  private readonly replyTimeoutMs: number;
 
   constructor(
     private readonly connect: () => Promise<Duplex>,
-    opts: { maxFrameBytes?: number } = {},
+    opts: { maxFrameBytes?: number; replyTimeoutMs?: number } = {},
   ) {
     this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
+    this.replyTimeoutMs = opts.replyTimeoutMs ?? REPLY_TIMEOUT_MS;
   }
 
   /** Checks that the supervisor answers; returns its protocol version. */
@@ -198,13 +202,33 @@ export class SupervisorClient {
   ): Promise<{ conn: FrameConnection; answer: Answer }> {
     const body = Buffer.from(JSON.stringify(request));
     if (body.length > MAX_FRAME_BYTES) throw new InvalidRequestError("the request is too large");
-    const conn = new FrameConnection(await this.connect(), this.maxFrameBytes);
+    // Connecting and the first reply are bounded: a supervisor that never answers (a hung
+    // port-forward, a sandbox too loaded to schedule it) must not hold its caller forever.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new SandboxError(
+              `the sandbox's supervisor did not answer in ${Math.round(this.replyTimeoutMs / 1000)} s`,
+            ),
+          ),
+        this.replyTimeoutMs,
+      );
+    });
+    const connecting = this.connect();
+    let conn: FrameConnection | undefined;
     try {
+      conn = new FrameConnection(await Promise.race([connecting, timeout]), this.maxFrameBytes);
       conn.send("q", body);
-      return { conn, answer: await conn.reply(path) };
+      return { conn, answer: await Promise.race([conn.reply(path), timeout]) };
     } catch (e) {
-      conn.close();
+      if (conn) conn.close();
+      // A connection that comes after the deadline is closed when it comes.
+      else void connecting.then((socket) => socket.destroy()).catch(() => {});
       throw e as BerthError;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

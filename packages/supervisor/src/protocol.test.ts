@@ -157,4 +157,34 @@ describe("berth-init against malformed input", () => {
       server.close();
     }
   });
+
+  it("gives up on a supervisor that takes a request and never answers, closing the connection", async () => {
+    const open = new Set<net.Socket>();
+    const server = net.createServer((s) => {
+      open.add(s);
+      s.resume(); // reads (and drops) the request, so it sees the client hang up
+      s.on("close", () => open.delete(s));
+    });
+    const path = `${init.dir}/silent.sock`;
+    await new Promise<void>((r) => server.listen(path, r));
+    try {
+      const { SupervisorClient } = await import("./client.js");
+      const connect = () =>
+        new Promise<net.Socket>((resolve) => {
+          const s = net.connect(path, () => resolve(s));
+        });
+      const c = new SupervisorClient(connect, { replyTimeoutMs: 300 });
+      const t0 = Date.now();
+      await expect(c.ping()).rejects.toThrow(/supervisor did not answer/);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+      await expect(c.read("/etc/hostname")).rejects.toBeInstanceOf(SandboxError);
+      for (let i = 0; i < 50 && open.size > 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(open.size).toBe(0);
+      // A connect that never completes is bounded too.
+      const never = new SupervisorClient(() => new Promise<net.Socket>(() => {}), { replyTimeoutMs: 300 });
+      await expect(never.ping()).rejects.toThrow(/did not answer/);
+    } finally {
+      server.close();
+    }
+  });
 });
