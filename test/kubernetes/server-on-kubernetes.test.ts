@@ -294,8 +294,47 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
       await new Promise((res) => setTimeout(res, 100));
       state = (await call("GET", `/v1/sandboxes/${id}`)).body.state;
     }
+    if (state !== "hibernated") {
+      // What the server and the fake cluster were doing, to tell a stuck reaper from a slow one.
+      console.error(
+        server.logLines
+          .filter((l) => !l.includes('"level":30'))
+          .slice(-30)
+          .join(""),
+      );
+      console.error(
+        cluster.api.requests
+          .slice(-20)
+          .map((q) => `${q.method} ${q.path}`)
+          .join("\n"),
+      );
+    }
     expect(state).toBe("hibernated");
     expect(cluster.api.objects.pods.has(`${NS}/berth-${id}`)).toBe(false);
+  });
+
+  it("goes on reaping the other sandboxes while one sandbox's API calls hang", async () => {
+    const stuck = (await call("POST", "/v1/sandboxes", { resources: { cpus: 0.5 } })).body.id as string;
+    cluster.api.stalled.add(`berth-${stuck}`);
+    try {
+      const r = await call("POST", "/v1/sandboxes", { resources: { cpus: 0.5 }, timeoutSeconds: 1 });
+      expect(r.status).toBe(201);
+      // The stuck sandbox's health checks hang (until the API timeout, 30 s); the other's timeout
+      // must still be acted on in a few passes.
+      let state = "";
+      for (let i = 0; i < 100 && state !== "deleted"; i++) {
+        await new Promise((res) => setTimeout(res, 100));
+        state = (await call("GET", `/v1/sandboxes/${r.body.id}`)).body.state;
+      }
+      expect(state).toBe("deleted");
+      await until("the timed-out sandbox's objects to go", () => objectsOf(r.body.id).length === 0);
+      expect(server.logLines.some((l) => l.includes(stuck) && l.includes("pass goes on without it"))).toBe(
+        true,
+      );
+    } finally {
+      cluster.api.release();
+    }
+    expect((await call("DELETE", `/v1/sandboxes/${stuck}`)).status).toBe(204);
   });
 
   it("fails a create whose image cannot be pulled at once, naming why, and leaves nothing behind", async () => {

@@ -4,6 +4,8 @@ import { LIVE_STATES, type SandboxService } from "./service.js";
 
 /** Dead sandboxes are looked for every this many ticks (`runc state` costs a process per sandbox). */
 const HEALTH_EVERY_TICKS = 3;
+/** A pass waits this many intervals (at least a second) for one sandbox's check, then goes on. */
+const CHECK_WAIT_INTERVALS = 5;
 
 /**
  * The server's clock: deletes sandboxes past their timeout or idle time, marks sandboxes whose
@@ -14,6 +16,8 @@ export class Reaper {
   private tick = 0;
   private running: Promise<void> | undefined;
   private readonly oomSeen = new Map<string, number>();
+  /** Checks still going (a hung API server, a sandbox too loaded to answer): not started again. */
+  private readonly pending = new Map<string, Promise<void>>();
 
   constructor(
     private readonly d: {
@@ -36,6 +40,8 @@ export class Reaper {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.running;
+    // Checks still going get one more wait, then are left to fail on their own deadlines.
+    await this.within(Promise.all(this.pending.values()).then(() => {}));
     await this.d.sandboxes.flushActivity().catch(() => {});
   }
 
@@ -53,11 +59,43 @@ export class Reaper {
           limit: 500,
           cursor,
         });
-        for (const s of page.items) await this.check(s, checkHealth);
+        for (const s of page.items) await this.checkInTime(s, checkHealth);
         cursor = page.nextCursor ?? undefined;
       } while (cursor);
     } catch (err) {
       this.d.log.error({ err: String(err) }, "reaper pass failed");
+    }
+  }
+
+  /**
+   * Checks one sandbox, waiting for it only so long: one sandbox whose calls hang must not hold
+   * back the timeouts and idle actions of all the others. A check still going is not started twice.
+   */
+  private async checkInTime(s: SandboxRecord, checkHealth: boolean): Promise<void> {
+    if (this.pending.has(s.id)) return;
+    const p = this.check(s, checkHealth).finally(() => this.pending.delete(s.id));
+    this.pending.set(s.id, p);
+    if (!(await this.within(p)))
+      this.d.log.warn(
+        { sandboxId: s.id, waitedMs: this.waitMs },
+        "reaper check still running; the pass goes on without it",
+      );
+  }
+
+  private get waitMs(): number {
+    return Math.max(1000, CHECK_WAIT_INTERVALS * this.d.intervalMs);
+  }
+
+  /** Whether `p` settled within the wait. */
+  private async within(p: Promise<void>): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((r) => {
+      timer = setTimeout(() => r(false), this.waitMs);
+    });
+    try {
+      return await Promise.race([p.then(() => true as const), late]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
