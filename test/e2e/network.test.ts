@@ -4,12 +4,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type OutsideServer,
-  removeTestCertificate,
-  startFakeDns,
-  startOutsideServer,
-} from "../support/outside.js";
+import { type OutsideServer, startFakeDns, startOutsideServer } from "../support/outside.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 
 let server: TestServer;
@@ -67,7 +62,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
   for (const o of [a, b, c, metadata]) o?.stop();
-  removeTestCertificate();
   dns?.stop();
   hostService?.close();
 });

@@ -6,7 +6,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createSocket } from "node:dgram";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import dnsPacket from "dns-packet";
@@ -18,52 +18,50 @@ export interface OutsideServer {
 }
 
 const SERVER = `
-const http = require("http"), https = require("https"), fs = require("fs");
+const http = require("http"), https = require("https");
 const answer = (req, res) => res.end("outside:" + process.argv[1] + ":" + (req.headers.host || ""));
 http.createServer(answer).listen(8080, "0.0.0.0");
 http.createServer(answer).listen(80, "0.0.0.0");
-https.createServer({ key: fs.readFileSync(process.env.TLS_KEY), cert: fs.readFileSync(process.env.TLS_CERT) }, answer).listen(443, "0.0.0.0");
+https.createServer({ key: process.env.TLS_KEY, cert: process.env.TLS_CERT }, answer).listen(443, "0.0.0.0");
 `;
 
 let tls: { key: string; cert: string } | undefined;
 
-/** A self-signed certificate for `*.test`, made once per test process. */
+/** A self-signed certificate for `*.test` (PEM text), made once per test process; no file stays. */
 function testCertificate(): { key: string; cert: string } {
   if (tls) return tls;
   const dir = mkdtempSync(join(tmpdir(), "berth-tls-"));
-  const key = join(dir, "key.pem");
-  const cert = join(dir, "cert.pem");
-  execFileSync(
-    "openssl",
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "2",
-      "-subj",
-      "/CN=berth-test",
-      "-addext",
-      "subjectAltName=DNS:*.test,DNS:*.wild.test",
-    ],
-    { stdio: "ignore" },
-  );
-  tls = { key, cert };
-  return tls;
-}
-
-/** Removes the test certificate (call after the servers that read it have started). */
-export function removeTestCertificate(): void {
-  if (tls) rmSync(join(tls.key, ".."), { recursive: true, force: true });
-  tls = undefined;
+  try {
+    const key = join(dir, "key.pem");
+    const cert = join(dir, "cert.pem");
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        cert,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth-test",
+        "-addext",
+        "subjectAltName=DNS:*.test,DNS:*.wild.test",
+      ],
+      { stdio: "ignore" },
+    );
+    tls = { key: readFileSync(key, "utf8"), cert: readFileSync(cert, "utf8") };
+    return tls;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /**

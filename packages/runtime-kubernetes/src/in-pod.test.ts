@@ -1,7 +1,10 @@
 // The in-pod readers against a real berth-init run on this host (whose cgroup files stand in
 // for a container's: the same layout a pod sees, v1 here, v2 on most hosts).
 import { existsSync, readFileSync } from "node:fs";
+import net from "node:net";
+import { SupervisorClient } from "@berth/supervisor";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { encodeFrame } from "../../supervisor/src/frames.js";
 import { type InitUnderTest, startInit } from "../../supervisor/src/test-harness.js";
 import { podOomKills, podStats } from "./in-pod.js";
 
@@ -26,5 +29,26 @@ describe("reading a pod's counters through berth-init", () => {
     const file = existsSync(v2) ? v2 : "/sys/fs/cgroup/memory/memory.oom_control";
     const want = Number(/^oom_kill (\d+)$/m.exec(readFileSync(file, "utf8"))?.[1] ?? 0);
     expect(await podOomKills(init.client)).toBe(want);
+  });
+
+  it("gives up on a pod that answers a read and then sends nothing (0 kills, not a hang)", async () => {
+    const server = net.createServer((sock) => {
+      sock.once("data", () => sock.write(encodeFrame("r", { ok: true, size: 100 })));
+    });
+    const path = `${init.dir}/stalling.sock`;
+    await new Promise<void>((r) => server.listen(path, r));
+    try {
+      const client = new SupervisorClient(
+        () =>
+          new Promise((resolve) => {
+            const c = net.connect(path, () => resolve(c));
+          }),
+      );
+      const t0 = Date.now();
+      expect(await podOomKills(client, 300)).toBe(0);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(500); // both layouts tried, each given up on
+    } finally {
+      server.close();
+    }
   });
 });

@@ -68,12 +68,21 @@ export async function podStats(client: SupervisorClient): Promise<SandboxStats &
 }
 
 /** OOM kills in the container's memory cgroup (v2 or v1), read as files: no process started. */
-export async function podOomKills(client: SupervisorClient): Promise<number> {
+export async function podOomKills(client: SupervisorClient, timeoutMs = 10_000): Promise<number> {
   for (const path of ["/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"]) {
     try {
       const { stream } = await client.read(path);
+      // The file's bytes come after the first answer: a pod that stops sending is given up on.
+      const timer = setTimeout(
+        () => stream.destroy(new SandboxError("reading the pod's cgroup timed out")),
+        timeoutMs,
+      );
       let text = "";
-      for await (const chunk of stream) if (text.length < 4096) text += chunk;
+      try {
+        for await (const chunk of stream) if (text.length < 4096) text += chunk;
+      } finally {
+        clearTimeout(timer);
+      }
       const m = /^oom_kill (\d{1,15})$/m.exec(text);
       if (m) return Number(m[1]);
     } catch {
