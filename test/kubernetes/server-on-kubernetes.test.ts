@@ -72,13 +72,14 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await server?.stop();
-  await cluster?.close();
-  await model?.close();
+  // What cannot hang goes first: a stuck server close must not leave the netns behind too.
   outside?.stop();
   dns?.stop();
   delete process.env.KUBECONFIG;
   rmSync(dir, { recursive: true, force: true });
+  await server?.stop();
+  await cluster?.close();
+  await model?.close();
 });
 
 const call = (method: string, path: string, body?: unknown) =>
