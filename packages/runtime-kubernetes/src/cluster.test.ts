@@ -11,6 +11,18 @@ let server: http.Server;
 const held: Socket[] = [];
 let cluster: Cluster;
 
+/** A kubeconfig for an API server on loopback `port` (plain HTTP, token auth). */
+function kubeConfig(port: number): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: "c", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
+    users: [{ name: "u", token: "t" }],
+    contexts: [{ name: "x", cluster: "c", user: "u" }],
+    currentContext: "x",
+  });
+  return kc;
+}
+
 beforeAll(async () => {
   server = http.createServer(() => {
     // Never answers.
@@ -21,20 +33,12 @@ beforeAll(async () => {
   });
   server.listen(0, "127.0.0.1");
   await new Promise((r) => server.once("listening", r));
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [
-      {
-        name: "c",
-        server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        skipTLSVerify: true,
-      },
-    ],
-    users: [{ name: "u", token: "t" }],
-    contexts: [{ name: "x", cluster: "c", user: "u" }],
-    currentContext: "x",
-  });
-  cluster = new Cluster(kc, "ns", pino({ level: "silent" }), 300);
+  cluster = new Cluster(
+    kubeConfig((server.address() as AddressInfo).port),
+    "ns",
+    pino({ level: "silent" }),
+    300,
+  );
 });
 
 afterAll(async () => {
@@ -77,14 +81,7 @@ describe("Kubernetes API calls when nothing listens", () => {
     await new Promise((r) => gone.once("listening", r));
     const port = (gone.address() as AddressInfo).port;
     await new Promise((r) => gone.close(r));
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: "c", server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-      users: [{ name: "u", token: "t" }],
-      contexts: [{ name: "x", cluster: "c", user: "u" }],
-      currentContext: "x",
-    });
-    const c = new Cluster(kc, "ns", pino({ level: "silent" }), 5_000);
+    const c = new Cluster(kubeConfig(port), "ns", pino({ level: "silent" }), 5_000);
     await expect(c.readPod("p")).rejects.toThrow(/kubernetes API not reachable: read pod/);
     await expect(c.portForward("p", 49990)).rejects.toThrow(/port-forward to pod p: .*ECONNREFUSED/);
   });
