@@ -28,8 +28,8 @@ export interface ServerProcess {
 
 export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
   const dataDir = mkdtempSync("/tmp/berth-proc-");
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
+  let port = await freePort();
+  let url = `http://127.0.0.1:${port}`;
   const cidr = `10.${128 + Math.floor(Math.random() * 127)}.${Math.floor(Math.random() * 64) * 4}.0/22`;
   let child: ChildProcess | undefined;
   let stderr = "";
@@ -65,7 +65,17 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
       await new Promise((r) => setTimeout(r, 100));
     }
   };
-  await start();
+  // Another test may still win the race for a fresh port; the first start then takes another one.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await start();
+      break;
+    } catch (e) {
+      if (attempt >= 3 || !String(e).includes("EADDRINUSE")) throw e;
+      port = await freePort();
+      url = `http://127.0.0.1:${port}`;
+    }
+  }
   return {
     url,
     dataDir,

@@ -4,19 +4,12 @@ import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import type { Duplex } from "node:stream";
 import { afterAll, describe, expect, it } from "vitest";
+import { freePort } from "../../../test/support/ports.js";
 import { SupervisorClient } from "./client.js";
 import { initBinaryPath } from "./init-binary.js";
 
 const state = mkdtempSync("/tmp/berth-sup-port-");
 afterAll(() => rmSync(state, { recursive: true, force: true }));
-
-async function freePort(): Promise<number> {
-  const s = net.createServer().listen(0, "127.0.0.1");
-  await new Promise((r) => s.once("listening", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe("berth-init on a TCP port", () => {
   it("serves the protocol on 127.0.0.1:<BERTH_LISTEN_PORT>", async () => {
