@@ -1,5 +1,8 @@
 // The Docker driver's `open` egress is filtered as the local driver's is: on the host only the
-// given ports, and no other sandbox; `none` has loopback only.
+// given ports, and no other sandbox; `none` has loopback only; `allowlist` reaches listed names
+// (through Berth's resolver and egress proxy) and CIDRs only. The "outside" servers live in
+// network namespaces these tests create; no traffic leaves the machine.
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import net from "node:net";
 import type { SandboxSpec } from "@berth/core";
@@ -7,6 +10,7 @@ import { DockerRuntime } from "@berth/runtime-docker";
 import { SupervisorClient } from "@berth/supervisor";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestDocker, type TestDocker } from "../support/dockerd.js";
+import { type OutsideServer, startFakeDns, startOutsideServer } from "../support/outside.js";
 
 const docker = await startTestDocker();
 if ("reason" in docker) console.log(`docker network skipped: ${docker.reason}`);
@@ -20,13 +24,17 @@ describe.skipIf("reason" in docker)("docker driver egress", () => {
   const made: string[] = [];
   const listeners: net.Server[] = [];
   const ports: number[] = [];
+  let a: OutsideServer;
+  let b: OutsideServer;
+  let c: OutsideServer;
+  let dns: { address: string; stop(): void };
 
-  const create = async (egress: "none" | "open") => {
+  const create = async (egress: "none" | "open" | "allowlist", allow: string[] = []) => {
     const spec: SandboxSpec = {
       id: `dn-${tag}-${n++}`,
       template: "default",
       resources: { cpus: 1, memoryMiB: 256, diskMiB: 64, pids: 128 },
-      network: { egress, allow: [] },
+      network: { egress, allow },
       env: {},
     };
     made.push(spec.id);
@@ -55,8 +63,19 @@ describe.skipIf("reason" in docker)("docker driver egress", () => {
       id,
       `node -e "const s=require('net').connect(${port},'${host}');s.setTimeout(1500);const d=(w)=>{console.log(w);process.exit(0)};s.on('connect',()=>d('open'));s.on('error',()=>d('closed'));s.on('timeout',()=>d('closed'))"`,
     );
+  /** curl from inside the sandbox: the body, or `FAIL <curl exit code>`. */
+  const curl = (id: string, url: string, extra = "") =>
+    sh(id, `curl -s -m 3 ${extra} ${url} || echo "FAIL $?"`);
+  const resolves = (id: string, name: string) => sh(id, `getent hosts ${name} || echo NONE`);
+  const ruleset = () => execFileSync("nft", ["list", "ruleset"], { encoding: "utf8" });
 
   beforeAll(async () => {
+    [a, b, c] = await Promise.all([
+      startOutsideServer("a"),
+      startOutsideServer("b"),
+      startOutsideServer("c"),
+    ]);
+    dns = await startFakeDns({ "allowed.test": a.ip, "x.wild.test": a.ip, "other.test": b.ip });
     for (let i = 0; i < 2; i++) {
       const srv = net.createServer((s) => {
         s.on("error", () => {});
@@ -70,6 +89,7 @@ describe.skipIf("reason" in docker)("docker driver egress", () => {
       dataDir: dir,
       socketPath: engine.socketPath,
       hostPorts: [ports[0] as number],
+      dnsUpstream: dns.address,
     });
     await runtime.start();
   });
@@ -77,7 +97,10 @@ describe.skipIf("reason" in docker)("docker driver egress", () => {
   afterAll(async () => {
     for (const id of made) await runtime?.destroy(id).catch(() => {});
     await runtime?.purgeHostState();
+    await runtime?.close();
     for (const s of listeners) s.close();
+    for (const o of [a, b, c]) o?.stop();
+    dns?.stop();
     rmSync(dir, { recursive: true, force: true });
     await engine.stop();
   });
@@ -117,5 +140,69 @@ describe.skipIf("reason" in docker)("docker driver egress", () => {
     await runtime.setNetworkPolicy(a, { egress: "none", allow: [] });
     expect(runtime.address(a)).toBeNull();
     expect(await probe(a, gateway, ports[0] as number)).toBe("closed");
+  });
+
+  it("lets an allowlist sandbox reach listed names and CIDRs only; not IP literals or forged Host headers", async () => {
+    expect(runtime.egressModes).toContain("allowlist");
+    const id = await create("allowlist", ["allowed.test", "*.wild.test", `${c.ip}/32`]);
+    expect(runtime.address(id)).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    // Names resolve through Berth's resolver: listed ones only.
+    expect(await resolves(id, "allowed.test")).toContain(a.ip);
+    expect(await resolves(id, "x.wild.test")).toContain(a.ip);
+    expect(await resolves(id, "other.test")).toBe("NONE");
+    // A listed name's address is open (port 8080 directly), web ports go through the proxy.
+    expect(await curl(id, "http://allowed.test:8080")).toBe("outside:a:allowed.test:8080");
+    expect(await curl(id, "http://allowed.test/")).toBe("outside:a:allowed.test");
+    expect(await curl(id, "https://allowed.test/", "-k")).toBe("outside:a:allowed.test");
+    expect(await curl(id, "http://allowed.test/", "-H 'Host: other.test'")).toContain(
+      "berth: egress to 'other.test' is not in this sandbox's allowlist",
+    );
+    // An address not listed (nor resolved for a listed name) is not reachable; a listed CIDR is.
+    expect(await curl(id, `http://${b.ip}:8080`)).toMatch(/^FAIL/);
+    expect(await curl(id, `http://${c.ip}:8080`)).toBe(`outside:c:${c.ip}:8080`);
+    // On the host only the allowed port, as for open sandboxes.
+    const gateway = runtime.hostAddress(id) as string;
+    expect(gateway).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect(await probe(id, gateway, ports[0] as number)).toBe("open");
+    expect(await probe(id, gateway, ports[1] as number)).toBe("closed");
+  });
+
+  it("follows policy changes, hibernate and wake, a restart, and leaves no rules behind", async () => {
+    const id = await create("open");
+    const chain = `sb_${id.replace(/-/g, "_")}`;
+    expect(await curl(id, `http://${b.ip}:8080`)).toBe(`outside:b:${b.ip}:8080`);
+    await runtime.setNetworkPolicy(id, { egress: "allowlist", allow: ["other.test"] });
+    expect(ruleset()).toContain(chain);
+    expect(await curl(id, "http://other.test/")).toBe("outside:b:other.test");
+    expect(await curl(id, "http://allowed.test/")).toMatch(/^FAIL/);
+    expect(await curl(id, `http://${c.ip}:8080`)).toMatch(/^FAIL/);
+    await runtime.setNetworkPolicy(id, { egress: "allowlist", allow: ["allowed.test"] });
+    expect(await curl(id, "http://allowed.test/")).toBe("outside:a:allowed.test");
+    expect(await resolves(id, "other.test")).toBe("NONE");
+
+    await runtime.hibernate(id);
+    expect(ruleset()).not.toContain(chain);
+    await runtime.wake(id);
+    expect(await curl(id, "http://allowed.test/")).toBe("outside:a:allowed.test");
+
+    // A new runtime on the same data dir (a server restart) writes the rules again from the policy kept.
+    await runtime.close();
+    runtime = new DockerRuntime({
+      dataDir: dir,
+      socketPath: engine.socketPath,
+      hostPorts: [ports[0] as number],
+      dnsUpstream: dns.address,
+    });
+    await runtime.start();
+    expect(await curl(id, "http://allowed.test/")).toBe("outside:a:allowed.test");
+    expect(await curl(id, `http://${b.ip}:8080`)).toMatch(/^FAIL/);
+
+    await runtime.setNetworkPolicy(id, { egress: "open", allow: [] });
+    expect(ruleset()).not.toContain(chain);
+    expect(await curl(id, `http://${b.ip}:8080`)).toBe(`outside:b:${b.ip}:8080`);
+    await runtime.setNetworkPolicy(id, { egress: "allowlist", allow: ["allowed.test"] });
+    expect(ruleset()).toContain(chain);
+    await runtime.destroy(id);
+    expect(ruleset()).not.toContain(chain);
   });
 });

@@ -5,6 +5,7 @@ import { DockerRuntime } from "@berth/runtime-docker";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bashThenText, type FakeModel, startFakeModel } from "../fixtures/fake-model/server.js";
 import { startTestDocker, type TestDocker } from "../support/dockerd.js";
+import { type OutsideServer, startFakeDns, startOutsideServer } from "../support/outside.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { sessionIn } from "../support/sessions.js";
 
@@ -15,6 +16,8 @@ describe.skipIf("reason" in docker)("server on the docker runtime", () => {
   const engine = docker as TestDocker;
   let server: TestServer;
   let model: FakeModel;
+  let outside: OutsideServer;
+  let dns: { address: string; stop(): void };
   const engineGet = <T>(path: string): T =>
     JSON.parse(
       execFileSync("curl", ["-sf", "--unix-socket", engine.socketPath, `http://d${path}`], {
@@ -29,8 +32,11 @@ describe.skipIf("reason" in docker)("server on the docker runtime", () => {
   beforeAll(async () => {
     // The FAKE model server: the only stand-in, for the agent session case.
     model = await startFakeModel(bashThenText("echo from-agent > /workspace/agent.txt; id -u", "written"));
+    outside = await startOutsideServer("a");
+    dns = await startFakeDns({ "allowed.test": outside.ip, "other.test": outside.ip });
     server = await startTestServer({
       env: {
+        BERTH_DNS_UPSTREAM: dns.address,
         BERTH_RUNTIME: "docker",
         BERTH_DOCKER_SOCKET: engine.socketPath,
         BERTH_ANTHROPIC_API_KEY: "sk-ant-docker-test",
@@ -49,6 +55,32 @@ describe.skipIf("reason" in docker)("server on the docker runtime", () => {
     }
     await engine.stop();
     await model?.close();
+    outside?.stop();
+    dns?.stop();
+  });
+
+  it("enforces an allowlist given through the API, and a PATCH of it, on the container", async () => {
+    const created = await api(server, server.adminKey, "POST", "/v1/sandboxes", {
+      network: { egress: "allowlist", allow: ["allowed.test"] },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id: string = created.body.id;
+    const curl = async (url: string) =>
+      (
+        await api(server, server.adminKey, "POST", `/v1/sandboxes/${id}/exec`, {
+          cmd: ["sh", "-c", `curl -s -m 3 ${url} || echo "FAIL $?"`],
+        })
+      ).body.stdout.trim();
+    expect(await curl("http://allowed.test/")).toBe("outside:a:allowed.test");
+    // other.test is the same address: only the name decides (the proxy reads the Host header).
+    expect(await curl("http://other.test/")).toMatch(/^FAIL/);
+    const patched = await api(server, server.adminKey, "PATCH", `/v1/sandboxes/${id}`, {
+      network: { egress: "allowlist", allow: ["other.test"] },
+    });
+    expect(patched.status, JSON.stringify(patched.body)).toBe(200);
+    expect(await curl("http://other.test/")).toBe("outside:a:other.test");
+    expect(await curl("http://allowed.test/")).toMatch(/^FAIL/);
+    expect((await api(server, server.adminKey, "DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
   });
 
   it("creates a sandbox, runs a command in it as uid 1000 without privileges, and deletes its container", async () => {
@@ -143,48 +175,51 @@ describe.skipIf("reason" in docker)("server on the docker runtime", () => {
     expect(images()).toEqual([]);
   });
 
-  it("runs an agent session in a container: claude inside, the gateway reached at the bridge's host address", async () => {
-    const call = (method: string, path: string, body?: unknown) =>
-      api(server, server.adminKey, method, path, body);
-    const sb = await call("POST", "/v1/sandboxes", { network: { egress: "open" } });
-    expect(sb.status, JSON.stringify(sb.body)).toBe(201);
-    const created = await call("POST", "/v1/sessions", {
-      prompt: "write the file",
-      pattern: "long-running",
-      sandbox: { id: sb.body.id },
-    });
-    expect(created.status, JSON.stringify(created.body)).toBe(201);
-    const s = await sessionIn((p) => call("GET", p), created.body.id, ["idle", "failed", "completed"]);
-    expect(s.state, JSON.stringify(s)).toBe("idle");
-    expect(s.result.subtype).toBe("success");
-    expect(s.usage.inputTokens).toBeGreaterThan(0);
-    const cat = await call("POST", `/v1/sandboxes/${sb.body.id}/exec`, {
-      cmd: ["cat", "/workspace/agent.txt"],
-    });
-    expect(cat.body.stdout).toBe("from-agent\n");
-    // The sandbox's processes hold a session token (the agent's environment), never the real key.
-    const environ = async (pattern: string) =>
-      (
-        await call("POST", `/v1/sandboxes/${sb.body.id}/exec`, {
-          cmd: [
-            "sh",
-            "-c",
-            `cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '${pattern}' || true`,
-          ],
-        })
-      ).body.stdout.trim();
-    expect(Number(await environ("^ANTHROPIC_API_KEY=berth-gw-"))).toBeGreaterThan(0);
-    expect(await environ("sk-ant-docker-test")).toBe("0");
-    // A sandbox without a network cannot reach the gateway: a clear 409, nothing left running.
-    const none = await call("POST", "/v1/sandboxes", { network: { egress: "none" } });
-    const refused = await call("POST", "/v1/sessions", {
-      prompt: "x",
-      pattern: "long-running",
-      sandbox: { id: none.body.id },
-    });
-    expect(refused.status).toBe(409);
-    expect(refused.body.error.message).toMatch(/network/);
-    await call("DELETE", `/v1/sessions/${created.body.id}`);
-    for (const id of [sb.body.id, none.body.id]) await call("DELETE", `/v1/sandboxes/${id}`);
-  });
+  it.each(["open", "allowlist"])(
+    "runs an agent session in a container (egress %s): claude inside, the gateway reached at the bridge's host address",
+    async (egress) => {
+      const call = (method: string, path: string, body?: unknown) =>
+        api(server, server.adminKey, method, path, body);
+      const sb = await call("POST", "/v1/sandboxes", { network: { egress, allow: [] } });
+      expect(sb.status, JSON.stringify(sb.body)).toBe(201);
+      const created = await call("POST", "/v1/sessions", {
+        prompt: "write the file",
+        pattern: "long-running",
+        sandbox: { id: sb.body.id },
+      });
+      expect(created.status, JSON.stringify(created.body)).toBe(201);
+      const s = await sessionIn((p) => call("GET", p), created.body.id, ["idle", "failed", "completed"]);
+      expect(s.state, JSON.stringify(s)).toBe("idle");
+      expect(s.result.subtype).toBe("success");
+      expect(s.usage.inputTokens).toBeGreaterThan(0);
+      const cat = await call("POST", `/v1/sandboxes/${sb.body.id}/exec`, {
+        cmd: ["cat", "/workspace/agent.txt"],
+      });
+      expect(cat.body.stdout).toBe("from-agent\n");
+      // The sandbox's processes hold a session token (the agent's environment), never the real key.
+      const environ = async (pattern: string) =>
+        (
+          await call("POST", `/v1/sandboxes/${sb.body.id}/exec`, {
+            cmd: [
+              "sh",
+              "-c",
+              `cat /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c '${pattern}' || true`,
+            ],
+          })
+        ).body.stdout.trim();
+      expect(Number(await environ("^ANTHROPIC_API_KEY=berth-gw-"))).toBeGreaterThan(0);
+      expect(await environ("sk-ant-docker-test")).toBe("0");
+      // A sandbox without a network cannot reach the gateway: a clear 409, nothing left running.
+      const none = await call("POST", "/v1/sandboxes", { network: { egress: "none" } });
+      const refused = await call("POST", "/v1/sessions", {
+        prompt: "x",
+        pattern: "long-running",
+        sandbox: { id: none.body.id },
+      });
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.message).toMatch(/network/);
+      await call("DELETE", `/v1/sessions/${created.body.id}`);
+      for (const id of [sb.body.id, none.body.id]) await call("DELETE", `/v1/sandboxes/${id}`);
+    },
+  );
 });

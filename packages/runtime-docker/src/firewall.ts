@@ -14,6 +14,22 @@ export interface BridgeRules {
   hostPorts: number[];
   /** The resolvers Docker's embedded DNS forwards to (allowed on port 53 even in private ranges). */
   resolvers: string[];
+  /** The bridge of `allowlist` sandboxes, filtered per sandbox by source address. */
+  allowlist?: AllowlistBridge;
+}
+
+/**
+ * The second bridge, for `allowlist` sandboxes. Every packet from it is dropped unless its
+ * source address is in the `egress` map (a sandbox's chain, as on the local driver); all DNS
+ * from it goes to Berth's resolver and web traffic (per the `web` map) to the egress proxy.
+ * So a container whose address is not registered yet reaches nothing.
+ */
+export interface AllowlistBridge {
+  bridge: string;
+  subnet: string;
+  /** Berth's DNS resolver's UDP port on the host. */
+  dnsPort: number;
+  proxy: { http: number; tls: number };
 }
 
 /**
@@ -25,6 +41,8 @@ export interface BridgeRules {
  */
 export function bridgeRulesScript(r: BridgeRules): string {
   const br = `"${r.bridge}"`;
+  const a = r.allowlist;
+  const ab = a ? `"${a.bridge}"` : "";
   const lines = [
     `table inet ${r.table}`,
     `delete table inet ${r.table}`,
@@ -34,15 +52,35 @@ export function bridgeRulesScript(r: BridgeRules): string {
     "  chain forward {",
     "    type filter hook forward priority -1; policy accept;",
     `    ip saddr ${r.subnet} ip daddr ${r.subnet} drop`,
+    ...(a ? [`    ip saddr ${a.subnet} ip daddr ${a.subnet} drop`] : []),
     "  }",
     "}",
     `table inet ${r.table} {`,
-    `  set forbidden { type ipv4_addr; flags interval; auto-merge; elements = { ${FORBIDDEN_V4.join(", ")} } }`,
+    `  set forbidden { type ipv4_addr; flags interval; auto-merge; elements = { ${forbidden(r).join(", ")} } }`,
+    ...(a
+      ? [
+          "  map egress { type ipv4_addr : verdict; }",
+          "  map web { type ipv4_addr : verdict; }",
+          "  chain prerouting {",
+          "    type nat hook prerouting priority dstnat; policy accept;",
+          `    iifname ${ab} meta l4proto { tcp, udp } th dport 53 redirect to :${a.dnsPort}`,
+          `    iifname ${ab} ip saddr vmap @web`,
+          "  }",
+        ]
+      : []),
     "  chain input {",
     "    type filter hook input priority -1; policy accept;",
     `    iifname ${br} ct state established,related accept`,
     ...(r.hostPorts.length > 0 ? [`    iifname ${br} tcp dport { ${r.hostPorts.join(", ")} } accept`] : []),
     `    iifname ${br} drop`,
+    ...(a
+      ? [
+          `    iifname ${ab} ct state established,related accept`,
+          `    iifname ${ab} udp dport ${a.dnsPort} accept`,
+          `    iifname ${ab} tcp dport { ${[a.proxy.http, a.proxy.tls, ...r.hostPorts].join(", ")} } accept`,
+          `    iifname ${ab} drop`,
+        ]
+      : []),
     "  }",
     "  chain forward {",
     "    type filter hook forward priority -1; policy accept;",
@@ -53,10 +91,22 @@ export function bridgeRulesScript(r: BridgeRules): string {
         ]
       : []),
     `    iifname ${br} ip daddr @forbidden drop`,
+    ...(a
+      ? [
+          `    iifname ${ab} ct state established,related accept`,
+          `    iifname ${ab} ip saddr vmap @egress`,
+          `    iifname ${ab} drop`,
+        ]
+      : []),
     "  }",
     "}",
   ];
   return `${lines.join("\n")}\n`;
+}
+
+/** What no sandbox may reach unless its allowlist names it: private and reserved ranges, and the bridges. */
+function forbidden(r: BridgeRules): string[] {
+  return [...new Set([...FORBIDDEN_V4, r.subnet, ...(r.allowlist ? [r.allowlist.subnet] : [])])];
 }
 
 /** Removes an instance's tables (both families). */

@@ -9,6 +9,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import net from "node:net";
@@ -19,7 +20,9 @@ import {
   ConflictError,
   checkMountPath,
   type EgressMode,
+  FORBIDDEN_V4,
   InvalidRequestError,
+  inCidr,
   KeyedLock,
   type Logger,
   type NetworkPolicy,
@@ -35,7 +38,9 @@ import {
   type TemplateFormat,
   type TemplateInfo,
 } from "@berth/core";
+import { hostResolver } from "@berth/runtime-linux";
 import { initBinaryPath } from "@berth/supervisor";
+import { AllowlistEgress } from "./allowlist.js";
 import { SANDBOX_UID } from "./default-image.js";
 import { Engine, isNotFound } from "./engine.js";
 import { bridgeRulesScript, hostResolvers, nft, removeBridgeRulesScript } from "./firewall.js";
@@ -51,6 +56,8 @@ export interface DockerRuntimeOptions {
   initBinary?: string;
   /** Host TCP ports `open` sandboxes may reach on the host (the model gateway); nothing else there. */
   hostPorts?: number[];
+  /** The resolver `allowlist` sandboxes' allowed names are asked of, `ip[:port]` (default: the host's). */
+  dnsUpstream?: string;
   log?: Logger;
 }
 
@@ -82,11 +89,11 @@ interface ContainerJson {
  * Sandboxes as Docker containers: berth-init (bound from the host) is the entrypoint, running as
  * uid 1000 with no capabilities, no_new_privs and Docker's default seccomp profile; it listens
  * on a unix socket in a host dir bound into the container, which `connect` reaches. Templates
- * are images; egress `none` is NetworkMode none, `open` a bridge network of this instance.
+ * are images; egress `none` is NetworkMode none, `open` a bridge network of this instance,
+ * `allowlist` a second bridge where each sandbox's source address has its own rules.
  */
 export class DockerRuntime implements Runtime {
   readonly name = "docker";
-  readonly egressModes: readonly EgressMode[] = ["none", "open"];
   private readonly engine: Engine;
   private readonly log: Logger;
   private readonly root: string;
@@ -99,6 +106,10 @@ export class DockerRuntime implements Runtime {
   private readonly templates: DockerTemplates;
   private diskQuota = false;
   private filtered = false;
+  /** `allowlist` egress, when nftables filters the bridges (else that mode answers 501). */
+  private allowlist: AllowlistEgress | undefined;
+  /** The allowlist bridge network: its subnet and the host's address on it (learnt at start). */
+  private allowBridge: { subnet: string; gateway: string | null } | undefined;
 
   constructor(private readonly o: DockerRuntimeOptions) {
     this.root = join(o.dataDir, "runtime-docker");
@@ -121,6 +132,15 @@ export class DockerRuntime implements Runtime {
     return `berth-${this.tag}`;
   }
 
+  /** The bridge network `allowlist` sandboxes join: nothing passes but what each one's rules let through. */
+  get allowlistNetwork(): string {
+    return `berth-${this.tag}-allow`;
+  }
+
+  get egressModes(): readonly EgressMode[] {
+    return this.allowlist ? ["none", "open", "allowlist"] : ["none", "open"];
+  }
+
   async start(): Promise<void> {
     for (const d of [this.root, join(this.root, "sandboxes"), join(this.root, "volumes")])
       mkdirSync(d, { recursive: true, mode: 0o711 });
@@ -132,26 +152,11 @@ export class DockerRuntime implements Runtime {
       throw new SandboxError("berth-init is not built: run `make -C packages/supervisor`");
     await this.engine.json({ method: "GET", path: "/version", timeoutMs: 10_000 });
     if (await this.templates.ensureDefault()) this.log.info({}, "imported the default template image");
-    try {
-      await this.engine.json({ method: "GET", path: `/networks/${this.network}` });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-      await this.engine.json({
-        method: "POST",
-        path: "/networks/create",
-        json: {
-          Name: this.network,
-          Driver: "bridge",
-          CheckDuplicate: true,
-          Labels: { [L.instance]: this.tag },
-          Options: {
-            "com.docker.network.bridge.enable_icc": "false",
-            "com.docker.network.bridge.name": this.network,
-          },
-        },
-      });
-    }
+    await this.ensureNetwork(this.network, this.network);
+    // A bridge name has at most 15 characters: `berth-<tag>a`.
+    await this.ensureNetwork(this.allowlistNetwork, `${this.network}a`);
     await this.startFirewall();
+    await this.registerAllowlisted();
     this.diskQuota = await this.probeDiskQuota();
     if (!this.diskQuota)
       this.log.warn(
@@ -179,13 +184,13 @@ export class DockerRuntime implements Runtime {
   }
 
   private async build(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
-    if (spec.network.egress === "allowlist")
-      throw new NotSupportedError("the docker driver enforces egress 'none' and 'open' only (no allowlist)");
+    this.checkEgress(spec.network);
     if (existsSync(this.paths(spec.id).dir) || (await this.container(spec.id)))
       throw new ConflictError(`sandbox '${spec.id}' already exists`);
     const p = this.paths(spec.id);
     for (const d of [p.dir, p.sockDir, p.state]) mkdirSync(d, { recursive: true, mode: 0o700 });
     for (const d of [p.sockDir, p.state]) chownSync(d, SANDBOX_UID, SANDBOX_UID);
+    this.writePolicy(spec.id, spec.network);
     let image = templateRef(spec.template);
     let restoreImage = "";
     const base = await this.templates.image(spec.template);
@@ -234,7 +239,7 @@ export class DockerRuntime implements Runtime {
         },
         HostConfig: {
           Binds: binds,
-          NetworkMode: spec.network.egress === "open" ? this.network : "none",
+          NetworkMode: this.networkFor(spec.network),
           NanoCpus: Math.max(10_000_000, Math.round(spec.resources.cpus * 1e9)),
           Memory: memory,
           MemorySwap: memory,
@@ -270,10 +275,22 @@ export class DockerRuntime implements Runtime {
       await new Promise((r) => setTimeout(r, 20));
     }
     const c = await this.container(id);
-    const ip = c && Object.values(c.NetworkSettings.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress;
+    if (c) await this.learnAddress(id, c);
+    return { container: c?.Id, pid: c?.State.Pid };
+  }
+
+  /**
+   * Records the container's address and, on the allowlist bridge, puts its rules in force for
+   * that address (until then its packets are dropped there). Off that bridge, it has none.
+   */
+  private async learnAddress(id: string, c: ContainerJson): Promise<void> {
+    const nets = c.NetworkSettings.Networks ?? {};
+    const ip = Object.values(nets).find((n) => n.IPAddress)?.IPAddress;
     if (ip) this.addresses.set(id, ip);
     else this.addresses.delete(id);
-    return { container: c?.Id, pid: c?.State.Pid };
+    const allowIp = nets[this.allowlistNetwork]?.IPAddress;
+    if (allowIp && this.allowlist) await this.allowlist.register(id, allowIp, this.readPolicy(id));
+    else await this.allowlist?.unregister(id);
   }
 
   async connect(id: string): Promise<Duplex> {
@@ -299,6 +316,8 @@ export class DockerRuntime implements Runtime {
     // After a server restart this is where a sandbox's address is learnt again.
     const ip = Object.values(c.NetworkSettings.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress;
     if (ip && c.State.Running) this.addresses.set(id, ip);
+    // A container that stopped on its own gives its address back: so do its rules.
+    if (!c.State.Running && this.allowlist?.registered(id)) await this.allowlist.unregister(id);
     const state = c.State.Paused ? "paused" : c.State.Running ? "running" : "stopped";
     return { state, oomKills };
   }
@@ -344,6 +363,7 @@ export class DockerRuntime implements Runtime {
       if (c.State.Running)
         await this.engine.json({ method: "POST", path: `/containers/${c.Id}/stop?t=0`, timeoutMs: 60_000 });
       this.addresses.delete(id);
+      await this.allowlist?.unregister(id);
     });
   }
 
@@ -409,6 +429,7 @@ export class DockerRuntime implements Runtime {
       if (restored) await this.templates.removeImage(restored);
     }
     this.addresses.delete(id);
+    await this.allowlist?.unregister(id);
     rmSync(this.paths(id).dir, { recursive: true, force: true });
   }
 
@@ -422,11 +443,14 @@ export class DockerRuntime implements Runtime {
     return [...ids].sort();
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.allowlist?.close();
+  }
 
-  /** Removes this instance's network and volumes (tests, uninstall; after every sandbox is gone). */
+  /** Removes this instance's networks and volumes (tests, uninstall; after every sandbox is gone). */
   async purgeHostState(): Promise<void> {
-    await this.engine.json({ method: "DELETE", path: `/networks/${this.network}` }).catch(() => {});
+    for (const n of [this.network, this.allowlistNetwork])
+      await this.engine.json({ method: "DELETE", path: `/networks/${n}` }).catch(() => {});
     await nft(removeBridgeRulesScript(this.firewallTable), this.log).catch(() => {});
     rmSync(join(this.root, "volumes"), { recursive: true, force: true });
   }
@@ -447,15 +471,17 @@ export class DockerRuntime implements Runtime {
     return duBytes(this.volumeDir(id));
   }
 
-  /** Moves a container between `none` and this instance's bridge network (effective at once). */
+  /**
+   * Moves a container between `none`, the open bridge and the allowlist bridge, or rewrites its
+   * allowlist rules (effective at once). On the allowlist bridge its rules are written before
+   * this returns; until then that bridge drops its packets.
+   */
   setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void> {
     return this.lock.run(id, async () => {
-      if (policy.egress === "allowlist")
-        throw new NotSupportedError(
-          "the docker driver enforces egress 'none' and 'open' only (no allowlist)",
-        );
+      this.checkEgress(policy);
       const c = await this.existing(id);
-      const want = policy.egress === "open" ? this.network : "none";
+      this.writePolicy(id, policy);
+      const want = this.networkFor(policy);
       const have = Object.keys(c.NetworkSettings.Networks ?? {});
       for (const n of have)
         if (n !== want)
@@ -471,23 +497,91 @@ export class DockerRuntime implements Runtime {
           json: { Container: c.Id },
         });
       const after = await this.container(id);
-      const ip =
-        after && Object.values(after.NetworkSettings.Networks ?? {}).find((n) => n.IPAddress)?.IPAddress;
-      if (ip) this.addresses.set(id, ip);
-      else this.addresses.delete(id);
+      if (after) await this.learnAddress(id, after);
     });
+  }
+
+  /** The Docker network a policy puts a container on. */
+  private networkFor(policy: NetworkPolicy): string {
+    if (policy.egress === "open") return this.network;
+    if (policy.egress === "allowlist") return this.allowlistNetwork;
+    return "none";
+  }
+
+  private checkEgress(policy: NetworkPolicy): void {
+    if (policy.egress === "allowlist" && !this.allowlist)
+      throw new NotSupportedError(
+        "egress 'allowlist' on the docker driver needs nftables on the host (`nft`); this one enforces 'none' and 'open' only",
+      );
+  }
+
+  /** The policy is kept beside the sandbox: the allowlist rules are written again from it after a restart. */
+  private writePolicy(id: string, policy: NetworkPolicy): void {
+    const file = join(this.paths(id).dir, "network.json");
+    writeFileSync(`${file}.tmp`, JSON.stringify({ egress: policy.egress, allow: policy.allow }), {
+      mode: 0o600,
+    });
+    renameSync(`${file}.tmp`, file);
+  }
+
+  private readPolicy(id: string): NetworkPolicy {
+    try {
+      const p = JSON.parse(readFileSync(join(this.paths(id).dir, "network.json"), "utf8")) as NetworkPolicy;
+      if (p.egress === "allowlist" && Array.isArray(p.allow)) return { egress: p.egress, allow: p.allow };
+    } catch {
+      // no policy file: nothing is allowed
+    }
+    return { egress: "allowlist", allow: [] };
+  }
+
+  /** After the ruleset was written at start: the running containers on the allowlist bridge get their rules again. */
+  private async registerAllowlisted(): Promise<void> {
+    if (!this.allowlist) return;
+    for (const entry of await this.containers()) {
+      const id = entry.Labels?.[L.sandbox];
+      if (!id || !ID.test(id)) continue;
+      const c = await this.container(id);
+      if (c?.State.Running && c.NetworkSettings.Networks?.[this.allowlistNetwork])
+        await this.learnAddress(id, c);
+    }
+  }
+
+  private async ensureNetwork(name: string, bridge: string): Promise<void> {
+    try {
+      await this.engine.json({ method: "GET", path: `/networks/${name}` });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      await this.engine.json({
+        method: "POST",
+        path: "/networks/create",
+        json: {
+          Name: name,
+          Driver: "bridge",
+          CheckDuplicate: true,
+          Labels: { [L.instance]: this.tag },
+          Options: {
+            "com.docker.network.bridge.enable_icc": "false",
+            "com.docker.network.bridge.name": bridge,
+          },
+        },
+      });
+    }
   }
 
   address(id: string): string | null {
     return this.addresses.get(id) ?? null;
   }
 
+  /** The host's address on the bridge the sandbox is on (where it reaches the model gateway). */
   hostAddress(id: string): string | null {
-    return this.addresses.has(id) ? (this.bridge?.gateway ?? null) : null;
+    const ip = this.addresses.get(id);
+    if (!ip) return null;
+    const onBridge = [this.bridge, this.allowBridge].find((b) => b && inCidr(ip, b.subnet));
+    return onBridge?.gateway ?? null;
   }
 
   sandboxCidrs(): string[] {
-    return this.bridge ? [this.bridge.subnet] : [];
+    return [this.bridge, this.allowBridge].flatMap((b) => (b ? [b.subnet] : []));
   }
 
   listTemplates(): Promise<TemplateInfo[]> {
@@ -531,31 +625,55 @@ export class DockerRuntime implements Runtime {
   private async startFirewall(): Promise<void> {
     this.filtered = false;
     try {
-      const n = await this.engine.json<{ IPAM: { Config: { Subnet?: string; Gateway?: string }[] | null } }>({
-        method: "GET",
-        path: `/networks/${this.network}`,
+      const open = await this.subnetOf(this.network);
+      this.bridge = open;
+      this.allowBridge = await this.subnetOf(this.allowlistNetwork);
+      const allowSubnet = this.allowBridge.subnet;
+      this.allowlist ??= new AllowlistEgress({
+        table: this.firewallTable,
+        upstream: this.o.dnsUpstream || hostResolver(),
+        forbidden: [...FORBIDDEN_V4, open.subnet, allowSubnet],
+        log: this.log,
       });
-      const v4 = n.IPAM.Config?.find((c) => c.Subnet?.includes("."));
-      const subnet = v4?.Subnet;
-      if (!subnet) throw new SandboxError("the bridge network has no IPv4 subnet");
-      this.bridge = { subnet, gateway: v4?.Gateway ?? null };
+      const ports = await this.allowlist.start();
       await nft(
         bridgeRulesScript({
           table: this.firewallTable,
           bridge: this.network,
-          subnet,
+          subnet: open.subnet,
           hostPorts: this.o.hostPorts ?? [],
           resolvers: hostResolvers(),
+          allowlist: {
+            bridge: `${this.network}a`,
+            subnet: allowSubnet,
+            dnsPort: ports.dns,
+            proxy: ports.proxy,
+          },
         }),
         this.log,
       );
+      this.allowlist.reset();
+      // Allowed packets of allowlist sandboxes are routed by the host (Docker turns this on too).
+      writeFileSync("/proc/sys/net/ipv4/ip_forward", "1");
       this.filtered = true;
     } catch (err) {
+      this.allowlist?.close();
+      this.allowlist = undefined;
       this.log.warn(
         { err: String(err) },
-        "no nftables filtering of open sandboxes (they reach the host and private ranges)",
+        "no nftables filtering of open sandboxes (they reach the host and private ranges), and no allowlist egress",
       );
     }
+  }
+
+  private async subnetOf(network: string): Promise<{ subnet: string; gateway: string | null }> {
+    const n = await this.engine.json<{ IPAM: { Config: { Subnet?: string; Gateway?: string }[] | null } }>({
+      method: "GET",
+      path: `/networks/${network}`,
+    });
+    const v4 = n.IPAM.Config?.find((c) => c.Subnet?.includes("."));
+    if (!v4?.Subnet) throw new SandboxError(`the bridge network ${network} has no IPv4 subnet`);
+    return { subnet: v4.Subnet, gateway: v4.Gateway ?? null };
   }
 
   /** Whether `open` sandboxes are filtered (nftables rules on the bridge); known after `start`. */

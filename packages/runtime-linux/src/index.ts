@@ -2,6 +2,17 @@ import type { Runtime } from "@berth/core";
 import { LinuxRuntime, type LinuxRuntimeOptions } from "./runtime.js";
 
 export { CommandError } from "./command.js";
+export { hostResolver } from "./host.js";
+// The allowlist machinery, which the Docker driver applies to its bridge too.
+export { type DnsClient, DnsResolver } from "./network/dns-resolver.js";
+export { EgressProxy } from "./network/egress-proxy.js";
+export {
+  allowResolvedScript,
+  type ProxyPorts,
+  removeSandboxScript,
+  type SandboxRules,
+  sandboxScript,
+} from "./network/nftables.js";
 export { buildOciSpec, type OciSpecInput } from "./oci-spec.js";
 export { LinuxRuntime, type LinuxRuntimeOptions } from "./runtime.js";
 export { defaultSeccompProfile } from "./seccomp-profile.js";

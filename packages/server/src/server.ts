@@ -75,6 +75,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
           dataDir,
           socketPath: config.dockerSocket,
           hostPorts: [gatewayPort],
+          dnsUpstream: config.dnsUpstream,
           log: log.child({ part: "runtime" }),
         })
       : config.runtime === "kubernetes"

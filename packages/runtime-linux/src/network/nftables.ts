@@ -30,10 +30,14 @@ export interface ProxyPorts {
   tls: number;
 }
 
-/** One sandbox's rules: its veth, its policy, and its chain/set names. */
+/** One sandbox's rules: what its packets are known by, its policy, and its chain/set names. */
 export interface SandboxRules {
   id: string;
-  veth: string;
+  /**
+   * Its key in the `egress` and `web` maps, as nft writes it: its veth name in quotes (`vethKey`)
+   * here, its IPv4 address on a Docker bridge, whose maps are keyed by source address.
+   */
+  key: string;
   policy: NetworkPolicy;
   /** The IPv4 CIDRs of the allowlist (hostnames are handled by DNS). */
   cidrs: string[];
@@ -43,6 +47,8 @@ const chain = (id: string) => `sb_${id.replace(/-/g, "_")}`;
 const webChain = (id: string) => `sbw_${id.replace(/-/g, "_")}`;
 const cidrSet = (id: string) => `cidr_${id.replace(/-/g, "_")}`;
 export const dnsSet = (id: string): string => `dns_${id.replace(/-/g, "_")}`;
+/** A veth name as a key of the interface-keyed maps. */
+export const vethKey = (veth: string): string => `"${veth}"`;
 
 /** The whole table, replacing any earlier one in the same transaction (no open window). */
 export function baseTableScript(b: BaseTableInput, sandboxes: SandboxRules[]): string {
@@ -117,17 +123,17 @@ export function sandboxScript(table: string, s: SandboxRules, fresh: boolean, pr
     lines.push(`add rule ${table} ${w} tcp dport 443 redirect to :${proxy.tls}`);
   }
   if (fresh) {
-    lines.push(`add element ${table} egress { "${s.veth}" : jump ${c} }`);
-    lines.push(`add element ${table} web { "${s.veth}" : jump ${w} }`);
+    lines.push(`add element ${table} egress { ${s.key} : jump ${c} }`);
+    lines.push(`add element ${table} web { ${s.key} : jump ${w} }`);
   }
   return `${lines.join("\n")}\n`;
 }
 
-/** Removes a sandbox's rules (its veth first, so the chain is unreferenced). */
-export function removeSandboxScript(table: string, id: string, veth: string): string {
+/** Removes a sandbox's rules (its map keys first, so the chains are unreferenced). */
+export function removeSandboxScript(table: string, id: string, key: string): string {
   return [
-    `delete element ${table} egress { "${veth}" }`,
-    `delete element ${table} web { "${veth}" }`,
+    `delete element ${table} egress { ${key} }`,
+    `delete element ${table} web { ${key} }`,
     `delete chain ${table} ${chain(id)}`,
     `delete chain ${table} ${webChain(id)}`,
     `delete set ${table} ${cidrSet(id)}`,

@@ -20,6 +20,7 @@ import {
   removeSandboxScript,
   type SandboxRules,
   sandboxScript,
+  vethKey,
 } from "./nftables.js";
 
 /** What a sandbox's network is, recorded beside it (`net.json`) to find it again after a restart. */
@@ -144,7 +145,12 @@ export class SandboxNetworks {
     };
     try {
       await this.nft(
-        sandboxScript(this.table, { id, veth: net.veth, policy, cidrs: parsed.cidrs }, true, this.proxyPorts),
+        sandboxScript(
+          this.table,
+          { id, key: vethKey(net.veth), policy, cidrs: parsed.cidrs },
+          true,
+          this.proxyPorts,
+        ),
       );
     } catch (err) {
       await deleteNetSlot(slot, this.o);
@@ -161,7 +167,9 @@ export class SandboxNetworks {
     const net = this.nets.get(id);
     if (!net) throw new NotSupportedError("this sandbox has no network of its own");
     const { cidrs } = parseAllowlist(policy.allow);
-    await this.nft(sandboxScript(this.table, { id, veth: net.veth, policy, cidrs }, false, this.proxyPorts));
+    await this.nft(
+      sandboxScript(this.table, { id, key: vethKey(net.veth), policy, cidrs }, false, this.proxyPorts),
+    );
     const next = { ...net, policy };
     this.remember(id, next);
     return next;
@@ -169,7 +177,7 @@ export class SandboxNetworks {
 
   /** Removes a sandbox's rules, veth and namespace; its address is free again. */
   async detach(id: string, net: SandboxNet): Promise<void> {
-    await this.nft(removeSandboxScript(this.table, id, net.veth)).catch(() => {});
+    await this.nft(removeSandboxScript(this.table, id, vethKey(net.veth))).catch(() => {});
     await deleteNetSlot(net, this.o);
     this.nets.delete(id);
     this.byIp.delete(net.sandboxIp);
@@ -206,7 +214,7 @@ export class SandboxNetworks {
   }
 
   private rules(id: string, net: SandboxNet): SandboxRules {
-    return { id, veth: net.veth, policy: net.policy, cidrs: parseAllowlist(net.policy.allow).cidrs };
+    return { id, key: vethKey(net.veth), policy: net.policy, cidrs: parseAllowlist(net.policy.allow).cidrs };
   }
 
   private newSlot(): NetSlot {
