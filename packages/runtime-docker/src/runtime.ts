@@ -38,7 +38,7 @@ import {
   type TemplateFormat,
   type TemplateInfo,
 } from "@berth/core";
-import { hostResolver } from "@berth/runtime-linux";
+import { hostResolver, Volumes } from "@berth/runtime-linux";
 import { initBinaryPath } from "@berth/supervisor";
 import { AllowlistEgress } from "./allowlist.js";
 import { SANDBOX_UID } from "./default-image.js";
@@ -104,6 +104,7 @@ export class DockerRuntime implements Runtime {
   /** The instance's bridge network: its subnet, and the host's address on it (learnt at start). */
   private bridge: { subnet: string; gateway: string | null } | undefined;
   private readonly templates: DockerTemplates;
+  private readonly volumes: Volumes;
   private diskQuota = false;
   private filtered = false;
   /** `allowlist` egress, when nftables filters the bridges (else that mode answers 501). */
@@ -117,6 +118,7 @@ export class DockerRuntime implements Runtime {
     this.engine = new Engine(o.socketPath ?? "/var/run/docker.sock", this.log);
     this.tag = createHash("sha256").update(this.root).digest("hex").slice(0, 8);
     this.templates = new DockerTemplates(this.engine, this.log);
+    this.volumes = new Volumes(join(this.root, "volumes"), this.log);
   }
 
   /**
@@ -151,6 +153,7 @@ export class DockerRuntime implements Runtime {
     if (!existsSync(this.initBinary()))
       throw new SandboxError("berth-init is not built: run `make -C packages/supervisor`");
     await this.engine.json({ method: "GET", path: "/version", timeoutMs: 10_000 });
+    await this.volumes.start();
     if (await this.templates.ensureDefault()) this.log.info({}, "imported the default template image");
     await this.ensureNetwork(this.network, this.network);
     // A bridge name has at most 15 characters: `berth-<tag>a`.
@@ -452,23 +455,28 @@ export class DockerRuntime implements Runtime {
     for (const n of [this.network, this.allowlistNetwork])
       await this.engine.json({ method: "DELETE", path: `/networks/${n}` }).catch(() => {});
     await nft(removeBridgeRulesScript(this.firewallTable), this.log).catch(() => {});
+    for (const id of this.volumes.list()) await this.volumes.remove(id);
     rmSync(join(this.root, "volumes"), { recursive: true, force: true });
   }
 
-  /** Volumes are host dirs bound into sandboxes (size not enforced: a named gap). */
-  async createVolume(id: string, _sizeMiB: number): Promise<void> {
-    const dir = this.volumeDir(id);
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
-    chownSync(dir, SANDBOX_UID, SANDBOX_UID);
+  /**
+   * Volumes are the local driver's: an ext4 image of the volume's size, loop-mounted on the host
+   * and bound into each container that uses it, so the kernel enforces the size.
+   */
+  createVolume(id: string, sizeMiB: number): Promise<void> {
+    return this.volumes.create(id, sizeMiB);
   }
 
   async deleteVolume(id: string): Promise<void> {
-    rmSync(this.volumeDir(id), { recursive: true, force: true });
+    await this.volumes.remove(id);
+    rmSync(join(this.root, "volumes", id), { recursive: true, force: true });
   }
 
   async volumeUsage(id: string): Promise<number> {
-    if (!existsSync(this.volumeDir(id))) throw new NotFoundError("volume", id);
-    return duBytes(this.volumeDir(id));
+    if (existsSync(this.volumes.image(id))) return this.volumes.usedBytes(id);
+    const legacy = join(this.root, "volumes", id);
+    if (!existsSync(legacy)) throw new NotFoundError("volume", id);
+    return duBytes(legacy);
   }
 
   /**
@@ -739,8 +747,9 @@ export class DockerRuntime implements Runtime {
     return { dir, sockDir: join(dir, "sock"), socket: join(dir, "sock", "sock"), state: join(dir, "state") };
   }
 
+  /** The host path bound in: the volume's mount, or (made before volumes had a size) its plain directory. */
   private volumeDir(id: string): string {
-    return join(this.root, "volumes", id);
+    return existsSync(this.volumes.image(id)) ? this.volumes.mountPoint(id) : join(this.root, "volumes", id);
   }
 
   private initBinary(): string {

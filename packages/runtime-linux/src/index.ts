@@ -17,6 +17,7 @@ export { buildOciSpec, type OciSpecInput } from "./oci-spec.js";
 export { LinuxRuntime, type LinuxRuntimeOptions } from "./runtime.js";
 export { defaultSeccompProfile } from "./seccomp-profile.js";
 export { raiseInotifyLimits } from "./uid-limits.js";
+export { Volumes } from "./volumes.js";
 
 /**
  * The local Linux runtime: sandboxes as OCI containers run by runc (or crun on pure cgroup v2
