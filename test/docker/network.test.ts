@@ -11,6 +11,7 @@ import { SupervisorClient } from "@berth/supervisor";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestDocker, type TestDocker } from "../support/dockerd.js";
 import { type OutsideServer, startFakeDns, startOutsideServer } from "../support/outside.js";
+import { shIn } from "../support/runtime-sh.js";
 
 const docker = await startTestDocker();
 if ("reason" in docker) console.log(`docker network skipped: ${docker.reason}`);
@@ -41,22 +42,14 @@ describe.skipIf("reason" in docker)("docker driver egress", () => {
     await runtime.create(spec);
     return spec.id;
   };
-  const sh = async (id: string, script: string) => {
-    const proc = await new SupervisorClient(() => runtime.connect(id)).exec({
-      cmd: ["sh", "-c", script],
-      env: { PATH: "/usr/bin:/bin" },
-      stdin: false,
+  const sh = async (id: string, script: string) => (await shIn(runtime, id, script)).stdout.trim();
+  const newRuntime = () =>
+    new DockerRuntime({
+      dataDir: dir,
+      socketPath: engine.socketPath,
+      hostPorts: [ports[0] as number],
+      dnsUpstream: dns.address,
     });
-    let stdout = "";
-    proc.on("stdout", (b: Buffer) => {
-      stdout += b.toString();
-    });
-    await new Promise((resolve, reject) => {
-      proc.on("exit", resolve);
-      proc.on("error", reject);
-    });
-    return stdout.trim();
-  };
   /** `open` or `closed`: whether a TCP connection from the sandbox to host:port is accepted. */
   const probe = (id: string, host: string, port: number) =>
     sh(
@@ -85,12 +78,7 @@ describe.skipIf("reason" in docker)("docker driver egress", () => {
       listeners.push(srv);
       ports.push((srv.address() as net.AddressInfo).port);
     }
-    runtime = new DockerRuntime({
-      dataDir: dir,
-      socketPath: engine.socketPath,
-      hostPorts: [ports[0] as number],
-      dnsUpstream: dns.address,
-    });
+    runtime = newRuntime();
     await runtime.start();
   });
 
@@ -187,12 +175,7 @@ describe.skipIf("reason" in docker)("docker driver egress", () => {
 
     // A new runtime on the same data dir (a server restart) writes the rules again from the policy kept.
     await runtime.close();
-    runtime = new DockerRuntime({
-      dataDir: dir,
-      socketPath: engine.socketPath,
-      hostPorts: [ports[0] as number],
-      dnsUpstream: dns.address,
-    });
+    runtime = newRuntime();
     await runtime.start();
     expect(await curl(id, "http://allowed.test/")).toBe("outside:a:allowed.test");
     expect(await curl(id, `http://${b.ip}:8080`)).toMatch(/^FAIL/);

@@ -9,6 +9,7 @@ import { buildDefaultRootfs, DockerRuntime } from "@berth/runtime-docker";
 import { SupervisorClient } from "@berth/supervisor";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestDocker, type TestDocker } from "../support/dockerd.js";
+import { shIn } from "../support/runtime-sh.js";
 
 const docker = await startTestDocker();
 if ("reason" in docker) console.log(`docker templates skipped: ${docker.reason}`);
@@ -39,22 +40,7 @@ describe.skipIf("reason" in docker)("docker driver templates", () => {
     for await (const chunk of stream) text += chunk;
     return text;
   };
-  const sh = async (id: string, script: string) => {
-    const proc = await client(id).exec({
-      cmd: ["sh", "-c", script],
-      env: { PATH: "/usr/bin:/bin" },
-      stdin: false,
-    });
-    let stdout = "";
-    proc.on("stdout", (b: Buffer) => {
-      stdout += b.toString();
-    });
-    const status = await new Promise<{ exitCode: number | null }>((resolve, reject) => {
-      proc.on("exit", resolve);
-      proc.on("error", reject);
-    });
-    return { stdout, exitCode: status.exitCode };
-  };
+  const sh = (id: string, script: string) => shIn(runtime, id, script);
 
   beforeAll(async () => {
     runtime = new DockerRuntime({ dataDir: dir, socketPath: engine.socketPath });

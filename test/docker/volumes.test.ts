@@ -4,9 +4,9 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import type { SandboxSpec } from "@berth/core";
 import { DockerRuntime } from "@berth/runtime-docker";
-import { SupervisorClient } from "@berth/supervisor";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestDocker, type TestDocker } from "../support/dockerd.js";
+import { shIn } from "../support/runtime-sh.js";
 
 const docker = await startTestDocker();
 if ("reason" in docker) console.log(`docker volumes skipped: ${docker.reason}`);
@@ -33,25 +33,7 @@ describe.skipIf("reason" in docker)("docker driver volumes", () => {
     await runtime.create(spec);
     return spec.id;
   };
-  const sh = async (id: string, script: string) => {
-    const proc = await new SupervisorClient(() => runtime.connect(id)).exec({
-      cmd: ["sh", "-c", script],
-      env: { PATH: "/usr/bin:/bin" },
-      stdin: false,
-    });
-    let out = "";
-    proc.on("stdout", (b: Buffer) => {
-      out += b.toString();
-    });
-    proc.on("stderr", (b: Buffer) => {
-      out += b.toString();
-    });
-    await new Promise((resolve, reject) => {
-      proc.on("exit", resolve);
-      proc.on("error", reject);
-    });
-    return out.trim();
-  };
+  const sh = async (id: string, script: string) => (await shIn(runtime, id, script)).stdout.trim();
   const mounted = () => readFileSync("/proc/self/mountinfo", "utf8").includes(volume);
 
   beforeAll(async () => {

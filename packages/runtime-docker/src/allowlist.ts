@@ -7,6 +7,7 @@ import {
   type ProxyPorts,
   removeSandboxScript,
   sandboxScript,
+  unmapScript,
 } from "@berth/runtime-linux";
 import { nft } from "./firewall.js";
 
@@ -78,10 +79,7 @@ export class AllowlistEgress {
     const stale = this.byIp.get(ip);
     if (stale && stale.id !== id) lines.push(removeSandboxScript(this.table, stale.id, ip));
     const old = this.ipOf.get(id);
-    if (old && old !== ip)
-      lines.push(
-        `delete element ${this.table} egress { ${old} }\ndelete element ${this.table} web { ${old} }\n`,
-      );
+    if (old && old !== ip) lines.push(unmapScript(this.table, old));
     lines.push(sandboxScript(this.table, { id, key: ip, policy, cidrs }, old !== ip, this.ports.proxy));
     await nft(lines.join(""), this.o.log);
     if (stale && stale.id !== id) this.ipOf.delete(stale.id);

@@ -56,7 +56,7 @@ export function bridgeRulesScript(r: BridgeRules): string {
     "  }",
     "}",
     `table inet ${r.table} {`,
-    `  set forbidden { type ipv4_addr; flags interval; auto-merge; elements = { ${forbidden(r).join(", ")} } }`,
+    `  set forbidden { type ipv4_addr; flags interval; auto-merge; elements = { ${forbiddenRanges([r.subnet, ...(a ? [a.subnet] : [])]).join(", ")} } }`,
     ...(a
       ? [
           "  map egress { type ipv4_addr : verdict; }",
@@ -104,9 +104,9 @@ export function bridgeRulesScript(r: BridgeRules): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** What no sandbox may reach unless its allowlist names it: private and reserved ranges, and the bridges. */
-function forbidden(r: BridgeRules): string[] {
-  return [...new Set([...FORBIDDEN_V4, r.subnet, ...(r.allowlist ? [r.allowlist.subnet] : [])])];
+/** What no sandbox may reach unless its allowlist names it: private and reserved ranges, and the bridges' subnets. */
+export function forbiddenRanges(bridgeSubnets: string[]): string[] {
+  return [...new Set([...FORBIDDEN_V4, ...bridgeSubnets])];
 }
 
 /** Removes an instance's tables (both families). */

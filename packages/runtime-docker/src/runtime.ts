@@ -20,7 +20,6 @@ import {
   ConflictError,
   checkMountPath,
   type EgressMode,
-  FORBIDDEN_V4,
   InvalidRequestError,
   inCidr,
   KeyedLock,
@@ -43,7 +42,13 @@ import { initBinaryPath } from "@berth/supervisor";
 import { AllowlistEgress } from "./allowlist.js";
 import { SANDBOX_UID } from "./default-image.js";
 import { Engine, isNotFound } from "./engine.js";
-import { bridgeRulesScript, hostResolvers, nft, removeBridgeRulesScript } from "./firewall.js";
+import {
+  bridgeRulesScript,
+  forbiddenRanges,
+  hostResolvers,
+  nft,
+  removeBridgeRulesScript,
+} from "./firewall.js";
 import { DockerTemplates, templateRef } from "./templates.js";
 
 /** Options of the Docker runtime. */
@@ -139,6 +144,11 @@ export class DockerRuntime implements Runtime {
     return `berth-${this.tag}-allow`;
   }
 
+  /** The Linux bridge of the allowlist network (at most 15 characters: `berth-<tag>a`). */
+  private get allowlistBridge(): string {
+    return `${this.network}a`;
+  }
+
   get egressModes(): readonly EgressMode[] {
     return this.allowlist ? ["none", "open", "allowlist"] : ["none", "open"];
   }
@@ -156,8 +166,7 @@ export class DockerRuntime implements Runtime {
     await this.volumes.start();
     if (await this.templates.ensureDefault()) this.log.info({}, "imported the default template image");
     await this.ensureNetwork(this.network, this.network);
-    // A bridge name has at most 15 characters: `berth-<tag>a`.
-    await this.ensureNetwork(this.allowlistNetwork, `${this.network}a`);
+    await this.ensureNetwork(this.allowlistNetwork, this.allowlistBridge);
     await this.startFirewall();
     await this.registerAllowlisted();
     this.diskQuota = await this.probeDiskQuota();
@@ -285,14 +294,15 @@ export class DockerRuntime implements Runtime {
   /**
    * Records the container's address and, on the allowlist bridge, puts its rules in force for
    * that address (until then its packets are dropped there). Off that bridge, it has none.
+   * `policy`: the one just set (else the one kept beside the sandbox).
    */
-  private async learnAddress(id: string, c: ContainerJson): Promise<void> {
+  private async learnAddress(id: string, c: ContainerJson, policy?: NetworkPolicy): Promise<void> {
     const nets = c.NetworkSettings.Networks ?? {};
     const ip = Object.values(nets).find((n) => n.IPAddress)?.IPAddress;
     if (ip) this.addresses.set(id, ip);
     else this.addresses.delete(id);
     const allowIp = nets[this.allowlistNetwork]?.IPAddress;
-    if (allowIp && this.allowlist) await this.allowlist.register(id, allowIp, this.readPolicy(id));
+    if (allowIp && this.allowlist) await this.allowlist.register(id, allowIp, policy ?? this.readPolicy(id));
     else await this.allowlist?.unregister(id);
   }
 
@@ -469,14 +479,13 @@ export class DockerRuntime implements Runtime {
 
   async deleteVolume(id: string): Promise<void> {
     await this.volumes.remove(id);
-    rmSync(join(this.root, "volumes", id), { recursive: true, force: true });
+    rmSync(this.legacyVolumeDir(id), { recursive: true, force: true });
   }
 
   async volumeUsage(id: string): Promise<number> {
     if (existsSync(this.volumes.image(id))) return this.volumes.usedBytes(id);
-    const legacy = join(this.root, "volumes", id);
-    if (!existsSync(legacy)) throw new NotFoundError("volume", id);
-    return duBytes(legacy);
+    if (!existsSync(this.legacyVolumeDir(id))) throw new NotFoundError("volume", id);
+    return duBytes(this.legacyVolumeDir(id));
   }
 
   /**
@@ -505,7 +514,7 @@ export class DockerRuntime implements Runtime {
           json: { Container: c.Id },
         });
       const after = await this.container(id);
-      if (after) await this.learnAddress(id, after);
+      if (after) await this.learnAddress(id, after, policy);
     });
   }
 
@@ -545,7 +554,7 @@ export class DockerRuntime implements Runtime {
   /** After the ruleset was written at start: the running containers on the allowlist bridge get their rules again. */
   private async registerAllowlisted(): Promise<void> {
     if (!this.allowlist) return;
-    for (const entry of await this.containers()) {
+    for (const entry of await this.containers(true, this.allowlistNetwork)) {
       const id = entry.Labels?.[L.sandbox];
       if (!id || !ID.test(id)) continue;
       const c = await this.container(id);
@@ -640,7 +649,7 @@ export class DockerRuntime implements Runtime {
       this.allowlist ??= new AllowlistEgress({
         table: this.firewallTable,
         upstream: this.o.dnsUpstream || hostResolver(),
-        forbidden: [...FORBIDDEN_V4, open.subnet, allowSubnet],
+        forbidden: forbiddenRanges([open.subnet, allowSubnet]),
         log: this.log,
       });
       const ports = await this.allowlist.start();
@@ -652,7 +661,7 @@ export class DockerRuntime implements Runtime {
           hostPorts: this.o.hostPorts ?? [],
           resolvers: hostResolvers(),
           allowlist: {
-            bridge: `${this.network}a`,
+            bridge: this.allowlistBridge,
             subnet: allowSubnet,
             dnsPort: ports.dns,
             proxy: ports.proxy,
@@ -713,10 +722,13 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  /** The containers of this instance (or of every instance), in any state. */
-  private async containers(mine = true): Promise<{ Id: string; Labels: Record<string, string> | null }[]> {
+  /** The containers of this instance (or of every instance), in any state; only those on `network` if given. */
+  private async containers(
+    mine = true,
+    network?: string,
+  ): Promise<{ Id: string; Labels: Record<string, string> | null }[]> {
     const label = mine ? [`${L.instance}=${this.tag}`] : [L.sandbox];
-    const filters = encodeURIComponent(JSON.stringify({ label }));
+    const filters = encodeURIComponent(JSON.stringify({ label, ...(network ? { network: [network] } : {}) }));
     return this.engine.json({ method: "GET", path: `/containers/json?all=true&filters=${filters}` });
   }
 
@@ -749,7 +761,12 @@ export class DockerRuntime implements Runtime {
 
   /** The host path bound in: the volume's mount, or (made before volumes had a size) its plain directory. */
   private volumeDir(id: string): string {
-    return existsSync(this.volumes.image(id)) ? this.volumes.mountPoint(id) : join(this.root, "volumes", id);
+    return existsSync(this.volumes.image(id)) ? this.volumes.mountPoint(id) : this.legacyVolumeDir(id);
+  }
+
+  /** A volume made before volumes had a size: a plain directory. */
+  private legacyVolumeDir(id: string): string {
+    return join(this.root, "volumes", id);
   }
 
   private initBinary(): string {

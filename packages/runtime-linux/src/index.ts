@@ -12,6 +12,7 @@ export {
   removeSandboxScript,
   type SandboxRules,
   sandboxScript,
+  unmapScript,
 } from "./network/nftables.js";
 export { buildOciSpec, type OciSpecInput } from "./oci-spec.js";
 export { LinuxRuntime, type LinuxRuntimeOptions } from "./runtime.js";

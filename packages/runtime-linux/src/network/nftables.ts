@@ -129,11 +129,15 @@ export function sandboxScript(table: string, s: SandboxRules, fresh: boolean, pr
   return `${lines.join("\n")}\n`;
 }
 
+/** Drops a sandbox's key from the `egress` and `web` maps (its chains stay, unreferenced). */
+export function unmapScript(table: string, key: string): string {
+  return `delete element ${table} egress { ${key} }\ndelete element ${table} web { ${key} }\n`;
+}
+
 /** Removes a sandbox's rules (its map keys first, so the chains are unreferenced). */
 export function removeSandboxScript(table: string, id: string, key: string): string {
   return [
-    `delete element ${table} egress { ${key} }`,
-    `delete element ${table} web { ${key} }`,
+    unmapScript(table, key).trimEnd(),
     `delete chain ${table} ${chain(id)}`,
     `delete chain ${table} ${webChain(id)}`,
     `delete set ${table} ${cidrSet(id)}`,
