@@ -176,10 +176,14 @@ describe("warm starts of agent sessions", () => {
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     expect(created.body.sandboxId).toBe(parked[0]);
     const id = created.body.id as string;
+    // A session that ends instead (failed, completed) stops the wait, and the check shows it whole.
     const waitFor = async (states: string[]) => {
       for (;;) {
         const r = await call("GET", `/v1/sessions/${id}`);
-        if (states.includes(r.body.state)) return r.body;
+        if ([...states, "failed", "completed"].includes(r.body.state)) {
+          expect(states, JSON.stringify(r.body)).toContain(r.body.state);
+          return r.body;
+        }
         await new Promise((r) => setTimeout(r, 100));
       }
     };
