@@ -139,9 +139,10 @@ describe("hibernate and wake", () => {
   it("wakes a hibernated sandbox by itself on exec and on the file API", async () => {
     const id = await create();
     await sh(id, "echo kept > /workspace/k");
-    await call("POST", `/v1/sandboxes/${id}/hibernate`);
+    const h = await call("POST", `/v1/sandboxes/${id}/hibernate`);
+    expect(h.body.state, JSON.stringify(h.body)).toBe("hibernated");
     const r = await sh(id, "cat /workspace/k");
-    expect(r.body.stdout).toBe("kept\n");
+    expect(r.body.stdout, JSON.stringify(r.body)).toBe("kept\n");
     expect(Number(r.headers.get("x-berth-wake-ms"))).toBeGreaterThan(0);
     await call("POST", `/v1/sandboxes/${id}/hibernate`);
     const file = await fetch(`${server.url}/v1/sandboxes/${id}/files/content?path=/workspace/k`, {
