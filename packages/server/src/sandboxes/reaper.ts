@@ -138,12 +138,12 @@ export class Reaper {
       this.oomSeen.set(id, status.oomKills);
       await this.d.events.append(id, "oom", { count: status.oomKills, new: status.oomKills - seen });
     }
-    if (status.state === "stopped" || status.state === "missing") {
+    // What was seen here may be stale by now (hibernated, then woken): failIfDead looks again under the lock.
+    if (
+      (status.state === "stopped" || status.state === "missing") &&
+      (await this.d.sandboxes.failIfDead(id, "the sandbox's processes ended unexpectedly", "died"))
+    )
       this.oomSeen.delete(id);
-      await this.d.sandboxes.finish(id, "failed", "the sandbox's processes ended unexpectedly", "died", [
-        "running",
-      ]);
-    }
   }
 
   /** After a restart: OOM kills that happened before are not reported again. */

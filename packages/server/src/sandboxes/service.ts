@@ -432,29 +432,54 @@ export class SandboxService {
     why: string,
     onlyIf?: SandboxState[],
   ): Promise<void> {
+    return this.lock.run(id, () => this.finishLocked(id, state, reason, why, onlyIf));
+  }
+
+  /**
+   * Fails a running sandbox whose processes are gone (the reaper's health check). The runtime is
+   * asked again under the sandbox's lock: what the caller saw may be stale, since a hibernate and
+   * a wake can both run between its look and this call (a woken sandbox was lost that way).
+   * Answers whether the sandbox was failed.
+   */
+  failIfDead(id: string, reason: string, why: string): Promise<boolean> {
     return this.lock.run(id, async () => {
-      const r = await this.d.store.getSandbox(id);
-      if (!r || r.state === "deleted" || (r.state === "failed" && state === "failed")) return;
-      // The caller looked at an older record (the reaper): act only if nothing changed since.
-      if (onlyIf && !onlyIf.includes(r.state)) return;
-      if (state === "deleted") {
-        // Recorded first: if the server dies while destroying, the next start finds a deleted
-        // sandbox with leftovers and sweeps them (done, never half-done).
-        await this.markFinished(id, state, reason, why);
-        await this.d.runtime.destroy(id).catch((err) => {
-          this.d.log.error({ sandboxId: id, err: String(err) }, "destroy failed; the next start sweeps it");
-        });
-        return;
-      }
-      try {
-        await this.d.runtime.destroy(id);
-      } catch (err) {
-        this.d.log.error({ sandboxId: id, err: String(err) }, "destroy failed");
-        await this.markFinished(id, "failed", `could not be removed: ${(err as Error).message}`);
-        throw err;
-      }
-      await this.markFinished(id, state, reason, why);
+      if ((await this.d.store.getSandbox(id))?.state !== "running") return false;
+      const now = await this.d.runtime.inspect(id);
+      if (now.state !== "stopped" && now.state !== "missing") return false;
+      await this.finishLocked(id, "failed", reason, why);
+      return true;
     });
+  }
+
+  /** `finish`, with the sandbox's lock held. */
+  private async finishLocked(
+    id: string,
+    state: "deleted" | "failed",
+    reason: string | null,
+    why: string,
+    onlyIf?: SandboxState[],
+  ): Promise<void> {
+    const r = await this.d.store.getSandbox(id);
+    if (!r || r.state === "deleted" || (r.state === "failed" && state === "failed")) return;
+    // The caller looked at an older record (the reaper): act only if nothing changed since.
+    if (onlyIf && !onlyIf.includes(r.state)) return;
+    if (state === "deleted") {
+      // Recorded first: if the server dies while destroying, the next start finds a deleted
+      // sandbox with leftovers and sweeps them (done, never half-done).
+      await this.markFinished(id, state, reason, why);
+      await this.d.runtime.destroy(id).catch((err) => {
+        this.d.log.error({ sandboxId: id, err: String(err) }, "destroy failed; the next start sweeps it");
+      });
+      return;
+    }
+    try {
+      await this.d.runtime.destroy(id);
+    } catch (err) {
+      this.d.log.error({ sandboxId: id, err: String(err) }, "destroy failed");
+      await this.markFinished(id, "failed", `could not be removed: ${(err as Error).message}`);
+      throw err;
+    }
+    await this.markFinished(id, state, reason, why);
   }
 
   private async markFinished(id: string, state: "deleted" | "failed", reason: string | null, why?: string) {

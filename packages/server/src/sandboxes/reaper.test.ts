@@ -1,0 +1,94 @@
+/**
+ * The reaper's health check against the real local runtime (runc) and a real SQLite store.
+ * A full-suite run once lost a sandbox that a request had just woken: the reaper had looked at
+ * it while it was hibernated (its processes gone), and failed it after the wake.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { loadConfig, type Runtime, type RuntimeStatus } from "@berth/core";
+import { LinuxRuntime } from "@berth/runtime-linux";
+import { openStore } from "@berth/store";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ServerMetrics } from "../metrics.js";
+import { EventHub } from "./event-hub.js";
+import { Reaper } from "./reaper.js";
+import { SandboxService } from "./service.js";
+
+const dataDir = mkdtempSync("/tmp/berth-reaper-");
+const log = pino({ level: "silent" });
+const linux = new LinuxRuntime({ dataDir, ociRuntime: "auto", diskPoolSize: 0, defaultDiskMiB: 64, log });
+/** Inspections held here (when set) after the runtime answered, until the test lets them go. */
+let hold: Promise<void> | undefined;
+const seen: RuntimeStatus[] = [];
+// The real runtime; only `inspect` can be made to wait, to run the interleaving that lost the sandbox.
+const runtime = new Proxy(linux, {
+  get(target, prop, receiver) {
+    if (prop !== "inspect") return Reflect.get(target, prop, receiver);
+    return async (id: string) => {
+      const status = await target.inspect(id);
+      seen.push(status);
+      await hold;
+      return status;
+    };
+  },
+}) as Runtime;
+const store = await openStore({ dataDir });
+const events = new EventHub(store);
+const sandboxes = new SandboxService({
+  config: loadConfig({ BERTH_DATA_DIR: dataDir, BERTH_SANDBOX_NETWORKS: "false" }),
+  store,
+  runtime,
+  events,
+  metrics: new ServerMetrics(),
+  log,
+  replica: "r1",
+});
+const reaper = new Reaper({ store, runtime, sandboxes, events, log, intervalMs: 60_000 });
+
+beforeAll(async () => {
+  await linux.start();
+  await store.createTenant({ id: "t", name: "t", createdAt: new Date().toISOString() });
+}, 120_000);
+
+afterAll(async () => {
+  await linux.purgeHostState();
+  await linux.close();
+  await store.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe("reaper health check", () => {
+  it("does not fail a sandbox that was hibernated and woken while the check looked at it", async () => {
+    const { id } = await sandboxes.create("t", { network: { egress: "none" } });
+    await sandboxes.hibernate("t", id);
+    let release = () => {};
+    hold = new Promise((r) => {
+      release = r;
+    });
+    // The check sees no processes (hibernated) and is held before it acts on what it saw...
+    const check = reaper.checkHealth(id);
+    for (const deadline = Date.now() + 30_000; seen.length === 0; ) {
+      if (Date.now() > deadline) throw new Error("the reaper's check never inspected the sandbox");
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(seen[0]?.state).not.toBe("running");
+    // ...while a request wakes the sandbox; then the check goes on with its old observation.
+    hold = undefined;
+    await sandboxes.wake("t", id);
+    release();
+    await check;
+    const after = await sandboxes.get("t", id);
+    expect(after.state, JSON.stringify(after)).toBe("running");
+    expect((await runtime.inspect(id)).state).toBe("running");
+    await sandboxes.finish(id, "deleted", null, "test done");
+  }, 120_000);
+
+  it("still fails a running sandbox whose processes died", async () => {
+    const { id } = await sandboxes.create("t", { network: { egress: "none" } });
+    await linux.hibernate(id); // its processes end behind the service's back
+    await reaper.checkHealth(id);
+    const after = await sandboxes.get("t", id);
+    expect(after.state, JSON.stringify(after)).toBe("failed");
+    expect(after.failureReason).toMatch(/ended unexpectedly/);
+  }, 120_000);
+});
