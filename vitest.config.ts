@@ -25,5 +25,9 @@ export default defineConfig({
     pool: "forks",
     maxWorkers: 2,
     globalSetup: ["test/support/global-setup.ts"],
+    // `npm run test:soak` asks for a JSON report beside the usual output; unset, nothing changes.
+    ...(process.env.BERTH_TEST_JSON
+      ? { reporters: ["default", "json"], outputFile: { json: process.env.BERTH_TEST_JSON } }
+      : {}),
   },
 });

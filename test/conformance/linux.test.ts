@@ -2,11 +2,13 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { LinuxRuntime } from "@berth/runtime-linux";
+import { holdRange } from "../support/ranges.js";
 import { describeRuntimeConformance } from "./runtime-conformance.js";
 
 describeRuntimeConformance("linux (runc)", async () => {
   const dataDir = mkdtempSync("/tmp/berth-cf-");
-  const cidr = `10.${128 + Math.floor(Math.random() * 127)}.${Math.floor(Math.random() * 64) * 4}.0/22`;
+  const range = holdRange("sandboxes");
+  const cidr = range.cidr;
   const runtime = new LinuxRuntime({
     dataDir,
     ociRuntime: "auto",
@@ -45,6 +47,7 @@ describeRuntimeConformance("linux (runc)", async () => {
         `grep -q ' ${dataDir}/' /proc/self/mountinfo && umount -R -l ${dataDir}/* 2>/dev/null; true`,
       ]);
       rmSync(dataDir, { recursive: true, force: true });
+      range.release();
     },
   };
 });

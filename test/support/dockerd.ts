@@ -8,6 +8,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import http from "node:http";
+import { holdRange } from "./ranges.js";
 
 export interface TestDocker {
   socketPath: string;
@@ -25,7 +26,8 @@ export async function startTestDocker(): Promise<TestDocker | { reason: string }
   const socketPath = `${dir}/docker.sock`;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const btrfs = mountBtrfsDataRoot(`${dir}/data.img`, dataRoot);
-  const octet = 100 + Math.floor(Math.random() * 100);
+  // Its networks take /24s of a /16 that nothing else on this host uses.
+  const pool = holdRange("dockerPool");
   const child: ChildProcess = spawn(
     "dockerd",
     [
@@ -42,7 +44,7 @@ export async function startTestDocker(): Promise<TestDocker | { reason: string }
       ...(btrfs ? ["--storage-driver", "btrfs"] : []),
       "--ip-forward=false",
       "--default-address-pool",
-      `base=10.${octet}.0.0/16,size=24`,
+      `base=${pool.cidr},size=24`,
       "--containerd-namespace",
       `berth-${tag}`,
       "--containerd-plugins-namespace",
@@ -63,6 +65,7 @@ export async function startTestDocker(): Promise<TestDocker | { reason: string }
     ]);
     rmSync(dir, { recursive: true, force: true });
     rmSync(dataRoot, { recursive: true, force: true });
+    pool.release();
   };
   for (let i = 0; i < 300; i++) {
     if (child.exitCode !== null) break;

@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import dnsPacket from "dns-packet";
+import { holdRange, type RangeHold, tryHold } from "./ranges.js";
 
 export interface OutsideServer {
   /** The server's address (port 8080). */
@@ -72,18 +73,27 @@ export async function startOutsideServer(name: string, ip?: string): Promise<Out
   const tag = randomBytes(3).toString("hex");
   const ns = `bt${tag}`;
   const hostIf = `bth${tag}`;
-  const third = Math.floor(Math.random() * 250);
-  const hostIp = `198.18.${third}.1`;
-  const addr = ip ?? `198.18.${third}.2`;
+  // The link's range, and a fixed address asked for (one host route each), are held for this test alone.
+  const link = holdRange("outside");
+  const fixed = ip ? await waitForHold(`${ip}/32`) : undefined;
+  const hostIp = link.host(1);
+  const addr = ip ?? link.host(2);
   const sh = (cmd: string) => execFileSync("sh", ["-c", cmd], { stdio: "pipe" });
-  sh(`ip netns add ${ns}`);
-  sh(`ip link add ${hostIf} type veth peer name eth0 netns ${ns}`);
-  sh(`ip addr add ${hostIp}/30 dev ${hostIf} && ip link set ${hostIf} up`);
-  sh(
-    `ip -n ${ns} addr add ${addr}/32 dev eth0 && ip -n ${ns} link set eth0 up && ip -n ${ns} link set lo up`,
-  );
-  sh(`ip -n ${ns} route add ${hostIp} dev eth0 && ip -n ${ns} route add default via ${hostIp}`);
-  sh(`ip route add ${addr}/32 dev ${hostIf}`);
+  try {
+    sh(`ip netns add ${ns}`);
+    sh(`ip link add ${hostIf} type veth peer name eth0 netns ${ns}`);
+    sh(`ip addr add ${hostIp}/30 dev ${hostIf} && ip link set ${hostIf} up`);
+    sh(
+      `ip -n ${ns} addr add ${addr}/32 dev eth0 && ip -n ${ns} link set eth0 up && ip -n ${ns} link set lo up`,
+    );
+    sh(`ip -n ${ns} route add ${hostIp} dev eth0 && ip -n ${ns} route add default via ${hostIp}`);
+    sh(`ip route add ${addr}/32 dev ${hostIf}`);
+  } catch (e) {
+    sh(`ip link del ${hostIf} 2>/dev/null; ip netns del ${ns} 2>/dev/null; true`);
+    fixed?.release();
+    link.release();
+    throw e;
+  }
   const { key, cert } = testCertificate();
   const proc = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", SERVER, name], {
     stdio: "ignore",
@@ -106,8 +116,21 @@ export async function startOutsideServer(name: string, ip?: string): Promise<Out
       } catch {
         // already gone
       }
+      fixed?.release();
+      link.release();
     },
   };
+}
+
+/** Holds `cidr` once the test process holding it now lets it go (up to a minute; then says who holds it). */
+async function waitForHold(cidr: string): Promise<RangeHold> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const h = tryHold(cidr);
+    if (h) return h;
+    if (Date.now() > deadline) throw new Error(`${cidr} is still held by another test process after 60 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
 }
 
 /** A DNS server on 127.0.0.1 answering A queries from `records` (name -> IPv4), NXDOMAIN otherwise. */

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "./ports.js";
 import { purgeDataDir } from "./purge.js";
+import { holdRange } from "./ranges.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
@@ -30,7 +31,8 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
   const dataDir = mkdtempSync("/tmp/berth-proc-");
   let port = await freePort();
   let url = `http://127.0.0.1:${port}`;
-  const cidr = `10.${128 + Math.floor(Math.random() * 127)}.${Math.floor(Math.random() * 64) * 4}.0/22`;
+  const range = holdRange("sandboxes");
+  const cidr = range.cidr;
   let child: ChildProcess | undefined;
   let stderr = "";
   const start = async () => {
@@ -71,7 +73,12 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
       await start();
       break;
     } catch (e) {
-      if (attempt >= 3 || !String(e).includes("EADDRINUSE")) throw e;
+      if (attempt >= 3 || !String(e).includes("EADDRINUSE")) {
+        await kill(child, "SIGKILL");
+        await purgeDataDir(dataDir, cidr);
+        range.release();
+        throw e;
+      }
       port = await freePort();
       url = `http://127.0.0.1:${port}`;
     }
@@ -84,15 +91,18 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
     log: () => stderr,
     start,
     async purge() {
-      await this.kill("SIGTERM");
+      await kill(child, "SIGTERM");
       await purgeDataDir(dataDir, cidr);
+      range.release();
     },
-    async kill(signal) {
-      const c = child;
-      if (!c || c.exitCode !== null || c.signalCode !== null) return;
-      const ended = new Promise((r) => c.once("exit", r));
-      c.kill(signal);
-      await ended;
-    },
+    kill: (signal) => kill(child, signal),
   };
+}
+
+/** Sends `signal` to a server process still running and waits for it to end. */
+async function kill(c: ChildProcess | undefined, signal: NodeJS.Signals): Promise<void> {
+  if (!c || c.exitCode !== null || c.signalCode !== null) return;
+  const ended = new Promise((r) => c.once("exit", r));
+  c.kill(signal);
+  await ended;
 }

@@ -10,6 +10,7 @@ import { loadConfig } from "@berth/core";
 import { type BerthServer, startServer } from "@berth/server";
 import pino from "pino";
 import { purgeDataDir } from "./purge.js";
+import { holdRange, type RangeHold } from "./ranges.js";
 
 export interface TestServer {
   url: string;
@@ -27,10 +28,10 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const dataDir = o.dataDir ?? mkdtempSync("/tmp/berth-e2e-");
   const logLines: string[] = [];
-  // Servers of concurrent test files share this host: each gets its own /22 of sandbox addresses.
-  const cidr =
-    o.env?.BERTH_NETWORK_CIDR ??
-    `10.${128 + Math.floor(Math.random() * 127)}.${Math.floor(Math.random() * 64) * 4}.0/22`;
+  // Servers of concurrent test files (and any other server on this host) share it: each test
+  // server gets a /22 of sandbox addresses nothing else uses.
+  const range = o.env?.BERTH_NETWORK_CIDR ? undefined : holdRange("sandboxes");
+  const cidr = o.env?.BERTH_NETWORK_CIDR ?? (range as RangeHold).cidr;
   const logger = pino(
     { level: process.env.BERTH_TEST_LOG_LEVEL ?? "info" },
     { write: (line: string) => logLines.push(line) },
@@ -51,9 +52,15 @@ export async function startTestServer(
     port = new URL(s.url).port;
     return s;
   };
-  let server: BerthServer | undefined = await boot();
+  let server: BerthServer | undefined;
+  try {
+    server = await boot();
+  } catch (e) {
+    range?.release();
+    throw e;
+  }
   const t: TestServer = {
-    url: server.url,
+    url: (server as BerthServer).url,
     adminKey: readFileSync(join(dataDir, "admin-key"), "utf8").trim(),
     dataDir,
     logLines,
@@ -68,6 +75,7 @@ export async function startTestServer(
       server = undefined;
       // Whatever the tests left running goes, through a runtime of its own.
       await purgeDataDir(dataDir, cidr);
+      range?.release();
     },
   };
   return t;
