@@ -138,6 +138,23 @@ export class SupervisorClient {
    * fails or the connection breaks, nothing is left behind in the sandbox.
    */
   async write(path: string, body: Readable | Buffer, o: { mode?: number } = {}): Promise<{ size: number }> {
+    // Until the loop below reads it, nothing listens to the body: one failing while the request
+    // is opened would be an uncaught 'error' (a process crash). The loop reports the error.
+    const ignore = () => {};
+    if (!Buffer.isBuffer(body)) body.on("error", ignore);
+    try {
+      return await this.upload(path, body, o);
+    } finally {
+      if (!Buffer.isBuffer(body)) body.off("error", ignore);
+    }
+  }
+
+  /** `write`'s request, then its body as frames. */
+  private async upload(
+    path: string,
+    body: Readable | Buffer,
+    o: { mode?: number },
+  ): Promise<{ size: number }> {
     const { conn } = await this.open({ op: "write", path, mode: o.mode }, path);
     try {
       const chunks: AsyncIterable<Buffer> | Buffer[] = Buffer.isBuffer(body) ? [body] : body;

@@ -131,6 +131,17 @@ describe("berth-init files", () => {
     expect(readFileSync(`${w}/outside/deep/keep.txt`, "utf8")).toBe("precious");
   });
 
+  it("an upload whose body fails while the request is still being opened is an error, not a crash", async () => {
+    mkdirSync(`${w}/early`);
+    own(`${w}/early`);
+    const body = new PassThrough();
+    const done = init.client.write(`${w}/early/f.txt`, body);
+    // Nothing reads the body yet: the client still waits for berth-init's first reply.
+    body.destroy(new Error("client went away early"));
+    await expect(done).rejects.toThrow("client went away early");
+    expect(await eventually(() => readdirSync(`${w}/early`).length === 0)).toBe(true);
+  });
+
   it("an upload aborted mid-way leaves neither the file nor a temp file", async () => {
     mkdirSync(`${w}/up`);
     writeFileSync(`${w}/up/existing.txt`, "old");
@@ -170,7 +181,14 @@ describe("berth-init files", () => {
     expect(await eventually(() => has("modify", `${w}/watched/a.txt`))).toBe(true);
     mkdirSync(`${w}/watched/sub`);
     expect(await eventually(() => has("create", `${w}/watched/sub`))).toBe(true);
-    await new Promise((r) => setTimeout(r, 50)); // the new directory's watch is added after its event
+    // The new directory's watch is added after its event: touch files in it until one is reported.
+    let probes = 0;
+    expect(
+      await eventually(() => {
+        writeFileSync(`${w}/watched/sub/probe${probes++}`, "");
+        return events.some((e) => e.type === "create" && e.path.startsWith(`${w}/watched/sub/probe`));
+      }),
+    ).toBe(true);
     writeFileSync(`${w}/watched/sub/b.txt`, "x");
     expect(await eventually(() => has("create", `${w}/watched/sub/b.txt`))).toBe(true);
     await init.client.remove(`${w}/watched/a.txt`, { recursive: false });
