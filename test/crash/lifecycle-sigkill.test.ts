@@ -65,7 +65,7 @@ async function expectConsistent(id: string, allowed: string[], what: string) {
 /** Sends the request, SIGKILLs the server `delayMs` later, and starts it again. */
 async function killDuring(method: string, path: string, body: unknown, delayMs: number) {
   const sent = call(method, path, body).catch(() => undefined);
-  await sleep(delayMs);
+  await sleep(delayMs); // the behaviour under test: the kill lands at this point of the request
   await srv.kill("SIGKILL");
   await sent;
   await srv.start();

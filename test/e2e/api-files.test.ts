@@ -134,15 +134,21 @@ describe("file endpoints", () => {
 
   it("streams file changes from watch", async () => {
     await sh("mkdir -p /workspace/w");
+    // The server answers (headers) once the watch is in place: changes after that are seen.
+    let opened = () => {};
+    const open = new Promise<void>((r) => {
+      opened = r;
+    });
     const watching = readSse(
       url("/files/watch?path=/workspace/w"),
       { headers: auth() },
       {
         until: (_e, all) => all.some((x) => x.data.type === "delete"),
         timeoutMs: 10_000,
+        onOpen: opened,
       },
     );
-    await new Promise((r) => setTimeout(r, 300));
+    await open;
     await sh("echo a > /workspace/w/new.txt; sleep 0.1; rm /workspace/w/new.txt");
     const { events } = await watching;
     const kinds = events.map((e) => e.data.type);

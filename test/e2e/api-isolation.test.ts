@@ -95,6 +95,7 @@ describe("isolation", () => {
       timeoutMs: 6_000,
     });
     let peak = 0;
+    // Sampled every 100 ms while the bomb runs (its 3 s): the highest count is its peak.
     for (let i = 0; i < 15; i++) {
       await new Promise((r) => setTimeout(r, 100));
       const m = await api(server, server.adminKey, "GET", `/v1/sandboxes/${id}/metrics`);

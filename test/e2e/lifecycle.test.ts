@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, startTestServer, type TestServer } from "../support/server.js";
+import { waitFor } from "../support/wait.js";
 
 let server: TestServer;
 const call = (method: string, path: string, body?: unknown) =>
@@ -40,7 +41,17 @@ async function startCounter(id: string) {
     cmd: ["sh", "-c", "i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done"],
   });
   expect(r.status).toBe(201);
-  await sleep(300);
+  await counterAbove(id, 0);
+}
+
+/** Waits until the counter in the sandbox has passed `n`; answers its value. */
+async function counterAbove(id: string, n: number): Promise<number> {
+  const r = await waitFor(
+    `the counter in ${id} to pass ${n}`,
+    () => sh(id, "cat /tmp/count 2>/dev/null"),
+    (r) => Number(r.body.stdout) > n,
+  );
+  return Number(r.body.stdout);
 }
 
 describe("pause and resume", () => {
@@ -62,14 +73,13 @@ describe("pause and resume", () => {
       return p ? Number(readFileSync(`${p}/cpuacct.usage`, "utf8")) : 0;
     };
     const c1 = cpu();
-    await sleep(800);
+    await sleep(800); // the behaviour under test: no CPU time at all for a while
     expect(cpu()).toBe(c1);
     expect((await call("POST", `/v1/sandboxes/${id}/pause`)).body.state).toBe("paused"); // idempotent
     const resumed = await call("POST", `/v1/sandboxes/${id}/resume`);
     expect(resumed.body.state).toBe("running");
     const n1 = Number((await sh(id, "cat /tmp/count")).body.stdout);
-    await sleep(500);
-    expect(Number((await sh(id, "cat /tmp/count")).body.stdout)).toBeGreaterThan(n1);
+    expect(await counterAbove(id, n1)).toBeGreaterThan(n1);
   });
 
   it("resumes a paused sandbox by itself when it is used, and says how long that took", async () => {
@@ -105,7 +115,7 @@ describe("hibernate and wake", () => {
       ["exited", "SIGKILL"],
     ]);
     const c1 = (await sh(id, "cat /tmp/count")).body.stdout;
-    await sleep(400);
+    await sleep(400); // the behaviour under test: the counter stays still (it ticked every 100 ms)
     expect((await sh(id, "cat /tmp/count")).body.stdout).toBe(c1);
     expect((await sh(id, "ip -4 -o addr show eth0 | awk '{print $4}'")).body.stdout).toBe(addr);
   });
@@ -117,7 +127,18 @@ describe("hibernate and wake", () => {
     await start('while true; do echo "$MARK" > /tmp/alive; sleep 0.1; done', "on-wake");
     await start("sleep 600");
     await start("exit 0", "on-wake"); // ended before the hibernate: stays ended
-    await sleep(300);
+    await waitFor(
+      "the loop to write /tmp/alive and `exit 0` to end",
+      async () => ({
+        alive: (await sh(id, "cat /tmp/alive 2>/dev/null")).body.stdout,
+        procs: (await call("GET", `/v1/sandboxes/${id}/processes`)).body.items,
+      }),
+      (v) =>
+        v.alive === "m\n" &&
+        v.procs.some(
+          (p: { cmd: string[]; state: string }) => p.cmd.includes("exit 0") && p.state === "exited",
+        ),
+    );
     const h = await call("POST", `/v1/sandboxes/${id}/hibernate`);
     expect(h.body.state, JSON.stringify(h.body)).toBe("hibernated");
     const w = await call("POST", `/v1/sandboxes/${id}/wake`);
@@ -169,22 +190,18 @@ describe("idle policies", () => {
     const paused = await create({ idle: { afterSeconds: 1, action: "pause" } });
     const hibernated = await create({ idle: { afterSeconds: 1, action: "hibernate" } });
     const deleted = await create({ idle: { afterSeconds: 1, action: "delete" } });
-    for (let i = 0; i < 50; i++) {
-      const states = await Promise.all([paused, hibernated, deleted].map(state));
-      if (states.join() === "paused,hibernated,deleted") break;
-      await sleep(200);
-    }
-    expect(await Promise.all([paused, hibernated, deleted].map(state))).toEqual([
-      "paused",
-      "hibernated",
-      "deleted",
-    ]);
+    await waitFor(
+      "the idle actions",
+      () => Promise.all([paused, hibernated, deleted].map(state)),
+      (states) => states.join() === "paused,hibernated,deleted",
+    );
     // Use wakes it again.
     expect((await sh(hibernated, "echo back")).body.stdout).toBe("back\n");
   });
 
   it("keeps a sandbox that is being used", async () => {
     const id = await create({ idle: { afterSeconds: 2, action: "hibernate" } });
+    // The behaviour under test: used every 500 ms for 3 s, longer than its idle time.
     for (let i = 0; i < 6; i++) {
       await sh(id, "true");
       await sleep(500);

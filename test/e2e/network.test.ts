@@ -41,12 +41,24 @@ const netOf = (id: string) =>
   };
 
 beforeAll(async () => {
-  [a, b, c, metadata] = await Promise.all([
+  const started = await Promise.allSettled([
     startOutsideServer("a"),
     startOutsideServer("b"),
     startOutsideServer("c"),
     startOutsideServer("meta", "169.254.169.254"),
   ]);
+  const failed = started.find((s) => s.status === "rejected");
+  if (failed) {
+    // The ones that did start go now: afterAll knows only what was assigned.
+    for (const s of started) if (s.status === "fulfilled") s.value.stop();
+    throw failed.reason;
+  }
+  [a, b, c, metadata] = started.map((s) => (s as PromiseFulfilledResult<OutsideServer>).value) as [
+    OutsideServer,
+    OutsideServer,
+    OutsideServer,
+    OutsideServer,
+  ];
   dns = await startFakeDns({
     "allowed.test": a.ip,
     "x.wild.test": a.ip,

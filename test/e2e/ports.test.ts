@@ -388,7 +388,7 @@ describe("exposed ports through the proxy", () => {
   it("wakes a paused sandbox for a request to its port, and counts the request as activity", async () => {
     const before = (await call("GET", `/v1/sandboxes/${id}`)).body.lastActivityAt;
     expect((await call("POST", `/v1/sandboxes/${id}/pause`)).body.state).toBe("paused");
-    await sleep(20);
+    await sleep(20); // the clock moves on, so the activity this request counts is a later time
     const r = await send(`/p/${id}/8000/hello`, { headers: { "x-berth-token": token } });
     expect(r.status).toBe(200);
     expect(Number(r.headers["x-berth-wake-ms"])).toBeGreaterThan(0);

@@ -9,7 +9,9 @@ import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FakeModel, isToolResult, startFakeModel } from "../fixtures/fake-model/server.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
+import { sessionIn } from "../support/sessions.js";
 import { readSse } from "../support/sse.js";
+import { waitFor } from "../support/wait.js";
 
 let model: FakeModel;
 let server: TestServer;
@@ -60,28 +62,33 @@ async function metric(name: string, labels: Record<string, string> = {}): Promis
   return m ? Number(m.value) : Number.NaN;
 }
 
-/** Waits until the pool has a parked start ready (the test's own timeout bounds it). */
+/** Waits until the pool has a parked start ready. */
 async function poolReady(): Promise<void> {
-  while ((await metric("berth_agent_warm_pool_ready")) < 1) await new Promise((r) => setTimeout(r, 100));
+  await waitFor(
+    "a parked start in the warm pool",
+    () => metric("berth_agent_warm_pool_ready"),
+    (n) => n >= 1,
+    {
+      timeoutMs: 90_000,
+    },
+  );
 }
 
 /** Runs an ephemeral session to its end: its record, and whether its start was warm. */
 async function runSession(body: Record<string, unknown>, key = server.adminKey) {
   const created = await call("POST", "/v1/sessions", { prompt: "say done", ...body }, key);
   expect(created.status, JSON.stringify(created.body)).toBe(201);
-  for (;;) {
-    const r = await call("GET", `/v1/sessions/${created.body.id}`, undefined, key);
-    if (["completed", "failed"].includes(r.body.state)) {
-      const log = await readSse(
-        `${server.url}/v1/sessions/${created.body.id}/events`,
-        { headers: { authorization: `Bearer ${key}` } },
-        { timeoutMs: 2_000 },
-      );
-      const starting = log.events.find((e) => e.event === "state" && (e.data as any).state === "starting");
-      return { session: r.body, warm: (starting?.data as any)?.warm as boolean, events: log.events };
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const session = await sessionIn((p) => call("GET", p, undefined, key), created.body.id, [
+    "completed",
+    "failed",
+  ]);
+  const log = await readSse(
+    `${server.url}/v1/sessions/${created.body.id}/events`,
+    { headers: { authorization: `Bearer ${key}` } },
+    { timeoutMs: 2_000 },
+  );
+  const starting = log.events.find((e) => e.event === "state" && (e.data as any).state === "starting");
+  return { session, warm: (starting?.data as any)?.warm as boolean, events: log.events };
 }
 
 /** Sandboxes runc runs for this server (pooled ones included). */
@@ -177,30 +184,29 @@ describe("warm starts of agent sessions", () => {
     expect(created.body.sandboxId).toBe(parked[0]);
     const id = created.body.id as string;
     // A session that ends instead (failed, completed) stops the wait, and the check shows it whole.
-    const waitFor = async (states: string[]) => {
-      for (;;) {
-        const r = await call("GET", `/v1/sessions/${id}`);
-        if ([...states, "failed", "completed"].includes(r.body.state)) {
-          expect(states, JSON.stringify(r.body)).toContain(r.body.state);
-          return r.body;
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
+    const sessionAt = async (states: string[]) => {
+      const s = await sessionIn((p) => call("GET", p), id, [...states, "failed", "completed"]);
+      expect(states, JSON.stringify(s)).toContain(s.state);
+      return s;
     };
-    await waitFor(["hibernated"]);
+    await sessionAt(["hibernated"]);
     expect((await call("POST", `/v1/sessions/${id}/messages`, { text: "hybrid-warm second" })).status).toBe(
       202,
     );
-    for (;;) {
-      const t = model.turns().find((r) => JSON.stringify(r.body).includes("hybrid-warm second"));
-      if (t) {
-        // Resumed from the transcript the parked process wrote under the session's id.
-        expect(JSON.stringify(t.body.messages)).toContain("hybrid-warm first");
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    await waitFor(["idle", "hibernated"]);
+    // The model is asked again; meanwhile the session and its sandbox are shown if it never is.
+    const t = await waitFor(
+      "the model to be asked the second message",
+      async () => ({
+        turn: model.turns().find((r) => JSON.stringify(r.body).includes("hybrid-warm second")),
+        session: (await call("GET", `/v1/sessions/${id}`)).body,
+        sandbox: (await call("GET", `/v1/sandboxes/${created.body.sandboxId}`)).body,
+      }),
+      (v) => v.turn !== undefined,
+      { timeoutMs: 90_000 },
+    );
+    // Resumed from the transcript the parked process wrote under the session's id.
+    expect(JSON.stringify(t.turn?.body.messages)).toContain("hybrid-warm first");
+    await sessionAt(["idle", "hibernated"]);
     await call("DELETE", `/v1/sessions/${id}`);
     await call("DELETE", `/v1/sandboxes/${created.body.sandboxId}`);
   }, 120_000);

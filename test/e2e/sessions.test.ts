@@ -19,6 +19,7 @@ import {
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { sessionIn } from "../support/sessions.js";
 import { readSse, type SseEvent } from "../support/sse.js";
+import { waitFor } from "../support/wait.js";
 
 const REAL_KEY = `sk-ant-real-${Math.random().toString(36).slice(2)}-do-not-leak`;
 
@@ -72,6 +73,17 @@ const call = (method: string, path: string, body?: unknown) =>
 
 /** Waits until the session is in one of `states` (the test's own timeout bounds it). */
 const until = (id: string, states: string[]) => sessionIn((p) => call("GET", p), id, states);
+/** The model turn whose request mentions `text`, once it comes; else the session is shown. */
+const turnWith = (id: string, text: string) =>
+  waitFor(
+    `the model to be asked about "${text}"`,
+    async () => ({
+      turn: model.turns().find((r) => JSON.stringify(r.body).includes(text)),
+      session: (await call("GET", `/v1/sessions/${id}`)).body,
+    }),
+    (v) => v.turn !== undefined,
+    { timeoutMs: 90_000 },
+  ).then((v) => v.turn as NonNullable<typeof v.turn>);
 
 async function events(id: string, lastEventId?: string): Promise<SseEvent[]> {
   const r = await readSse(
@@ -229,10 +241,8 @@ describe("agent sessions", () => {
     );
     const created = await call("POST", "/v1/sessions", { prompt: marker, pattern: "long-running" });
     const id = created.body.id;
-    // Wait until the model is streaming the slow answer.
-    for (let i = 0; i < 200 && !model.turns().some((t) => JSON.stringify(t.body).includes(marker)); i++)
-      await new Promise((r) => setTimeout(r, 100));
-    await new Promise((r) => setTimeout(r, 500));
+    // The model has been asked and streams the slow answer (60 s of it): the turn is under way.
+    await turnWith(id, marker);
     const stop = await call("POST", `/v1/sessions/${id}/interrupt`);
     expect(stop.status).toBe(202);
     const idle = await until(id, ["idle", "failed"]);
@@ -240,11 +250,11 @@ describe("agent sessions", () => {
     expect(idle.result.subtype).not.toBe("success");
     const next = await call("POST", `/v1/sessions/${id}/messages`, { text: "second turn" });
     expect(next.status).toBe(202);
-    for (;;) {
-      const s = await call("GET", `/v1/sessions/${id}`);
-      if (s.body.state === "idle" && s.body.result?.result === "second answer") break;
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    await waitFor(
+      "the second turn's answer",
+      async () => (await call("GET", `/v1/sessions/${id}`)).body,
+      (s) => s.state === "idle" && s.result?.result === "second answer",
+    );
     await call("DELETE", `/v1/sessions/${id}`);
   }, 120_000);
 
@@ -362,28 +372,14 @@ describe("agent sessions", () => {
     const sent = await call("POST", `/v1/sessions/${id}/messages`, { text: "second question" });
     expect(sent.status, JSON.stringify(sent.body)).toBe(202);
     expect((await call("GET", `/v1/sandboxes/${created.body.sandboxId}`)).body.state).toBe("running");
-    for (;;) {
-      const t = model.turns().find((r) => JSON.stringify(r.body).includes("second question"));
-      if (t) {
-        const text = JSON.stringify(t.body.messages);
-        expect(text).toContain(`${marker} first`);
-        expect(text).toContain(`first answer ${marker}`);
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const second = JSON.stringify((await turnWith(id, "second question")).body.messages);
+    expect(second).toContain(`${marker} first`);
+    expect(second).toContain(`first answer ${marker}`);
     // The transcript is kept in the sandbox: a resume works after a server restart too.
     await until(id, ["hibernated"]);
     await server.restart();
     expect((await call("POST", `/v1/sessions/${id}/messages`, { text: "third question" })).status).toBe(202);
-    for (;;) {
-      const t = model.turns().find((r) => JSON.stringify(r.body).includes("third question"));
-      if (t) {
-        expect(JSON.stringify(t.body.messages)).toContain("second answer");
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    expect(JSON.stringify((await turnWith(id, "third question")).body.messages)).toContain("second answer");
     await until(id, ["idle", "hibernated"]);
     await call("DELETE", `/v1/sessions/${id}`);
     await call("DELETE", `/v1/sandboxes/${created.body.sandboxId}`);

@@ -84,6 +84,12 @@ afterAll(async () => {
 
 const call = (method: string, path: string, body?: unknown) =>
   api(server, server.adminKey, method, path, body);
+/** Creates a sandbox; a failed create fails the test with the server's answer. */
+const create = async (body: unknown) => {
+  const r = await call("POST", "/v1/sandboxes", body);
+  expect(r.status, JSON.stringify(r.body)).toBe(201);
+  return r.body.id as string;
+};
 const exec = async (id: string, script: string) =>
   (await call("POST", `/v1/sandboxes/${id}/exec`, { cmd: ["sh", "-c", script] })).body;
 const objectsOf = (id: string) =>
@@ -178,7 +184,7 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
   });
 
   it("changes egress live by replacing the NetworkPolicy", async () => {
-    const id = (await call("POST", "/v1/sandboxes", { resources: { cpus: 0.5 } })).body.id as string;
+    const id = await create({ resources: { cpus: 0.5 } });
     expect((await call("PATCH", `/v1/sandboxes/${id}`, { network: { egress: "open" } })).status).toBe(200);
     const policy = cluster.api.objects.networkpolicies.get(`${NS}/berth-${id}`) as KObject;
     expect(policy.spec.egress[0].to[0].ipBlock).toMatchObject({ cidr: "0.0.0.0/0" });
@@ -226,7 +232,7 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
   });
 
   it("hibernates by deleting the Pod (the claim stays) and wakes on the same claim", async () => {
-    const id = (await call("POST", "/v1/sandboxes", { resources: { cpus: 0.5 } })).body.id as string;
+    const id = await create({ resources: { cpus: 0.5 } });
     await exec(id, "echo kept > /workspace/k");
     expect((await call("POST", `/v1/sandboxes/${id}/hibernate`)).status).toBe(200);
     expect(cluster.api.objects.pods.has(`${NS}/berth-${id}`)).toBe(false);
@@ -236,7 +242,7 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
   });
 
   it("answers 501 not_supported for pause and template imports, with what to do instead", async () => {
-    const id = (await call("POST", "/v1/sandboxes", { resources: { cpus: 0.5 } })).body.id as string;
+    const id = await create({ resources: { cpus: 0.5 } });
     const p = await call("POST", `/v1/sandboxes/${id}/pause`);
     expect(p.status).toBe(501);
     expect(p.body.error.message).toMatch(/hibernate/);
@@ -315,7 +321,7 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
   });
 
   it("goes on reaping the other sandboxes while one sandbox's API calls hang", async () => {
-    const stuck = (await call("POST", "/v1/sandboxes", { resources: { cpus: 0.5 } })).body.id as string;
+    const stuck = await create({ resources: { cpus: 0.5 } });
     cluster.api.stalled.add(`berth-${stuck}`);
     try {
       const r = await call("POST", "/v1/sandboxes", { resources: { cpus: 0.5 }, timeoutSeconds: 1 });
@@ -365,7 +371,7 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
   });
 
   it("deletes every object of a sandbox (idempotently)", async () => {
-    const id = (await call("POST", "/v1/sandboxes", { resources: { cpus: 0.5 } })).body.id as string;
+    const id = await create({ resources: { cpus: 0.5 } });
     expect(objectsOf(id).length).toBe(3);
     expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
     expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);

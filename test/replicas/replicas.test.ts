@@ -12,6 +12,7 @@ import { startPostgres } from "../support/postgres.js";
 import { api } from "../support/server.js";
 import { type ServerProcess, startServerProcess } from "../support/server-process.js";
 import { readSse } from "../support/sse.js";
+import { waitFor } from "../support/wait.js";
 
 let pg: { url: string; stop(): Promise<void> };
 let a: ServerProcess;
@@ -97,7 +98,11 @@ describe("replicas sharing PostgreSQL", () => {
     const made = [];
     for (const s of [a, b, a, b])
       made.push((await on(s, "POST", "/v1/sandboxes", { timeoutSeconds: 2 })).body.id as string);
-    await sleep(4000);
+    await waitFor(
+      "every sandbox to be reaped at its timeout",
+      () => Promise.all(made.map(async (id) => (await on(b, "GET", `/v1/sandboxes/${id}`)).body.state)),
+      (states) => states.every((s) => s === "deleted"),
+    );
     for (const id of made) {
       const { events } = await readSse(
         `${b.url}/v1/sandboxes/${id}/events`,
@@ -122,7 +127,7 @@ describe("replicas sharing PostgreSQL", () => {
     await on(a, "POST", `/v1/sandboxes/${keep}/exec`, { cmd: ["sh", "-c", "echo survives > /workspace/s"] });
     const loadA = runLoad({ url: a.url, key: a.adminKey, clients: 2, seconds: 8, retryMs: 100 });
     const loadB = runLoad({ url: b.url, key: b.adminKey, clients: 2, seconds: 8, retryMs: 100 });
-    await sleep(3000);
+    await sleep(3000); // the behaviour under test: A dies in the middle of the load
     await a.kill("SIGKILL");
     // While A is down, B answers for A's sandbox with a clear 503, and serves its own.
     const down = await on(b, "POST", `/v1/sandboxes/${keep}/exec`, { cmd: ["true"] });

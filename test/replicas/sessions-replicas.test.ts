@@ -10,6 +10,7 @@ import { api } from "../support/server.js";
 import { type ServerProcess, startServerProcess } from "../support/server-process.js";
 import { sessionIn } from "../support/sessions.js";
 import { readSse, type SseEvent } from "../support/sse.js";
+import { waitFor } from "../support/wait.js";
 
 let pg: { url: string; stop(): Promise<void> };
 let model: FakeModel;
@@ -53,6 +54,25 @@ async function reach(s: ServerProcess, id: string, want: string): Promise<any> {
 const until = (s: ServerProcess, id: string, states: string[]) =>
   sessionIn((p) => on(s, "GET", p), id, states);
 
+/** Sends the next message through `s` and waits until the model is asked it (the turn is under way). */
+async function sendAndAsked(s: ServerProcess, id: string, text: string): Promise<void> {
+  const before = model.turns().length;
+  const sent = await on(s, "POST", `/v1/sessions/${id}/messages`, { text });
+  expect(sent.status, JSON.stringify(sent.body)).toBe(202);
+  await waitFor(
+    `the model to be asked "${text}"`,
+    async () => ({
+      asked: model
+        .turns()
+        .slice(before)
+        .some((t) => lastUserText(t.body).includes(text)),
+      session: (await on(s, "GET", `/v1/sessions/${id}`)).body,
+    }),
+    (v) => v.asked,
+    { timeoutMs: 60_000 },
+  );
+}
+
 describe("agent sessions on replicas sharing PostgreSQL", () => {
   it("takes a session's next message, events, interrupt and delete on the replica that does not run it", async () => {
     const created = await on(a, "POST", "/v1/sessions", { prompt: "first turn", pattern: "long-running" });
@@ -60,9 +80,7 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     const id = created.body.id as string;
     await reach(b, id, "idle");
     // The next turn through B reaches the agent on A, which sends the model both turns.
-    const sent = await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "second turn" });
-    expect(sent.status, JSON.stringify(sent.body)).toBe(202);
-    await sleep(300);
+    await sendAndAsked(b, id, "second turn");
     const done = await until(b, id, ["idle", "failed"]);
     expect(done.state).toBe("idle");
     const last = model.turns().at(-1)?.body;
@@ -101,9 +119,7 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     expect(ids).toEqual(all.events.map((e) => e.id));
     expect(new Set(ids).size).toBe(ids.length);
     // A slow turn interrupted through B: the agent on A stops it and waits for the next message.
-    await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "answer slowly" });
-    await until(b, id, ["running"]);
-    await sleep(500);
+    await sendAndAsked(b, id, "answer slowly");
     const interrupted = await on(b, "POST", `/v1/sessions/${id}/interrupt`);
     expect(interrupted.status, JSON.stringify(interrupted.body)).toBe(202);
     await reach(a, id, "idle");
@@ -182,9 +198,7 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     const ended = await on(a, "POST", "/v1/sessions", { prompt: "one and done" });
     await reach(b, ended.body.id, "completed");
     // A is killed mid-turn.
-    expect((await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "answer slowly" })).status).toBe(202);
-    await until(b, id, ["running"]);
-    await sleep(500);
+    await sendAndAsked(b, id, "answer slowly");
     await a.kill("SIGKILL");
     let following: Promise<{ status: number; events: SseEvent[] }> | undefined;
     try {
@@ -223,10 +237,7 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     }
     // Back up: the session waits for a message, and takes it.
     expect((await until(b, id, ["idle"])).state).toBe("idle");
-    expect((await on(b, "POST", `/v1/sessions/${id}/messages`, { text: "after the restart" })).status).toBe(
-      202,
-    );
-    await sleep(300);
+    await sendAndAsked(b, id, "after the restart");
     await reach(b, id, "idle");
     expect(lastUserText(model.turns().at(-1)?.body)).toContain("after the restart");
     // The stream held open on B saw A's recovery put the cut turn's session back to idle, then the next turn.

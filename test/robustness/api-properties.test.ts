@@ -208,7 +208,8 @@ describe("oversized and slow clients", () => {
     }, 500);
     const closed = slow.map((s) => new Promise<void>((r) => s.once("close", () => r())));
     try {
-      await new Promise((r) => setTimeout(r, 1000));
+      // Every slow client is connected and dripping before the others are served.
+      await Promise.all(slow.map((s) => new Promise((r) => (s.connecting ? s.once("connect", r) : r(null)))));
       for (let i = 0; i < 5; i++) {
         const r = await call("POST", `/v1/sandboxes/${sandboxId}/exec`, { cmd: ["echo", "served"] });
         expect(r.body.stdout).toBe("served\n");

@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, startTestServer, type TestServer } from "../support/server.js";
+import { waitFor } from "../support/wait.js";
 
 let server: TestServer;
 let id: string;
@@ -402,6 +403,8 @@ describe("escape suite: kernel interfaces", () => {
         "  f,a=s.recvfrom(65535)",
         "  if a[2]==socket.PACKET_OUTGOING: continue",
         "  if f[12:14]==b'\\x08\\x00': seen.add(socket.inet_ntoa(f[26:30]))",
+        // The control packet (UDP to port 7, sent last) says everything sent before it has passed.
+        "  if f[12:14]==b'\\x08\\x00' and f[23]==17 and f[36:38]==b'\\x00\\x07': print('control',flush=True)",
         "  if f[12:14]==b'\\x86\\xdd': seen.add(socket.inet_ntop(socket.AF_INET6,f[22:38]))",
         "print('seen',' '.join(sorted(seen)))",
       ].join("\n"),
@@ -434,11 +437,18 @@ describe("escape suite: kernel interfaces", () => {
         '  s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM);s.setsockopt(socket.IPPROTO_IPV6,78,1);s.bind(("fe80::dead",0,0,socket.if_nametoindex("eth0")));s.sendto(b"x",("ff02::1",9,0,socket.if_nametoindex("eth0")))',
         'for n,f in [("freebind",freebind),("transparent",transparent),("raw",raw),("packet",packet),("freebind6",freebind6)]: tryit(n,f)',
         // The control: a packet from its own address is seen by the capture.
-        `socket.socket(socket.AF_INET,socket.SOCK_DGRAM).sendto(b"x",("${dst}",9))`,
+        `socket.socket(socket.AF_INET,socket.SOCK_DGRAM).sendto(b"x",("${dst}",7))`,
       ]),
     );
-    // Packets still on their way across the veth arrive well within this.
-    await new Promise((r) => setTimeout(r, 300));
+    // The packets leave in order: once the control has crossed the veth, so has every earlier one.
+    await waitFor(
+      "the capture to see the control packet",
+      () => out,
+      (o) => o.includes("control"),
+      {
+        timeoutMs: 20_000,
+      },
+    );
     capture.stdin.end();
     await done;
     // Outside first: what reached the host end of the veth (its own link-local aside).

@@ -10,7 +10,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import dnsPacket from "dns-packet";
-import { holdRange, type RangeHold, tryHold } from "./ranges.js";
+import { holdRange, type RangeHold, rangesInUse, tryHold } from "./ranges.js";
+import { waitFor } from "./wait.js";
 
 export interface OutsideServer {
   /** The server's address (port 8080). */
@@ -99,38 +100,41 @@ export async function startOutsideServer(name: string, ip?: string): Promise<Out
     stdio: "ignore",
     env: { ...process.env, TLS_KEY: key, TLS_CERT: cert },
   });
-  for (let i = 0; i < 200; i++) {
+  await waitFor(`the outside server ${name} to listen`, () => {
+    sh(`ip netns exec ${ns} bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080'`);
+    return true;
+  });
+  const stop = () => {
+    process.off("exit", stop);
+    proc.kill("SIGKILL");
     try {
-      sh(`ip netns exec ${ns} bash -c 'exec 3<>/dev/tcp/127.0.0.1/8080'`);
-      break;
+      sh(`ip route del ${addr}/32 2>/dev/null; ip link del ${hostIf} 2>/dev/null; ip netns del ${ns}`);
     } catch {
-      await new Promise((r) => setTimeout(r, 50));
+      // already gone
     }
-  }
-  return {
-    ip: addr,
-    stop() {
-      proc.kill("SIGKILL");
-      try {
-        sh(`ip route del ${addr}/32 2>/dev/null; ip link del ${hostIf} 2>/dev/null; ip netns del ${ns}`);
-      } catch {
-        // already gone
-      }
-      fixed?.release();
-      link.release();
-    },
+    fixed?.release();
+    link.release();
   };
+  // A test process that ends without stopping it (a failed hook) still takes it along.
+  process.once("exit", stop);
+  return { ip: addr, stop };
 }
 
-/** Holds `cidr` once the test process holding it now lets it go (up to a minute; then says who holds it). */
-async function waitForHold(cidr: string): Promise<RangeHold> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const h = tryHold(cidr);
-    if (h) return h;
-    if (Date.now() > deadline) throw new Error(`${cidr} is still held by another test process after 60 s`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+/**
+ * Holds `cidr` once no other test process holds it and no route on the host leads to it (a test
+ * run of another checkout may use it without holding it); waits up to 90 s.
+ */
+function waitForHold(cidr: string): Promise<RangeHold> {
+  const deadSince = new Map<string, number>();
+  return waitFor(
+    `${cidr} to be free (held by no other test process, no route to it on this host)`,
+    () => {
+      if (rangesInUse().includes(cidr)) return reclaimIfDead(cidr, deadSince);
+      return tryHold(cidr) ?? "held by another test process";
+    },
+    (v): v is RangeHold => typeof v !== "string",
+    { timeoutMs: 90_000, everyMs: 200 },
+  ) as Promise<RangeHold>;
 }
 
 /** A DNS server on 127.0.0.1 answering A queries from `records` (name -> IPv4), NXDOMAIN otherwise. */
@@ -155,4 +159,25 @@ export async function startFakeDns(
   });
   await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
   return { address: `127.0.0.1:${s.address().port}`, stop: () => s.close() };
+}
+
+/**
+ * The outside server an address is routed to, removed if it is a leftover of a test run that
+ * died: its veth is ours by name and no process has been left in its netns for 10 s (one that
+ * is starting gets its process within a second). Answers what it saw.
+ */
+function reclaimIfDead(cidr: string, deadSince: Map<string, number>): string {
+  const sh = (cmd: string) => execFileSync("sh", ["-c", cmd], { encoding: "utf8" });
+  const dev = /dev (bth[0-9a-f]{6})\b/.exec(sh(`ip -4 route show ${cidr}`))?.[1];
+  if (!dev) return "a route to it exists (not an outside server's)";
+  const ns = `bt${dev.slice(3)}`;
+  if (sh(`ip netns pids ${ns} 2>/dev/null || true`).trim()) return `outside server ${ns} serves it`;
+  const since = deadSince.get(ns) ?? Date.now();
+  deadSince.set(ns, since);
+  if (Date.now() - since < 10_000) return `outside server ${ns} has no process left`;
+  sh(
+    `ip route del ${cidr} dev ${dev} 2>/dev/null; ip link del ${dev} 2>/dev/null; ip netns del ${ns} 2>/dev/null; true`,
+  );
+  console.warn(`removed ${ns}, a dead test run's outside server that still held the route to ${cidr}`);
+  return `removed the dead outside server ${ns}`;
 }

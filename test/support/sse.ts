@@ -7,12 +7,17 @@ export interface SseEvent {
 
 /**
  * Opens an SSE request and collects events until `until` says stop, the stream ends, or
- * `timeoutMs` passes (then it returns what it has: the test's assertions decide).
+ * `timeoutMs` passes (then it returns what it has: the test's assertions decide). `onOpen` is
+ * called when the response's headers came (the server has set the stream up by then).
  */
 export async function readSse(
   url: string,
   init: RequestInit & { headers?: Record<string, string> },
-  o: { until?: (e: SseEvent, all: SseEvent[]) => boolean; timeoutMs?: number } = {},
+  o: {
+    until?: (e: SseEvent, all: SseEvent[]) => boolean;
+    timeoutMs?: number;
+    onOpen?: (status: number) => void;
+  } = {},
 ): Promise<{ status: number; events: SseEvent[] }> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), o.timeoutMs ?? 15_000);
@@ -23,6 +28,7 @@ export async function readSse(
       headers: { accept: "text/event-stream", ...init.headers },
       signal: abort.signal,
     });
+    o.onOpen?.(res.status);
     if (!res.ok || !res.body) return { status: res.status, events };
     const decoder = new TextDecoder();
     let buf = "";
