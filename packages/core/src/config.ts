@@ -288,6 +288,12 @@ export const SETTINGS = {
     default: undefined,
     doc: 'JSON per-model prices in USD per million tokens, e.g. `{"claude-x":{"input":3,"output":15}}` (merged over the built-in table)',
   },
+  modelPriceDefault: {
+    env: "BERTH_MODEL_PRICE_DEFAULT",
+    kind: "string",
+    default: undefined,
+    doc: 'JSON price for models neither table knows, e.g. `{"input":15,"output":75}` (default: the Agent SDK\'s, `{"input":4,"output":20,"cacheRead":0.2}`); such answers are logged and counted in `berth_gateway_unpriced_total`',
+  },
   agentMaxTurnsDefault: {
     env: "BERTH_AGENT_MAX_TURNS_DEFAULT",
     kind: "int",
