@@ -188,25 +188,29 @@ describe("agent sessions", () => {
     await call("DELETE", `/v1/sessions/${created.body.id}`);
   }, 120_000);
 
-  it("a budget stops a session: the gateway refuses model calls once maxBudgetUsd is spent", async () => {
+  it("a budget is a hard cap: the session ends before it spends past maxBudgetUsd", async () => {
     const marker = `budget-${Date.now()}`;
-    scripts.set(marker, () => ({
+    // Each fake answer reports about a token per 4 bytes of the request (as a real one would) and
+    // asks for another tool call: the session would go on for 40 turns if the budget let it.
+    scripts.set(marker, (body) => ({
       kind: "tool_use",
       name: "Bash",
       input: { command: "true", description: "again" },
+      usage: { input_tokens: Math.ceil(JSON.stringify(body).length / 4), output_tokens: 20 },
     }));
-    // Each fake answer costs 100 input + 20 output tokens at opus prices: USD 0.003.
     const created = await call("POST", "/v1/sessions", {
       prompt: marker,
-      agent: { maxTurns: 40, maxBudgetUsd: 0.005 },
+      agent: { maxTurns: 40, maxBudgetUsd: 0.3 },
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const done = await until(created.body.id, ["completed", "failed"]);
     expect(done.state).toBe("failed");
     expect(done.result.is_error).toBe(true);
-    expect(done.cost.tokensUsd).toBeGreaterThanOrEqual(0.005);
+    expect(done.cost.tokensUsd).toBeGreaterThan(0);
+    expect(done.cost.tokensUsd).toBeLessThanOrEqual(0.3);
     const calls = model.turns().filter((t) => JSON.stringify(t.body).includes(marker)).length;
-    expect(calls).toBeLessThanOrEqual(3);
+    expect(calls).toBeGreaterThan(0);
+    expect(calls).toBeLessThan(40);
   }, 120_000);
 
   it("a wall-clock limit stops a session that runs too long", async () => {
