@@ -4,6 +4,8 @@
  * upstream. Sandboxed code is the attacker: it holds a session's token and aims the gateway at
  * whatever it likes.
  */
+import { spawn } from "node:child_process";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type FakeModel,
@@ -52,6 +54,25 @@ afterAll(async () => {
   await server?.stop();
   await model?.close();
 });
+
+/** Runs the `berth` CLI from its build with the admin key. */
+function berth(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      [join(import.meta.dirname, "../../packages/cli/dist/main.js"), ...args],
+      {
+        env: { PATH: process.env.PATH ?? "", BERTH_URL: server.url, BERTH_API_KEY: server.adminKey },
+      },
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 const call = (method: string, path: string, body?: unknown, key = server.adminKey) =>
   api(server, key, method, path, body);
@@ -174,10 +195,13 @@ describe("model gateway from inside sandboxes", () => {
     expect(
       (await call("PATCH", `/v1/tenants/${tenant}`, { monthlyBudgetUsd: null }, key.body.key)).status,
     ).toBe(403);
-    const capped = await call("PATCH", `/v1/tenants/${tenant}`, {
-      monthlyBudgetUsd: done.cost.tokensUsd / 2,
-    });
-    expect(capped.status, JSON.stringify(capped.body)).toBe(200);
+    // The admin caps it below what it spent, with the CLI.
+    const capped = await berth(["tenants", "budget", tenant, "--monthly", String(done.cost.tokensUsd / 2)]);
+    expect(capped.code, capped.stderr).toBe(0);
+    expect(capped.stdout).toContain(tenant);
+    expect((await berth(["tenants", "budget", tenant])).code).toBe(2);
+    const shown = await berth(["--json", "tenants", "show", tenant]);
+    expect(JSON.parse(shown.stdout).monthlyBudgetUsd).toBeCloseTo(done.cost.tokensUsd / 2, 12);
     const refused = await call("POST", "/v1/sessions", { prompt: marker }, key.body.key);
     expect(refused.status, JSON.stringify(refused.body)).toBe(402);
     expect(refused.body.error.code).toBe("budget_exceeded");
