@@ -4,8 +4,6 @@
  * upstream. Sandboxed code is the attacker: it holds a session's token and aims the gateway at
  * whatever it likes.
  */
-import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type FakeModel,
@@ -13,6 +11,7 @@ import {
   isToolResult,
   startFakeModel,
 } from "../fixtures/fake-model/server.js";
+import { runBerth } from "../support/cli.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { sessionIn } from "../support/sessions.js";
 
@@ -55,24 +54,7 @@ afterAll(async () => {
   await model?.close();
 });
 
-/** Runs the `berth` CLI from its build with the admin key. */
-function berth(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [join(import.meta.dirname, "../../packages/cli/dist/main.js"), ...args],
-      {
-        env: { PATH: process.env.PATH ?? "", BERTH_URL: server.url, BERTH_API_KEY: server.adminKey },
-      },
-    );
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const berth = (args: string[]) => runBerth(server, args);
 
 const call = (method: string, path: string, body?: unknown, key = server.adminKey) =>
   api(server, key, method, path, body);

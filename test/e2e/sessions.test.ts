@@ -3,7 +3,7 @@
  * inside real runc sandboxes, the model gateway, and a FAKE model server (test/fixtures/fake-model)
  * as the only stand-in, answering with scripted turns.
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -16,6 +16,7 @@ import {
   isToolResult,
   startFakeModel,
 } from "../fixtures/fake-model/server.js";
+import { runBerth } from "../support/cli.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { sessionIn } from "../support/sessions.js";
 import { readSse, type SseEvent } from "../support/sse.js";
@@ -51,21 +52,8 @@ afterAll(async () => {
 const root = join(import.meta.dirname, "..", "..");
 const execFileAsync = promisify(execFile);
 
-/** Runs the `berth` CLI (asynchronously: the server lives in this process). */
-function berth(args: string[], input = ""): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, "packages/cli/dist/main.js"), ...args], {
-      env: { PATH: process.env.PATH ?? "", BERTH_URL: server.url, BERTH_API_KEY: server.adminKey },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
+/** Runs the `berth` CLI with the admin key. */
+const berth = (args: string[], input = "") => runBerth(server, args, { input });
 
 const call = (method: string, path: string, body?: unknown) =>
   api(server, server.adminKey, method, path, body);
