@@ -4,7 +4,7 @@
  * sandboxes. `stop()` removes every sandbox it made and every file; `restart()` stops the API
  * only, leaving sandboxes running, and starts it again on the same data dir and port.
  */
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "@berth/core";
 import { type BerthServer, startServer } from "@berth/server";
@@ -57,7 +57,11 @@ export async function startTestServer(
     try {
       server = await boot();
     } catch (err) {
-      if (o.env?.BERTH_NETWORK_CIDR !== undefined || attempt >= 5 || !/overlaps/.test(String(err))) throw err;
+      if (o.env?.BERTH_NETWORK_CIDR !== undefined || attempt >= 5 || !/overlaps/.test(String(err))) {
+        // A refused start made nothing on the host but files in its data dir.
+        if (!o.dataDir) rmSync(dataDir, { recursive: true, force: true });
+        throw err;
+      }
       cidr = randomCidr();
     }
   }
