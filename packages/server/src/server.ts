@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { type Config, describeConfig, inCidr, type Runtime } from "@berth/core";
+import { type Config, describeConfig, hiddenPathsOf, inCidr, type Runtime } from "@berth/core";
 import { createDockerRuntime } from "@berth/runtime-docker";
 import { createKubernetesRuntime } from "@berth/runtime-kubernetes";
 import { createLinuxRuntime, raiseInotifyLimits } from "@berth/runtime-linux";
@@ -120,6 +120,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
             ociRuntime: config.runtime as "auto" | "runc" | "crun",
             diskPoolSize: config.diskPoolSize,
             defaultDiskMiB: config.defaultDiskMiB,
+            hiddenPaths: hiddenPathsOf(config),
             network: {
               enabled: config.sandboxNetworks,
               cidr: config.networkCidr,
