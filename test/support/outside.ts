@@ -16,6 +16,8 @@ import { waitFor } from "./wait.js";
 export interface OutsideServer {
   /** The server's address (port 8080). */
   ip: string;
+  /** The host's end of the veth to it: an address of this host. */
+  hostIp: string;
   stop(): void;
 }
 
@@ -117,7 +119,7 @@ export async function startOutsideServer(name: string, ip?: string): Promise<Out
   };
   // A test process that ends without stopping it (a failed hook) still takes it along.
   process.once("exit", stop);
-  return { ip: addr, stop };
+  return { ip: addr, hostIp, stop };
 }
 
 /**
@@ -137,28 +139,45 @@ function waitForHold(cidr: string): Promise<RangeHold> {
   ) as Promise<RangeHold>;
 }
 
-/** A DNS server on 127.0.0.1 answering A queries from `records` (name -> IPv4), NXDOMAIN otherwise. */
-export async function startFakeDns(
-  records: Record<string, string>,
-): Promise<{ address: string; stop(): void }> {
+/** A fake upstream DNS server and the queries it received. */
+export interface FakeDns {
+  address: string;
+  /** Every query it got, decoded. */
+  queries: dnsPacket.Packet[];
+  stop(): void;
+}
+
+/**
+ * A DNS server on 127.0.0.1 answering A queries from `records`: a name maps to an IPv4 address,
+ * or to the answer section a hostile upstream sends for it (records of any name). NXDOMAIN for
+ * names it does not know.
+ */
+export async function startFakeDns(records: Record<string, string | dnsPacket.Answer[]>): Promise<FakeDns> {
   const s = createSocket("udp4");
+  const queries: dnsPacket.Packet[] = [];
   s.on("message", (msg, from) => {
     const q = dnsPacket.decode(msg);
+    queries.push(q);
     const question = q.questions?.[0];
     const known = question ? records[question.name.toLowerCase()] : undefined;
-    const ip = question?.type === "A" ? known : undefined;
+    const answers: dnsPacket.Answer[] =
+      question?.type !== "A" || known === undefined
+        ? []
+        : typeof known === "string"
+          ? [{ type: "A", name: question.name, ttl: 300, data: known }]
+          : known;
     const answer = dnsPacket.encode({
       type: "response",
       id: q.id,
       // rcode 3: NXDOMAIN for names it does not know
       flags: dnsPacket.RECURSION_AVAILABLE | (known ? 0 : 3),
       questions: q.questions,
-      answers: ip && question ? [{ type: "A", name: question.name, ttl: 300, data: ip }] : [],
+      answers,
     });
     s.send(answer, from.port, from.address);
   });
   await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
-  return { address: `127.0.0.1:${s.address().port}`, stop: () => s.close() };
+  return { address: `127.0.0.1:${s.address().port}`, queries, stop: () => s.close() };
 }
 
 /**

@@ -3,21 +3,26 @@
  * dockerd address pools, the "outside" servers' links). Test files run in parallel, other
  * checkouts may run their tests at the same time, and a developer's `npm start` server may be
  * serving beside them: a range is handed out only if nothing on the host uses it (addresses,
- * routes, a Berth or Docker nftables table that masquerades it, the server default) and no
- * other test process holds it. Holds are files under /tmp/berth-test-ranges, created with
+ * routes, a Berth or Docker nftables table that masquerades it, a Berth server's entry in
+ * /run/berth/networks) and no other test process holds it. Holds are files under /tmp/berth-test-ranges, created with
  * O_EXCL and naming the owner's pid; a dead owner's hold is taken over.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { inCidr, SETTINGS } from "@berth/core";
+import { inCidr } from "@berth/core";
 
 const HOLDS = "/tmp/berth-test-ranges";
+/** Where Berth servers note the sandbox ranges they hold (packages/runtime-linux's range registry). */
+const SERVER_REGISTRY = "/run/berth/networks";
 
 /** Where each kind of range comes from (areas do not overlap, so holds of one size never meet another's). */
 const AREAS = {
-  /** A test server's or runtime's sandbox addresses (`BERTH_NETWORK_CIDR`): a /22 of 10.128.0.0/9. */
-  sandboxes: { base: "10.128.0.0", bits: 9, prefix: 22 },
+  /**
+   * A test server's or runtime's sandbox addresses (`BERTH_NETWORK_CIDR`): a /22 of 10.128.0.0/10,
+   * clear of the /16s a server without that setting picks from (10.200-254, 172.16-31).
+   */
+  sandboxes: { base: "10.128.0.0", bits: 10, prefix: 22 },
   /** A test dockerd's `--default-address-pool` (its networks take /24s of it): a /16 of 10.64.0.0/11. */
   dockerPool: { base: "10.64.0.0", bits: 11, prefix: 16 },
   /** An outside server's link and address: a /24 of 198.18.0.0/16 (the benchmarking range). */
@@ -106,10 +111,18 @@ function alive(pid: number): boolean {
 /**
  * IPv4 ranges something on this host uses now: its addresses and routes (every table), the
  * ranges nftables rules name as a source (a Berth server masquerades its whole sandbox range
- * even before it has a sandbox), and the Berth server default.
+ * even before it has a sandbox), and the ranges Berth servers note in their host-wide registry.
  */
 export function rangesInUse(): string[] {
-  const out = new Set<string>([SETTINGS.networkCidr.default as string]);
+  const out = new Set<string>();
+  for (const name of safeReaddir(SERVER_REGISTRY)) {
+    try {
+      const claim = JSON.parse(readFileSync(join(SERVER_REGISTRY, name), "utf8")) as { cidr?: unknown };
+      if (typeof claim.cidr === "string" && /^\d+\.\d+\.\d+\.\d+\/\d+$/.test(claim.cidr)) out.add(claim.cidr);
+    } catch {
+      // being replaced, or not a claim
+    }
+  }
   const cmd = (argv: string[]) => {
     try {
       return execFileSync(argv[0] as string, argv.slice(1), {
@@ -156,3 +169,11 @@ function network(cidr: string): string {
 
 const toInt = (ip: string) => ip.split(".").reduce((n, o) => n * 256 + Number(o), 0);
 const toIp = (n: number) => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((n) => n.endsWith(".json"));
+  } catch {
+    return [];
+  }
+}

@@ -31,8 +31,8 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
   const dataDir = mkdtempSync("/tmp/berth-proc-");
   let port = await freePort();
   let url = `http://127.0.0.1:${port}`;
-  const range = holdRange("sandboxes");
-  const cidr = range.cidr;
+  let range = holdRange("sandboxes");
+  let cidr = range.cidr;
   let child: ChildProcess | undefined;
   let stderr = "";
   const start = async () => {
@@ -67,20 +67,24 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
       await new Promise((r) => setTimeout(r, 100));
     }
   };
-  // Another test may still win the race for a fresh port; the first start then takes another one.
+  // Another test may still win the race for a fresh port, or hold an overlapping sandbox range;
+  // the first start then takes another one.
   for (let attempt = 1; ; attempt++) {
     try {
       await start();
       break;
     } catch (e) {
-      if (attempt >= 3 || !String(e).includes("EADDRINUSE")) {
+      if (attempt >= 5 || !/EADDRINUSE|overlaps/.test(String(e))) {
         await kill(child, "SIGKILL");
         await purgeDataDir(dataDir, cidr);
         range.release();
         throw e;
       }
+      range.release();
+      range = holdRange("sandboxes");
       port = await freePort();
       url = `http://127.0.0.1:${port}`;
+      cidr = range.cidr;
     }
   }
   return {

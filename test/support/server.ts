@@ -4,13 +4,13 @@
  * sandboxes. `stop()` removes every sandbox it made and every file; `restart()` stops the API
  * only, leaving sandboxes running, and starts it again on the same data dir and port.
  */
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "@berth/core";
 import { type BerthServer, startServer } from "@berth/server";
 import pino from "pino";
 import { purgeDataDir } from "./purge.js";
-import { holdRange, type RangeHold } from "./ranges.js";
+import { holdRange } from "./ranges.js";
 
 export interface TestServer {
   url: string;
@@ -29,9 +29,10 @@ export async function startTestServer(
   const dataDir = o.dataDir ?? mkdtempSync("/tmp/berth-e2e-");
   const logLines: string[] = [];
   // Servers of concurrent test files (and any other server on this host) share it: each test
-  // server gets a /22 of sandbox addresses nothing else uses.
-  const range = o.env?.BERTH_NETWORK_CIDR ? undefined : holdRange("sandboxes");
-  const cidr = o.env?.BERTH_NETWORK_CIDR ?? (range as RangeHold).cidr;
+  // server holds a /22 of sandbox addresses nothing else uses (another one if the server still
+  // finds it taken); BERTH_NETWORK_CIDR "" lets the server pick.
+  let range = o.env?.BERTH_NETWORK_CIDR === undefined ? holdRange("sandboxes") : undefined;
+  let cidr: string | undefined = o.env?.BERTH_NETWORK_CIDR ?? range?.cidr;
   const logger = pino(
     { level: process.env.BERTH_TEST_LOG_LEVEL ?? "info" },
     { write: (line: string) => logLines.push(line) },
@@ -42,8 +43,8 @@ export async function startTestServer(
       BERTH_DEFAULT_DISK_MIB: "64",
       BERTH_DISK_POOL_SIZE: "1",
       BERTH_REAPER_INTERVAL_MS: "200",
-      BERTH_NETWORK_CIDR: cidr,
       ...o.env,
+      BERTH_NETWORK_CIDR: cidr ?? "",
       BERTH_HOST: "127.0.0.1",
       BERTH_PORT: port,
       BERTH_DATA_DIR: dataDir,
@@ -53,14 +54,22 @@ export async function startTestServer(
     return s;
   };
   let server: BerthServer | undefined;
-  try {
-    server = await boot();
-  } catch (e) {
-    range?.release();
-    throw e;
+  for (let attempt = 1; !server; attempt++) {
+    try {
+      server = await boot();
+    } catch (err) {
+      range?.release();
+      if (o.env?.BERTH_NETWORK_CIDR !== undefined || attempt >= 5 || !/overlaps/.test(String(err))) {
+        // A refused start made nothing on the host but files in its data dir.
+        if (!o.dataDir) rmSync(dataDir, { recursive: true, force: true });
+        throw err;
+      }
+      range = holdRange("sandboxes");
+      cidr = range.cidr;
+    }
   }
   const t: TestServer = {
-    url: (server as BerthServer).url,
+    url: server.url,
     adminKey: readFileSync(join(dataDir, "admin-key"), "utf8").trim(),
     dataDir,
     logLines,
@@ -74,7 +83,7 @@ export async function startTestServer(
       await server?.close();
       server = undefined;
       // Whatever the tests left running goes, through a runtime of its own.
-      await purgeDataDir(dataDir, cidr);
+      await purgeDataDir(dataDir, cidr || undefined);
       range?.release();
     },
   };

@@ -192,6 +192,19 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX session_events_session ON session_events (session_id, seq);
     `,
   },
+  {
+    version: 9,
+    name: "tenant monthly model budgets",
+    sql: `
+      ALTER TABLE tenants ADD COLUMN monthly_budget_usd DOUBLE PRECISION;
+      CREATE TABLE tenant_spend (
+        tenant_id TEXT NOT NULL,
+        month TEXT NOT NULL,
+        usd DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (tenant_id, month)
+      );
+    `,
+  },
 ];
 
 const SERIAL = { sqlite: "INTEGER PRIMARY KEY AUTOINCREMENT", postgres: "BIGSERIAL PRIMARY KEY" };

@@ -12,6 +12,7 @@ import { CreateSandboxBody } from "../http/schemas.js";
 import { lastEventId } from "../http/sse.js";
 import { creatorOf, relayJson } from "../replicas/placement.js";
 import { FORWARDED_BY } from "../replicas/router.js";
+import { checkEgressBounds } from "../sandboxes/create-spec.js";
 import type { App, ServerContext } from "./context.js";
 import { streamSessionEvents } from "./session-stream.js";
 import { sessionCompute, usageRoutes } from "./usage.js";
@@ -123,6 +124,7 @@ export function sessionRoutes(
   usageRoutes(app, ctx);
 
   app.post("/v1/sessions", { schema: { tags, body: CreateSessionBody } }, async (req, reply) => {
+    checkEgressBounds(ctx.config, req.caller, (req.body.sandbox as SessionSandbox | undefined)?.network);
     // A session runs where its sandbox runs: another replica may hold it, or what it is made from.
     const owner = req.headers[FORWARDED_BY]
       ? null
