@@ -5,7 +5,7 @@
 // shows here before it lands. Exits 1 if any run failed.
 //
 // Options: --runs N (default 5), --timeout-min M (a run still going after M minutes is killed and
-// counts as failed; default 30), --keep (keep each clone and its log; default: only the logs).
+// counts as failed; default 30), --keep (keep each clone too; the logs are always kept).
 // vitest also writes a JSON report when BERTH_TEST_JSON names a file (vitest.config.ts): that is
 // how the per-test results are read; `npm test` itself is unchanged.
 import { spawn, spawnSync } from "node:child_process";
@@ -147,6 +147,5 @@ else {
   console.log("\n[soak] failures (runs failed / runs):");
   for (const [name, n] of [...counts].sort((a, b) => b[1] - a[1])) console.log(`  ${n}/${o.runs}  ${name}`);
 }
-if (!o.keep && counts.size === 0) rmSync(base, { recursive: true, force: true });
-else console.log(`\n[soak] logs: ${base}`);
+console.log(`\n[soak] logs and vitest's JSON reports: ${base}`);
 process.exit(runs.every((r) => r.code === 0) ? 0 : 1);
