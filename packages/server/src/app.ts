@@ -4,6 +4,7 @@ import websocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger } from "fastify";
 import { auditCall } from "./http/audit-trail.js";
 import { frameworkError, installErrorHandling } from "./http/errors.js";
+import { isApiRequest, routedPath } from "./http/request-path.js";
 import { PortService } from "./proxy/ports.js";
 import { installProxy, SandboxProxy } from "./proxy/proxy.js";
 import { normalizeDomain } from "./proxy/target.js";
@@ -41,6 +42,8 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
     // ...and its headers within 10 s (slowloris), checked every 2 s.
     http: { headersTimeout: 10_000, connectionsCheckingInterval: 2_000 },
     keepAliveTimeout: 65_000,
+    // `//v1/keys` is `/v1/keys`: routed (and so authenticated) like it, never a different page.
+    routerOptions: { ignoreDuplicateSlashes: true },
     // Bodies are validated strictly: "2" is not a number, "ls" is not ["ls"].
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
@@ -64,17 +67,20 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   });
 
   app.decorateRequest("caller", undefined as never);
+  // After routing, on the route matched (or the decoded path): encoded or doubled forms of an
+  // API path are authenticated like the path itself.
   app.addHook("onRequest", async (req, reply) => {
-    if (!req.url.startsWith("/v1/")) return;
+    if (!isApiRequest(req)) return;
     req.caller = await ctx.auth.authenticate(req);
     // Every later line about this request says whose it is (never the key itself).
     req.log = reply.log = req.log.child({ tenant: req.caller.tenantId, keyId: req.caller.keyId });
   });
   app.addHook("preHandler", async (req, reply) => {
     const id = (req.params as { id?: unknown } | undefined)?.id;
-    if (typeof id === "string" && req.url.startsWith("/v1/sandboxes/"))
+    const path = routedPath(req.url) ?? "";
+    if (typeof id === "string" && path.startsWith("/v1/sandboxes/"))
       req.log = reply.log = req.log.child({ sandboxId: id });
-    if (typeof id === "string" && req.url.startsWith("/v1/sessions/"))
+    if (typeof id === "string" && path.startsWith("/v1/sessions/"))
       req.log = reply.log = req.log.child({ sessionId: id });
   });
   app.addHook("onResponse", async (req, reply) => auditCall(ctx.store, ctx.log, req, reply));

@@ -2,6 +2,7 @@ import { readFile, stat } from "node:fs/promises";
 import { extname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { routedPath } from "../http/request-path.js";
 import type { App } from "./context.js";
 
 /** Where `npm run build` puts the dashboard (the same place from src/ and dist/). */
@@ -40,14 +41,9 @@ const PAGE_HEADERS = {
 export function webRoutes(app: App, root = WEB_ROOT): void {
   const base = resolve(root);
   const serve = async (req: FastifyRequest, reply: FastifyReply) => {
-    const path = req.url.split("?")[0] ?? "/";
-    if (NOT_THE_PAGE.test(path)) return reply.callNotFound();
-    let rel: string;
-    try {
-      rel = decodeURIComponent(path);
-    } catch {
-      return reply.callNotFound();
-    }
+    // Decoded first: `/%761/x` is an API path, not a page.
+    const rel = routedPath(req.url);
+    if (rel === undefined || NOT_THE_PAGE.test(rel)) return reply.callNotFound();
     const file = resolve(base, `.${rel}`);
     const inside = file === base || file.startsWith(base + sep);
     if (inside && file !== base && (await isFile(file))) return send(reply, file);
