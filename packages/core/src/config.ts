@@ -234,6 +234,28 @@ export const SETTINGS = {
     default: undefined,
     doc: "Domain whose subdomains `<port>-<sandboxId>.<domain>` serve exposed ports; unset: path-based URLs only",
   },
+  previewPort: {
+    env: "BERTH_PREVIEW_PORT",
+    kind: "int",
+    default: 0,
+    min: 0,
+    max: 65535,
+    doc: "Port of the preview listener that serves exposed ports as `/p/<sandboxId>/<port>/` when no BERTH_PREVIEW_DOMAIN is set, on BERTH_HOST, an origin apart from the API and dashboard (0: a free port chosen at start; the ports' `url` says which)",
+  },
+  bodyTimeoutMs: {
+    env: "BERTH_BODY_TIMEOUT_MS",
+    kind: "int",
+    default: 10_000,
+    min: 100,
+    doc: "A JSON request body must arrive whole within this many ms, and a streamed upload may not pause longer than this between bytes; else 408 `request_timeout`",
+  },
+  metricsToken: {
+    env: "BERTH_METRICS_TOKEN",
+    kind: "string",
+    default: undefined,
+    secret: true,
+    doc: "Bearer token that may read `/metrics` (for a Prometheus scraper) besides admin API keys; unset: admin keys only",
+  },
   metricsPerSandbox: {
     env: "BERTH_METRICS_PER_SANDBOX",
     kind: "bool",

@@ -57,6 +57,7 @@ import {
   pickOciRuntime,
   readInitPid,
 } from "./host.js";
+import { checkMountTarget } from "./mount-target.js";
 import { type SandboxNet, SandboxNetworks } from "./network/sandbox-networks.js";
 import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
 import { RuntimeLayout, type SandboxPaths } from "./paths.js";
@@ -215,6 +216,7 @@ export class LinuxRuntime implements Runtime {
       nofile: Math.min(MAX_NOFILE, hardNofileLimit()),
       volumes: (spec.volumes ?? []).map((v) => {
         checkMountPath(v.mountPath);
+        checkMountTarget(p.rootfs, v.mountPath);
         return { source: this.vols().mountPoint(v.id), destination: v.mountPath };
       }),
       netnsPath: net && this.networks?.path(net),

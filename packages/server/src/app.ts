@@ -3,6 +3,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger } from "fastify";
 import { auditCall } from "./http/audit-trail.js";
+import { installBodyTimeout, streamsBodies } from "./http/body-timeout.js";
 import { frameworkError, installErrorHandling } from "./http/errors.js";
 import { isApiRequest, routedPath } from "./http/request-path.js";
 import { PortService } from "./proxy/ports.js";
@@ -49,6 +50,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandling(app);
+  installBodyTimeout(app, ctx.config.bodyTimeoutMs);
   await app.register(swagger, {
     openapi: {
       openapi: "3.1.0",
@@ -112,6 +114,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   // File uploads are raw streams of any content type, so these routes get their own parsers.
   await app.register(async (raw) => {
     raw.removeAllContentTypeParsers();
+    streamsBodies(raw);
     raw.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
     raw.addContentTypeParser("application/json", (_req, payload, done) => done(null, payload));
     fileRoutes(raw, ctx);
