@@ -15,7 +15,9 @@ interface Family {
   metrics: Array<{ value?: string; labels?: Record<string, string>; count?: string }>;
 }
 async function scrape(): Promise<Map<string, Family>> {
-  const res = await fetch(`${server.url}/metrics`);
+  const res = await fetch(`${server.url}/metrics`, {
+    headers: { authorization: `Bearer ${server.adminKey}` },
+  });
   expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
   const families = parsePrometheusTextFormat(await res.text()) as Family[];
   return new Map(families.map((f) => [f.name, f]));

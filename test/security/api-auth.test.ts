@@ -6,9 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 
 let server: TestServer;
+const METRICS_TOKEN = "metrics-token-for-the-scraper-0123456789";
 
 beforeAll(async () => {
-  server = await startTestServer();
+  server = await startTestServer({ env: { BERTH_METRICS_TOKEN: METRICS_TOKEN } });
 });
 
 afterAll(async () => {
@@ -105,5 +106,44 @@ describe("API authentication on the routed path", () => {
         rows.find((r) => r.path === p),
         JSON.stringify(rows.map((r) => r.path)),
       ).toMatchObject({ status: 401, tenant: null });
+  });
+});
+
+describe("/metrics needs a credential", () => {
+  it("answers 401 without one and 403 to a tenant's key, naming no tenant or sandbox; the admin key and the metrics token read it", async () => {
+    const key = (await api(server, server.adminKey, "POST", "/v1/keys", { tenant: "metrics-tenant" })).body
+      .key;
+    const sb = await api(server, key, "POST", "/v1/sandboxes", {});
+    expect(sb.status).toBe(201);
+    const scrape = async (authorization?: string) => {
+      const r = await fetch(`${server.url}/metrics`, { headers: authorization ? { authorization } : {} });
+      return { status: r.status, text: await r.text() };
+    };
+    // Per-sandbox series carry the tenant and sandbox labels once sampled: wait for them.
+    let admin = await scrape(`Bearer ${server.adminKey}`);
+    for (let i = 0; i < 100 && !admin.text.includes(sb.body.id); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      admin = await scrape(`Bearer ${server.adminKey}`);
+    }
+    expect(admin.status).toBe(200);
+    expect(admin.text).toContain(`tenant="metrics-tenant"`);
+    expect(admin.text).toContain(sb.body.id);
+    const token = await scrape(`Bearer ${METRICS_TOKEN}`);
+    expect(token.status).toBe(200);
+    expect(token.text).toMatch(/^berth_sandboxes_live [1-9]/m);
+    for (const [auth, status] of [
+      [undefined, 401],
+      ["Bearer ", 401],
+      [`Bearer ${METRICS_TOKEN}x`, 401],
+      [`Basic ${Buffer.from(`x:${METRICS_TOKEN}`).toString("base64")}`, 401],
+      [`Bearer ${key}`, 403],
+    ] as const) {
+      const r = await scrape(auth);
+      expect(r.status, `${auth}: ${r.text.slice(0, 200)}`).toBe(status);
+      expect(r.text).not.toContain("metrics-tenant");
+      expect(r.text).not.toContain(sb.body.id);
+      expect(r.text).not.toContain("berth_");
+    }
+    await api(server, key, "DELETE", `/v1/sandboxes/${sb.body.id}`);
   });
 });
