@@ -48,7 +48,7 @@ describe("operating Berth", () => {
     const port = await call("POST", `/v1/sandboxes/${id}/ports`, { port: 8000 }, tenantKey);
     const token = port.body.token as string;
     // A proxied request with the token in the query, and a refused key: neither may be logged.
-    await fetch(`${server.url}/p/${id}/8000/?token=${token}`);
+    await fetch(`${server.previewUrl}/p/${id}/8000/?token=${token}`);
     await call("GET", "/v1/sandboxes", undefined, `${tenantKey.slice(0, -4)}abcd`);
     await call("DELETE", `/v1/sandboxes/${id}`, undefined, tenantKey);
 

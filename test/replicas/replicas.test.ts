@@ -62,7 +62,7 @@ describe("replicas sharing PostgreSQL", () => {
     await on(b, "POST", `/v1/sandboxes/${id}/ports`, { port: 8080, public: true });
     let page = "";
     for (let i = 0; i < 50 && !page.includes("via b"); i++) {
-      page = await fetch(`${b.url}/p/${id}/8080/x.txt`).then((x) => x.text());
+      page = await fetch(`${b.previewUrl}/p/${id}/8080/x.txt`).then((x) => x.text());
       if (!page.includes("via b")) await sleep(100);
     }
     expect(page).toBe("via b");

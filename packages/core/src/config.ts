@@ -232,7 +232,7 @@ export const SETTINGS = {
     env: "BERTH_PREVIEW_DOMAIN",
     kind: "string",
     default: undefined,
-    doc: "Domain whose subdomains `<port>-<sandboxId>.<domain>` serve exposed ports; unset: path-based URLs only",
+    doc: "Domain whose subdomains `<port>-<sandboxId>.<domain>` serve exposed ports, each its own origin; unset: path-based URLs on the preview listener",
   },
   previewPort: {
     env: "BERTH_PREVIEW_PORT",
@@ -240,7 +240,7 @@ export const SETTINGS = {
     default: 0,
     min: 0,
     max: 65535,
-    doc: "Port of the preview listener that serves exposed ports as `/p/<sandboxId>/<port>/` when no BERTH_PREVIEW_DOMAIN is set, on BERTH_HOST, an origin apart from the API and dashboard (0: a free port chosen at start; the ports' `url` says which)",
+    doc: "Port of the preview listener (on BERTH_HOST) that serves exposed ports as `/p/<sandboxId>/<port>/`, an origin apart from the API and dashboard (0: a free port chosen at start; the ports' `url` says which)",
   },
   bodyTimeoutMs: {
     env: "BERTH_BODY_TIMEOUT_MS",

@@ -1,3 +1,5 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import websocket from "@fastify/websocket";
@@ -7,6 +9,7 @@ import { installBodyTimeout, streamsBodies } from "./http/body-timeout.js";
 import { frameworkError, installErrorHandling } from "./http/errors.js";
 import { isApiRequest, routedPath } from "./http/request-path.js";
 import { PortService } from "./proxy/ports.js";
+import { createPreviewListener } from "./proxy/preview-listener.js";
 import { installProxy, SandboxProxy } from "./proxy/proxy.js";
 import { normalizeDomain } from "./proxy/target.js";
 import { installReplicaRouter, ReplicaRouter } from "./replicas/router.js";
@@ -30,8 +33,15 @@ import { webRoutes } from "./routes/web.js";
 /** JSON request bodies (uploads are streams and have their own limit). */
 const JSON_BODY_LIMIT = 16 * 1024 * 1024;
 
-/** Builds the HTTP app: schemas, auth, error shape, and every route module. */
-export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): Promise<App> {
+/** The API's app and the preview listener's server (neither listening yet). */
+export interface BuiltApp {
+  app: App;
+  /** Serves exposed ports by path on a port of its own (see createPreviewListener). */
+  previews: Server;
+}
+
+/** Builds the HTTP app (schemas, auth, error shape, every route module) and the preview listener. */
+export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): Promise<BuiltApp> {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: JSON_BODY_LIMIT,
@@ -100,7 +110,12 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   fileOpRoutes(app, ctx);
   if (ctx.sessions) sessionRoutes(app, ctx, ctx.sessions.service, ctx.sessions.events);
   const previewDomain = normalizeDomain(ctx.config.previewDomain);
-  const ports = new PortService({ ...ctx, previewDomain });
+  let previews: Server | undefined;
+  const ports = new PortService({
+    ...ctx,
+    previewDomain,
+    previewPort: () => (previews?.address() as AddressInfo | null)?.port,
+  });
   const proxy = new SandboxProxy({
     ports,
     sandboxes: ctx.sandboxes,
@@ -121,14 +136,12 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
     archiveRoutes(raw, ctx);
     templateUploadRoutes(raw, ctx);
   });
-  // Exposed ports are served ahead of the router (by path or preview host), upgrades included.
+  // Exposed ports on preview hosts are served ahead of the router, upgrades included.
   installProxy(app.server, proxy);
   // Outermost: requests for another replica's sandboxes go there before anything else runs.
-  installReplicaRouter(
-    app.server,
-    new ReplicaRouter({ store: ctx.store, replica: ctx.replica, previewDomain, log: ctx.log }),
-    ctx.log,
-  );
+  const router = new ReplicaRouter({ store: ctx.store, replica: ctx.replica, previewDomain, log: ctx.log });
+  installReplicaRouter(app.server, router, ctx.log, "api");
+  previews = createPreviewListener(proxy, router, ctx.log);
   app.addHook("preClose", async () => proxy.close());
-  return app;
+  return { app, previews };
 }

@@ -24,11 +24,14 @@ const NOT_THE_PAGE = /^\/(v1|p)(\/|$)|^\/(metrics|healthz|readyz|openapi\.json)$
 
 /**
  * The page may only load its own scripts and talk to this server (the API key lives in its
- * sessionStorage, so no third-party script may run beside it). xterm.js adds style elements.
+ * sessionStorage, so no third-party script may run beside it). 'self' is the API's origin only:
+ * sandboxes' pages are served on the preview listener or preview hosts, never here, so nothing
+ * a sandbox serves is trusted (WebSockets too: 'self' covers ws: to the same host and port).
+ * xterm.js adds style elements.
  */
 const PAGE_HEADERS = {
   "content-security-policy":
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   "x-content-type-options": "nosniff",
   "x-frame-options": "DENY",
   "referrer-policy": "no-referrer",
