@@ -6,6 +6,8 @@ import type { Listener } from "../proxy/proxy.js";
 import { hostOf } from "../proxy/target.js";
 import { FORWARDED_BY } from "./forwarded.js";
 
+export { FORWARDED_BY };
+
 /** How long "sandbox X is held by replica R at URL" is trusted before asking the store again. */
 const OWNER_TTL_MS = 2_000;
 /** How often the number of replicas sharing the store is looked up (one alone: no lookups). */
