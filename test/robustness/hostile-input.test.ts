@@ -156,6 +156,22 @@ describe("slow bodies", () => {
     expect(ls.body.stdout).not.toContain("stalled");
   });
 
+  it("answers an upload refused before its body is read (unknown sandbox), and stays up after the body stalls", async () => {
+    const answer = await slowRequest(
+      `PUT /v1/sandboxes/sb0000000000000000/files/content?path=/workspace/x HTTP/1.1\r\nHost: x\r\n` +
+        `Authorization: Bearer ${server.adminKey}\r\nContent-Type: application/octet-stream\r\nContent-Length: 1000\r\n\r\n`,
+      ["0123456789"],
+      10,
+      // Past the body timeout (1 s) with the connection still open.
+      3_000,
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 404/);
+    // The server is still there and serving.
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+    const r = await call("POST", `/v1/sandboxes/${sandboxId}/exec`, { cmd: ["echo", "alive"] });
+    expect(r.body.stdout).toBe("alive\n");
+  });
+
   it("still takes a large upload that arrives steadily", async () => {
     const big = Buffer.alloc(8 << 20, 7);
     const put = await fetch(`${server.url}/v1/sandboxes/${sandboxId}/files/content?path=/workspace/big.bin`, {

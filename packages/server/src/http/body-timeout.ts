@@ -50,6 +50,10 @@ export function installBodyTimeout(app: FastifyInstance, ms: number): void {
     payload.once("end", () => clearTimeout(timer));
     payload.once("error", (e) => out.destroy(e));
     out.once("close", () => clearTimeout(timer));
+    // A handler may answer without reading the body (a 404 before an upload): then nobody
+    // waits for it, and the timer must neither fire nor leave an error nobody listens to.
+    reply.raw.once("close", () => clearTimeout(timer));
+    out.on("error", () => {});
     arm();
     return (payload as Readable).pipe(out);
   });
