@@ -2,6 +2,7 @@ import { type IncomingMessage, request, type Server, type ServerResponse } from 
 import { connect } from "node:net";
 import type { Duplex } from "node:stream";
 import { BerthError, FINAL_SESSION_STATES, type Logger, type Store } from "@berth/core";
+import { routedPath } from "../http/request-path.js";
 import type { Listener } from "../proxy/proxy.js";
 import { hostOf } from "../proxy/target.js";
 import { FORWARDED_BY } from "./forwarded.js";
@@ -116,7 +117,10 @@ export class ReplicaRouter {
   }
 
   private keyOf(req: IncomingMessage, listener: Listener): string | null {
-    const url = req.url ?? "/";
+    const raw = req.url ?? "/";
+    // API paths as the router will match them (`/%761/sandboxes/...` is `/v1/sandboxes/...`);
+    // preview paths as the proxy matches them, byte for byte.
+    const url = listener === "api" ? (routedPath(raw) ?? raw) : raw;
     // Path previews only from the preview listener: relayed, they are served by the other
     // replica's API listener, which must never do that for a request made to an API origin.
     const sb = (listener === "preview" ? PREVIEW_PATH : SANDBOX_PATH).exec(url);
