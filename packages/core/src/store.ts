@@ -75,7 +75,7 @@ export interface Store {
   updateSandbox(id: string, patch: SandboxPatch): Promise<SandboxRecord | null>;
   /** Sandboxes ordered by id; `nextCursor` is set when more remain. */
   listSandboxes(q: SandboxQuery): Promise<{ items: SandboxRecord[]; nextCursor: string | null }>;
-  /** Removes the row for good (used only by retention cleanup; delete keeps state `deleted`). */
+  /** Removes the row for good (retention cleanup, and a create the runtime refused as a bad request; delete keeps state `deleted`). */
   purgeSandbox(id: string): Promise<void>;
 
   upsertProcess(p: ProcessRecord): Promise<void>;

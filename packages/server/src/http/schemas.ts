@@ -14,17 +14,40 @@ const LABEL_KEY = "^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$";
 export const SandboxId = T.String({ pattern: "^sb[a-z0-9]{16}$", description: "Sandbox id" });
 export const SandboxParams = T.Object({ id: T.String({ maxLength: 64 }) });
 
-/** An absolute path inside the sandbox. */
-export const SandboxPath = T.String({ minLength: 1, maxLength: 4096, pattern: "^/[^\\u0000]*$" });
+/**
+ * Text without control characters (C0 and DEL): NUL cannot reach the kernel in a path or an
+ * environment, and the others only garble logs and listings. See PATTERN_MEANINGS.
+ */
+export const NO_CONTROL = "^[^\\u0000-\\u001f\\u007f]*$";
+/** The same, for environment values, where tab, newline and carriage return are meaningful. */
+export const NO_CONTROL_BUT_SPACE = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$";
 
-export const Env = T.Record(T.String({ pattern: ENV_NAME, maxLength: 256 }), T.String({ maxLength: 32768 }), {
-  maxProperties: 256,
-  additionalProperties: false,
+/** An absolute path inside the sandbox. */
+export const SandboxPath = T.String({
+  minLength: 1,
+  maxLength: 4096,
+  pattern: "^/[^\\u0000-\\u001f\\u007f]*$",
 });
-export const Labels = T.Record(T.String({ pattern: LABEL_KEY }), T.String({ maxLength: 256 }), {
-  maxProperties: 64,
-  additionalProperties: false,
-});
+
+export const Env = T.Record(
+  T.String({ pattern: ENV_NAME, maxLength: 256 }),
+  T.String({ maxLength: 32768, pattern: NO_CONTROL_BUT_SPACE }),
+  { maxProperties: 256, additionalProperties: false },
+);
+export const Labels = T.Record(
+  T.String({ pattern: LABEL_KEY }),
+  T.String({ maxLength: 256, pattern: NO_CONTROL }),
+  { maxProperties: 64, additionalProperties: false },
+);
+
+/** What a pattern failure of the schemas above means, in words (else Ajv's regex is shown). */
+export const PATTERN_MEANINGS: Record<string, string> = {
+  [NO_CONTROL]: "must not contain control characters",
+  [NO_CONTROL_BUT_SPACE]:
+    "must not contain control characters (tab, newline and carriage return are allowed)",
+  [SandboxPath.pattern as string]: "must be an absolute path without control characters",
+  [ENV_NAME]: "must be a variable name (letters, digits and _, not starting with a digit)",
+};
 
 export const Resources = T.Object(
   {

@@ -8,7 +8,7 @@ import {
 import { Type as T } from "@sinclair/typebox";
 import type { SessionEvents } from "../agents/session-events.js";
 import type { SessionService } from "../agents/session-service.js";
-import { CreateSandboxBody } from "../http/schemas.js";
+import { CreateSandboxBody, Env, SandboxPath } from "../http/schemas.js";
 import { lastEventId } from "../http/sse.js";
 import { creatorOf, relayJson } from "../replicas/placement.js";
 import { FORWARDED_BY } from "../replicas/router.js";
@@ -37,9 +37,9 @@ const AgentBody = T.Object(
         T.Literal("plan"),
       ]),
     ),
-    cwd: T.Optional(T.String({ minLength: 1, maxLength: 4096, pattern: "^/" })),
+    cwd: T.Optional(SandboxPath),
     mcpServers: T.Optional(T.Record(T.String(), T.Unknown())),
-    env: T.Optional(T.Record(T.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }), T.String())),
+    env: T.Optional(Env),
   },
   { additionalProperties: false },
 );

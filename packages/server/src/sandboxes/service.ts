@@ -156,6 +156,13 @@ export class SandboxService {
         void this.d.events.append(record.id, "state", { state: "running" }).catch(() => {});
         return running ?? { ...record, state: "running", runtimeInfo };
       } catch (err) {
+        // A request the runtime found bad (a mount path through a symlink) made no sandbox:
+        // the runtime has undone its part, and no failed record is left either.
+        if (err instanceof InvalidRequestError) {
+          await this.d.store.purgeSandbox(record.id);
+          this.setLiveCount(this.live - 1);
+          throw err;
+        }
         const reason = err instanceof BerthError ? err.message : "the sandbox could not be started";
         this.d.log.error({ sandboxId: record.id, err: String(err) }, "sandbox create failed");
         await this.markFinished(record.id, "failed", reason);
