@@ -1,7 +1,7 @@
 import { BerthError } from "@berth/sdk";
 import { GLOBAL_USAGE, parseCommandArgs, splitCommandWords, UsageError } from "./args.js";
 import { type Command, makeContext } from "./command.js";
-import { agentAttach, agentRun } from "./commands/agent.js";
+import { agentAttach, agentRun, agentShow } from "./commands/agent.js";
 import { sandboxExec } from "./commands/exec.js";
 import { filesCopy } from "./commands/files.js";
 import { keysCreate, keysList, keysRemove } from "./commands/keys.js";
@@ -30,7 +30,7 @@ export const COMMANDS: Record<string, Command | Group> = {
   ports: { expose: portsExpose, list: portsList, rm: portsRemove },
   "port-forward": portForward,
   keys: { create: keysCreate, list: keysList, rm: keysRemove },
-  agent: { run: agentRun, attach: agentAttach },
+  agent: { run: agentRun, show: agentShow, attach: agentAttach },
 };
 
 const isCommand = (c: Command | Group): c is Command => typeof (c as Command).run === "function";

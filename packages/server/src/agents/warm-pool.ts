@@ -1,5 +1,5 @@
 import { type AgentOptions, newSessionId, type SessionUsage } from "@berth/core";
-import type { GatewayToken } from "../gateway/gateway.js";
+import type { GatewayToken, ModelFailure } from "../gateway/gateway.js";
 import { agentEnv } from "./agent-env.js";
 import { ParkedAgent } from "./agent-run.js";
 import type { SessionServiceDeps } from "./session-service.js";
@@ -26,6 +26,8 @@ export interface WarmStart {
   parked: ParkedAgent;
   /** Where the gateway's usage reports go once a session has taken this start. */
   onUsage: ((usage: SessionUsage, costUsd: number) => void) | null;
+  /** Where the gateway's failure reports go once a session has taken this start. */
+  onFailure?: (f: ModelFailure) => void;
 }
 
 /** What the pool needs: the session service's parts, and the options a spare is started with. */
@@ -148,6 +150,7 @@ export class WarmPool {
         budgetUsd: null,
         spentUsd: 0,
         onUsage: (u, cost) => w.onUsage?.(u, cost),
+        onFailure: (f) => w.onFailure?.(f),
       });
       w.token = token;
       w.parked = await ParkedAgent.start(

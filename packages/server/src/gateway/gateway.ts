@@ -10,6 +10,13 @@ import { request as httpsRequest } from "node:https";
 import type { Logger, SessionUsage } from "@berth/core";
 import { noUsage, type PriceTable } from "./prices.js";
 
+/** Why the gateway refused a session's model request, or the upstream failed it. */
+export interface ModelFailure {
+  code: "budget_exceeded" | "model_error" | "model_unavailable";
+  message: string;
+  upstreamStatus?: number;
+}
+
 /** What the gateway knows of a session that may use it. */
 export interface GatewayGrant {
   sessionId: string;
@@ -19,6 +26,8 @@ export interface GatewayGrant {
   spentUsd: number;
   /** Called after each answer with the usage it carried and its cost. */
   onUsage(usage: SessionUsage, costUsd: number, model: string): void;
+  /** Called when a request is refused (budget, no key) or the upstream answers >= 400. */
+  onFailure?: (f: ModelFailure) => void;
 }
 
 /** A per-session token: long, random, and never the real key. */
@@ -102,15 +111,16 @@ export class ModelGateway {
     const token = String(req.headers["x-api-key"] ?? bearer ?? "");
     const grant = token ? this.grants.get(hash(token)) : undefined;
     if (!grant) return refuse(res, 401, "authentication_error", "unknown or expired Berth session token");
-    if (grant.budgetUsd !== null && grant.spentUsd >= grant.budgetUsd)
-      return refuse(
-        res,
-        400,
-        "invalid_request_error",
-        `Berth: this session's budget of USD ${grant.budgetUsd} is spent (USD ${grant.spentUsd.toFixed(4)}); the gateway refuses further model requests`,
-      );
-    if (!this.o.apiKey)
-      return refuse(res, 503, "api_error", "Berth has no model API key (set BERTH_ANTHROPIC_API_KEY)");
+    if (grant.budgetUsd !== null && grant.spentUsd >= grant.budgetUsd) {
+      const message = `Berth: this session's budget of USD ${grant.budgetUsd} is spent (USD ${grant.spentUsd.toFixed(4)}); the gateway refuses further model requests`;
+      grant.onFailure?.({ code: "budget_exceeded", message });
+      return refuse(res, 400, "invalid_request_error", message);
+    }
+    if (!this.o.apiKey) {
+      const message = "Berth has no model API key (set BERTH_ANTHROPIC_API_KEY)";
+      grant.onFailure?.({ code: "model_unavailable", message });
+      return refuse(res, 503, "api_error", message);
+    }
     // The upstream's own path prefix (if any) stays in front of the request's path.
     const base = new URL(this.o.upstream);
     const target = new URL(`${base.pathname.replace(/\/$/, "")}${req.url ?? "/"}`, base.origin);
@@ -125,6 +135,7 @@ export class ModelGateway {
       upstream.once("error", reject);
     });
     res.writeHead(answer.statusCode ?? 502, answer.headers);
+    const status = answer.statusCode ?? 502;
     const meter = new UsageMeter(String(answer.headers["content-type"] ?? ""));
     answer.on("data", (chunk: Buffer) => {
       meter.feed(chunk);
@@ -135,6 +146,8 @@ export class ModelGateway {
     });
     res.on("close", () => answer.destroy());
     await new Promise<void>((resolve) => answer.once("end", resolve).once("close", resolve));
+    if (status >= 400)
+      grant.onFailure?.({ code: "model_error", message: meter.failure(status), upstreamStatus: status });
     res.end();
     const { usage, model } = meter.finish();
     let cost = 0;
@@ -178,6 +191,18 @@ class UsageMeter {
       if (line.startsWith("data:")) this.event(line.slice(5).trim());
       nl = this.text.indexOf("\n");
     }
+  }
+
+  /** What an error answer said (`type: message` of the API's error body), for a person. */
+  failure(status: number): string {
+    try {
+      const e = (JSON.parse(this.text) as { error?: { type?: string; message?: string } }).error;
+      if (e?.message)
+        return `the model API answered ${status} (${e.type ?? "error"}: ${e.message.slice(0, 300)})`;
+    } catch {
+      // Not JSON: the status says enough.
+    }
+    return `the model API answered ${status}`;
   }
 
   finish(): { usage: SessionUsage; model: string } {
