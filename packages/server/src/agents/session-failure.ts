@@ -37,6 +37,14 @@ export function failureOfResult(m: SDKResultMessage, clues: TurnClues): SessionF
       message: clues.model.message,
       ...(clues.model.upstreamStatus !== undefined ? { upstreamStatus: clues.model.upstreamStatus } : {}),
     };
+  // No word from the gateway (a parked start's, say): the SDK's own record of the API error.
+  const status = (m as { api_error_status?: unknown }).api_error_status;
+  if (typeof status === "number" && status >= 400)
+    return {
+      code: "model_error",
+      message: `the model API answered ${status}${m.subtype === "success" && m.result ? ` (${m.result.slice(0, 300)})` : ""}`,
+      upstreamStatus: status,
+    };
   if (m.subtype === "error_max_budget_usd")
     return { code: "budget_exceeded", message: "the session's maxBudgetUsd is spent" };
   const said = m.subtype === "success" ? m.result : m.errors?.join("; ");
