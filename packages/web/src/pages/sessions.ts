@@ -155,7 +155,8 @@ export function sessionPage(root: HTMLElement, id: string, signal: AbortSignal):
         h(
           "div",
           { class: "msg result", "data-test": "result" },
-          `result: ${m.subtype}${m.result ? ` · ${m.result}` : ""}`,
+          // The SDK says `success` for a turn an API error ended: shown as the error it is.
+          `result: ${m.is_error && m.subtype === "success" ? "error" : m.subtype}${m.result ? ` · ${m.result}` : ""}`,
         ),
       );
     }
