@@ -80,8 +80,11 @@ export const agentRun: Command = {
   summary: "run an agent with a prompt",
   usage: `Usage: berth agent run [options] PROMPT
 
-Starts an agent session, prints the conversation as it happens and exits when the result
-arrives: 0 when the agent succeeded, 1 otherwise. The session id goes to stderr first.
+Starts an agent session, prints the conversation as it happens (and the model API's errors
+the agent retries, as "~ ..."), then the session's state, why it failed if it did (failure code,
+the model API's status, message) and Berth's cost figure (the one billed: tokens + compute).
+Exits 0 when the agent succeeded, 1 otherwise. The session id goes to stderr first. With --json,
+every event is a JSON line and the last line is the session ({"event":"session","data":...}).
 
 Options:
   --pattern P       ephemeral (default), long-running, hybrid or shared
