@@ -13,7 +13,7 @@ import { summary } from "./stats.mjs";
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** The fake model fixture is TypeScript: bundle it once for this run. */
-async function fakeModel() {
+export async function fakeModel(script = () => ({ kind: "text", text: "done" })) {
   const dir = mkdtempSync(join(tmpdir(), "bench-fake-model-"));
   const out = join(dir, "fake-model.mjs");
   buildSync({
@@ -24,7 +24,7 @@ async function fakeModel() {
     logLevel: "silent",
   });
   const mod = await import(pathToFileURL(out).href);
-  const model = await mod.startFakeModel(() => ({ kind: "text", text: "done" }));
+  const model = await mod.startFakeModel(script);
   return { model, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 

@@ -1,47 +1,24 @@
 // End-to-end: the built `berth` binary as a real subprocess against a full real server.
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliRun, runBerth } from "../support/cli.js";
 import { startTestServer } from "../support/server.js";
 
 const root = join(import.meta.dirname, "..", "..");
-const bin = join(root, "packages", "cli", "dist", "main.js");
 
 let server: Awaited<ReturnType<typeof startTestServer>> | undefined;
 let work: string;
 const created: string[] = [];
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `berth ARGS` asynchronously (the server lives in this process, so never spawnSync). */
-function berth(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: work,
-      env: {
-        PATH: process.env.PATH ?? "",
-        BERTH_URL: server?.url ?? "",
-        BERTH_API_KEY: server?.adminKey ?? "",
-        ...opts.env,
-      },
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(opts.input ?? "");
-  });
-}
+/** Runs `berth ARGS` in the test's work dir against its server. */
+const berth = (
+  args: string[],
+  opts: { input?: string; env?: Record<string, string> } = {},
+): Promise<CliRun> => runBerth(server, args, { ...opts, cwd: work });
 
 async function createSandbox(): Promise<string> {
   const r = await berth(["sandbox", "create", "--memory", "256", "--label", "suite=cli-e2e"]);

@@ -3,10 +3,9 @@
  * real `claude` binary in real runc sandboxes, the model gateway, and a FAKE model server
  * (test/fixtures/fake-model) as the only stand-in, answering with scripted turns and errors.
  */
-import { spawn } from "node:child_process";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FakeModel, type FakeTurn, startFakeModel } from "../fixtures/fake-model/server.js";
+import { runBerth } from "../support/cli.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { sessionIn } from "../support/sessions.js";
 
@@ -72,22 +71,8 @@ async function modelCalled(marker: string): Promise<void> {
   }
 }
 
-const root = join(import.meta.dirname, "..", "..");
 /** Runs the built `berth` CLI against the test server. */
-function berth(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, "packages/cli/dist/main.js"), ...args], {
-      env: { PATH: process.env.PATH ?? "", BERTH_URL: server.url, BERTH_API_KEY: server.adminKey },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end();
-  });
-}
+const berth = (args: string[]) => runBerth(server, args);
 
 describe("compute billed for what ran", () => {
   it("hibernated time is not billed: a session's compute stands still while its sandbox hibernates", async () => {

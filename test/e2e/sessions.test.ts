@@ -3,7 +3,7 @@
  * inside real runc sandboxes, the model gateway, and a FAKE model server (test/fixtures/fake-model)
  * as the only stand-in, answering with scripted turns.
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -16,6 +16,7 @@ import {
   isToolResult,
   startFakeModel,
 } from "../fixtures/fake-model/server.js";
+import { runBerth } from "../support/cli.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { sessionIn } from "../support/sessions.js";
 import { readSse, type SseEvent } from "../support/sse.js";
@@ -51,21 +52,8 @@ afterAll(async () => {
 const root = join(import.meta.dirname, "..", "..");
 const execFileAsync = promisify(execFile);
 
-/** Runs the `berth` CLI (asynchronously: the server lives in this process). */
-function berth(args: string[], input = ""): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, "packages/cli/dist/main.js"), ...args], {
-      env: { PATH: process.env.PATH ?? "", BERTH_URL: server.url, BERTH_API_KEY: server.adminKey },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
-}
+/** Runs the `berth` CLI with the admin key. */
+const berth = (args: string[], input = "") => runBerth(server, args, { input });
 
 const call = (method: string, path: string, body?: unknown) =>
   api(server, server.adminKey, method, path, body);
@@ -188,25 +176,29 @@ describe("agent sessions", () => {
     await call("DELETE", `/v1/sessions/${created.body.id}`);
   }, 120_000);
 
-  it("a budget stops a session: the gateway refuses model calls once maxBudgetUsd is spent", async () => {
+  it("a budget is a hard cap: the session ends before it spends past maxBudgetUsd", async () => {
     const marker = `budget-${Date.now()}`;
-    scripts.set(marker, () => ({
+    // Each fake answer reports about a token per 4 bytes of the request (as a real one would) and
+    // asks for another tool call: the session would go on for 40 turns if the budget let it.
+    scripts.set(marker, (body) => ({
       kind: "tool_use",
       name: "Bash",
       input: { command: "true", description: "again" },
+      usage: { input_tokens: Math.ceil(JSON.stringify(body).length / 4), output_tokens: 20 },
     }));
-    // Each fake answer costs 100 input + 20 output tokens at opus prices: USD 0.003.
     const created = await call("POST", "/v1/sessions", {
       prompt: marker,
-      agent: { maxTurns: 40, maxBudgetUsd: 0.005 },
+      agent: { maxTurns: 40, maxBudgetUsd: 0.3 },
     });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     const done = await until(created.body.id, ["completed", "failed"]);
     expect(done.state).toBe("failed");
     expect(done.result.is_error).toBe(true);
-    expect(done.cost.tokensUsd).toBeGreaterThanOrEqual(0.005);
+    expect(done.cost.tokensUsd).toBeGreaterThan(0);
+    expect(done.cost.tokensUsd).toBeLessThanOrEqual(0.3);
     const calls = model.turns().filter((t) => JSON.stringify(t.body).includes(marker)).length;
-    expect(calls).toBeLessThanOrEqual(3);
+    expect(calls).toBeGreaterThan(0);
+    expect(calls).toBeLessThan(40);
   }, 120_000);
 
   it("a wall-clock limit stops a session that runs too long", async () => {

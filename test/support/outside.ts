@@ -14,6 +14,8 @@ import dnsPacket from "dns-packet";
 export interface OutsideServer {
   /** The server's address (port 8080). */
   ip: string;
+  /** The host's end of the veth to it: an address of this host. */
+  hostIp: string;
   stop(): void;
 }
 
@@ -99,6 +101,7 @@ export async function startOutsideServer(name: string, ip?: string): Promise<Out
   }
   return {
     ip: addr,
+    hostIp,
     stop() {
       proc.kill("SIGKILL");
       try {
@@ -110,26 +113,43 @@ export async function startOutsideServer(name: string, ip?: string): Promise<Out
   };
 }
 
-/** A DNS server on 127.0.0.1 answering A queries from `records` (name -> IPv4), NXDOMAIN otherwise. */
-export async function startFakeDns(
-  records: Record<string, string>,
-): Promise<{ address: string; stop(): void }> {
+/** A fake upstream DNS server and the queries it received. */
+export interface FakeDns {
+  address: string;
+  /** Every query it got, decoded. */
+  queries: dnsPacket.Packet[];
+  stop(): void;
+}
+
+/**
+ * A DNS server on 127.0.0.1 answering A queries from `records`: a name maps to an IPv4 address,
+ * or to the answer section a hostile upstream sends for it (records of any name). NXDOMAIN for
+ * names it does not know.
+ */
+export async function startFakeDns(records: Record<string, string | dnsPacket.Answer[]>): Promise<FakeDns> {
   const s = createSocket("udp4");
+  const queries: dnsPacket.Packet[] = [];
   s.on("message", (msg, from) => {
     const q = dnsPacket.decode(msg);
+    queries.push(q);
     const question = q.questions?.[0];
     const known = question ? records[question.name.toLowerCase()] : undefined;
-    const ip = question?.type === "A" ? known : undefined;
+    const answers: dnsPacket.Answer[] =
+      question?.type !== "A" || known === undefined
+        ? []
+        : typeof known === "string"
+          ? [{ type: "A", name: question.name, ttl: 300, data: known }]
+          : known;
     const answer = dnsPacket.encode({
       type: "response",
       id: q.id,
       // rcode 3: NXDOMAIN for names it does not know
       flags: dnsPacket.RECURSION_AVAILABLE | (known ? 0 : 3),
       questions: q.questions,
-      answers: ip && question ? [{ type: "A", name: question.name, ttl: 300, data: ip }] : [],
+      answers,
     });
     s.send(answer, from.port, from.address);
   });
   await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
-  return { address: `127.0.0.1:${s.address().port}`, stop: () => s.close() };
+  return { address: `127.0.0.1:${s.address().port}`, queries, stop: () => s.close() };
 }

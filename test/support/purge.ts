@@ -4,9 +4,10 @@ import { LinuxRuntime } from "@berth/runtime-linux";
 
 /**
  * Removes everything a test server made under `dataDir`: its sandboxes (through a runtime of
- * its own), its network table, volumes and mounts, then the directory.
+ * its own), its network table, volumes and mounts, then the directory. `cidr` unset: the range
+ * the server picked (remembered in its data dir).
  */
-export async function purgeDataDir(dataDir: string, cidr: string): Promise<void> {
+export async function purgeDataDir(dataDir: string, cidr?: string): Promise<void> {
   const cleaner = new LinuxRuntime({
     dataDir,
     ociRuntime: "auto",

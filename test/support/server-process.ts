@@ -30,7 +30,9 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
   const dataDir = mkdtempSync("/tmp/berth-proc-");
   let port = await freePort();
   let url = `http://127.0.0.1:${port}`;
-  const cidr = `10.${128 + Math.floor(Math.random() * 127)}.${Math.floor(Math.random() * 64) * 4}.0/22`;
+  const randomCidr = () =>
+    `10.${128 + Math.floor(Math.random() * 127)}.${Math.floor(Math.random() * 64) * 4}.0/22`;
+  let cidr = randomCidr();
   let child: ChildProcess | undefined;
   let stderr = "";
   const start = async () => {
@@ -65,15 +67,17 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
       await new Promise((r) => setTimeout(r, 100));
     }
   };
-  // Another test may still win the race for a fresh port; the first start then takes another one.
+  // Another test may still win the race for a fresh port, or hold an overlapping sandbox range;
+  // the first start then takes another one.
   for (let attempt = 1; ; attempt++) {
     try {
       await start();
       break;
     } catch (e) {
-      if (attempt >= 3 || !String(e).includes("EADDRINUSE")) throw e;
+      if (attempt >= 5 || !/EADDRINUSE|overlaps/.test(String(e))) throw e;
       port = await freePort();
       url = `http://127.0.0.1:${port}`;
+      cidr = randomCidr();
     }
   }
   return {

@@ -4,7 +4,7 @@
  * sandboxes. `stop()` removes every sandbox it made and every file; `restart()` stops the API
  * only, leaving sandboxes running, and starts it again on the same data dir and port.
  */
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "@berth/core";
 import { type BerthServer, startServer } from "@berth/server";
@@ -27,10 +27,11 @@ export async function startTestServer(
 ): Promise<TestServer> {
   const dataDir = o.dataDir ?? mkdtempSync("/tmp/berth-e2e-");
   const logLines: string[] = [];
-  // Servers of concurrent test files share this host: each gets its own /22 of sandbox addresses.
-  const cidr =
-    o.env?.BERTH_NETWORK_CIDR ??
+  // Servers of concurrent test files share this host: each gets its own /22 of sandbox addresses
+  // (another one if the server finds it taken); BERTH_NETWORK_CIDR "" lets the server pick.
+  const randomCidr = () =>
     `10.${128 + Math.floor(Math.random() * 127)}.${Math.floor(Math.random() * 64) * 4}.0/22`;
+  let cidr: string | undefined = o.env?.BERTH_NETWORK_CIDR ?? randomCidr();
   const logger = pino(
     { level: process.env.BERTH_TEST_LOG_LEVEL ?? "info" },
     { write: (line: string) => logLines.push(line) },
@@ -41,8 +42,8 @@ export async function startTestServer(
       BERTH_DEFAULT_DISK_MIB: "64",
       BERTH_DISK_POOL_SIZE: "1",
       BERTH_REAPER_INTERVAL_MS: "200",
-      BERTH_NETWORK_CIDR: cidr,
       ...o.env,
+      BERTH_NETWORK_CIDR: cidr ?? "",
       BERTH_HOST: "127.0.0.1",
       BERTH_PORT: port,
       BERTH_DATA_DIR: dataDir,
@@ -51,7 +52,19 @@ export async function startTestServer(
     port = new URL(s.url).port;
     return s;
   };
-  let server: BerthServer | undefined = await boot();
+  let server: BerthServer | undefined;
+  for (let attempt = 1; !server; attempt++) {
+    try {
+      server = await boot();
+    } catch (err) {
+      if (o.env?.BERTH_NETWORK_CIDR !== undefined || attempt >= 5 || !/overlaps/.test(String(err))) {
+        // A refused start made nothing on the host but files in its data dir.
+        if (!o.dataDir) rmSync(dataDir, { recursive: true, force: true });
+        throw err;
+      }
+      cidr = randomCidr();
+    }
+  }
   const t: TestServer = {
     url: server.url,
     adminKey: readFileSync(join(dataDir, "admin-key"), "utf8").trim(),
@@ -67,7 +80,7 @@ export async function startTestServer(
       await server?.close();
       server = undefined;
       // Whatever the tests left running goes, through a runtime of its own.
-      await purgeDataDir(dataDir, cidr);
+      await purgeDataDir(dataDir, cidr || undefined);
     },
   };
   return t;

@@ -11,6 +11,7 @@ import { sandboxCreate, sandboxGet, sandboxList, sandboxRemove } from "./command
 import { serve } from "./commands/serve.js";
 import { shell } from "./commands/shell.js";
 import { templateBuild, templateImport, templateList, templateRemove } from "./commands/templates.js";
+import { tenantsBudget, tenantsList, tenantsShow } from "./commands/tenants.js";
 
 type Group = Record<string, Command>;
 
@@ -30,6 +31,7 @@ export const COMMANDS: Record<string, Command | Group> = {
   ports: { expose: portsExpose, list: portsList, rm: portsRemove },
   "port-forward": portForward,
   keys: { create: keysCreate, list: keysList, rm: keysRemove },
+  tenants: { list: tenantsList, show: tenantsShow, budget: tenantsBudget },
   agent: { run: agentRun, show: agentShow, attach: agentAttach },
 };
 

@@ -213,8 +213,22 @@ export const SETTINGS = {
   networkCidr: {
     env: "BERTH_NETWORK_CIDR",
     kind: "string",
-    default: "10.231.0.0/16",
-    doc: "Private IPv4 range sandbox networks get their addresses from (a /30 each)",
+    default: undefined,
+    doc: "Private IPv4 range sandbox networks get their addresses from (a /30 each); checked at start against the host's addresses, routes and other Berth servers. Unset: a free /16 (10.231.0.0/16 first) is picked and remembered in the data dir",
+  },
+  egressMinPrefix: {
+    env: "BERTH_EGRESS_MIN_PREFIX",
+    kind: "int",
+    default: 8,
+    min: 0,
+    max: 32,
+    doc: "Widest CIDR a tenant's key may list in `network.allow` (`/8`: a `/7` or `/0` is refused); ranges that reach private, loopback, link-local or reserved addresses only with an admin key",
+  },
+  hiddenHostPaths: {
+    env: "BERTH_HIDDEN_HOST_PATHS",
+    kind: "string",
+    default: undefined,
+    doc: "Comma-separated absolute paths hidden in sandboxes that see the host's `/usr` (the default template and templates built on it): an empty read-only directory, or an empty file. `/usr/local/etc` is always hidden",
   },
   dnsUpstream: {
     env: "BERTH_DNS_UPSTREAM",
@@ -287,6 +301,12 @@ export const SETTINGS = {
     kind: "string",
     default: undefined,
     doc: 'JSON per-model prices in USD per million tokens, e.g. `{"claude-x":{"input":3,"output":15}}` (merged over the built-in table)',
+  },
+  modelPriceDefault: {
+    env: "BERTH_MODEL_PRICE_DEFAULT",
+    kind: "string",
+    default: undefined,
+    doc: 'JSON price for models neither table knows, e.g. `{"input":15,"output":75}` (default: the Agent SDK\'s, `{"input":4,"output":20,"cacheRead":0.2}`); such answers are logged and counted in `berth_gateway_unpriced_total`',
   },
   agentMaxTurnsDefault: {
     env: "BERTH_AGENT_MAX_TURNS_DEFAULT",
@@ -387,7 +407,21 @@ export function loadConfig(
   ] as const)
     if (c[d] > c[m])
       throw new ConfigError(`${SETTINGS[d].env} (${c[d]}) is above ${SETTINGS[m].env} (${c[m]})`);
+  for (const path of hiddenPathsOf(c))
+    if (!/^\/[^\0]*$/.test(path) || path === "/" || path.split("/").some((p) => p === "." || p === ".."))
+      throw new ConfigError(
+        `${SETTINGS.hiddenHostPaths.env} (hiddenHostPaths): '${path}' must be an absolute path below / without . or ..`,
+      );
   return c;
+}
+
+/** Paths hidden in sandboxes that see the host's /usr: `/usr/local/etc` and BERTH_HIDDEN_HOST_PATHS. */
+export function hiddenPathsOf(c: Pick<Config, "hiddenHostPaths">): string[] {
+  const listed = (c.hiddenHostPaths ?? "")
+    .split(",")
+    .map((p) => p.trim().replace(/(.)\/+$/, "$1"))
+    .filter(Boolean);
+  return [...new Set(["/usr/local/etc", ...listed])];
 }
 
 /** The config as text for a debug log, secrets masked. */

@@ -77,6 +77,13 @@ export class LimitExceededError extends BerthError {
   }
 }
 
+/** 402: a session's or tenant's model budget is spent. */
+export class BudgetExceededError extends BerthError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super("budget_exceeded", 402, message, details);
+  }
+}
+
 /** 504/408-like: an operation took longer than allowed. */
 export class TimeoutError extends BerthError {
   constructor(message: string, details?: Record<string, unknown>) {
@@ -117,6 +124,7 @@ const byCode: Record<string, new (message: string, details?: Record<string, unkn
   conflict: ConflictError,
   payload_too_large: PayloadTooLargeError,
   limit_exceeded: LimitExceededError,
+  budget_exceeded: BudgetExceededError,
   timeout: TimeoutError,
   sandbox_error: SandboxError,
   bad_gateway: BadGatewayError,

@@ -1,5 +1,6 @@
 export * from "./config.js";
 export * from "./errors.js";
+export * from "./host-addresses.js";
 export * from "./ids.js";
 export * from "./keyed-lock.js";
 export * from "./logger.js";

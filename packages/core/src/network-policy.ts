@@ -73,3 +73,9 @@ export function inCidr(ip: string, cidr: string): boolean {
   const size = 2 ** (32 - prefix);
   return Math.floor(a / size) === Math.floor(b / size);
 }
+
+/** True when two IPv4 CIDRs (or addresses) share an address. */
+export function cidrsOverlap(a: string, b: string): boolean {
+  const base = (c: string) => c.split("/")[0] ?? "";
+  return inCidr(base(a), b) || inCidr(base(b), a);
+}

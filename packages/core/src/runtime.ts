@@ -108,6 +108,11 @@ export interface Runtime {
    * the supervisor's `dial` reaches any port either way, this is only the faster road.
    */
   address?(id: string): string | null;
+  /**
+   * The address the sandbox's traffic comes from when it is not `address` (Kubernetes: the Pod's
+   * IP); the model gateway takes a session's token only from its own sandbox's address.
+   */
+  sourceAddress?(id: string): string | null;
   /** The host's address as the sandbox reaches it (where the model gateway listens); null without a network. */
   hostAddress?(id: string): string | null;
   /** The address ranges sandboxes' traffic comes from (the model gateway takes only these and loopback). */

@@ -58,6 +58,12 @@ export interface Store {
   createTenant(t: Tenant): Promise<void>;
   getTenant(id: string): Promise<Tenant | null>;
   listTenants(): Promise<Tenant[]>;
+  /** Sets (or with null clears) a tenant's monthly model budget; false when the tenant is unknown. */
+  setTenantBudget(id: string, monthlyBudgetUsd: number | null): Promise<boolean>;
+  /** Adds `usd` to what a tenant's models cost in `month` (`YYYY-MM`), atomically across replicas. */
+  addTenantSpend(id: string, month: string, usd: number): Promise<void>;
+  /** What a tenant's models cost in `month` (`YYYY-MM`) so far. */
+  tenantSpend(id: string, month: string): Promise<number>;
 
   createApiKey(k: ApiKeyRecord): Promise<void>;
   findApiKeyByHash(hash: string): Promise<ApiKeyRecord | null>;

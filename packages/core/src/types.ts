@@ -122,6 +122,8 @@ export interface Tenant {
   id: string;
   name: string;
   createdAt: string;
+  /** USD the tenant's sessions may spend on model tokens per calendar month (UTC); null: no cap. */
+  monthlyBudgetUsd?: number | null;
 }
 
 /** An API key; only its hash is stored. */

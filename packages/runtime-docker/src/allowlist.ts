@@ -21,7 +21,7 @@ export interface AllowlistEgressOptions {
   log?: Logger;
 }
 
-type Client = DnsClient & { cidrs: string[] };
+type Client = DnsClient;
 
 /**
  * `allowlist` egress on the Docker bridge, with the local driver's parts: Berth's DNS resolver
@@ -42,6 +42,7 @@ export class AllowlistEgress {
       upstream: o.upstream,
       clientFor: (ip) => this.byIp.get(ip),
       allow: (id, ips, ttl) => nft(allowResolvedScript(this.table, id, ips, ttl), o.log),
+      forbidden: o.forbidden,
       log: o.log,
     });
     this.proxy = new EgressProxy({

@@ -11,7 +11,8 @@
 import { promises as dns } from "node:dns";
 import { connect, createServer, isIPv4, type Server, type Socket } from "node:net";
 import {
-  FORBIDDEN_V4,
+  egressAddressAllowed,
+  HostAddresses,
   hostAllowed,
   inCidr,
   type Logger,
@@ -29,6 +30,8 @@ export interface PodEgressProxyOptions {
   policyOf(podIp: string): Promise<NetworkPolicy | null>;
   /** DNS server names are resolved with (`ip[:port]`); unset: the host's. */
   resolver?: string;
+  /** The addresses of the proxy's own host (never a destination); default: its interfaces'. */
+  hostAddresses?: HostAddresses;
   log?: Logger;
 }
 
@@ -39,10 +42,12 @@ export class PodEgressProxy {
   private server: Server | null = null;
   private readonly resolver = new dns.Resolver({ timeout: 4_000, tries: 2 });
   private readonly log: Logger;
+  private readonly host: HostAddresses;
 
   constructor(private readonly o: PodEgressProxyOptions) {
     if (o.resolver) this.resolver.setServers([o.resolver]);
     this.log = o.log ?? silentLogger;
+    this.host = o.hostAddresses ?? new HostAddresses();
   }
 
   /** Listens on every address at `port` (0: any free one); resolves with the port once it does. */
@@ -157,24 +162,25 @@ export class PodEgressProxy {
     if (policy.egress === "none") return { refuse: "the sandbox's egress is none" };
     const { cidrs, hosts } =
       policy.egress === "allowlist" ? parseAllowlist(policy.allow) : { cidrs: [], hosts: [] };
-    const listed = (ip: string) => cidrs.some((c) => inCidr(ip, c));
+    // Never the proxy's own host; a forbidden range only when one of the sandbox's CIDRs lists it.
+    const reachable = (ip: string) => egressAddressAllowed(ip, { host: this.host, cidrs });
     if (isIPv4(host)) {
-      if (listed(host) || (policy.egress === "open" && !FORBIDDEN_V4.some((c) => inCidr(host, c))))
+      if (reachable(host) && (policy.egress === "open" || cidrs.some((c) => inCidr(host, c))))
         return { address: host };
       return { refuse: `${host} is not allowed by the sandbox's egress policy` };
     }
     if (!/^[a-z0-9.-]{1,253}$/.test(host)) return { refuse: "only IPv4 addresses and host names" };
     if (policy.egress === "allowlist" && !hostAllowed(host, hosts))
       return { refuse: `${host} is not in the sandbox's allowlist` };
-    let address: string | undefined;
+    let addresses: string[];
     try {
-      address = (await this.resolver.resolve4(host))[0];
+      addresses = await this.resolver.resolve4(host);
     } catch {
       return { refuse: `${host} does not resolve` };
     }
-    if (!address) return { refuse: `${host} does not resolve` };
-    if (!listed(address) && FORBIDDEN_V4.some((c) => inCidr(address, c)))
-      return { refuse: `${host} resolves to a private address` };
+    if (addresses.length === 0) return { refuse: `${host} does not resolve` };
+    const address = addresses.find(reachable);
+    if (!address) return { refuse: `${host} resolves to this host or a private address` };
     return { address };
   }
 }

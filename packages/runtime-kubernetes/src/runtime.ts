@@ -274,6 +274,7 @@ export class KubernetesRuntime implements Runtime {
       const why = failure(pod);
       if (why) throw new SandboxError(`the sandbox's pod failed to start: ${why}`);
       if (isRunning(pod)) {
+        this.rememberPodIp(id, pod);
         const ok = await this.client(id)
           .ping()
           .then(
@@ -340,6 +341,14 @@ export class KubernetesRuntime implements Runtime {
       await this.deletePodAndWait(pod.metadata?.name ?? "");
       this.forgetPodIp(id);
     });
+  }
+
+  /** Where a running Pod of a sandbox sends from (the model gateway takes the sandbox's token only from there). */
+  private rememberPodIp(id: string, pod: V1Pod): void {
+    const ip = pod.status?.podIP;
+    if (!ip || !isRunning(pod)) return;
+    this.forgetPodIp(id);
+    this.podIps.set(ip, id);
   }
 
   /** A Pod gone: its address may go to another sandbox's Pod next. */
@@ -449,6 +458,15 @@ export class KubernetesRuntime implements Runtime {
     return 0;
   }
 
+  /**
+   * The address the sandbox's running Pod sends from, as last read from the API server (null: not
+   * known). Not `address`: the server does not connect to Pods directly (their policy may drop it).
+   */
+  sourceAddress(id: string): string | null {
+    for (const [ip, owner] of this.podIps) if (owner === id) return ip;
+    return null;
+  }
+
   /** The model gateway's address as every Pod of this replica reaches it (its policy allows it). */
   hostAddress(_id: string): string | null {
     return this.o.gateway?.address ?? null;
@@ -548,12 +566,17 @@ export class KubernetesRuntime implements Runtime {
   private async findPod(id: string): Promise<V1Pod | null> {
     const known = this.pods.get(id) ?? podName(id);
     const pod = await this.cluster.readPod(known);
-    if (pod?.metadata?.labels?.[LABEL.sandbox] === id && !pod.metadata.deletionTimestamp) return pod;
+    if (pod?.metadata?.labels?.[LABEL.sandbox] === id && !pod.metadata.deletionTimestamp) {
+      this.rememberPodIp(id, pod);
+      return pod;
+    }
     const found = (await this.cluster.listPods(`${LABEL.sandbox}=${id}`)).find(
       (p) => !p.metadata?.deletionTimestamp,
     );
-    if (found?.metadata?.name) this.pods.set(id, found.metadata.name);
-    else this.pods.delete(id);
+    if (found?.metadata?.name) {
+      this.pods.set(id, found.metadata.name);
+      this.rememberPodIp(id, found);
+    } else this.pods.delete(id);
     return found ?? null;
   }
 

@@ -42,6 +42,8 @@ export interface OciSpecInput {
    * built on it want it; an imported template is a complete root filesystem with its own /usr.
    */
   hostUsr?: boolean;
+  /** Paths hidden when the host's /usr is bound (an empty read-only tmpfs, or /dev/null for a file). */
+  hiddenPaths?: string[];
   /** Node's `process.arch`, for the seccomp profile. */
   arch?: string;
 }
@@ -187,6 +189,8 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
         "/proc/sched_debug",
         "/sys/firmware",
         "/proc/scsi",
+        // What the host keeps under /usr that is not for sandboxes (npm's and others' config).
+        ...(i.hostUsr === false ? [] : (i.hiddenPaths ?? [])),
       ],
       readonlyPaths: ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
     },

@@ -57,9 +57,12 @@ import {
   pickOciRuntime,
   readInitPid,
 } from "./host.js";
-import { type SandboxNet, SandboxNetworks } from "./network/sandbox-networks.js";
+import { RangeRegistry } from "./network/range-registry.js";
+import { type SandboxNet, SandboxNetworks, vethPrefixOf } from "./network/sandbox-networks.js";
+import { claimSandboxRange } from "./network/sandbox-range.js";
 import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
 import { RuntimeLayout, type SandboxPaths } from "./paths.js";
+import { SharedFiles } from "./shared-files.js";
 import { captureLayer, restoreLayer } from "./snapshot.js";
 import { listenForSandbox } from "./socket.js";
 import { ensureDefaultTemplate } from "./template.js";
@@ -71,8 +74,11 @@ import { Volumes } from "./volumes.js";
 /** Options of the local Linux runtime. */
 export interface LinuxRuntimeOptions {
   dataDir: string;
-  /** Sandbox networks (veth + nftables); absent or `enabled: false`: loopback only, `none` egress. */
-  network?: { enabled: boolean; cidr: string; dnsUpstream?: string; hostPorts?: number[] };
+  /**
+   * Sandbox networks (veth + nftables); absent or `enabled: false`: loopback only, `none` egress.
+   * `cidr` unset: the range picked at an earlier start, else a free /16 (see claimSandboxRange).
+   */
+  network?: { enabled: boolean; cidr?: string; dnsUpstream?: string; hostPorts?: number[] };
   ociRuntime: OciRuntimeChoice;
   /** Formatted default-size disks kept ready. */
   diskPoolSize: number;
@@ -80,6 +86,8 @@ export interface LinuxRuntimeOptions {
   defaultDiskMiB?: number;
   /** Host path of berth-init (default: the supervisor package's build). */
   initBinary?: string;
+  /** Paths hidden in sandboxes that see the host's /usr (an empty read-only dir or file there). */
+  hiddenPaths?: string[];
   log?: Logger;
 }
 
@@ -105,6 +113,12 @@ export class LinuxRuntime implements Runtime {
   private cgroups: CgroupSetup | null = null;
   private pool: RootfsPool | null = null;
   private networks: SandboxNetworks | null = null;
+  /** The sandboxes' address range, once claimed at start. */
+  private cidr: string | null = null;
+  private shared: SharedFiles | null = null;
+  /** berth-init and the resolver file as sandboxes bind them (from `shared`). */
+  private sharedInit = "";
+  private sharedResolvConf: string | undefined;
   private volumes: Volumes | null = null;
   private readonly templates: TemplateStore;
 
@@ -130,6 +144,11 @@ export class LinuxRuntime implements Runtime {
         "the data dir path is too long for unix sockets; choose a shorter BERTH_DATA_DIR",
       );
     this.checkInitBinary();
+    // Before anything is made on the host: a range that clashes refuses the start here.
+    await this.claimRange();
+    this.shared = new SharedFiles(join(L.root, "shared"), this.log);
+    await this.shared.start();
+    this.sharedInit = this.shared.put("init", { source: this.initBinary() }, 0o755);
     this.cgroups = detectCgroups();
     this.name = pickOciRuntime(this.o.ociRuntime, this.cgroups.version);
     prepareCgroupParent(this.cgroups, this.log);
@@ -148,6 +167,10 @@ export class LinuxRuntime implements Runtime {
     );
     await this.pool.start();
     await this.startNetworks();
+    if (this.networks)
+      this.sharedResolvConf = this.shared.put("resolv.conf", {
+        content: readFileSync(this.networks.resolvConf, "utf8"),
+      });
     this.volumes = new Volumes(join(L.root, "volumes"), this.log);
     await this.volumes.start();
     this.log.info(
@@ -208,7 +231,7 @@ export class LinuxRuntime implements Runtime {
       rootfs: p.rootfs,
       resources: spec.resources,
       env: spec.env,
-      initBinary: this.initBinary(),
+      initBinary: this.sharedInit,
       stateDir: `${p.disk}/state`,
       cgroupsPath,
       cgroupNamespace: cg.namespace,
@@ -218,8 +241,9 @@ export class LinuxRuntime implements Runtime {
         return { source: this.vols().mountPoint(v.id), destination: v.mountPath };
       }),
       netnsPath: net && this.networks?.path(net),
-      resolvConf: net && this.networks?.resolvConf,
+      resolvConf: net && this.sharedResolvConf,
       hostUsr: this.templates.usesHostUsr(spec.template),
+      hiddenPaths: this.o.hiddenPaths,
     });
     writeFileSync(p.config, JSON.stringify(config), { mode: 0o600 });
     const info = await this.launch(spec.id, diskMiB, cgroupsPath, o, spec.template);
@@ -453,7 +477,12 @@ export class LinuxRuntime implements Runtime {
     await this.pool?.close();
     await this.networks?.close();
     // With no sandbox left nothing needs this server's nftables table; the next start makes it.
-    if (this.networks && (await this.list()).length === 0) await this.networks.removeTable();
+    if ((await this.list()).length === 0) {
+      if (this.networks) await this.networks.removeTable();
+      await this.shared?.remove();
+    }
+    // Sandboxes left running keep their range visible on the host (their veths' routes).
+    if (this.cidr) new RangeRegistry().release(this.o.dataDir);
   }
 
   createVolume(id: string, sizeMiB: number): Promise<void> {
@@ -476,6 +505,7 @@ export class LinuxRuntime implements Runtime {
   /** Removes this instance's nftables table and every volume (after every sandbox is gone: tests, uninstall). */
   async purgeHostState(): Promise<void> {
     await this.networks?.removeTable();
+    await this.shared?.remove();
     for (const id of this.volumes?.list() ?? []) await this.volumes?.remove(id);
   }
 
@@ -502,22 +532,43 @@ export class LinuxRuntime implements Runtime {
   }
 
   sandboxCidrs(): string[] {
-    return this.o.network ? [this.o.network.cidr] : [];
+    return this.cidr ? [this.cidr] : [];
   }
 
-  /** Sets up sandbox networks when the host has `ip` and `nft`; without them sandboxes get loopback only. */
-  private async startNetworks(): Promise<void> {
-    const n = this.o.network;
-    if (!n?.enabled) return;
+  private get netDir(): string {
+    return join(this.layout.root, "net");
+  }
+
+  /**
+   * Takes the sandboxes' address range when sandbox networks are on and the host has `ip` and
+   * `nft`: checked against the host and other Berth servers, claimed host-wide.
+   */
+  private async claimRange(): Promise<void> {
+    if (!this.o.network?.enabled) return;
     if (!onPath("nft") || !onPath("ip")) {
       this.log.warn({}, "nft or ip is missing: sandboxes get loopback only (install nftables and iproute2)");
       return;
     }
-    const dir = join(this.layout.root, "net");
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    mkdirSync(this.netDir, { recursive: true, mode: 0o700 });
+    this.cidr = await claimSandboxRange({
+      configured: this.o.network.cidr,
+      dir: this.netDir,
+      dataDir: this.o.dataDir,
+      vethPrefix: vethPrefixOf(this.netDir),
+      hasSandboxes: safeReaddir(this.layout.sandboxes).some((id) => ID.test(id) && this.netOf(id) !== null),
+      log: this.log,
+    });
+    this.log.info({ cidr: this.cidr }, "sandbox network range");
+  }
+
+  /** Sets up sandbox networks in the range claimed at start (none claimed: loopback only). */
+  private async startNetworks(): Promise<void> {
+    const n = this.o.network;
+    if (!n?.enabled || !this.cidr) return;
+    const dir = this.netDir;
     this.networks = new SandboxNetworks({
       dir,
-      cidr: n.cidr,
+      cidr: this.cidr,
       dnsUpstream: n.dnsUpstream || hostResolver(),
       hostPorts: n.hostPorts,
       poolSize: Math.min(this.o.diskPoolSize, 16),

@@ -33,4 +33,5 @@ export {
   type TemplateInfo,
   Templates,
 } from "./templates.js";
+export { Tenants } from "./tenants.js";
 export * from "./types.js";

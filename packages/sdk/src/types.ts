@@ -73,6 +73,17 @@ export interface FileEntry {
 }
 
 /** An API key as `POST /v1/keys` returns it; `key` is shown only then. */
+/** A tenant, its monthly model budget and what it spent this month. */
+export interface TenantInfo {
+  id: string;
+  createdAt: string;
+  /** USD per calendar month (UTC) the tenant's sessions may spend on model tokens; null: no cap. */
+  monthlyBudgetUsd: number | null;
+  /** The month `spentUsd` covers, `YYYY-MM`. */
+  month: string;
+  spentUsd: number;
+}
+
 export interface ApiKeyInfo {
   id: string;
   key?: string;

@@ -22,6 +22,7 @@ import { sandboxRoutes } from "./routes/sandboxes.js";
 import { sessionRoutes } from "./routes/sessions.js";
 import { snapshotRoutes } from "./routes/snapshots.js";
 import { templateRoutes, templateUploadRoutes } from "./routes/templates.js";
+import { tenantRoutes } from "./routes/tenants.js";
 import { volumeRoutes } from "./routes/volumes.js";
 import { webRoutes } from "./routes/web.js";
 
@@ -81,6 +82,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   healthRoutes(app, ctx);
   webRoutes(app);
   keyRoutes(app, ctx);
+  tenantRoutes(app, ctx);
   auditRoutes(app, ctx);
   sandboxRoutes(app, ctx);
   snapshotRoutes(app, ctx);

@@ -68,6 +68,8 @@ export class ServerMetrics {
   private readonly execSeconds = new Histogram();
   private readonly wakeSeconds = new Histogram();
   private readonly gatewaySeconds = new Histogram();
+  /** Model answers priced at the default price (their model is not in the table). */
+  unpricedAnswers = 0;
   private readonly modelCalls = new Map<number, number>();
   private readonly tokens = { input: 0, output: 0, cache_read: 0, cache_creation: 0 };
   private modelCostUsd = 0;
@@ -128,6 +130,9 @@ export class ServerMetrics {
       "# HELP berth_gateway_requests_total Model requests relayed by the gateway, by upstream status",
       "# TYPE berth_gateway_requests_total counter",
       ...[...this.modelCalls].map(([status, n]) => `berth_gateway_requests_total{status="${status}"} ${n}`),
+      "# HELP berth_gateway_unpriced_total Model answers priced at the default price (BERTH_MODEL_PRICE_DEFAULT): their model is not in the price table",
+      "# TYPE berth_gateway_unpriced_total counter",
+      `berth_gateway_unpriced_total ${this.unpricedAnswers}`,
       "# HELP berth_agent_warm_pool_ready Parked agent starts ready for new sessions",
       "# TYPE berth_agent_warm_pool_ready gauge",
       `berth_agent_warm_pool_ready ${this.agentWarmReady}`,

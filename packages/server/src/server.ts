@@ -1,6 +1,6 @@
 import { mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { type Config, describeConfig, inCidr, type Runtime } from "@berth/core";
+import { type Config, describeConfig, hiddenPathsOf, inCidr, type Runtime } from "@berth/core";
 import { createDockerRuntime } from "@berth/runtime-docker";
 import { createKubernetesRuntime } from "@berth/runtime-kubernetes";
 import { createLinuxRuntime, raiseInotifyLimits } from "@berth/runtime-linux";
@@ -12,6 +12,7 @@ import { SessionService } from "./agents/session-service.js";
 import { buildApp } from "./app.js";
 import { ensureAdminKey } from "./auth/api-keys.js";
 import { Authenticator } from "./auth/authenticate.js";
+import { TenantBudgets } from "./gateway/budgets.js";
 import { ModelGateway } from "./gateway/gateway.js";
 import { PriceTable } from "./gateway/prices.js";
 import { ServerMetrics } from "./metrics.js";
@@ -59,14 +60,27 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   const metrics = new ServerMetrics();
   // The runtime is made after the gateway (it needs the gateway's port); the ranges are read per request.
   let sandboxCidrs = (): string[] => [];
+  let sandboxAddress = (_id: string): string | null => null;
+  const gatewayLog = log.child({ part: "gateway" });
+  const tenantBudgets = new TenantBudgets(store);
   const gateway = new ModelGateway({
     upstream: config.anthropicBaseUrl,
     apiKey: config.anthropicApiKey,
-    prices: new PriceTable(config.modelPrices),
-    log: log.child({ part: "gateway" }),
+    prices: new PriceTable(config.modelPrices, config.modelPriceDefault),
+    log: gatewayLog,
     // It listens on every address (sandboxes reach it at their host end); only they and loopback may use it.
     allowFrom: (ip) => ip === "127.0.0.1" || ip === "::1" || sandboxCidrs().some((cidr) => inCidr(ip, cidr)),
+    // A session's token is taken only from its own sandbox's address.
+    tokenFrom: (sandboxId, ip) => sandboxAddress(sandboxId) === ip,
+    tenantBudgets,
     onRelayed: (seconds, status, usage, cost) => metrics.observeModelCall(seconds, status, usage, cost),
+    onUnpriced: (model) => {
+      metrics.unpricedAnswers++;
+      gatewayLog.warn(
+        { model },
+        "a model the price table does not know: priced at the default (BERTH_MODEL_PRICE_DEFAULT)",
+      );
+    },
   });
   const gatewayPort = await gateway.start(config.gatewayPort);
   const runtime: Runtime =
@@ -106,6 +120,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
             ociRuntime: config.runtime as "auto" | "runc" | "crun",
             diskPoolSize: config.diskPoolSize,
             defaultDiskMiB: config.defaultDiskMiB,
+            hiddenPaths: hiddenPathsOf(config),
             network: {
               enabled: config.sandboxNetworks,
               cidr: config.networkCidr,
@@ -119,6 +134,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     // Docker's containers run as uid 1000 on this kernel too (the local runtime does this itself).
     if (config.runtime === "docker") raiseInotifyLimits(log.child({ part: "runtime" }));
     sandboxCidrs = () => runtime.sandboxCidrs?.() ?? [];
+    sandboxAddress = (id) => runtime.sourceAddress?.(id) ?? runtime.address?.(id) ?? null;
     const adminKeyPath = await ensureAdminKey(store, dataDir);
     // Several servers may share a PostgreSQL store: each holds the sandboxes of its own runtime.
     const replica = replicaIdOf(dataDir);
@@ -148,7 +164,17 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     });
     const recovered = await recoverSandboxes({ store, runtime, sandboxes, reaper, log });
     log.info(recovered, "recovered sandboxes");
-    const sessions = agentSessions({ config, store, runtime, sandboxes, gateway, gatewayPort, metrics, log });
+    const sessions = agentSessions({
+      config,
+      store,
+      runtime,
+      sandboxes,
+      gateway,
+      gatewayPort,
+      tenantBudgets,
+      metrics,
+      log,
+    });
     await sessions?.service.recover();
     await sessions?.service.startPool();
     const auth = new Authenticator(store);
@@ -169,6 +195,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
         version: VERSION,
         replica,
         sessions,
+        tenantBudgets,
       },
       log,
     );

@@ -194,6 +194,19 @@ export const MIGRATIONS: Migration[] = [
   },
   {
     version: 9,
+    name: "tenant monthly model budgets",
+    sql: `
+      ALTER TABLE tenants ADD COLUMN monthly_budget_usd DOUBLE PRECISION;
+      CREATE TABLE tenant_spend (
+        tenant_id TEXT NOT NULL,
+        month TEXT NOT NULL,
+        usd DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (tenant_id, month)
+      );
+    `,
+  },
+  {
+    version: 10,
     name: "compute billed for what ran; session failures",
     sql: `
       CREATE TABLE sandbox_runs (

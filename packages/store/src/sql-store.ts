@@ -106,12 +106,36 @@ export class SqlStore implements Store {
 
   async getTenant(id: string): Promise<Tenant | null> {
     const [r] = await this.db.query<Row>("SELECT * FROM tenants WHERE id = ?", [id]);
-    return r ? { id: String(r.id), name: String(r.name), createdAt: String(r.created_at) } : null;
+    return r ? tenantOf(r) : null;
   }
 
   async listTenants(): Promise<Tenant[]> {
     const rows = await this.db.query<Row>("SELECT * FROM tenants ORDER BY id");
-    return rows.map((r) => ({ id: String(r.id), name: String(r.name), createdAt: String(r.created_at) }));
+    return rows.map(tenantOf);
+  }
+
+  async setTenantBudget(id: string, monthlyBudgetUsd: number | null): Promise<boolean> {
+    const rows = await this.db.query<Row>(
+      "UPDATE tenants SET monthly_budget_usd = ? WHERE id = ? RETURNING id",
+      [monthlyBudgetUsd, id],
+    );
+    return rows.length > 0;
+  }
+
+  async addTenantSpend(id: string, month: string, usd: number): Promise<void> {
+    await this.db.query(
+      `INSERT INTO tenant_spend (tenant_id, month, usd) VALUES (?, ?, ?)
+       ON CONFLICT (tenant_id, month) DO UPDATE SET usd = tenant_spend.usd + excluded.usd`,
+      [id, month, usd],
+    );
+  }
+
+  async tenantSpend(id: string, month: string): Promise<number> {
+    const [r] = await this.db.query<Row>("SELECT usd FROM tenant_spend WHERE tenant_id = ? AND month = ?", [
+      id,
+      month,
+    ]);
+    return r ? Number(r.usd) : 0;
   }
 
   async createApiKey(k: ApiKeyRecord): Promise<void> {
@@ -502,4 +526,16 @@ export class SqlStore implements Store {
     );
     return rows.map(toAudit);
   }
+}
+
+function tenantOf(r: Row): Tenant {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    createdAt: String(r.created_at),
+    monthlyBudgetUsd:
+      r.monthly_budget_usd === null || r.monthly_budget_usd === undefined
+        ? null
+        : Number(r.monthly_budget_usd),
+  };
 }

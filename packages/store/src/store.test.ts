@@ -73,6 +73,21 @@ function conformance(
       expect((await store.listApiKeys("t1")).map((x) => x.id)).toEqual(["k1", "k2"]);
     });
 
+    it("keeps a tenant's monthly budget and adds its spend per month, concurrently", async () => {
+      await store.createTenant({ id: "tb", name: "tb", createdAt: "2026-01-01T00:00:00.000Z" });
+      expect((await store.getTenant("tb"))?.monthlyBudgetUsd).toBeNull();
+      expect(await store.setTenantBudget("tb", 12.5)).toBe(true);
+      expect((await store.getTenant("tb"))?.monthlyBudgetUsd).toBe(12.5);
+      expect(await store.setTenantBudget("nobody", 1)).toBe(false);
+      await Promise.all(Array.from({ length: 20 }, () => store.addTenantSpend("tb", "2026-01", 0.25)));
+      await store.addTenantSpend("tb", "2026-02", 1);
+      expect(await store.tenantSpend("tb", "2026-01")).toBeCloseTo(5, 10);
+      expect(await store.tenantSpend("tb", "2026-02")).toBe(1);
+      expect(await store.tenantSpend("tb", "2026-03")).toBe(0);
+      expect(await store.setTenantBudget("tb", null)).toBe(true);
+      expect((await store.getTenant("tb"))?.monthlyBudgetUsd).toBeNull();
+    });
+
     it("stores sandboxes with their JSON fields and patches only what is given", async () => {
       await store.insertSandbox(sandbox("sb1"));
       await expect(store.insertSandbox(sandbox("sb1"))).rejects.toBeInstanceOf(ConflictError);

@@ -39,19 +39,3 @@ export function readSni(buf: Buffer): string | null | undefined {
   }
   return null;
 }
-
-/** The Host header of an HTTP/1 request head (without port); undefined while incomplete. */
-export function readHttpHost(buf: Buffer): string | null | undefined {
-  const head = buf.toString("latin1");
-  const end = head.indexOf("\r\n\r\n");
-  const m = /\r\nhost:[ \t]*([^\r\n]*)/i.exec(end >= 0 ? head.slice(0, end) : head);
-  if (m)
-    return (
-      m[1]!
-        .trim()
-        .replace(/:\d+$/, "")
-        .replace(/^\[|\]$/g, "")
-        .toLowerCase() || null
-    );
-  return end >= 0 ? null : undefined;
-}

@@ -1,6 +1,16 @@
+import { randomInt } from "node:crypto";
 import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
-import { hostAllowed, type Logger } from "@berth/core";
+import { egressAddressAllowed, HostAddresses, hostAllowed, type Logger } from "@berth/core";
 import dnsPacket, { type Answer, type Packet } from "dns-packet";
+import {
+  answers,
+  checkQuery,
+  type Rcode,
+  recordsForQuestion,
+  response,
+  upstreamQuery,
+  type ValidQuery,
+} from "./dns-messages.js";
 
 /** What the resolver needs to know about the sandbox a query came from. */
 export interface DnsClient {
@@ -8,6 +18,8 @@ export interface DnsClient {
   egress: "none" | "allowlist" | "open";
   /** Allowlist hostnames: exact names and `*.suffix` wildcards (lowercase). */
   hosts: string[];
+  /** Allowlist CIDRs: names may resolve into these even where they are forbidden otherwise. */
+  cidrs: string[];
 }
 
 export interface DnsResolverOptions {
@@ -17,31 +29,39 @@ export interface DnsResolverOptions {
   clientFor(ip: string): DnsClient | undefined;
   /** Lets the sandbox reach the addresses of an allowed name (before the answer is sent). */
   allow(id: string, ips: string[], ttlSeconds: number): Promise<void>;
+  /** Ranges answers never open besides core's FORBIDDEN_V4 (the sandboxes' own range). */
+  forbidden?: string[];
+  /** The host's own addresses (never opened); default: read from this host's interfaces. */
+  hostAddresses?: HostAddresses;
   log?: Logger;
 }
 
 const UPSTREAM_TIMEOUT_MS = 4_000;
-const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 const MIN_TTL = 60;
 const MAX_TTL = 3600;
 
 /**
  * The sandboxes' DNS resolver (UDP). nftables redirects every DNS packet a sandbox sends here.
- * `open` sandboxes are answered from upstream as is; `allowlist` sandboxes only for listed
- * names, and the A records of the answer are added to the sandbox's allowed set before it gets
- * the answer (so what a name resolves to is what it may reach); everything else is NXDOMAIN or
- * REFUSED. AAAA answers are empty: sandboxes have IPv4 only.
+ * Every query is checked first (one question, class IN, a data type, no other records but EDNS)
+ * and forwarded as a query of the resolver's own making, so nothing else a sandbox puts in a
+ * packet reaches the upstream. `open` sandboxes get the upstream's answer; `allowlist` sandboxes
+ * are answered only for listed names, and only with the records of the asked name and its CNAME
+ * chain; their A records, unless they are the host's or forbidden, are added to the sandbox's
+ * allowed set before it gets the answer (so what a name resolves to is what it may reach).
+ * Everything else is NXDOMAIN or REFUSED. AAAA answers are empty: sandboxes have IPv4 only.
  */
 export class DnsResolver {
   private socket: Socket | undefined;
   private upstreamHost: string;
   private upstreamPort: number;
+  private readonly host: HostAddresses;
 
   constructor(private readonly o: DnsResolverOptions) {
     const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d+))?$/.exec(o.upstream.trim());
     if (!m) throw new Error(`DNS upstream '${o.upstream}' must be an IPv4 address with an optional :port`);
     this.upstreamHost = m[1]!;
     this.upstreamPort = m[2] ? Number(m[2]) : 53;
+    this.host = o.hostAddresses ?? new HostAddresses();
   }
 
   /** Listens on `port` (0: any) on every address; resolves with the port. */
@@ -69,66 +89,78 @@ export class DnsResolver {
   }
 
   private async answer(msg: Buffer, from: RemoteInfo): Promise<void> {
-    let q: Packet;
-    try {
-      q = dnsPacket.decode(msg);
-    } catch {
-      return; // not DNS: ignore
-    }
-    const question = q.questions?.[0];
     const client = this.o.clientFor(from.address);
-    const reply = (rcode: keyof typeof RCODE, answers: Answer[] = []) =>
-      this.send(
-        dnsPacket.encode({
-          type: "response",
-          id: q.id,
-          // The rcode is the low 4 bits of the flags.
-          flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | RCODE[rcode],
-          questions: q.questions,
-          answers,
-        }),
-        from,
-      );
-    if (!question || !client || client.egress === "none") return reply("REFUSED");
-    if (client.egress === "allowlist" && !hostAllowed(question.name, client.hosts)) return reply("NXDOMAIN");
-    if (question.type === "AAAA") return reply("NOERROR");
-    const upstream = await this.ask(msg);
-    if (!upstream) return reply("SERVFAIL");
-    if (client.egress === "allowlist") {
-      let decoded: Packet;
-      try {
-        decoded = dnsPacket.decode(upstream);
-      } catch {
-        return reply("SERVFAIL");
-      }
-      const a = (decoded.answers ?? []).filter(
-        (x): x is Answer & { type: "A"; data: string } => x.type === "A",
-      );
-      if (a.length > 0) {
-        const ttl = Math.min(MAX_TTL, Math.max(MIN_TTL, ...a.map((x) => x.ttl ?? MIN_TTL)));
-        await this.o.allow(
-          client.id,
-          a.map((x) => x.data),
-          ttl,
-        );
-      }
+    // Not one of the sandboxes (or no longer): no answer at all, not even a refusal.
+    if (!client) return;
+    const q = checkQuery(msg);
+    if (!("question" in q)) {
+      if (q.id !== null) this.send(response({ id: q.id }, q.rcode), from);
+      this.o.log?.info({ sandboxId: client.id, why: q.why }, "dns: query refused");
+      return;
     }
-    this.send(upstream, from);
+    const reply = (rcode: Rcode, records: Answer[] = []) => this.send(response(q, rcode, records), from);
+    if (client.egress === "none") return reply("REFUSED");
+    if (client.egress === "allowlist" && !hostAllowed(q.question.name, client.hosts))
+      return reply("NXDOMAIN");
+    if (q.question.type === "AAAA") return reply("NOERROR");
+    const upstream = await this.ask(q);
+    if (!upstream) return reply("SERVFAIL");
+    if (client.egress === "open") {
+      // Passed on as the upstream answered it, under the sandbox's own query id.
+      upstream.raw.writeUInt16BE(q.id, 0);
+      return this.send(upstream.raw, from);
+    }
+    const rcode = upstream.packet.flags !== undefined ? upstream.packet.flags & 0xf : 2;
+    if (rcode !== 0) return reply(rcode === 3 ? "NXDOMAIN" : "SERVFAIL");
+    const records = recordsForQuestion(q.question, upstream.packet.answers ?? []).filter(
+      (r) =>
+        r.type !== "A" ||
+        egressAddressAllowed(r.data, {
+          host: this.host,
+          cidrs: client.cidrs,
+          extraForbidden: this.o.forbidden,
+        }),
+    );
+    const a = records.filter((r): r is Answer & { type: "A"; data: string } => r.type === "A");
+    if (a.length > 0) {
+      const ttl = Math.min(MAX_TTL, Math.max(MIN_TTL, ...a.map((x) => x.ttl ?? MIN_TTL)));
+      await this.o.allow(
+        client.id,
+        a.map((x) => x.data),
+        ttl,
+      );
+    }
+    reply("NOERROR", records);
   }
 
-  /** Forwards the query as is; resolves with the raw answer, or undefined on timeout. */
-  private ask(msg: Buffer): Promise<Buffer | undefined> {
+  /**
+   * Asks the upstream the query's one question under a fresh id; resolves with the answer that
+   * matches it (id and question; anything else arriving on the socket is ignored), or undefined
+   * on timeout.
+   */
+  private ask(q: ValidQuery): Promise<{ raw: Buffer; packet: Packet } | undefined> {
+    const id = randomInt(0, 65536);
+    const query = upstreamQuery(id, q);
     return new Promise((resolve) => {
       const s = createSocket("udp4");
-      const done = (v: Buffer | undefined) => {
+      const done = (v: { raw: Buffer; packet: Packet } | undefined) => {
         clearTimeout(timer);
         s.close();
         resolve(v);
       };
       const timer = setTimeout(() => done(undefined), UPSTREAM_TIMEOUT_MS);
-      s.on("message", (m) => done(m));
+      s.on("message", (m, from) => {
+        if (from.address !== this.upstreamHost || from.port !== this.upstreamPort) return;
+        let packet: Packet;
+        try {
+          packet = dnsPacket.decode(m);
+        } catch {
+          return;
+        }
+        if (answers(packet, id, q.question)) done({ raw: m, packet });
+      });
       s.on("error", () => done(undefined));
-      s.send(msg, this.upstreamPort, this.upstreamHost);
+      s.send(query, this.upstreamPort, this.upstreamHost);
     });
   }
 

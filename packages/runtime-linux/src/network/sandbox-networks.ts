@@ -44,6 +44,16 @@ export interface SandboxNetworksOptions {
   log?: Logger;
 }
 
+/** Names this instance's table and veths apart from other servers' on the host. */
+function instanceTag(dir: string): string {
+  return createHash("sha256").update(dir).digest("hex").slice(0, 4);
+}
+
+/** The prefix of the host-side veth names of the instance whose network dir is `dir`. */
+export function vethPrefixOf(dir: string): string {
+  return `b${instanceTag(dir)}`;
+}
+
 /** After a create, how long the pool waits before refilling (bursts go first). */
 const QUIET_MS = 150;
 
@@ -60,7 +70,7 @@ export class SandboxNetworks {
   private readonly used = new Set<number>();
   private readonly ready: NetSlot[] = [];
   private readonly nets = new Map<string, SandboxNet>();
-  private readonly byIp = new Map<string, DnsClient & { cidrs: string[] }>();
+  private readonly byIp = new Map<string, DnsClient>();
   private readonly dns: DnsResolver;
   private readonly proxy: EgressProxy;
   private proxyPorts: ProxyPorts = { http: 0, tls: 0 };
@@ -72,14 +82,15 @@ export class SandboxNetworks {
 
   constructor(private readonly o: SandboxNetworksOptions) {
     this.range = new AddressRange(o.cidr);
-    const tag = createHash("sha256").update(o.dir).digest("hex").slice(0, 4);
+    const tag = instanceTag(o.dir);
     this.table = `inet berth_${tag}`;
-    this.vethPrefix = `b${tag}`;
+    this.vethPrefix = vethPrefixOf(o.dir);
     this.resolvConf = join(o.dir, "resolv.conf");
     this.dns = new DnsResolver({
       upstream: o.dnsUpstream,
       clientFor: (ip) => this.byIp.get(ip),
       allow: (id, ips, ttl) => this.nft(allowResolvedScript(this.table, id, ips, ttl)),
+      forbidden: [this.range.cidr],
       log: o.log,
     });
     this.proxy = new EgressProxy({

@@ -31,27 +31,27 @@ export function failureOfResult(m: SDKResultMessage, clues: TurnClues): SessionF
   if (clues.interrupted) return { code: "interrupted", message: "the turn was interrupted" };
   if (m.subtype === "error_max_turns")
     return { code: "max_turns", message: `the agent reached maxTurns (${m.num_turns} turns)` };
+  // What the agent was told (for an API error, the SDK's "API Error: <status> <message>").
+  const said = (m.subtype === "success" ? m.result : m.errors?.join("; "))?.slice(0, 300);
   if (clues.model)
     return {
       code: clues.model.code,
-      message: clues.model.message,
+      // The upstream's own words are in what the agent was told; the gateway's refusals say enough.
+      message:
+        clues.model.code === "model_error" && said ? `${clues.model.message}: ${said}` : clues.model.message,
       ...(clues.model.upstreamStatus !== undefined ? { upstreamStatus: clues.model.upstreamStatus } : {}),
     };
-  // No word from the gateway (a parked start's, say): the SDK's own record of the API error.
+  // No word from the gateway: the SDK's own record of the API error.
   const status = (m as { api_error_status?: unknown }).api_error_status;
   if (typeof status === "number" && status >= 400)
     return {
       code: "model_error",
-      message: `the model API answered ${status}${m.subtype === "success" && m.result ? ` (${m.result.slice(0, 300)})` : ""}`,
+      message: `the model answered HTTP ${status}${said ? `: ${said}` : ""}`,
       upstreamStatus: status,
     };
   if (m.subtype === "error_max_budget_usd")
     return { code: "budget_exceeded", message: "the session's maxBudgetUsd is spent" };
-  const said = m.subtype === "success" ? m.result : m.errors?.join("; ");
-  return {
-    code: "agent_error",
-    message: `the agent's turn failed (${m.subtype}${said ? `: ${said.slice(0, 300)}` : ""})`,
-  };
+  return { code: "agent_error", message: `the agent's turn failed (${m.subtype}${said ? `: ${said}` : ""})` };
 }
 
 /**

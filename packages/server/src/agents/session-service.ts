@@ -2,6 +2,7 @@ import type { SDKMessage } from "@anthropic-ai/claude-agent-sdk";
 import {
   type AgentOptions,
   BerthError,
+  BudgetExceededError,
   type Config,
   ConflictError,
   FINAL_SESSION_STATES,
@@ -20,6 +21,7 @@ import {
   type SessionUsage,
   type Store,
 } from "@berth/core";
+import type { TenantBudgets } from "../gateway/budgets.js";
 import type { GatewayToken, ModelGateway } from "../gateway/gateway.js";
 import { noUsage } from "../gateway/prices.js";
 import type { CreateSandboxBody } from "../http/schemas.js";
@@ -49,6 +51,7 @@ export interface SessionServiceDeps {
   sandboxes: SandboxService;
   gateway: ModelGateway;
   gatewayPort: number;
+  tenantBudgets: TenantBudgets;
   claudePath: string;
   events: SessionEvents;
   metrics: ServerMetrics;
@@ -125,6 +128,7 @@ export class SessionService {
     if (unavailable) throw new BerthError("model_unavailable", 503, unavailable.message);
     const pattern = body.pattern ?? "ephemeral";
     const options = this.resolveOptions(body.agent ?? {});
+    await this.refuseOverBudget(tenantId);
     if (typeof body.prompt !== "string" || body.prompt.length === 0)
       throw new InvalidRequestError("prompt must be a non-empty string", { field: "prompt" });
     const { id: sandboxId, ...sandboxBody } = body.sandbox ?? {};
@@ -256,6 +260,16 @@ export class SessionService {
     await this.pool?.close();
   }
 
+  /** A tenant whose monthly model budget is spent starts no session (402 budget_exceeded). */
+  private async refuseOverBudget(tenantId: string): Promise<void> {
+    const b = await this.d.tenantBudgets.status(tenantId);
+    if (b.monthlyBudgetUsd !== null && b.spentUsd >= b.monthlyBudgetUsd)
+      throw new BudgetExceededError(
+        `the tenant's monthly model budget of USD ${b.monthlyBudgetUsd} is spent (USD ${b.spentUsd.toFixed(4)} in ${b.month}); an admin can raise it with PATCH /v1/tenants/${tenantId}`,
+        { monthlyBudgetUsd: b.monthlyBudgetUsd, spentUsd: b.spentUsd, month: b.month },
+      );
+  }
+
   /** Whether berth-init can confine a process with Landlock on this host (known after one try). */
   private async canConfine(sandboxId: string): Promise<boolean> {
     if (this.landlock !== undefined) return this.landlock;
@@ -314,8 +328,9 @@ export class SessionService {
     const client = this.d.sandboxes.client(s.sandboxId);
     await client.mkdir(s.options.cwd);
     const live = { writes: Promise.resolve(), token: w.token, clues: {} } as Live;
-    w.onUsage = this.meter(s.id, live);
-    w.onFailure = (f) => {
+    w.grant.tenantId = s.tenantId;
+    w.grant.onUsage = this.meter(s.id, live);
+    w.grant.onFailure = (f) => {
       live.clues.model = f;
     };
     live.run = new AgentRun(
@@ -403,6 +418,8 @@ export class SessionService {
     const live = { writes: Promise.resolve(), clues: {} } as Live;
     const token = this.d.gateway.grant({
       sessionId: s.id,
+      sandboxId: s.sandboxId,
+      tenantId: s.tenantId,
       budgetUsd: s.options.maxBudgetUsd,
       spentUsd: s.tokensUsd,
       onUsage: this.meter(s.id, live),

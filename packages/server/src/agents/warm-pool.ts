@@ -1,5 +1,5 @@
-import { type AgentOptions, newSessionId, type SessionUsage } from "@berth/core";
-import type { GatewayToken, ModelFailure } from "../gateway/gateway.js";
+import { type AgentOptions, newSessionId } from "@berth/core";
+import type { GatewayGrant, GatewayToken } from "../gateway/gateway.js";
 import { agentEnv } from "./agent-env.js";
 import { ParkedAgent } from "./agent-run.js";
 import type { SessionServiceDeps } from "./session-service.js";
@@ -24,10 +24,11 @@ export interface WarmStart {
   sessionId: string;
   token: GatewayToken;
   parked: ParkedAgent;
-  /** Where the gateway's usage reports go once a session has taken this start. */
-  onUsage: ((usage: SessionUsage, costUsd: number) => void) | null;
-  /** Where the gateway's failure reports go once a session has taken this start. */
-  onFailure?: (f: ModelFailure) => void;
+  /**
+   * The token's grant: the session that takes this start makes it its own (its tenant, where
+   * usage and failures go); until then it spends for nobody.
+   */
+  grant: GatewayGrant;
 }
 
 /** What the pool needs: the session service's parts, and the options a spare is started with. */
@@ -144,14 +145,16 @@ export class WarmPool {
       if (!hostIp) throw new Error("agent sessions need sandbox networks (BERTH_SANDBOX_NETWORKS)");
       const client = this.d.sandboxes.client(sandbox.id);
       await client.mkdir(PARKING_DIR);
-      const w = { sandboxId: sandbox.id, sessionId, onUsage: null } as WarmStart;
-      token = this.d.gateway.grant({
+      const w = { sandboxId: sandbox.id, sessionId } as WarmStart;
+      w.grant = {
         sessionId,
+        sandboxId: sandbox.id,
+        tenantId: POOL_TENANT,
         budgetUsd: null,
         spentUsd: 0,
-        onUsage: (u, cost) => w.onUsage?.(u, cost),
-        onFailure: (f) => w.onFailure?.(f),
-      });
+        onUsage: () => {},
+      };
+      token = this.d.gateway.grant(w.grant);
       w.token = token;
       w.parked = await ParkedAgent.start(
         {

@@ -8,62 +8,91 @@ import {
 } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Logger, SessionUsage } from "@berth/core";
-import { noUsage, type PriceTable } from "./prices.js";
+import { SessionAccount, type SpendAccount, type TenantBudgets } from "./budgets.js";
+import {
+  clampToBudget,
+  inputTokenBound,
+  MAX_REQUEST_BYTES,
+  type ModelRequest,
+  parseModelRequest,
+  worstCaseUsd,
+} from "./model-request.js";
+import type { PriceTable } from "./prices.js";
+import { answerHeaders, type RelayTarget, relayTarget, upstreamHeaders } from "./relay-policy.js";
+import { UsageMeter } from "./usage-meter.js";
 
-/** Why the gateway refused a session's model request, or the upstream failed it. */
+/** Why the gateway could not get a session an answer (for the session's `failure`). */
 export interface ModelFailure {
   code: "budget_exceeded" | "model_error" | "model_unavailable";
   message: string;
+  /** The upstream's HTTP status (model_error). */
   upstreamStatus?: number;
 }
 
 /** What the gateway knows of a session that may use it. */
 export interface GatewayGrant {
   sessionId: string;
+  /** The sandbox the session's agent runs in: the token is taken only from its address. */
+  sandboxId: string;
+  /** Whose monthly budget the session spends from. */
+  tenantId: string;
   /** USD the session may spend on tokens (null: no budget). */
   budgetUsd: number | null;
-  /** USD spent so far (kept up to date by the gateway). */
+  /** USD spent before this grant (an earlier run of the same session). */
   spentUsd: number;
   /** Called after each answer with the usage it carried and its cost. */
   onUsage(usage: SessionUsage, costUsd: number, model: string): void;
-  /** Called when a request is refused (budget, no key) or the upstream answers >= 400. */
+  /** Called when a request is refused or the model answers with an error. */
   onFailure?: (f: ModelFailure) => void;
 }
 
 /** A per-session token: long, random, and never the real key. */
 export type GatewayToken = string;
 
-/** Request headers that are not passed on (hop-by-hop, and the session's own credentials). */
-const DROPPED = new Set([
-  "host",
-  "connection",
-  "x-api-key",
-  "authorization",
-  "keep-alive",
-  "transfer-encoding",
-]);
+/** How long the gateway waits for a sandbox to send a whole request (a slow sender holds nothing longer). */
+const REQUEST_TIMEOUT_MS = 60_000;
+/** How long the gateway waits for the upstream to count a request's tokens before it uses its own bound. */
+const COUNT_TIMEOUT_MS = 10_000;
+/** The fields `count_tokens` takes of a Messages request. */
+const COUNTED_FIELDS = ["model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"];
+
+interface Grant {
+  g: GatewayGrant;
+  account: SessionAccount;
+}
+
+export interface ModelGatewayOptions {
+  upstream: string;
+  apiKey: string | undefined;
+  prices: PriceTable;
+  log: Logger;
+  /** Who may connect at all (by remote address): sandboxes' ranges and loopback. */
+  allowFrom?: (address: string) => boolean;
+  /** Whether a token of the session in `sandboxId` may be used from `address` (only from its own sandbox). */
+  tokenFrom?: (sandboxId: string, address: string) => boolean;
+  /** Tenants' monthly budgets (none: no tenant caps). */
+  tenantBudgets?: TenantBudgets;
+  /** Called when an answer has been relayed: its duration, status, usage and cost (for metrics). */
+  onRelayed?: (seconds: number, status: number, usage: SessionUsage | null, costUsd: number) => void;
+  /** Called when an answer names a model the price table does not know (it was priced at the default). */
+  onUnpriced?: (model: string) => void;
+}
 
 /**
- * The model gateway: agents in sandboxes call it with a per-session token in place of an API
- * key; it checks the token, refuses sessions past their budget, swaps in the real key, forwards
- * to the upstream Messages API, streams the answer back unchanged and meters the usage it carries.
+ * The model gateway: agents in sandboxes call it with a per-session token in place of an API key.
+ * It relays the two Messages API calls an agent needs, to the configured upstream only, from the
+ * token's own sandbox only; holds the worst case of each request against the session's and the
+ * tenant's budgets before it is sent; swaps in the real key; streams the answer back unchanged;
+ * and settles on the usage the answer carries.
  */
 export class ModelGateway {
-  private readonly grants = new Map<string, GatewayGrant>();
+  private readonly grants = new Map<string, Grant>();
+  private readonly upstream: URL;
   private server: Server | null = null;
 
-  constructor(
-    private readonly o: {
-      upstream: string;
-      apiKey: string | undefined;
-      prices: PriceTable;
-      log: Logger;
-      /** Who may connect (by remote IPv4/IPv6 address): sandboxes' range and loopback. */
-      allowFrom?: (address: string) => boolean;
-      /** Called when an answer has been relayed: its duration, status, usage and cost (for metrics). */
-      onRelayed?: (seconds: number, status: number, usage: SessionUsage | null, costUsd: number) => void;
-    },
-  ) {}
+  constructor(private readonly o: ModelGatewayOptions) {
+    this.upstream = new URL(o.upstream);
+  }
 
   /** Listens on every address at `port` (0: any free one); sandboxes reach it at their host address. */
   async start(port: number): Promise<number> {
@@ -74,6 +103,7 @@ export class ModelGateway {
         else res.destroy();
       });
     });
+    server.requestTimeout = REQUEST_TIMEOUT_MS;
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
       server.listen(port, "0.0.0.0", () => resolve());
@@ -85,7 +115,7 @@ export class ModelGateway {
   /** A new token for a session. */
   grant(g: GatewayGrant): GatewayToken {
     const token = `berth-gw-${randomBytes(24).toString("base64url")}`;
-    this.grants.set(hash(token), g);
+    this.grants.set(hash(token), { g, account: new SessionAccount(g.budgetUsd, g.spentUsd) });
     return token;
   }
 
@@ -107,35 +137,139 @@ export class ModelGateway {
     const from = (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
     if (this.o.allowFrom && !this.o.allowFrom(from))
       return refuse(res, 403, "permission_error", "the model gateway serves Berth's sandboxes only");
+    const target = relayTarget(req.method, req.url, this.upstream);
+    if (!target)
+      return refuse(
+        res,
+        404,
+        "not_found_error",
+        "Berth's model gateway relays only POST /v1/messages and POST /v1/messages/count_tokens",
+      );
     const bearer = /^Bearer (.+)$/.exec(String(req.headers.authorization ?? ""))?.[1];
     const token = String(req.headers["x-api-key"] ?? bearer ?? "");
     const grant = token ? this.grants.get(hash(token)) : undefined;
     if (!grant) return refuse(res, 401, "authentication_error", "unknown or expired Berth session token");
-    if (grant.budgetUsd !== null && grant.spentUsd >= grant.budgetUsd) {
-      const message = `Berth: this session's budget of USD ${grant.budgetUsd} is spent (USD ${grant.spentUsd.toFixed(4)}); the gateway refuses further model requests`;
-      grant.onFailure?.({ code: "budget_exceeded", message });
-      return refuse(res, 400, "invalid_request_error", message);
-    }
+    if (this.o.tokenFrom && !this.o.tokenFrom(grant.g.sandboxId, from))
+      return refuse(res, 403, "permission_error", "this Berth session token belongs to another sandbox");
     if (!this.o.apiKey) {
       const message = "Berth has no model API key (set BERTH_ANTHROPIC_API_KEY)";
-      grant.onFailure?.({ code: "model_unavailable", message });
+      grant.g.onFailure?.({ code: "model_unavailable", message });
       return refuse(res, 503, "api_error", message);
     }
-    // The upstream's own path prefix (if any) stays in front of the request's path.
-    const base = new URL(this.o.upstream);
-    const target = new URL(`${base.pathname.replace(/\/$/, "")}${req.url ?? "/"}`, base.origin);
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !DROPPED.has(k)) headers[k] = v;
-    headers["x-api-key"] = this.o.apiKey;
-    const send = target.protocol === "https:" ? httpsRequest : httpRequest;
-    const upstream = send(target, { method: req.method, headers });
-    req.pipe(upstream);
+    const raw = await readBody(req, MAX_REQUEST_BYTES);
+    if (!raw)
+      return refuse(res, 413, "request_too_large", `a request may have at most ${MAX_REQUEST_BYTES} bytes`);
+    if (target.path === "/v1/messages/count_tokens") {
+      // Counting is free: no budget is held.
+      await this.relay(req, res, target, raw, null, t0);
+      return;
+    }
+    const parsed = parseModelRequest(raw);
+    if (typeof parsed === "string") return refuse(res, 400, "invalid_request_error", `Berth: ${parsed}`);
+    const admitted = await this.admit(grant, req, raw, parsed);
+    if (typeof admitted === "string") {
+      grant.g.onFailure?.({ code: "budget_exceeded", message: admitted });
+      return refuse(res, 402, "billing_error", admitted);
+    }
+    const body = admitted.request === parsed ? raw : Buffer.from(JSON.stringify(admitted.request.body));
+    let spent = 0;
+    try {
+      const reading = await this.relay(req, res, target, body, grant, t0);
+      if (reading && reading.status >= 400)
+        grant.g.onFailure?.({
+          code: "model_error",
+          message: `the model answered HTTP ${reading.status}`,
+          upstreamStatus: reading.status,
+        });
+      spent = reading?.costUsd ?? 0;
+      if (spent > admitted.held + 1e-12)
+        this.o.log.warn(
+          { sessionId: grant.g.sessionId, spent, held: admitted.held },
+          "gateway: the model reported more usage than the request's worst case",
+        );
+    } finally {
+      for (const a of admitted.accounts) await a.settle(admitted.held, spent);
+    }
+  }
+
+  /**
+   * Holds the worst case of a request against every budget it spends from, or says why not. When
+   * the bound from the body's size does not fit, the upstream counts the input exactly; when that
+   * does not fit either, `max_tokens` is lowered to what the budget still covers.
+   */
+  private async admit(
+    grant: Grant,
+    req: IncomingMessage,
+    raw: Buffer,
+    request: ModelRequest,
+  ): Promise<{ request: ModelRequest; held: number; accounts: SpendAccount[] } | string> {
+    const accounts: SpendAccount[] = [grant.account];
+    if (this.o.tenantBudgets) accounts.push(await this.o.tenantBudgets.account(grant.g.tenantId));
+    const available = () => Math.min(...accounts.map((a) => a.available()));
+    const hold = (r: ModelRequest, inputTokens: number) => {
+      const held = worstCaseUsd(this.o.prices, r, inputTokens);
+      for (const a of accounts) a.hold(held);
+      return { request: r, held, accounts };
+    };
+    let inputTokens = inputTokenBound(raw, request);
+    if (worstCaseUsd(this.o.prices, request, inputTokens) <= available()) return hold(request, inputTokens);
+    if (available() > 0)
+      inputTokens = Math.min(inputTokens, (await this.countTokens(req, request)) ?? inputTokens);
+    // Settled again after the count: other requests may have held meanwhile.
+    if (worstCaseUsd(this.o.prices, request, inputTokens) <= available()) return hold(request, inputTokens);
+    const clamped = clampToBudget(this.o.prices, request, inputTokens, available());
+    if (clamped) return hold(clamped, inputTokens);
+    const limited =
+      grant.account.available() <= available() ? "this session's budget" : "the tenant's monthly budget";
+    return `Berth: ${limited} cannot cover this request (USD ${Math.max(0, available()).toFixed(4)} left); the gateway refuses further model requests (budget_exceeded)`;
+  }
+
+  /** The upstream's exact input count of a request (null when it cannot say in time). */
+  private async countTokens(req: IncomingMessage, r: ModelRequest): Promise<number | null> {
+    const target = relayTarget("POST", "/v1/messages/count_tokens", this.upstream);
+    if (!target) return null;
+    const body = Buffer.from(
+      JSON.stringify(
+        Object.fromEntries(COUNTED_FIELDS.filter((k) => k in r.body).map((k) => [k, r.body[k]])),
+      ),
+    );
+    try {
+      const res = await fetch(target.url, {
+        method: "POST",
+        headers: upstreamHeaders(req.headers, this.o.apiKey ?? "", body.length),
+        body,
+        signal: AbortSignal.timeout(COUNT_TIMEOUT_MS),
+      });
+      const n = ((await res.json()) as { input_tokens?: unknown }).input_tokens;
+      return res.ok && typeof n === "number" && Number.isFinite(n) && n >= 0 ? n : null;
+    } catch (err) {
+      this.o.log.warn({ err: String(err) }, "gateway: the upstream could not count a request's tokens");
+      return null;
+    }
+  }
+
+  /** Sends `body` to the upstream, streams the answer back, and meters it (for a grant). */
+  private async relay(
+    req: IncomingMessage,
+    res: ServerResponse,
+    target: RelayTarget,
+    body: Buffer,
+    grant: Grant | null,
+    t0: number,
+  ): Promise<{ status: number; costUsd: number } | null> {
+    const send = target.url.protocol === "https:" ? httpsRequest : httpRequest;
+    const upstream = send(target.url, {
+      method: "POST",
+      headers: upstreamHeaders(req.headers, this.o.apiKey ?? "", body.length),
+    });
+    res.on("close", () => upstream.destroy());
+    upstream.end(body);
     const answer = await new Promise<IncomingMessage>((resolve, reject) => {
       upstream.once("response", resolve);
       upstream.once("error", reject);
     });
-    res.writeHead(answer.statusCode ?? 502, answer.headers);
     const status = answer.statusCode ?? 502;
+    res.writeHead(status, answerHeaders(answer.headers));
     const meter = new UsageMeter(String(answer.headers["content-type"] ?? ""));
     answer.on("data", (chunk: Buffer) => {
       meter.feed(chunk);
@@ -146,17 +280,17 @@ export class ModelGateway {
     });
     res.on("close", () => answer.destroy());
     await new Promise<void>((resolve) => answer.once("end", resolve).once("close", resolve));
-    if (status >= 400)
-      grant.onFailure?.({ code: "model_error", message: meter.failure(status), upstreamStatus: status });
     res.end();
+    if (!grant) return null;
     const { usage, model } = meter.finish();
     let cost = 0;
     if (model) {
+      if (!this.o.prices.isKnown(model)) this.o.onUnpriced?.(model);
       cost = this.o.prices.costOf(model, usage);
-      grant.spentUsd += cost;
-      grant.onUsage(usage, cost, model);
+      grant.g.onUsage(usage, cost, model);
     }
-    this.o.onRelayed?.((performance.now() - t0) / 1000, answer.statusCode ?? 502, model ? usage : null, cost);
+    this.o.onRelayed?.((performance.now() - t0) / 1000, status, model ? usage : null, cost);
+    return { status, costUsd: cost };
   }
 }
 
@@ -164,86 +298,20 @@ function hash(token: string): string {
   return createHash("sha256").update(token).digest("hex");
 }
 
+/** The whole request body, or null when it is longer than `limit` bytes. */
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > limit) return null;
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
 /** An error in the Messages API's own shape, so the SDK shows its message. */
 function refuse(res: ServerResponse, status: number, type: string, message: string): void {
   res.writeHead(status, { "content-type": "application/json" });
   res.end(JSON.stringify({ type: "error", error: { type, message } }));
-}
-
-/** Reads usage from a streamed (SSE) or whole JSON Messages API answer as it passes. */
-class UsageMeter {
-  private readonly sse: boolean;
-  private text = "";
-  private readonly usage = noUsage();
-  private model = "";
-
-  constructor(contentType: string) {
-    this.sse = contentType.includes("text/event-stream");
-  }
-
-  feed(chunk: Buffer): void {
-    this.text += chunk.toString("utf8");
-    if (!this.sse) return;
-    let nl = this.text.indexOf("\n");
-    while (nl >= 0) {
-      const line = this.text.slice(0, nl).trim();
-      this.text = this.text.slice(nl + 1);
-      if (line.startsWith("data:")) this.event(line.slice(5).trim());
-      nl = this.text.indexOf("\n");
-    }
-  }
-
-  /** What an error answer said (`type: message` of the API's error body), for a person. */
-  failure(status: number): string {
-    try {
-      const e = (JSON.parse(this.text) as { error?: { type?: string; message?: string } }).error;
-      if (e?.message)
-        return `the model API answered ${status} (${e.type ?? "error"}: ${e.message.slice(0, 300)})`;
-    } catch {
-      // Not JSON: the status says enough.
-    }
-    return `the model API answered ${status}`;
-  }
-
-  finish(): { usage: SessionUsage; model: string } {
-    if (!this.sse && this.text) {
-      try {
-        const m = JSON.parse(this.text) as { model?: string; usage?: Record<string, number> };
-        if (m.model && m.usage) {
-          this.model = m.model;
-          this.add(m.usage, true);
-        }
-      } catch {
-        // Not a message: nothing to meter.
-      }
-    }
-    return { usage: this.usage, model: this.model };
-  }
-
-  private event(data: string): void {
-    let e: {
-      type?: string;
-      message?: { model?: string; usage?: Record<string, number> };
-      usage?: Record<string, number>;
-    };
-    try {
-      e = JSON.parse(data);
-    } catch {
-      return;
-    }
-    if (e.type === "message_start" && e.message) {
-      this.model = e.message.model ?? this.model;
-      this.add(e.message.usage ?? {}, false);
-    } else if (e.type === "message_delta" && e.usage) {
-      // message_delta carries the final (cumulative) output count.
-      this.usage.outputTokens = e.usage.output_tokens ?? this.usage.outputTokens;
-    }
-  }
-
-  private add(u: Record<string, number>, withOutput: boolean): void {
-    this.usage.inputTokens += u.input_tokens ?? 0;
-    this.usage.cacheReadTokens += u.cache_read_input_tokens ?? 0;
-    this.usage.cacheCreationTokens += u.cache_creation_input_tokens ?? 0;
-    if (withOutput) this.usage.outputTokens += u.output_tokens ?? 0;
-  }
 }

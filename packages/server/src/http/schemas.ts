@@ -227,6 +227,26 @@ export const CreateKeyBody = T.Object(
   { additionalProperties: false },
 );
 
+/** `PATCH /v1/tenants/:id`: the tenant's monthly model budget (null: no cap). */
+export const TenantBudgetBody = T.Object(
+  {
+    monthlyBudgetUsd: T.Union([T.Number({ minimum: 0, maximum: 1e9 }), T.Null()], {
+      description:
+        "USD the tenant's sessions may spend on model tokens per calendar month (UTC); null removes the cap",
+    }),
+  },
+  { additionalProperties: false },
+);
+
+/** A tenant, its monthly model budget and this month's spend. */
+export const TenantInfo = T.Object({
+  id: T.String(),
+  createdAt: T.String(),
+  monthlyBudgetUsd: T.Union([T.Number(), T.Null()]),
+  month: T.String({ description: "The calendar month (UTC) `spentUsd` covers, YYYY-MM" }),
+  spentUsd: T.Number({ description: "What the tenant's model requests cost this month" }),
+});
+
 export const ApiKeyInfo = T.Object({
   id: T.String(),
   key: T.Optional(T.String({ description: "The secret; shown only when the key is created" })),

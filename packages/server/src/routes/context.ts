@@ -10,6 +10,7 @@ import type {
 import type { SessionEvents } from "../agents/session-events.js";
 import type { SessionService } from "../agents/session-service.js";
 import type { Authenticator } from "../auth/authenticate.js";
+import type { TenantBudgets } from "../gateway/budgets.js";
 import type { ServerMetrics } from "../metrics.js";
 import type { EventHub } from "../sandboxes/event-hub.js";
 import type { Reaper } from "../sandboxes/reaper.js";
@@ -37,6 +38,8 @@ export interface ServerContext {
   replica: string;
   /** Agent sessions (absent when the agent runtime could not be set up). */
   sessions?: { service: SessionService; events: SessionEvents };
+  /** Tenants' monthly model budgets (what the gateway holds and what the store says was spent). */
+  tenantBudgets: TenantBudgets;
 }
 
 /** The Fastify app with TypeBox schemas as the source of request types. */

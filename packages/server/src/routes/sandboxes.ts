@@ -11,6 +11,7 @@ import {
 } from "../http/schemas.js";
 import { lastEventId, openEventStream } from "../http/sse.js";
 import { creatorOf, relayJson } from "../replicas/placement.js";
+import { checkEgressBounds } from "../sandboxes/create-spec.js";
 import type { App, ServerContext } from "./context.js";
 
 /** `label=k=v` query values as a map. */
@@ -35,6 +36,7 @@ export function sandboxRoutes(app: App, ctx: ServerContext): void {
     { schema: { tags, body: T.Optional(CreateSandboxBody), response: { 201: Sandbox } } },
     async (req, reply) => {
       const body = req.body ?? {};
+      checkEgressBounds(ctx.config, req.caller, body.network);
       // A snapshot's archive and a volume's disk live with one server: that one creates it.
       const creator = await creatorOf(ctx.store, ctx.replica, req.caller.tenantId, body);
       const there =
@@ -82,7 +84,10 @@ export function sandboxRoutes(app: App, ctx: ServerContext): void {
   app.patch(
     "/v1/sandboxes/:id",
     { schema: { tags, params: SandboxParams, body: PatchSandboxBody, response: { 200: Sandbox } } },
-    async (req) => toSandboxView(await ctx.sandboxes.update(req.caller.tenantId, req.params.id, req.body)),
+    async (req) => {
+      checkEgressBounds(ctx.config, req.caller, req.body.network);
+      return toSandboxView(await ctx.sandboxes.update(req.caller.tenantId, req.params.id, req.body));
+    },
   );
   app.delete("/v1/sandboxes/:id", { schema: { tags, params: SandboxParams } }, async (req, reply) => {
     await ctx.sandboxes.remove(req.caller.tenantId, req.params.id);

@@ -13,6 +13,7 @@ import { CreateSandboxBody, Session } from "../http/schemas.js";
 import { lastEventId } from "../http/sse.js";
 import { creatorOf, relayJson } from "../replicas/placement.js";
 import { FORWARDED_BY } from "../replicas/router.js";
+import { checkEgressBounds } from "../sandboxes/create-spec.js";
 import type { App, ServerContext } from "./context.js";
 import { streamSessionEvents } from "./session-stream.js";
 import { usageRoutes } from "./usage.js";
@@ -127,6 +128,7 @@ export function sessionRoutes(
     "/v1/sessions",
     { schema: { tags, body: CreateSessionBody, response: { 201: Session } } },
     async (req, reply) => {
+      checkEgressBounds(ctx.config, req.caller, (req.body.sandbox as SessionSandbox | undefined)?.network);
       // A session runs where its sandbox runs: another replica may hold it, or what it is made from.
       const owner = req.headers[FORWARDED_BY]
         ? null

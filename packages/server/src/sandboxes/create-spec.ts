@@ -1,6 +1,8 @@
 import {
   type Config,
+  cidrsOverlap,
   type EgressMode,
+  FORBIDDEN_V4,
   InvalidRequestError,
   type NetworkPolicy,
   NotSupportedError,
@@ -47,6 +49,33 @@ export function resolveNetwork(
     });
   parseAllowlist(allow);
   return { egress, allow };
+}
+
+/**
+ * The operator's bounds on what a tenant's key may open (admin keys are not bound): no CIDR
+ * wider than BERTH_EGRESS_MIN_PREFIX, none reaching into a forbidden range (the metadata
+ * address, private networks, loopback, reserved). Checked where the caller is known.
+ */
+export function checkEgressBounds(
+  c: Pick<Config, "egressMinPrefix">,
+  caller: { admin: boolean },
+  network: { allow?: string[] } | undefined,
+): void {
+  if (caller.admin || !network?.allow) return;
+  for (const cidr of parseAllowlist(network.allow).cidrs) {
+    const prefix = Number(cidr.split("/")[1]);
+    if (prefix < c.egressMinPrefix)
+      throw new InvalidRequestError(
+        `network.allow: '${cidr}' is wider than /${c.egressMinPrefix}, the widest range a tenant may allow on this server (${SETTINGS.egressMinPrefix.env})`,
+        { field: "network.allow", minPrefix: c.egressMinPrefix },
+      );
+    const hit = FORBIDDEN_V4.find((f) => cidrsOverlap(cidr, f));
+    if (hit)
+      throw new InvalidRequestError(
+        `network.allow: '${cidr}' reaches into ${hit} (private, loopback, link-local or reserved addresses); only an admin key may allow it`,
+        { field: "network.allow", forbidden: hit },
+      );
+  }
 }
 
 /** `timeoutSeconds` after defaults and the server maximum (0 or null: no limit). */
