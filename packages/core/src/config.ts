@@ -281,14 +281,14 @@ export const SETTINGS = {
     kind: "number",
     default: 0.05,
     min: 0,
-    doc: "Price of one CPU for an hour, for the `costUsd` of sandbox metrics",
+    doc: "Price of one reserved CPU for an hour of running (never paused or hibernated): sandbox metrics' `costUsd` and sessions' compute",
   },
   memoryGiBHourUsd: {
     env: "BERTH_MEMORY_GIB_HOUR_USD",
     kind: "number",
     default: 0.005,
     min: 0,
-    doc: "Price of one GiB of memory for an hour",
+    doc: "Price of one reserved GiB of memory for an hour of running",
   },
   reaperIntervalMs: {
     env: "BERTH_REAPER_INTERVAL_MS",

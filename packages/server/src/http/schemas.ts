@@ -2,7 +2,7 @@
  * Request and response schemas of the v1 API (../shared/api-v1.md). They validate requests,
  * give the handlers their types and produce /openapi.json: one source of truth.
  */
-import { SANDBOX_STATES } from "@berth/core";
+import { SANDBOX_STATES, SESSION_FAILURE_CODES, SESSION_PATTERNS, SESSION_STATES } from "@berth/core";
 import { type Static, Type as T } from "@sinclair/typebox";
 
 /** Longest span a request may give in seconds (larger values are refused, not overflowed). */
@@ -285,4 +285,83 @@ export const ErrorBody = T.Object({
     message: T.String(),
     details: T.Optional(T.Record(T.String(), T.Unknown())),
   }),
+});
+
+/** Why a session (or the last turn of one that lives on) failed. */
+export const SessionFailure = T.Object(
+  {
+    code: T.Union(
+      SESSION_FAILURE_CODES.map((c) => T.Literal(c)),
+      {
+        description:
+          "budget_exceeded, max_turns, max_duration, model_error (see upstreamStatus), model_unavailable, oom, sandbox_lost, server_restart, interrupted, agent_error (the agent process failed otherwise)",
+      },
+    ),
+    message: T.String(),
+    upstreamStatus: T.Optional(T.Integer({ description: "The model API's HTTP status (model_error)" })),
+  },
+  { description: "Why the session ended failed or cancelled, or why its last turn failed" },
+);
+
+const Usage = T.Object({
+  inputTokens: T.Integer(),
+  outputTokens: T.Integer(),
+  cacheReadTokens: T.Integer(),
+  cacheCreationTokens: T.Integer(),
+});
+
+/** The Session object of the API: state, limits, usage, Berth's cost figure, result and failure. */
+export const Session = T.Object({
+  id: T.String(),
+  pattern: T.Union(SESSION_PATTERNS.map((p) => T.Literal(p))),
+  sandboxId: T.String(),
+  state: T.Union(SESSION_STATES.map((s) => T.Literal(s))),
+  agentSessionId: T.Union([T.String(), T.Null()]),
+  createdAt: T.String({ format: "date-time" }),
+  updatedAt: T.String({ format: "date-time" }),
+  endedAt: T.Union([T.String({ format: "date-time" }), T.Null()]),
+  turns: T.Integer(),
+  limits: T.Object({
+    maxTurns: T.Integer(),
+    maxBudgetUsd: T.Union([T.Number(), T.Null()]),
+    maxDurationSeconds: T.Union([T.Number(), T.Null()]),
+  }),
+  cwd: T.String(),
+  usage: Usage,
+  cost: T.Object(
+    {
+      tokensUsd: T.Number({ description: "Tokens at Berth's price table (what the gateway metered)" }),
+      computeUsd: T.Number({
+        description:
+          "The session's share of its sandbox's running time (never paused or hibernated time) at the reserved CPUs and memory",
+      }),
+      totalUsd: T.Number(),
+    },
+    { description: "Berth's figure, the one billed (not the SDK's total_cost_usd)" },
+  ),
+  result: T.Union([T.Record(T.String(), T.Unknown()), T.Null()], {
+    description: "The Agent SDK's last result message",
+  }),
+  failureReason: T.Union([T.String(), T.Null()], { description: "failure.message (kept for older clients)" }),
+  failure: T.Union([SessionFailure, T.Null()]),
+});
+
+/** `GET /v1/usage`: one row per key of the grouping. */
+export const UsageList = T.Object({
+  items: T.Array(
+    T.Object({
+      key: T.String({
+        description:
+          "Tenant id, session id, sandbox id or day (YYYY-MM-DD); by session, a sandbox id holds the sandbox's running time when none of its sessions was live",
+      }),
+      tokensUsd: T.Number(),
+      computeUsd: T.Number(),
+      totalUsd: T.Number(),
+      inputTokens: T.Integer(),
+      outputTokens: T.Integer(),
+      sandboxSeconds: T.Number({
+        description: "Running seconds billed (a shared sandbox's split by session)",
+      }),
+    }),
+  ),
 });
