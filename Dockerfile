@@ -23,6 +23,7 @@ COPY --from=build /src/node_modules/@anthropic-ai/claude-agent-sdk-linux-x64/cla
 RUN chmod 0755 /opt/berth/berth-init /opt/berth/claude && mkdir -p /var/lib/berth && chown 1000:1000 /var/lib/berth
 # The Kubernetes driver needs no root on the server: it only talks to the API server.
 USER 1000:1000
-ENV BERTH_HOST=0.0.0.0 BERTH_DATA_DIR=/var/lib/berth BERTH_RUNTIME=kubernetes
-EXPOSE 7070
+ENV BERTH_HOST=0.0.0.0 BERTH_DATA_DIR=/var/lib/berth BERTH_RUNTIME=kubernetes BERTH_PREVIEW_PORT=7073
+# The API and dashboard; the preview listener (sandboxes' exposed ports, an origin of its own).
+EXPOSE 7070 7073
 ENTRYPOINT ["node", "packages/cli/dist/main.js", "serve"]

@@ -1,6 +1,6 @@
 // Exposed-port proxy against a direct connection to the same server in the same sandbox:
 // autocannon (keep-alive) on GET /hello of test/fixtures/port-server.mjs, first straight to the
-// sandbox's address, then through Berth's proxy (/p/<id>/<port>/, with the port's token).
+// sandbox's address, then through Berth's proxy (/p/<id>/<port>/ on its preview listener, with the port's token).
 import { readFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { dirname, join } from "node:path";
@@ -75,8 +75,9 @@ export async function benchProxy(server, call, { seconds = 5 } = {}) {
       if (i > 100) throw new Error(`the fixture server did not answer at ${direct}`);
       await new Promise((r) => setTimeout(r, 100));
     }
-    const { token } = await call("POST", `/v1/sandboxes/${sb.id}/ports`, { port: PORT });
-    const proxied = `${server.url}/p/${sb.id}/${PORT}/hello`;
+    // The port's URL: /p/<id>/<port>/ on the server's preview listener.
+    const { token, url } = await call("POST", `/v1/sandboxes/${sb.id}/ports`, { port: PORT });
+    const proxied = `${url}hello`;
     const auth = { "x-berth-token": token };
     // Warm both paths (JIT, pooled connections), then measure.
     await load(direct, {}, 4, 1);

@@ -92,7 +92,9 @@ async function berthOnce(server, call, body = { agent: { maxTurns: 1 } }) {
 /** Waits until the server's warm pool has a parked start (not timed: between sessions in real use). */
 async function poolReady(server) {
   for (let i = 0; i < 600; i++) {
-    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const text = await (
+      await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.key}` } })
+    ).text();
     if (/^berth_agent_warm_pool_ready [1-9]/m.test(text)) return;
     await new Promise((r) => setTimeout(r, 50));
   }

@@ -210,7 +210,7 @@ describe("tenants", () => {
 });
 
 describe("health and documents", () => {
-  it("serves /healthz without a key, /openapi.json from the schemas, and /metrics as Prometheus text", async () => {
+  it("serves /healthz without a key, /openapi.json from the schemas, and /metrics (admin key) as Prometheus text", async () => {
     const h = await (await fetch(`${server.url}/healthz`)).json();
     expect(h).toMatchObject({ ok: true });
     expect(["runc", "crun"]).toContain(h.runtime);
@@ -218,7 +218,9 @@ describe("health and documents", () => {
     expect(doc.openapi).toMatch(/^3\.1/);
     expect(Object.keys(doc.paths)).toContain("/v1/sandboxes/{id}/exec");
     expect(JSON.stringify(doc.paths["/v1/sandboxes"].post)).toContain("memoryMiB");
-    const m = await (await fetch(`${server.url}/metrics`)).text();
+    const m = await (
+      await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.adminKey}` } })
+    ).text();
     expect(m).toMatch(/^berth_sandbox_creates_total [1-9]/m);
     expect(m).toMatch(/^berth_sandboxes_live [1-9]/m);
   });

@@ -15,7 +15,9 @@ interface Family {
   metrics: Array<{ value?: string; labels?: Record<string, string>; count?: string }>;
 }
 async function scrape(): Promise<Map<string, Family>> {
-  const res = await fetch(`${server.url}/metrics`);
+  const res = await fetch(`${server.url}/metrics`, {
+    headers: { authorization: `Bearer ${server.adminKey}` },
+  });
   expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
   const families = parsePrometheusTextFormat(await res.text()) as Family[];
   return new Map(families.map((f) => [f.name, f]));
@@ -46,7 +48,7 @@ describe("operating Berth", () => {
     const port = await call("POST", `/v1/sandboxes/${id}/ports`, { port: 8000 }, tenantKey);
     const token = port.body.token as string;
     // A proxied request with the token in the query, and a refused key: neither may be logged.
-    await fetch(`${server.url}/p/${id}/8000/?token=${token}`);
+    await fetch(`${server.previewUrl}/p/${id}/8000/?token=${token}`);
     await call("GET", "/v1/sandboxes", undefined, `${tenantKey.slice(0, -4)}abcd`);
     await call("DELETE", `/v1/sandboxes/${id}`, undefined, tenantKey);
 

@@ -19,6 +19,8 @@ const MiB = 1024 * 1024;
 let server: TestServer;
 let id: string;
 let origin: string;
+/** host:port of the preview listener, where `/p/...` previews are served. */
+let previewOrigin: string;
 /** The current token of port 8000 of `id`. */
 let token: string;
 const call = (method: string, path: string, body?: unknown, key = server.adminKey) =>
@@ -35,14 +37,18 @@ interface Answer {
   json(): any;
 }
 
-/** An HTTP request to the Berth server as a client would send it (any Host, streamed bodies). */
+/**
+ * An HTTP request to the Berth server as a client would send it (any Host, streamed bodies):
+ * `/p/...` paths to the preview listener, the rest to the API's.
+ */
 function send(
   path: string,
   o: { method?: string; headers?: Record<string, string>; body?: Buffer | Readable } = {},
 ): Promise<Answer> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const req = request(`${server.url}${path}`, { method: o.method ?? "GET", headers: o.headers }, (res) => {
+    const base = path.startsWith("/p/") ? server.previewUrl : server.url;
+    const req = request(`${base}${path}`, { method: o.method ?? "GET", headers: o.headers }, (res) => {
       const chunks: Buffer[] = [];
       const arrivals: number[] = [];
       res.on("data", (c: Buffer) => {
@@ -155,6 +161,7 @@ beforeAll(async () => {
   await promisify(execFile)("npx", ["tsc", "-b", "packages/cli"], { cwd: root });
   server = await startTestServer({ env: { BERTH_PREVIEW_DOMAIN: DOMAIN } });
   origin = new URL(server.url).host;
+  previewOrigin = new URL(server.previewUrl).host;
   // Listening on every address: the proxy connects to the sandbox's own address.
   id = await sandboxWithServer(8000, "0.0.0.0");
 });
@@ -210,9 +217,9 @@ describe("exposed ports through the proxy", () => {
     expect(seen["x-berth-token"]).toBeUndefined();
     expect(seen["x-forwarded-for"]).toBe("127.0.0.1");
     expect(seen["x-forwarded-proto"]).toBe("http");
-    expect(seen["x-forwarded-host"]).toBe(origin);
+    expect(seen["x-forwarded-host"]).toBe(previewOrigin);
     expect(seen["x-forwarded-prefix"]).toBe(`/p/${id}/8000`);
-    expect(seen.host).toBe(origin);
+    expect(seen.host).toBe(previewOrigin);
     // Straight to the sandbox's address, not through berth-init's relay on its loopback.
     expect(c.json().remote).not.toBe("127.0.0.1");
     const onlyCookie = await send(`/p/${id}/8000/echo-headers`, {
@@ -246,7 +253,7 @@ describe("exposed ports through the proxy", () => {
     const expected = createHash("sha256").update(first);
     const answer = await new Promise<{ status: number; bytes: number }>((resolve, reject) => {
       const req = request(
-        `${server.url}/p/${id}/8000/echo`,
+        `${server.previewUrl}/p/${id}/8000/echo`,
         { method: "POST", headers: { "x-berth-token": token, "transfer-encoding": "chunked" } },
         (res) => {
           res.on("data", (c: Buffer) => {
@@ -294,7 +301,7 @@ describe("exposed ports through the proxy", () => {
   });
 
   it("relays WebSocket upgrades with the token in a header, the query or the cookie", async () => {
-    const base = `ws://${origin}/p/${id}/8000`;
+    const base = `ws://${previewOrigin}/p/${id}/8000`;
     const h = await openWs(`${base}/socket?x=1`, { "x-berth-token": token, authorization: "Bearer secret" });
     const ws = h.ws as WebSocket;
     expect(h.first.url).toBe("/socket?x=1");
@@ -319,6 +326,25 @@ describe("exposed ports through the proxy", () => {
     expect(refused.status).toBe(401);
     expect(JSON.parse(refused.body as string).error.code).toBe("unauthorized");
     expect((await openWs(`${base}/`, { "x-berth-token": "bpt_nope" })).status).toBe(403);
+  });
+
+  it("serves path previews only on the preview listener, which serves nothing of the API or dashboard", async () => {
+    // On the API's origin a path preview is just an unknown path (it would share the dashboard's origin).
+    const onApi = await fetch(`${server.url}/p/${id}/8000/hello`, { headers: { "x-berth-token": token } });
+    expect(onApi.status).toBe(404);
+    expect(((await onApi.json()) as { error: { code: string } }).error.code).toBe("not_found");
+    expect(previewOrigin).not.toBe(origin);
+    for (const path of ["/", "/v1/sandboxes", "/metrics", "/openapi.json", "/index.html"]) {
+      const r = await fetch(`${server.previewUrl}${path}`, {
+        headers: { authorization: `Bearer ${server.adminKey}` },
+      });
+      expect(r.status, path).toBe(404);
+      expect(await r.text()).not.toContain("berth_");
+    }
+    const ws = await openWs(`ws://${previewOrigin}/v1/sandboxes/${id}/pty`, {
+      authorization: `Bearer ${server.adminKey}`,
+    }).catch((e: Error) => ({ error: e.message }));
+    expect(ws).not.toHaveProperty("first");
   });
 
   it("routes <port>-<id>.<preview domain> to the port, HTTP and WebSocket", async () => {

@@ -120,7 +120,10 @@ describe("agent sessions", () => {
     expect(messages).toContain("assistant");
     expect(messages.at(-1)).toBe("result");
     // ... and /metrics shows the session, the model calls, their tokens and cost.
-    const families = parsePrometheusTextFormat(await (await fetch(`${server.url}/metrics`)).text()) as Array<{
+    const scraped = await fetch(`${server.url}/metrics`, {
+      headers: { authorization: `Bearer ${server.adminKey}` },
+    });
+    const families = parsePrometheusTextFormat(await scraped.text()) as Array<{
       name: string;
       metrics: Array<{ value?: string; labels?: Record<string, string>; count?: string }>;
     }>;

@@ -41,6 +41,10 @@ describe("replicas sharing PostgreSQL", () => {
     // Through B, which forwards to A whose runtime holds it.
     const r = await on(b, "POST", `/v1/sandboxes/${id}/exec`, { cmd: ["hostname"] });
     expect(r.body.stdout).toBe(`${id}\n`);
+    // An encoded form of the path is the same route, so it goes to A too (B holds nothing of it).
+    const encoded = await on(b, "POST", `/%761/sandboxes/${id}/exec`, { cmd: ["hostname"] });
+    expect(encoded.status, JSON.stringify(encoded.body)).toBe(200);
+    expect(encoded.body.stdout).toBe(`${id}\n`);
     const put = await fetch(`${b.url}/v1/sandboxes/${id}/files/content?path=/workspace/x.txt`, {
       method: "PUT",
       headers: { authorization: `Bearer ${b.adminKey}` },
@@ -63,7 +67,7 @@ describe("replicas sharing PostgreSQL", () => {
     await on(b, "POST", `/v1/sandboxes/${id}/ports`, { port: 8080, public: true });
     let page = "";
     for (let i = 0; i < 50 && !page.includes("via b"); i++) {
-      page = await fetch(`${b.url}/p/${id}/8080/x.txt`).then((x) => x.text());
+      page = await fetch(`${b.previewUrl}/p/${id}/8080/x.txt`).then((x) => x.text());
       if (!page.includes("via b")) await sleep(100);
     }
     expect(page).toBe("via b");

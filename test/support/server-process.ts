@@ -13,6 +13,8 @@ const ROOT = join(import.meta.dirname, "..", "..");
 
 export interface ServerProcess {
   url: string;
+  /** The preview listener's base URL: exposed ports at `${previewUrl}/p/<sandboxId>/<port>/`. */
+  previewUrl: string;
   adminKey: string;
   dataDir: string;
   /** Its sandboxes' address range (for a cleanup runtime of the same server). */
@@ -33,6 +35,7 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
   let url = `http://127.0.0.1:${port}`;
   let range = holdRange("sandboxes");
   let cidr = range.cidr;
+  let previewPort = await freePort();
   let child: ChildProcess | undefined;
   let stderr = "";
   const start = async () => {
@@ -41,6 +44,7 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
         PATH: process.env.PATH ?? "",
         BERTH_DATA_DIR: dataDir,
         BERTH_PORT: String(port),
+        BERTH_PREVIEW_PORT: String(previewPort),
         BERTH_HOST: "127.0.0.1",
         BERTH_NETWORK_CIDR: cidr,
         BERTH_DEFAULT_DISK_MIB: "64",
@@ -85,10 +89,14 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
       port = await freePort();
       url = `http://127.0.0.1:${port}`;
       cidr = range.cidr;
+      previewPort = await freePort();
     }
   }
   return {
     url,
+    get previewUrl() {
+      return `http://127.0.0.1:${previewPort}`;
+    },
     dataDir,
     cidr,
     adminKey: readFileSync(join(dataDir, "admin-key"), "utf8").trim(),

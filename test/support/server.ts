@@ -14,6 +14,8 @@ import { holdRange } from "./ranges.js";
 
 export interface TestServer {
   url: string;
+  /** The preview listener's base URL: exposed ports at `${previewUrl}/p/<sandboxId>/<port>/`. */
+  previewUrl: string;
   adminKey: string;
   dataDir: string;
   /** The server's log lines (JSON), for tests that check what is logged. */
@@ -38,6 +40,7 @@ export async function startTestServer(
     { write: (line: string) => logLines.push(line) },
   );
   let port = "0";
+  let previewPort = o.env?.BERTH_PREVIEW_PORT ?? "0";
   const boot = async (): Promise<BerthServer> => {
     const config = loadConfig({
       BERTH_DEFAULT_DISK_MIB: "64",
@@ -47,10 +50,12 @@ export async function startTestServer(
       BERTH_NETWORK_CIDR: cidr ?? "",
       BERTH_HOST: "127.0.0.1",
       BERTH_PORT: port,
+      BERTH_PREVIEW_PORT: previewPort,
       BERTH_DATA_DIR: dataDir,
     });
     const s = await startServer(config, { logger });
     port = new URL(s.url).port;
+    previewPort = new URL(s.previewUrl).port;
     return s;
   };
   let server: BerthServer | undefined;
@@ -70,6 +75,7 @@ export async function startTestServer(
   }
   const t: TestServer = {
     url: server.url,
+    previewUrl: server.previewUrl,
     adminKey: readFileSync(join(dataDir, "admin-key"), "utf8").trim(),
     dataDir,
     logLines,

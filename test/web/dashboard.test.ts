@@ -117,6 +117,23 @@ describe("dashboard in Chromium", () => {
     await shot("usage");
   }, 120_000);
 
+  it("shows why a session failed: its failure code, the model API's status and message", async () => {
+    model.setScript((req) =>
+      JSON.stringify(req.body).includes("fail-for-the-dashboard")
+        ? { kind: "error", status: 400, type: "invalid_request_error", message: "fake refusal" }
+        : { kind: "text", text: "Hello from the agent, through the dashboard." },
+    );
+    const made = await api(server, server.adminKey, "POST", "/v1/sessions", {
+      prompt: "fail-for-the-dashboard",
+    });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    await page.goto(`${server.url}/#/sessions/${made.body.id}`);
+    const failure = await page.waitForSelector("[data-test=session-failure]", { timeout: 60_000 });
+    expect(await failure.textContent()).toContain("model_error (400)");
+    expect(await failure.textContent()).toContain("fake refusal");
+    await shot("session-failed");
+  }, 120_000);
+
   it("stays usable with 500 sandboxes: paged and searchable", async () => {
     // 500 records of failed sandboxes written to the server's own SQLite store (making 500
     // real ones is what the density bench does; here the page is what is tested).

@@ -70,6 +70,13 @@ export class PayloadTooLargeError extends BerthError {
   }
 }
 
+/** 408: the client did not send its request (its body) in the time allowed. */
+export class RequestTimeoutError extends BerthError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super("request_timeout", 408, message, details);
+  }
+}
+
 /** 429: a quota or server limit is reached. */
 export class LimitExceededError extends BerthError {
   constructor(message: string, details?: Record<string, unknown>) {
@@ -123,6 +130,7 @@ const byCode: Record<string, new (message: string, details?: Record<string, unkn
   invalid_request: InvalidRequestError,
   conflict: ConflictError,
   payload_too_large: PayloadTooLargeError,
+  request_timeout: RequestTimeoutError,
   limit_exceeded: LimitExceededError,
   budget_exceeded: BudgetExceededError,
   timeout: TimeoutError,

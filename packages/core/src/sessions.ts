@@ -45,6 +45,31 @@ export interface AgentOptions {
   idleSeconds?: number;
 }
 
+/**
+ * Why a session (or, for one that lives on, its last turn) failed. Stable codes a program can
+ * act on; the message is for a person.
+ */
+export const SESSION_FAILURE_CODES = [
+  "budget_exceeded",
+  "max_turns",
+  "max_duration",
+  "model_error",
+  "model_unavailable",
+  "oom",
+  "sandbox_lost",
+  "server_restart",
+  "interrupted",
+  "agent_error",
+] as const;
+export type SessionFailureCode = (typeof SESSION_FAILURE_CODES)[number];
+
+/** A session's failure: its code, a message, and for `model_error` the upstream's HTTP status. */
+export interface SessionFailure {
+  code: SessionFailureCode;
+  message: string;
+  upstreamStatus?: number;
+}
+
 /** An agent session: a Claude Agent SDK conversation bound to a sandbox. */
 export interface SessionRecord {
   id: string;
@@ -61,6 +86,8 @@ export interface SessionRecord {
   /** The SDK's result message (null until one arrives). */
   result: Record<string, unknown> | null;
   failureReason: string | null;
+  /** Why it ended failed or cancelled, or why its last turn failed (null after a turn that succeeded). */
+  failure: SessionFailure | null;
   createdAt: string;
   updatedAt: string;
   endedAt: string | null;
@@ -69,7 +96,15 @@ export interface SessionRecord {
 export type SessionPatch = Partial<
   Pick<
     SessionRecord,
-    "state" | "agentSessionId" | "turns" | "usage" | "tokensUsd" | "result" | "failureReason" | "endedAt"
+    | "state"
+    | "agentSessionId"
+    | "turns"
+    | "usage"
+    | "tokensUsd"
+    | "result"
+    | "failureReason"
+    | "failure"
+    | "endedAt"
   >
 >;
 

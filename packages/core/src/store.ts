@@ -7,6 +7,7 @@ import type {
   ReplicaRecord,
   SandboxEvent,
   SandboxRecord,
+  SandboxRun,
   SandboxState,
   SnapshotRecord,
   Tenant,
@@ -75,8 +76,17 @@ export interface Store {
   updateSandbox(id: string, patch: SandboxPatch): Promise<SandboxRecord | null>;
   /** Sandboxes ordered by id; `nextCursor` is set when more remain. */
   listSandboxes(q: SandboxQuery): Promise<{ items: SandboxRecord[]; nextCursor: string | null }>;
-  /** Removes the row for good (used only by retention cleanup; delete keeps state `deleted`). */
+  /** Removes the row for good (retention cleanup, and a create the runtime refused as a bad request; delete keeps state `deleted`). */
   purgeSandbox(id: string): Promise<void>;
+
+  /** Opens a running stretch of a sandbox at `at` (nothing if one is open). */
+  startSandboxRun(sandboxId: string, at: string): Promise<void>;
+  /** Closes the open running stretch of a sandbox at `at` (nothing if none is open). */
+  endSandboxRun(sandboxId: string, at: string): Promise<void>;
+  /** The running stretches of these sandboxes, oldest first. */
+  listSandboxRuns(sandboxIds: string[]): Promise<SandboxRun[]>;
+  /** Forgets a sandbox's running stretches (a warm-pool sandbox handed to a tenant starts afresh). */
+  deleteSandboxRuns(sandboxId: string): Promise<void>;
 
   upsertProcess(p: ProcessRecord): Promise<void>;
   listProcesses(sandboxId: string): Promise<ProcessRecord[]>;

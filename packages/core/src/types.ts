@@ -56,6 +56,16 @@ export interface SandboxRecord {
   replica?: string | null;
 }
 
+/**
+ * One stretch of time a sandbox was running (not starting, paused, hibernated or ended): what
+ * its compute is billed for. `endedAt` is null while it runs.
+ */
+export interface SandboxRun {
+  sandboxId: string;
+  startedAt: string;
+  endedAt: string | null;
+}
+
 /** A volume mounted into a sandbox. */
 export interface VolumeMount {
   name: string;

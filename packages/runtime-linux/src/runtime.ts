@@ -57,6 +57,7 @@ import {
   pickOciRuntime,
   readInitPid,
 } from "./host.js";
+import { checkMountTarget } from "./mount-target.js";
 import { RangeRegistry } from "./network/range-registry.js";
 import { type SandboxNet, SandboxNetworks, vethPrefixOf } from "./network/sandbox-networks.js";
 import { claimSandboxRange } from "./network/sandbox-range.js";
@@ -238,6 +239,7 @@ export class LinuxRuntime implements Runtime {
       nofile: Math.min(MAX_NOFILE, hardNofileLimit()),
       volumes: (spec.volumes ?? []).map((v) => {
         checkMountPath(v.mountPath);
+        checkMountTarget(p.rootfs, v.mountPath);
         return { source: this.vols().mountPoint(v.id), destination: v.mountPath };
       }),
       netnsPath: net && this.networks?.path(net),

@@ -12,6 +12,7 @@ export {
   NotFoundError,
   NotSupportedError,
   PayloadTooLargeError,
+  RequestTimeoutError,
   SandboxError,
   TimeoutError,
   UnauthorizedError,

@@ -17,6 +17,7 @@ export { Sandbox, type SandboxConnectOptions } from "./sandbox.js";
 export {
   type AgentSpec,
   type SessionEvent,
+  type SessionFailure,
   type SessionPattern,
   type SessionSpec,
   type SessionState,

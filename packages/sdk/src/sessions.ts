@@ -38,6 +38,24 @@ export interface SessionSpec {
   agent?: AgentSpec;
 }
 
+/** Why a session failed (or, for one that lives on, why its last turn did). */
+export interface SessionFailure {
+  code:
+    | "budget_exceeded"
+    | "max_turns"
+    | "max_duration"
+    | "model_error"
+    | "model_unavailable"
+    | "oom"
+    | "sandbox_lost"
+    | "server_restart"
+    | "interrupted"
+    | "agent_error";
+  message: string;
+  /** The model API's HTTP status, for `model_error`. */
+  upstreamStatus?: number;
+}
+
 /** A session as the API shows it. */
 export interface SessionView {
   id: string;
@@ -56,14 +74,20 @@ export interface SessionView {
   /** The SDK's result message, once there is one. */
   // biome-ignore lint/suspicious/noExplicitAny: the SDK's result message, passed through as is
   result: Record<string, any> | null;
+  /** `failure.message` (kept for older clients). */
   failureReason: string | null;
+  failure: SessionFailure | null;
 }
 
 /** One event of a session: an SDK message (`message`, its JSON unchanged) or a lifecycle change (`state`). */
 export type SessionEvent =
   // biome-ignore lint/suspicious/noExplicitAny: SDK messages are passed through as is
   | { id: string | undefined; event: "message"; data: Record<string, any> }
-  | { id: string | undefined; event: "state"; data: { state: SessionState; reason?: string; at: string } };
+  | {
+      id: string | undefined;
+      event: "state";
+      data: { state: SessionState; reason?: string; failure?: SessionFailure; at: string };
+    };
 
 const FINAL: SessionState[] = ["completed", "failed", "cancelled"];
 

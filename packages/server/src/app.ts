@@ -1,10 +1,15 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger } from "fastify";
 import { auditCall } from "./http/audit-trail.js";
+import { installBodyTimeout, streamsBodies } from "./http/body-timeout.js";
 import { frameworkError, installErrorHandling } from "./http/errors.js";
+import { isApiRequest, routedPath } from "./http/request-path.js";
 import { PortService } from "./proxy/ports.js";
+import { createPreviewListener } from "./proxy/preview-listener.js";
 import { installProxy, SandboxProxy } from "./proxy/proxy.js";
 import { normalizeDomain } from "./proxy/target.js";
 import { installReplicaRouter, ReplicaRouter } from "./replicas/router.js";
@@ -29,8 +34,15 @@ import { webRoutes } from "./routes/web.js";
 /** JSON request bodies (uploads are streams and have their own limit). */
 const JSON_BODY_LIMIT = 16 * 1024 * 1024;
 
-/** Builds the HTTP app: schemas, auth, error shape, and every route module. */
-export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): Promise<App> {
+/** The API's app and the preview listener's server (neither listening yet). */
+export interface BuiltApp {
+  app: App;
+  /** Serves exposed ports by path on a port of its own (see createPreviewListener). */
+  previews: Server;
+}
+
+/** Builds the HTTP app (schemas, auth, error shape, every route module) and the preview listener. */
+export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): Promise<BuiltApp> {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: JSON_BODY_LIMIT,
@@ -42,11 +54,14 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
     // ...and its headers within 10 s (slowloris), checked every 2 s.
     http: { headersTimeout: 10_000, connectionsCheckingInterval: 2_000 },
     keepAliveTimeout: 65_000,
+    // `//v1/keys` is `/v1/keys`: routed (and so authenticated) like it, never a different page.
+    routerOptions: { ignoreDuplicateSlashes: true },
     // Bodies are validated strictly: "2" is not a number, "ls" is not ["ls"].
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandling(app);
+  installBodyTimeout(app, ctx.config.bodyTimeoutMs);
   await app.register(swagger, {
     openapi: {
       openapi: "3.1.0",
@@ -65,17 +80,20 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   });
 
   app.decorateRequest("caller", undefined as never);
+  // After routing, on the route matched (or the decoded path): encoded or doubled forms of an
+  // API path are authenticated like the path itself.
   app.addHook("onRequest", async (req, reply) => {
-    if (!req.url.startsWith("/v1/")) return;
+    if (!isApiRequest(req)) return;
     req.caller = await ctx.auth.authenticate(req);
     // Every later line about this request says whose it is (never the key itself).
     req.log = reply.log = req.log.child({ tenant: req.caller.tenantId, keyId: req.caller.keyId });
   });
   app.addHook("preHandler", async (req, reply) => {
     const id = (req.params as { id?: unknown } | undefined)?.id;
-    if (typeof id === "string" && req.url.startsWith("/v1/sandboxes/"))
+    const path = routedPath(req.url) ?? "";
+    if (typeof id === "string" && path.startsWith("/v1/sandboxes/"))
       req.log = reply.log = req.log.child({ sandboxId: id });
-    if (typeof id === "string" && req.url.startsWith("/v1/sessions/"))
+    if (typeof id === "string" && path.startsWith("/v1/sessions/"))
       req.log = reply.log = req.log.child({ sessionId: id });
   });
   app.addHook("onResponse", async (req, reply) => auditCall(ctx.store, ctx.log, req, reply));
@@ -94,7 +112,12 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   fileOpRoutes(app, ctx);
   if (ctx.sessions) sessionRoutes(app, ctx, ctx.sessions.service, ctx.sessions.events);
   const previewDomain = normalizeDomain(ctx.config.previewDomain);
-  const ports = new PortService({ ...ctx, previewDomain });
+  let previews: Server | undefined;
+  const ports = new PortService({
+    ...ctx,
+    previewDomain,
+    previewPort: () => (previews?.address() as AddressInfo | null)?.port,
+  });
   const proxy = new SandboxProxy({
     ports,
     sandboxes: ctx.sandboxes,
@@ -108,20 +131,19 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   // File uploads are raw streams of any content type, so these routes get their own parsers.
   await app.register(async (raw) => {
     raw.removeAllContentTypeParsers();
+    streamsBodies(raw);
     raw.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
     raw.addContentTypeParser("application/json", (_req, payload, done) => done(null, payload));
     fileRoutes(raw, ctx);
     archiveRoutes(raw, ctx);
     templateUploadRoutes(raw, ctx);
   });
-  // Exposed ports are served ahead of the router (by path or preview host), upgrades included.
+  // Exposed ports on preview hosts are served ahead of the router, upgrades included.
   installProxy(app.server, proxy);
   // Outermost: requests for another replica's sandboxes go there before anything else runs.
-  installReplicaRouter(
-    app.server,
-    new ReplicaRouter({ store: ctx.store, replica: ctx.replica, previewDomain, log: ctx.log }),
-    ctx.log,
-  );
+  const router = new ReplicaRouter({ store: ctx.store, replica: ctx.replica, previewDomain, log: ctx.log });
+  installReplicaRouter(app.server, router, ctx.log, "api");
+  previews = createPreviewListener(proxy, router, ctx.log);
   app.addHook("preClose", async () => proxy.close());
-  return app;
+  return { app, previews };
 }

@@ -1,6 +1,8 @@
 import { mkdirSync, readFileSync } from "node:fs";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
-import { type Config, describeConfig, hiddenPathsOf, inCidr, type Runtime } from "@berth/core";
+import { type Config, describeConfig, hiddenPathsOf, inCidr, type Runtime, SETTINGS } from "@berth/core";
 import { createDockerRuntime } from "@berth/runtime-docker";
 import { createKubernetesRuntime } from "@berth/runtime-kubernetes";
 import { createLinuxRuntime, raiseInotifyLimits } from "@berth/runtime-linux";
@@ -41,6 +43,8 @@ export interface ServerOptions {
 /** A running server. `close()` stops the API and leaves sandboxes running for the next start. */
 export interface BerthServer {
   url: string;
+  /** The preview listener's base URL (exposed ports at `/p/<sandboxId>/<port>/`). */
+  previewUrl: string;
   app: App;
   adminKeyPath: string;
   close(): Promise<void>;
@@ -178,7 +182,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     await sessions?.service.recover();
     await sessions?.service.startPool();
     const auth = new Authenticator(store);
-    const app = await buildApp(
+    const { app, previews } = await buildApp(
       {
         config,
         store,
@@ -201,6 +205,10 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     );
     const url = await app.listen({ port: config.port, host: config.host });
     const port = (app.server.address() as { port: number }).port;
+    const previewPort = await listenForPreviews(previews, config).catch(async (err: unknown) => {
+      await app.close();
+      throw err;
+    });
     const announce = () =>
       store.upsertReplica({
         id: replica,
@@ -213,14 +221,21 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     }, HEARTBEAT_MS);
     heartbeat.unref();
     reaper.start();
+    const base = new URL(url.replace("[::1]", "127.0.0.1"));
+    base.port = String(previewPort);
     return {
       url: url.replace("[::1]", "127.0.0.1"),
+      previewUrl: base.origin,
       app,
       adminKeyPath,
       async close() {
         clearInterval(heartbeat);
         await sessions?.service.close();
+        // Previews stop taking connections; the app's close ends what the proxy has in flight.
+        const previewsClosed = closePreviews(previews);
         await app.close();
+        previews.closeAllConnections();
+        await previewsClosed;
         await gateway.close();
         await reaper.stop();
         await runtime.close();
@@ -250,4 +265,26 @@ function agentSessions(
   }
   const events = new SessionEvents(d.store);
   return { service: new SessionService({ ...d, claudePath, events }), events };
+}
+
+/** Starts the preview listener on BERTH_HOST and BERTH_PREVIEW_PORT; resolves to its port. */
+function listenForPreviews(previews: Server, config: Config): Promise<number> {
+  return new Promise((resolve, reject) => {
+    previews.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        new Error(
+          `the preview listener could not listen on ${config.host}:${config.previewPort} (${SETTINGS.previewPort.env}): ${err.code ?? err.message}`,
+        ),
+      ),
+    );
+    previews.listen(config.previewPort, config.host, () => resolve((previews.address() as AddressInfo).port));
+  });
+}
+
+/** Stops the preview listener: no new connections, idle ones closed (the proxy ends the rest). */
+function closePreviews(previews: Server): Promise<void> {
+  if (!previews.listening) return Promise.resolve();
+  const closed = new Promise<void>((resolve) => previews.close(() => resolve()));
+  previews.closeIdleConnections();
+  return closed;
 }

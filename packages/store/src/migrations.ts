@@ -205,6 +205,22 @@ export const MIGRATIONS: Migration[] = [
       );
     `,
   },
+  {
+    version: 10,
+    name: "compute billed for what ran; session failures",
+    sql: `
+      CREATE TABLE sandbox_runs (
+        sandbox_id TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT
+      );
+      CREATE INDEX sandbox_runs_sandbox ON sandbox_runs (sandbox_id, started_at);
+      -- Sandboxes running now were billed from their creation before: they keep that start.
+      INSERT INTO sandbox_runs (sandbox_id, started_at, ended_at)
+        SELECT id, created_at, NULL FROM sandboxes WHERE state = 'running';
+      ALTER TABLE sessions ADD COLUMN failure TEXT;
+    `,
+  },
 ];
 
 const SERIAL = { sqlite: "INTEGER PRIMARY KEY AUTOINCREMENT", postgres: "BIGSERIAL PRIMARY KEY" };

@@ -15,6 +15,7 @@ const COLUMN: Record<keyof SessionPatch, { name: string; json: boolean }> = {
   tokensUsd: { name: "tokens_usd", json: false },
   result: { name: "result", json: true },
   failureReason: { name: "failure_reason", json: false },
+  failure: { name: "failure", json: true },
   endedAt: { name: "ended_at", json: false },
 };
 
@@ -32,6 +33,7 @@ function toSession(r: Row): SessionRecord {
     tokensUsd: Number(r.tokens_usd),
     result: r.result === null || r.result === undefined ? null : parse(r.result),
     failureReason: orNull(r.failure_reason),
+    failure: r.failure === null || r.failure === undefined ? null : parse(r.failure),
     createdAt: String(r.created_at),
     updatedAt: String(r.updated_at),
     endedAt: orNull(r.ended_at),
@@ -55,8 +57,8 @@ export class SessionRows {
   async insert(s: SessionRecord): Promise<void> {
     await this.db.query(
       `INSERT INTO sessions (id, tenant_id, sandbox_id, pattern, state, agent_session_id, options, turns, usage,
-         tokens_usd, result, failure_reason, created_at, updated_at, ended_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         tokens_usd, result, failure_reason, failure, created_at, updated_at, ended_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         s.id,
         s.tenantId,
@@ -70,6 +72,7 @@ export class SessionRows {
         s.tokensUsd,
         s.result === null ? null : json(s.result),
         s.failureReason,
+        s.failure === null ? null : json(s.failure),
         s.createdAt,
         s.updatedAt,
         s.endedAt,

@@ -9,6 +9,7 @@ import {
   type SandboxPatch,
   type SandboxQuery,
   type SandboxRecord,
+  type SandboxRun,
   type SandboxState,
   type SessionEvent,
   type SessionPatch,
@@ -253,7 +254,41 @@ export class SqlStore implements Store {
     await this.db.query("DELETE FROM processes WHERE sandbox_id = ?", [id]);
     await this.db.query("DELETE FROM ports WHERE sandbox_id = ?", [id]);
     await this.db.query("DELETE FROM sandbox_events WHERE sandbox_id = ?", [id]);
+    await this.db.query("DELETE FROM sandbox_runs WHERE sandbox_id = ?", [id]);
     await this.db.query("DELETE FROM sandboxes WHERE id = ?", [id]);
+  }
+
+  async startSandboxRun(sandboxId: string, at: string): Promise<void> {
+    // One statement, so two callers cannot both open a stretch.
+    await this.db.query(
+      `INSERT INTO sandbox_runs (sandbox_id, started_at, ended_at)
+       SELECT ?, ?, NULL WHERE NOT EXISTS (SELECT 1 FROM sandbox_runs WHERE sandbox_id = ? AND ended_at IS NULL)`,
+      [sandboxId, at, sandboxId],
+    );
+  }
+
+  async endSandboxRun(sandboxId: string, at: string): Promise<void> {
+    await this.db.query("UPDATE sandbox_runs SET ended_at = ? WHERE sandbox_id = ? AND ended_at IS NULL", [
+      at,
+      sandboxId,
+    ]);
+  }
+
+  async listSandboxRuns(sandboxIds: string[]): Promise<SandboxRun[]> {
+    if (sandboxIds.length === 0) return [];
+    const rows = await this.db.query<Row>(
+      `SELECT * FROM sandbox_runs WHERE sandbox_id IN (${sandboxIds.map(() => "?").join(", ")}) ORDER BY started_at`,
+      sandboxIds,
+    );
+    return rows.map((r) => ({
+      sandboxId: String(r.sandbox_id),
+      startedAt: String(r.started_at),
+      endedAt: r.ended_at === null || r.ended_at === undefined ? null : String(r.ended_at),
+    }));
+  }
+
+  async deleteSandboxRuns(sandboxId: string): Promise<void> {
+    await this.db.query("DELETE FROM sandbox_runs WHERE sandbox_id = ?", [sandboxId]);
   }
 
   async upsertProcess(p: ProcessRecord): Promise<void> {

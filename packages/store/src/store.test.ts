@@ -359,6 +359,7 @@ function conformance(
         tokensUsd: 0,
         result: null,
         failureReason: null,
+        failure: null,
         createdAt: "2026-01-01T00:00:00.000Z",
         updatedAt: "2026-01-01T00:00:00.000Z",
         endedAt: null,
@@ -382,6 +383,16 @@ function conformance(
       expect(next).toMatchObject({ state: "idle", agentSessionId: "abc", turns: 3, tokensUsd: 0.0125 });
       expect(next?.result).toEqual({ type: "result", subtype: "success", nested: [1, { a: "ü" }] });
       expect(await store.updateSession("ses_nope", { state: "idle" })).toBeNull();
+      const failed = await store.updateSession("ses_2", {
+        failure: { code: "model_error", message: "the model answered 529", upstreamStatus: 529 },
+        failureReason: "the model answered 529",
+      });
+      expect(failed?.failure).toEqual({
+        code: "model_error",
+        message: "the model answered 529",
+        upstreamStatus: 529,
+      });
+      expect((await store.updateSession("ses_2", { failure: null }))?.failure).toBeNull();
       expect((await store.listSessions({ tenantId: "t1" })).map((x) => x.id)).toEqual(["ses_1"]);
       expect((await store.listSessions({ states: ["idle"] })).map((x) => x.id)).toEqual(["ses_1"]);
       expect((await store.listSessions({})).map((x) => x.id)).toEqual(["ses_2", "ses_1"]);
@@ -406,6 +417,30 @@ function conformance(
         { type: "assistant" },
       ]);
       expect((await store.listSessionEvents("ses_1", a.seq)).map((e) => e.seq)).toEqual([b.seq]);
+    });
+
+    it("keeps a sandbox's running stretches: one open at a time, closed once, forgotten on request", async () => {
+      await store.startSandboxRun("sb_runs", "2026-01-01T00:00:00.000Z");
+      // A second start while one is open changes nothing (a stretch is never opened twice).
+      await store.startSandboxRun("sb_runs", "2026-01-01T00:00:05.000Z");
+      await store.endSandboxRun("sb_runs", "2026-01-01T00:00:10.000Z");
+      // Ending with none open changes nothing.
+      await store.endSandboxRun("sb_runs", "2026-01-01T00:00:15.000Z");
+      await store.startSandboxRun("sb_runs", "2026-01-01T00:01:00.000Z");
+      await store.startSandboxRun("sb_other", "2026-01-01T00:00:30.000Z");
+      expect(await store.listSandboxRuns(["sb_runs"])).toEqual([
+        { sandboxId: "sb_runs", startedAt: "2026-01-01T00:00:00.000Z", endedAt: "2026-01-01T00:00:10.000Z" },
+        { sandboxId: "sb_runs", startedAt: "2026-01-01T00:01:00.000Z", endedAt: null },
+      ]);
+      expect((await store.listSandboxRuns(["sb_runs", "sb_other"])).map((r) => r.sandboxId)).toEqual([
+        "sb_runs",
+        "sb_other",
+        "sb_runs",
+      ]);
+      expect(await store.listSandboxRuns([])).toEqual([]);
+      await store.deleteSandboxRuns("sb_runs");
+      expect(await store.listSandboxRuns(["sb_runs"])).toEqual([]);
+      expect(await store.listSandboxRuns(["sb_other"])).toHaveLength(1);
     });
 
     it("keeps everything across close and reopen", async () => {

@@ -1,5 +1,12 @@
 import { createInterface } from "node:readline";
-import { type AgentSpec, type SessionEvent, type SessionPattern, Sessions } from "@berth/sdk";
+import {
+  type AgentSpec,
+  type SessionEvent,
+  type SessionFailure,
+  type SessionPattern,
+  Sessions,
+  type SessionView,
+} from "@berth/sdk";
 import { parseNumber, UsageError } from "../args.js";
 import type { Command, Context } from "../command.js";
 
@@ -9,8 +16,12 @@ const TOOL_OUTPUT_CHARS = 400;
 
 /** One event as a person reads it (nothing for events that say nothing new). */
 export function describeEvent(e: SessionEvent): string | null {
-  if (e.event === "state") return `[${e.data.state}${e.data.reason ? `: ${e.data.reason}` : ""}]`;
+  if (e.event === "state")
+    return `[${e.data.state}${e.data.failure ? `: ${describeFailure(e.data.failure)}` : e.data.reason ? `: ${e.data.reason}` : ""}]`;
   const m = e.data;
+  // The model API failed and the agent tries again: shown, so a slow turn is not a mystery.
+  if (m.type === "system" && m.subtype === "api_retry")
+    return `~ the model API ${m.error_status ? `answered ${m.error_status}` : "did not answer"}; retry ${m.attempt}/${m.max_retries} in ${(Number(m.retry_delay_ms ?? 0) / 1000).toFixed(1)} s`;
   if (m.type === "assistant") {
     const parts: string[] = [];
     for (const b of m.message?.content ?? []) {
@@ -31,9 +42,28 @@ export function describeEvent(e: SessionEvent): string | null {
       })
       .join("\n");
   }
+  // The SDK's own total_cost_usd is not shown: Berth's figure (describeCost) is the one billed.
   if (m.type === "result")
-    return `= ${m.subtype}: ${m.num_turns} turns, USD ${Number(m.total_cost_usd ?? 0).toFixed(4)}${m.result ? `\n${m.result}` : ""}`;
+    return `= ${m.is_error && m.subtype === "success" ? "error" : m.subtype}: ${m.num_turns} turns${m.result ? `\n${m.result}` : ""}`;
   return null;
+}
+
+/** A failure as one line: `code (status): message`. */
+export function describeFailure(f: SessionFailure): string {
+  return `${f.code}${f.upstreamStatus !== undefined ? ` (${f.upstreamStatus})` : ""}: ${f.message}`;
+}
+
+/** Berth's cost figure of a session (tokens at its price table + compute), the one billed. */
+export function describeCost(s: Pick<SessionView, "cost" | "usage">): string {
+  const c = s.cost;
+  return `cost USD ${c.totalUsd.toFixed(4)} (tokens ${c.tokensUsd.toFixed(4)} + compute ${c.computeUsd.toFixed(4)}; ${s.usage.inputTokens} in / ${s.usage.outputTokens} out tokens)`;
+}
+
+/** How a session ended (or its last turn did), as lines for a person. */
+function describeOutcome(s: SessionView): string {
+  return [`${s.state}${s.failure ? ` · failed: ${describeFailure(s.failure)}` : ""}`, describeCost(s)].join(
+    "\n",
+  );
 }
 
 function print(e: SessionEvent, ctx: Context): void {
@@ -50,8 +80,11 @@ export const agentRun: Command = {
   summary: "run an agent with a prompt",
   usage: `Usage: berth agent run [options] PROMPT
 
-Starts an agent session, prints the conversation as it happens and exits when the result
-arrives: 0 when the agent succeeded, 1 otherwise. The session id goes to stderr first.
+Starts an agent session, prints the conversation as it happens (and the model API's errors
+the agent retries, as "~ ..."), then the session's state, why it failed if it did (failure code,
+the model API's status, message) and Berth's cost figure (the one billed: tokens + compute).
+Exits 0 when the agent succeeded, 1 otherwise. The session id goes to stderr first. With --json,
+every event is a JSON line and the last line is the session ({"event":"session","data":...}).
 
 Options:
   --pattern P       ephemeral (default), long-running, hybrid or shared
@@ -95,7 +128,36 @@ Options:
       print(e, ctx);
       if (e.event === "message" && e.data.type === "result") ok = e.data.is_error === false;
     }
-    return ok ? 0 : 1;
+    // The session's record has the failure and Berth's cost once its state has settled.
+    const end = await sessions.get(s.id);
+    if (ctx.json) ctx.out(JSON.stringify({ event: "session", data: end }));
+    else ctx.out(describeOutcome(end));
+    return ok && !end.failure ? 0 : 1;
+  },
+};
+
+/** `berth agent show`. */
+export const agentShow: Command = {
+  summary: "show an agent session: state, failure and cost",
+  usage: `Usage: berth agent show ID
+
+Prints the session's state, pattern, sandbox, turns, why it failed (failure code, the model
+API's status for model_error, message) and Berth's cost figure (tokens + compute).`,
+  options: {},
+  async run(args, ctx) {
+    const id = args.positionals[0];
+    if (!id || args.positionals.length > 1) throw new UsageError("expected one session ID", ctx.usage);
+    const s = await new Sessions(ctx.client()).get(id);
+    if (ctx.json) {
+      ctx.out(JSON.stringify(s, null, 2));
+      return 0;
+    }
+    ctx.out(
+      [`session ${s.id} · ${s.pattern} · sandbox ${s.sandboxId} · ${s.turns} turns`, describeOutcome(s)].join(
+        "\n",
+      ),
+    );
+    return 0;
   },
 };
 

@@ -6,7 +6,9 @@ import type { Command } from "../command.js";
 
 /** What `berth serve` needs from @berth/server (loaded only by this command). */
 interface ServerModule {
-  startServer(config: ReturnType<typeof loadConfig>): Promise<{ url: string; close(): Promise<void> }>;
+  startServer(
+    config: ReturnType<typeof loadConfig>,
+  ): Promise<{ url: string; previewUrl: string; close(): Promise<void> }>;
 }
 
 /** The optional JSON settings file named by BERTH_CONFIG (keys are setting names, e.g. `port`). */
@@ -47,9 +49,9 @@ $BERTH_DATA_DIR/admin-key. Stops cleanly on SIGINT or SIGTERM.`,
     const spec = "@berth/server";
     const { startServer } = (await import(spec)) as ServerModule;
     const server = await startServer(config);
-    ctx.err(`berth: listening on ${server.url}`);
+    ctx.err(`berth: listening on ${server.url} (exposed ports on ${server.previewUrl})`);
     ctx.err(`berth: admin key in ${join(resolve(config.dataDir), "admin-key")}`);
-    if (ctx.json) ctx.out(JSON.stringify({ url: server.url }));
+    if (ctx.json) ctx.out(JSON.stringify({ url: server.url, previewUrl: server.previewUrl }));
     await new Promise<void>((done) => {
       let stopping = false;
       const stop = (signal: NodeJS.Signals) => {

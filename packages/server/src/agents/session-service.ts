@@ -1,6 +1,7 @@
 import type { SDKMessage } from "@anthropic-ai/claude-agent-sdk";
 import {
   type AgentOptions,
+  BerthError,
   BudgetExceededError,
   type Config,
   ConflictError,
@@ -13,6 +14,7 @@ import {
   type Runtime,
   type SandboxRecord,
   SETTINGS,
+  type SessionFailure,
   type SessionPattern,
   type SessionRecord,
   type SessionState,
@@ -28,6 +30,7 @@ import type { SandboxService } from "../sandboxes/service.js";
 import { agentEnv, sessionHomeOf } from "./agent-env.js";
 import { AgentRun } from "./agent-run.js";
 import type { SessionEvents } from "./session-events.js";
+import { failureOfExit, failureOfResult, modelUnavailable, type TurnClues } from "./session-failure.js";
 import { WarmPool, type WarmStart } from "./warm-pool.js";
 
 /** What a client asks for in `POST /v1/sessions`. */
@@ -69,6 +72,10 @@ interface Live {
   deadline?: NodeJS.Timeout;
   /** Session row writes, one after another. */
   writes: Promise<unknown>;
+  /** What explains how the current turn ends, should it fail. */
+  clues: TurnClues;
+  /** The sandbox's OOM kill count when the agent started (undefined: not known). */
+  oomKills?: number;
 }
 
 /**
@@ -96,16 +103,29 @@ export class SessionService {
       // Replicas sharing a store recover only the sessions in their own sandboxes.
       const sandbox = await this.d.store.getSandbox(s.sandboxId);
       if (sandbox?.replica && sandbox.replica !== this.d.sandboxes.replica) continue;
+      const restarted: SessionFailure = {
+        code: "server_restart",
+        message: "the server restarted during the session",
+      };
       if (s.pattern === "ephemeral") {
-        await this.finish(s, "failed", "the server restarted during the session");
+        await this.finish(s, "failed", restarted);
         await this.d.sandboxes
           .finish(s.sandboxId, "deleted", null, "its ephemeral session ended")
           .catch(() => {});
-      } else await this.setState(s.id, "idle");
+      } else {
+        // A turn that was under way is lost: it says why; an idle session lost nothing.
+        if (s.state !== "idle")
+          await this.d.store.updateSession(s.id, { failure: restarted, failureReason: restarted.message });
+        await this.setState(s.id, "idle");
+      }
     }
   }
 
   async create(tenantId: string, body: CreateSessionBody): Promise<SessionRecord> {
+    // The session's clock starts with the request: the sandbox made for it is its time too.
+    const createdAt = new Date().toISOString();
+    const unavailable = modelUnavailable(this.d.config);
+    if (unavailable) throw new BerthError("model_unavailable", 503, unavailable.message);
     const pattern = body.pattern ?? "ephemeral";
     const options = this.resolveOptions(body.agent ?? {});
     await this.refuseOverBudget(tenantId);
@@ -142,7 +162,6 @@ export class SessionService {
         "agent sessions need a sandbox network to reach the model gateway (BERTH_SANDBOX_NETWORKS on the local runtime; egress other than `none` on Docker; BERTH_K8S_GATEWAY_ADDRESS on Kubernetes)",
       );
     }
-    const now = new Date().toISOString();
     const record: SessionRecord = {
       id,
       tenantId,
@@ -156,8 +175,9 @@ export class SessionService {
       tokensUsd: 0,
       result: null,
       failureReason: null,
-      createdAt: now,
-      updatedAt: now,
+      failure: null,
+      createdAt,
+      updatedAt: createdAt,
       endedAt: null,
     };
     await this.d.store.insertSession(record);
@@ -167,7 +187,10 @@ export class SessionService {
       if (warm) await this.startWarm(record, body.prompt, warm.start);
       else await this.start(record, body.prompt);
     } catch (err) {
-      await this.finish(record, "failed", `could not start the agent: ${(err as Error).message}`);
+      await this.finish(record, "failed", {
+        code: "agent_error",
+        message: `could not start the agent: ${(err as Error).message}`,
+      });
       if (pattern === "ephemeral")
         await this.d.sandboxes.finish(sandbox.id, "deleted", null, "its session failed");
       throw err;
@@ -199,6 +222,7 @@ export class SessionService {
     const live = this.live.get(id);
     if (live) {
       clearTimeout(live.idleTimer);
+      live.clues = {};
       live.run.send(text);
       await this.setState(id, "running");
       return;
@@ -212,6 +236,7 @@ export class SessionService {
     const live = this.live.get(id);
     if (!live)
       throw new ConflictError(`session '${id}' has no running agent (it is ${s.state})`, { state: s.state });
+    live.clues.interrupted = true;
     await live.run.interrupt();
   }
 
@@ -219,7 +244,12 @@ export class SessionService {
   async remove(tenantId: string, id: string): Promise<void> {
     const s = await this.get(tenantId, id);
     if (FINAL_SESSION_STATES.includes(s.state)) return;
-    await this.finish(s, s.state === "running" || s.state === "starting" ? "cancelled" : "completed", null);
+    const cut = s.state === "running" || s.state === "starting";
+    await this.finish(
+      s,
+      cut ? "cancelled" : "completed",
+      cut ? { code: "interrupted", message: "the session was deleted while its agent was working" } : null,
+    );
     if (s.pattern === "ephemeral")
       await this.d.sandboxes.finish(s.sandboxId, "deleted", null, "its session ended");
   }
@@ -297,9 +327,12 @@ export class SessionService {
   private async startWarm(s: SessionRecord, text: string, w: WarmStart): Promise<void> {
     const client = this.d.sandboxes.client(s.sandboxId);
     await client.mkdir(s.options.cwd);
-    const live = { writes: Promise.resolve(), token: w.token } as Live;
+    const live = { writes: Promise.resolve(), token: w.token, clues: {} } as Live;
     w.grant.tenantId = s.tenantId;
     w.grant.onUsage = this.meter(s.id, live);
+    w.grant.onFailure = (f) => {
+      live.clues.model = f;
+    };
     live.run = new AgentRun(
       {
         client,
@@ -314,6 +347,7 @@ export class SessionService {
     );
     this.live.set(s.id, live);
     this.armDeadline(s, live);
+    live.oomKills = await this.oomKills(s.sandboxId);
     live.run.send(text);
     await this.setState(s.id, "running");
     void live.run.claimed.then(
@@ -326,7 +360,7 @@ export class SessionService {
         if (this.live.get(s.id) !== live) return;
         this.stopLive(s.id, live);
         await this.start(s, text).catch((e: Error) =>
-          this.end(s, "failed", `could not start the agent: ${e.message}`),
+          this.end(s, "failed", { code: "agent_error", message: `could not start the agent: ${e.message}` }),
         );
       },
     );
@@ -335,6 +369,8 @@ export class SessionService {
   /** Where the gateway's usage reports for a session go: its row, one write after another. */
   private meter(id: string, live: Live): (u: SessionUsage, cost: number) => void {
     return (u, cost) => {
+      // A good answer: an earlier error was retried away.
+      live.clues.model = undefined;
       live.writes = live.writes.then(() => this.addUsage(id, u, cost)).catch(() => {});
     };
   }
@@ -379,7 +415,7 @@ export class SessionService {
     if (s.pattern === "shared") await client.mkdir(sessionHomeOf(s.id));
     const hostIp = this.d.runtime.hostAddress?.(s.sandboxId);
     if (!hostIp) throw new ConflictError("the sandbox has no network to reach the model gateway");
-    const live = { writes: Promise.resolve() } as Live;
+    const live = { writes: Promise.resolve(), clues: {} } as Live;
     const token = this.d.gateway.grant({
       sessionId: s.id,
       sandboxId: s.sandboxId,
@@ -387,6 +423,9 @@ export class SessionService {
       budgetUsd: s.options.maxBudgetUsd,
       spentUsd: s.tokensUsd,
       onUsage: this.meter(s.id, live),
+      onFailure: (f) => {
+        live.clues.model = f;
+      },
     });
     live.token = token;
     live.run = new AgentRun({
@@ -411,6 +450,7 @@ export class SessionService {
     });
     this.live.set(s.id, live);
     this.armDeadline(s, live);
+    live.oomKills = await this.oomKills(s.sandboxId);
     live.run.send(text);
     await this.setState(s.id, "running");
     void this.pump(s, live);
@@ -427,16 +467,38 @@ export class SessionService {
       this.d.log.warn({ sessionId: s.id, err: String(err) }, "agent run ended with an error");
       const cur = await this.d.store.getSession(s.id);
       if (this.live.get(s.id) === live && cur && !FINAL_SESSION_STATES.includes(cur.state))
-        await this.end(cur, "failed", `the agent stopped: ${(err as Error).message}`);
+        await this.end(
+          cur,
+          "failed",
+          await this.exitFailure(s, live, `the agent stopped: ${(err as Error).message}`),
+        );
       return;
     }
-    // The process ended without being asked to (it crashed or was killed): the session waits for a message.
+    // The process ended without being asked to (it crashed or was killed): the session ends if its
+    // sandbox is gone or it was ephemeral, else it waits (idle) for a message; either way it says why.
     if (this.live.get(s.id) === live) {
       this.stopLive(s.id, live);
       const cur = await this.d.store.getSession(s.id);
-      if (cur && !FINAL_SESSION_STATES.includes(cur.state) && cur.state !== "hibernated")
-        await this.setState(s.id, s.pattern === "ephemeral" ? "failed" : "idle");
+      if (!cur || FINAL_SESSION_STATES.includes(cur.state) || cur.state === "hibernated") return;
+      const failure = await this.exitFailure(s, live, "the agent process ended unexpectedly");
+      if (s.pattern === "ephemeral" || failure.code === "sandbox_lost")
+        await this.end(cur, "failed", failure);
+      else {
+        await this.d.store.updateSession(s.id, { failure, failureReason: failure.message });
+        await this.setState(s.id, "idle");
+      }
     }
+  }
+
+  /** Why an agent process nobody stopped ended (an interrupt in flight counts as one). */
+  private async exitFailure(s: SessionRecord, live: Live, why: string): Promise<SessionFailure> {
+    if (live.clues.interrupted) return { code: "interrupted", message: why };
+    return failureOfExit(this.d, s.sandboxId, live.oomKills, why);
+  }
+
+  /** The sandbox's OOM kill count now (undefined when the runtime cannot say). */
+  private async oomKills(sandboxId: string): Promise<number | undefined> {
+    return (await this.d.runtime.inspect(sandboxId).catch(() => undefined))?.oomKills;
   }
 
   private async onMessage(s: SessionRecord, live: Live, m: SDKMessage): Promise<void> {
@@ -448,12 +510,25 @@ export class SessionService {
     await live.writes;
     const cur = await this.d.store.getSession(s.id);
     if (!cur) return;
+    const failure = m.is_error ? failureOfResult(m, live.clues) : null;
+    live.clues = {};
+    // A session ended meanwhile (its deadline, a delete) keeps the reason it ended with.
+    if (FINAL_SESSION_STATES.includes(cur.state)) {
+      await this.d.store.updateSession(s.id, {
+        turns: cur.turns + m.num_turns,
+        result: m as unknown as Record<string, unknown>,
+      });
+      return;
+    }
     await this.d.store.updateSession(s.id, {
       turns: cur.turns + m.num_turns,
       result: m as unknown as Record<string, unknown>,
+      // The last turn's outcome: a turn that succeeds clears an earlier one's failure.
+      failure,
+      failureReason: failure?.message ?? null,
     });
     if (s.pattern === "ephemeral") {
-      await this.end(cur, m.is_error ? "failed" : "completed", m.is_error ? `result: ${m.subtype}` : null);
+      await this.end(cur, failure ? "failed" : "completed", failure);
       return;
     }
     await this.setState(s.id, "idle");
@@ -481,13 +556,15 @@ export class SessionService {
   private async timeUp(id: string): Promise<void> {
     const s = await this.d.store.getSession(id);
     if (!s || FINAL_SESSION_STATES.includes(s.state)) return;
+    const message = `maxDurationSeconds (${s.options.maxDurationSeconds} s) reached`;
     const live = this.live.get(id);
+    if (live) live.clues.deadline = message;
     await live?.run.interrupt().catch(() => {});
-    await this.end(s, "failed", `maxDurationSeconds (${s.options.maxDurationSeconds} s) reached`);
+    await this.end(s, "failed", { code: "max_duration", message });
   }
 
   /** Ends a session for good; an ephemeral session's sandbox is deleted. */
-  private async end(s: SessionRecord, state: SessionState, reason: string | null): Promise<void> {
+  private async end(s: SessionRecord, state: SessionState, failure: SessionFailure | null): Promise<void> {
     const live = this.live.get(s.id);
     if (live) this.stopLive(s.id, live);
     // The sandbox goes first: a session seen as ended has nothing left running.
@@ -495,18 +572,22 @@ export class SessionService {
       await this.d.sandboxes
         .finish(s.sandboxId, "deleted", null, "its ephemeral session ended")
         .catch(() => {});
-    await this.finish(s, state, reason);
+    await this.finish(s, state, failure);
   }
 
-  private async finish(s: SessionRecord, state: SessionState, reason: string | null): Promise<void> {
+  /** Records the end of a session; `failure` says why it failed or was cancelled (null: it completed). */
+  private async finish(s: SessionRecord, state: SessionState, failure: SessionFailure | null): Promise<void> {
     const live = this.live.get(s.id);
     if (live) this.stopLive(s.id, live);
     await this.d.store.updateSession(s.id, {
       state,
       endedAt: new Date().toISOString(),
-      ...(reason ? { failureReason: reason } : {}),
+      ...(failure ? { failure, failureReason: failure.message } : {}),
     });
-    await this.d.events.append(s.id, "state", { state, ...(reason ? { reason } : {}) });
+    await this.d.events.append(s.id, "state", {
+      state,
+      ...(failure ? { reason: failure.message, failure } : {}),
+    });
   }
 
   private stopLive(id: string, l: Live): void {

@@ -1,5 +1,6 @@
 import { BerthError, InternalError, InvalidRequestError, PayloadTooLargeError } from "@berth/core";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { PATTERN_MEANINGS } from "./schemas.js";
 
 /** The wire code for framework errors that carry only an HTTP status. */
 const CODE_BY_STATUS: Record<number, string> = {
@@ -29,9 +30,15 @@ export function toBerthError(err: unknown): BerthError {
   if (e.validation) {
     const field = fieldOf(e);
     const v = e.validation[0];
-    const params = (v?.params ?? {}) as { additionalProperty?: string; allowedValues?: unknown[] };
+    const params = (v?.params ?? {}) as {
+      additionalProperty?: string;
+      allowedValues?: unknown[];
+      pattern?: string;
+    };
     let what = v?.message ?? "is invalid";
     if (params.additionalProperty) what = "is not a known field";
+    else if (params.pattern && PATTERN_MEANINGS[params.pattern])
+      what = PATTERN_MEANINGS[params.pattern] as string;
     else if (params.allowedValues) what = `must be one of ${params.allowedValues.join(", ")}`;
     const where = e.validationContext === "body" ? "" : `${e.validationContext} `;
     return new InvalidRequestError(`${where}${field ?? e.validationContext ?? "request"} ${what}`.trim(), {

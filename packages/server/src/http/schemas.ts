@@ -2,7 +2,7 @@
  * Request and response schemas of the v1 API (../shared/api-v1.md). They validate requests,
  * give the handlers their types and produce /openapi.json: one source of truth.
  */
-import { SANDBOX_STATES } from "@berth/core";
+import { SANDBOX_STATES, SESSION_FAILURE_CODES, SESSION_PATTERNS, SESSION_STATES } from "@berth/core";
 import { type Static, Type as T } from "@sinclair/typebox";
 
 /** Longest span a request may give in seconds (larger values are refused, not overflowed). */
@@ -14,17 +14,40 @@ const LABEL_KEY = "^[A-Za-z0-9][A-Za-z0-9._/-]{0,62}$";
 export const SandboxId = T.String({ pattern: "^sb[a-z0-9]{16}$", description: "Sandbox id" });
 export const SandboxParams = T.Object({ id: T.String({ maxLength: 64 }) });
 
-/** An absolute path inside the sandbox. */
-export const SandboxPath = T.String({ minLength: 1, maxLength: 4096, pattern: "^/[^\\u0000]*$" });
+/**
+ * Text without control characters (C0 and DEL): NUL cannot reach the kernel in a path or an
+ * environment, and the others only garble logs and listings. See PATTERN_MEANINGS.
+ */
+export const NO_CONTROL = "^[^\\u0000-\\u001f\\u007f]*$";
+/** The same, for environment values, where tab, newline and carriage return are meaningful. */
+export const NO_CONTROL_BUT_SPACE = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f]*$";
 
-export const Env = T.Record(T.String({ pattern: ENV_NAME, maxLength: 256 }), T.String({ maxLength: 32768 }), {
-  maxProperties: 256,
-  additionalProperties: false,
+/** An absolute path inside the sandbox. */
+export const SandboxPath = T.String({
+  minLength: 1,
+  maxLength: 4096,
+  pattern: "^/[^\\u0000-\\u001f\\u007f]*$",
 });
-export const Labels = T.Record(T.String({ pattern: LABEL_KEY }), T.String({ maxLength: 256 }), {
-  maxProperties: 64,
-  additionalProperties: false,
-});
+
+export const Env = T.Record(
+  T.String({ pattern: ENV_NAME, maxLength: 256 }),
+  T.String({ maxLength: 32768, pattern: NO_CONTROL_BUT_SPACE }),
+  { maxProperties: 256, additionalProperties: false },
+);
+export const Labels = T.Record(
+  T.String({ pattern: LABEL_KEY }),
+  T.String({ maxLength: 256, pattern: NO_CONTROL }),
+  { maxProperties: 64, additionalProperties: false },
+);
+
+/** What a pattern failure of the schemas above means, in words (else Ajv's regex is shown). */
+export const PATTERN_MEANINGS: Record<string, string> = {
+  [NO_CONTROL]: "must not contain control characters",
+  [NO_CONTROL_BUT_SPACE]:
+    "must not contain control characters (tab, newline and carriage return are allowed)",
+  [SandboxPath.pattern as string]: "must be an absolute path without control characters",
+  [ENV_NAME]: "must be a variable name (letters, digits and _, not starting with a digit)",
+};
 
 export const Resources = T.Object(
   {
@@ -262,4 +285,83 @@ export const ErrorBody = T.Object({
     message: T.String(),
     details: T.Optional(T.Record(T.String(), T.Unknown())),
   }),
+});
+
+/** Why a session (or the last turn of one that lives on) failed. */
+export const SessionFailure = T.Object(
+  {
+    code: T.Union(
+      SESSION_FAILURE_CODES.map((c) => T.Literal(c)),
+      {
+        description:
+          "budget_exceeded, max_turns, max_duration, model_error (see upstreamStatus), model_unavailable, oom, sandbox_lost, server_restart, interrupted, agent_error (the agent process failed otherwise)",
+      },
+    ),
+    message: T.String(),
+    upstreamStatus: T.Optional(T.Integer({ description: "The model API's HTTP status (model_error)" })),
+  },
+  { description: "Why the session ended failed or cancelled, or why its last turn failed" },
+);
+
+const Usage = T.Object({
+  inputTokens: T.Integer(),
+  outputTokens: T.Integer(),
+  cacheReadTokens: T.Integer(),
+  cacheCreationTokens: T.Integer(),
+});
+
+/** The Session object of the API: state, limits, usage, Berth's cost figure, result and failure. */
+export const Session = T.Object({
+  id: T.String(),
+  pattern: T.Union(SESSION_PATTERNS.map((p) => T.Literal(p))),
+  sandboxId: T.String(),
+  state: T.Union(SESSION_STATES.map((s) => T.Literal(s))),
+  agentSessionId: T.Union([T.String(), T.Null()]),
+  createdAt: T.String({ format: "date-time" }),
+  updatedAt: T.String({ format: "date-time" }),
+  endedAt: T.Union([T.String({ format: "date-time" }), T.Null()]),
+  turns: T.Integer(),
+  limits: T.Object({
+    maxTurns: T.Integer(),
+    maxBudgetUsd: T.Union([T.Number(), T.Null()]),
+    maxDurationSeconds: T.Union([T.Number(), T.Null()]),
+  }),
+  cwd: T.String(),
+  usage: Usage,
+  cost: T.Object(
+    {
+      tokensUsd: T.Number({ description: "Tokens at Berth's price table (what the gateway metered)" }),
+      computeUsd: T.Number({
+        description:
+          "The session's share of its sandbox's running time (never paused or hibernated time) at the reserved CPUs and memory",
+      }),
+      totalUsd: T.Number(),
+    },
+    { description: "Berth's figure, the one billed (not the SDK's total_cost_usd)" },
+  ),
+  result: T.Union([T.Record(T.String(), T.Unknown()), T.Null()], {
+    description: "The Agent SDK's last result message",
+  }),
+  failureReason: T.Union([T.String(), T.Null()], { description: "failure.message (kept for older clients)" }),
+  failure: T.Union([SessionFailure, T.Null()]),
+});
+
+/** `GET /v1/usage`: one row per key of the grouping. */
+export const UsageList = T.Object({
+  items: T.Array(
+    T.Object({
+      key: T.String({
+        description:
+          "Tenant id, session id, sandbox id or day (YYYY-MM-DD); by session, a sandbox id holds the sandbox's running time when none of its sessions was live",
+      }),
+      tokensUsd: T.Number(),
+      computeUsd: T.Number(),
+      totalUsd: T.Number(),
+      inputTokens: T.Integer(),
+      outputTokens: T.Integer(),
+      sandboxSeconds: T.Number({
+        description: "Running seconds billed (a shared sandbox's split by session)",
+      }),
+    }),
+  ),
 });

@@ -42,6 +42,8 @@ export class PortService {
       config: Config;
       /** The preview domain, normalized (see normalizeDomain). */
       previewDomain: string | undefined;
+      /** The port the preview listener listens on (undefined before it does). */
+      previewPort: () => number | undefined;
     },
   ) {}
 
@@ -97,12 +99,16 @@ export class PortService {
     return p;
   }
 
-  /** The URL of a port: on its preview host when a preview domain is set, else under `/p/`. */
+  /**
+   * The URL of a port: on its preview host when a preview domain is set, else under `/p/` on
+   * the preview listener (the host the client reached the API by, the preview listener's port).
+   */
   urlOf(sandboxId: string, port: number, origin: PublicOrigin): string {
     const domain = this.d.previewDomain;
-    if (!domain) return `${origin.proto}://${origin.host}/p/${sandboxId}/${port}/`;
     const m = /:(\d+)$/.exec(origin.host);
-    return `${origin.proto}://${port}-${sandboxId}.${domain}${m ? `:${m[1]}` : ""}/`;
+    if (domain) return `${origin.proto}://${port}-${sandboxId}.${domain}${m ? `:${m[1]}` : ""}/`;
+    const name = m ? origin.host.slice(0, m.index) : origin.host;
+    return `${origin.proto}://${name}:${this.d.previewPort() ?? 0}/p/${sandboxId}/${port}/`;
   }
 
   private view(p: PortRecord, origin: PublicOrigin): PortView {

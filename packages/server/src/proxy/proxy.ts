@@ -12,6 +12,7 @@ import {
 } from "@berth/core";
 import type { SupervisorClient } from "@berth/supervisor";
 import type { ServerMetrics } from "../metrics.js";
+import { FORWARDED_BY } from "../replicas/forwarded.js";
 import type { EventHub } from "../sandboxes/event-hub.js";
 import type { SandboxService, WakeReport } from "../sandboxes/service.js";
 import { AgentPool } from "./agents.js";
@@ -26,6 +27,9 @@ import {
 } from "./headers.js";
 import { checkToken, type PortService } from "./ports.js";
 import { type ProxyTarget, proxyTargetOf } from "./target.js";
+
+/** The listener a request came in on: the API's (and dashboard's) or the preview listener. */
+export type Listener = "api" | "preview";
 
 /** A request's right to a port, once checked. */
 interface Grant {
@@ -87,9 +91,15 @@ export class SandboxProxy {
     });
   }
 
-  /** Where a request goes, or undefined when it is for the API. */
-  target(req: IncomingMessage): ProxyTarget | undefined {
-    return proxyTargetOf(req, this.d.previewDomain);
+  /**
+   * Where a request goes, or undefined when it is not for an exposed port. Path previews are
+   * served on the preview listener; the API's listener takes them only from another replica's
+   * preview listener, which relays them there with its header (a browser cannot add a header
+   * to a navigation, so no page of the API's origin is ever a sandbox's).
+   */
+  target(req: IncomingMessage, listener: Listener): ProxyTarget | undefined {
+    const paths = listener === "preview" || req.headers[FORWARDED_BY] !== undefined;
+    return proxyTargetOf(req, this.d.previewDomain, paths);
   }
 
   /** Forgets pooled connections to a port that is no longer exposed. */
@@ -322,8 +332,9 @@ async function waitForListener(client: SupervisorClient, port: number, ms: numbe
 }
 
 /**
- * Puts the proxy in front of the app's own request and upgrade listeners: requests for an
- * exposed port (by path or preview host) go to the proxy, everything else to the app.
+ * Puts the proxy in front of the API's own request and upgrade listeners: requests for an
+ * exposed port (by preview host, or by path when relayed by another replica) go to the proxy,
+ * everything else to the app.
  */
 export function installProxy(server: Server, proxy: SandboxProxy): void {
   const app = server.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
@@ -331,12 +342,12 @@ export function installProxy(server: Server, proxy: SandboxProxy): void {
   server.removeAllListeners("request");
   server.removeAllListeners("upgrade");
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-    const t = proxy.target(req);
+    const t = proxy.target(req, "api");
     if (t) proxy.handleRequest(req, res, t);
     else for (const l of app) l.call(server, req, res);
   });
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const t = proxy.target(req);
+    const t = proxy.target(req, "api");
     if (t) proxy.handleUpgrade(req, socket, head, t);
     else if (upgrades.length === 0) socket.destroy();
     else for (const l of upgrades) l.call(server, req, socket, head);

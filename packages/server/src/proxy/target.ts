@@ -26,13 +26,15 @@ const validPort = (text: string) => {
 };
 
 /**
- * The proxy target of a request, or undefined when the request is for the API: path-based
- * `/p/<sandboxId>/<port>/<rest>` always, host-based `<port>-<sandboxId>.<previewDomain>` when a
- * preview domain is configured.
+ * The proxy target of a request, or undefined when it is not for an exposed port: host-based
+ * `<port>-<sandboxId>.<previewDomain>` when a preview domain is configured, and path-based
+ * `/p/<sandboxId>/<port>/<rest>` where `paths` allows it (on the preview listener only: a path
+ * preview on the API's origin would share it with the dashboard).
  */
 export function proxyTargetOf(
   req: IncomingMessage,
   previewDomain: string | undefined,
+  paths: boolean,
 ): ProxyTarget | undefined {
   const url = req.url ?? "/";
   if (previewDomain) {
@@ -51,7 +53,7 @@ export function proxyTargetOf(
         };
     }
   }
-  if (!url.startsWith(PROXY_PREFIX)) return undefined;
+  if (!paths || !url.startsWith(PROXY_PREFIX)) return undefined;
   const m = PATH_FORM.exec(url);
   const port = m && validPort(m[2] as string);
   if (!m || !port) return undefined;

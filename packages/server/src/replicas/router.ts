@@ -2,16 +2,20 @@ import { type IncomingMessage, request, type Server, type ServerResponse } from 
 import { connect } from "node:net";
 import type { Duplex } from "node:stream";
 import { BerthError, FINAL_SESSION_STATES, type Logger, type Store } from "@berth/core";
+import { routedPath } from "../http/request-path.js";
+import type { Listener } from "../proxy/proxy.js";
 import { hostOf } from "../proxy/target.js";
+import { FORWARDED_BY } from "./forwarded.js";
 
-/** Header a forwarded request carries, so it is never forwarded twice. */
-export const FORWARDED_BY = "x-berth-forwarded-by";
+export { FORWARDED_BY };
+
 /** How long "sandbox X is held by replica R at URL" is trusted before asking the store again. */
 const OWNER_TTL_MS = 2_000;
 /** How often the number of replicas sharing the store is looked up (one alone: no lookups). */
 const REPLICAS_TTL_MS = 5_000;
 
-const SANDBOX_PATH = /^\/(?:v1\/sandboxes|p)\/(sb[a-z0-9]{16})(?:[/?]|$)/;
+const SANDBOX_PATH = /^\/v1\/sandboxes\/(sb[a-z0-9]{16})(?:[/?]|$)/;
+const PREVIEW_PATH = /^\/p\/(sb[a-z0-9]{16})(?:[/?]|$)/;
 const SNAPSHOT_PATH = /^\/v1\/snapshots\/(sn[a-z0-9]{6,40})(?:[/?]|$)/;
 const PREVIEW_LABEL = /^\d{1,5}-(sb[a-z0-9]{16})$/;
 /**
@@ -40,10 +44,10 @@ export class ReplicaRouter {
     },
   ) {}
 
-  /** The URL of the replica to forward `req` to, or null to answer here. */
-  async destinationOf(req: IncomingMessage): Promise<string | null> {
+  /** The URL of the replica to forward `req` (come in on `listener`) to, or null to answer here. */
+  async destinationOf(req: IncomingMessage, listener: Listener): Promise<string | null> {
     if (req.headers[FORWARDED_BY] !== undefined) return null;
-    const key = this.keyOf(req);
+    const key = this.keyOf(req, listener);
     if (!key || (await this.isAlone())) return null;
     const hit = this.owners.get(key);
     if (hit && hit.until > Date.now()) return hit.url;
@@ -112,15 +116,26 @@ export class ReplicaRouter {
     res.end(body);
   }
 
-  private keyOf(req: IncomingMessage): string | null {
-    const url = req.url ?? "/";
-    const sb = SANDBOX_PATH.exec(url);
+  private keyOf(req: IncomingMessage, listener: Listener): string | null {
+    const raw = req.url ?? "/";
+    // API paths as the router will match them (`/%761/sandboxes/...` is `/v1/sandboxes/...`);
+    // preview paths as the proxy matches them, byte for byte.
+    const url = listener === "api" ? (routedPath(raw) ?? raw) : raw;
+    // Path previews only from the preview listener: relayed, they are served by the other
+    // replica's API listener, which must never do that for a request made to an API origin.
+    const sb = (listener === "preview" ? PREVIEW_PATH : SANDBOX_PATH).exec(url);
     if (sb) return `sandbox:${sb[1]}`;
+    if (listener === "preview") return this.previewHostKey(req);
     const sn = SNAPSHOT_PATH.exec(url);
     if (sn) return `snapshot:${sn[1]}`;
     // A session's agent runs on the replica that holds its sandbox.
     const se = SESSION_LIVE_PATH.exec(url) ?? (req.method === "DELETE" ? SESSION_PATH.exec(url) : null);
     if (se) return `session:${se[1]}`;
+    return this.previewHostKey(req);
+  }
+
+  /** A preview host `<port>-<sandboxId>.<domain>`'s sandbox, when a preview domain is set. */
+  private previewHostKey(req: IncomingMessage): string | null {
     const domain = this.d.previewDomain;
     const host = hostOf(req);
     if (domain && host.endsWith(`.${domain}`)) {
@@ -159,7 +174,12 @@ export class ReplicaRouter {
  * Puts the replica router in front of everything else the server answers (the proxy and the
  * API): a request for another replica's sandbox is relayed there, the rest is served here.
  */
-export function installReplicaRouter(server: Server, router: ReplicaRouter, log: Logger): void {
+export function installReplicaRouter(
+  server: Server,
+  router: ReplicaRouter,
+  log: Logger,
+  listener: Listener,
+): void {
   const inner = server.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
   const innerUpgrades = server.listeners("upgrade") as ((
     req: IncomingMessage,
@@ -172,7 +192,7 @@ export function installReplicaRouter(server: Server, router: ReplicaRouter, log:
     for (const l of inner) l.call(server, req, res);
   };
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
-    router.destinationOf(req).then(
+    router.destinationOf(req, listener).then(
       (to) => (to ? router.forward(req, res, to) : local(req, res)),
       (err: unknown) => {
         log.error({ err: String(err) }, "replica lookup failed; answering here");
@@ -181,7 +201,7 @@ export function installReplicaRouter(server: Server, router: ReplicaRouter, log:
     );
   });
   server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    router.destinationOf(req).then(
+    router.destinationOf(req, listener).then(
       (to) => {
         if (to) router.forwardUpgrade(req, socket, head, to);
         else for (const l of innerUpgrades) l.call(server, req, socket, head);

@@ -1,7 +1,11 @@
+import { requireMetricsReader } from "../auth/metrics-access.js";
 import { metricsSnapshot } from "../metrics-snapshot.js";
 import type { App, ServerContext } from "./context.js";
 
-/** Liveness, readiness, Prometheus metrics and the OpenAPI document: no API key needed. */
+/**
+ * Liveness, readiness and the OpenAPI document (no API key needed), and Prometheus metrics
+ * (an admin key or the metrics token: they name tenants and sandboxes).
+ */
 export function healthRoutes(app: App, ctx: ServerContext): void {
   app.get("/healthz", { schema: { hide: true } }, async () => ({
     ok: true,
@@ -17,9 +21,10 @@ export function healthRoutes(app: App, ctx: ServerContext): void {
     const ok = store === "ok" && runtime === "ok";
     return reply.status(ok ? 200 : 503).send({ ok, store, runtime });
   });
-  app.get("/metrics", { schema: { hide: true } }, async (_req, reply) =>
-    reply.type("text/plain; version=0.0.4").send(ctx.metrics.render(await metricsSnapshot(ctx))),
-  );
+  app.get("/metrics", { schema: { hide: true } }, async (req, reply) => {
+    await requireMetricsReader(req, ctx.auth, ctx.config.metricsToken);
+    return reply.type("text/plain; version=0.0.4").send(ctx.metrics.render(await metricsSnapshot(ctx)));
+  });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 }
 

@@ -1,5 +1,6 @@
 import { InvalidRequestError, NotSupportedError, type SandboxEvent, toSandboxView } from "@berth/core";
 import { Type as T } from "@sinclair/typebox";
+import { computeOf, hourlyUsd } from "../billing/compute.js";
 import {
   CreateSandboxBody,
   ExtendBody,
@@ -114,13 +115,14 @@ export function sandboxRoutes(app: App, ctx: ServerContext): void {
     const { sandbox } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
     const stats = await ctx.runtime.stats(sandbox.id);
     const uptimeSeconds = Math.max(0, (Date.now() - Date.parse(sandbox.createdAt)) / 1000);
-    const hours = uptimeSeconds / 3600;
-    const costUsd =
-      hours * sandbox.resources.cpus * ctx.config.cpuHourUsd +
-      hours * (sandbox.resources.memoryMiB / 1024) * ctx.config.memoryGiBHourUsd;
+    // Billed for the time it ran: paused and hibernated stretches cost nothing.
+    const compute = (await computeOf(ctx.store, [sandbox.id], ctx.config)).get(sandbox.id);
+    const runningSeconds = compute?.runningSeconds ?? 0;
+    const costUsd = (runningSeconds / 3600) * hourlyUsd(sandbox.resources, ctx.config);
     return {
       ...stats,
       uptimeSeconds: Math.round(uptimeSeconds * 1000) / 1000,
+      runningSeconds: Math.round(runningSeconds * 1000) / 1000,
       costUsd: Number(costUsd.toFixed(6)),
     };
   });

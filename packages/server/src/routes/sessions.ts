@@ -8,14 +8,15 @@ import {
 import { Type as T } from "@sinclair/typebox";
 import type { SessionEvents } from "../agents/session-events.js";
 import type { SessionService } from "../agents/session-service.js";
-import { CreateSandboxBody } from "../http/schemas.js";
+import { computeOf, type SandboxCompute, sessionShare } from "../billing/compute.js";
+import { CreateSandboxBody, Env, SandboxPath, Session } from "../http/schemas.js";
 import { lastEventId } from "../http/sse.js";
 import { creatorOf, relayJson } from "../replicas/placement.js";
 import { FORWARDED_BY } from "../replicas/router.js";
 import { checkEgressBounds } from "../sandboxes/create-spec.js";
 import type { App, ServerContext } from "./context.js";
 import { streamSessionEvents } from "./session-stream.js";
-import { sessionCompute, usageRoutes } from "./usage.js";
+import { usageRoutes } from "./usage.js";
 
 const Strings = T.Array(T.String({ minLength: 1, maxLength: 256 }), { maxItems: 256 });
 const AgentBody = T.Object(
@@ -37,9 +38,9 @@ const AgentBody = T.Object(
         T.Literal("plan"),
       ]),
     ),
-    cwd: T.Optional(T.String({ minLength: 1, maxLength: 4096, pattern: "^/" })),
+    cwd: T.Optional(SandboxPath),
     mcpServers: T.Optional(T.Record(T.String(), T.Unknown())),
-    env: T.Optional(T.Record(T.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" }), T.String())),
+    env: T.Optional(Env),
   },
   { additionalProperties: false },
 );
@@ -85,6 +86,7 @@ function view(s: SessionRecord, computeUsd: number) {
     cost: { tokensUsd: s.tokensUsd, computeUsd, totalUsd: s.tokensUsd + computeUsd },
     result: s.result,
     failureReason: s.failureReason,
+    failure: s.failure,
   };
 }
 
@@ -117,46 +119,60 @@ export function sessionRoutes(
   events: SessionEvents,
 ): void {
   const tags = ["sessions"];
-  const c = ctx.config;
-  const computeUsd = async (s: SessionRecord) =>
-    sessionCompute(s, (await ctx.store.getSandbox(s.sandboxId))?.resources, c).usd;
-  const show = async (s: SessionRecord) => view(s, await computeUsd(s));
+  const shown = (s: SessionRecord, compute: Map<string, SandboxCompute>) =>
+    view(s, sessionShare(compute.get(s.sandboxId), s.id).usd);
+  const show = async (s: SessionRecord) => shown(s, await computeOf(ctx.store, [s.sandboxId], ctx.config));
   usageRoutes(app, ctx);
 
-  app.post("/v1/sessions", { schema: { tags, body: CreateSessionBody } }, async (req, reply) => {
-    checkEgressBounds(ctx.config, req.caller, (req.body.sandbox as SessionSandbox | undefined)?.network);
-    // A session runs where its sandbox runs: another replica may hold it, or what it is made from.
-    const owner = req.headers[FORWARDED_BY]
-      ? null
-      : await creatorUrl(ctx, req.caller.tenantId, req.body.sandbox as SessionSandbox | undefined);
-    if (owner) {
-      let answer: { status: number; body: unknown };
-      try {
-        answer = await relayJson(owner, "POST", "/v1/sessions", req.headers, req.body, ctx.replica);
-      } catch (err) {
-        throw new BerthError(
-          "replica_unavailable",
-          503,
-          `the server that holds this session's sandbox, or its snapshot or volumes (${owner}), does not answer (${(err as Error).message}); it is served again once that server is back`,
-        );
+  app.post(
+    "/v1/sessions",
+    { schema: { tags, body: CreateSessionBody, response: { 201: Session } } },
+    async (req, reply) => {
+      checkEgressBounds(ctx.config, req.caller, (req.body.sandbox as SessionSandbox | undefined)?.network);
+      // A session runs where its sandbox runs: another replica may hold it, or what it is made from.
+      const owner = req.headers[FORWARDED_BY]
+        ? null
+        : await creatorUrl(ctx, req.caller.tenantId, req.body.sandbox as SessionSandbox | undefined);
+      if (owner) {
+        let answer: { status: number; body: unknown };
+        try {
+          answer = await relayJson(owner, "POST", "/v1/sessions", req.headers, req.body, ctx.replica);
+        } catch (err) {
+          throw new BerthError(
+            "replica_unavailable",
+            503,
+            `the server that holds this session's sandbox, or its snapshot or volumes (${owner}), does not answer (${(err as Error).message}); it is served again once that server is back`,
+          );
+        }
+        // Relayed as the other replica answered (its 201, or its error; it audits the call).
+        reply.hijack();
+        reply.raw.writeHead(answer.status, { "content-type": "application/json; charset=utf-8" });
+        reply.raw.end(JSON.stringify(answer.body));
+        return;
       }
-      // Relayed as the other replica answered (its 201, or its error; it audits the call).
-      reply.hijack();
-      reply.raw.writeHead(answer.status, { "content-type": "application/json; charset=utf-8" });
-      reply.raw.end(JSON.stringify(answer.body));
-      return;
-    }
-    const s = await sessions.create(req.caller.tenantId, req.body as never);
-    return reply.status(201).send(await show(s));
-  });
+      const s = await sessions.create(req.caller.tenantId, req.body as never);
+      return reply.status(201).send(await show(s));
+    },
+  );
 
-  app.get("/v1/sessions", { schema: { tags, querystring: ListQuery } }, async (req) => {
-    const items = await sessions.list(req.caller.tenantId, req.query);
-    return { items: await Promise.all(items.map(show)) };
-  });
+  app.get(
+    "/v1/sessions",
+    { schema: { tags, querystring: ListQuery, response: { 200: T.Object({ items: T.Array(Session) }) } } },
+    async (req) => {
+      const items = await sessions.list(req.caller.tenantId, req.query);
+      const compute = await computeOf(
+        ctx.store,
+        items.map((s) => s.sandboxId),
+        ctx.config,
+      );
+      return { items: items.map((s) => shown(s, compute)) };
+    },
+  );
 
-  app.get("/v1/sessions/:id", { schema: { tags, params: SessionParams } }, async (req) =>
-    show(await sessions.get(req.caller.tenantId, req.params.id)),
+  app.get(
+    "/v1/sessions/:id",
+    { schema: { tags, params: SessionParams, response: { 200: Session } } },
+    async (req) => show(await sessions.get(req.caller.tenantId, req.params.id)),
   );
 
   app.post(

@@ -1,5 +1,7 @@
 import { InvalidRequestError, type SessionRecord } from "@berth/core";
 import { Type as T } from "@sinclair/typebox";
+import { computeOf, type SandboxCompute, sessionShare } from "../billing/compute.js";
+import { UsageList } from "../http/schemas.js";
 import type { App, ServerContext } from "./context.js";
 
 /** One row of `GET /v1/usage`. */
@@ -14,26 +16,12 @@ export interface UsageRow {
 }
 
 const GROUPS = ["tenant", "session", "sandbox", "day"] as const;
+type Group = (typeof GROUPS)[number];
 const UsageQuery = T.Object({
   from: T.Optional(T.String({ maxLength: 64 })),
   to: T.Optional(T.String({ maxLength: 64 })),
   groupBy: T.Optional(T.Union(GROUPS.map((g) => T.Literal(g)))),
 });
-
-/** A session's compute: its sandbox's CPUs and memory for the session's wall-clock time, prorated. */
-export function sessionCompute(
-  s: SessionRecord,
-  resources: { cpus: number; memoryMiB: number } | undefined,
-  prices: { cpuHourUsd: number; memoryGiBHourUsd: number },
-): { seconds: number; usd: number } {
-  const seconds = Math.max(
-    0,
-    ((s.endedAt ? Date.parse(s.endedAt) : Date.now()) - Date.parse(s.createdAt)) / 1000,
-  );
-  if (!resources) return { seconds, usd: 0 };
-  const perHour = resources.cpus * prices.cpuHourUsd + (resources.memoryMiB / 1024) * prices.memoryGiBHourUsd;
-  return { seconds, usd: (seconds / 3600) * perHour };
-}
 
 function timeOf(v: string | undefined, field: string): number | undefined {
   if (v === undefined) return undefined;
@@ -42,44 +30,95 @@ function timeOf(v: string | undefined, field: string): number | undefined {
   return t;
 }
 
-/** `GET /v1/usage`: the caller's agent sessions' tokens and compute, summed by tenant, session, sandbox or day. */
+/** Sums usage into rows by key. */
+class UsageRows {
+  private readonly rows = new Map<string, UsageRow>();
+
+  add(key: string, part: Partial<Omit<UsageRow, "key" | "totalUsd">>): void {
+    const row = this.rows.get(key) ?? {
+      key,
+      tokensUsd: 0,
+      computeUsd: 0,
+      totalUsd: 0,
+      inputTokens: 0,
+      outputTokens: 0,
+      sandboxSeconds: 0,
+    };
+    row.tokensUsd += part.tokensUsd ?? 0;
+    row.computeUsd += part.computeUsd ?? 0;
+    row.totalUsd = row.tokensUsd + row.computeUsd;
+    row.inputTokens += part.inputTokens ?? 0;
+    row.outputTokens += part.outputTokens ?? 0;
+    row.sandboxSeconds += part.sandboxSeconds ?? 0;
+    this.rows.set(key, row);
+  }
+
+  list(): UsageRow[] {
+    return [...this.rows.values()].sort((a, b) => a.key.localeCompare(b.key));
+  }
+}
+
+function sessionKey(s: SessionRecord, groupBy: Group): string {
+  if (groupBy === "tenant") return s.tenantId;
+  if (groupBy === "session") return s.id;
+  if (groupBy === "sandbox") return s.sandboxId;
+  return s.createdAt.slice(0, 10);
+}
+
+/** The key of a sandbox's own compute (time none of its sessions was live): the sandbox's id by session. */
+function sandboxKey(c: SandboxCompute, groupBy: Group): string {
+  if (groupBy === "tenant") return c.tenantId ?? "";
+  if (groupBy === "day") return (c.createdAt ?? "").slice(0, 10);
+  return c.sandboxId;
+}
+
+/**
+ * `GET /v1/usage`: agent sessions' tokens and compute, summed by tenant, session, sandbox or day.
+ * A tenant key sees its own tenant; an admin key sees every tenant. Compute is the running time
+ * of each session's sandbox, split between the sessions live at each moment (see billing/compute);
+ * running time when none of a sandbox's sessions was live is the sandbox's own and counted under
+ * its id (by session or sandbox), its tenant or its creation day.
+ */
 export function usageRoutes(app: App, ctx: ServerContext): void {
-  app.get("/v1/usage", { schema: { tags: ["sessions"], querystring: UsageQuery } }, async (req) => {
-    const from = timeOf(req.query.from, "from") ?? 0;
-    const to = timeOf(req.query.to, "to") ?? Number.POSITIVE_INFINITY;
-    const groupBy = req.query.groupBy ?? "tenant";
-    const sessions = (await ctx.store.listSessions({ tenantId: req.caller.tenantId, limit: 10_000 })).filter(
-      (s) => Date.parse(s.createdAt) >= from && Date.parse(s.createdAt) < to,
-    );
-    const rows = new Map<string, UsageRow>();
-    for (const s of sessions) {
-      const sandbox = await ctx.store.getSandbox(s.sandboxId);
-      const compute = sessionCompute(s, sandbox?.resources, ctx.config);
-      const key =
-        groupBy === "tenant"
-          ? s.tenantId
-          : groupBy === "session"
-            ? s.id
-            : groupBy === "sandbox"
-              ? s.sandboxId
-              : s.createdAt.slice(0, 10);
-      const row = rows.get(key) ?? {
-        key,
-        tokensUsd: 0,
-        computeUsd: 0,
-        totalUsd: 0,
-        inputTokens: 0,
-        outputTokens: 0,
-        sandboxSeconds: 0,
-      };
-      row.tokensUsd += s.tokensUsd;
-      row.computeUsd += compute.usd;
-      row.totalUsd = row.tokensUsd + row.computeUsd;
-      row.inputTokens += s.usage.inputTokens + s.usage.cacheReadTokens + s.usage.cacheCreationTokens;
-      row.outputTokens += s.usage.outputTokens;
-      row.sandboxSeconds += compute.seconds;
-      rows.set(key, row);
-    }
-    return { items: [...rows.values()].sort((a, b) => a.key.localeCompare(b.key)) };
-  });
+  app.get(
+    "/v1/usage",
+    { schema: { tags: ["sessions"], querystring: UsageQuery, response: { 200: UsageList } } },
+    async (req) => {
+      const from = timeOf(req.query.from, "from") ?? 0;
+      const to = timeOf(req.query.to, "to") ?? Number.POSITIVE_INFINITY;
+      const inRange = (at: string | null) => at !== null && Date.parse(at) >= from && Date.parse(at) < to;
+      const groupBy = req.query.groupBy ?? "tenant";
+      const sessions = await ctx.store.listSessions({
+        ...(req.caller.admin ? {} : { tenantId: req.caller.tenantId }),
+        limit: 10_000,
+      });
+      const compute = await computeOf(
+        ctx.store,
+        sessions.map((s) => s.sandboxId),
+        ctx.config,
+      );
+      const rows = new UsageRows();
+      for (const s of sessions) {
+        if (!inRange(s.createdAt)) continue;
+        const share = sessionShare(compute.get(s.sandboxId), s.id);
+        rows.add(sessionKey(s, groupBy), {
+          tokensUsd: s.tokensUsd,
+          computeUsd: share.usd,
+          inputTokens: s.usage.inputTokens + s.usage.cacheReadTokens + s.usage.cacheCreationTokens,
+          outputTokens: s.usage.outputTokens,
+          sandboxSeconds: share.seconds,
+        });
+      }
+      for (const c of compute.values()) {
+        // Another tenant's sandbox a session of this tenant cannot be in; checked all the same.
+        if (c.unsharedSeconds <= 0 || !inRange(c.createdAt)) continue;
+        if (!req.caller.admin && c.tenantId !== req.caller.tenantId) continue;
+        rows.add(sandboxKey(c, groupBy), {
+          computeUsd: (c.unsharedSeconds / 3600) * c.hourlyUsd,
+          sandboxSeconds: c.unsharedSeconds,
+        });
+      }
+      return { items: rows.list() };
+    },
+  );
 }

@@ -2,6 +2,7 @@ import { readFile, stat } from "node:fs/promises";
 import { extname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { FastifyReply, FastifyRequest } from "fastify";
+import { routedPath } from "../http/request-path.js";
 import type { App } from "./context.js";
 
 /** Where `npm run build` puts the dashboard (the same place from src/ and dist/). */
@@ -23,11 +24,14 @@ const NOT_THE_PAGE = /^\/(v1|p)(\/|$)|^\/(metrics|healthz|readyz|openapi\.json)$
 
 /**
  * The page may only load its own scripts and talk to this server (the API key lives in its
- * sessionStorage, so no third-party script may run beside it). xterm.js adds style elements.
+ * sessionStorage, so no third-party script may run beside it). 'self' is the API's origin only:
+ * sandboxes' pages are served on the preview listener or preview hosts, never here, so nothing
+ * a sandbox serves is trusted (WebSockets too: 'self' covers ws: to the same host and port).
+ * xterm.js adds style elements.
  */
 const PAGE_HEADERS = {
   "content-security-policy":
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   "x-content-type-options": "nosniff",
   "x-frame-options": "DENY",
   "referrer-policy": "no-referrer",
@@ -40,14 +44,9 @@ const PAGE_HEADERS = {
 export function webRoutes(app: App, root = WEB_ROOT): void {
   const base = resolve(root);
   const serve = async (req: FastifyRequest, reply: FastifyReply) => {
-    const path = req.url.split("?")[0] ?? "/";
-    if (NOT_THE_PAGE.test(path)) return reply.callNotFound();
-    let rel: string;
-    try {
-      rel = decodeURIComponent(path);
-    } catch {
-      return reply.callNotFound();
-    }
+    // Decoded first: `/%761/x` is an API path, not a page.
+    const rel = routedPath(req.url);
+    if (rel === undefined || NOT_THE_PAGE.test(rel)) return reply.callNotFound();
     const file = resolve(base, `.${rel}`);
     const inside = file === base || file.startsWith(base + sep);
     if (inside && file !== base && (await isFile(file))) return send(reply, file);

@@ -73,6 +73,7 @@ export class SandboxService {
   /** Sets a sandbox's state after recovery found it so on the machine (no runtime action). */
   async recordRecovered(id: string, state: SandboxState, from: SandboxState): Promise<void> {
     await this.d.store.updateSandbox(id, { state });
+    await this.recordRun(id, state);
     await this.d.events.append(id, "state", { state, from, recovered: true });
   }
 
@@ -152,10 +153,18 @@ export class SandboxService {
           volumes,
         });
         const running = await this.d.store.updateSandbox(record.id, { state: "running", runtimeInfo });
+        await this.recordRun(record.id, "running");
         this.d.metrics.observeCreate((performance.now() - started) / 1000);
         void this.d.events.append(record.id, "state", { state: "running" }).catch(() => {});
         return running ?? { ...record, state: "running", runtimeInfo };
       } catch (err) {
+        // A request the runtime found bad (a mount path through a symlink) made no sandbox:
+        // the runtime has undone its part, and no failed record is left either.
+        if (err instanceof InvalidRequestError) {
+          await this.d.store.purgeSandbox(record.id);
+          this.setLiveCount(this.live - 1);
+          throw err;
+        }
         const reason = err instanceof BerthError ? err.message : "the sandbox could not be started";
         this.d.log.error({ sandboxId: record.id, err: String(err) }, "sandbox create failed");
         await this.markFinished(record.id, "failed", reason);
@@ -191,8 +200,20 @@ export class SandboxService {
         ...(network ? { network } : {}),
       });
       if (!next) throw new NotFoundError("sandbox", id);
+      // Its time in the pool was the server's: the tenant's compute starts now.
+      await this.d.store.deleteSandboxRuns(id);
+      await this.recordRun(id, "running", now);
       return next;
     });
+  }
+
+  /**
+   * Keeps the sandbox's running stretches (what its compute is billed for) in step with its
+   * state: a stretch opens when it starts running and closes when it stops, whatever the reason.
+   */
+  private async recordRun(id: string, state: SandboxState, at = new Date().toISOString()): Promise<void> {
+    if (state === "running") await this.d.store.startSandboxRun(id, at);
+    else await this.d.store.endSandboxRun(id, at);
   }
 
   private async volumesFor(tenantId: string, mounts: VolumeMount[]) {
@@ -332,6 +353,7 @@ export class SandboxService {
       await this.d.events.append(id, "transition", { from: s.state, to });
       await act(s.state);
       const next = await this.d.store.updateSandbox(id, { state: to });
+      await this.recordRun(id, to);
       if (COUNTED_STATES.includes(s.state) !== COUNTED_STATES.includes(to))
         this.setLiveCount(this.live + (COUNTED_STATES.includes(to) ? 1 : -1));
       void this.d.events.append(id, "state", { state: to, from: s.state }).catch(() => {});
@@ -485,6 +507,7 @@ export class SandboxService {
   private async markFinished(id: string, state: "deleted" | "failed", reason: string | null, why?: string) {
     const before = await this.d.store.getSandbox(id);
     await this.d.store.updateSandbox(id, { state, ...(reason ? { failureReason: reason } : {}) });
+    await this.recordRun(id, state);
     // Its exposed ports and their tokens end with it.
     await this.d.store.deletePorts(id);
     if (before && COUNTED_STATES.includes(before.state)) this.setLiveCount(this.live - 1);

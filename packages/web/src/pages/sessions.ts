@@ -109,8 +109,16 @@ export function sessionPage(root: HTMLElement, id: string, signal: AbortSignal):
       h(
         "span",
         { class: "muted" },
-        `${s.pattern} · sandbox ${s.sandboxId} · ${s.turns ?? 0} turns · ${s.usage?.inputTokens ?? 0} in / ${s.usage?.outputTokens ?? 0} out tokens · cost ${usd(s.cost?.totalUsd)}`,
+        `${s.pattern} · sandbox ${s.sandboxId} · ${s.turns ?? 0} turns · ${s.usage?.inputTokens ?? 0} in / ${s.usage?.outputTokens ?? 0} out tokens · cost ${usd(s.cost?.totalUsd)} (tokens ${usd(s.cost?.tokensUsd)} + compute ${usd(s.cost?.computeUsd)})`,
       ),
+      // Why it failed (or its last turn did): the code a program acts on, the status, the message.
+      s.failure
+        ? h(
+            "span",
+            { class: "error", "data-test": "session-failure" },
+            `failed: ${s.failure.code}${s.failure.upstreamStatus !== undefined ? ` (${s.failure.upstreamStatus})` : ""}: ${s.failure.message}`,
+          )
+        : null,
     );
   }
   const show = (m: any) => {
@@ -134,12 +142,21 @@ export function sessionPage(root: HTMLElement, id: string, signal: AbortSignal):
               ),
             );
           else if (b.type === "text") transcript.append(h("div", { class: "msg user" }, b.text));
+    } else if (m.type === "system" && m.subtype === "api_retry") {
+      transcript.append(
+        h(
+          "div",
+          { class: "msg tool" },
+          `the model API ${m.error_status ? `answered ${m.error_status}` : "did not answer"}; retry ${m.attempt}/${m.max_retries}`,
+        ),
+      );
     } else if (m.type === "result") {
       transcript.append(
         h(
           "div",
           { class: "msg result", "data-test": "result" },
-          `result: ${m.subtype}${m.result ? ` · ${m.result}` : ""}`,
+          // The SDK says `success` for a turn an API error ended: shown as the error it is.
+          `result: ${m.is_error && m.subtype === "success" ? "error" : m.subtype}${m.result ? ` · ${m.result}` : ""}`,
         ),
       );
     }
