@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type FakeModel,
-  type FakeTurn,
   isToolResult,
+  MarkerScripts,
   startFakeModel,
 } from "../fixtures/fake-model/server.js";
 import { runBerth } from "../support/cli.js";
@@ -36,14 +36,10 @@ sys.stdout.write(data.decode(errors="replace"))
 
 let model: FakeModel;
 let server: TestServer;
-const scripts = new Map<string, (body: any) => FakeTurn>();
+const scripts = new MarkerScripts();
 
 beforeAll(async () => {
-  model = await startFakeModel((req) => {
-    const text = JSON.stringify(req.body?.messages?.[0] ?? "");
-    for (const [marker, script] of scripts) if (text.includes(marker)) return script(req.body);
-    return { kind: "text", text: "ok" };
-  });
+  model = await startFakeModel(scripts.route);
   server = await startTestServer({
     env: { BERTH_ANTHROPIC_API_KEY: REAL_KEY, BERTH_ANTHROPIC_BASE_URL: model.url },
   });

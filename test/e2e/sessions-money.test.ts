@@ -4,7 +4,12 @@
  * (test/fixtures/fake-model) as the only stand-in, answering with scripted turns and errors.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FakeModel, type FakeTurn, startFakeModel } from "../fixtures/fake-model/server.js";
+import {
+  type FakeModel,
+  type FakeTurn,
+  MarkerScripts,
+  startFakeModel,
+} from "../fixtures/fake-model/server.js";
 import { runBerth } from "../support/cli.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { sessionIn } from "../support/sessions.js";
@@ -15,25 +20,10 @@ const FINAL = ["completed", "failed", "cancelled"];
 let model: FakeModel;
 let server: TestServer;
 /** Scripts by prompt marker, so tests can share one fake model. */
-const scripts = new Map<string, (body: any, n: number) => FakeTurn>();
-/** How many answers each marker's script has given. */
-const answered = new Map<string, number>();
+const scripts = new MarkerScripts();
 
 beforeAll(async () => {
-  model = await startFakeModel((req) => {
-    const first = req.body?.messages?.find((m: any) => m.role === "user");
-    const firstText =
-      typeof first?.content === "string"
-        ? first.content
-        : (first?.content ?? []).map((b: any) => b.text ?? "").join("");
-    for (const [marker, script] of scripts)
-      if (firstText.includes(marker)) {
-        const n = answered.get(marker) ?? 0;
-        answered.set(marker, n + 1);
-        return script(req.body, n);
-      }
-    return { kind: "text", text: "ok" };
-  });
+  model = await startFakeModel(scripts.route);
   server = await startTestServer({
     env: { BERTH_ANTHROPIC_API_KEY: REAL_KEY, BERTH_ANTHROPIC_BASE_URL: model.url },
   });

@@ -7,7 +7,12 @@
 import { execFileSync } from "node:child_process";
 import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FakeModel, isToolResult, startFakeModel } from "../fixtures/fake-model/server.js";
+import {
+  type FakeModel,
+  firstUserText,
+  isToolResult,
+  startFakeModel,
+} from "../fixtures/fake-model/server.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { sessionIn } from "../support/sessions.js";
 import { readSse } from "../support/sse.js";
@@ -20,11 +25,7 @@ const prompts: string[] = [];
 
 beforeAll(async () => {
   model = await startFakeModel((req) => {
-    const first = req.body?.messages?.find((m: any) => m.role === "user");
-    const text =
-      typeof first?.content === "string"
-        ? first.content
-        : (first?.content ?? []).map((b: any) => b.text ?? "").join("");
+    const text = firstUserText(req.body);
     prompts.push(text);
     const marker = /write-(\S+)/.exec(text)?.[1];
     if (marker && !isToolResult(req.body))

@@ -12,8 +12,8 @@ import parsePrometheusTextFormat from "parse-prometheus-text-format";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type FakeModel,
-  type FakeTurn,
   isToolResult,
+  MarkerScripts,
   startFakeModel,
 } from "../fixtures/fake-model/server.js";
 import { runBerth } from "../support/cli.js";
@@ -27,19 +27,10 @@ const REAL_KEY = `sk-ant-real-${Math.random().toString(36).slice(2)}-do-not-leak
 let model: FakeModel;
 let server: TestServer;
 /** Scripts by prompt marker, so tests can share one fake model. */
-const scripts = new Map<string, (body: any) => FakeTurn>();
+const scripts = new MarkerScripts();
 
 beforeAll(async () => {
-  // The fake model listens on every address: the gateway (on the host) forwards to it.
-  model = await startFakeModel((req) => {
-    const first = req.body?.messages?.find((m: any) => m.role === "user");
-    const firstText =
-      typeof first?.content === "string"
-        ? first.content
-        : (first?.content ?? []).map((b: any) => b.text ?? "").join("");
-    for (const [marker, script] of scripts) if (firstText.includes(marker)) return script(req.body);
-    return { kind: "text", text: "ok" };
-  });
+  model = await startFakeModel(scripts.route);
   server = await startTestServer({
     env: { BERTH_ANTHROPIC_API_KEY: REAL_KEY, BERTH_ANTHROPIC_BASE_URL: model.url },
   });
