@@ -44,6 +44,23 @@ const sandboxes = new SandboxService({
   replica: "r1",
 });
 const reaper = new Reaper({ store, runtime, sandboxes, events, log, intervalMs: 60_000 });
+/** "idle" events held here (when set) before they are recorded, until the test lets them go. */
+let idleHold: Promise<void> | undefined;
+const idleSeen: string[] = [];
+// The reaper records an "idle" event between deciding a sandbox is idle and acting on it: holding it runs that window.
+const heldEvents = new Proxy(events, {
+  get(target, prop, receiver) {
+    if (prop !== "append") return Reflect.get(target, prop, receiver);
+    return async (id: string, type: string, data: Record<string, unknown>) => {
+      if (type === "idle") {
+        idleSeen.push(id);
+        await idleHold;
+      }
+      return target.append(id, type as never, data);
+    };
+  },
+}) as EventHub;
+const idleReaper = new Reaper({ store, runtime, sandboxes, events: heldEvents, log, intervalMs: 60_000 });
 
 beforeAll(async () => {
   await linux.start();
@@ -90,5 +107,34 @@ describe("reaper health check", () => {
     const after = await sandboxes.get("t", id);
     expect(after.state, JSON.stringify(after)).toBe("failed");
     expect(after.failureReason).toMatch(/ended unexpectedly/);
+  }, 120_000);
+
+  it("does not delete an idle sandbox that was used while the reaper decided to", async () => {
+    const { id } = await sandboxes.create("t", {
+      network: { egress: "none" },
+      idle: { afterSeconds: 1, action: "delete" },
+    });
+    // The behaviour under test is idle time: let a little more than afterSeconds pass unused.
+    await new Promise((r) => setTimeout(r, 1_200));
+    let release = () => {};
+    idleHold = new Promise((r) => {
+      release = r;
+    });
+    const pass = idleReaper.sweep();
+    for (const deadline = Date.now() + 30_000; !idleSeen.includes(id); ) {
+      if (Date.now() > deadline) throw new Error(`the reaper never found the sandbox idle (saw ${idleSeen})`);
+      await new Promise((r) => setImmediate(r));
+    }
+    // The reaper has decided; a request uses the sandbox before it acts.
+    sandboxes.touch(id);
+    idleHold = undefined;
+    release();
+    await pass;
+    const after = await sandboxes.get("t", id);
+    expect(after.state, JSON.stringify(after)).toBe("running");
+    // Left alone long enough, it is deleted after all.
+    await new Promise((r) => setTimeout(r, 1_200));
+    await idleReaper.sweep();
+    expect((await store.getSandbox(id))?.state).toBe("deleted");
   }, 120_000);
 });

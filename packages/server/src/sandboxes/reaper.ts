@@ -107,14 +107,12 @@ export class Reaper {
         await this.d.sandboxes.finish(s.id, "deleted", null, "timeout");
         return;
       }
-      if (
-        s.idle &&
-        s.state === "running" &&
-        this.d.sandboxes.lastActivity(s) + s.idle.afterSeconds * 1000 <= now
-      ) {
+      if (this.idleSince(s, now)) {
         const { action, afterSeconds } = s.idle;
         await this.d.events.append(s.id, "idle", { afterSeconds, action });
-        if (action === "delete") await this.d.sandboxes.finish(s.id, "deleted", null, "idle", ["running"]);
+        if (action === "delete")
+          // Still running and still idle under the lock: it may have been woken and used since `s` was read.
+          await this.d.sandboxes.finish(s.id, "deleted", null, "idle", (r) => this.idleSince(r, now));
         else if (action === "pause")
           // A driver that cannot freeze (Kubernetes) frees the sandbox the other way.
           await this.d.sandboxes.pause(s.tenantId, s.id).catch((err) => {
@@ -128,6 +126,18 @@ export class Reaper {
     } catch (err) {
       this.d.log.warn({ sandboxId: s.id, err: String(err) }, "reaper check failed");
     }
+  }
+
+  /** A running sandbox with an idle policy whose last activity is at least its `afterSeconds` before `now`. */
+  private idleSince(
+    s: SandboxRecord,
+    now: number,
+  ): s is SandboxRecord & { idle: NonNullable<SandboxRecord["idle"]> } {
+    return (
+      s.idle !== null &&
+      s.state === "running" &&
+      this.d.sandboxes.lastActivity(s) + s.idle.afterSeconds * 1000 <= now
+    );
   }
 
   /** Records new OOM kills; a sandbox whose init is gone becomes `failed`. */

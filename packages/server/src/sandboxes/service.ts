@@ -444,7 +444,7 @@ export class SandboxService {
 
   /**
    * Ends a sandbox: destroys its runtime resources and records the final state. Used by delete,
-   * timeouts, the reaper and recovery (`onlyIf`: the states the caller saw). A failed destroy leaves the sandbox `failed` so that the
+   * timeouts, the reaper and recovery (`onlyIf`: what must still hold of the record under the lock). A failed destroy leaves the sandbox `failed` so that the
    * next start's orphan sweep retries it.
    */
   finish(
@@ -452,7 +452,7 @@ export class SandboxService {
     state: "deleted" | "failed",
     reason: string | null,
     why: string,
-    onlyIf?: SandboxState[],
+    onlyIf?: (current: SandboxRecord) => boolean,
   ): Promise<void> {
     return this.lock.run(id, () => this.finishLocked(id, state, reason, why, onlyIf));
   }
@@ -479,12 +479,12 @@ export class SandboxService {
     state: "deleted" | "failed",
     reason: string | null,
     why: string,
-    onlyIf?: SandboxState[],
+    onlyIf?: (current: SandboxRecord) => boolean,
   ): Promise<void> {
     const r = await this.d.store.getSandbox(id);
     if (!r || r.state === "deleted" || (r.state === "failed" && state === "failed")) return;
     // The caller looked at an older record (the reaper): act only if nothing changed since.
-    if (onlyIf && !onlyIf.includes(r.state)) return;
+    if (onlyIf && !onlyIf(r)) return;
     if (state === "deleted") {
       // Recorded first: if the server dies while destroying, the next start finds a deleted
       // sandbox with leftovers and sweeps them (done, never half-done).
