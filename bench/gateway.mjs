@@ -85,7 +85,10 @@ export async function benchGateway(n = 200) {
 /** Prints the gateway rows of a bench run. */
 export function printGateway(r) {
   const fmt = (x) => x.toFixed(2);
-  const plus = (s) => `+${fmt(s.p50 - r.direct.p50)} ms`;
+  const plus = (s) => {
+    const d = s.p50 - r.direct.p50;
+    return `${d < 0 ? "-" : "+"}${fmt(Math.abs(d))} ms`;
+  };
   console.log(
     "\nmodel gateway, one streamed answer of the fake model, 60 KB request (p50 / p99 ms):\n" +
       `  direct to the model:                  ${fmt(r.direct.p50)} / ${fmt(r.direct.p99)}\n` +

@@ -1,4 +1,4 @@
-/** Domain types shared by every package. Wire shapes follow ../shared/api-v1.md. */
+/** Domain types shared by every package. Wire shapes follow the v1 API's OpenAPI document (`GET /openapi.json`). */
 
 export const SANDBOX_STATES = [
   "starting",

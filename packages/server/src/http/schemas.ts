@@ -1,5 +1,5 @@
 /**
- * Request and response schemas of the v1 API (../shared/api-v1.md). They validate requests,
+ * Request and response schemas of the v1 API (served as `GET /openapi.json`). They validate requests,
  * give the handlers their types and produce /openapi.json: one source of truth.
  */
 import { SANDBOX_STATES, SESSION_FAILURE_CODES, SESSION_PATTERNS, SESSION_STATES } from "@berth/core";
