@@ -6,7 +6,7 @@ import { SqliteDb } from "./sqlite-db.js";
 
 export type { Db, Sql } from "./db.js";
 export { MIGRATIONS, migrate } from "./migrations.js";
-export { SqlRecords, SqlStore } from "./sql-store.js";
+export { SqlStore } from "./sql-store.js";
 export { PostgresDb, SqliteDb };
 
 /**
