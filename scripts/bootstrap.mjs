@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // Makes a fresh clone ready to run: Debian packages (when root and missing), npm dependencies,
 // and a build. `npm start`, `npm test` and `npm run bench` call it first, so a newcomer needs
-// nothing but Node and root. Every step prints what it does; a step with nothing to do is quiet.
+// nothing but Node and root. Every step prints what it does and how long it took; a step with
+// nothing to do is quiet. The build is skipped when no input changed since the last one (see
+// buildFingerprint), so a second `npm start` goes straight to the server.
 import { spawnSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -36,6 +39,14 @@ const NEEDED = {
 
 function say(msg) {
   process.stderr.write(`[bootstrap] ${msg}\n`);
+}
+
+/** Runs one step between a "what" line and a "done in N s" line, so a long step is never a mystery. */
+function step(what, fn) {
+  const started = Date.now();
+  say(`${what}...`);
+  fn();
+  say(`${what}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
 function has(cmd) {
@@ -73,10 +84,11 @@ function installDebianPackages() {
     );
     process.exit(1);
   }
-  say(`installing Debian packages: ${missing.join(" ")}`);
-  run("apt-get", ["update", "-qq"]);
-  run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], {
-    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  step(`installing Debian packages: ${missing.join(" ")}`, () => {
+    run("apt-get", ["update", "-qq"]);
+    run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], {
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    });
   });
 }
 
@@ -87,15 +99,53 @@ function mtime(p) {
 function installNpmDependencies() {
   const marker = join(root, "node_modules/.package-lock.json");
   if (existsSync(marker) && mtime(marker) >= mtime(join(root, "package-lock.json"))) return;
-  say("installing npm dependencies (npm ci)");
-  run("npm", ["ci", "--no-audit", "--no-fund"]);
+  step("installing npm dependencies (npm ci; the first time takes a few minutes)", () =>
+    run("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"]),
+  );
+}
+
+/** What the build reads: every file whose change needs a rebuild (sources, configs, the lockfile). */
+const BUILD_INPUTS = ["packages", "tsconfig.json", "tsconfig.base.json", "package-lock.json"];
+/** Folders under BUILD_INPUTS that are the build's output or not its input. */
+const NOT_INPUTS = new Set(["node_modules", "dist", "build", ".berth"]);
+/** What the build writes: if one is missing, the build runs whatever the fingerprint says. */
+const BUILD_OUTPUTS = [
+  "packages/cli/dist/main.js",
+  "packages/server/dist/index.js",
+  "packages/supervisor/build/berth-init",
+  "packages/web/dist/index.html",
+];
+const STAMP = join(root, "node_modules/.berth-build-fingerprint");
+
+/** A hash of every build input's path, size and modification time (cheap: no file is read). */
+function buildFingerprint() {
+  const hash = createHash("sha256");
+  const walk = (rel) => {
+    const abs = join(root, rel);
+    if (!existsSync(abs)) return;
+    const st = statSync(abs);
+    if (st.isDirectory()) {
+      for (const name of readdirSync(abs).sort())
+        if (!NOT_INPUTS.has(name) && !name.endsWith(".tsbuildinfo")) walk(join(rel, name));
+    } else hash.update(`${rel}\0${st.size}\0${st.mtimeMs}\n`);
+  };
+  for (const rel of BUILD_INPUTS) walk(rel);
+  return hash.digest("hex");
 }
 
 function build() {
-  say("building (tsc -b, berth-init, dashboard)");
-  run("npx", ["tsc", "-b"]);
-  run("make", ["-s", "-C", "packages/supervisor"]);
-  run("node", ["packages/web/build.mjs"]);
+  const fingerprint = buildFingerprint();
+  const built = BUILD_OUTPUTS.every((p) => existsSync(join(root, p)));
+  if (built && existsSync(STAMP) && readFileSync(STAMP, "utf8") === fingerprint) {
+    say("build is up to date (no source changed since the last build)");
+    return;
+  }
+  step("building (TypeScript, berth-init, dashboard)", () => {
+    run("npx", ["tsc", "-b"]);
+    run("make", ["-s", "-C", "packages/supervisor"]);
+    run("node", ["packages/web/build.mjs"]);
+  });
+  writeFileSync(STAMP, fingerprint);
 }
 
 installDebianPackages();
