@@ -192,7 +192,7 @@ describe("the command line teaches", () => {
     const slow = await berth(["sandbox", "exec", id, "--timeout", "1s", "--", "sleep", "30"]);
     expect(slow.code).toBe(124);
     for (const bad of ["5x", "soon", "-3s", "0s"]) {
-      const r = await berth(["sandbox", "create", "--timeout", bad]);
+      const r = await berth(["sandbox", "create", `--timeout=${bad}`]);
       expect(r.code, bad).toBe(2);
       expect(r.stderr, bad).toContain("--timeout expects a duration such as 30s, 5m or 2h");
     }
