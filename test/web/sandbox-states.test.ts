@@ -1,0 +1,93 @@
+// The sandbox page follows the sandbox's state: a paused or hibernated sandbox stays so when its
+// page is opened (every terminal or file call would resume or wake it), its controls are the
+// ones its state allows, and an unknown or deleted sandbox gets a clear page. Playwright drives
+// Debian's Chromium against a real server with real runc sandboxes.
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { api, startTestServer, type TestServer } from "../support/server.js";
+
+const SHOTS = join(import.meta.dirname, "..", "..", "docs", "screenshots");
+let server: TestServer;
+let browser: Browser;
+let page: Page;
+const created: string[] = [];
+
+const call = (method: string, path: string, body?: unknown) =>
+  api(server, server.adminKey, method, path, body);
+
+async function newSandbox(): Promise<string> {
+  const r = await call("POST", "/v1/sandboxes", { resources: { memoryMiB: 256 } });
+  expect(r.status).toBe(201);
+  created.push(r.body.id);
+  return r.body.id as string;
+}
+
+/** Opens the sandbox's page and waits until the page has made every call it makes by itself. */
+async function open(id: string): Promise<void> {
+  await page.goto(`${server.url}/#/sandboxes/${id}`);
+  await page.waitForSelector("[data-test=state], [data-test=gone]");
+  await page.waitForLoadState("networkidle");
+}
+
+const buttons = () =>
+  page.locator("[data-action]").evaluateAll((els) => els.map((e) => e.getAttribute("data-action")));
+
+beforeAll(async () => {
+  mkdirSync(SHOTS, { recursive: true });
+  server = await startTestServer();
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"] });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.on("pageerror", (e) => console.error(`page error: ${e.message}`));
+  await page.goto(`${server.url}/`);
+  await page.fill("input[name=key]", server.adminKey);
+  await page.click("[data-test=sign-in]");
+  await page.waitForSelector("h1:has-text('Sandboxes')");
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  for (const id of created) await call("DELETE", `/v1/sandboxes/${id}`).catch(() => {});
+  await server?.stop();
+});
+
+describe("the sandbox page follows the sandbox's state", () => {
+  it("opening a paused sandbox leaves it paused and offers Resume; resuming opens its terminal", async () => {
+    const id = await newSandbox();
+    expect((await call("POST", `/v1/sandboxes/${id}/pause`)).body.state).toBe("paused");
+    await open(id);
+    expect(await page.textContent("[data-test=state]")).toBe("paused");
+    expect(await page.textContent("[data-test=not-running]")).toContain("Resume it to use its terminal");
+    expect(await page.locator("[data-test=terminal]").count()).toBe(0);
+    expect(await buttons()).toEqual(["resume", "delete"]);
+    // Nothing the page did woke it.
+    expect((await call("GET", `/v1/sandboxes/${id}`)).body.state).toBe("paused");
+    await page.screenshot({ path: join(SHOTS, "sandbox-paused.png") });
+
+    await page.click("[data-action=resume]");
+    await page.waitForSelector("[data-test=terminal]");
+    expect(await page.textContent("[data-test=state]")).toBe("running");
+    expect(await buttons()).toEqual(["pause", "hibernate", "delete"]);
+    expect((await call("GET", `/v1/sandboxes/${id}`)).body.state).toBe("running");
+  }, 90_000);
+
+  it("opening a hibernated sandbox leaves it hibernated and offers Wake", async () => {
+    const id = await newSandbox();
+    expect((await call("POST", `/v1/sandboxes/${id}/hibernate`)).body.state).toBe("hibernated");
+    await open(id);
+    expect(await page.textContent("[data-test=state]")).toBe("hibernated");
+    expect(await buttons()).toEqual(["wake", "delete"]);
+    expect((await call("GET", `/v1/sandboxes/${id}`)).body.state).toBe("hibernated");
+  }, 90_000);
+
+  it("says clearly when a sandbox does not exist or was deleted", async () => {
+    await open("sbnosuchsandbox0000");
+    expect(await page.textContent("h1")).toBe("No such sandbox");
+    expect(await page.textContent("[data-test=gone]")).toContain("There is no sandbox sbnosuchsandbox0000");
+    const id = await newSandbox();
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBeLessThan(300);
+    await open(id);
+    expect(await page.textContent("[data-test=gone]")).toContain(`There is no sandbox ${id}`);
+  }, 90_000);
+});
