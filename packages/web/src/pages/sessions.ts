@@ -70,26 +70,36 @@ export function sessionsPage(root: HTMLElement): void {
     .catch((e) => (error.textContent = String(e.message)));
 }
 
+/** States after which a session takes no more messages. */
+const ENDED = ["completed", "failed", "cancelled"];
+
 /** One session: its live transcript, the next message, interrupt, usage and cost. */
 export function sessionPage(root: HTMLElement, id: string, signal: AbortSignal): void {
   const error = h("div", { class: "error" });
   const facts = h("div", { class: "row" });
   const transcript = h("div", { class: "transcript", "data-test": "transcript" });
   const text = h("input", { size: "70", name: "message", placeholder: "Next message" });
-  fill(
-    root,
-    h("h1", {}, `Session ${id}`),
-    facts,
-    transcript,
-    h(
-      "div",
-      { class: "row" },
-      text,
-      h("button", { class: "primary", onclick: send }, "Send"),
-      h("button", { onclick: interrupt }, "Interrupt"),
-    ),
-    error,
+  // A form, so Enter sends; an ended session takes no more messages, so it has none.
+  const composer = h(
+    "form",
+    {
+      class: "row",
+      "data-test": "composer",
+      onsubmit: (e: Event) => {
+        e.preventDefault();
+        void send();
+      },
+    },
+    text,
+    h("button", { class: "primary", type: "submit" }, "Send"),
+    h("button", { type: "button", onclick: interrupt }, "Interrupt"),
   );
+  const ended = h(
+    "p",
+    { class: "muted", "data-test": "session-ended", hidden: true },
+    "This session has ended: it takes no more messages. Start a new one from the sessions page.",
+  );
+  fill(root, h("h1", {}, `Session ${id}`), facts, transcript, composer, ended, error);
   async function send() {
     try {
       await api("POST", `/v1/sessions/${id}/messages`, { text: text.value });
@@ -103,6 +113,9 @@ export function sessionPage(root: HTMLElement, id: string, signal: AbortSignal):
   }
   async function refresh() {
     const s = await api("GET", `/v1/sessions/${id}`);
+    const over = ENDED.includes(s.state);
+    composer.hidden = over;
+    ended.hidden = !over;
     fill(
       facts,
       h("span", { "data-test": "session-state" }, s.state),

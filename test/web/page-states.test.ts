@@ -91,3 +91,34 @@ describe("the sandbox page follows the sandbox's state", () => {
     expect(await page.textContent("[data-test=gone]")).toContain(`There is no sandbox ${id}`);
   }, 90_000);
 });
+
+describe("the session page follows the session's state (on Berth's demo model: no key)", () => {
+  it("sends with Enter while the session is open, and offers no Send once it has ended", async () => {
+    const sb = await newSandbox();
+    const r = await call("POST", "/v1/sessions", {
+      prompt: "first message",
+      pattern: "long-running",
+      sandbox: { id: sb },
+      agent: { model: "berth-demo" },
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    const sessionId = r.body.id as string;
+    await page.goto(`${server.url}/#/sessions/${sessionId}`);
+    await page.waitForSelector("[data-test=result]", { timeout: 60_000 });
+    await page.waitForSelector("[data-test=session-state]:has-text('idle')");
+    expect(await page.isVisible("[data-test=composer]")).toBe(true);
+    expect(await page.isVisible("[data-test=session-ended]")).toBe(false);
+    // Enter in the message field sends it: the demo model answers a second time.
+    await page.fill("input[name=message]", "second message");
+    await page.press("input[name=message]", "Enter");
+    await page.waitForFunction(() => document.querySelectorAll("[data-test=result]").length >= 2, null, {
+      timeout: 60_000,
+    });
+    expect(await page.inputValue("input[name=message]")).toBe("");
+
+    expect((await call("DELETE", `/v1/sessions/${sessionId}`)).status).toBeLessThan(300);
+    await page.waitForSelector("[data-test=session-ended]", { state: "visible", timeout: 30_000 });
+    expect(await page.isVisible("[data-test=composer]")).toBe(false);
+    expect(await page.locator("button:has-text('Send'):visible").count()).toBe(0);
+  }, 150_000);
+});
