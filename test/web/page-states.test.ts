@@ -122,3 +122,33 @@ describe("the session page follows the session's state (on Berth's demo model: n
     expect(await page.locator("button:has-text('Send'):visible").count()).toBe(0);
   }, 150_000);
 });
+
+describe("at phone width (390 px)", () => {
+  it("no page scrolls sideways", async () => {
+    const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    try {
+      await phone.goto(`${server.url}/`);
+      await phone.fill("input[name=key]", server.adminKey);
+      await phone.click("[data-test=sign-in]");
+      await phone.waitForSelector("h1:has-text('Sandboxes')");
+      const id = await newSandbox();
+      const wide: string[] = [];
+      for (const [name, hash, ready] of [
+        ["sandboxes", "#/sandboxes", "h1:has-text('Sandboxes')"],
+        ["sandbox", `#/sandboxes/${id}`, "[data-test=terminal]"],
+        ["sessions", "#/sessions", "h1"],
+        ["usage", "#/usage", "h1"],
+      ] as const) {
+        await phone.goto(`${server.url}/${hash}`);
+        await phone.waitForSelector(ready);
+        await phone.waitForLoadState("networkidle");
+        const width = await phone.evaluate(() => document.documentElement.scrollWidth);
+        if (width > 390) wide.push(`${name}: ${width} px`);
+        await phone.screenshot({ path: join(SHOTS, `phone-${name}.png`), fullPage: true });
+      }
+      expect(wide, "pages wider than the phone").toEqual([]);
+    } finally {
+      await phone.close();
+    }
+  }, 120_000);
+});
