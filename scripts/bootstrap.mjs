@@ -4,7 +4,7 @@
 // nothing but Node and root. Every step prints what it does and how long it took; a step with
 // nothing to do is quiet. The build is skipped when no input changed since the last one (see
 // buildFingerprint), so a second `npm start` goes straight to the server.
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -41,12 +41,28 @@ function say(msg) {
   process.stderr.write(`[bootstrap] ${msg}\n`);
 }
 
-/** Runs one step between a "what" line and a "done in N s" line, so a long step is never a mystery. */
-function step(what, fn) {
+/** How often a long step says it is still at work. */
+const HEARTBEAT_MS = 15_000;
+
+/**
+ * Runs one step between a "what" line and a "done in N s" line, and every 15 s says it is still
+ * at work (with `progress()`'s words, e.g. how many packages are in), so a long step is never a
+ * mystery.
+ */
+async function step(what, fn, progress = () => "") {
   const started = Date.now();
+  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
   say(`${what}...`);
-  fn();
-  say(`${what}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  const beat = setInterval(() => {
+    const more = progress();
+    say(`  still ${what.split(" (")[0]}: ${elapsed()}${more ? `, ${more}` : ""}`);
+  }, HEARTBEAT_MS);
+  try {
+    await fn();
+  } finally {
+    clearInterval(beat);
+  }
+  say(`${what}: done in ${elapsed()}`);
 }
 
 function has(cmd) {
@@ -56,15 +72,20 @@ function has(cmd) {
   );
 }
 
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { stdio: "inherit", cwd: root, ...opts });
-  if (r.status !== 0) {
-    say(`failed: ${cmd} ${args.join(" ")} (exit ${r.status ?? r.signal})`);
+/** Runs a command with the terminal as its output; exits the bootstrap if it fails. */
+async function run(cmd, args, opts = {}) {
+  const code = await new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: "inherit", cwd: root, ...opts });
+    child.on("error", () => resolve("not started"));
+    child.on("close", (status, signal) => resolve(status ?? signal));
+  });
+  if (code !== 0) {
+    say(`failed: ${cmd} ${args.join(" ")} (exit ${code})`);
     process.exit(1);
   }
 }
 
-function installDebianPackages() {
+async function installDebianPackages() {
   const wanted = {
     ...NEEDED.serve,
     ...(mode === "test" ? NEEDED.test : {}),
@@ -84,9 +105,9 @@ function installDebianPackages() {
     );
     process.exit(1);
   }
-  step(`installing Debian packages: ${missing.join(" ")}`, () => {
-    run("apt-get", ["update", "-qq"]);
-    run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], {
+  await step(`installing Debian packages: ${missing.join(" ")}`, async () => {
+    await run("apt-get", ["update", "-qq"]);
+    await run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], {
       env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
     });
   });
@@ -96,11 +117,34 @@ function mtime(p) {
   return existsSync(p) ? statSync(p).mtimeMs : 0;
 }
 
-function installNpmDependencies() {
+/** How many packages node_modules holds so far (scoped ones counted one by one). */
+function installedPackages() {
+  const dir = join(root, "node_modules");
+  if (!existsSync(dir)) return 0;
+  let n = 0;
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith(".")) continue;
+    n += name.startsWith("@") ? readdirSync(join(dir, name)).length : 1;
+  }
+  return n;
+}
+
+async function installNpmDependencies() {
   const marker = join(root, "node_modules/.package-lock.json");
   if (existsSync(marker) && mtime(marker) >= mtime(join(root, "package-lock.json"))) return;
-  step("installing npm dependencies (npm ci; the first time takes a few minutes)", () =>
-    run("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"]),
+  // Top-level packages of the lockfile that install on this machine (others' binaries are skipped).
+  const fits = (v, key, mine) => !Array.isArray(v[key]) || v[key].includes(mine);
+  const total = Object.entries(
+    JSON.parse(readFileSync(join(root, "package-lock.json"), "utf8")).packages ?? {},
+  )
+    .filter(
+      ([p]) => p.startsWith("node_modules/") && !p.slice("node_modules/".length).includes("/node_modules/"),
+    )
+    .filter(([, v]) => fits(v, "os", process.platform) && fits(v, "cpu", process.arch)).length;
+  await step(
+    "installing npm dependencies (npm ci; the first time takes a few minutes)",
+    () => run("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"]),
+    () => `${installedPackages()} of about ${total} packages in node_modules`,
   );
 }
 
@@ -133,21 +177,21 @@ function buildFingerprint() {
   return hash.digest("hex");
 }
 
-function build() {
+async function build() {
   const fingerprint = buildFingerprint();
   const built = BUILD_OUTPUTS.every((p) => existsSync(join(root, p)));
   if (built && existsSync(STAMP) && readFileSync(STAMP, "utf8") === fingerprint) {
     say("build is up to date (no source changed since the last build)");
     return;
   }
-  step("building (TypeScript, berth-init, dashboard)", () => {
-    run("npx", ["tsc", "-b"]);
-    run("make", ["-s", "-C", "packages/supervisor"]);
-    run("node", ["packages/web/build.mjs"]);
+  await step("building (TypeScript, berth-init, dashboard)", async () => {
+    await run("npx", ["tsc", "-b"]);
+    await run("make", ["-s", "-C", "packages/supervisor"]);
+    await run("node", ["packages/web/build.mjs"]);
   });
   writeFileSync(STAMP, fingerprint);
 }
 
-installDebianPackages();
-installNpmDependencies();
-build();
+await installDebianPackages();
+await installNpmDependencies();
+await build();
