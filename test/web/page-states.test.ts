@@ -52,6 +52,19 @@ afterAll(async () => {
   await server?.stop();
 });
 
+describe("empty lists", () => {
+  it("say there is nothing yet and what to do, on a server with no sandboxes and no sessions", async () => {
+    await page.goto(`${server.url}/#/sandboxes`);
+    expect(await (await page.waitForSelector("[data-test=empty]")).textContent()).toContain(
+      "No sandboxes yet",
+    );
+    await page.goto(`${server.url}/#/sessions`);
+    expect(await (await page.waitForSelector("[data-test=empty]")).textContent()).toContain(
+      "No agent sessions yet",
+    );
+  });
+});
+
 describe("the sandbox page follows the sandbox's state", () => {
   it("opening a paused sandbox leaves it paused and offers Resume; resuming opens its terminal", async () => {
     const id = await newSandbox();

@@ -52,20 +52,33 @@ export function sessionsPage(root: HTMLElement): void {
   }
   void api<{ items: any[] }>("GET", "/v1/sessions")
     .then((r) =>
-      fill(
-        list,
-        ...r.items.map((s) =>
-          h(
-            "tr",
-            {},
-            h("td", {}, h("a", { href: `#/sessions/${s.id}` }, s.id)),
-            h("td", {}, s.state),
-            h("td", {}, s.pattern),
-            h("td", {}, h("a", { href: `#/sandboxes/${s.sandboxId}` }, s.sandboxId)),
-            h("td", {}, age(s.createdAt)),
+      r.items.length === 0
+        ? fill(
+            list,
+            h(
+              "tr",
+              {},
+              h(
+                "td",
+                { colspan: "5", class: "muted", "data-test": "empty" },
+                "No agent sessions yet. Start one above, or without a model key: npx berth agent run --demo 'hello'",
+              ),
+            ),
+          )
+        : fill(
+            list,
+            ...r.items.map((s) =>
+              h(
+                "tr",
+                {},
+                h("td", {}, h("a", { href: `#/sessions/${s.id}` }, s.id)),
+                h("td", {}, s.state),
+                h("td", {}, s.pattern),
+                h("td", {}, h("a", { href: `#/sandboxes/${s.sandboxId}` }, s.sandboxId)),
+                h("td", {}, age(s.createdAt)),
+              ),
+            ),
           ),
-        ),
-      ),
     )
     .catch((e) => (error.textContent = String(e.message)));
 }
