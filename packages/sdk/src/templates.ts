@@ -105,7 +105,7 @@ export class Templates {
       else if (e.event === "stdout" || e.event === "stderr")
         opts.onProgress?.({ kind: e.event, data: data.data ?? "" });
     }
-    throw new BerthError("internal_error", 500, "the build ended without a result");
+    throw new BerthError("internal_error", "the build ended without a result");
   }
 
   /** Deletes a template (ConflictError while a sandbox is made from it). */

@@ -3,6 +3,7 @@ import {
   ConflictError,
   ForbiddenError,
   InvalidRequestError,
+  LimitExceededError,
   NotFoundError,
   SandboxError,
 } from "@berth/core";
@@ -27,9 +28,7 @@ export function errorFromErrno(errno: string, message: string, path?: string): B
     case "ENOENT":
     case "ESRCH": {
       const kind = errno === "ENOENT" ? "path" : "process";
-      const e = new NotFoundError(kind, path ?? "");
-      if (path === undefined) Object.defineProperty(e, "message", { value: msg });
-      return e;
+      return path === undefined ? new NotFoundError(kind, "", msg) : new NotFoundError(kind, path);
     }
     case "EACCES":
     case "EPERM":
@@ -48,11 +47,11 @@ export function errorFromErrno(errno: string, message: string, path?: string): B
       return new ConflictError(msg, details);
     case "ENOSPC":
     case "EDQUOT":
-      return new BerthError("disk_full", 507, msg, details);
+      return new BerthError("disk_full", msg, details);
     case "EMFILE":
     case "ENFILE":
       // The sandbox holds as many files (or inotify instances) as its limits allow.
-      return new BerthError("limit_exceeded", 429, msg, details);
+      return new LimitExceededError(msg, details);
     default:
       return new SandboxError(msg, details);
   }

@@ -1,14 +1,15 @@
 import { InvalidRequestError, NotSupportedError, type SandboxEvent, toSandboxView } from "@berth/core";
-import { Type as T } from "@sinclair/typebox";
-import { computeOf, hourlyUsd } from "../billing/compute.js";
 import {
   CreateSandboxBody,
   ExtendBody,
   ListSandboxesQuery,
+  PageOf,
   PatchSandboxBody,
   Sandbox,
   SandboxParams,
-} from "../http/schemas.js";
+} from "@berth/core/contract";
+import { Type as T } from "@sinclair/typebox";
+import { computeOf, hourlyUsd } from "../billing/compute.js";
 import { lastEventId, openEventStream } from "../http/sse.js";
 import { creatorOf, relayJson } from "../replicas/placement.js";
 import { checkEgressBounds } from "../sandboxes/create-spec.js";
@@ -59,7 +60,7 @@ export function sandboxRoutes(app: App, ctx: ServerContext): void {
       schema: {
         tags,
         querystring: ListSandboxesQuery,
-        response: { 200: T.Object({ items: T.Array(Sandbox), nextCursor: T.Union([T.String(), T.Null()]) }) },
+        response: { 200: PageOf(Sandbox) },
       },
     },
     async (req) => {
