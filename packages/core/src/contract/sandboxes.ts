@@ -202,3 +202,18 @@ export const CreateVolumeBody = T.Object(
   },
   { additionalProperties: false },
 );
+
+/** `GET /v1/sandboxes/:id/metrics`: live usage of a running sandbox and what it cost so far. */
+export const SandboxMetrics = T.Object({
+  cpuSeconds: T.Number(),
+  memoryBytes: T.Integer(),
+  memoryPeakBytes: T.Integer(),
+  diskBytes: T.Integer(),
+  pids: T.Integer(),
+  netRxBytes: T.Integer(),
+  netTxBytes: T.Integer(),
+  uptimeSeconds: T.Number({ description: "Since it was created" }),
+  runningSeconds: T.Number({ description: "Billed: time it ran (paused and hibernated time excluded)" }),
+  costUsd: T.Number({ description: "runningSeconds at the reserved CPUs and memory" }),
+});
+export type SandboxMetrics = Static<typeof SandboxMetrics>;

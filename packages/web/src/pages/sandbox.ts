@@ -1,6 +1,7 @@
 import { Terminal } from "@xterm/xterm";
 import { api, events, session } from "../api.js";
 import { fill, h } from "../ui.js";
+import type { ExposedPort, FileList, ListOf, PortInfo, ProcessInfo, SandboxView } from "../wire.js";
 
 /** One sandbox: lifecycle, a terminal, files, processes with their logs, exposed ports. */
 export function sandboxPage(root: HTMLElement, id: string, signal: AbortSignal): void {
@@ -47,7 +48,7 @@ export function sandboxPage(root: HTMLElement, id: string, signal: AbortSignal):
   );
 
   async function refresh() {
-    const s = await api("GET", `/v1/sandboxes/${id}`);
+    const s = await api<SandboxView>("GET", `/v1/sandboxes/${id}`);
     fill(
       head,
       h(
@@ -107,10 +108,7 @@ export function sandboxPage(root: HTMLElement, id: string, signal: AbortSignal):
     a.click();
   }
   async function listFiles() {
-    const r = await api<{ entries: Array<{ name: string; type: string; size: number }> }>(
-      "GET",
-      `/v1/sandboxes/${id}/files?path=${encodeURIComponent(cwd)}`,
-    );
+    const r = await api<FileList>("GET", `/v1/sandboxes/${id}/files?path=${encodeURIComponent(cwd)}`);
     const up =
       cwd === "/"
         ? null
@@ -170,9 +168,7 @@ export function sandboxPage(root: HTMLElement, id: string, signal: AbortSignal):
   const log = h("pre", { class: "log" });
   let following: AbortController | null = null;
   async function listProcs() {
-    const r = await api<{
-      items: Array<{ pid: number; cmd: string[]; state: string; exitCode: number | null }>;
-    }>("GET", `/v1/sandboxes/${id}/processes`);
+    const r = await api<ListOf<ProcessInfo>>("GET", `/v1/sandboxes/${id}/processes`);
     fill(
       procs,
       h(
@@ -216,10 +212,7 @@ export function sandboxPage(root: HTMLElement, id: string, signal: AbortSignal):
     "data-test": "port",
   });
   async function listPorts() {
-    const r = await api<{ items: Array<{ port: number; url: string; public: boolean }> }>(
-      "GET",
-      `/v1/sandboxes/${id}/ports`,
-    );
+    const r = await api<ListOf<PortInfo>>("GET", `/v1/sandboxes/${id}/ports`);
     fill(
       ports,
       h(
@@ -231,7 +224,7 @@ export function sandboxPage(root: HTMLElement, id: string, signal: AbortSignal):
           {
             onclick: async () => {
               try {
-                const p = await api("POST", `/v1/sandboxes/${id}/ports`, {
+                const p = await api<ExposedPort>("POST", `/v1/sandboxes/${id}/ports`, {
                   port: Number(portInput.value),
                   public: false,
                 });
