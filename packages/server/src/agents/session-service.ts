@@ -21,6 +21,7 @@ import {
   type Store,
 } from "@berth/core";
 import type { AgentSpec, CreateSandboxBody, CreateSessionBody } from "@berth/core/contract";
+import { launchFailureOf } from "@berth/supervisor";
 import type { TenantBudgets } from "../gateway/budgets.js";
 import type { GatewayToken, ModelGateway } from "../gateway/gateway.js";
 import { noUsage } from "../gateway/prices.js";
@@ -265,7 +266,7 @@ export class SessionService {
       await new Promise((r) => p.once("exit", r));
       this.landlock = true;
     } catch (err) {
-      if (!/landlock/i.test((err as Error).message)) throw err;
+      if (launchFailureOf(err)?.phase !== "landlock") throw err;
       this.d.log.warn({ err: String(err) }, "no Landlock on this host: shared sessions are refused");
       this.landlock = false;
     }
