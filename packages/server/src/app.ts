@@ -7,6 +7,7 @@ import Fastify, { type FastifyBaseLogger } from "fastify";
 import { auditCall } from "./http/audit-trail.js";
 import { installBodyTimeout, streamsBodies } from "./http/body-timeout.js";
 import { frameworkError, installErrorHandling } from "./http/errors.js";
+import { documentErrors } from "./http/openapi.js";
 import { isApiRequest, routedPath } from "./http/request-path.js";
 import { AJV_OPTIONS } from "./http/validation.js";
 import { PortService } from "./proxy/ports.js";
@@ -69,6 +70,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: [{ bearer: [] }],
     },
+    transform: documentErrors,
   });
   await app.register(websocket, {
     options: {
