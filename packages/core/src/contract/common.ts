@@ -48,6 +48,15 @@ export const PATTERN_MEANINGS: Record<string, string> = {
   [SandboxPath.pattern as string]: "must be an absolute path without control characters",
   [ENV_NAME]: "must be a variable name (letters, digits and _, not starting with a digit)",
   [LABEL_KEY]: "must be a label key (up to 63 letters, digits and . _ / -, starting with a letter or digit)",
+  // Patterns written inline in the other contract files, keyed by their text.
+  "^[^=]+=.*$": "must be key=value",
+  "^[0-9]{1,4}$": "must be a whole number of at most 4 digits",
+  "^[0-9]{1,7}$": "must be a process id (a whole number)",
+  "^[0-9]{1,15}$": "must be the nextCursor of the previous page",
+  "^[1-9][0-9]{0,4}$": "must be a port number, 1-65535",
+  "^[a-z0-9][a-z0-9_-]{0,62}$":
+    "must be up to 63 lowercase letters, digits, _ and -, starting with a letter or digit",
+  "^sb[a-z0-9]{16}$": "must be a sandbox id (sb and 16 lowercase letters or digits)",
 };
 
 /** A string enum from a list of values (an OpenAPI `anyOf` of constants). */

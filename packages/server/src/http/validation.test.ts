@@ -87,6 +87,25 @@ describe("validation messages name the field and say what to send", () => {
     );
   });
 
+  it("every pattern in the contract has its meaning in words", async () => {
+    const contract = await import("@berth/core/contract");
+    const patterns = new Set<string>();
+    const walk = (v: unknown): void => {
+      if (!v || typeof v !== "object") return;
+      const p = (v as { pattern?: unknown }).pattern;
+      if (typeof p === "string") patterns.add(p);
+      // Records keep their key schema under patternProperties.
+      for (const k of Object.keys((v as { patternProperties?: object }).patternProperties ?? {}))
+        patterns.add(k);
+      for (const k of Object.keys(v)) walk((v as Record<string, unknown>)[k]);
+    };
+    for (const value of Object.values(contract)) walk(value);
+    // `^(.*)$` is a record's any-key pattern (response maps): nothing can fail it.
+    patterns.delete("^(.*)$");
+    expect([...patterns].filter((p) => !contract.PATTERN_MEANINGS[p])).toEqual([]);
+    expect((await refusal("GET", "/list?label=nolabel")).message).toBe("querystring label must be key=value");
+  });
+
   it("a body that is not an object says so", async () => {
     expect((await refusal("POST", "/exec", [1, 2])).message).toBe(
       "the body must be an object (not an array)",
