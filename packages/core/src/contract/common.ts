@@ -60,7 +60,7 @@ export const PATTERN_MEANINGS: Record<string, string> = {
 };
 
 /** A string enum from a list of values (an OpenAPI `anyOf` of constants). */
-export function OneOf<V extends string>(
+export function OneOf<const V extends string>(
   values: readonly V[],
   options?: { description?: string; default?: V },
 ) {

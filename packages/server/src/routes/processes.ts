@@ -125,7 +125,7 @@ export function processRoutes(app: App, ctx: ServerContext): void {
           pid,
           stdout: out.text(),
           stderr: err.text(),
-          state: running ? "running" : "exited",
+          state: running ? ("running" as const) : ("exited" as const),
           exitCode: running ? null : exitCodeOf(status),
           ...(out.truncated || err.truncated ? { truncated: true } : {}),
         };
