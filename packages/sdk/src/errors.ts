@@ -4,6 +4,8 @@ export {
   BadGatewayError,
   BerthError,
   ConflictError,
+  ERROR_STATUS,
+  type ErrorCode,
   errorFromBody,
   ForbiddenError,
   InternalError,
