@@ -7,6 +7,10 @@ const pkg = (name: string) => fileURLToPath(new URL(`./packages/${name}/src/inde
 export default defineConfig({
   resolve: {
     alias: {
+      // Before "@berth/core", which would otherwise take the subpath as a prefix.
+      "@berth/core/contract": fileURLToPath(
+        new URL("./packages/core/src/contract/index.ts", import.meta.url),
+      ),
       "@berth/core": pkg("core"),
       "@berth/supervisor": pkg("supervisor"),
       "@berth/store": pkg("store"),

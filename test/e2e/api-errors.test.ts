@@ -218,6 +218,12 @@ describe("health and documents", () => {
     expect(doc.openapi).toMatch(/^3\.1/);
     expect(Object.keys(doc.paths)).toContain("/v1/sandboxes/{id}/exec");
     expect(JSON.stringify(doc.paths["/v1/sandboxes"].post)).toContain("memoryMiB");
+    // Every operation documents the error body, with the registry's codes as its values.
+    const failure = doc.paths["/v1/sandboxes/{id}/exec"].post.responses.default;
+    expect(JSON.stringify(failure)).toContain('"disk_full"');
+    expect(JSON.stringify(failure)).toContain('"replica_unavailable"');
+    // Enums are listed: the egress modes of a new sandbox's network.
+    expect(JSON.stringify(doc.paths["/v1/sandboxes"].post)).toMatch(/"none".*"allowlist".*"open"/);
     const m = await (
       await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.adminKey}` } })
     ).text();

@@ -48,8 +48,24 @@ describe("exec", () => {
   });
 
   it("answers 127 for a command that does not exist and 128+N for a signal", async () => {
-    expect((await exec({ cmd: ["no-such-command-here"] })).body.exitCode).toBe(127);
+    const missing = await exec({ cmd: ["no-such-command-here"] });
+    expect(missing.body).toMatchObject({
+      exitCode: 127,
+      stderr: "no-such-command-here: command not found\n",
+    });
     expect((await exec({ cmd: ["sh", "-c", "kill -TERM $$"] })).body.exitCode).toBe(143);
+  });
+
+  it("answers 126 for a program that may not be run, and 400 naming cwd for a cwd that does not exist", async () => {
+    const notRunnable = await exec({ cmd: ["/tmp"] });
+    expect(notRunnable.body).toMatchObject({ exitCode: 126, stderr: "/tmp: Permission denied\n" });
+    const r = await exec({ cmd: ["true"], cwd: "/no/such/dir" });
+    expect(r.status).toBe(400);
+    expect(r.body.error).toEqual({
+      code: "invalid_request",
+      message: "cwd '/no/such/dir' cannot be used: No such file or directory",
+      details: { field: "cwd" },
+    });
   });
 
   it("kills a command at timeoutMs, with its children, and says so", async () => {

@@ -1,31 +1,19 @@
+import type { SessionFailure, SessionPattern, SessionState, SessionUsage } from "./contract/sessions.js";
 import { newId } from "./ids.js";
 
-/** How a session uses its sandbox (the Agent SDK hosting guide's four patterns). */
-export const SESSION_PATTERNS = ["ephemeral", "long-running", "hybrid", "shared"] as const;
-export type SessionPattern = (typeof SESSION_PATTERNS)[number];
-
-/** Where an agent session is in its life. */
-export const SESSION_STATES = [
-  "starting",
-  "running",
-  "idle",
-  "hibernated",
-  "completed",
-  "failed",
-  "cancelled",
-] as const;
-export type SessionState = (typeof SESSION_STATES)[number];
+export {
+  SESSION_FAILURE_CODES,
+  SESSION_PATTERNS,
+  SESSION_STATES,
+  type SessionFailure,
+  type SessionFailureCode,
+  type SessionPattern,
+  type SessionState,
+  type SessionUsage,
+} from "./contract/sessions.js";
 
 /** States a session does not leave. */
 export const FINAL_SESSION_STATES: SessionState[] = ["completed", "failed", "cancelled"];
-
-/** Token counts of a session, as the model gateway read them from the responses. */
-export interface SessionUsage {
-  inputTokens: number;
-  outputTokens: number;
-  cacheReadTokens: number;
-  cacheCreationTokens: number;
-}
 
 /** The agent options of a session, as resolved by the server (limits applied). */
 export interface AgentOptions {
@@ -43,31 +31,6 @@ export interface AgentOptions {
   env: Record<string, string>;
   /** Hybrid: seconds without messages before the sandbox hibernates. */
   idleSeconds?: number;
-}
-
-/**
- * Why a session (or, for one that lives on, its last turn) failed. Stable codes a program can
- * act on; the message is for a person.
- */
-export const SESSION_FAILURE_CODES = [
-  "budget_exceeded",
-  "max_turns",
-  "max_duration",
-  "model_error",
-  "model_unavailable",
-  "oom",
-  "sandbox_lost",
-  "server_restart",
-  "interrupted",
-  "agent_error",
-] as const;
-export type SessionFailureCode = (typeof SESSION_FAILURE_CODES)[number];
-
-/** A session's failure: its code, a message, and for `model_error` the upstream's HTTP status. */
-export interface SessionFailure {
-  code: SessionFailureCode;
-  message: string;
-  upstreamStatus?: number;
 }
 
 /** An agent session: a Claude Agent SDK conversation bound to a sandbox. */

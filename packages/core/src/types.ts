@@ -1,35 +1,25 @@
-/** Domain types shared by every package. Wire shapes follow the v1 API's OpenAPI document (`GET /openapi.json`). */
+/**
+ * Domain types shared by every package. Wire shapes are the contract's (`./contract`, served as
+ * `GET /openapi.json`); the types here that a client also sees are derived from it.
+ */
+import type { Static } from "@sinclair/typebox";
+import type * as contract from "./contract/index.js";
+import type { SandboxState } from "./contract/sandboxes.js";
 
-export const SANDBOX_STATES = [
-  "starting",
-  "running",
-  "paused",
-  "hibernated",
-  "stopped",
-  "failed",
-  "deleted",
-] as const;
-export type SandboxState = (typeof SANDBOX_STATES)[number];
+export { SANDBOX_STATES, type SandboxState } from "./contract/sandboxes.js";
 
 /** Kernel-enforced limits of one sandbox. */
-export interface Resources {
-  cpus: number;
-  memoryMiB: number;
-  diskMiB: number;
-  pids: number;
-}
+export type Resources = Static<typeof contract.Resources>;
 
-export type EgressMode = "none" | "allowlist" | "open";
-export interface NetworkPolicy {
-  egress: EgressMode;
-  allow: string[];
-}
+/** How a sandbox may reach the network. */
+export type EgressMode = (typeof contract.EGRESS_MODES)[number];
+/** A sandbox's egress policy. */
+export type NetworkPolicy = Static<typeof contract.NetworkPolicy>;
 
-export type IdleAction = "pause" | "hibernate" | "delete";
-export interface IdlePolicy {
-  afterSeconds: number;
-  action: IdleAction;
-}
+/** What happens to a sandbox left idle. */
+export type IdleAction = (typeof contract.IDLE_ACTIONS)[number];
+/** After how long idle, and what then. */
+export type IdlePolicy = Static<typeof contract.IdlePolicy>;
 
 /** A sandbox as the store keeps it (the API view drops internal fields). */
 export interface SandboxRecord {
@@ -67,10 +57,7 @@ export interface SandboxRun {
 }
 
 /** A volume mounted into a sandbox. */
-export interface VolumeMount {
-  name: string;
-  mountPath: string;
-}
+export type VolumeMount = Static<typeof contract.VolumeMount>;
 
 /** A named persistent directory of a tenant. */
 export interface VolumeRecord {
@@ -82,23 +69,9 @@ export interface VolumeRecord {
 }
 
 /** The Sandbox object of the API contract. */
-export interface SandboxView {
-  id: string;
-  state: SandboxState;
-  template: string;
-  resources: Resources;
-  network: NetworkPolicy;
-  labels: Record<string, string>;
-  env: Record<string, string>;
-  idle: IdlePolicy | null;
-  timeoutSeconds: number | null;
-  createdAt: string;
-  expiresAt: string | null;
-  lastActivityAt: string;
-  failureReason?: string;
-  volumes: VolumeMount[];
-}
+export type SandboxView = contract.Sandbox;
 
+/** The API view of a stored sandbox (drops tenant, runtime facts and replica). */
 export function toSandboxView(r: SandboxRecord): SandboxView {
   return {
     id: r.id,

@@ -188,14 +188,14 @@ function errorFromText(status: number, text: string): BerthError {
   } catch {
     // Not JSON (a proxy's page, say): fall through.
   }
-  return new BerthError("http_error", status, `HTTP ${status}: ${text.slice(0, 200)}`);
+  return new BerthError("http_error", `HTTP ${status}: ${text.slice(0, 200)}`, undefined, status);
 }
 
 function errorFromEvent(ev: SseEvent): BerthError {
   try {
     return errorFromBody(500, JSON.parse(ev.data));
   } catch {
-    return new BerthError("internal_error", 500, `stream error: ${ev.data.slice(0, 200)}`);
+    return new BerthError("internal_error", `stream error: ${ev.data.slice(0, 200)}`);
   }
 }
 

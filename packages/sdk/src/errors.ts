@@ -4,6 +4,8 @@ export {
   BadGatewayError,
   BerthError,
   ConflictError,
+  ERROR_STATUS,
+  type ErrorCode,
   errorFromBody,
   ForbiddenError,
   InternalError,
@@ -21,6 +23,6 @@ export {
 /** The server could not be reached at all (refused, reset, DNS); `status` is 0. */
 export class ConnectionError extends BerthError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super("connection_failed", 0, message, details);
+    super("connection_failed", message, details);
   }
 }

@@ -1,21 +1,20 @@
 import { Duplex } from "node:stream";
+import type { ExposedPort as ExposedPortSchema, Port } from "@berth/core/contract";
+import type { Static } from "@sinclair/typebox";
 import type WebSocket from "ws";
 import type { BerthClient } from "./client.js";
 
-/** An exposed port of a sandbox. */
-export interface PortInfo {
-  port: number;
-  /** Where the server's proxy serves it (a preview host when the server has a preview domain). */
-  url: string;
-  public: boolean;
-  createdAt: string;
-}
+/**
+ * An exposed port of a sandbox; `url` is where the server's proxy serves it (a preview host when
+ * the server has a preview domain).
+ */
+export type PortInfo = Static<typeof Port>;
 
-/** What `expose` answers: the port and, for a non-public port, its token (shown only now). */
-export interface ExposedPort extends PortInfo {
-  /** Send as `X-Berth-Token`, `?token=` or the cookie the first `?token=` request sets. */
-  token: string | null;
-}
+/**
+ * What `expose` answers: the port and, for a non-public port, its token (shown only now); send
+ * it as `X-Berth-Token`, `?token=` or the cookie the first `?token=` request sets.
+ */
+export type ExposedPort = Static<typeof ExposedPortSchema>;
 
 /** The text frame that half-closes one direction of a port-forward connection. */
 const EOF_MESSAGE = JSON.stringify({ eof: true });

@@ -1,83 +1,28 @@
+import type {
+  AgentSpec as AgentSpecSchema,
+  CreateSessionBody,
+  Session,
+  SessionFailure as SessionFailureSchema,
+  SessionPattern,
+  SessionState,
+} from "@berth/core/contract";
+import type { Static } from "@sinclair/typebox";
 import type { BerthClient } from "./client.js";
 
 /** How a session uses its sandbox. */
-export type SessionPattern = "ephemeral" | "long-running" | "hybrid" | "shared";
-export type SessionState =
-  | "starting"
-  | "running"
-  | "idle"
-  | "hibernated"
-  | "completed"
-  | "failed"
-  | "cancelled";
+export type { SessionPattern, SessionState };
 
 /** Agent options of a new session (all optional; the server applies its defaults and limits). */
-export interface AgentSpec {
-  maxTurns?: number;
-  maxBudgetUsd?: number;
-  maxDurationSeconds?: number;
-  /** Hybrid: seconds without a message before the sandbox hibernates. */
-  idleSeconds?: number;
-  model?: string;
-  systemPrompt?: string;
-  appendSystemPrompt?: string;
-  allowedTools?: string[];
-  disallowedTools?: string[];
-  permissionMode?: "default" | "acceptEdits" | "bypassPermissions" | "plan";
-  cwd?: string;
-  mcpServers?: Record<string, unknown>;
-  env?: Record<string, string>;
-}
+export type AgentSpec = Static<typeof AgentSpecSchema>;
 
-/** What `POST /v1/sessions` takes. */
-export interface SessionSpec {
-  prompt: string;
-  pattern?: SessionPattern;
-  /** An existing sandbox (`{id}`), or the body of a new one. */
-  sandbox?: { id: string } | Record<string, unknown>;
-  agent?: AgentSpec;
-}
+/** What `POST /v1/sessions` takes: a prompt, a pattern, an existing sandbox (`{id}`) or a new one's body. */
+export type SessionSpec = CreateSessionBody;
 
 /** Why a session failed (or, for one that lives on, why its last turn did). */
-export interface SessionFailure {
-  code:
-    | "budget_exceeded"
-    | "max_turns"
-    | "max_duration"
-    | "model_error"
-    | "model_unavailable"
-    | "oom"
-    | "sandbox_lost"
-    | "server_restart"
-    | "interrupted"
-    | "agent_error";
-  message: string;
-  /** The model API's HTTP status, for `model_error`. */
-  upstreamStatus?: number;
-}
+export type SessionFailure = Static<typeof SessionFailureSchema>;
 
 /** A session as the API shows it. */
-export interface SessionView {
-  id: string;
-  pattern: SessionPattern;
-  sandboxId: string;
-  state: SessionState;
-  agentSessionId: string | null;
-  createdAt: string;
-  updatedAt: string;
-  endedAt: string | null;
-  turns: number;
-  limits: { maxTurns: number; maxBudgetUsd: number | null; maxDurationSeconds: number | null };
-  cwd: string;
-  usage: { inputTokens: number; outputTokens: number; cacheReadTokens: number; cacheCreationTokens: number };
-  cost: { tokensUsd: number; computeUsd: number; totalUsd: number };
-  /** The SDK's result message, once there is one. */
-  // biome-ignore lint/suspicious/noExplicitAny: the SDK's result message, passed through as is
-  result: Record<string, any> | null;
-  /** `failure.message` (kept for older clients). */
-  failureReason: string | null;
-  failure: SessionFailure | null;
-}
+export type SessionView = Static<typeof Session>;
 
 /** One event of a session: an SDK message (`message`, its JSON unchanged) or a lifecycle change (`state`). */
 export type SessionEvent =

@@ -1,20 +1,18 @@
 import { createReadStream, statSync } from "node:fs";
 import { Readable } from "node:stream";
 import { BerthError } from "@berth/core";
+import type { BuildTemplateBody, TEMPLATE_FORMATS, Template } from "@berth/core/contract";
+import type { Static } from "@sinclair/typebox";
 import type { BerthClient } from "./client.js";
 
-/** A named root filesystem sandboxes are made from (`GET /v1/templates`). */
-export interface TemplateInfo {
-  name: string;
-  /** Bytes on disk (one copy, shared by every sandbox made from it). */
-  sizeBytes: number;
-  createdAt: string;
-  /** Where it came from: `rootfs tar`, `docker save archive busybox:latest`, `built from default`. */
-  source: string;
-}
+/**
+ * A named root filesystem sandboxes are made from (`GET /v1/templates`): `sizeBytes` on disk
+ * (one copy, shared by every sandbox made from it), `source` where it came from.
+ */
+export type TemplateInfo = Static<typeof Template>;
 
 /** What an imported archive is: a root filesystem tar, a `docker save` archive, an OCI image layout tar. */
-export type TemplateFormat = "rootfs" | "docker" | "oci";
+export type TemplateFormat = (typeof TEMPLATE_FORMATS)[number];
 
 /** Options of `Templates.import`. */
 export interface ImportOptions {
@@ -35,7 +33,7 @@ export interface BuildOptions {
   run: string;
   /** Limit on the script (default 1800). */
   timeoutSeconds?: number;
-  resources?: { cpus?: number; memoryMiB?: number; diskMiB?: number; pids?: number };
+  resources?: BuildTemplateBody["resources"];
   /** Status lines and the script's output as they come. */
   onProgress?: (p: BuildProgress) => void;
   signal?: AbortSignal;
@@ -105,7 +103,7 @@ export class Templates {
       else if (e.event === "stdout" || e.event === "stderr")
         opts.onProgress?.({ kind: e.event, data: data.data ?? "" });
     }
-    throw new BerthError("internal_error", 500, "the build ended without a result");
+    throw new BerthError("internal_error", "the build ended without a result");
   }
 
   /** Deletes a template (ConflictError while a sandbox is made from it). */

@@ -1,19 +1,25 @@
+/**
+ * The SDK's wire types: each is the `Static<>` type of its schema in the contract
+ * (`@berth/core/contract`), so a field added there appears here; contract-types.ts makes the
+ * compiler check that they stay so.
+ */
+
 import type { IdlePolicy, NetworkPolicy, Resources, SandboxState, SandboxView } from "@berth/core";
+import type {
+  ApiKeyInfo as ApiKeyInfoSchema,
+  CreateSandboxBody,
+  ExecResult as ExecResultSchema,
+  FileEntry as FileEntrySchema,
+  ProcessInfo as ProcessInfoSchema,
+  ProcessLogs as ProcessLogsSchema,
+  TenantInfo as TenantInfoSchema,
+} from "@berth/core/contract";
+import type { Static } from "@sinclair/typebox";
 
 export type { IdlePolicy, NetworkPolicy, Resources, SandboxState, SandboxView };
 
 /** Body of `POST /v1/sandboxes`; every field optional. */
-export interface SandboxCreateOptions {
-  template?: string;
-  resources?: Partial<Resources>;
-  env?: Record<string, string>;
-  labels?: Record<string, string>;
-  timeoutSeconds?: number;
-  idle?: IdlePolicy;
-  network?: Partial<NetworkPolicy>;
-  fromSnapshot?: string;
-  volumes?: { name: string; mountPath: string }[];
-}
+export type SandboxCreateOptions = CreateSandboxBody;
 
 /** Filters of `Sandbox.list`. */
 export interface SandboxListFilter {
@@ -22,14 +28,7 @@ export interface SandboxListFilter {
 }
 
 /** The answer of a finished command. */
-export interface ExecResult {
-  exitCode: number;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-  durationMs: number;
-  truncated?: boolean;
-}
+export type ExecResult = Static<typeof ExecResultSchema>;
 
 /** Options of `sandbox.exec`. With `onStdout`/`onStderr` the output streams over SSE. */
 export interface ExecOptions {
@@ -37,57 +36,23 @@ export interface ExecOptions {
   env?: Record<string, string>;
   stdin?: string;
   timeoutMs?: number;
-  user?: string;
+  user?: "user";
   onStdout?: (text: string) => void;
   onStderr?: (text: string) => void;
   signal?: AbortSignal;
 }
 
 /** A background process started through the API. */
-export interface ProcessInfo {
-  pid: number;
-  cmd: string[];
-  cwd: string | null;
-  state: "running" | "exited";
-  exitCode: number | null;
-  startedAt: string;
-  exitedAt: string | null;
-}
+export type ProcessInfo = Static<typeof ProcessInfoSchema>;
 
 /** Collected output of a background process. */
-export interface ProcessLogs {
-  pid: number;
-  stdout: string;
-  stderr: string;
-  state: "running" | "exited";
-  exitCode: number | null;
-}
+export type ProcessLogs = Static<typeof ProcessLogsSchema>;
 
 /** One entry of a directory listing. */
-export interface FileEntry {
-  name: string;
-  type: "file" | "dir" | "symlink" | "other";
-  size: number;
-  mode: number;
-  mtime: string;
-}
+export type FileEntry = Static<typeof FileEntrySchema>;
+
+/** A tenant, its monthly model budget and what it spent this month. */
+export type TenantInfo = Static<typeof TenantInfoSchema>;
 
 /** An API key as `POST /v1/keys` returns it; `key` is shown only then. */
-/** A tenant, its monthly model budget and what it spent this month. */
-export interface TenantInfo {
-  id: string;
-  createdAt: string;
-  /** USD per calendar month (UTC) the tenant's sessions may spend on model tokens; null: no cap. */
-  monthlyBudgetUsd: number | null;
-  /** The month `spentUsd` covers, `YYYY-MM`. */
-  month: string;
-  spentUsd: number;
-}
-
-export interface ApiKeyInfo {
-  id: string;
-  key?: string;
-  tenant: string;
-  admin: boolean;
-  createdAt: string;
-}
+export type ApiKeyInfo = Static<typeof ApiKeyInfoSchema>;

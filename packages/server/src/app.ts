@@ -8,7 +8,9 @@ import { apiDocsRoutes } from "./api-docs/api-docs-routes.js";
 import { auditCall } from "./http/audit-trail.js";
 import { installBodyTimeout, streamsBodies } from "./http/body-timeout.js";
 import { frameworkError, installErrorHandling } from "./http/errors.js";
+import { documentErrors } from "./http/openapi.js";
 import { isApiRequest, routedPath } from "./http/request-path.js";
+import { AJV_OPTIONS } from "./http/validation.js";
 import { PortService } from "./proxy/ports.js";
 import { createPreviewListener } from "./proxy/preview-listener.js";
 import { installProxy, SandboxProxy } from "./proxy/proxy.js";
@@ -57,8 +59,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
     keepAliveTimeout: 65_000,
     // `//v1/keys` is `/v1/keys`: routed (and so authenticated) like it, never a different page.
     routerOptions: { ignoreDuplicateSlashes: true },
-    // Bodies are validated strictly: "2" is not a number, "ls" is not ["ls"].
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
+    ajv: { customOptions: AJV_OPTIONS },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandling(app);
@@ -70,6 +71,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: [{ bearer: [] }],
     },
+    transform: documentErrors,
   });
   await app.register(websocket, {
     options: {

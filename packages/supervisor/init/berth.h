@@ -75,6 +75,9 @@ int send_frame(int fd, char type, const void *p, size_t n);
 int send_json(int fd, char type, jbuf *b);
 int reply_ok(int fd, const char *fields); /* fields: "" or ",\"k\":v" */
 int reply_errno(int fd, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same, for a process that could not be started: adds "phase" (setup, chdir, landlock, exec:
+ * the step that failed, for the client to switch on) and "reason" (strerror of err). */
+int reply_phase(int fd, int err, const char *phase, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 const char *errno_name(int err);
 const char *signal_name(int sig, char *buf, size_t n);
 int exit_json(jbuf *b, int status);
@@ -98,6 +101,8 @@ typedef struct {
 int parse_launch(int sock, const jval *q, launch_spec *ls);
 /* Forks and execs in a new session with the given stdio; -1 (and *err, *what) when it failed. */
 pid_t launch(const launch_spec *ls, int in, int out, int errfd, int ctty, int *err, const char **what);
+/* The protocol's phase for launch's `what`: setup (pipe, fork, dup2), chdir, landlock or exec. */
+const char *launch_phase(const char *what);
 void child_reset_signals(void);
 int op_exec(int sock, reader *rd, const jval *q);
 

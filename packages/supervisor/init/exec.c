@@ -134,6 +134,10 @@ void child_reset_signals(void) {
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+const char *launch_phase(const char *what) {
+  return !strcmp(what, "chdir") || !strcmp(what, "landlock") || !strcmp(what, "exec") ? what : "setup";
+}
+
 pid_t launch(const launch_spec *ls, int in, int out, int errfd, int ctty, int *err, const char **what) {
   int ep[2];
   if (pipe2(ep, O_CLOEXEC)) { *err = errno; *what = "pipe"; return -1; }
@@ -314,7 +318,7 @@ int op_exec(int sock, reader *rd, const jval *q) {
   close(cin);
   if (cout != cin) close(cout);
   if (cerr != cout) close(cerr);
-  if (pid < 0) return reply_errno(sock, err, "%s %s: %s", what, !strcmp(what, "chdir") ? ls.cwd : ls.argv[0], strerror(err));
+  if (pid < 0) return reply_phase(sock, err, launch_phase(what), "%s %s: %s", what, !strcmp(what, "chdir") ? ls.cwd : ls.argv[0], strerror(err));
   g_fg_pgid = pid;
   char fields[64];
   snprintf(fields, sizeof fields, ",\"pid\":%d", (int)pid);

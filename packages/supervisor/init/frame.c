@@ -128,21 +128,41 @@ const char *errno_name(int err) {
   return n ? n : "EIO";
 }
 
-int reply_errno(int fd, int err, const char *fmt, ...) {
+/* {"ok":false,"errno":..,["phase":..,"reason":..,]"message":..}; phase NULL leaves phase and reason out. */
+static int vreply_error(int fd, int err, const char *phase, const char *fmt, va_list ap) {
   char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
   jbuf b;
   jb_init(&b);
   jb_puts(&b, "{\"ok\":false,\"errno\":");
   jb_cstr(&b, errno_name(err));
+  if (phase) {
+    jb_puts(&b, ",\"phase\":");
+    jb_cstr(&b, phase);
+    jb_puts(&b, ",\"reason\":");
+    jb_cstr(&b, strerror(err));
+  }
   jb_puts(&b, ",\"message\":");
   jb_cstr(&b, msg);
   jb_puts(&b, "}");
   int rc = send_json(fd, 'r', &b);
   jb_free(&b);
+  return rc;
+}
+
+int reply_errno(int fd, int err, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = vreply_error(fd, err, NULL, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+int reply_phase(int fd, int err, const char *phase, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = vreply_error(fd, err, phase, fmt, ap);
+  va_end(ap);
   return rc;
 }
 

@@ -121,7 +121,7 @@ int op_spawn(int sock, const jval *q) {
   pid_t pid = launch(&ls, in, op[1], ep[1], -1, &err, &what);
   close(op[1]);
   close(ep[1]);
-  if (pid < 0) return reply_errno(sock, err, "%s %s: %s", what, !strcmp(what, "chdir") ? ls.cwd : ls.argv[0], strerror(err));
+  if (pid < 0) return reply_phase(sock, err, launch_phase(what), "%s %s: %s", what, !strcmp(what, "chdir") ? ls.cwd : ls.argv[0], strerror(err));
   g_fg_pgid = pid; /* until it exits, SIGTERM to the shim kills the process group */
   set_nonblock(op[0]);
   set_nonblock(ep[0]);

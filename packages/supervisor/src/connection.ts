@@ -1,6 +1,6 @@
 import type { Duplex } from "node:stream";
 import { type BerthError, SandboxError } from "@berth/core";
-import { errorFromErrno } from "./errors.js";
+import { errorFromErrno, isLaunchPhase } from "./errors.js";
 import { encodeFrame, type Frame, FrameDecoder } from "./frames.js";
 
 /** A JSON object from the supervisor (validated field by field by the caller). */
@@ -82,8 +82,12 @@ export class FrameConnection {
     if (f.type !== "r") throw invalidAnswer();
     const a = parseAnswer(f);
     if (a.ok === true) return a;
-    if (a.ok === false && typeof a.errno === "string" && /^E[A-Z0-9]{1,15}$/.test(a.errno))
-      throw errorFromErrno(a.errno, typeof a.message === "string" ? a.message : "", path);
+    if (a.ok === false && typeof a.errno === "string" && /^E[A-Z0-9]{1,15}$/.test(a.errno)) {
+      const launch = isLaunchPhase(a.phase)
+        ? { phase: a.phase, reason: typeof a.reason === "string" ? a.reason : a.errno }
+        : undefined;
+      throw errorFromErrno(a.errno, typeof a.message === "string" ? a.message : "", path, launch);
+    }
     throw invalidAnswer();
   }
 

@@ -1,5 +1,6 @@
 import { NotFoundError } from "@berth/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launchFailureOf } from "./errors.js";
 import { alive, collect, eventually, type InitUnderTest, startInit } from "./test-harness.js";
 
 let init: InitUnderTest;
@@ -42,6 +43,29 @@ describe("berth-init exec", () => {
     await expect(init.client.exec({ cmd: ["true"], env: {}, cwd: "/no/such/dir" })).rejects.toThrow(
       /no\/such\/dir/,
     );
+  });
+
+  it("says in which phase a process failed to start (chdir, exec), with errno and reason, not only in its message", async () => {
+    const phaseOf = (p: Promise<unknown>) => p.then(() => undefined, launchFailureOf);
+    expect(await phaseOf(init.client.exec({ cmd: ["true"], env: {}, cwd: "/no/such/dir" }))).toEqual({
+      phase: "chdir",
+      errno: "ENOENT",
+      reason: "No such file or directory",
+    });
+    expect(await phaseOf(init.client.exec({ cmd: ["no-such-cmd-xyz"], env: {} }))).toEqual({
+      phase: "exec",
+      errno: "ENOENT",
+      reason: "No such file or directory",
+    });
+    expect(await phaseOf(init.client.exec({ cmd: ["/tmp"], env: {} }))).toMatchObject({
+      phase: "exec",
+      errno: "EACCES",
+    });
+    expect(await phaseOf(init.client.spawn({ cmd: ["true"], env: {}, cwd: "/no/such/dir" }))).toMatchObject({
+      phase: "chdir",
+    });
+    // Other failures carry no phase.
+    expect(await phaseOf(init.client.stat("/no/such/file"))).toBeUndefined();
   });
 
   it("confines a process to its writable paths (Landlock): it reads anywhere, changes only there, and cannot signal outside", async () => {

@@ -1,5 +1,11 @@
 export { type ExecOptions, SupervisorClient } from "./client.js";
-export { errorFromErrno } from "./errors.js";
+export {
+  errorFromErrno,
+  LAUNCH_PHASES,
+  type LaunchFailure,
+  type LaunchPhase,
+  launchFailureOf,
+} from "./errors.js";
 export { encodeFrame, type Frame, FrameDecoder, MAX_FRAME_BYTES } from "./frames.js";
 export { initBinaryPath } from "./init-binary.js";
 export { ProcessStream } from "./process-stream.js";

@@ -8,7 +8,7 @@ import {
   SandboxError,
 } from "@berth/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { errorFromErrno } from "./errors.js";
+import { errorFromErrno, launchFailureOf } from "./errors.js";
 import { encodeFrame, type Frame, FrameDecoder } from "./frames.js";
 import { type InitUnderTest, startInit } from "./test-harness.js";
 
@@ -136,6 +136,25 @@ describe("berth-init against malformed input", () => {
         const q = JSON.parse(d.subarray(5).toString());
         if (q.op === "ping") s.end(encodeFrame("r", { ok: true, version: 7 }));
         else if (q.op === "stat") s.end(encodeFrame("r", { ok: true, entry: { name: "x", type: "weird" } }));
+        else if (q.op === "exec" && q.cmd[0] === "landlock")
+          s.end(
+            encodeFrame("r", {
+              ok: false,
+              errno: "ENOSYS",
+              phase: "landlock",
+              reason: "Function not implemented",
+              message: "landlock x: Function not implemented",
+            }),
+          );
+        else if (q.op === "exec")
+          s.end(
+            encodeFrame("r", {
+              ok: false,
+              errno: "ENOENT",
+              phase: "chdir-or-whatever",
+              message: "chdir /x: gone",
+            }),
+          );
         else s.end(encodeFrame("r", Buffer.alloc(4096, 0x20)));
       });
     });
@@ -153,6 +172,14 @@ describe("berth-init against malformed input", () => {
       await expect(c.ping()).rejects.toBeInstanceOf(SandboxError);
       await expect(c.stat("/x")).rejects.toBeInstanceOf(SandboxError);
       await expect(c.list("/x")).rejects.toThrow(/size limit/);
+      // A launch phase is taken only from the protocol's list; anything else is no phase at all.
+      const failure = (cmd: string) => c.exec({ cmd: [cmd], env: {} }).then(() => undefined, launchFailureOf);
+      expect(await failure("landlock")).toEqual({
+        phase: "landlock",
+        errno: "ENOSYS",
+        reason: "Function not implemented",
+      });
+      expect(await failure("other")).toBeUndefined();
     } finally {
       server.close();
     }

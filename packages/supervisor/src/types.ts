@@ -1,28 +1,13 @@
+// berth-init answers `stat`/`list` and `procs`/`proc` in the API's own shapes (the contract's
+// FileEntry and ProcessInfo; a process's `signal` is the name, `SIGKILL`, when one killed it).
+import type { FileEntry, ProcessInfo } from "@berth/core/contract";
 import { invalidAnswer } from "./connection.js";
 
-/** One file system entry in the sandbox (lstat semantics: a symlink is reported as itself). */
-export interface FileEntry {
-  name: string;
-  type: "file" | "dir" | "symlink" | "other";
-  size: number;
-  /** Permission bits, e.g. 0o644. */
-  mode: number;
-  /** ISO-8601. */
-  mtime: string;
-}
-
-/** A background process started with `spawn`. */
-export interface ProcessInfo {
-  pid: number;
-  cmd: string[];
-  cwd: string | null;
-  state: "running" | "exited";
-  exitCode: number | null;
-  /** Signal name (`SIGKILL`) when it was killed by one. */
-  signal: string | null;
-  startedAt: string | null;
-  exitedAt: string | null;
-}
+/**
+ * One file system entry in the sandbox (lstat semantics: a symlink is reported as itself), in the
+ * API's shape: `mode` the permission bits (0o644), `mtime` ISO-8601.
+ */
+export type { FileEntry, ProcessInfo };
 
 /** How a process ended: an exit code, or the name of the signal that killed it. */
 export interface ExitStatus {

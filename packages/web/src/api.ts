@@ -19,7 +19,12 @@ export class ApiError extends Error {
 }
 
 /** A JSON call (or a raw body for file uploads). */
-export async function api<T = any>(method: string, path: string, body?: unknown, raw = false): Promise<T> {
+export async function api<T = unknown>(
+  method: string,
+  path: string,
+  body?: unknown,
+  raw = false,
+): Promise<T> {
   const res = await fetch(path, {
     method,
     headers: {

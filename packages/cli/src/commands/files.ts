@@ -67,7 +67,7 @@ async function upload(local: string, files: Files, remote: string): Promise<void
     return;
   }
   const st = await localStat(local);
-  if (!st) throw new BerthError("not_found", 404, `local path '${local}' does not exist`);
+  if (!st) throw new BerthError("not_found", `local path '${local}' does not exist`);
   const into = remote.endsWith("/") || (await isRemoteDir(files, remote));
   const target = into ? joinRemote(remote, baseName(local) || "upload") : remote;
   if (st.isDirectory()) {
@@ -85,8 +85,7 @@ async function upload(local: string, files: Files, remote: string): Promise<void
 async function download(files: Files, remote: string, local: string): Promise<void> {
   const dir = await isRemoteDir(files, remote);
   if (local === "-") {
-    if (dir)
-      throw new BerthError("invalid_request", 400, `'${remote}' is a directory; cannot write it to stdout`);
+    if (dir) throw new BerthError("invalid_request", `'${remote}' is a directory; cannot write it to stdout`);
     await pipeline(Readable.fromWeb((await files.readStream(remote)) as never), process.stdout, {
       end: false,
     });

@@ -15,17 +15,17 @@ import {
   type SandboxRecord,
   SETTINGS,
   type SessionFailure,
-  type SessionPattern,
   type SessionRecord,
   type SessionState,
   type SessionUsage,
   type Store,
 } from "@berth/core";
+import type { AgentSpec, CreateSandboxBody, CreateSessionBody } from "@berth/core/contract";
+import { launchFailureOf } from "@berth/supervisor";
 import { DEMO_MODEL } from "../demo/demo-model.js";
 import type { TenantBudgets } from "../gateway/budgets.js";
 import type { GatewayToken, ModelGateway } from "../gateway/gateway.js";
 import { noUsage } from "../gateway/prices.js";
-import type { CreateSandboxBody } from "../http/schemas.js";
 import type { ServerMetrics } from "../metrics.js";
 import type { SandboxService } from "../sandboxes/service.js";
 import { agentEnv, sessionHomeOf } from "./agent-env.js";
@@ -35,15 +35,7 @@ import { failureOfExit, failureOfResult, modelUnavailable, type TurnClues } from
 import { WarmPool, type WarmStart } from "./warm-pool.js";
 
 /** What a client asks for in `POST /v1/sessions`. */
-export interface CreateSessionBody {
-  prompt: string;
-  pattern?: SessionPattern;
-  sandbox?: { id?: string } & CreateSandboxBody;
-  agent?: Partial<Omit<AgentOptions, "maxBudgetUsd" | "maxDurationSeconds">> & {
-    maxBudgetUsd?: number;
-    maxDurationSeconds?: number;
-  };
-}
+export type { CreateSessionBody };
 
 export interface SessionServiceDeps {
   config: Config;
@@ -127,13 +119,11 @@ export class SessionService {
     const createdAt = new Date().toISOString();
     // The demo model is served by the gateway itself: it needs no key.
     const unavailable = body.agent?.model === DEMO_MODEL ? null : modelUnavailable(this.d.config);
-    if (unavailable) throw new BerthError("model_unavailable", 503, unavailable.message);
+    if (unavailable) throw new BerthError("model_unavailable", unavailable.message);
     const pattern = body.pattern ?? "ephemeral";
     const options = this.resolveOptions(body.agent ?? {});
     await this.refuseOverBudget(tenantId);
-    if (typeof body.prompt !== "string" || body.prompt.length === 0)
-      throw new InvalidRequestError("prompt must be a non-empty string", { field: "prompt" });
-    const { id: sandboxId, ...sandboxBody } = body.sandbox ?? {};
+    const { id: sandboxId, ...sandboxBody }: { id?: string } & CreateSandboxBody = body.sandbox ?? {};
     if (pattern === "shared" && !sandboxId)
       throw new InvalidRequestError("a shared session needs sandbox.id", { field: "sandbox.id" });
     if (pattern === "ephemeral" && sandboxId)
@@ -216,8 +206,6 @@ export class SessionService {
 
   /** The next user turn; a hibernated (or restarted) session is woken and resumed first. */
   async send(tenantId: string, id: string, text: string): Promise<void> {
-    if (typeof text !== "string" || text.length === 0)
-      throw new InvalidRequestError("text must be a non-empty string", { field: "text" });
     const s = await this.get(tenantId, id);
     if (FINAL_SESSION_STATES.includes(s.state))
       throw new ConflictError(`session '${id}' is ${s.state}`, { state: s.state });
@@ -280,7 +268,7 @@ export class SessionService {
       await new Promise((r) => p.once("exit", r));
       this.landlock = true;
     } catch (err) {
-      if (!/landlock/i.test((err as Error).message)) throw err;
+      if (launchFailureOf(err)?.phase !== "landlock") throw err;
       this.d.log.warn({ err: String(err) }, "no Landlock on this host: shared sessions are refused");
       this.landlock = false;
     }
@@ -383,21 +371,15 @@ export class SessionService {
     live.deadline = setTimeout(() => void this.timeUp(s.id), Math.max(0, left));
   }
 
-  private resolveOptions(a: NonNullable<CreateSessionBody["agent"]>): AgentOptions {
+  /** The request's agent options with the server's defaults; the schema checked their shapes. */
+  private resolveOptions(a: AgentSpec): AgentOptions {
     const c = this.d.config;
     const maxTurns = a.maxTurns ?? c.agentMaxTurnsDefault;
-    if (!Number.isInteger(maxTurns) || maxTurns < 1 || maxTurns > c.agentMaxTurns)
+    if (maxTurns > c.agentMaxTurns)
       throw new InvalidRequestError(
         `agent.maxTurns must be 1..${c.agentMaxTurns} (${SETTINGS.agentMaxTurns.env}), got ${maxTurns}`,
         { field: "agent.maxTurns", max: c.agentMaxTurns },
       );
-    for (const f of ["maxBudgetUsd", "maxDurationSeconds", "idleSeconds"] as const) {
-      const v = a[f];
-      if (v !== undefined && (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)))
-        throw new InvalidRequestError(`agent.${f} must be a positive number`, { field: `agent.${f}` });
-    }
-    if (a.cwd !== undefined && (typeof a.cwd !== "string" || !a.cwd.startsWith("/")))
-      throw new InvalidRequestError("agent.cwd must be an absolute path", { field: "agent.cwd" });
     return {
       ...a,
       maxTurns,

@@ -1,3 +1,4 @@
+import { BerthError } from "@berth/core";
 import type { FastifyReply, FastifyRequest } from "fastify";
 
 /** True when the client asked for Server-Sent Events. */
@@ -14,6 +15,11 @@ export function lastEventId(req: FastifyRequest): string | undefined {
 /** An open SSE response: write events, wait for the client to drain, notice it leaving. */
 export interface EventStream {
   send(event: string | undefined, data: unknown, id?: string | number): boolean;
+  /**
+   * Sends an `error` event with the contract's error body: a BerthError as it is, anything else
+   * as `fallback` makes it (so its code comes from the registry and no internals leak).
+   */
+  sendError(err: unknown, fallback: (e: Error) => BerthError, id?: string | number): boolean;
   /** Resolves when the socket can take more (call after `send` returned false). */
   drained(): Promise<void>;
   end(): void;
@@ -53,6 +59,11 @@ export function openEventStream(req: FastifyRequest, reply: FastifyReply): Event
       if (event) text += `event: ${event}\n`;
       text += `data: ${JSON.stringify(data)}\n\n`;
       return res.write(text);
+    },
+    sendError(err, fallback, id) {
+      const e =
+        err instanceof BerthError ? err : fallback(err instanceof Error ? err : new Error(String(err)));
+      return this.send("error", e.toBody(), id);
     },
     drained() {
       return closed

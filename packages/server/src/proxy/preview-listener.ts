@@ -26,7 +26,6 @@ export function createPreviewListener(proxy: SandboxProxy, router: ReplicaRouter
     const body = JSON.stringify(
       new BerthError(
         "not_found",
-        404,
         "this listener serves only exposed ports, at /p/<sandboxId>/<port>/; the API is on its own port",
       ).toBody(),
     );

@@ -1,5 +1,5 @@
 import { ConflictError, type Store } from "@berth/core";
-import type { CreateSandboxBody } from "../http/schemas.js";
+import type { CreateSandboxBody } from "@berth/core/contract";
 
 /**
  * Which replica must create a sandbox: the one holding its snapshot's archive or its volumes'

@@ -105,7 +105,6 @@ export class ReplicaRouter {
     const body = JSON.stringify(
       new BerthError(
         "replica_unavailable",
-        503,
         `the server that holds this sandbox or session (${base}) does not answer; it is served again once that server is back`,
       ).toBody(),
     );

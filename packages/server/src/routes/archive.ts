@@ -1,8 +1,7 @@
 import { PassThrough } from "node:stream";
 import { InvalidRequestError, SandboxError } from "@berth/core";
+import { PathQuery, PathResult, SandboxParams } from "@berth/core/contract";
 import type { ExitStatus, ProcessStream } from "@berth/supervisor";
-import { Type as T } from "@sinclair/typebox";
-import { PathQuery, SandboxParams } from "../http/schemas.js";
 import { limitedBody } from "../http/upload.js";
 import { OutputBuffer } from "../sandboxes/exec.js";
 import type { App, ServerContext } from "./context.js";
@@ -68,7 +67,7 @@ export function archiveRoutes(app: App, ctx: ServerContext): void {
         tags,
         params: SandboxParams,
         querystring: PathQuery,
-        response: { 200: T.Object({ path: T.String() }) },
+        response: { 200: PathResult },
         description: "Unpacks a tar body into the directory (created when missing).",
       },
     },

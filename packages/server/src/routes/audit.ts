@@ -1,17 +1,7 @@
 import { InvalidRequestError } from "@berth/core";
-import { Type as T } from "@sinclair/typebox";
+import { AuditEntry, AuditQuery, PageOf } from "@berth/core/contract";
 import { requireAdmin } from "../auth/authenticate.js";
 import type { App, ServerContext } from "./context.js";
-
-const AuditEntry = T.Object({
-  at: T.String(),
-  tenant: T.Union([T.String(), T.Null()]),
-  keyId: T.Union([T.String(), T.Null()]),
-  method: T.String(),
-  path: T.String(),
-  status: T.Integer(),
-  requestId: T.String(),
-});
 
 /** An ISO 8601 time, or a date (`2026-11-24`); normalized so it compares with stored times. */
 function timeParam(name: string, text: string | undefined): string | undefined {
@@ -31,27 +21,15 @@ export function auditRoutes(app: App, ctx: ServerContext): void {
     {
       schema: {
         tags: ["audit"],
-        querystring: T.Object(
-          {
-            from: T.Optional(T.String({ maxLength: 40, description: "Inclusive start (ISO 8601)" })),
-            to: T.Optional(T.String({ maxLength: 40, description: "Exclusive end (ISO 8601)" })),
-            limit: T.Optional(
-              T.String({ pattern: "^[0-9]{1,4}$", description: "Rows per page, 1-1000 (100)" }),
-            ),
-            cursor: T.Optional(
-              T.String({ pattern: "^[0-9]{1,15}$", description: "nextCursor of the last page" }),
-            ),
-          },
-          { additionalProperties: false },
-        ),
+        querystring: AuditQuery,
         response: {
-          200: T.Object({ items: T.Array(AuditEntry), nextCursor: T.Union([T.String(), T.Null()]) }),
+          200: PageOf(AuditEntry),
         },
       },
     },
     async (req) => {
       requireAdmin(req);
-      const q = req.query as { from?: string; to?: string; limit?: string; cursor?: string };
+      const q = req.query;
       const limit = Number(q.limit ?? 100);
       if (limit < 1 || limit > 1000)
         throw new InvalidRequestError("limit must be 1..1000", { field: "limit" });

@@ -1,4 +1,5 @@
-import { ExecBody, ExecResult, SandboxParams } from "../http/schemas.js";
+import { SandboxError } from "@berth/core";
+import { ExecBody, ExecResult, SandboxParams } from "@berth/core/contract";
 import { openEventStream, wantsEventStream } from "../http/sse.js";
 import { followExec, OutputBuffer, runExec, startExec } from "../sandboxes/exec.js";
 import type { App, ServerContext } from "./context.js";
@@ -53,12 +54,7 @@ export function execRoutes(app: App, ctx: ServerContext): void {
             ++seq,
           );
         } catch (err) {
-          if (!gone.signal.aborted)
-            stream.send(
-              "error",
-              { error: { code: "sandbox_error", message: (err as Error).message } },
-              ++seq,
-            );
+          if (!gone.signal.aborted) stream.sendError(err, (e) => new SandboxError(e.message), ++seq);
         }
         stream.end();
         return;

@@ -1,14 +1,15 @@
-import { InvalidRequestError, NotFoundError } from "@berth/core";
-import { Type as T } from "@sinclair/typebox";
+import { InvalidRequestError, NotFoundError, SandboxError } from "@berth/core";
 import {
-  FileEntry,
+  FileList,
   MoveBody,
   PathBody,
   PathQuery,
+  PathResult,
   RemoveQuery,
   SandboxParams,
   WatchQuery,
-} from "../http/schemas.js";
+  WrittenFile,
+} from "@berth/core/contract";
 import { openEventStream } from "../http/sse.js";
 import { limitedBody } from "../http/upload.js";
 import type { App, ServerContext } from "./context.js";
@@ -36,7 +37,7 @@ export function fileRoutes(app: App, ctx: ServerContext): void {
         tags,
         params: SandboxParams,
         querystring: PathQuery,
-        response: { 200: T.Object({ path: T.String(), size: T.Integer() }) },
+        response: { 200: WrittenFile },
         description:
           "Raw body; missing parent directories are created; the file appears whole or not at all.",
       },
@@ -54,7 +55,7 @@ export function fileRoutes(app: App, ctx: ServerContext): void {
         tags,
         params: SandboxParams,
         querystring: PathQuery,
-        response: { 200: T.Object({ entries: T.Array(FileEntry) }) },
+        response: { 200: FileList },
       },
     },
     async (req, reply) => {
@@ -98,9 +99,7 @@ export function fileRoutes(app: App, ctx: ServerContext): void {
         ctx.sandboxes.touch(req.params.id);
         stream.send(undefined, { type: e.type, path: e.path }, ++seq);
       });
-      watch.on("error", (e: Error) =>
-        stream.send("error", { error: { code: "sandbox_error", message: e.message } }),
-      );
+      watch.on("error", (e: Error) => stream.sendError(e, (x) => new SandboxError(x.message)));
       watch.on("close", () => stream.end());
     },
   );
@@ -116,7 +115,7 @@ export function fileOpRoutes(app: App, ctx: ServerContext): void {
         tags,
         params: SandboxParams,
         body: PathBody,
-        response: { 201: T.Object({ path: T.String() }) },
+        response: { 201: PathResult },
       },
     },
     async (req, reply) => {

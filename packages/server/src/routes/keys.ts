@@ -1,8 +1,7 @@
 import { type ApiKeyRecord, NotFoundError } from "@berth/core";
-import { Type as T } from "@sinclair/typebox";
+import { ApiKeyInfo, CreateKeyBody, KeyParams, ListOf } from "@berth/core/contract";
 import { newApiKey } from "../auth/api-keys.js";
 import { requireAdmin } from "../auth/authenticate.js";
-import { ApiKeyInfo, CreateKeyBody } from "../http/schemas.js";
 import type { App, ServerContext } from "./context.js";
 
 const view = (k: ApiKeyRecord) => ({
@@ -33,25 +32,17 @@ export function keyRoutes(app: App, ctx: ServerContext): void {
       return reply.status(201).send({ ...view(record), key });
     },
   );
-  app.get(
-    "/v1/keys",
-    { schema: { tags: ["keys"], response: { 200: T.Object({ items: T.Array(ApiKeyInfo) }) } } },
-    async (req) => {
-      requireAdmin(req);
-      return { items: (await ctx.store.listApiKeys()).map(view) };
-    },
-  );
-  app.delete(
-    "/v1/keys/:keyId",
-    { schema: { tags: ["keys"], params: T.Object({ keyId: T.String({ maxLength: 64 }) }) } },
-    async (req, reply) => {
-      requireAdmin(req);
-      const keys = await ctx.store.listApiKeys();
-      const k = keys.find((x) => x.id === req.params.keyId);
-      if (!k) throw new NotFoundError("key", req.params.keyId);
-      if (!k.revokedAt) await ctx.store.revokeApiKey(k.id, new Date().toISOString());
-      ctx.auth.forget(k.id);
-      return reply.status(204).send();
-    },
-  );
+  app.get("/v1/keys", { schema: { tags: ["keys"], response: { 200: ListOf(ApiKeyInfo) } } }, async (req) => {
+    requireAdmin(req);
+    return { items: (await ctx.store.listApiKeys()).map(view) };
+  });
+  app.delete("/v1/keys/:keyId", { schema: { tags: ["keys"], params: KeyParams } }, async (req, reply) => {
+    requireAdmin(req);
+    const keys = await ctx.store.listApiKeys();
+    const k = keys.find((x) => x.id === req.params.keyId);
+    if (!k) throw new NotFoundError("key", req.params.keyId);
+    if (!k.revokedAt) await ctx.store.revokeApiKey(k.id, new Date().toISOString());
+    ctx.auth.forget(k.id);
+    return reply.status(204).send();
+  });
 }

@@ -1,33 +1,12 @@
 import type { Duplex } from "node:stream";
 import { BadGatewayError, BerthError, InvalidRequestError } from "@berth/core";
-import { Type as T } from "@sinclair/typebox";
+import { ExposedPort, ExposePortBody, ListOf, Port, PortParams, SandboxParams } from "@berth/core/contract";
 import type { FastifyRequest } from "fastify";
 import type { WebSocket } from "ws";
-import { SandboxParams } from "../http/schemas.js";
 import type { PortService, PublicOrigin } from "../proxy/ports.js";
 import type { SandboxProxy } from "../proxy/proxy.js";
 import { relayTcpOverWebSocket } from "../proxy/tcp-over-websocket.js";
 import type { App, ServerContext } from "./context.js";
-
-const PortNumber = T.Integer({ minimum: 1, maximum: 65535 });
-const PortParams = T.Object({
-  id: T.String({ maxLength: 64 }),
-  port: T.String({ pattern: "^[1-9][0-9]{0,4}$", description: "Port number, 1-65535" }),
-});
-const Port = T.Object({
-  port: PortNumber,
-  url: T.String({ description: "Where the proxy serves the port" }),
-  public: T.Boolean(),
-  createdAt: T.String(),
-});
-const ExposedPort = T.Composite([
-  Port,
-  T.Object({
-    token: T.Union([T.String(), T.Null()], {
-      description: "The port's token, shown only now (null for a public port)",
-    }),
-  }),
-]);
 
 /** Where the client reached the API (a TLS front says so in X-Forwarded-*). */
 function originOf(req: FastifyRequest): PublicOrigin {
@@ -61,10 +40,7 @@ export function portRoutes(app: App, ctx: ServerContext, ports: PortService, pro
       schema: {
         tags,
         params: SandboxParams,
-        body: T.Object(
-          { port: PortNumber, public: T.Optional(T.Boolean({ default: false })) },
-          { additionalProperties: false },
-        ),
+        body: ExposePortBody,
         response: { 201: ExposedPort },
       },
     },
@@ -84,7 +60,7 @@ export function portRoutes(app: App, ctx: ServerContext, ports: PortService, pro
   );
   app.get(
     "/v1/sandboxes/:id/ports",
-    { schema: { tags, params: SandboxParams, response: { 200: T.Object({ items: T.Array(Port) }) } } },
+    { schema: { tags, params: SandboxParams, response: { 200: ListOf(Port) } } },
     async (req) => ({ items: await ports.list(req.caller.tenantId, req.params.id, originOf(req)) }),
   );
   app.delete(

@@ -1,7 +1,16 @@
 import { constants } from "node:os";
+import { SandboxError } from "@berth/core";
+import {
+  ListOf,
+  ProcessInfo,
+  ProcessLogs,
+  ProcessParams,
+  SandboxParams,
+  SignalBody,
+  StartProcessBody,
+} from "@berth/core/contract";
 import type { ExitStatus, ProcessInfo as SupervisedProcess } from "@berth/supervisor";
 import { Type as T } from "@sinclair/typebox";
-import { ProcessInfo, ProcessParams, SandboxParams, SignalBody, StartProcessBody } from "../http/schemas.js";
 import { lastEventId, openEventStream, wantsEventStream } from "../http/sse.js";
 import { exitCodeOf, OutputBuffer } from "../sandboxes/exec.js";
 import type { App, ServerContext } from "./context.js";
@@ -54,7 +63,7 @@ export function processRoutes(app: App, ctx: ServerContext): void {
   );
   app.get(
     "/v1/sandboxes/:id/processes",
-    { schema: { tags, params: SandboxParams, response: { 200: T.Object({ items: T.Array(ProcessInfo) }) } } },
+    { schema: { tags, params: SandboxParams, response: { 200: ListOf(ProcessInfo) } } },
     async (req, reply) => {
       const { client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
       const items = await client.processes();
@@ -91,6 +100,7 @@ export function processRoutes(app: App, ctx: ServerContext): void {
       schema: {
         tags,
         params: ProcessParams,
+        response: { 200: ProcessLogs },
         description:
           "Output so far as {pid, stdout, stderr, state, exitCode}; with Accept: text/event-stream, stdout/stderr events ({data}) until the process exits, then exit ({exitCode}). Reconnect with Last-Event-ID to resume.",
       },
@@ -115,7 +125,7 @@ export function processRoutes(app: App, ctx: ServerContext): void {
           pid,
           stdout: out.text(),
           stderr: err.text(),
-          state: running ? "running" : "exited",
+          state: running ? ("running" as const) : ("exited" as const),
           exitCode: running ? null : exitCodeOf(status),
           ...(out.truncated || err.truncated ? { truncated: true } : {}),
         };
@@ -146,7 +156,7 @@ export function processRoutes(app: App, ctx: ServerContext): void {
         stream.end();
       });
       logs.on("error", (e: Error) => {
-        stream.send("error", { error: { code: "sandbox_error", message: e.message } });
+        stream.sendError(e, (x) => new SandboxError(x.message));
         stream.end();
       });
     },

@@ -1,6 +1,6 @@
+import { PtyQuery, SandboxParams } from "@berth/core/contract";
 import type { ExitStatus } from "@berth/supervisor";
 import type { WebSocket } from "ws";
-import { PtyQuery, SandboxParams } from "../http/schemas.js";
 import { exitCodeOf } from "../sandboxes/exec.js";
 import type { App, ServerContext } from "./context.js";
 

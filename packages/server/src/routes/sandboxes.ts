@@ -1,14 +1,16 @@
 import { InvalidRequestError, NotSupportedError, type SandboxEvent, toSandboxView } from "@berth/core";
-import { Type as T } from "@sinclair/typebox";
-import { computeOf, hourlyUsd } from "../billing/compute.js";
 import {
   CreateSandboxBody,
   ExtendBody,
   ListSandboxesQuery,
+  PageOf,
   PatchSandboxBody,
   Sandbox,
+  SandboxMetrics,
   SandboxParams,
-} from "../http/schemas.js";
+} from "@berth/core/contract";
+import { Type as T } from "@sinclair/typebox";
+import { computeOf, hourlyUsd } from "../billing/compute.js";
 import { lastEventId, openEventStream } from "../http/sse.js";
 import { creatorOf, relayJson } from "../replicas/placement.js";
 import { checkEgressBounds } from "../sandboxes/create-spec.js";
@@ -59,7 +61,7 @@ export function sandboxRoutes(app: App, ctx: ServerContext): void {
       schema: {
         tags,
         querystring: ListSandboxesQuery,
-        response: { 200: T.Object({ items: T.Array(Sandbox), nextCursor: T.Union([T.String(), T.Null()]) }) },
+        response: { 200: PageOf(Sandbox) },
       },
     },
     async (req) => {
@@ -111,21 +113,25 @@ export function sandboxRoutes(app: App, ctx: ServerContext): void {
       throw new NotSupportedError(`${what} is not available in this version of Berth`);
     });
 
-  app.get("/v1/sandboxes/:id/metrics", { schema: { tags, params: SandboxParams } }, async (req, reply) => {
-    const { sandbox } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
-    const stats = await ctx.runtime.stats(sandbox.id);
-    const uptimeSeconds = Math.max(0, (Date.now() - Date.parse(sandbox.createdAt)) / 1000);
-    // Billed for the time it ran: paused and hibernated stretches cost nothing.
-    const compute = (await computeOf(ctx.store, [sandbox.id], ctx.config)).get(sandbox.id);
-    const runningSeconds = compute?.runningSeconds ?? 0;
-    const costUsd = (runningSeconds / 3600) * hourlyUsd(sandbox.resources, ctx.config);
-    return {
-      ...stats,
-      uptimeSeconds: Math.round(uptimeSeconds * 1000) / 1000,
-      runningSeconds: Math.round(runningSeconds * 1000) / 1000,
-      costUsd: Number(costUsd.toFixed(6)),
-    };
-  });
+  app.get(
+    "/v1/sandboxes/:id/metrics",
+    { schema: { tags, params: SandboxParams, response: { 200: SandboxMetrics } } },
+    async (req, reply) => {
+      const { sandbox } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
+      const stats = await ctx.runtime.stats(sandbox.id);
+      const uptimeSeconds = Math.max(0, (Date.now() - Date.parse(sandbox.createdAt)) / 1000);
+      // Billed for the time it ran: paused and hibernated stretches cost nothing.
+      const compute = (await computeOf(ctx.store, [sandbox.id], ctx.config)).get(sandbox.id);
+      const runningSeconds = compute?.runningSeconds ?? 0;
+      const costUsd = (runningSeconds / 3600) * hourlyUsd(sandbox.resources, ctx.config);
+      return {
+        ...stats,
+        uptimeSeconds: Math.round(uptimeSeconds * 1000) / 1000,
+        runningSeconds: Math.round(runningSeconds * 1000) / 1000,
+        costUsd: Number(costUsd.toFixed(6)),
+      };
+    },
+  );
 
   // Lifecycle events: replayed from the store after Last-Event-ID, then live until deleted.
   app.get("/v1/sandboxes/:id/events", { schema: { tags, params: SandboxParams } }, async (req, reply) => {

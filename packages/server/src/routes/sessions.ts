@@ -1,15 +1,16 @@
+import { BerthError, InvalidRequestError, type SessionRecord } from "@berth/core";
 import {
-  BerthError,
-  InvalidRequestError,
-  SESSION_PATTERNS,
-  SESSION_STATES,
-  type SessionRecord,
-} from "@berth/core";
-import { Type as T } from "@sinclair/typebox";
+  type CreateSandboxBody,
+  CreateSessionBody,
+  ListOf,
+  ListSessionsQuery,
+  Session,
+  SessionMessageBody,
+  SessionParams,
+} from "@berth/core/contract";
 import type { SessionEvents } from "../agents/session-events.js";
 import type { SessionService } from "../agents/session-service.js";
 import { computeOf, type SandboxCompute, sessionShare } from "../billing/compute.js";
-import { CreateSandboxBody, Env, SandboxPath, Session } from "../http/schemas.js";
 import { lastEventId } from "../http/sse.js";
 import { creatorOf, relayJson } from "../replicas/placement.js";
 import { FORWARDED_BY } from "../replicas/router.js";
@@ -18,54 +19,8 @@ import type { App, ServerContext } from "./context.js";
 import { streamSessionEvents } from "./session-stream.js";
 import { usageRoutes } from "./usage.js";
 
-const Strings = T.Array(T.String({ minLength: 1, maxLength: 256 }), { maxItems: 256 });
-const AgentBody = T.Object(
-  {
-    maxTurns: T.Optional(T.Integer({ minimum: 1 })),
-    maxBudgetUsd: T.Optional(T.Number({ exclusiveMinimum: 0 })),
-    maxDurationSeconds: T.Optional(T.Number({ exclusiveMinimum: 0 })),
-    idleSeconds: T.Optional(T.Number({ exclusiveMinimum: 0 })),
-    model: T.Optional(T.String({ minLength: 1, maxLength: 128 })),
-    systemPrompt: T.Optional(T.String({ maxLength: 1 << 20 })),
-    appendSystemPrompt: T.Optional(T.String({ maxLength: 1 << 20 })),
-    allowedTools: T.Optional(Strings),
-    disallowedTools: T.Optional(Strings),
-    permissionMode: T.Optional(
-      T.Union([
-        T.Literal("default"),
-        T.Literal("acceptEdits"),
-        T.Literal("bypassPermissions"),
-        T.Literal("plan"),
-      ]),
-    ),
-    cwd: T.Optional(SandboxPath),
-    mcpServers: T.Optional(T.Record(T.String(), T.Unknown())),
-    env: T.Optional(Env),
-  },
-  { additionalProperties: false },
-);
-const CreateSessionBody = T.Object(
-  {
-    prompt: T.String({ minLength: 1, maxLength: 1 << 20 }),
-    pattern: T.Optional(T.Union(SESSION_PATTERNS.map((p) => T.Literal(p)))),
-    sandbox: T.Optional(
-      T.Union([
-        T.Object({ id: T.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false }),
-        CreateSandboxBody,
-      ]),
-    ),
-    agent: T.Optional(AgentBody),
-  },
-  { additionalProperties: false },
-);
-const SessionParams = T.Object({ id: T.String({ minLength: 1, maxLength: 128 }) });
-const ListQuery = T.Object({
-  state: T.Optional(T.Union(SESSION_STATES.map((s) => T.Literal(s)))),
-  sandboxId: T.Optional(T.String({ maxLength: 128 })),
-});
-
 /** The Session as the API shows it: usage and cost included. */
-function view(s: SessionRecord, computeUsd: number) {
+function view(s: SessionRecord, computeUsd: number): Session {
   return {
     id: s.id,
     pattern: s.pattern,
@@ -140,7 +95,6 @@ export function sessionRoutes(
         } catch (err) {
           throw new BerthError(
             "replica_unavailable",
-            503,
             `the server that holds this session's sandbox, or its snapshot or volumes (${owner}), does not answer (${(err as Error).message}); it is served again once that server is back`,
           );
         }
@@ -150,14 +104,14 @@ export function sessionRoutes(
         reply.raw.end(JSON.stringify(answer.body));
         return;
       }
-      const s = await sessions.create(req.caller.tenantId, req.body as never);
+      const s = await sessions.create(req.caller.tenantId, req.body);
       return reply.status(201).send(await show(s));
     },
   );
 
   app.get(
     "/v1/sessions",
-    { schema: { tags, querystring: ListQuery, response: { 200: T.Object({ items: T.Array(Session) }) } } },
+    { schema: { tags, querystring: ListSessionsQuery, response: { 200: ListOf(Session) } } },
     async (req) => {
       const items = await sessions.list(req.caller.tenantId, req.query);
       const compute = await computeOf(
@@ -181,10 +135,7 @@ export function sessionRoutes(
       schema: {
         tags,
         params: SessionParams,
-        body: T.Object(
-          { text: T.String({ minLength: 1, maxLength: 1 << 20 }) },
-          { additionalProperties: false },
-        ),
+        body: SessionMessageBody,
       },
     },
     async (req, reply) => {

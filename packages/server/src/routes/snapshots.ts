@@ -1,16 +1,7 @@
 import type { SnapshotRecord } from "@berth/core";
+import { CreateSnapshotBody, ListOf, SandboxParams, Snapshot, SnapshotParams } from "@berth/core/contract";
 import { Type as T } from "@sinclair/typebox";
-import { SandboxParams } from "../http/schemas.js";
 import type { App, ServerContext } from "./context.js";
-
-const Snapshot = T.Object({
-  id: T.String(),
-  sandboxId: T.String(),
-  name: T.Union([T.String(), T.Null()]),
-  template: T.String(),
-  sizeBytes: T.Integer(),
-  createdAt: T.String(),
-});
 
 const view = (s: SnapshotRecord) => ({
   id: s.id,
@@ -30,12 +21,7 @@ export function snapshotRoutes(app: App, ctx: ServerContext): void {
       schema: {
         tags,
         params: SandboxParams,
-        body: T.Optional(
-          T.Object(
-            { name: T.Optional(T.String({ minLength: 1, maxLength: 128 })) },
-            { additionalProperties: false },
-          ),
-        ),
+        body: T.Optional(CreateSnapshotBody),
         response: { 201: Snapshot },
       },
     },
@@ -44,19 +30,15 @@ export function snapshotRoutes(app: App, ctx: ServerContext): void {
       return reply.status(201).send(view(s));
     },
   );
-  app.get(
-    "/v1/snapshots",
-    { schema: { tags, response: { 200: T.Object({ items: T.Array(Snapshot) }) } } },
-    async (req) => ({
-      items: (await ctx.snapshots.list(req.caller.tenantId)).map(view),
-    }),
-  );
+  app.get("/v1/snapshots", { schema: { tags, response: { 200: ListOf(Snapshot) } } }, async (req) => ({
+    items: (await ctx.snapshots.list(req.caller.tenantId)).map(view),
+  }));
   app.get(
     "/v1/snapshots/:snapshotId",
     {
       schema: {
         tags,
-        params: T.Object({ snapshotId: T.String({ maxLength: 64 }) }),
+        params: SnapshotParams,
         response: { 200: Snapshot },
       },
     },
@@ -64,7 +46,7 @@ export function snapshotRoutes(app: App, ctx: ServerContext): void {
   );
   app.delete(
     "/v1/snapshots/:snapshotId",
-    { schema: { tags, params: T.Object({ snapshotId: T.String({ maxLength: 64 }) }) } },
+    { schema: { tags, params: SnapshotParams } },
     async (req, reply) => {
       await ctx.snapshots.remove(req.caller.tenantId, req.params.snapshotId);
       return reply.status(204).send();

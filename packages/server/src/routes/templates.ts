@@ -1,39 +1,15 @@
-import { BerthError, NotFoundError, type TemplateInfo } from "@berth/core";
-import { Type as T } from "@sinclair/typebox";
+import { BerthError, InternalError, NotFoundError, type TemplateInfo } from "@berth/core";
+import {
+  BuildTemplateBody,
+  ImportTemplateQuery,
+  ListOf,
+  Template,
+  TemplateParams,
+} from "@berth/core/contract";
 import { requireAdmin } from "../auth/authenticate.js";
 import { openEventStream, wantsEventStream } from "../http/sse.js";
 import { limitedBody } from "../http/upload.js";
 import type { App, ServerContext } from "./context.js";
-
-const Template = T.Object({
-  name: T.String(),
-  sizeBytes: T.Integer(),
-  createdAt: T.String(),
-  source: T.String(),
-});
-
-/** Names are checked by the service (400 `invalid_request`, field `name`), not by the schema. */
-const TemplateParams = T.Object({ name: T.String({ maxLength: 128 }) });
-
-const BuildBody = T.Object(
-  {
-    from: T.Optional(T.String({ minLength: 1, maxLength: 128, default: "default" })),
-    run: T.String({ minLength: 1, maxLength: 64 * 1024 }),
-    timeoutSeconds: T.Optional(T.Integer({ minimum: 1, maximum: 6 * 3600 })),
-    resources: T.Optional(
-      T.Object(
-        {
-          cpus: T.Optional(T.Number({ exclusiveMinimum: 0 })),
-          memoryMiB: T.Optional(T.Integer({ minimum: 1 })),
-          diskMiB: T.Optional(T.Integer({ minimum: 1 })),
-          pids: T.Optional(T.Integer({ minimum: 1 })),
-        },
-        { additionalProperties: false },
-      ),
-    ),
-  },
-  { additionalProperties: false },
-);
 
 const view = (t: TemplateInfo) => ({
   name: t.name,
@@ -48,11 +24,9 @@ const view = (t: TemplateInfo) => ({
  */
 export function templateRoutes(app: App, ctx: ServerContext): void {
   const tags = ["templates"];
-  app.get(
-    "/v1/templates",
-    { schema: { tags, response: { 200: T.Object({ items: T.Array(Template) }) } } },
-    async () => ({ items: (await ctx.templates.list()).map(view) }),
-  );
+  app.get("/v1/templates", { schema: { tags, response: { 200: ListOf(Template) } } }, async () => ({
+    items: (await ctx.templates.list()).map(view),
+  }));
   app.get(
     "/v1/templates/:name",
     { schema: { tags, params: TemplateParams, response: { 200: Template } } },
@@ -84,7 +58,7 @@ export function templateRoutes(app: App, ctx: ServerContext): void {
       schema: {
         tags,
         params: TemplateParams,
-        body: BuildBody,
+        body: BuildTemplateBody,
         response: { 201: Template },
         description:
           "Builds a template (admin): `run` goes to `sh -c` in a new sandbox of `from` (open egress when the host allows it), and the files it leaves become the template; the sandbox is deleted afterwards. A failing script is 400 with its exitCode. With Accept: text/event-stream, progress streams as status ({message}), stdout and stderr ({data}) events and ends with a template event (the template) or an error event.",
@@ -124,13 +98,9 @@ export function templateRoutes(app: App, ctx: ServerContext): void {
         );
         stream.send("template", view(t), ++seq);
       } catch (err) {
-        const e = err instanceof BerthError ? err : null;
-        stream.send(
-          "error",
-          e?.toBody() ?? { error: { code: "internal_error", message: "the build failed" } },
-          ++seq,
-        );
-        if (!e) ctx.log.warn({ template: build.name, err: String(err) }, "template build failed");
+        stream.sendError(err, () => new InternalError("the build failed"), ++seq);
+        if (!(err instanceof BerthError))
+          ctx.log.warn({ template: build.name, err: String(err) }, "template build failed");
       }
       stream.end();
     },
@@ -149,11 +119,7 @@ export function templateUploadRoutes(app: App, ctx: ServerContext): void {
       schema: {
         tags: ["templates"],
         params: TemplateParams,
-        querystring: T.Object({
-          format: T.Optional(
-            T.Union([T.Literal("rootfs"), T.Literal("docker"), T.Literal("oci")], { default: "rootfs" }),
-          ),
-        }),
+        querystring: ImportTemplateQuery,
         response: { 201: Template },
         description:
           "Imports a template (admin) from the request body: a root filesystem tar (format=rootfs), a `docker save` archive (docker) or an OCI image layout as a tar (oci); gzip, zstd or xz compression is detected. Layers are applied in order with their whiteouts. Members with absolute or `..` paths, or that would write through a symlink, refuse the whole archive (400); nothing of a failed import is kept.",

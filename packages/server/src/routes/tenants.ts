@@ -1,10 +1,7 @@
 import { ForbiddenError, NotFoundError } from "@berth/core";
-import { Type as T } from "@sinclair/typebox";
+import { ListOf, TenantBudgetBody, TenantInfo, TenantParams } from "@berth/core/contract";
 import { requireAdmin } from "../auth/authenticate.js";
-import { TenantBudgetBody, TenantInfo } from "../http/schemas.js";
 import type { App, ServerContext } from "./context.js";
-
-const TenantParams = T.Object({ tenantId: T.String({ maxLength: 64 }) });
 
 /** Tenants and their monthly model budgets: admins see and set every tenant's, a tenant sees its own. */
 export function tenantRoutes(app: App, ctx: ServerContext): void {
@@ -22,7 +19,7 @@ export function tenantRoutes(app: App, ctx: ServerContext): void {
   };
   app.get(
     "/v1/tenants",
-    { schema: { tags: ["tenants"], response: { 200: T.Object({ items: T.Array(TenantInfo) }) } } },
+    { schema: { tags: ["tenants"], response: { 200: ListOf(TenantInfo) } } },
     async (req) => {
       requireAdmin(req);
       const items = [];

@@ -1,27 +1,9 @@
 import { InvalidRequestError, type SessionRecord } from "@berth/core";
-import { Type as T } from "@sinclair/typebox";
+import { type USAGE_GROUPS, UsageList, UsageQuery, type UsageRow } from "@berth/core/contract";
 import { computeOf, type SandboxCompute, sessionShare } from "../billing/compute.js";
-import { UsageList } from "../http/schemas.js";
 import type { App, ServerContext } from "./context.js";
 
-/** One row of `GET /v1/usage`. */
-export interface UsageRow {
-  key: string;
-  tokensUsd: number;
-  computeUsd: number;
-  totalUsd: number;
-  inputTokens: number;
-  outputTokens: number;
-  sandboxSeconds: number;
-}
-
-const GROUPS = ["tenant", "session", "sandbox", "day"] as const;
-type Group = (typeof GROUPS)[number];
-const UsageQuery = T.Object({
-  from: T.Optional(T.String({ maxLength: 64 })),
-  to: T.Optional(T.String({ maxLength: 64 })),
-  groupBy: T.Optional(T.Union(GROUPS.map((g) => T.Literal(g)))),
-});
+type Group = (typeof USAGE_GROUPS)[number];
 
 function timeOf(v: string | undefined, field: string): number | undefined {
   if (v === undefined) return undefined;

@@ -1,14 +1,6 @@
 import type { VolumeRecord } from "@berth/core";
-import { Type as T } from "@sinclair/typebox";
+import { CreateVolumeBody, ListOf, Volume, VolumeParams } from "@berth/core/contract";
 import type { App, ServerContext } from "./context.js";
-
-const Volume = T.Object({
-  name: T.String(),
-  sizeMiB: T.Integer(),
-  usedBytes: T.Integer(),
-  createdAt: T.String(),
-});
-const NameParams = T.Object({ name: T.String({ maxLength: 63 }) });
 
 /** Volumes: named persistent directories mounted into sandboxes with `volumes: [{name, mountPath}]`. */
 export function volumeRoutes(app: App, ctx: ServerContext): void {
@@ -24,13 +16,7 @@ export function volumeRoutes(app: App, ctx: ServerContext): void {
     {
       schema: {
         tags,
-        body: T.Object(
-          {
-            name: T.String({ minLength: 1, maxLength: 63 }),
-            sizeMiB: T.Optional(T.Integer({ minimum: 16 })),
-          },
-          { additionalProperties: false },
-        ),
+        body: CreateVolumeBody,
         response: { 201: Volume },
       },
     },
@@ -39,19 +25,15 @@ export function volumeRoutes(app: App, ctx: ServerContext): void {
       return reply.status(201).send(await view(v));
     },
   );
-  app.get(
-    "/v1/volumes",
-    { schema: { tags, response: { 200: T.Object({ items: T.Array(Volume) }) } } },
-    async (req) => ({
-      items: await Promise.all((await ctx.volumes.list(req.caller.tenantId)).map(view)),
-    }),
-  );
+  app.get("/v1/volumes", { schema: { tags, response: { 200: ListOf(Volume) } } }, async (req) => ({
+    items: await Promise.all((await ctx.volumes.list(req.caller.tenantId)).map(view)),
+  }));
   app.get(
     "/v1/volumes/:name",
-    { schema: { tags, params: NameParams, response: { 200: Volume } } },
+    { schema: { tags, params: VolumeParams, response: { 200: Volume } } },
     async (req) => view(await ctx.volumes.get(req.caller.tenantId, req.params.name)),
   );
-  app.delete("/v1/volumes/:name", { schema: { tags, params: NameParams } }, async (req, reply) => {
+  app.delete("/v1/volumes/:name", { schema: { tags, params: VolumeParams } }, async (req, reply) => {
     await ctx.volumes.remove(req.caller.tenantId, req.params.name);
     return reply.status(204).send();
   });

@@ -10,7 +10,7 @@ import {
   type Resources,
   SETTINGS,
 } from "@berth/core";
-import type { CreateSandboxBody } from "../http/schemas.js";
+import type { CreateSandboxBody } from "@berth/core/contract";
 
 /** Resources of a new sandbox: the request's values over the server defaults, within the maximums. */
 export function resolveResources(c: Config, asked: CreateSandboxBody["resources"] = {}): Resources {

@@ -1,6 +1,11 @@
 import { constants } from "node:os";
-import { BerthError, InvalidRequestError } from "@berth/core";
-import type { ExitStatus, ProcessStream, SupervisorClient } from "@berth/supervisor";
+import { InvalidRequestError } from "@berth/core";
+import {
+  type ExitStatus,
+  launchFailureOf,
+  type ProcessStream,
+  type SupervisorClient,
+} from "@berth/supervisor";
 
 /** Exit code reported when `timeoutMs` ran out (as coreutils `timeout` does). */
 export const TIMEOUT_EXIT_CODE = 124;
@@ -54,22 +59,22 @@ export async function startExec(client: SupervisorClient, req: ExecRequest): Pro
   try {
     proc = await client.exec({ cmd: req.cmd, cwd: req.cwd, env: req.env, stdin: req.stdin !== undefined });
   } catch (err) {
-    if (!(err instanceof BerthError)) throw err;
-    if (err.message.startsWith("chdir "))
-      throw new InvalidRequestError(
-        `cwd '${req.cwd}' cannot be used: ${err.message.replace(/^chdir [^:]*: /, "")}`,
-        {
-          field: "cwd",
-        },
-      );
-    if (!err.message.startsWith("exec ")) throw err;
-    const notFound = err.code === "not_found";
-    const why = notFound ? "command not found" : err.message.replace(/^exec [^:]*: /, "");
-    return {
-      proc: null,
-      started,
-      failed: { exitCode: notFound ? 127 : 126, stderr: `${req.cmd[0]}: ${why}\n` },
-    };
+    const launch = launchFailureOf(err);
+    switch (launch?.phase) {
+      case "chdir":
+        throw new InvalidRequestError(`cwd '${req.cwd}' cannot be used: ${launch.reason}`, { field: "cwd" });
+      case "exec": {
+        const notFound = launch.errno === "ENOENT";
+        const why = notFound ? "command not found" : launch.reason;
+        return {
+          proc: null,
+          started,
+          failed: { exitCode: notFound ? 127 : 126, stderr: `${req.cmd[0]}: ${why}\n` },
+        };
+      }
+      default:
+        throw err;
+    }
   }
   if (req.stdin !== undefined) {
     if (req.stdin.length > 0) proc.writeStdin(req.stdin);

@@ -20,8 +20,8 @@ import {
   type StoreTx,
   type VolumeMount,
 } from "@berth/core";
+import type { CreateSandboxBody, PatchSandboxBody } from "@berth/core/contract";
 import { SupervisorClient } from "@berth/supervisor";
-import type { CreateSandboxBody, PatchSandboxBody } from "../http/schemas.js";
 import type { ServerMetrics } from "../metrics.js";
 import { checkTemplate, expiryOf, resolveNetwork, resolveResources, resolveTimeout } from "./create-spec.js";
 import type { EventHub } from "./event-hub.js";

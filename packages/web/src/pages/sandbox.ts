@@ -1,6 +1,7 @@
 import { Terminal } from "@xterm/xterm";
 import { ApiError, api, events, session } from "../api.js";
 import { fill, h } from "../ui.js";
+import type { ExposedPort, FileList, ListOf, PortInfo, ProcessInfo } from "../wire.js";
 
 /** The rendering of the sandbox page in each root, so a new one can end the last one's live parts. */
 const rendering = new WeakMap<HTMLElement, AbortController>();
@@ -179,10 +180,7 @@ function liveSandbox(
     a.click();
   }
   async function listFiles() {
-    const r = await api<{ entries: Array<{ name: string; type: string; size: number }> }>(
-      "GET",
-      `/v1/sandboxes/${id}/files?path=${encodeURIComponent(cwd)}`,
-    );
+    const r = await api<FileList>("GET", `/v1/sandboxes/${id}/files?path=${encodeURIComponent(cwd)}`);
     const up =
       cwd === "/"
         ? null
@@ -242,9 +240,7 @@ function liveSandbox(
   const log = h("pre", { class: "log" });
   let following: AbortController | null = null;
   async function listProcs() {
-    const r = await api<{
-      items: Array<{ pid: number; cmd: string[]; state: string; exitCode: number | null }>;
-    }>("GET", `/v1/sandboxes/${id}/processes`);
+    const r = await api<ListOf<ProcessInfo>>("GET", `/v1/sandboxes/${id}/processes`);
     fill(
       procs,
       h(
@@ -288,10 +284,7 @@ function liveSandbox(
     "data-test": "port",
   });
   async function listPorts() {
-    const r = await api<{ items: Array<{ port: number; url: string; public: boolean }> }>(
-      "GET",
-      `/v1/sandboxes/${id}/ports`,
-    );
+    const r = await api<ListOf<PortInfo>>("GET", `/v1/sandboxes/${id}/ports`);
     fill(
       ports,
       h(
@@ -303,7 +296,7 @@ function liveSandbox(
           {
             onclick: async () => {
               try {
-                const p = await api("POST", `/v1/sandboxes/${id}/ports`, {
+                const p = await api<ExposedPort>("POST", `/v1/sandboxes/${id}/ports`, {
                   port: Number(portInput.value),
                   public: false,
                 });

@@ -1,14 +1,6 @@
 import { api } from "../api.js";
 import { age, fill, h, sparkline, usd } from "../ui.js";
-
-interface SandboxView {
-  id: string;
-  state: string;
-  template: string;
-  resources: { cpus: number; memoryMiB: number };
-  labels: Record<string, string>;
-  createdAt: string;
-}
+import type { SandboxMetrics, SandboxPage, SandboxView } from "../wire.js";
 
 const PAGE = 50;
 
@@ -41,7 +33,7 @@ export function sandboxesPage(root: HTMLElement, signal: AbortSignal): void {
       "data-test": "create-sandbox",
       onclick: async () => {
         try {
-          const s = await api("POST", "/v1/sandboxes", { network: { egress: "open" } });
+          const s = await api<SandboxView>("POST", "/v1/sandboxes", { network: { egress: "open" } });
           location.hash = `#/sandboxes/${s.id}`;
         } catch (e) {
           error.textContent = String((e as Error).message);
@@ -105,7 +97,7 @@ export function sandboxesPage(root: HTMLElement, signal: AbortSignal): void {
           (s) => ({ items: [s], nextCursor: null }),
           () => ({ items: [] as SandboxView[], nextCursor: null }),
         )
-      : await api<{ items: SandboxView[]; nextCursor: string | null }>("GET", `/v1/sandboxes?${q}`);
+      : await api<SandboxPage>("GET", `/v1/sandboxes?${q}`);
     cursors[page + 1] = r.nextCursor ?? undefined;
     const items = term && !term.includes("=") ? r.items.filter((s) => s.id.startsWith(term)) : r.items;
     info.textContent = `page ${page + 1}, ${items.length} shown${r.nextCursor ? ", more" : ""}`;
@@ -147,7 +139,7 @@ export function sandboxesPage(root: HTMLElement, signal: AbortSignal): void {
     if (generation !== polls || signal.aborted) return;
     for (const s of rows) {
       try {
-        const m = await api("GET", `/v1/sandboxes/${s.id}/metrics`);
+        const m = await api<SandboxMetrics>("GET", `/v1/sandboxes/${s.id}/metrics`);
         const hst = history.get(s.id) ?? { cpu: [], mem: [] };
         const now = performance.now();
         const cpuRate =

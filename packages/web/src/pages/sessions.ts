@@ -1,5 +1,6 @@
 import { api, events } from "../api.js";
 import { age, fill, h, usd } from "../ui.js";
+import type { ListOf, SessionView } from "../wire.js";
 
 /** Agent sessions: the list, and a form to start one. */
 export function sessionsPage(root: HTMLElement): void {
@@ -40,7 +41,7 @@ export function sessionsPage(root: HTMLElement): void {
   );
   async function start() {
     try {
-      const s = await api("POST", "/v1/sessions", {
+      const s = await api<SessionView>("POST", "/v1/sessions", {
         prompt: prompt.value,
         pattern: pattern.value,
         sandbox: { network: { egress: "none" } },
@@ -50,7 +51,7 @@ export function sessionsPage(root: HTMLElement): void {
       error.textContent = String((e as Error).message);
     }
   }
-  void api<{ items: any[] }>("GET", "/v1/sessions")
+  void api<ListOf<SessionView>>("GET", "/v1/sessions")
     .then((r) =>
       r.items.length === 0
         ? fill(
@@ -125,7 +126,7 @@ export function sessionPage(root: HTMLElement, id: string, signal: AbortSignal):
     await api("POST", `/v1/sessions/${id}/interrupt`).catch((e) => (error.textContent = String(e.message)));
   }
   async function refresh() {
-    const s = await api("GET", `/v1/sessions/${id}`);
+    const s = await api<SessionView>("GET", `/v1/sessions/${id}`);
     const over = ENDED.includes(s.state);
     composer.hidden = over;
     ended.hidden = !over;

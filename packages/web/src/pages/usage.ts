@@ -1,5 +1,6 @@
 import { api } from "../api.js";
 import { barChart, fill, h, usd } from "../ui.js";
+import type { UsageList } from "../wire.js";
 
 /** Usage: agent sessions' cost per day (tokens and compute), as a chart and a table. */
 export function usagePage(root: HTMLElement): void {
@@ -33,16 +34,7 @@ export function usagePage(root: HTMLElement): void {
       body,
     ),
   );
-  void api<{
-    items: Array<{
-      key: string;
-      tokensUsd: number;
-      computeUsd: number;
-      totalUsd: number;
-      inputTokens: number;
-      outputTokens: number;
-    }>;
-  }>("GET", "/v1/usage?groupBy=day")
+  void api<UsageList>("GET", "/v1/usage?groupBy=day")
     .then((r) => {
       const rows = [...r.items].sort((a, b) => a.key.localeCompare(b.key));
       fill(chart, barChart(rows.map((x) => ({ label: x.key, value: x.totalUsd }))));

@@ -1,0 +1,165 @@
+/** Agent sessions on the wire: create, the Session object, messages, listing. */
+import { type Static, Type as T } from "@sinclair/typebox";
+import { Env, OneOf, SandboxPath } from "./common.js";
+import { CreateSandboxBody } from "./sandboxes.js";
+
+/** How a session uses its sandbox (the Agent SDK hosting guide's four patterns). */
+export const SESSION_PATTERNS = ["ephemeral", "long-running", "hybrid", "shared"] as const;
+/** One of SESSION_PATTERNS. */
+export type SessionPattern = (typeof SESSION_PATTERNS)[number];
+
+/** Where an agent session is in its life. */
+export const SESSION_STATES = [
+  "starting",
+  "running",
+  "idle",
+  "hibernated",
+  "completed",
+  "failed",
+  "cancelled",
+] as const;
+/** One of SESSION_STATES. */
+export type SessionState = (typeof SESSION_STATES)[number];
+
+/**
+ * Why a session (or, for one that lives on, its last turn) failed. Stable codes a program can
+ * act on; the message is for a person.
+ */
+export const SESSION_FAILURE_CODES = [
+  "budget_exceeded",
+  "max_turns",
+  "max_duration",
+  "model_error",
+  "model_unavailable",
+  "oom",
+  "sandbox_lost",
+  "server_restart",
+  "interrupted",
+  "agent_error",
+] as const;
+/** One of SESSION_FAILURE_CODES. */
+export type SessionFailureCode = (typeof SESSION_FAILURE_CODES)[number];
+
+/** The Agent SDK's permission modes a session may ask for. */
+export const PERMISSION_MODES = ["default", "acceptEdits", "bypassPermissions", "plan"] as const;
+
+const Strings = T.Array(T.String({ minLength: 1, maxLength: 256 }), { maxItems: 256 });
+
+/** Agent options of a new session (all optional; the server applies its defaults and limits). */
+export const AgentSpec = T.Object(
+  {
+    maxTurns: T.Optional(T.Integer({ minimum: 1 })),
+    maxBudgetUsd: T.Optional(T.Number({ exclusiveMinimum: 0 })),
+    maxDurationSeconds: T.Optional(T.Number({ exclusiveMinimum: 0 })),
+    idleSeconds: T.Optional(
+      T.Number({
+        exclusiveMinimum: 0,
+        description: "Hybrid: seconds without a message before the sandbox hibernates",
+      }),
+    ),
+    model: T.Optional(T.String({ minLength: 1, maxLength: 128 })),
+    systemPrompt: T.Optional(T.String({ maxLength: 1 << 20 })),
+    appendSystemPrompt: T.Optional(T.String({ maxLength: 1 << 20 })),
+    allowedTools: T.Optional(Strings),
+    disallowedTools: T.Optional(Strings),
+    permissionMode: T.Optional(OneOf(PERMISSION_MODES)),
+    cwd: T.Optional(SandboxPath),
+    mcpServers: T.Optional(T.Record(T.String(), T.Unknown())),
+    env: T.Optional(Env),
+  },
+  { additionalProperties: false },
+);
+export type AgentSpec = Static<typeof AgentSpec>;
+
+/** `POST /v1/sessions`. */
+export const CreateSessionBody = T.Object(
+  {
+    prompt: T.String({ minLength: 1, maxLength: 1 << 20 }),
+    pattern: T.Optional(OneOf(SESSION_PATTERNS)),
+    sandbox: T.Optional(
+      T.Union(
+        [
+          T.Object({ id: T.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false }),
+          CreateSandboxBody,
+        ],
+        { description: "An existing sandbox ({id}), or the body of a new one" },
+      ),
+    ),
+    agent: T.Optional(AgentSpec),
+  },
+  { additionalProperties: false },
+);
+export type CreateSessionBody = Static<typeof CreateSessionBody>;
+
+/** `POST /v1/sessions/:id/messages`. */
+export const SessionMessageBody = T.Object(
+  { text: T.String({ minLength: 1, maxLength: 1 << 20 }) },
+  { additionalProperties: false },
+);
+/** `:id` of the session routes. */
+export const SessionParams = T.Object({ id: T.String({ minLength: 1, maxLength: 128 }) });
+/** `GET /v1/sessions` filters. */
+export const ListSessionsQuery = T.Object({
+  state: T.Optional(OneOf(SESSION_STATES)),
+  sandboxId: T.Optional(T.String({ maxLength: 128 })),
+});
+
+/** Why a session (or the last turn of one that lives on) failed. */
+export const SessionFailure = T.Object(
+  {
+    code: OneOf(SESSION_FAILURE_CODES, {
+      description:
+        "budget_exceeded, max_turns, max_duration, model_error (see upstreamStatus), model_unavailable, oom, sandbox_lost, server_restart, interrupted, agent_error (the agent process failed otherwise)",
+    }),
+    message: T.String(),
+    upstreamStatus: T.Optional(T.Integer({ description: "The model API's HTTP status (model_error)" })),
+  },
+  { description: "Why the session ended failed or cancelled, or why its last turn failed" },
+);
+export type SessionFailure = Static<typeof SessionFailure>;
+
+/** Token counts of a session, as the model gateway read them from the responses. */
+export const SessionUsage = T.Object({
+  inputTokens: T.Integer(),
+  outputTokens: T.Integer(),
+  cacheReadTokens: T.Integer(),
+  cacheCreationTokens: T.Integer(),
+});
+export type SessionUsage = Static<typeof SessionUsage>;
+
+/** The Session object of the API: state, limits, usage, Berth's cost figure, result and failure. */
+export const Session = T.Object({
+  id: T.String(),
+  pattern: OneOf(SESSION_PATTERNS),
+  sandboxId: T.String(),
+  state: OneOf(SESSION_STATES),
+  agentSessionId: T.Union([T.String(), T.Null()]),
+  createdAt: T.String({ format: "date-time" }),
+  updatedAt: T.String({ format: "date-time" }),
+  endedAt: T.Union([T.String({ format: "date-time" }), T.Null()]),
+  turns: T.Integer(),
+  limits: T.Object({
+    maxTurns: T.Integer(),
+    maxBudgetUsd: T.Union([T.Number(), T.Null()]),
+    maxDurationSeconds: T.Union([T.Number(), T.Null()]),
+  }),
+  cwd: T.String(),
+  usage: SessionUsage,
+  cost: T.Object(
+    {
+      tokensUsd: T.Number({ description: "Tokens at Berth's price table (what the gateway metered)" }),
+      computeUsd: T.Number({
+        description:
+          "The session's share of its sandbox's running time (never paused or hibernated time) at the reserved CPUs and memory",
+      }),
+      totalUsd: T.Number(),
+    },
+    { description: "Berth's figure, the one billed (not the SDK's total_cost_usd)" },
+  ),
+  result: T.Union([T.Record(T.String(), T.Unknown()), T.Null()], {
+    description: "The Agent SDK's last result message",
+  }),
+  failureReason: T.Union([T.String(), T.Null()], { description: "failure.message (kept for older clients)" }),
+  failure: T.Union([SessionFailure, T.Null()]),
+});
+export type Session = Static<typeof Session>;
