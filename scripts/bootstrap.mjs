@@ -91,6 +91,16 @@ function installNpmDependencies() {
   run("npm", ["ci", "--no-audit", "--no-fund"]);
 }
 
+// The Node.js (22+) that Managed Agents workers run under in sandboxes: a project of its own, so
+// that its `node` bin does not replace the project's Node in npm scripts.
+function installManagedWorkerRuntime() {
+  const dir = join(root, "packages/server/managed-worker");
+  const marker = join(dir, "node_modules/.package-lock.json");
+  if (existsSync(marker) && mtime(marker) >= mtime(join(dir, "package-lock.json"))) return;
+  say("installing the managed agents worker's Node.js (npm ci in packages/server/managed-worker)");
+  run("npm", ["ci", "--prefix", dir, "--no-audit", "--no-fund"]);
+}
+
 function build() {
   say("building (tsc -b, berth-init, dashboard)");
   run("npx", ["tsc", "-b"]);
@@ -100,4 +110,5 @@ function build() {
 
 installDebianPackages();
 installNpmDependencies();
+installManagedWorkerRuntime();
 build();

@@ -5,6 +5,12 @@ import { agentAttach, agentRun, agentShow } from "./commands/agent.js";
 import { sandboxExec } from "./commands/exec.js";
 import { filesCopy } from "./commands/files.js";
 import { keysCreate, keysList, keysRemove } from "./commands/keys.js";
+import {
+  managedAgentsAdd,
+  managedAgentsList,
+  managedAgentsRemove,
+  managedAgentsShow,
+} from "./commands/managed-agents.js";
 import { portForward } from "./commands/port-forward.js";
 import { portsExpose, portsList, portsRemove } from "./commands/ports.js";
 import { sandboxCreate, sandboxGet, sandboxList, sandboxRemove } from "./commands/sandbox.js";
@@ -33,6 +39,12 @@ export const COMMANDS: Record<string, Command | Group> = {
   keys: { create: keysCreate, list: keysList, rm: keysRemove },
   tenants: { list: tenantsList, show: tenantsShow, budget: tenantsBudget },
   agent: { run: agentRun, show: agentShow, attach: agentAttach },
+  "managed-agents": {
+    add: managedAgentsAdd,
+    ls: managedAgentsList,
+    show: managedAgentsShow,
+    rm: managedAgentsRemove,
+  },
 };
 
 const isCommand = (c: Command | Group): c is Command => typeof (c as Command).run === "function";

@@ -1,3 +1,4 @@
+import type { ManagedAgentRepository } from "./managed-agents.js";
 import type { SessionEvent, SessionPatch, SessionRecord, SessionState } from "./sessions.js";
 import type {
   ApiKeyRecord,
@@ -51,6 +52,8 @@ export type SandboxPatch = Partial<
  */
 export interface Store {
   readonly kind: "sqlite" | "postgres";
+  /** Claude Managed Agents integrations and their work items. */
+  readonly managedAgents: ManagedAgentRepository;
   /** Runs pending migrations. */
   migrate(): Promise<void>;
   close(): Promise<void>;

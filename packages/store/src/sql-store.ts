@@ -22,6 +22,7 @@ import {
   type WakeProcess,
 } from "@berth/core";
 import type { Db } from "./db.js";
+import { ManagedAgentRows } from "./managed-agents.js";
 import { migrate } from "./migrations.js";
 import {
   COLUMN,
@@ -52,9 +53,12 @@ function conflictOnDuplicate(what: string) {
 /** The Store on any SQL database behind `Db` (SQLite and PostgreSQL run the same queries). */
 export class SqlStore implements Store {
   private readonly sessions: SessionRows;
+  /** Claude Managed Agents integrations (a repository of its own). */
+  readonly managedAgents: ManagedAgentRows;
 
   constructor(private readonly db: Db) {
     this.sessions = new SessionRows(db);
+    this.managedAgents = new ManagedAgentRows(db);
   }
 
   insertSession(s: SessionRecord): Promise<void> {

@@ -1,0 +1,89 @@
+import { sessionsTokenFromSecret } from "@anthropic-ai/sdk/lib/environments/worker";
+import type { ManagedAgentRecord } from "@berth/core";
+import { controlPlaneClient, stopWorkItem } from "./control-plane.js";
+import { type ClaimedItem, ItemRun, type ItemRunDeps } from "./item-run.js";
+
+/**
+ * Claims an integration's work on the host with the official SDK's poller and runs each item in
+ * its own sandbox (ItemRun). At most `maxConcurrent` items run at once: the poller is not asked
+ * for the next item until one ends, so the rest wait in the control plane's queue, unclaimed.
+ */
+export class PollerHost {
+  private readonly abort = new AbortController();
+  private readonly running = new Map<string, ItemRun>();
+  private slotFreed: (() => void) | null = null;
+  /** Settles when the poll loop has ended (aborted, or refused for good). */
+  readonly polling: Promise<void>;
+
+  constructor(
+    private readonly d: ItemRunDeps & { replica: string },
+    private readonly integration: ManagedAgentRecord,
+    private readonly environmentKey: string,
+    /** Called when the control plane refuses the poll for good (a bad key, a deleted environment). */
+    private readonly onFatal: (message: string) => void,
+  ) {
+    this.polling = this.poll();
+  }
+
+  /** The items running now. */
+  get runningCount(): number {
+    return this.running.size;
+  }
+
+  /** Stops claiming; running items go on (`force`: they are stopped). Settles when all have ended. */
+  async drain(o: { force?: boolean; why?: "forced" | "shutdown" } = {}): Promise<void> {
+    this.abort.abort();
+    this.slotFreed?.();
+    if (o.force) for (const run of this.running.values()) run.stop(o.why ?? "forced");
+    await this.polling;
+    await Promise.all([...this.running.values()].map((r) => r.done));
+  }
+
+  private async poll(): Promise<void> {
+    const ig = this.integration;
+    const poller = controlPlaneClient(ig.baseUrl).beta.environments.work.poller({
+      environmentId: ig.environmentId,
+      environmentKey: this.environmentKey,
+      workerId: `berth-${this.d.replica}-${ig.id}`,
+      signal: this.abort.signal,
+      // Each item's worker stops its own item (or ItemRun does, when the worker could not).
+      autoStop: false,
+    });
+    try {
+      for await (const work of poller) {
+        const item: ClaimedItem = {
+          workId: work.id,
+          environmentId: work.environment_id,
+          sessionId: work.data.type === "session" ? work.data.id : "",
+          sessionsToken: sessionsTokenFromSecret(work.secret),
+        };
+        if (work.data.type !== "session") {
+          // A health check: claiming it shows the environment has a worker; nothing runs.
+          await stopWorkItem(ig.baseUrl, item.sessionsToken ?? this.environmentKey, item, this.d.log);
+          continue;
+        }
+        const run = new ItemRun(this.d, ig, item, this.environmentKey);
+        this.running.set(item.workId, run);
+        void run.done.finally(() => {
+          this.running.delete(item.workId);
+          this.slotFreed?.();
+        });
+        await this.freeSlot();
+      }
+    } catch (err) {
+      if (this.abort.signal.aborted) return;
+      const message = `the control plane refused to hand out work: ${String((err as Error).message ?? err)}`;
+      this.d.log.warn({ integration: ig.id, err: String(err) }, "managed agents: polling stopped");
+      this.onFatal(message);
+    }
+  }
+
+  /** Waits until fewer than `maxConcurrent` items run (or polling is aborted). */
+  private async freeSlot(): Promise<void> {
+    while (this.running.size >= this.integration.maxConcurrent && !this.abort.signal.aborted)
+      await new Promise<void>((resolve) => {
+        this.slotFreed = resolve;
+      });
+    this.slotFreed = null;
+  }
+}

@@ -1,0 +1,94 @@
+import { Type as T } from "@sinclair/typebox";
+import { Network, Resources } from "../../http/schemas.js";
+import type { App } from "../../routes/context.js";
+import { MAX_CONCURRENT_LIMIT, type ManagedAgentsService } from "./registry.js";
+
+/** Ids as the control plane writes them (`env_...`): letters, digits, `_` and `-`. */
+const ID_PATTERN = "^[A-Za-z0-9_-]+$";
+
+const SandboxSpec = T.Object(
+  {
+    template: T.Optional(T.String({ minLength: 1, maxLength: 64 })),
+    resources: T.Optional(Resources),
+    network: T.Optional(Network),
+    timeoutSeconds: T.Optional(T.Integer({ minimum: 0 })),
+    keep: T.Optional(T.Boolean()),
+  },
+  { additionalProperties: false },
+);
+
+const CreateBody = T.Object(
+  {
+    environmentId: T.String({ minLength: 1, maxLength: 128, pattern: ID_PATTERN }),
+    environmentKey: T.String({ minLength: 8, maxLength: 1024, pattern: "^[\\x21-\\x7e]+$" }),
+    baseUrl: T.Optional(T.String({ minLength: 1, maxLength: 2048 })),
+    maxConcurrent: T.Optional(T.Integer({ minimum: 1, maximum: MAX_CONCURRENT_LIMIT })),
+    sandbox: T.Optional(SandboxSpec),
+  },
+  { additionalProperties: false },
+);
+
+const Counts = T.Object({
+  claimed: T.Integer(),
+  running: T.Integer(),
+  completed: T.Integer(),
+  failed: T.Integer(),
+  stopped: T.Integer(),
+});
+
+const Item = T.Object({
+  workId: T.String(),
+  sessionId: T.String(),
+  sandboxId: T.Union([T.String(), T.Null()]),
+  state: T.String(),
+  startedAt: T.String(),
+  endedAt: T.Union([T.String(), T.Null()]),
+  failure: T.Union([T.String(), T.Null()]),
+});
+
+const Integration = T.Object({
+  id: T.String(),
+  environmentId: T.String(),
+  baseUrl: T.String(),
+  maxConcurrent: T.Integer(),
+  sandbox: SandboxSpec,
+  state: T.String(),
+  failure: T.Union([T.String(), T.Null()]),
+  counts: Counts,
+  createdAt: T.String(),
+  updatedAt: T.String(),
+  items: T.Optional(T.Array(Item)),
+});
+
+const IdParams = T.Object({ id: T.String({ maxLength: 64 }) });
+
+/** `/v1/integrations/managed-agents`: Berth as the worker of Claude Managed Agents environments. */
+export function managedAgentRoutes(app: App, service: ManagedAgentsService): void {
+  const tags = ["managed-agents"];
+  const base = "/v1/integrations/managed-agents";
+  app.post(base, { schema: { tags, body: CreateBody, response: { 201: Integration } } }, async (req, reply) =>
+    reply.status(201).send(await service.create(req.caller.tenantId, req.body)),
+  );
+  app.get(
+    base,
+    { schema: { tags, response: { 200: T.Object({ items: T.Array(Integration) }) } } },
+    async (req) => ({ items: await service.list(req.caller.tenantId) }),
+  );
+  app.get(
+    `${base}/:id`,
+    { schema: { tags, params: IdParams, response: { 200: Integration } } },
+    async (req) => service.get(req.caller.tenantId, req.params.id),
+  );
+  app.delete(
+    `${base}/:id`,
+    {
+      schema: {
+        tags,
+        params: IdParams,
+        querystring: T.Object({ force: T.Optional(T.Union([T.Literal("true"), T.Literal("false")])) }),
+        response: { 200: Integration },
+      },
+    },
+    async (req) => service.remove(req.caller.tenantId, req.params.id, req.query.force === "true"),
+  );
+}
