@@ -288,6 +288,47 @@ describe("managed agents: the API", () => {
     expect(listed.body.items.map((i: any) => i.id)).not.toContain(id);
   }, 60_000);
 
+  it("another tenant's key sees none of it: 404 on get and delete, an empty list", async () => {
+    const { id } = await integration();
+    const made = await call("POST", "/v1/keys", { tenant: "managed-other" });
+    expect(made.status).toBe(201);
+    const other = (method: string, path: string) => api(server, made.body.key, method, path);
+    expect((await other("GET", `/v1/integrations/managed-agents/${id}`)).status).toBe(404);
+    expect((await other("DELETE", `/v1/integrations/managed-agents/${id}?force=true`)).status).toBe(404);
+    expect((await other("GET", "/v1/integrations/managed-agents")).body.items).toEqual([]);
+    // A tenant may not point the server at another control plane (its network, the metadata service).
+    const elsewhere = await api(server, made.body.key, "POST", "/v1/integrations/managed-agents", {
+      environmentId: "env_x",
+      environmentKey: "sk-ant-something-long",
+      baseUrl: "http://169.254.169.254/latest",
+    });
+    expect(elsewhere.status).toBe(403);
+    expect(elsewhere.body.error.code).toBe("forbidden");
+    expect((await call("GET", `/v1/integrations/managed-agents/${id}`)).body.state).toBe("active");
+    await call("DELETE", `/v1/integrations/managed-agents/${id}`);
+  }, 60_000);
+
+  it("a delete without force stops claiming and lets the running item end; then the integration is deleted", async () => {
+    const { plane, id } = await integration();
+    const { workId, sessionId } = plane.enqueueSession();
+    await itemIn(id, workId, (i) => i.state === "running");
+    const removed = await call("DELETE", `/v1/integrations/managed-agents/${id}`);
+    expect(removed.body.state).toBe("draining");
+    // Claiming has stopped: a new item stays in the queue.
+    const queued = plane.enqueueSession();
+    // The running item still works.
+    const bash = await toolCall(plane, sessionId, "bash", { command: "echo still-here" });
+    expect(bash.text).toContain("still-here");
+    plane.terminate(sessionId);
+    await itemIn(id, workId, (i) => i.state === "completed");
+    await waitFor(
+      "the integration to be deleted",
+      async () => (await call("GET", `/v1/integrations/managed-agents/${id}`)).body.state,
+      (s) => s === "deleted",
+    );
+    expect(plane.item(queued.workId)?.state).toBe("queued");
+  }, 120_000);
+
   it("a forced delete stops running items and deletes their sandboxes", async () => {
     const { plane, id } = await integration();
     const { workId } = plane.enqueueSession();

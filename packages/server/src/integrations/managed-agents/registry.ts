@@ -1,4 +1,5 @@
 import {
+  ForbiddenError,
   InvalidRequestError,
   type Logger,
   type ManagedAgentRecord,
@@ -67,8 +68,21 @@ export class ManagedAgentsService {
 
   constructor(private readonly d: ManagedAgentsDeps) {}
 
-  async create(tenantId: string, body: CreateManagedAgentBody): Promise<ManagedAgentView> {
+  /**
+   * Registers an environment and starts polling it. Only an admin key may name another control
+   * plane than the public API: the server would otherwise send requests (and the key) wherever a
+   * tenant says, its own network and the cloud metadata service included.
+   */
+  async create(
+    caller: { tenantId: string; admin: boolean },
+    body: CreateManagedAgentBody,
+  ): Promise<ManagedAgentView> {
+    const tenantId = caller.tenantId;
     const baseUrl = checkBaseUrl(body.baseUrl ?? DEFAULT_BASE_URL);
+    if (baseUrl !== DEFAULT_BASE_URL && !caller.admin)
+      throw new ForbiddenError(
+        `only an admin key may set baseUrl to another control plane than ${DEFAULT_BASE_URL}`,
+      );
     const now = new Date().toISOString();
     const record: ManagedAgentRecord = {
       id: newId("ma"),

@@ -67,7 +67,7 @@ export function managedAgentRoutes(app: App, service: ManagedAgentsService): voi
   const tags = ["managed-agents"];
   const base = "/v1/integrations/managed-agents";
   app.post(base, { schema: { tags, body: CreateBody, response: { 201: Integration } } }, async (req, reply) =>
-    reply.status(201).send(await service.create(req.caller.tenantId, req.body)),
+    reply.status(201).send(await service.create(req.caller, req.body)),
   );
   app.get(
     base,
