@@ -7,8 +7,10 @@
  * by appending `agent.tool_use` events and reads the `user.tool_result` events the worker posts.
  */
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { promisify } from "node:util";
+import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FakeControlPlane, startFakeControlPlane } from "../fixtures/fake-managed-agents/server.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
@@ -254,6 +256,58 @@ describe("managed agents: one sandbox per work item", () => {
 });
 
 describe("managed agents: the API", () => {
+  it("webhook mode claims work only when a verified session.status_run_started webhook arrives", async () => {
+    const plane = await startFakeControlPlane();
+    planes.push(plane);
+    const secret = `whsec_${randomBytes(24).toString("base64")}`;
+    const created = await call("POST", "/v1/integrations/managed-agents", {
+      environmentId: plane.environmentId,
+      environmentKey: plane.environmentKey,
+      baseUrl: plane.url,
+      webhookSecret: secret,
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    expect(created.body.mode).toBe("webhook");
+    expect(JSON.stringify(created.body)).not.toContain(secret);
+    const id = created.body.id as string;
+    const polls = () => plane.requests.filter((r) => r.path.endsWith("/work/poll")).length;
+    // One pass at start, over an empty queue.
+    await waitFor("the first pass over the queue", polls, (n) => n === 1);
+    const { workId, sessionId } = plane.enqueueSession();
+    const payload = JSON.stringify({
+      type: "event",
+      id: "wevt_1",
+      created_at: new Date().toISOString(),
+      data: { type: "session.status_run_started", id: sessionId, organization_id: "o", workspace_id: "w" },
+    });
+    const hook = (key: string) => {
+      const at = new Date();
+      return fetch(`${server.url}/webhooks/managed-agents/${id}`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "webhook-id": "msg_1",
+          "webhook-timestamp": String(Math.floor(at.getTime() / 1000)),
+          "webhook-signature": new Webhook(key).sign("msg_1", at, payload),
+        },
+        body: payload,
+      });
+    };
+    const forged = await hook(`whsec_${randomBytes(24).toString("base64")}`);
+    expect(forged.status).toBe(401);
+    expect(((await forged.json()) as any).error.code).toBe("invalid_signature");
+    expect(polls()).toBe(1);
+    expect(plane.item(workId)?.state).toBe("queued");
+
+    expect((await hook(secret)).status).toBe(204);
+    await itemIn(id, workId, (i) => i.state === "running");
+    const bash = await toolCall(plane, sessionId, "bash", { command: "echo by-webhook" });
+    expect(bash.text).toContain("by-webhook");
+    plane.terminate(sessionId);
+    await itemIn(id, workId, (i) => i.state === "completed");
+    await call("DELETE", `/v1/integrations/managed-agents/${id}`);
+  }, 120_000);
+
   it("validates the request, never returns the key, and stores it encrypted", async () => {
     const bad = await call("POST", "/v1/integrations/managed-agents", { environmentId: "env_x" });
     expect(bad.status).toBe(400);

@@ -30,6 +30,11 @@ export interface ManagedAgentRecord {
   baseUrl: string;
   /** The environment key, encrypted with the server's secret (never returned). */
   keyCipher: string;
+  /**
+   * Webhook mode: the webhook signing secret, encrypted like the key. Set: Berth claims work when
+   * a verified `session.status_run_started` webhook arrives instead of long-polling.
+   */
+  webhookCipher: string | null;
   maxConcurrent: number;
   sandbox: ManagedAgentSandboxSpec;
   state: ManagedAgentState;

@@ -16,6 +16,8 @@ export interface ManagedAgentInfo {
   id: string;
   environmentId: string;
   baseUrl: string;
+  /** `poll`: long-polls the queue; `webhook`: claims work when a verified webhook says a run started. */
+  mode: "poll" | "webhook";
   maxConcurrent: number;
   sandbox: {
     template?: string;
@@ -40,6 +42,8 @@ export interface ManagedAgentSpec {
   baseUrl?: string;
   maxConcurrent?: number;
   sandbox?: ManagedAgentInfo["sandbox"];
+  /** Webhook mode: the signing secret (`whsec_...`) of the `session.status_run_started` webhook. */
+  webhookSecret?: string;
 }
 
 /** Claude Managed Agents integrations: Berth as the worker of a `self_hosted` environment. */

@@ -8,7 +8,7 @@ import { auditCall } from "./http/audit-trail.js";
 import { installBodyTimeout, streamsBodies } from "./http/body-timeout.js";
 import { frameworkError, installErrorHandling } from "./http/errors.js";
 import { isApiRequest, routedPath } from "./http/request-path.js";
-import { managedAgentRoutes } from "./integrations/managed-agents/routes.js";
+import { managedAgentRoutes, managedAgentWebhookRoutes } from "./integrations/managed-agents/routes.js";
 import { PortService } from "./proxy/ports.js";
 import { createPreviewListener } from "./proxy/preview-listener.js";
 import { installProxy, SandboxProxy } from "./proxy/proxy.js";
@@ -113,6 +113,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   fileOpRoutes(app, ctx);
   if (ctx.sessions) sessionRoutes(app, ctx, ctx.sessions.service, ctx.sessions.events);
   if (ctx.managedAgents) managedAgentRoutes(app, ctx.managedAgents);
+  if (ctx.managedAgents) managedAgentWebhookRoutes(app, ctx.managedAgents);
   const previewDomain = normalizeDomain(ctx.config.previewDomain);
   let previews: Server | undefined;
   const ports = new PortService({

@@ -14,6 +14,7 @@ const integration = (id: string, tenantId: string, createdAt: string): ManagedAg
   environmentId: "env_1",
   baseUrl: "https://api.anthropic.com",
   keyCipher: "v1.sealed",
+  webhookCipher: null,
   maxConcurrent: 2,
   sandbox: { template: "default", network: { egress: "none" }, keep: false },
   state: "active",

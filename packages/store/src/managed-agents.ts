@@ -19,6 +19,7 @@ function toIntegration(r: Row): ManagedAgentRecord {
     environmentId: String(r.environment_id),
     baseUrl: String(r.base_url),
     keyCipher: String(r.key_cipher),
+    webhookCipher: orNull(r.webhook_cipher),
     maxConcurrent: Number(r.max_concurrent),
     sandbox: JSON.parse(String(r.sandbox)),
     state: String(r.state) as ManagedAgentState,
@@ -47,8 +48,8 @@ export class ManagedAgentRows implements ManagedAgentRepository {
 
   async insert(r: ManagedAgentRecord): Promise<void> {
     await this.db.query(
-      `INSERT INTO managed_agents (id, tenant_id, replica, environment_id, base_url, key_cipher, max_concurrent,
-         sandbox, state, failure, created_at, updated_at) VALUES (${marks(12)})`,
+      `INSERT INTO managed_agents (id, tenant_id, replica, environment_id, base_url, key_cipher, webhook_cipher,
+         max_concurrent, sandbox, state, failure, created_at, updated_at) VALUES (${marks(13)})`,
       [
         r.id,
         r.tenantId,
@@ -56,6 +57,7 @@ export class ManagedAgentRows implements ManagedAgentRepository {
         r.environmentId,
         r.baseUrl,
         r.keyCipher,
+        r.webhookCipher,
         r.maxConcurrent,
         JSON.stringify(r.sandbox),
         r.state,

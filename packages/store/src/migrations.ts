@@ -232,6 +232,7 @@ export const MIGRATIONS: Migration[] = [
         environment_id TEXT NOT NULL,
         base_url TEXT NOT NULL,
         key_cipher TEXT NOT NULL,
+        webhook_cipher TEXT,
         max_concurrent INTEGER NOT NULL,
         sandbox TEXT NOT NULL,
         state TEXT NOT NULL,

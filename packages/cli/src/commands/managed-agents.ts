@@ -24,12 +24,16 @@ function table(items: ManagedAgentInfo[]): string {
 export const managedAgentsAdd: Command = {
   summary: "run a Claude Managed Agents self-hosted environment's work in sandboxes",
   usage: `Usage: berth managed-agents add --environment ENV_ID [--base-url URL] [--max-concurrent N]
-         [--template NAME] [--egress none|open] [--keep]
+         [--template NAME] [--egress none|open] [--keep] [--webhook]
 
 Berth polls the environment's work queue and runs every work item (a session's tool calls) with
 the official environment worker in a sandbox of its own. The environment key is read from
 ANTHROPIC_ENVIRONMENT_KEY, or from standard input with --key-stdin (never from the command line,
-where other users could see it). It is stored encrypted and never shown again.`,
+where other users could see it). It is stored encrypted and never shown again.
+
+--webhook: claim work when Anthropic's session.status_run_started webhook arrives (at
+POST /webhooks/managed-agents/ID) instead of long-polling; its signing secret is read from
+ANTHROPIC_WEBHOOK_SECRET.`,
   options: {
     environment: { type: "string" },
     "base-url": { type: "string" },
@@ -38,6 +42,7 @@ where other users could see it). It is stored encrypted and never shown again.`,
     egress: { type: "string" },
     keep: { type: "boolean" },
     "key-stdin": { type: "boolean" },
+    webhook: { type: "boolean" },
   },
   async run(args, ctx) {
     const environmentId = args.values.environment as string | undefined;
@@ -50,6 +55,10 @@ where other users could see it). It is stored encrypted and never shown again.`,
         "set ANTHROPIC_ENVIRONMENT_KEY or pass the key on stdin with --key-stdin",
         ctx.usage,
       );
+    const webhookSecret = args.values.webhook
+      ? (process.env.ANTHROPIC_WEBHOOK_SECRET ?? "").trim()
+      : undefined;
+    if (webhookSecret === "") throw new UsageError("--webhook needs ANTHROPIC_WEBHOOK_SECRET", ctx.usage);
     const max = args.values["max-concurrent"] as string | undefined;
     const maxConcurrent = max === undefined ? undefined : Number(max);
     if (maxConcurrent !== undefined && !(Number.isInteger(maxConcurrent) && maxConcurrent >= 1))
@@ -68,6 +77,7 @@ where other users could see it). It is stored encrypted and never shown again.`,
       ...(args.values["base-url"] ? { baseUrl: args.values["base-url"] as string } : {}),
       ...(maxConcurrent !== undefined ? { maxConcurrent } : {}),
       ...(Object.keys(sandbox).length ? { sandbox } : {}),
+      ...(webhookSecret ? { webhookSecret } : {}),
     });
     ctx.out(ctx.json ? JSON.stringify(info, null, 2) : info.id);
     return 0;

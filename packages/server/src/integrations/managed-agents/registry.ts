@@ -1,4 +1,5 @@
 import {
+  BerthError,
   ForbiddenError,
   InvalidRequestError,
   type Logger,
@@ -10,6 +11,7 @@ import {
   type Runtime,
   type Store,
 } from "@berth/core";
+import { Webhook } from "standardwebhooks";
 import type { ManagedAgentsRelay } from "../../gateway/managed-agents-relay.js";
 import type { SandboxService } from "../../sandboxes/service.js";
 import { stopWorkItem } from "./control-plane.js";
@@ -29,6 +31,8 @@ export interface CreateManagedAgentBody {
   baseUrl?: string;
   maxConcurrent?: number;
   sandbox?: ManagedAgentSandboxSpec;
+  /** Webhook mode: the signing secret of the `session.status_run_started` webhook (`whsec_...`). */
+  webhookSecret?: string;
 }
 
 /** An integration as the API shows it: never its key. */
@@ -36,6 +40,8 @@ export interface ManagedAgentView {
   id: string;
   environmentId: string;
   baseUrl: string;
+  /** `poll`: long-polls the queue; `webhook`: claims work when a verified webhook says a run started. */
+  mode: "poll" | "webhook";
   maxConcurrent: number;
   sandbox: ManagedAgentSandboxSpec;
   state: ManagedAgentRecord["state"];
@@ -91,6 +97,7 @@ export class ManagedAgentsService {
       environmentId: body.environmentId,
       baseUrl,
       keyCipher: this.d.box.seal(body.environmentKey),
+      webhookCipher: body.webhookSecret ? this.d.box.seal(checkWebhookSecret(body.webhookSecret)) : null,
       maxConcurrent: body.maxConcurrent ?? 1,
       sandbox: body.sandbox ?? {},
       state: "active",
@@ -169,6 +176,28 @@ export class ManagedAgentsService {
     }
   }
 
+  /**
+   * A webhook of an integration in webhook mode, verified with its signing secret (Standard
+   * Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`). A `session.status_run_started`
+   * event makes it claim what the queue holds; other events are acknowledged and ignored.
+   */
+  async webhook(id: string, body: string, headers: Record<string, string>): Promise<void> {
+    const r = await this.d.store.managedAgents.get(id);
+    if (!r?.webhookCipher || r.state !== "active") throw new NotFoundError("managed_agent", id);
+    let event: { data?: { type?: unknown } };
+    try {
+      new Webhook(this.d.box.open(r.webhookCipher)).verify(body, headers);
+      event = JSON.parse(body);
+    } catch {
+      throw new BerthError(
+        "invalid_signature",
+        401,
+        "the webhook's signature does not verify with the integration's signing secret",
+      );
+    }
+    if (event.data?.type === "session.status_run_started") this.hosts.get(id)?.claimNow();
+  }
+
   /** Stops polling and every running item (each stopped at the control plane, its sandbox deleted). */
   async close(): Promise<void> {
     const hosts = [...this.hosts.values()];
@@ -177,10 +206,16 @@ export class ManagedAgentsService {
   }
 
   private startPolling(r: ManagedAgentRecord): void {
-    const host = new PollerHost(this.d, r, this.d.box.open(r.keyCipher), (failure) => {
-      this.hosts.delete(r.id);
-      void this.d.store.managedAgents.update(r.id, { state: "failed", failure });
-    });
+    const host = new PollerHost(
+      this.d,
+      r,
+      this.d.box.open(r.keyCipher),
+      r.webhookCipher !== null,
+      (failure) => {
+        this.hosts.delete(r.id);
+        void this.d.store.managedAgents.update(r.id, { state: "failed", failure });
+      },
+    );
     this.hosts.set(r.id, host);
   }
 
@@ -197,6 +232,7 @@ export class ManagedAgentsService {
       id: r.id,
       environmentId: r.environmentId,
       baseUrl: r.baseUrl,
+      mode: r.webhookCipher ? "webhook" : "poll",
       maxConcurrent: r.maxConcurrent,
       sandbox: r.sandbox,
       state: r.state,
@@ -232,4 +268,16 @@ function checkBaseUrl(raw: string): string {
       field: "baseUrl",
     });
   return url.href.replace(/\/+$/, "");
+}
+
+/** A Standard Webhooks signing secret: `whsec_` and base64 (what the Console shows). */
+function checkWebhookSecret(secret: string): string {
+  try {
+    new Webhook(secret);
+  } catch {
+    throw new InvalidRequestError("webhookSecret must be a webhook signing secret (whsec_ and base64)", {
+      field: "webhookSecret",
+    });
+  }
+  return secret;
 }

@@ -24,6 +24,7 @@ const CreateBody = T.Object(
     baseUrl: T.Optional(T.String({ minLength: 1, maxLength: 2048 })),
     maxConcurrent: T.Optional(T.Integer({ minimum: 1, maximum: MAX_CONCURRENT_LIMIT })),
     sandbox: T.Optional(SandboxSpec),
+    webhookSecret: T.Optional(T.String({ minLength: 8, maxLength: 1024, pattern: "^[\\x21-\\x7e]+$" })),
   },
   { additionalProperties: false },
 );
@@ -50,6 +51,7 @@ const Integration = T.Object({
   id: T.String(),
   environmentId: T.String(),
   baseUrl: T.String(),
+  mode: T.Union([T.Literal("poll"), T.Literal("webhook")]),
   maxConcurrent: T.Integer(),
   sandbox: SandboxSpec,
   state: T.String(),
@@ -91,4 +93,35 @@ export function managedAgentRoutes(app: App, service: ManagedAgentsService): voi
     },
     async (req) => service.remove(req.caller.tenantId, req.params.id, req.query.force === "true"),
   );
+}
+
+/** The largest webhook body taken (its events are small JSON documents). */
+const WEBHOOK_BODY_LIMIT = 256 * 1024;
+
+/**
+ * `POST /webhooks/managed-agents/:id`: the `session.status_run_started` webhook of an integration
+ * in webhook mode. Outside `/v1`, it takes no API key: the signature, checked against the
+ * integration's signing secret over the raw body, is its authentication.
+ */
+export function managedAgentWebhookRoutes(app: App, service: ManagedAgentsService): void {
+  void app.register(async (raw) => {
+    raw.removeAllContentTypeParsers();
+    raw.addContentTypeParser("*", { parseAs: "string", bodyLimit: WEBHOOK_BODY_LIMIT }, (_req, body, done) =>
+      done(null, body),
+    );
+    raw.post(
+      "/webhooks/managed-agents/:id",
+      { schema: { tags: ["managed-agents"], params: IdParams } },
+      async (req, reply) => {
+        const headers: Record<string, string> = {};
+        for (const name of ["webhook-id", "webhook-timestamp", "webhook-signature"]) {
+          const v = req.headers[name];
+          if (typeof v === "string") headers[name] = v;
+        }
+        const { id } = req.params as { id: string };
+        await service.webhook(id, typeof req.body === "string" ? req.body : "", headers);
+        return reply.status(204).send();
+      },
+    );
+  });
 }
