@@ -66,6 +66,7 @@ export interface ManagedAgentRepository {
     id: string,
     patch: Partial<Pick<ManagedAgentRecord, "state" | "failure">>,
   ): Promise<ManagedAgentRecord | null>;
+  /** Records a claimed item; an item claimed again (its lease was lost) starts over. */
   insertItem(i: ManagedItemRecord): Promise<void>;
   updateItem(
     integrationId: string,

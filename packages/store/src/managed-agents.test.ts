@@ -78,6 +78,16 @@ function suite(name: string, open: () => Promise<{ store: Store; done: () => Pro
       expect(await repo.countItems("ma1")).toEqual({ running: 1, failed: 1 });
       expect((await repo.listItemSandboxes("t1")).sort()).toEqual(["sb1", "sb2"]);
       expect((await repo.listItemSandboxes()).sort()).toEqual(["sb1", "sb2", "sb3"]);
+      // Claimed again after its lease was lost: the item starts over.
+      await repo.insertItem(item("w2", "ma1", "2026-01-01T00:02:00.000Z"));
+      expect((await repo.listItems("ma1"))[0]).toMatchObject({
+        workId: "w2",
+        state: "starting",
+        sandboxId: null,
+        endedAt: null,
+        failure: null,
+        startedAt: "2026-01-01T00:02:00.000Z",
+      });
     });
   });
 }

@@ -112,7 +112,10 @@ export class ManagedAgentRows implements ManagedAgentRepository {
   async insertItem(i: ManagedItemRecord): Promise<void> {
     await this.db.query(
       `INSERT INTO managed_agent_items (work_id, integration_id, session_id, sandbox_id, state, started_at,
-         ended_at, failure) VALUES (${marks(8)})`,
+         ended_at, failure) VALUES (${marks(8)})
+       ON CONFLICT (integration_id, work_id) DO UPDATE SET session_id = excluded.session_id,
+         sandbox_id = excluded.sandbox_id, state = excluded.state, started_at = excluded.started_at,
+         ended_at = excluded.ended_at, failure = excluded.failure`,
       [i.workId, i.integrationId, i.sessionId, i.sandboxId, i.state, i.startedAt, i.endedAt, i.failure],
     );
   }

@@ -50,7 +50,10 @@ export class ItemRun {
     private readonly item: ClaimedItem,
     private readonly environmentKey: string,
   ) {
-    this.done = this.run();
+    // A failure to record the item (the store down) is logged; the run never rejects.
+    this.done = this.run().catch((err: unknown) =>
+      d.log.error({ err: String(err), workId: item.workId }, "managed agents: a work item's run failed"),
+    );
   }
 
   get workId(): string {

@@ -10,7 +10,8 @@ import { type ClaimedItem, ItemRun, type ItemRunDeps } from "./item-run.js";
  */
 export class PollerHost {
   private readonly abort = new AbortController();
-  private readonly running = new Map<string, ItemRun>();
+  /** By run, not work id: an item whose lease was lost may be claimed again while its old worker ends. */
+  private readonly running = new Set<ItemRun>();
   private slotFreed: (() => void) | null = null;
   /** Webhook mode: a pass over the queue is due (a webhook came meanwhile), and who waits for it. */
   private claimDue = true;
@@ -46,9 +47,9 @@ export class PollerHost {
     this.abort.abort();
     this.slotFreed?.();
     this.claimWaiter?.();
-    if (o.force) for (const run of this.running.values()) run.stop(o.why ?? "forced");
+    if (o.force) for (const run of this.running) run.stop(o.why ?? "forced");
     await this.polling;
-    await Promise.all([...this.running.values()].map((r) => r.done));
+    await Promise.all([...this.running].map((r) => r.done));
   }
 
   private async poll(): Promise<void> {
@@ -95,9 +96,9 @@ export class PollerHost {
         continue;
       }
       const run = new ItemRun(this.d, ig, item, this.environmentKey);
-      this.running.set(item.workId, run);
+      this.running.add(run);
       void run.done.finally(() => {
-        this.running.delete(item.workId);
+        this.running.delete(run);
         this.slotFreed?.();
       });
       await this.freeSlot();
