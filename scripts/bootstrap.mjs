@@ -148,6 +148,18 @@ async function installNpmDependencies() {
   );
 }
 
+// The Node.js (22+) that Managed Agents workers run under in sandboxes: a project of its own, so
+// that its `node` bin does not replace the project's Node in npm scripts.
+async function installManagedWorkerRuntime() {
+  const dir = join(root, "packages/server/managed-worker");
+  const marker = join(dir, "node_modules/.package-lock.json");
+  if (existsSync(marker) && mtime(marker) >= mtime(join(dir, "package-lock.json"))) return;
+  await step(
+    "installing the managed agents worker's Node.js (npm ci in packages/server/managed-worker)",
+    () => run("npm", ["ci", "--prefix", dir, "--no-audit", "--no-fund"]),
+  );
+}
+
 /** What the build reads: every file whose change needs a rebuild (sources, configs, the lockfile). */
 const BUILD_INPUTS = ["packages", "tsconfig.json", "tsconfig.base.json", "package-lock.json"];
 /** Folders under BUILD_INPUTS that are the build's output or not its input. */
@@ -194,4 +206,5 @@ async function build() {
 
 await installDebianPackages();
 await installNpmDependencies();
+await installManagedWorkerRuntime();
 await build();

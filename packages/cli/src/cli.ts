@@ -13,6 +13,12 @@ import {
   sandboxResume,
   sandboxWake,
 } from "./commands/lifecycle.js";
+import {
+  managedAgentsAdd,
+  managedAgentsList,
+  managedAgentsRemove,
+  managedAgentsShow,
+} from "./commands/managed-agents.js";
 import { portForward } from "./commands/port-forward.js";
 import { portsExpose, portsList, portsRemove } from "./commands/ports.js";
 import { processesKill, processesList, processesLogs } from "./commands/processes.js";
@@ -69,6 +75,12 @@ export const COMMANDS: Record<string, Command | Group> = {
     interrupt: sessionInterrupt,
   },
   usage,
+  "managed-agents": {
+    add: managedAgentsAdd,
+    ls: managedAgentsList,
+    show: managedAgentsShow,
+    rm: managedAgentsRemove,
+  },
 };
 
 const isCommand = (c: Command | Group): c is Command => typeof (c as Command).run === "function";

@@ -366,6 +366,13 @@ export const SETTINGS = {
     max: 32,
     doc: "Session starts kept ready: each a running sandbox with a parked `claude` process (about 250 MB each) that a new session with default options takes at once",
   },
+  secretKey: {
+    env: "BERTH_SECRET_KEY",
+    kind: "string",
+    default: undefined,
+    secret: true,
+    doc: "The server secret that encrypts stored credentials (Managed Agents environment keys) at rest: any string of 32+ characters; unset: a random one in `<data dir>/secret.key`. Servers sharing a PostgreSQL store need the same one",
+  },
   agentDir: {
     env: "BERTH_AGENT_DIR",
     kind: "string",

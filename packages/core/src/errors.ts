@@ -12,6 +12,7 @@
 export const ERROR_STATUS = {
   invalid_request: 400,
   unauthorized: 401,
+  invalid_signature: 401,
   budget_exceeded: 402,
   forbidden: 403,
   not_found: 404,

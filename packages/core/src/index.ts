@@ -4,6 +4,7 @@ export * from "./host-addresses.js";
 export * from "./ids.js";
 export * from "./keyed-lock.js";
 export * from "./logger.js";
+export * from "./managed-agents.js";
 export * from "./mount-path.js";
 export * from "./network-policy.js";
 export * from "./runtime.js";

@@ -1,3 +1,4 @@
+import type { ManagedAgentRepository } from "./managed-agents.js";
 import type { SessionEvent, SessionPatch, SessionRecord, SessionState } from "./sessions.js";
 import type {
   ApiKeyRecord,
@@ -222,6 +223,8 @@ export interface StoreTx
  * server scopes by tenant.
  */
 export interface Store extends StoreTx {
+  /** Claude Managed Agents integrations and their work items (outside store transactions). */
+  readonly managedAgents: ManagedAgentRepository;
   /** Runs pending migrations. */
   migrate(): Promise<void>;
   close(): Promise<void>;

@@ -10,6 +10,12 @@ export { type ConnectionOptions, resolveApiKey, resolveApiUrl } from "./config.j
 export * from "./errors.js";
 export { type FileData, Files } from "./files.js";
 export { Keys } from "./keys.js";
+export {
+  type ManagedAgentInfo,
+  type ManagedAgentItem,
+  type ManagedAgentSpec,
+  ManagedAgents,
+} from "./managed-agents.js";
 export { type ExposedPort, type PortInfo, Ports } from "./ports.js";
 export { type LogsOptions, Processes } from "./processes.js";
 export { Pty, type PtyOptions } from "./pty.js";

@@ -11,6 +11,7 @@ import { frameworkError, installErrorHandling } from "./http/errors.js";
 import { documentErrors } from "./http/openapi.js";
 import { isApiRequest, routedPath } from "./http/request-path.js";
 import { AJV_OPTIONS } from "./http/validation.js";
+import { managedAgentRoutes, managedAgentWebhookRoutes } from "./integrations/managed-agents/routes.js";
 import { PortService } from "./proxy/ports.js";
 import { createPreviewListener } from "./proxy/preview-listener.js";
 import { installProxy, SandboxProxy } from "./proxy/proxy.js";
@@ -115,6 +116,8 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   ptyRoutes(app, ctx);
   fileOpRoutes(app, ctx);
   if (ctx.sessions) sessionRoutes(app, ctx, ctx.sessions.service, ctx.sessions.events);
+  if (ctx.managedAgents) managedAgentRoutes(app, ctx.managedAgents);
+  if (ctx.managedAgents) managedAgentWebhookRoutes(app, ctx.managedAgents);
   const previewDomain = normalizeDomain(ctx.config.previewDomain);
   let previews: Server | undefined;
   const ports = new PortService({

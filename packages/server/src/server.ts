@@ -16,7 +16,9 @@ import { ensureAdminKey } from "./auth/api-keys.js";
 import { Authenticator } from "./auth/authenticate.js";
 import { TenantBudgets } from "./gateway/budgets.js";
 import { ModelGateway } from "./gateway/gateway.js";
+import { ManagedAgentsRelay } from "./gateway/managed-agents-relay.js";
 import { PriceTable } from "./gateway/prices.js";
+import { managedAgentsService } from "./integrations/managed-agents/index.js";
 import { logDestination } from "./log-destination.js";
 import { ServerMetrics } from "./metrics.js";
 import { advertisedUrl, replicaIdOf } from "./replicas/identity.js";
@@ -68,6 +70,11 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   let sandboxAddress = (_id: string): string | null => null;
   const gatewayLog = log.child({ part: "gateway" });
   const tenantBudgets = new TenantBudgets(store);
+  // Managed Agents workers reach their control plane through the gateway's port, bound the same way.
+  const managedRelay = new ManagedAgentsRelay({
+    log: gatewayLog.child({ relay: "managed-agents" }),
+    tokenFrom: (sandboxId, ip) => sandboxAddress(sandboxId) === ip,
+  });
   const gateway = new ModelGateway({
     upstream: config.anthropicBaseUrl,
     apiKey: config.anthropicApiKey,
@@ -78,6 +85,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     // A session's token is taken only from its own sandbox's address.
     tokenFrom: (sandboxId, ip) => sandboxAddress(sandboxId) === ip,
     tenantBudgets,
+    sideRelay: managedRelay,
     onRelayed: (seconds, status, usage, cost) => metrics.observeModelCall(seconds, status, usage, cost),
     onUnpriced: (model) => {
       metrics.unpricedAnswers++;
@@ -182,6 +190,16 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     });
     await sessions?.service.recover();
     await sessions?.service.startPool();
+    const managedAgents = managedAgentsService(config, {
+      store,
+      runtime,
+      sandboxes,
+      relay: managedRelay,
+      gatewayPort,
+      replica,
+      log: log.child({ part: "managed-agents" }),
+    });
+    await managedAgents?.recover();
     const auth = new Authenticator(store);
     const { app, previews } = await buildApp(
       {
@@ -201,6 +219,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
         replica,
         sessions,
         tenantBudgets,
+        ...(managedAgents ? { managedAgents } : {}),
       },
       log,
     );
@@ -232,6 +251,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
       async close() {
         clearInterval(heartbeat);
         await sessions?.service.close();
+        await managedAgents?.close();
         // Previews stop taking connections; the app's close ends what the proxy has in flight.
         const previewsClosed = closePreviews(previews);
         await app.close();

@@ -221,6 +221,40 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE sessions ADD COLUMN failure TEXT;
     `,
   },
+  {
+    version: 11,
+    name: "claude managed agents integrations and their work items",
+    sql: `
+      CREATE TABLE managed_agents (
+        id TEXT PRIMARY KEY,
+        tenant_id TEXT NOT NULL,
+        replica TEXT NOT NULL,
+        environment_id TEXT NOT NULL,
+        base_url TEXT NOT NULL,
+        key_cipher TEXT NOT NULL,
+        webhook_cipher TEXT,
+        max_concurrent INTEGER NOT NULL,
+        sandbox TEXT NOT NULL,
+        state TEXT NOT NULL,
+        failure TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+      CREATE INDEX managed_agents_tenant ON managed_agents (tenant_id, created_at);
+      CREATE TABLE managed_agent_items (
+        work_id TEXT NOT NULL,
+        integration_id TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        sandbox_id TEXT,
+        state TEXT NOT NULL,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        failure TEXT,
+        PRIMARY KEY (integration_id, work_id)
+      );
+      CREATE INDEX managed_agent_items_state ON managed_agent_items (state);
+    `,
+  },
 ];
 
 const SERIAL = { sqlite: "INTEGER PRIMARY KEY AUTOINCREMENT", postgres: "BIGSERIAL PRIMARY KEY" };

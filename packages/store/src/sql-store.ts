@@ -23,6 +23,7 @@ import type { Db, Sql } from "./db.js";
 import { migrate } from "./migrations.js";
 import { ApiKeyRows } from "./repositories/api-keys.js";
 import { AuditRows } from "./repositories/audit.js";
+import { ManagedAgentRows } from "./repositories/managed-agents.js";
 import { PortRows } from "./repositories/ports.js";
 import { ProcessRows } from "./repositories/processes.js";
 import { ReplicaRows } from "./repositories/replicas.js";
@@ -157,8 +158,12 @@ export class SqlRecords implements StoreTx {
 
 /** The Store on any SQL database behind `Db` (SQLite and PostgreSQL run the same queries). */
 export class SqlStore extends SqlRecords implements Store {
+  /** Claude Managed Agents integrations (a repository of its own). */
+  readonly managedAgents: ManagedAgentRows;
+
   constructor(private readonly db: Db) {
     super(db);
+    this.managedAgents = new ManagedAgentRows(db);
   }
 
   async migrate(): Promise<void> {

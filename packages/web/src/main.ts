@@ -1,11 +1,12 @@
 import { api, session } from "./api.js";
+import { managedAgentsPage } from "./pages/managed-agents.js";
 import { sandboxPage } from "./pages/sandbox.js";
 import { sandboxesPage } from "./pages/sandboxes.js";
 import { sessionPage, sessionsPage } from "./pages/sessions.js";
 import { usagePage } from "./pages/usage.js";
 import { fill, h } from "./ui.js";
 
-// Hash routes: #/sandboxes, #/sandboxes/<id>, #/sessions, #/sessions/<id>, #/usage.
+// Hash routes: #/sandboxes, #/sandboxes/<id>, #/sessions, #/sessions/<id>, #/usage, #/managed-agents.
 const app = document.getElementById("app") as HTMLElement;
 let current: AbortController | null = null;
 
@@ -60,6 +61,7 @@ function route(): void {
       nav("#/sandboxes", "Sandboxes", page === "sandboxes"),
       nav("#/sessions", "Sessions", page === "sessions"),
       nav("#/usage", "Usage", page === "usage"),
+      nav("#/managed-agents", "Managed Agents", page === "managed-agents"),
       h(
         "a",
         {
@@ -81,6 +83,7 @@ function route(): void {
   else if (page === "sessions" && id) sessionPage(main, id, signal);
   else if (page === "sessions") sessionsPage(main);
   else if (page === "usage") usagePage(main);
+  else if (page === "managed-agents") managedAgentsPage(main, signal);
   else sandboxesPage(main, signal);
 }
 

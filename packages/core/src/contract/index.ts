@@ -6,6 +6,7 @@
 export * from "./common.js";
 export * from "./errors.js";
 export * from "./exec.js";
+export * from "./managed-agents.js";
 export * from "./sandboxes.js";
 export * from "./sessions.js";
 export * from "./templates.js";

@@ -77,6 +77,11 @@ export interface ModelGatewayOptions {
   onRelayed?: (seconds: number, status: number, usage: SessionUsage | null, costUsd: number) => void;
   /** Called when an answer names a model the price table does not know (it was priced at the default). */
   onUnpriced?: (model: string) => void;
+  /** Another relay on the same port (the Managed Agents relay): it serves the paths it claims. */
+  sideRelay?: {
+    claims(url: string | undefined): boolean;
+    handle(req: IncomingMessage, res: ServerResponse, from: string): Promise<void>;
+  };
 }
 
 /**
@@ -138,6 +143,7 @@ export class ModelGateway {
     const from = (req.socket.remoteAddress ?? "").replace(/^::ffff:/, "");
     if (this.o.allowFrom && !this.o.allowFrom(from))
       return refuse(res, 403, "permission_error", "the model gateway serves Berth's sandboxes only");
+    if (this.o.sideRelay?.claims(req.url)) return this.o.sideRelay.handle(req, res, from);
     const target = relayTarget(req.method, req.url, this.upstream);
     if (!target)
       return refuse(

@@ -11,6 +11,7 @@ import type { SessionEvents } from "../agents/session-events.js";
 import type { SessionService } from "../agents/session-service.js";
 import type { Authenticator } from "../auth/authenticate.js";
 import type { TenantBudgets } from "../gateway/budgets.js";
+import type { ManagedAgentsService } from "../integrations/managed-agents/registry.js";
 import type { ServerMetrics } from "../metrics.js";
 import type { EventHub } from "../sandboxes/event-hub.js";
 import type { Reaper } from "../sandboxes/reaper.js";
@@ -40,6 +41,8 @@ export interface ServerContext {
   sessions?: { service: SessionService; events: SessionEvents };
   /** Tenants' monthly model budgets (what the gateway holds and what the store says was spent). */
   tenantBudgets: TenantBudgets;
+  /** Claude Managed Agents integrations (absent when the worker cannot run here). */
+  managedAgents?: ManagedAgentsService;
 }
 
 /** The Fastify app with TypeBox schemas as the source of request types. */

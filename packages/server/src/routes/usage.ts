@@ -55,7 +55,8 @@ function sandboxKey(c: SandboxCompute, groupBy: Group): string {
 }
 
 /**
- * `GET /v1/usage`: agent sessions' tokens and compute, summed by tenant, session, sandbox or day.
+ * `GET /v1/usage`: agent sessions' tokens and compute, summed by tenant, session, sandbox or day,
+ * and the compute of Managed Agents work items' sandboxes.
  * A tenant key sees its own tenant; an admin key sees every tenant. Compute is the running time
  * of each session's sandbox, split between the sessions live at each moment (see billing/compute);
  * running time when none of a sandbox's sessions was live is the sandbox's own and counted under
@@ -74,9 +75,13 @@ export function usageRoutes(app: App, ctx: ServerContext): void {
         ...(req.caller.admin ? {} : { tenantId: req.caller.tenantId }),
         limit: 10_000,
       });
+      // Managed Agents work items run in sandboxes of their own, with no Berth session: their compute counts too.
+      const managed = await ctx.store.managedAgents.listItemSandboxes(
+        req.caller.admin ? undefined : req.caller.tenantId,
+      );
       const compute = await computeOf(
         ctx.store,
-        sessions.map((s) => s.sandboxId),
+        [...sessions.map((s) => s.sandboxId), ...managed],
         ctx.config,
       );
       const rows = new UsageRows();
