@@ -351,6 +351,13 @@ export const SETTINGS = {
     min: 1,
     doc: "Hybrid sessions: seconds without a message before the sandbox hibernates",
   },
+  agentPermissionTimeoutSeconds: {
+    env: "BERTH_AGENT_PERMISSION_TIMEOUT_SECONDS",
+    kind: "int",
+    default: 300,
+    min: 1,
+    doc: "Seconds a tool call waits for the client's answer to its permission request before it is denied",
+  },
   agentWarmPool: {
     env: "BERTH_AGENT_WARM_POOL",
     kind: "int",

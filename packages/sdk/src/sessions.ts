@@ -27,6 +27,37 @@ export interface AgentSpec {
   cwd?: string;
   mcpServers?: Record<string, unknown>;
   env?: Record<string, string>;
+  /** `PreToolUse` hooks the client answers as permission requests (a matcher per tool pattern). */
+  hooks?: { PreToolUse?: { matcher?: string }[] };
+  /** The final answer must satisfy this JSON Schema; it is the session's `structuredOutput`. */
+  outputFormat?: { type: "json_schema"; schema: Record<string, unknown> };
+  /** Which settings files the agent reads in its sandbox. */
+  settingSources?: ("user" | "project" | "local")[];
+  /** Subagents by name. */
+  agents?: Record<
+    string,
+    {
+      description: string;
+      prompt: string;
+      tools?: string[];
+      disallowedTools?: string[];
+      model?: string;
+      maxTurns?: number;
+    }
+  >;
+  /** Skills the agent may use: `all` or their names. */
+  skills?: string[] | "all";
+  /** Partial assistant messages (`stream_event`) as events too. */
+  includePartialMessages?: boolean;
+}
+
+/** The client's answer to a `permission_request` event. */
+export interface PermissionAnswer {
+  behavior: "allow" | "deny";
+  /** Allow: the input the tool runs with instead. */
+  updatedInput?: Record<string, unknown>;
+  /** Deny: what the agent is told. */
+  message?: string;
 }
 
 /** What `POST /v1/sessions` takes. */
@@ -74,19 +105,49 @@ export interface SessionView {
   /** The SDK's result message, once there is one. */
   // biome-ignore lint/suspicious/noExplicitAny: the SDK's result message, passed through as is
   result: Record<string, any> | null;
+  /** With `agent.outputFormat`: the last result's structured answer (else null). */
+  structuredOutput: unknown;
   /** `failure.message` (kept for older clients). */
   failureReason: string | null;
   failure: SessionFailure | null;
 }
 
-/** One event of a session: an SDK message (`message`, its JSON unchanged) or a lifecycle change (`state`). */
+/**
+ * One event of a session: an SDK message (`message`, its JSON unchanged), a message the user sent
+ * (`user_message`), a lifecycle change (`state`), a tool call waiting for the client's answer
+ * (`permission_request`; answer it with `Sessions.answerPermission`) and how it was settled.
+ */
 export type SessionEvent =
   // biome-ignore lint/suspicious/noExplicitAny: SDK messages are passed through as is
   | { id: string | undefined; event: "message"; data: Record<string, any> }
+  | { id: string | undefined; event: "user_message"; data: { text: string; at: string } }
   | {
       id: string | undefined;
       event: "state";
       data: { state: SessionState; reason?: string; failure?: SessionFailure; at: string };
+    }
+  | {
+      id: string | undefined;
+      event: "permission_request";
+      data: {
+        id: string;
+        tool: string;
+        input: Record<string, unknown>;
+        source: "permission" | "pre_tool_use";
+        expiresAt: string;
+        at: string;
+      };
+    }
+  | {
+      id: string | undefined;
+      event: "permission_resolved";
+      data: {
+        id: string;
+        behavior: "allow" | "deny";
+        by: "client" | "timeout" | "ended";
+        message?: string;
+        at: string;
+      };
     };
 
 const FINAL: SessionState[] = ["completed", "failed", "cancelled"];
@@ -112,6 +173,13 @@ export class Sessions {
     await this.client.json("POST", this.path(id, "/messages"), { json: { text } });
   }
 
+  /** Answers a `permission_request` event of the session (allow or deny the tool call). */
+  async answerPermission(id: string, requestId: string, answer: PermissionAnswer): Promise<void> {
+    await this.client.json("POST", this.path(id, `/permissions/${encodeURIComponent(requestId)}`), {
+      json: answer,
+    });
+  }
+
   /** Stops the current turn. */
   async interrupt(id: string): Promise<void> {
     await this.client.json("POST", this.path(id, "/interrupt"));
@@ -125,11 +193,12 @@ export class Sessions {
   /**
    * The session's events from the start (or after `lastEventId`), then live until the session
    * ends; a dropped connection resumes where it left off. With `untilIdle`, also stops at the
-   * first result (when the agent waits for the next message).
+   * first result (when the agent waits for the next message). A dropped connection (a server
+   * restart) is retried with backoff for `reconnectForMs` (default 60 s) without an event.
    */
   async *events(
     id: string,
-    o: { lastEventId?: string; untilIdle?: boolean; signal?: AbortSignal } = {},
+    o: { lastEventId?: string; untilIdle?: boolean; signal?: AbortSignal; reconnectForMs?: number } = {},
   ): AsyncGenerator<SessionEvent> {
     const isEnd = (ev: { event: string; data: string }) => {
       if (ev.event !== "state") return false;
@@ -141,6 +210,7 @@ export class Sessions {
       lastEventId: o.lastEventId,
       isLast: isEnd,
       signal: o.signal,
+      ...(o.reconnectForMs !== undefined ? { reconnectForMs: o.reconnectForMs } : {}),
     }))
       yield { id: ev.id, event: ev.event, data: JSON.parse(ev.data) } as SessionEvent;
   }

@@ -11,6 +11,19 @@ import { parseNumber, UsageError } from "../args.js";
 import type { Command, Context } from "../command.js";
 
 const PATTERNS: SessionPattern[] = ["ephemeral", "long-running", "hybrid", "shared"];
+
+/**
+ * How long a dropped event stream is retried without an event (BERTH_RECONNECT_SECONDS, default
+ * the SDK's 60 s), so `agent run` and `agent attach` ride out a server restart.
+ */
+export function reconnectForMs(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const raw = env.BERTH_RECONNECT_SECONDS;
+  if (raw === undefined || raw === "") return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0)
+    throw new UsageError(`BERTH_RECONNECT_SECONDS must be a number of seconds, got "${raw}"`, "");
+  return n * 1000;
+}
 /** Tool output shown per call (the rest is cut). */
 const TOOL_OUTPUT_CHARS = 400;
 
@@ -18,6 +31,12 @@ const TOOL_OUTPUT_CHARS = 400;
 export function describeEvent(e: SessionEvent): string | null {
   if (e.event === "state")
     return `[${e.data.state}${e.data.failure ? `: ${describeFailure(e.data.failure)}` : e.data.reason ? `: ${e.data.reason}` : ""}]`;
+  if (e.event === "user_message") return `» ${e.data.text}`.replace(/\n/g, "\n  ");
+  if (e.event === "permission_request")
+    return `? ${e.data.tool} ${JSON.stringify(e.data.input)} waits for permission: berth agent permit SESSION ${e.data.id} allow|deny`;
+  if (e.event === "permission_resolved")
+    return `? ${e.data.id}: ${e.data.behavior} (${e.data.by}${e.data.message ? `: ${e.data.message}` : ""})`;
+  if (e.event !== "message") return null;
   const m = e.data;
   // The model API failed and the agent tries again: shown, so a slow turn is not a mystery.
   if (m.type === "system" && m.subtype === "api_retry")
@@ -124,7 +143,11 @@ Options:
     });
     ctx.err(`session ${s.id} in sandbox ${s.sandboxId}`);
     let ok = false;
-    for await (const e of sessions.events(s.id, { untilIdle: true })) {
+    const reconnect = reconnectForMs();
+    for await (const e of sessions.events(s.id, {
+      untilIdle: true,
+      ...(reconnect !== undefined ? { reconnectForMs: reconnect } : {}),
+    })) {
       print(e, ctx);
       if (e.event === "message" && e.data.type === "result") ok = e.data.is_error === false;
     }
@@ -157,6 +180,29 @@ API's status for model_error, message) and Berth's cost figure (tokens + compute
         "\n",
       ),
     );
+    return 0;
+  },
+};
+
+/** `berth agent permit`. */
+export const agentPermit: Command = {
+  summary: "allow or deny a tool call that waits for permission",
+  usage: `Usage: berth agent permit [--message TEXT] SESSION REQUEST allow|deny
+
+Answers a permission request of a session (shown by \`agent run\` and \`agent attach\` as
+"? TOOL INPUT waits for permission"). A denied call is not run; the agent is told --message.
+Requests not answered in BERTH_AGENT_PERMISSION_TIMEOUT_SECONDS are denied.`,
+  options: { message: { type: "string" } },
+  async run(args, ctx) {
+    const [id, requestId, behavior, ...rest] = args.positionals;
+    if (!id || !requestId || rest.length > 0 || (behavior !== "allow" && behavior !== "deny"))
+      throw new UsageError("expected SESSION REQUEST allow|deny", ctx.usage);
+    const message = args.values.message as string | undefined;
+    await new Sessions(ctx.client()).answerPermission(id, requestId, {
+      behavior,
+      ...(message ? { message } : {}),
+    });
+    ctx.out(`${requestId}: ${behavior}`);
     return 0;
   },
 };
@@ -194,7 +240,11 @@ session ends, or when input has ended and the agent has answered the last messag
       ["idle", "hibernated", "completed", "failed", "cancelled"].includes(e.data.state) &&
       Date.parse(e.data.at) >= lastSent;
     try {
-      for await (const e of sessions.events(id, { signal: stop.signal })) {
+      const reconnect = reconnectForMs();
+      for await (const e of sessions.events(id, {
+        signal: stop.signal,
+        ...(reconnect !== undefined ? { reconnectForMs: reconnect } : {}),
+      })) {
         print(e, ctx);
         if (inputDone && lastSent > 0 && resting(e)) break;
       }

@@ -1,4 +1,6 @@
 import {
+  type CanUseTool,
+  type HookCallbackMatcher,
   type Options,
   type PermissionMode,
   prewarm,
@@ -70,6 +72,10 @@ export interface AgentRunSpec {
   secret: string | undefined;
   /** Confines the process (Landlock) to changing files beneath these paths only. */
   writable?: string[];
+  /** Asks the client before a tool runs (permission modes other than `bypassPermissions`). */
+  canUseTool?: CanUseTool;
+  /** `PreToolUse` hooks, answered by the client through the same channel. */
+  preToolUse?: HookCallbackMatcher[];
   log: Logger;
 }
 
@@ -92,6 +98,13 @@ function sdkOptions(spec: AgentRunSpec): Options {
     allowDangerouslySkipPermissions: (o.permissionMode ?? "bypassPermissions") === "bypassPermissions",
     ...(o.mcpServers ? { mcpServers: o.mcpServers as Options["mcpServers"] } : {}),
     ...(spec.resume ? { resume: spec.resume } : {}),
+    ...(o.outputFormat ? { outputFormat: o.outputFormat } : {}),
+    ...(o.settingSources ? { settingSources: o.settingSources } : {}),
+    ...(o.agents ? { agents: o.agents } : {}),
+    ...(o.skills ? { skills: o.skills } : {}),
+    ...(o.includePartialMessages ? { includePartialMessages: true } : {}),
+    ...(spec.canUseTool ? { canUseTool: spec.canUseTool } : {}),
+    ...(spec.preToolUse?.length ? { hooks: { PreToolUse: spec.preToolUse } } : {}),
     // The SDK would otherwise hand the host's environment to the process.
     env: spec.env,
     pathToClaudeCodeExecutable: spec.claudePath,

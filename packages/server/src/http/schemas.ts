@@ -342,6 +342,10 @@ export const Session = T.Object({
   result: T.Union([T.Record(T.String(), T.Unknown()), T.Null()], {
     description: "The Agent SDK's last result message",
   }),
+  structuredOutput: T.Unknown({
+    description:
+      "With agent.outputFormat: the last result's answer, valid against its schema (null otherwise)",
+  }),
   failureReason: T.Union([T.String(), T.Null()], { description: "failure.message (kept for older clients)" }),
   failure: T.Union([SessionFailure, T.Null()]),
 });

@@ -41,9 +41,77 @@ const AgentBody = T.Object(
     cwd: T.Optional(SandboxPath),
     mcpServers: T.Optional(T.Record(T.String(), T.Unknown())),
     env: T.Optional(Env),
+    outputFormat: T.Optional(
+      T.Object(
+        { type: T.Literal("json_schema"), schema: T.Record(T.String(), T.Unknown()) },
+        {
+          additionalProperties: false,
+          description:
+            "The final answer must satisfy this JSON Schema; it is the session's `structuredOutput`",
+        },
+      ),
+    ),
+    settingSources: T.Optional(
+      T.Array(T.Union([T.Literal("user"), T.Literal("project"), T.Literal("local")]), { maxItems: 3 }),
+    ),
+    agents: T.Optional(
+      T.Record(
+        T.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+        T.Object(
+          {
+            description: T.String({ minLength: 1, maxLength: 4096 }),
+            prompt: T.String({ minLength: 1, maxLength: 1 << 18 }),
+            tools: T.Optional(Strings),
+            disallowedTools: T.Optional(Strings),
+            model: T.Optional(T.String({ minLength: 1, maxLength: 128 })),
+            maxTurns: T.Optional(T.Integer({ minimum: 1 })),
+          },
+          { additionalProperties: false },
+        ),
+        { description: "Subagents by name" },
+      ),
+    ),
+    skills: T.Optional(T.Union([T.Literal("all"), Strings])),
+    includePartialMessages: T.Optional(T.Boolean({ description: "Partial assistant messages as events" })),
+    hooks: T.Optional(
+      T.Object(
+        {
+          PreToolUse: T.Optional(
+            T.Array(
+              T.Object(
+                {
+                  matcher: T.Optional(
+                    T.String({
+                      minLength: 1,
+                      maxLength: 256,
+                      description: "Tool names it applies to (a pattern)",
+                    }),
+                  ),
+                },
+                { additionalProperties: false },
+              ),
+              { maxItems: 16 },
+            ),
+          ),
+        },
+        { additionalProperties: false, description: "Hooks the client answers (as permission requests)" },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
+const PermissionAnswerBody = T.Object(
+  {
+    behavior: T.Union([T.Literal("allow"), T.Literal("deny")]),
+    updatedInput: T.Optional(T.Record(T.String(), T.Unknown())),
+    message: T.Optional(T.String({ minLength: 1, maxLength: 4096 })),
+  },
+  { additionalProperties: false },
+);
+const PermissionParams = T.Object({
+  id: T.String({ minLength: 1, maxLength: 128 }),
+  requestId: T.String({ minLength: 1, maxLength: 128 }),
+});
 const CreateSessionBody = T.Object(
   {
     prompt: T.String({ minLength: 1, maxLength: 1 << 20 }),
@@ -85,6 +153,7 @@ function view(s: SessionRecord, computeUsd: number) {
     usage: s.usage,
     cost: { tokensUsd: s.tokensUsd, computeUsd, totalUsd: s.tokensUsd + computeUsd },
     result: s.result,
+    structuredOutput: s.result?.structured_output ?? null,
     failureReason: s.failureReason,
     failure: s.failure,
   };
@@ -189,6 +258,18 @@ export function sessionRoutes(
     },
     async (req, reply) => {
       await sessions.send(req.caller.tenantId, req.params.id, req.body.text);
+      return reply.status(202).send({ accepted: true });
+    },
+  );
+
+  // The client's answer to a `permission_request` event (a tool call or a PreToolUse hook waits on it).
+  app.post(
+    "/v1/sessions/:id/permissions/:requestId",
+    { schema: { tags, params: PermissionParams, body: PermissionAnswerBody } },
+    async (req, reply) => {
+      if (req.body.behavior === "deny" && req.body.updatedInput !== undefined)
+        throw new InvalidRequestError("updatedInput goes with allow, not deny", { field: "updatedInput" });
+      await sessions.answerPermission(req.caller.tenantId, req.params.id, req.params.requestId, req.body);
       return reply.status(202).send({ accepted: true });
     },
   );

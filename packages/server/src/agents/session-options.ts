@@ -1,0 +1,68 @@
+import {
+  type AgentOptions,
+  type Config,
+  InvalidRequestError,
+  SETTINGS,
+  type SessionPattern,
+} from "@berth/core";
+import type { CreateSandboxBody } from "../http/schemas.js";
+
+/** What a client asks for in `POST /v1/sessions`. */
+export interface CreateSessionBody {
+  prompt: string;
+  pattern?: SessionPattern;
+  sandbox?: { id?: string } & CreateSandboxBody;
+  agent?: Partial<Omit<AgentOptions, "maxBudgetUsd" | "maxDurationSeconds">> & {
+    maxBudgetUsd?: number;
+    maxDurationSeconds?: number;
+  };
+}
+
+/** A session's agent options with the server's limits and defaults applied (400 for one out of bounds). */
+export function resolveAgentOptions(c: Config, a: NonNullable<CreateSessionBody["agent"]>): AgentOptions {
+  const maxTurns = a.maxTurns ?? c.agentMaxTurnsDefault;
+  if (!Number.isInteger(maxTurns) || maxTurns < 1 || maxTurns > c.agentMaxTurns)
+    throw new InvalidRequestError(
+      `agent.maxTurns must be 1..${c.agentMaxTurns} (${SETTINGS.agentMaxTurns.env}), got ${maxTurns}`,
+      { field: "agent.maxTurns", max: c.agentMaxTurns },
+    );
+  for (const f of ["maxBudgetUsd", "maxDurationSeconds", "idleSeconds"] as const) {
+    const v = a[f];
+    if (v !== undefined && (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)))
+      throw new InvalidRequestError(`agent.${f} must be a positive number`, { field: `agent.${f}` });
+  }
+  if (a.cwd !== undefined && (typeof a.cwd !== "string" || !a.cwd.startsWith("/")))
+    throw new InvalidRequestError("agent.cwd must be an absolute path", { field: "agent.cwd" });
+  return {
+    ...a,
+    maxTurns,
+    maxBudgetUsd: a.maxBudgetUsd ?? null,
+    maxDurationSeconds: a.maxDurationSeconds ?? null,
+    cwd: a.cwd ?? "/home/user",
+    env: a.env ?? {},
+    idleSeconds: a.idleSeconds ?? c.agentIdleSeconds,
+  };
+}
+
+/** Whether a session's options are the ones a warm-pool agent was started with (so it can take one). */
+export function takesWarmStart(c: Config, o: AgentOptions): boolean {
+  return (
+    o.maxTurns === c.agentMaxTurnsDefault &&
+    o.maxBudgetUsd === null &&
+    Object.keys(o.env).length === 0 &&
+    o.systemPrompt === undefined &&
+    o.appendSystemPrompt === undefined &&
+    o.allowedTools === undefined &&
+    o.disallowedTools === undefined &&
+    o.mcpServers === undefined &&
+    // A parked process was started without the client's say over tool calls.
+    (o.permissionMode ?? "bypassPermissions") === "bypassPermissions" &&
+    o.hooks === undefined &&
+    // ... nor with these, which are fixed when a process starts.
+    o.outputFormat === undefined &&
+    o.settingSources === undefined &&
+    o.agents === undefined &&
+    o.skills === undefined &&
+    o.includePartialMessages === undefined
+  );
+}
