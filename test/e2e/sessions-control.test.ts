@@ -184,4 +184,60 @@ describe("client control of tool calls", () => {
     await call("DELETE", `/v1/sessions/${id}`);
     await call("DELETE", `/v1/sandboxes/${done.sandboxId}`);
   }, 150_000);
+
+  it("outputFormat: the structured result, valid against its schema, is on the session", async () => {
+    const marker = `structured-${Date.now()}`;
+    const answer = { failing: ["test_a", "test_b"], count: 2 };
+    // The agent hands its answer back either through a StructuredOutput tool or as the model's
+    // JSON text (the API's native structured outputs); the fake model does whichever it is asked.
+    scripts.set(marker, (body) => {
+      const tools = ((body.tools ?? []) as { name: string }[]).map((t) => t.name);
+      if (tools.includes("StructuredOutput") && !isToolResult(body))
+        return { kind: "tool_use", name: "StructuredOutput", input: answer };
+      return { kind: "text", text: JSON.stringify(answer) };
+    });
+    const created = await call("POST", "/v1/sessions", {
+      prompt: marker,
+      agent: {
+        outputFormat: {
+          type: "json_schema",
+          schema: {
+            type: "object",
+            properties: { failing: { type: "array", items: { type: "string" } }, count: { type: "integer" } },
+            required: ["failing", "count"],
+            additionalProperties: false,
+          },
+        },
+      },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const done = await until(created.body.id, ["completed", "failed"]);
+    expect(done.state, JSON.stringify(done)).toBe("completed");
+    expect(done.structuredOutput).toEqual(answer);
+    // A schema that is not an object is refused at the door.
+    const bad = await call("POST", "/v1/sessions", {
+      prompt: marker,
+      agent: { outputFormat: { type: "json_schema", schema: "string" } },
+    });
+    expect(bad.status).toBe(400);
+  }, 150_000);
+
+  it("includePartialMessages: the answer's deltas arrive as stream_event messages", async () => {
+    const marker = `partial-${Date.now()}`;
+    scripts.set(marker, () => ({ kind: "text", text: `partial answer ${marker}` }));
+    const created = await call("POST", "/v1/sessions", {
+      prompt: marker,
+      agent: { includePartialMessages: true },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    await until(created.body.id, ["completed", "failed"]);
+    const r = await readSse(
+      `${server.url}/v1/sessions/${created.body.id}/events`,
+      { headers: { authorization: `Bearer ${server.adminKey}` } },
+      { timeoutMs: 10_000 },
+    );
+    const deltas = r.events.filter((e) => e.event === "message" && e.data.type === "stream_event");
+    expect(deltas.length).toBeGreaterThan(0);
+    expect(JSON.stringify(deltas)).toContain("text_delta");
+  }, 150_000);
 });

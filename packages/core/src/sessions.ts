@@ -55,6 +55,8 @@ export interface AgentOptions {
   skills?: string[] | "all";
   /** Partial assistant messages (`stream_event` deltas) as events too. */
   includePartialMessages?: boolean;
+  /** A fork: the SDK session it branches off (its first start forks it; later ones resume its own). */
+  forkOf?: string;
 }
 
 /** A subagent (the Agent SDK's AgentDefinition, the fields a client may set). */

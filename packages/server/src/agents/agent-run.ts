@@ -68,6 +68,8 @@ export interface AgentRunSpec {
   env: Record<string, string>;
   /** The SDK session to continue (hybrid wake, or after a server restart). */
   resume: string | null;
+  /** Resume `resume` as a new conversation of its own (the SDK's `forkSession`). */
+  fork?: boolean;
   /** The real API key: removed from anything passed to the sandbox, should it ever appear. */
   secret: string | undefined;
   /** Confines the process (Landlock) to changing files beneath these paths only. */
@@ -97,7 +99,7 @@ function sdkOptions(spec: AgentRunSpec): Options {
     permissionMode: (o.permissionMode ?? "bypassPermissions") as Options["permissionMode"],
     allowDangerouslySkipPermissions: (o.permissionMode ?? "bypassPermissions") === "bypassPermissions",
     ...(o.mcpServers ? { mcpServers: o.mcpServers as Options["mcpServers"] } : {}),
-    ...(spec.resume ? { resume: spec.resume } : {}),
+    ...(spec.resume ? { resume: spec.resume, ...(spec.fork ? { forkSession: true } : {}) } : {}),
     ...(o.outputFormat ? { outputFormat: o.outputFormat } : {}),
     ...(o.settingSources ? { settingSources: o.settingSources } : {}),
     ...(o.agents ? { agents: o.agents } : {}),

@@ -21,6 +21,7 @@ import type { PermissionAnswer, PermissionRequests } from "./permissions.js";
 import type { SessionEvents } from "./session-events.js";
 import { failureOfExit, failureOfResult, type TurnClues } from "./session-failure.js";
 import type { SessionMeter } from "./session-meter.js";
+import type { SessionOutputs } from "./session-outputs.js";
 import type { SessionStates } from "./session-states.js";
 import type { WarmStart } from "./warm-pool.js";
 
@@ -37,6 +38,7 @@ export interface LiveRunDeps {
   states: SessionStates;
   meter: SessionMeter;
   permissions: PermissionRequests;
+  outputs: SessionOutputs;
   log: Logger;
 }
 
@@ -139,6 +141,7 @@ export class LiveRuns {
         driver: this.d.runtime.processEnv?.(s.sandboxId),
       }),
       resume: s.agentSessionId,
+      fork: s.options.forkOf !== undefined && s.options.forkOf === s.agentSessionId,
       secret: this.d.config.anthropicApiKey,
       // Sessions sharing a sandbox run as the same user: the kernel keeps each to its own files.
       ...(s.pattern === "shared"
@@ -194,6 +197,7 @@ export class LiveRuns {
   /** Ends a session for good: its process stops, an ephemeral session's sandbox is deleted. */
   async end(s: SessionRecord, state: SessionState, failure: SessionFailure | null): Promise<void> {
     this.stop(s.id);
+    await this.keepOutputs(s.id);
     // The sandbox goes first: a session seen as ended has nothing left running.
     if (s.pattern === "ephemeral")
       await this.d.sandboxes
@@ -201,6 +205,22 @@ export class LiveRuns {
         .catch(() => {});
     await this.d.meter.settled(s.id);
     await this.d.states.end(s.id, state, failure);
+  }
+
+  /** Keeps the session's workspace and transcript while its sandbox still runs (for later download, resume, fork). */
+  private async keepOutputs(id: string): Promise<void> {
+    try {
+      const s = await this.d.store.getSession(id);
+      const sandbox = s && (await this.d.store.getSandbox(s.sandboxId));
+      if (!s || isFinalSessionState(s.state) || sandbox?.state !== "running") return;
+      const client = this.d.sandboxes.client(sandbox.id);
+      await this.d.outputs.keep(
+        id,
+        await this.d.outputs.take(s, client, this.d.sandboxes.processEnv(sandbox)),
+      );
+    } catch (err) {
+      this.d.log.warn({ sessionId: id, err: String(err) }, "could not keep a session's workspace");
+    }
   }
 
   /** Stops the session's agent process, if it has one here (its state is the caller's to set). */

@@ -6,20 +6,40 @@ import {
   type SessionPattern,
 } from "@berth/core";
 import type { CreateSandboxBody } from "../http/schemas.js";
+import type { InputFile } from "./session-seed.js";
 
 /** What a client asks for in `POST /v1/sessions`. */
 export interface CreateSessionBody {
   prompt: string;
   pattern?: SessionPattern;
   sandbox?: { id?: string } & CreateSandboxBody;
-  agent?: Partial<Omit<AgentOptions, "maxBudgetUsd" | "maxDurationSeconds">> & {
-    maxBudgetUsd?: number;
-    maxDurationSeconds?: number;
+  agent?: AgentBody;
+  /** Files placed in the working directory before the first turn. */
+  files?: InputFile[];
+  /** A tar (base64) unpacked into the working directory before the first turn. */
+  archive?: string;
+  /** An ended session whose conversation (and, in a new sandbox, workspace) this one continues. */
+  resumeFrom?: string;
+}
+
+/** The `agent` of a create call. */
+export type AgentBody = Partial<Omit<AgentOptions, "maxBudgetUsd" | "maxDurationSeconds" | "forkOf">> & {
+  maxBudgetUsd?: number;
+  maxDurationSeconds?: number;
+};
+
+/** A session's resolved options as a create call's `agent` again (for the session that resumes or forks it). */
+export function agentBodyOf(o: AgentOptions): AgentBody {
+  const { maxBudgetUsd, maxDurationSeconds, forkOf: _fork, ...rest } = o;
+  return {
+    ...rest,
+    ...(maxBudgetUsd !== null ? { maxBudgetUsd } : {}),
+    ...(maxDurationSeconds !== null ? { maxDurationSeconds } : {}),
   };
 }
 
 /** A session's agent options with the server's limits and defaults applied (400 for one out of bounds). */
-export function resolveAgentOptions(c: Config, a: NonNullable<CreateSessionBody["agent"]>): AgentOptions {
+export function resolveAgentOptions(c: Config, a: AgentBody): AgentOptions {
   const maxTurns = a.maxTurns ?? c.agentMaxTurnsDefault;
   if (!Number.isInteger(maxTurns) || maxTurns < 1 || maxTurns > c.agentMaxTurns)
     throw new InvalidRequestError(

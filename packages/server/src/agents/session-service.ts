@@ -28,7 +28,14 @@ import { type PermissionAnswer, PermissionRequests } from "./permissions.js";
 import type { SessionEvents } from "./session-events.js";
 import { modelUnavailable } from "./session-failure.js";
 import { SessionMeter } from "./session-meter.js";
-import { type CreateSessionBody, resolveAgentOptions, takesWarmStart } from "./session-options.js";
+import {
+  agentBodyOf,
+  type CreateSessionBody,
+  resolveAgentOptions,
+  takesWarmStart,
+} from "./session-options.js";
+import { type KeptOutputs, SessionOutputs } from "./session-outputs.js";
+import { inputPath, seedSandbox } from "./session-seed.js";
 import { SessionStates } from "./session-states.js";
 import { WarmPool, type WarmStart } from "./warm-pool.js";
 
@@ -48,6 +55,16 @@ export interface SessionServiceDeps {
   log: Logger;
 }
 
+/** The session a new one continues (`resumeFrom`) or branches off (`fork`), and what it left. */
+interface Origin {
+  source: SessionRecord;
+  kept: KeptOutputs;
+  fork: boolean;
+}
+
+/** How often outputs kept past their time are removed. */
+const SWEEP_MS = 10 * 60_000;
+
 /** Sandbox fields a warm-pool sandbox can still take when a session adopts it. */
 const ADOPTABLE = ["labels", "timeoutSeconds", "network"];
 
@@ -61,10 +78,18 @@ export class SessionService {
   private readonly states: SessionStates;
   private readonly runs: LiveRuns;
   private readonly permissions: PermissionRequests;
+  private readonly outputs: SessionOutputs;
   private landlock: boolean | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: SessionServiceDeps) {
     this.states = new SessionStates(d);
+    this.outputs = new SessionOutputs({
+      dataDir: d.config.dataDir,
+      keepSeconds: d.config.sessionOutputsSeconds,
+      maxBytes: d.config.sessionOutputsMaxMib * 1024 * 1024,
+      log: d.log,
+    });
     this.permissions = new PermissionRequests({
       events: d.events,
       timeoutMs: d.config.agentPermissionTimeoutSeconds * 1000,
@@ -74,13 +99,17 @@ export class SessionService {
       states: this.states,
       meter: new SessionMeter(d.store),
       permissions: this.permissions,
+      outputs: this.outputs,
     });
     if (d.config.agentWarmPool > 0 && d.config.sandboxNetworks)
       this.pool = new WarmPool({ ...d, options: resolveAgentOptions(d.config, {}) });
   }
 
-  /** Fills the warm pool (after `recover`), when one is configured. */
+  /** Fills the warm pool (after `recover`), when one is configured; removes outputs kept too long. */
   async startPool(): Promise<void> {
+    await this.outputs.sweep();
+    this.sweeper = setInterval(() => void this.outputs.sweep(), SWEEP_MS);
+    this.sweeper.unref();
     await this.pool?.start();
   }
 
@@ -104,13 +133,24 @@ export class SessionService {
     }
   }
 
-  async create(tenantId: string, body: CreateSessionBody): Promise<SessionRecord> {
+  /**
+   * A new session. With `resumeFrom` it continues an ended session's conversation (its kept
+   * transcript and, in a new sandbox, its kept workspace); `origin` is how `fork` passes its source.
+   */
+  async create(tenantId: string, body: CreateSessionBody, origin?: Origin): Promise<SessionRecord> {
     // The session's clock starts with the request: the sandbox made for it is its time too.
     const createdAt = new Date().toISOString();
     const unavailable = modelUnavailable(this.d.config);
     if (unavailable) throw new BerthError("model_unavailable", 503, unavailable.message);
     const pattern = body.pattern ?? "ephemeral";
-    const options = resolveAgentOptions(this.d.config, body.agent ?? {});
+    origin ??= body.resumeFrom ? await this.resumable(tenantId, body.resumeFrom) : undefined;
+    const options = resolveAgentOptions(
+      this.d.config,
+      body.agent ?? (origin ? agentBodyOf(origin.source.options) : {}),
+    );
+    if (origin?.fork) options.forkOf = origin.source.agentSessionId ?? undefined;
+    for (const [i, f] of (body.files ?? []).entries()) inputPath(options.cwd, f.path, `files[${i}].path`);
+    const seeded = origin !== undefined || body.files !== undefined || body.archive !== undefined;
     await this.refuseOverBudget(tenantId);
     if (typeof body.prompt !== "string" || body.prompt.length === 0)
       throw new InvalidRequestError("prompt must be a non-empty string", { field: "prompt" });
@@ -122,7 +162,7 @@ export class SessionService {
         "an ephemeral session makes its own sandbox: give a sandbox body, not sandbox.id",
         { field: "sandbox.id" },
       );
-    const warm = sandboxId ? undefined : await this.warmStart(tenantId, sandboxBody, options);
+    const warm = sandboxId || seeded ? undefined : await this.warmStart(tenantId, sandboxBody, options);
     const sandbox =
       warm?.sandbox ??
       (sandboxId
@@ -149,7 +189,8 @@ export class SessionService {
       sandboxId: sandbox.id,
       pattern,
       state: "starting",
-      agentSessionId: null,
+      // A resumed or forked session continues its source's conversation.
+      agentSessionId: origin?.source.agentSessionId ?? null,
       options,
       turns: 0,
       usage: noUsage(),
@@ -166,6 +207,20 @@ export class SessionService {
     await this.d.events.append(id, "user_message", { text: body.prompt });
     this.d.metrics.agentStarts[warm ? "warm" : "cold"]++;
     try {
+      if (seeded)
+        await seedSandbox(this.d.sandboxes.client(sandbox.id), this.d.sandboxes.processEnv(sandbox), record, {
+          ...(body.files ? { files: body.files } : {}),
+          ...(body.archive ? { archive: body.archive } : {}),
+          ...(origin
+            ? {
+                kept: {
+                  // The source's own sandbox still has its files.
+                  workspace: sandbox.id === origin.source.sandboxId ? null : origin.kept.workspace,
+                  transcript: origin.kept.transcript,
+                },
+              }
+            : {}),
+        });
       if (warm) await this.runs.startWarm(record, body.prompt, warm.start);
       else await this.runs.start(record, [body.prompt]);
     } catch (err) {
@@ -210,6 +265,85 @@ export class SessionService {
     await this.runs.interrupt(await this.get(tenantId, id));
   }
 
+  /**
+   * `count` new sessions, each in a new sandbox with a copy of the source's working directory and
+   * its conversation so far (the SDK's `forkSession`: each goes on as a conversation of its own).
+   * The source may be live (its files and transcript as they are now) or ended (as kept).
+   */
+  async fork(
+    tenantId: string,
+    id: string,
+    f: { count: number; prompt: string; pattern?: "ephemeral" | "long-running" | "hybrid" },
+  ): Promise<SessionRecord[]> {
+    const source = await this.get(tenantId, id);
+    if (!source.agentSessionId)
+      throw new ConflictError(`session '${id}' has no conversation to fork yet (its agent has not started)`, {
+        state: source.state,
+      });
+    const sandbox = await this.d.store.getSandbox(source.sandboxId);
+    const kept =
+      !isFinalSessionState(source.state) && sandbox?.state === "running"
+        ? await this.outputs.take(
+            source,
+            this.d.sandboxes.client(sandbox.id),
+            this.d.sandboxes.processEnv(sandbox),
+          )
+        : await this.outputs.read(id);
+    if (!kept.transcript)
+      throw new ConflictError(`session '${id}'s transcript is not kept (any more): it cannot be forked`, {
+        state: source.state,
+      });
+    const made: SessionRecord[] = [];
+    for (let i = 0; i < f.count; i++)
+      made.push(
+        await this.create(
+          tenantId,
+          { prompt: f.prompt, pattern: f.pattern ?? "long-running" },
+          { source, kept, fork: true },
+        ),
+      );
+    return made;
+  }
+
+  /**
+   * A tar of the session's working directory: taken now while its sandbox runs, else the one kept
+   * when it ended (for `BERTH_SESSION_OUTPUTS_SECONDS`). 404 when there is none.
+   */
+  async workspace(
+    tenantId: string,
+    id: string,
+  ): Promise<{ size?: number; stream: NodeJS.ReadableStream | Buffer }> {
+    const s = await this.get(tenantId, id);
+    const sandbox = await this.d.store.getSandbox(s.sandboxId);
+    if (!isFinalSessionState(s.state) && sandbox?.state === "running") {
+      const now = await this.outputs.take(
+        { ...s, agentSessionId: null },
+        this.d.sandboxes.client(sandbox.id),
+        this.d.sandboxes.processEnv(sandbox),
+      );
+      if (now.workspace) return { size: now.workspace.length, stream: now.workspace };
+    }
+    const kept = await this.outputs.workspace(id);
+    if (!kept) throw new NotFoundError("workspace of session", id);
+    return kept;
+  }
+
+  /** An ended session whose conversation a new one can continue (409 otherwise). */
+  private async resumable(tenantId: string, id: string): Promise<Origin> {
+    const source = await this.get(tenantId, id);
+    if (!isFinalSessionState(source.state))
+      throw new ConflictError(`session '${id}' is ${source.state}: send it a message, or fork it`, {
+        state: source.state,
+      });
+    const kept = await this.outputs.read(id);
+    if (!source.agentSessionId || !kept.transcript)
+      throw new ConflictError(
+        `session '${id}' left no transcript that is still kept (BERTH_SESSION_OUTPUTS_SECONDS): it cannot be resumed`,
+        { state: source.state },
+      );
+    return { source, kept, fork: false };
+  }
+
   /** The client's answer to one of the session's permission requests (404 unknown, 409 already settled). */
   async answerPermission(
     tenantId: string,
@@ -235,6 +369,7 @@ export class SessionService {
 
   /** Stops every live agent (the server is closing); sessions stay as they are for `recover`. */
   async close(): Promise<void> {
+    clearInterval(this.sweeper);
     this.runs.close();
     await this.pool?.close();
   }

@@ -123,6 +123,46 @@ const CreateSessionBody = T.Object(
       ]),
     ),
     agent: T.Optional(AgentBody),
+    files: T.Optional(
+      T.Array(
+        T.Object(
+          {
+            path: T.String({
+              minLength: 1,
+              maxLength: 4096,
+              description: "Relative to the working directory",
+            }),
+            content: T.String({ maxLength: 16 << 20 }),
+            encoding: T.Optional(T.Union([T.Literal("utf8"), T.Literal("base64")])),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 1000, description: "Files placed in the working directory before the first turn" },
+      ),
+    ),
+    archive: T.Optional(
+      T.String({
+        maxLength: 64 << 20,
+        contentEncoding: "base64",
+        description: "A tar (base64) unpacked into the working directory before the first turn",
+      }),
+    ),
+    resumeFrom: T.Optional(
+      T.String({
+        minLength: 1,
+        maxLength: 128,
+        description:
+          "An ended session whose conversation (and, in a new sandbox, workspace) this one continues",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const ForkBody = T.Object(
+  {
+    count: T.Integer({ minimum: 1, maximum: 10, description: "How many copies" }),
+    prompt: T.String({ minLength: 1, maxLength: 1 << 20, description: "Each copy's next message" }),
+    pattern: T.Optional(T.Union([T.Literal("ephemeral"), T.Literal("long-running"), T.Literal("hybrid")])),
   },
   { additionalProperties: false },
 );
@@ -271,6 +311,45 @@ export function sessionRoutes(
         throw new InvalidRequestError("updatedInput goes with allow, not deny", { field: "updatedInput" });
       await sessions.answerPermission(req.caller.tenantId, req.params.id, req.params.requestId, req.body);
       return reply.status(202).send({ accepted: true });
+    },
+  );
+
+  // Best-of-N: copies of a session (conversation and files), each in a sandbox of its own.
+  app.post(
+    "/v1/sessions/:id/fork",
+    {
+      schema: {
+        tags,
+        params: SessionParams,
+        body: ForkBody,
+        response: { 201: T.Object({ items: T.Array(Session) }) },
+      },
+    },
+    async (req, reply) => {
+      const made = await sessions.fork(req.caller.tenantId, req.params.id, req.body);
+      const compute = await computeOf(
+        ctx.store,
+        made.map((s) => s.sandboxId),
+        ctx.config,
+      );
+      return reply.status(201).send({ items: made.map((s) => shown(s, compute)) });
+    },
+  );
+
+  // The session's working directory as tar: now while it runs, else as kept when it ended.
+  app.get(
+    "/v1/sessions/:id/workspace",
+    {
+      schema: {
+        tags,
+        params: SessionParams,
+        description: "The session's working directory as a tar stream.",
+      },
+    },
+    async (req, reply) => {
+      const w = await sessions.workspace(req.caller.tenantId, req.params.id);
+      if (w.size !== undefined) reply.header("content-length", w.size);
+      return reply.type("application/x-tar").send(w.stream);
     },
   );
 
