@@ -5,6 +5,7 @@
  * the session `running` all along; a hybrid session comes back from its sandbox being hibernated
  * by anyone, and never hibernates a sandbox another live session uses.
  */
+import { BerthClient, type SessionEvent, Sessions } from "@berth/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type FakeModel,
@@ -189,5 +190,44 @@ describe("session turns", () => {
     await call("DELETE", `/v1/sessions/${hybrid.body.id}`);
     await call("DELETE", `/v1/sessions/${other.body.id}`);
     await call("DELETE", `/v1/sandboxes/${sb.body.id}`);
+  }, 150_000);
+
+  it("the SDK's event stream is held across a server restart that takes longer than a few seconds", async () => {
+    const marker = `restart-${Date.now()}`;
+    scripts.set(marker, (body) => ({
+      kind: "text",
+      text: lastUserText(body).includes("after restart") ? `after ${marker}` : `before ${marker}`,
+    }));
+    const sessions = new Sessions(new BerthClient({ apiUrl: server.url, apiKey: server.adminKey }));
+    const s = await sessions.create({ prompt: `${marker} first`, pattern: "long-running" });
+    await until(s.id, ["idle"]);
+    const seen: SessionEvent[] = [];
+    const reading = (async () => {
+      for await (const e of sessions.events(s.id)) seen.push(e);
+    })();
+    await waitFor(
+      "the stream to replay up to idle",
+      () => seen.map((e) => (e.event === "state" ? e.data.state : e.event)),
+      (v) => v.includes("idle"),
+    );
+    // The server is down for 8 s (the scenario: a slow restart), longer than the SDK used to retry.
+    await server.restart({ whileDown: () => new Promise((r) => setTimeout(r, 8_000)) });
+    await sessions.send(s.id, `after restart ${marker}`);
+    await waitFor(
+      "the answer after the restart, on the same stream",
+      () => seen.filter((e) => e.event === "message" && e.data.type === "result").map((e) => e.data.result),
+      (v) => v.includes(`after ${marker}`),
+      { timeoutMs: 90_000 },
+    );
+    await sessions.remove(s.id);
+    await reading;
+    // Nothing seen twice, nothing skipped: ids go up one by one, and the user's message is there.
+    const ids = seen.map((e) => Number(e.id));
+    for (let i = 1; i < ids.length; i++) expect(ids[i]).toBeGreaterThan(ids[i - 1]!);
+    expect(seen.some((e) => e.event === "user_message" && e.data.text === `after restart ${marker}`)).toBe(
+      true,
+    );
+    expect(seen.at(-1)).toMatchObject({ event: "state", data: { state: "completed" } });
+    await call("DELETE", `/v1/sandboxes/${s.sandboxId}`);
   }, 150_000);
 });

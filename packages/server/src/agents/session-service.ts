@@ -370,6 +370,7 @@ export class SessionService {
   /** Stops every live agent (the server is closing); sessions stay as they are for `recover`. */
   async close(): Promise<void> {
     clearInterval(this.sweeper);
+    this.d.events.shutdown();
     this.runs.close();
     await this.pool?.close();
   }
