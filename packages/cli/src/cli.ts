@@ -1,7 +1,14 @@
 import { BerthError } from "@berth/sdk";
 import { GLOBAL_USAGE, parseCommandArgs, splitCommandWords, UsageError } from "./args.js";
 import { type Command, makeContext } from "./command.js";
-import { agentAttach, agentPermit, agentRun, agentShow } from "./commands/agent.js";
+import {
+  agentAttach,
+  agentFork,
+  agentPermit,
+  agentRun,
+  agentShow,
+  agentWorkspace,
+} from "./commands/agent.js";
 import { sandboxExec } from "./commands/exec.js";
 import { filesCopy } from "./commands/files.js";
 import { keysCreate, keysList, keysRemove } from "./commands/keys.js";
@@ -32,7 +39,14 @@ export const COMMANDS: Record<string, Command | Group> = {
   "port-forward": portForward,
   keys: { create: keysCreate, list: keysList, rm: keysRemove },
   tenants: { list: tenantsList, show: tenantsShow, budget: tenantsBudget },
-  agent: { run: agentRun, show: agentShow, attach: agentAttach, permit: agentPermit },
+  agent: {
+    run: agentRun,
+    show: agentShow,
+    attach: agentAttach,
+    permit: agentPermit,
+    fork: agentFork,
+    workspace: agentWorkspace,
+  },
 };
 
 const isCommand = (c: Command | Group): c is Command => typeof (c as Command).run === "function";

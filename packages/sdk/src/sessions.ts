@@ -67,6 +67,12 @@ export interface SessionSpec {
   /** An existing sandbox (`{id}`), or the body of a new one. */
   sandbox?: { id: string } | Record<string, unknown>;
   agent?: AgentSpec;
+  /** Files placed in the working directory before the first turn (paths relative to it). */
+  files?: { path: string; content: string; encoding?: "utf8" | "base64" }[];
+  /** A tar (base64) unpacked into the working directory before the first turn. */
+  archive?: string;
+  /** An ended session whose conversation (and, in a new sandbox, files) this one continues. */
+  resumeFrom?: string;
 }
 
 /** Why a session failed (or, for one that lives on, why its last turn did). */
@@ -171,6 +177,21 @@ export class Sessions {
   /** The next user turn (wakes a hibernated session). */
   async send(id: string, text: string): Promise<void> {
     await this.client.json("POST", this.path(id, "/messages"), { json: { text } });
+  }
+
+  /** `count` copies of a session (its files and conversation), each in a new sandbox, each sent `prompt`. */
+  async fork(
+    id: string,
+    f: { count: number; prompt: string; pattern?: "ephemeral" | "long-running" | "hybrid" },
+  ): Promise<SessionView[]> {
+    return (await this.client.json<{ items: SessionView[] }>("POST", this.path(id, "/fork"), { json: f }))
+      .items;
+  }
+
+  /** The session's working directory as a tar: now while it runs, else as kept when it ended. */
+  async workspace(id: string): Promise<Uint8Array> {
+    const res = await this.client.request("GET", this.path(id, "/workspace"));
+    return new Uint8Array(await res.arrayBuffer());
   }
 
   /** Answers a `permission_request` event of the session (allow or deny the tool call). */

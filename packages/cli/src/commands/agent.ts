@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
 import { createInterface } from "node:readline";
 import {
   type AgentSpec,
@@ -112,8 +114,12 @@ Options:
   --budget USD      token budget (the model gateway refuses past it)
   --max-duration S  wall-clock limit in seconds
   --model M         model name
+  --file PATH       put this local file in the working directory first (repeatable)
+  --resume-from ID  continue an ended session's conversation
   --json            print every event as a JSON line`,
   options: {
+    file: { type: "string", multiple: true },
+    "resume-from": { type: "string" },
     pattern: { type: "string" },
     sandbox: { type: "string" },
     "max-turns": { type: "string" },
@@ -140,6 +146,16 @@ Options:
       pattern,
       ...(v.sandbox ? { sandbox: { id: v.sandbox as string } } : {}),
       agent: JSON.parse(JSON.stringify(agent)) as AgentSpec,
+      ...(v.file
+        ? {
+            files: (v.file as string[]).map((f) => ({
+              path: basename(f),
+              content: readFileSync(f).toString("base64"),
+              encoding: "base64" as const,
+            })),
+          }
+        : {}),
+      ...(v["resume-from"] ? { resumeFrom: v["resume-from"] as string } : {}),
     });
     ctx.err(`session ${s.id} in sandbox ${s.sandboxId}`);
     let ok = false;
@@ -179,6 +195,43 @@ API's status for model_error, message) and Berth's cost figure (tokens + compute
       [`session ${s.id} · ${s.pattern} · sandbox ${s.sandboxId} · ${s.turns} turns`, describeOutcome(s)].join(
         "\n",
       ),
+    );
+    return 0;
+  },
+};
+
+/** `berth agent fork`. */
+export const agentFork: Command = {
+  summary: "copy a session (files and conversation) into N new ones",
+  usage: `Usage: berth agent fork [--count N] ID PROMPT
+
+Makes N (default 1, at most 10) sessions, each in a new sandbox with a copy of the session's
+working directory and conversation, each sent PROMPT. Prints their ids.`,
+  options: { count: { type: "string" } },
+  async run(args, ctx) {
+    const [id, ...words] = args.positionals;
+    if (!id || words.length === 0) throw new UsageError("expected ID and PROMPT", ctx.usage);
+    const count = parseNumber(args.values.count, "count", ctx.usage, { integer: true }) ?? 1;
+    const made = await new Sessions(ctx.client()).fork(id, { count, prompt: words.join(" ") });
+    for (const s of made) ctx.out(ctx.json ? JSON.stringify(s) : `${s.id} in sandbox ${s.sandboxId}`);
+    return 0;
+  },
+};
+
+/** `berth agent workspace`. */
+export const agentWorkspace: Command = {
+  summary: "download a session's working directory as tar",
+  usage: `Usage: berth agent workspace ID > workspace.tar
+
+Writes the session's working directory as a tar to standard output: taken now while the session
+runs, else the copy kept when it ended (BERTH_SESSION_OUTPUTS_SECONDS on the server).`,
+  options: {},
+  async run(args, ctx) {
+    const id = args.positionals[0];
+    if (!id || args.positionals.length > 1) throw new UsageError("expected one session ID", ctx.usage);
+    const tar = await new Sessions(ctx.client()).workspace(id);
+    await new Promise<void>((resolve, reject) =>
+      process.stdout.write(tar, (err) => (err ? reject(err) : resolve())),
     );
     return 0;
   },

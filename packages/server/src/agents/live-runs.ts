@@ -16,8 +16,8 @@ import {
 import type { GatewayGrant, GatewayToken, ModelGateway } from "../gateway/gateway.js";
 import type { SandboxService } from "../sandboxes/service.js";
 import { agentEnv, sessionHomeOf } from "./agent-env.js";
-import { AgentRun, type AgentRunSpec } from "./agent-run.js";
-import type { PermissionAnswer, PermissionRequests } from "./permissions.js";
+import { AgentRun } from "./agent-run.js";
+import { type PermissionRequests, toolControl } from "./permissions.js";
 import type { SessionEvents } from "./session-events.js";
 import { failureOfExit, failureOfResult, type TurnClues } from "./session-failure.js";
 import type { SessionMeter } from "./session-meter.js";
@@ -147,7 +147,7 @@ export class LiveRuns {
       ...(s.pattern === "shared"
         ? { writable: [s.options.cwd, sessionHomeOf(s.id), ...SHARED_WRITABLE] }
         : {}),
-      ...this.clientControl(s),
+      ...toolControl(this.d.permissions, s),
       log: this.d.log,
     });
     await this.begin(s, live, texts);
@@ -239,51 +239,6 @@ export class LiveRuns {
   /** Stops every agent process (the server is closing); sessions stay as they are for `recover`. */
   close(): void {
     for (const id of [...this.live.keys()]) this.stop(id);
-  }
-
-  /**
-   * The client's say over tool calls: in a permission mode other than `bypassPermissions` each
-   * call the agent may not make on its own is a `permission_request`; each `PreToolUse` hook is one too.
-   */
-  private clientControl(s: SessionRecord): Pick<AgentRunSpec, "canUseTool" | "preToolUse"> {
-    const ask = this.d.permissions;
-    const mode = s.options.permissionMode ?? "bypassPermissions";
-    const hooks = s.options.hooks?.PreToolUse ?? [];
-    return {
-      ...(mode !== "bypassPermissions"
-        ? {
-            canUseTool: async (tool, input, { signal }) => {
-              const a = await ask.ask(s.id, "permission", tool, input, signal);
-              return a.behavior === "allow"
-                ? { behavior: "allow", updatedInput: a.updatedInput ?? input }
-                : { behavior: "deny", message: a.message ?? "the client denied this tool call" };
-            },
-          }
-        : {}),
-      preToolUse: hooks.map((h) => ({
-        ...(h.matcher ? { matcher: h.matcher } : {}),
-        hooks: [
-          async (input, _toolUseId, { signal }) => {
-            if (input.hook_event_name !== "PreToolUse") return {};
-            const a: PermissionAnswer = await ask.ask(
-              s.id,
-              "pre_tool_use",
-              input.tool_name,
-              (input.tool_input ?? {}) as Record<string, unknown>,
-              signal,
-            );
-            return {
-              hookSpecificOutput: {
-                hookEventName: "PreToolUse" as const,
-                permissionDecision: a.behavior,
-                ...(a.message ? { permissionDecisionReason: a.message } : {}),
-                ...(a.updatedInput ? { updatedInput: a.updatedInput } : {}),
-              },
-            };
-          },
-        ],
-      })),
-    };
   }
 
   /** The gateway grant of a run: where its usage and the model's refusals go. */

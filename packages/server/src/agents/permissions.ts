@@ -1,4 +1,5 @@
-import { ConflictError, NotFoundError, newId } from "@berth/core";
+import { ConflictError, NotFoundError, newId, type SessionRecord } from "@berth/core";
+import type { AgentRunSpec } from "./agent-run.js";
 import type { SessionEvents } from "./session-events.js";
 
 /** What the client decides about a tool call. */
@@ -96,4 +97,51 @@ export class PermissionRequests {
       if (p.sessionId === sessionId)
         p.settle({ behavior: "deny", message: "the session's agent stopped" }, "ended");
   }
+}
+
+/**
+ * The client's say over tool calls: in a permission mode other than `bypassPermissions` each
+ * call the agent may not make on its own is a `permission_request`; each `PreToolUse` hook is one too.
+ */
+export function toolControl(
+  ask: PermissionRequests,
+  s: SessionRecord,
+): Pick<AgentRunSpec, "canUseTool" | "preToolUse"> {
+  const mode = s.options.permissionMode ?? "bypassPermissions";
+  const hooks = s.options.hooks?.PreToolUse ?? [];
+  return {
+    ...(mode !== "bypassPermissions"
+      ? {
+          canUseTool: async (tool, input, { signal }) => {
+            const a = await ask.ask(s.id, "permission", tool, input, signal);
+            return a.behavior === "allow"
+              ? { behavior: "allow", updatedInput: a.updatedInput ?? input }
+              : { behavior: "deny", message: a.message ?? "the client denied this tool call" };
+          },
+        }
+      : {}),
+    preToolUse: hooks.map((h) => ({
+      ...(h.matcher ? { matcher: h.matcher } : {}),
+      hooks: [
+        async (input, _toolUseId, { signal }) => {
+          if (input.hook_event_name !== "PreToolUse") return {};
+          const a: PermissionAnswer = await ask.ask(
+            s.id,
+            "pre_tool_use",
+            input.tool_name,
+            (input.tool_input ?? {}) as Record<string, unknown>,
+            signal,
+          );
+          return {
+            hookSpecificOutput: {
+              hookEventName: "PreToolUse" as const,
+              permissionDecision: a.behavior,
+              ...(a.message ? { permissionDecisionReason: a.message } : {}),
+              ...(a.updatedInput ? { updatedInput: a.updatedInput } : {}),
+            },
+          };
+        },
+      ],
+    })),
+  };
 }

@@ -34,7 +34,8 @@ import {
   resolveAgentOptions,
   takesWarmStart,
 } from "./session-options.js";
-import { type KeptOutputs, SessionOutputs } from "./session-outputs.js";
+import { type Origin, originOf } from "./session-origin.js";
+import { SessionOutputs } from "./session-outputs.js";
 import { inputPath, seedSandbox } from "./session-seed.js";
 import { SessionStates } from "./session-states.js";
 import { WarmPool, type WarmStart } from "./warm-pool.js";
@@ -53,13 +54,6 @@ export interface SessionServiceDeps {
   events: SessionEvents;
   metrics: ServerMetrics;
   log: Logger;
-}
-
-/** The session a new one continues (`resumeFrom`) or branches off (`fork`), and what it left. */
-interface Origin {
-  source: SessionRecord;
-  kept: KeptOutputs;
-  fork: boolean;
 }
 
 /** How often outputs kept past their time are removed. */
@@ -275,32 +269,11 @@ export class SessionService {
     id: string,
     f: { count: number; prompt: string; pattern?: "ephemeral" | "long-running" | "hybrid" },
   ): Promise<SessionRecord[]> {
-    const source = await this.get(tenantId, id);
-    if (!source.agentSessionId)
-      throw new ConflictError(`session '${id}' has no conversation to fork yet (its agent has not started)`, {
-        state: source.state,
-      });
-    const sandbox = await this.d.store.getSandbox(source.sandboxId);
-    const kept =
-      !isFinalSessionState(source.state) && sandbox?.state === "running"
-        ? await this.outputs.take(
-            source,
-            this.d.sandboxes.client(sandbox.id),
-            this.d.sandboxes.processEnv(sandbox),
-          )
-        : await this.outputs.read(id);
-    if (!kept.transcript)
-      throw new ConflictError(`session '${id}'s transcript is not kept (any more): it cannot be forked`, {
-        state: source.state,
-      });
+    const origin = await originOf(this.originDeps(), await this.get(tenantId, id), "fork");
     const made: SessionRecord[] = [];
     for (let i = 0; i < f.count; i++)
       made.push(
-        await this.create(
-          tenantId,
-          { prompt: f.prompt, pattern: f.pattern ?? "long-running" },
-          { source, kept, fork: true },
-        ),
+        await this.create(tenantId, { prompt: f.prompt, pattern: f.pattern ?? "long-running" }, origin),
       );
     return made;
   }
@@ -330,18 +303,11 @@ export class SessionService {
 
   /** An ended session whose conversation a new one can continue (409 otherwise). */
   private async resumable(tenantId: string, id: string): Promise<Origin> {
-    const source = await this.get(tenantId, id);
-    if (!isFinalSessionState(source.state))
-      throw new ConflictError(`session '${id}' is ${source.state}: send it a message, or fork it`, {
-        state: source.state,
-      });
-    const kept = await this.outputs.read(id);
-    if (!source.agentSessionId || !kept.transcript)
-      throw new ConflictError(
-        `session '${id}' left no transcript that is still kept (BERTH_SESSION_OUTPUTS_SECONDS): it cannot be resumed`,
-        { state: source.state },
-      );
-    return { source, kept, fork: false };
+    return originOf(this.originDeps(), await this.get(tenantId, id), "resume");
+  }
+
+  private originDeps() {
+    return { store: this.d.store, sandboxes: this.d.sandboxes, outputs: this.outputs };
   }
 
   /** The client's answer to one of the session's permission requests (404 unknown, 409 already settled). */
