@@ -1,7 +1,14 @@
 import { BerthError } from "@berth/sdk";
 import { GLOBAL_USAGE, parseCommandArgs, splitCommandWords, UsageError } from "./args.js";
 import { type Command, makeContext } from "./command.js";
-import { agentAttach, agentRun, agentShow } from "./commands/agent.js";
+import {
+  agentAttach,
+  agentFork,
+  agentPermit,
+  agentRun,
+  agentShow,
+  agentWorkspace,
+} from "./commands/agent.js";
 import { sandboxExec } from "./commands/exec.js";
 import { filesList, filesMkdir, filesRemove, filesWatch } from "./commands/file-ops.js";
 import { filesCopy } from "./commands/files.js";
@@ -66,7 +73,14 @@ export const COMMANDS: Record<string, Command | Group> = {
   "port-forward": portForward,
   keys: { create: keysCreate, list: keysList, rm: keysRemove },
   tenants: { list: tenantsList, show: tenantsShow, budget: tenantsBudget },
-  agent: { run: agentRun, show: agentShow, attach: agentAttach },
+  agent: {
+    run: agentRun,
+    show: agentShow,
+    attach: agentAttach,
+    permit: agentPermit,
+    fork: agentFork,
+    workspace: agentWorkspace,
+  },
   session: {
     list: sessionList,
     show: sessionShow,

@@ -358,6 +358,27 @@ export const SETTINGS = {
     min: 1,
     doc: "Hybrid sessions: seconds without a message before the sandbox hibernates",
   },
+  agentPermissionTimeoutSeconds: {
+    env: "BERTH_AGENT_PERMISSION_TIMEOUT_SECONDS",
+    kind: "int",
+    default: 300,
+    min: 1,
+    doc: "Seconds a tool call waits for the client's answer to its permission request before it is denied",
+  },
+  sessionOutputsSeconds: {
+    env: "BERTH_SESSION_OUTPUTS_SECONDS",
+    kind: "int",
+    default: 86_400,
+    min: 0,
+    doc: "Seconds an ended session's workspace tar and transcript are kept (for GET /v1/sessions/:id/workspace, resumeFrom and fork)",
+  },
+  sessionOutputsMaxMib: {
+    env: "BERTH_SESSION_OUTPUTS_MAX_MIB",
+    kind: "int",
+    default: 256,
+    min: 1,
+    doc: "Largest workspace tar (MiB) kept of an ended session; a larger one is not kept",
+  },
   agentWarmPool: {
     env: "BERTH_AGENT_WARM_POOL",
     kind: "int",

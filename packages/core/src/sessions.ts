@@ -1,4 +1,10 @@
-import type { SessionFailure, SessionPattern, SessionState, SessionUsage } from "./contract/sessions.js";
+import type {
+  PERMISSION_MODES,
+  SessionFailure,
+  SessionPattern,
+  SessionState,
+  SessionUsage,
+} from "./contract/sessions.js";
 import { newId } from "./ids.js";
 
 export {
@@ -25,12 +31,36 @@ export interface AgentOptions {
   appendSystemPrompt?: string;
   allowedTools?: string[];
   disallowedTools?: string[];
-  permissionMode?: string;
+  permissionMode?: (typeof PERMISSION_MODES)[number];
   cwd: string;
   mcpServers?: Record<string, unknown>;
   env: Record<string, string>;
   /** Hybrid: seconds without messages before the sandbox hibernates. */
   idleSeconds?: number;
+  /** Hooks the client answers: each `PreToolUse` matcher (a tool name pattern; none: every tool). */
+  hooks?: { PreToolUse?: { matcher?: string }[] };
+  /** A JSON Schema the final answer must satisfy (the result's `structured_output`). */
+  outputFormat?: { type: "json_schema"; schema: Record<string, unknown> };
+  /** Which settings files `claude` reads in its sandbox (none unless asked). */
+  settingSources?: ("user" | "project" | "local")[];
+  /** Subagents the agent may hand work to, by name. */
+  agents?: Record<string, AgentDefinitionOption>;
+  /** Skills the agent may use: `all`, or the names of installed or uploaded ones. */
+  skills?: string[] | "all";
+  /** Partial assistant messages (`stream_event` deltas) as events too. */
+  includePartialMessages?: boolean;
+  /** A fork: the SDK session it branches off (its first start forks it; later ones resume its own). */
+  forkOf?: string;
+}
+
+/** A subagent (the Agent SDK's AgentDefinition, the fields a client may set). */
+export interface AgentDefinitionOption {
+  description: string;
+  prompt: string;
+  tools?: string[];
+  disallowedTools?: string[];
+  model?: string;
+  maxTurns?: number;
 }
 
 /** An agent session: a Claude Agent SDK conversation bound to a sandbox. */
@@ -71,11 +101,22 @@ export type SessionPatch = Partial<
   >
 >;
 
-/** One stored event of a session: an SDK message (`message`) or a lifecycle change (`state`). */
+/**
+ * Kinds of session events: an SDK message, a message the user sent (`{text}`), a lifecycle
+ * change, a tool call waiting for the client's answer and how it was settled.
+ */
+export type SessionEventType =
+  | "message"
+  | "user_message"
+  | "state"
+  | "permission_request"
+  | "permission_resolved";
+
+/** One stored event of a session: an SDK message (`message`), a lifecycle change (`state`), a permission request. */
 export interface SessionEvent {
   seq: number;
   sessionId: string;
-  type: "message" | "state";
+  type: SessionEventType;
   data: Record<string, unknown>;
   at: string;
 }

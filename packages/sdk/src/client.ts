@@ -26,9 +26,18 @@ export interface StreamOptions extends RequestOptions {
   lastEventId?: string;
   /** True for the event that ends the stream; needed to tell a drop from the end. */
   isLast?: (e: SseEvent) => boolean;
-  /** How many reconnects in a row without progress before giving up (default 5). */
-  maxRetries?: number;
+  /**
+   * How long to keep reconnecting, with backoff, while no event comes (default 60 000 ms; a server
+   * restart takes seconds). Any event starts the time again.
+   */
+  reconnectForMs?: number;
 }
+
+/** Default of `StreamOptions.reconnectForMs`. */
+export const RECONNECT_FOR_MS = 60_000;
+/** First and longest pause between reconnects. */
+const BACKOFF_FIRST_MS = 200;
+const BACKOFF_MAX_MS = 5_000;
 
 const USER_AGENT = "berth-sdk/0.1.0";
 
@@ -107,7 +116,9 @@ export class BerthClient {
   async *stream(method: string, path: string, opts: StreamOptions = {}): AsyncGenerator<SseEvent> {
     let lastEventId = opts.lastEventId;
     let failures = 0;
-    const maxRetries = opts.maxRetries ?? 5;
+    /** When the reconnects without an event began (undefined: the last connection brought one). */
+    let failingSince: number | undefined;
+    const reconnectForMs = opts.reconnectForMs ?? RECONNECT_FOR_MS;
     for (;;) {
       const parser = new SseParser(lastEventId);
       let ended = false;
@@ -126,6 +137,7 @@ export class BerthClient {
           for (const ev of parser.push(decoder.decode(chunk, { stream: true }))) {
             lastEventId = parser.lastEventId;
             failures = 0;
+            failingSince = undefined;
             if (ev.event === "error") throw errorFromEvent(ev);
             yield ev;
             if (opts.isLast?.(ev)) ended = true;
@@ -145,9 +157,15 @@ export class BerthClient {
         if (!opts.reconnect) throw err instanceof ConnectionError ? err : toConnectionError(err, this.apiUrl);
       }
       failures++;
-      if (failures > maxRetries)
-        throw new ConnectionError(`event stream dropped ${failures} times in a row; giving up`);
-      await delay(Math.min(parser.retryMs ?? 200 * failures, 5000));
+      failingSince ??= Date.now();
+      if (Date.now() - failingSince > reconnectForMs)
+        throw new ConnectionError(
+          `event stream dropped ${failures} times in a row over ${Math.round((Date.now() - failingSince) / 1000)} s; giving up`,
+        );
+      // Exponential backoff with jitter (the server's `retry:` is the floor), so a restarting
+      // server is not hammered by every client at once.
+      const backoff = Math.min(BACKOFF_FIRST_MS * 2 ** (failures - 1), BACKOFF_MAX_MS);
+      await delay(Math.max(parser.retryMs ?? 0, backoff * (0.5 + Math.random() / 2)));
     }
   }
 

@@ -31,6 +31,7 @@ export type SdkMatchesContract = [
   Check<Same<sdk.SessionView, Static<typeof contract.Session>>>,
   Check<Same<sdk.SessionSpec, Static<typeof contract.CreateSessionBody>>>,
   Check<Same<sdk.AgentSpec, Static<typeof contract.AgentSpec>>>,
+  Check<Same<sdk.PermissionAnswer, Static<typeof contract.PermissionAnswerBody>>>,
   Check<Same<sdk.SessionFailure, Static<typeof contract.SessionFailure>>>,
   Check<Same<sdk.SessionState, (typeof contract.SESSION_STATES)[number]>>,
   Check<Same<sdk.SessionPattern, (typeof contract.SESSION_PATTERNS)[number]>>,

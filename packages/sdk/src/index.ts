@@ -22,6 +22,7 @@ export { Pty, type PtyOptions } from "./pty.js";
 export { Sandbox, type SandboxConnectOptions } from "./sandbox.js";
 export {
   type AgentSpec,
+  type PermissionAnswer,
   type SessionEvent,
   type SessionFailure,
   type SessionPattern,

@@ -1,6 +1,7 @@
 import type {
   AgentSpec as AgentSpecSchema,
   CreateSessionBody,
+  PermissionAnswerBody,
   Session,
   SessionFailure as SessionFailureSchema,
   SessionPattern,
@@ -18,20 +19,51 @@ export type AgentSpec = Static<typeof AgentSpecSchema>;
 /** What `POST /v1/sessions` takes: a prompt, a pattern, an existing sandbox (`{id}`) or a new one's body. */
 export type SessionSpec = CreateSessionBody;
 
+/** The client's answer to a `permission_request` event. */
+export type PermissionAnswer = PermissionAnswerBody;
+
 /** Why a session failed (or, for one that lives on, why its last turn did). */
 export type SessionFailure = Static<typeof SessionFailureSchema>;
 
 /** A session as the API shows it. */
 export type SessionView = Static<typeof Session>;
 
-/** One event of a session: an SDK message (`message`, its JSON unchanged) or a lifecycle change (`state`). */
+/**
+ * One event of a session: an SDK message (`message`, its JSON unchanged), a message the user sent
+ * (`user_message`), a lifecycle change (`state`), a tool call waiting for the client's answer
+ * (`permission_request`; answer it with `Sessions.answerPermission`) and how it was settled.
+ */
 export type SessionEvent =
   // biome-ignore lint/suspicious/noExplicitAny: SDK messages are passed through as is
   | { id: string | undefined; event: "message"; data: Record<string, any> }
+  | { id: string | undefined; event: "user_message"; data: { text: string; at: string } }
   | {
       id: string | undefined;
       event: "state";
       data: { state: SessionState; reason?: string; failure?: SessionFailure; at: string };
+    }
+  | {
+      id: string | undefined;
+      event: "permission_request";
+      data: {
+        id: string;
+        tool: string;
+        input: Record<string, unknown>;
+        source: "permission" | "pre_tool_use";
+        expiresAt: string;
+        at: string;
+      };
+    }
+  | {
+      id: string | undefined;
+      event: "permission_resolved";
+      data: {
+        id: string;
+        behavior: "allow" | "deny";
+        by: "client" | "timeout" | "ended";
+        message?: string;
+        at: string;
+      };
     };
 
 const FINAL: SessionState[] = ["completed", "failed", "cancelled"];
@@ -57,6 +89,28 @@ export class Sessions {
     await this.client.json("POST", this.path(id, "/messages"), { json: { text } });
   }
 
+  /** `count` copies of a session (its files and conversation), each in a new sandbox, each sent `prompt`. */
+  async fork(
+    id: string,
+    f: { count: number; prompt: string; pattern?: "ephemeral" | "long-running" | "hybrid" },
+  ): Promise<SessionView[]> {
+    return (await this.client.json<{ items: SessionView[] }>("POST", this.path(id, "/fork"), { json: f }))
+      .items;
+  }
+
+  /** The session's working directory as a tar: now while it runs, else as kept when it ended. */
+  async workspace(id: string): Promise<Uint8Array> {
+    const res = await this.client.request("GET", this.path(id, "/workspace"));
+    return new Uint8Array(await res.arrayBuffer());
+  }
+
+  /** Answers a `permission_request` event of the session (allow or deny the tool call). */
+  async answerPermission(id: string, requestId: string, answer: PermissionAnswer): Promise<void> {
+    await this.client.json("POST", this.path(id, `/permissions/${encodeURIComponent(requestId)}`), {
+      json: answer,
+    });
+  }
+
   /** Stops the current turn. */
   async interrupt(id: string): Promise<void> {
     await this.client.json("POST", this.path(id, "/interrupt"));
@@ -70,11 +124,12 @@ export class Sessions {
   /**
    * The session's events from the start (or after `lastEventId`), then live until the session
    * ends; a dropped connection resumes where it left off. With `untilIdle`, also stops at the
-   * first result (when the agent waits for the next message).
+   * first result (when the agent waits for the next message). A dropped connection (a server
+   * restart) is retried with backoff for `reconnectForMs` (default 60 s) without an event.
    */
   async *events(
     id: string,
-    o: { lastEventId?: string; untilIdle?: boolean; signal?: AbortSignal } = {},
+    o: { lastEventId?: string; untilIdle?: boolean; signal?: AbortSignal; reconnectForMs?: number } = {},
   ): AsyncGenerator<SessionEvent> {
     const isEnd = (ev: { event: string; data: string }) => {
       if (ev.event !== "state") return false;
@@ -86,6 +141,7 @@ export class Sessions {
       lastEventId: o.lastEventId,
       isLast: isEnd,
       signal: o.signal,
+      ...(o.reconnectForMs !== undefined ? { reconnectForMs: o.reconnectForMs } : {}),
     }))
       yield { id: ev.id, event: ev.event, data: JSON.parse(ev.data) } as SessionEvent;
   }

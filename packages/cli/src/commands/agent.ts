@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { basename } from "node:path";
 import { createInterface } from "node:readline";
 import {
   type AgentSpec,
@@ -12,6 +14,19 @@ import { parseDuration, parseNumber, UsageError } from "../args.js";
 import type { Command, Context } from "../command.js";
 
 const PATTERNS: SessionPattern[] = ["ephemeral", "long-running", "hybrid", "shared"];
+
+/**
+ * How long a dropped event stream is retried without an event (BERTH_RECONNECT_SECONDS, default
+ * the SDK's 60 s), so `agent run` and `agent attach` ride out a server restart.
+ */
+export function reconnectForMs(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const raw = env.BERTH_RECONNECT_SECONDS;
+  if (raw === undefined || raw === "") return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0)
+    throw new UsageError(`BERTH_RECONNECT_SECONDS must be a number of seconds, got "${raw}"`, "");
+  return n * 1000;
+}
 /** Tool output shown per call (the rest is cut). */
 const TOOL_OUTPUT_CHARS = 400;
 
@@ -19,6 +34,12 @@ const TOOL_OUTPUT_CHARS = 400;
 export function describeEvent(e: SessionEvent): string | null {
   if (e.event === "state")
     return `[${e.data.state}${e.data.failure ? `: ${describeFailure(e.data.failure)}` : e.data.reason ? `: ${e.data.reason}` : ""}]`;
+  if (e.event === "user_message") return `» ${e.data.text}`.replace(/\n/g, "\n  ");
+  if (e.event === "permission_request")
+    return `? ${e.data.tool} ${JSON.stringify(e.data.input)} waits for permission: berth agent permit SESSION ${e.data.id} allow|deny`;
+  if (e.event === "permission_resolved")
+    return `? ${e.data.id}: ${e.data.behavior} (${e.data.by}${e.data.message ? `: ${e.data.message}` : ""})`;
+  if (e.event !== "message") return null;
   const m = e.data;
   // The model API failed and the agent tries again: shown, so a slow turn is not a mystery.
   if (m.type === "system" && m.subtype === "api_retry")
@@ -107,12 +128,16 @@ Options:
   --budget USD      token budget (the model gateway refuses past it)
   --max-duration D  wall-clock limit (30s, 10m, 2h; bare numbers are seconds)
   --model M         model name
+  --file PATH       put this local file in the working directory first (repeatable)
+  --resume-from ID  continue an ended session's conversation
   --demo            use Berth's scripted DEMO model (\`berth-demo\`, not Claude; needs no key):
                     it runs one command in the sandbox and reports it, to show a session end to end
   --json            print every event as a JSON line
 
 With no model key on the server (BERTH_ANTHROPIC_API_KEY), it says so at once and exits 2.`,
   options: {
+    file: { type: "string", multiple: true },
+    "resume-from": { type: "string" },
     pattern: { type: "string" },
     sandbox: { type: "string" },
     "max-turns": { type: "string" },
@@ -142,6 +167,16 @@ With no model key on the server (BERTH_ANTHROPIC_API_KEY), it says so at once an
         pattern,
         ...(v.sandbox ? { sandbox: { id: v.sandbox as string } } : {}),
         agent: JSON.parse(JSON.stringify(agent)) as AgentSpec,
+        ...(v.file
+          ? {
+              files: (v.file as string[]).map((f) => ({
+                path: basename(f),
+                content: readFileSync(f).toString("base64"),
+                encoding: "base64" as const,
+              })),
+            }
+          : {}),
+        ...(v["resume-from"] ? { resumeFrom: v["resume-from"] as string } : {}),
       })
       .catch((err: unknown) => {
         if (err instanceof BerthError && err.code === "model_unavailable") throw noModelKey(err);
@@ -150,7 +185,11 @@ With no model key on the server (BERTH_ANTHROPIC_API_KEY), it says so at once an
     if (v.demo) ctx.err(`DEMO: the model is ${DEMO_MODEL}, a script served by Berth itself, not Claude`);
     ctx.err(`session ${s.id} in sandbox ${s.sandboxId}`);
     let ok = false;
-    for await (const e of sessions.events(s.id, { untilIdle: true })) {
+    const reconnect = reconnectForMs();
+    for await (const e of sessions.events(s.id, {
+      untilIdle: true,
+      ...(reconnect !== undefined ? { reconnectForMs: reconnect } : {}),
+    })) {
       print(e, ctx);
       if (e.event === "message" && e.data.type === "result") ok = e.data.is_error === false;
     }
@@ -183,6 +222,66 @@ API's status for model_error, message) and Berth's cost figure (tokens + compute
         "\n",
       ),
     );
+    return 0;
+  },
+};
+
+/** `berth agent fork`. */
+export const agentFork: Command = {
+  summary: "copy a session (files and conversation) into N new ones",
+  usage: `Usage: berth agent fork [--count N] ID PROMPT
+
+Makes N (default 1, at most 10) sessions, each in a new sandbox with a copy of the session's
+working directory and conversation, each sent PROMPT. Prints their ids.`,
+  options: { count: { type: "string" } },
+  async run(args, ctx) {
+    const [id, ...words] = args.positionals;
+    if (!id || words.length === 0) throw new UsageError("expected ID and PROMPT", ctx.usage);
+    const count = parseNumber(args.values.count, "count", ctx.usage, { integer: true }) ?? 1;
+    const made = await new Sessions(ctx.client()).fork(id, { count, prompt: words.join(" ") });
+    for (const s of made) ctx.out(ctx.json ? JSON.stringify(s) : `${s.id} in sandbox ${s.sandboxId}`);
+    return 0;
+  },
+};
+
+/** `berth agent workspace`. */
+export const agentWorkspace: Command = {
+  summary: "download a session's working directory as tar",
+  usage: `Usage: berth agent workspace ID > workspace.tar
+
+Writes the session's working directory as a tar to standard output: taken now while the session
+runs, else the copy kept when it ended (BERTH_SESSION_OUTPUTS_SECONDS on the server).`,
+  options: {},
+  async run(args, ctx) {
+    const id = args.positionals[0];
+    if (!id || args.positionals.length > 1) throw new UsageError("expected one session ID", ctx.usage);
+    const tar = await new Sessions(ctx.client()).workspace(id);
+    await new Promise<void>((resolve, reject) =>
+      process.stdout.write(tar, (err) => (err ? reject(err) : resolve())),
+    );
+    return 0;
+  },
+};
+
+/** `berth agent permit`. */
+export const agentPermit: Command = {
+  summary: "allow or deny a tool call that waits for permission",
+  usage: `Usage: berth agent permit [--message TEXT] SESSION REQUEST allow|deny
+
+Answers a permission request of a session (shown by \`agent run\` and \`agent attach\` as
+"? TOOL INPUT waits for permission"). A denied call is not run; the agent is told --message.
+Requests not answered in BERTH_AGENT_PERMISSION_TIMEOUT_SECONDS are denied.`,
+  options: { message: { type: "string" } },
+  async run(args, ctx) {
+    const [id, requestId, behavior, ...rest] = args.positionals;
+    if (!id || !requestId || rest.length > 0 || (behavior !== "allow" && behavior !== "deny"))
+      throw new UsageError("expected SESSION REQUEST allow|deny", ctx.usage);
+    const message = args.values.message as string | undefined;
+    await new Sessions(ctx.client()).answerPermission(id, requestId, {
+      behavior,
+      ...(message ? { message } : {}),
+    });
+    ctx.out(`${requestId}: ${behavior}`);
     return 0;
   },
 };
@@ -220,7 +319,11 @@ session ends, or when input has ended and the agent has answered the last messag
       ["idle", "hibernated", "completed", "failed", "cancelled"].includes(e.data.state) &&
       Date.parse(e.data.at) >= lastSent;
     try {
-      for await (const e of sessions.events(id, { signal: stop.signal })) {
+      const reconnect = reconnectForMs();
+      for await (const e of sessions.events(id, {
+        signal: stop.signal,
+        ...(reconnect !== undefined ? { reconnectForMs: reconnect } : {}),
+      })) {
         print(e, ctx);
         if (inputDone && lastSent > 0 && resting(e)) break;
       }

@@ -66,6 +66,60 @@ export const AgentSpec = T.Object(
     cwd: T.Optional(SandboxPath),
     mcpServers: T.Optional(T.Record(T.String(), T.Unknown())),
     env: T.Optional(Env),
+    outputFormat: T.Optional(
+      T.Object(
+        { type: T.Literal("json_schema"), schema: T.Record(T.String(), T.Unknown()) },
+        {
+          additionalProperties: false,
+          description:
+            "The final answer must satisfy this JSON Schema; it is the session's `structuredOutput`",
+        },
+      ),
+    ),
+    settingSources: T.Optional(T.Array(OneOf(["user", "project", "local"] as const), { maxItems: 3 })),
+    agents: T.Optional(
+      T.Record(
+        T.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+        T.Object(
+          {
+            description: T.String({ minLength: 1, maxLength: 4096 }),
+            prompt: T.String({ minLength: 1, maxLength: 1 << 18 }),
+            tools: T.Optional(Strings),
+            disallowedTools: T.Optional(Strings),
+            model: T.Optional(T.String({ minLength: 1, maxLength: 128 })),
+            maxTurns: T.Optional(T.Integer({ minimum: 1 })),
+          },
+          { additionalProperties: false },
+        ),
+        { description: "Subagents by name" },
+      ),
+    ),
+    skills: T.Optional(T.Union([T.Literal("all"), Strings])),
+    includePartialMessages: T.Optional(T.Boolean({ description: "Partial assistant messages as events" })),
+    hooks: T.Optional(
+      T.Object(
+        {
+          PreToolUse: T.Optional(
+            T.Array(
+              T.Object(
+                {
+                  matcher: T.Optional(
+                    T.String({
+                      minLength: 1,
+                      maxLength: 256,
+                      description: "Tool names it applies to (a pattern)",
+                    }),
+                  ),
+                },
+                { additionalProperties: false },
+              ),
+              { maxItems: 16 },
+            ),
+          ),
+        },
+        { additionalProperties: false, description: "Hooks the client answers (as permission requests)" },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -86,6 +140,38 @@ export const CreateSessionBody = T.Object(
       ),
     ),
     agent: T.Optional(AgentSpec),
+    files: T.Optional(
+      T.Array(
+        T.Object(
+          {
+            path: T.String({
+              minLength: 1,
+              maxLength: 4096,
+              description: "Relative to the working directory",
+            }),
+            content: T.String({ maxLength: 16 << 20 }),
+            encoding: T.Optional(OneOf(["utf8", "base64"] as const)),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 1000, description: "Files placed in the working directory before the first turn" },
+      ),
+    ),
+    archive: T.Optional(
+      T.String({
+        maxLength: 64 << 20,
+        contentEncoding: "base64",
+        description: "A tar (base64) unpacked into the working directory before the first turn",
+      }),
+    ),
+    resumeFrom: T.Optional(
+      T.String({
+        minLength: 1,
+        maxLength: 128,
+        description:
+          "An ended session whose conversation (and, in a new sandbox, workspace) this one continues",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -96,6 +182,32 @@ export const SessionMessageBody = T.Object(
   { text: T.String({ minLength: 1, maxLength: 1 << 20 }) },
   { additionalProperties: false },
 );
+/** `POST /v1/sessions/:id/permissions/:requestId`: the client's answer to a permission request. */
+export const PermissionAnswerBody = T.Object(
+  {
+    behavior: OneOf(["allow", "deny"] as const),
+    updatedInput: T.Optional(T.Record(T.String(), T.Unknown())),
+    message: T.Optional(T.String({ minLength: 1, maxLength: 4096 })),
+  },
+  { additionalProperties: false },
+);
+export type PermissionAnswerBody = Static<typeof PermissionAnswerBody>;
+/** `:id` and `:requestId` of the permission route. */
+export const PermissionParams = T.Object({
+  id: T.String({ minLength: 1, maxLength: 128 }),
+  requestId: T.String({ minLength: 1, maxLength: 128 }),
+});
+/** `POST /v1/sessions/:id/fork`: N copies of a session, each continuing with `prompt`. */
+export const ForkSessionBody = T.Object(
+  {
+    count: T.Integer({ minimum: 1, maximum: 10, description: "How many copies" }),
+    prompt: T.String({ minLength: 1, maxLength: 1 << 20, description: "Each copy's next message" }),
+    pattern: T.Optional(OneOf(["ephemeral", "long-running", "hybrid"] as const)),
+  },
+  { additionalProperties: false },
+);
+export type ForkSessionBody = Static<typeof ForkSessionBody>;
+
 /** `:id` of the session routes. */
 export const SessionParams = T.Object({ id: T.String({ minLength: 1, maxLength: 128 }) });
 /** `GET /v1/sessions` filters. */
@@ -158,6 +270,10 @@ export const Session = T.Object({
   ),
   result: T.Union([T.Record(T.String(), T.Unknown()), T.Null()], {
     description: "The Agent SDK's last result message",
+  }),
+  structuredOutput: T.Unknown({
+    description:
+      "With agent.outputFormat: the last result's answer, valid against its schema (null otherwise)",
   }),
   failureReason: T.Union([T.String(), T.Null()], { description: "failure.message (kept for older clients)" }),
   failure: T.Union([SessionFailure, T.Null()]),

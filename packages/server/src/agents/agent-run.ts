@@ -1,4 +1,6 @@
 import {
+  type CanUseTool,
+  type HookCallbackMatcher,
   type Options,
   type PermissionMode,
   prewarm,
@@ -66,10 +68,16 @@ export interface AgentRunSpec {
   env: Record<string, string>;
   /** The SDK session to continue (hybrid wake, or after a server restart). */
   resume: string | null;
+  /** Resume `resume` as a new conversation of its own (the SDK's `forkSession`). */
+  fork?: boolean;
   /** The real API key: removed from anything passed to the sandbox, should it ever appear. */
   secret: string | undefined;
   /** Confines the process (Landlock) to changing files beneath these paths only. */
   writable?: string[];
+  /** Asks the client before a tool runs (permission modes other than `bypassPermissions`). */
+  canUseTool?: CanUseTool;
+  /** `PreToolUse` hooks, answered by the client through the same channel. */
+  preToolUse?: HookCallbackMatcher[];
   log: Logger;
 }
 
@@ -91,7 +99,14 @@ function sdkOptions(spec: AgentRunSpec): Options {
     permissionMode: (o.permissionMode ?? "bypassPermissions") as Options["permissionMode"],
     allowDangerouslySkipPermissions: (o.permissionMode ?? "bypassPermissions") === "bypassPermissions",
     ...(o.mcpServers ? { mcpServers: o.mcpServers as Options["mcpServers"] } : {}),
-    ...(spec.resume ? { resume: spec.resume } : {}),
+    ...(spec.resume ? { resume: spec.resume, ...(spec.fork ? { forkSession: true } : {}) } : {}),
+    ...(o.outputFormat ? { outputFormat: o.outputFormat } : {}),
+    ...(o.settingSources ? { settingSources: o.settingSources } : {}),
+    ...(o.agents ? { agents: o.agents } : {}),
+    ...(o.skills ? { skills: o.skills } : {}),
+    ...(o.includePartialMessages ? { includePartialMessages: true } : {}),
+    ...(spec.canUseTool ? { canUseTool: spec.canUseTool } : {}),
+    ...(spec.preToolUse?.length ? { hooks: { PreToolUse: spec.preToolUse } } : {}),
     // The SDK would otherwise hand the host's environment to the process.
     env: spec.env,
     pathToClaudeCodeExecutable: spec.claudePath,

@@ -1,8 +1,16 @@
-import { type AgentOptions, newSessionId } from "@berth/core";
-import type { GatewayGrant, GatewayToken } from "../gateway/gateway.js";
+import {
+  type AgentOptions,
+  type Config,
+  type Logger,
+  newSessionId,
+  type Runtime,
+  type Store,
+} from "@berth/core";
+import type { GatewayGrant, GatewayToken, ModelGateway } from "../gateway/gateway.js";
+import type { ServerMetrics } from "../metrics.js";
+import type { SandboxService } from "../sandboxes/service.js";
 import { agentEnv } from "./agent-env.js";
 import { ParkedAgent } from "./agent-run.js";
-import type { SessionServiceDeps } from "./session-service.js";
 
 /**
  * The tenant that owns pooled sandboxes until a session takes one. API keys' tenants match
@@ -31,11 +39,20 @@ export interface WarmStart {
   grant: GatewayGrant;
 }
 
-/** What the pool needs: the session service's parts, and the options a spare is started with. */
-export type WarmPoolDeps = Omit<SessionServiceDeps, "events"> & {
+/** What the pool needs: sandboxes to park agents in, the gateway, and the options a spare is started with. */
+export interface WarmPoolDeps {
+  config: Config;
+  store: Store;
+  runtime: Runtime;
+  sandboxes: SandboxService;
+  gateway: ModelGateway;
+  gatewayPort: number;
+  claudePath: string;
+  metrics: ServerMetrics;
+  log: Logger;
   /** A session with other fixed options starts cold. */
   options: AgentOptions;
-};
+}
 
 /**
  * Warm starts for sessions in a new sandbox (`BERTH_AGENT_WARM_POOL`): sandboxes made ahead of time,

@@ -27,6 +27,8 @@ export async function streamSessionEvents(
   const holder = (await d.store.getSandbox(s.sandboxId))?.replica;
   const elsewhere = !!holder && holder !== d.replica;
   const stream = openEventStream(req, reply);
+  // A closing server ends the stream; the client resumes from its last event on the next one.
+  stream.onClose(d.events.onShutdown(() => stream.end()));
   let last = after;
   const deliver = (e: SessionEvent) => {
     if (e.seq <= last || stream.closed) return true;

@@ -2,8 +2,11 @@ import { BerthError, InvalidRequestError, type SessionRecord } from "@berth/core
 import {
   type CreateSandboxBody,
   CreateSessionBody,
+  ForkSessionBody,
   ListOf,
   ListSessionsQuery,
+  PermissionAnswerBody,
+  PermissionParams,
   Session,
   SessionMessageBody,
   SessionParams,
@@ -40,6 +43,7 @@ function view(s: SessionRecord, computeUsd: number): Session {
     usage: s.usage,
     cost: { tokensUsd: s.tokensUsd, computeUsd, totalUsd: s.tokensUsd + computeUsd },
     result: s.result,
+    structuredOutput: s.result?.structured_output ?? null,
     failureReason: s.failureReason,
     failure: s.failure,
   };
@@ -141,6 +145,57 @@ export function sessionRoutes(
     async (req, reply) => {
       await sessions.send(req.caller.tenantId, req.params.id, req.body.text);
       return reply.status(202).send({ accepted: true });
+    },
+  );
+
+  // The client's answer to a `permission_request` event (a tool call or a PreToolUse hook waits on it).
+  app.post(
+    "/v1/sessions/:id/permissions/:requestId",
+    { schema: { tags, params: PermissionParams, body: PermissionAnswerBody } },
+    async (req, reply) => {
+      if (req.body.behavior === "deny" && req.body.updatedInput !== undefined)
+        throw new InvalidRequestError("updatedInput goes with allow, not deny", { field: "updatedInput" });
+      await sessions.answerPermission(req.caller.tenantId, req.params.id, req.params.requestId, req.body);
+      return reply.status(202).send({ accepted: true });
+    },
+  );
+
+  // Best-of-N: copies of a session (conversation and files), each in a sandbox of its own.
+  app.post(
+    "/v1/sessions/:id/fork",
+    {
+      schema: {
+        tags,
+        params: SessionParams,
+        body: ForkSessionBody,
+        response: { 201: ListOf(Session) },
+      },
+    },
+    async (req, reply) => {
+      const made = await sessions.fork(req.caller.tenantId, req.params.id, req.body);
+      const compute = await computeOf(
+        ctx.store,
+        made.map((s) => s.sandboxId),
+        ctx.config,
+      );
+      return reply.status(201).send({ items: made.map((s) => shown(s, compute)) });
+    },
+  );
+
+  // The session's working directory as tar: now while it runs, else as kept when it ended.
+  app.get(
+    "/v1/sessions/:id/workspace",
+    {
+      schema: {
+        tags,
+        params: SessionParams,
+        description: "The session's working directory as a tar stream.",
+      },
+    },
+    async (req, reply) => {
+      const w = await sessions.workspace(req.caller.tenantId, req.params.id);
+      if (w.size !== undefined) reply.header("content-length", w.size);
+      return reply.type("application/x-tar").send(w.stream);
     },
   );
 

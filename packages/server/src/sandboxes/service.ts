@@ -463,6 +463,14 @@ export class SandboxService {
   }
 
   /**
+   * The sandbox's record once no lifecycle change of it is under way (waits for its lock): a
+   * process that died because its sandbox is being hibernated or deleted sees the outcome.
+   */
+  settled(id: string): Promise<SandboxRecord | null> {
+    return this.lock.run(id, () => this.d.store.getSandbox(id));
+  }
+
+  /**
    * Fails a running sandbox whose processes are gone (the reaper's health check). The runtime is
    * asked again under the sandbox's lock: what the caller saw may be stale, since a hibernate and
    * a wake can both run between its look and this call (a woken sandbox was lost that way).

@@ -1,0 +1,243 @@
+/**
+ * The client's control over a session's tool calls, end to end: the real Claude Agent SDK in the
+ * server, the real `claude` binary in a real runc sandbox, and a FAKE model server
+ * (test/fixtures/fake-model) as the only stand-in. With `permissionMode: "default"` each Bash
+ * call waits as a `permission_request` event until the client allows or denies it over HTTP (or
+ * the timeout denies it); a `PreToolUse` hook goes through the same channel.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type FakeModel,
+  isToolResult,
+  MarkerScripts,
+  startFakeModel,
+} from "../fixtures/fake-model/server.js";
+import { api, startTestServer, type TestServer } from "../support/server.js";
+import { sessionIn } from "../support/sessions.js";
+import { readSse, type SseEvent } from "../support/sse.js";
+
+let model: FakeModel;
+let server: TestServer;
+const scripts = new MarkerScripts();
+/** Long enough for a test to answer, short enough for the timeout test to see it deny. */
+const TIMEOUT_SECONDS = 8;
+
+beforeAll(async () => {
+  model = await startFakeModel(scripts.route);
+  server = await startTestServer({
+    env: {
+      BERTH_ANTHROPIC_API_KEY: "sk-ant-fake-control",
+      BERTH_ANTHROPIC_BASE_URL: model.url,
+      BERTH_AGENT_PERMISSION_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS),
+    },
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await server?.stop();
+  await model?.close();
+});
+
+const call = (method: string, path: string, body?: unknown) =>
+  api(server, server.adminKey, method, path, body);
+const until = (id: string, states: string[]) => sessionIn((p) => call("GET", p), id, states);
+
+/** The session's events after `after` until one `until` accepts (or the session's stream ends). */
+async function nextEvent(id: string, after: string | undefined, until: (e: SseEvent) => boolean) {
+  const r = await readSse(
+    `${server.url}/v1/sessions/${id}/events`,
+    {
+      headers: {
+        authorization: `Bearer ${server.adminKey}`,
+        ...(after ? { "last-event-id": after } : {}),
+      },
+    },
+    { until, timeoutMs: 90_000 },
+  );
+  const e = r.events.at(-1);
+  if (!e || !until(e)) throw new Error(`no such event; saw ${JSON.stringify(r.events.map((x) => x.event))}`);
+  return e;
+}
+
+/** Two Bash calls, one after the other: the first writes `approved`, the second `denied`. */
+function twoBashCalls(marker: string) {
+  return (body: any) => {
+    const results = (body.messages as any[]).filter(
+      (m) => Array.isArray(m.content) && m.content.some((b: any) => b.type === "tool_result"),
+    ).length;
+    if (results === 0)
+      return {
+        kind: "tool_use" as const,
+        name: "Bash",
+        input: { command: `echo yes > /home/user/${marker}-approved`, description: "first" },
+      };
+    if (results === 1)
+      return {
+        kind: "tool_use" as const,
+        name: "Bash",
+        input: { command: `echo yes > /home/user/${marker}-denied`, description: "second" },
+      };
+    return { kind: "text" as const, text: "both asked" };
+  };
+}
+
+const exists = async (sandboxId: string, path: string) =>
+  (await call("POST", `/v1/sandboxes/${sandboxId}/exec`, { cmd: ["test", "-e", path] })).body.exitCode === 0;
+
+describe("client control of tool calls", () => {
+  it("permissionMode default: one Bash call approved and one denied through the permissions endpoint", async () => {
+    const marker = `perm-${Date.now()}`;
+    scripts.set(marker, twoBashCalls(marker));
+    const created = await call("POST", "/v1/sessions", {
+      prompt: marker,
+      pattern: "long-running",
+      agent: { permissionMode: "default" },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = created.body.id;
+    const first = await nextEvent(id, undefined, (e) => e.event === "permission_request");
+    expect(first.data).toMatchObject({ tool: "Bash", source: "permission" });
+    expect(first.data.input.command).toContain(`${marker}-approved`);
+    // Waiting for the answer is part of the turn: the session is running.
+    expect((await call("GET", `/v1/sessions/${id}`)).body.state).toBe("running");
+    const allow = await call("POST", `/v1/sessions/${id}/permissions/${first.data.id}`, {
+      behavior: "allow",
+    });
+    expect(allow.status, JSON.stringify(allow.body)).toBe(202);
+    // A second answer to the same request is a conflict; an unknown request is 404.
+    const again = await call("POST", `/v1/sessions/${id}/permissions/${first.data.id}`, { behavior: "deny" });
+    expect(again.status).toBe(409);
+    const unknown = await call("POST", `/v1/sessions/${id}/permissions/perm_nope`, { behavior: "allow" });
+    expect(unknown.status).toBe(404);
+    const bad = await call("POST", `/v1/sessions/${id}/permissions/${first.data.id}`, { behavior: "maybe" });
+    expect(bad.status).toBe(400);
+
+    const second = await nextEvent(id, first.id, (e) => e.event === "permission_request");
+    expect(second.data.input.command).toContain(`${marker}-denied`);
+    const deny = await call("POST", `/v1/sessions/${id}/permissions/${second.data.id}`, {
+      behavior: "deny",
+      message: `not that one ${marker}`,
+    });
+    expect(deny.status).toBe(202);
+    const done = await until(id, ["idle", "failed"]);
+    expect(done.result.result).toBe("both asked");
+    expect(await exists(done.sandboxId, `/home/user/${marker}-approved`)).toBe(true);
+    expect(await exists(done.sandboxId, `/home/user/${marker}-denied`)).toBe(false);
+    // The model was told why the second call did not run.
+    const told = model
+      .turns()
+      .filter((t) => isToolResult(t.body) && JSON.stringify(t.body).includes(marker))
+      .some((t) => JSON.stringify(t.body.messages.at(-1)).includes(`not that one ${marker}`));
+    expect(told).toBe(true);
+    await call("DELETE", `/v1/sessions/${id}`);
+    await call("DELETE", `/v1/sandboxes/${done.sandboxId}`);
+  }, 150_000);
+
+  it("a permission request nobody answers is denied when its timeout passes", async () => {
+    const marker = `perm-timeout-${Date.now()}`;
+    scripts.set(marker, (body) =>
+      isToolResult(body)
+        ? { kind: "text", text: "went on" }
+        : {
+            kind: "tool_use",
+            name: "Bash",
+            input: { command: `echo yes > /home/user/${marker}`, description: "unanswered" },
+          },
+    );
+    const created = await call("POST", "/v1/sessions", {
+      prompt: marker,
+      pattern: "long-running",
+      agent: { permissionMode: "default" },
+    });
+    const id = created.body.id;
+    const asked = await nextEvent(id, undefined, (e) => e.event === "permission_request");
+    const settled = await nextEvent(id, asked.id, (e) => e.event === "permission_resolved");
+    expect(settled.data).toMatchObject({ id: asked.data.id, behavior: "deny", by: "timeout" });
+    const done = await until(id, ["idle", "failed"]);
+    expect(done.result.result).toBe("went on");
+    expect(await exists(done.sandboxId, `/home/user/${marker}`)).toBe(false);
+    await call("DELETE", `/v1/sessions/${id}`);
+    await call("DELETE", `/v1/sandboxes/${done.sandboxId}`);
+  }, 150_000);
+
+  it("a PreToolUse hook asks the client through the same channel, and its deny stops the call", async () => {
+    const marker = `hook-${Date.now()}`;
+    scripts.set(marker, twoBashCalls(marker));
+    const created = await call("POST", "/v1/sessions", {
+      prompt: marker,
+      pattern: "long-running",
+      agent: { hooks: { PreToolUse: [{ matcher: "Bash" }] } },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = created.body.id;
+    const first = await nextEvent(id, undefined, (e) => e.event === "permission_request");
+    expect(first.data).toMatchObject({ tool: "Bash", source: "pre_tool_use" });
+    await call("POST", `/v1/sessions/${id}/permissions/${first.data.id}`, { behavior: "allow" });
+    const second = await nextEvent(id, first.id, (e) => e.event === "permission_request");
+    await call("POST", `/v1/sessions/${id}/permissions/${second.data.id}`, {
+      behavior: "deny",
+      message: "hook said no",
+    });
+    const done = await until(id, ["idle", "failed"]);
+    expect(await exists(done.sandboxId, `/home/user/${marker}-approved`)).toBe(true);
+    expect(await exists(done.sandboxId, `/home/user/${marker}-denied`)).toBe(false);
+    await call("DELETE", `/v1/sessions/${id}`);
+    await call("DELETE", `/v1/sandboxes/${done.sandboxId}`);
+  }, 150_000);
+
+  it("outputFormat: the structured result, valid against its schema, is on the session", async () => {
+    const marker = `structured-${Date.now()}`;
+    const answer = { failing: ["test_a", "test_b"], count: 2 };
+    // The agent hands its answer back either through a StructuredOutput tool or as the model's
+    // JSON text (the API's native structured outputs); the fake model does whichever it is asked.
+    scripts.set(marker, (body) => {
+      const tools = ((body.tools ?? []) as { name: string }[]).map((t) => t.name);
+      if (tools.includes("StructuredOutput") && !isToolResult(body))
+        return { kind: "tool_use", name: "StructuredOutput", input: answer };
+      return { kind: "text", text: JSON.stringify(answer) };
+    });
+    const created = await call("POST", "/v1/sessions", {
+      prompt: marker,
+      agent: {
+        outputFormat: {
+          type: "json_schema",
+          schema: {
+            type: "object",
+            properties: { failing: { type: "array", items: { type: "string" } }, count: { type: "integer" } },
+            required: ["failing", "count"],
+            additionalProperties: false,
+          },
+        },
+      },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const done = await until(created.body.id, ["completed", "failed"]);
+    expect(done.state, JSON.stringify(done)).toBe("completed");
+    expect(done.structuredOutput).toEqual(answer);
+    // A schema that is not an object is refused at the door.
+    const bad = await call("POST", "/v1/sessions", {
+      prompt: marker,
+      agent: { outputFormat: { type: "json_schema", schema: "string" } },
+    });
+    expect(bad.status).toBe(400);
+  }, 150_000);
+
+  it("includePartialMessages: the answer's deltas arrive as stream_event messages", async () => {
+    const marker = `partial-${Date.now()}`;
+    scripts.set(marker, () => ({ kind: "text", text: `partial answer ${marker}` }));
+    const created = await call("POST", "/v1/sessions", {
+      prompt: marker,
+      agent: { includePartialMessages: true },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    await until(created.body.id, ["completed", "failed"]);
+    const r = await readSse(
+      `${server.url}/v1/sessions/${created.body.id}/events`,
+      { headers: { authorization: `Bearer ${server.adminKey}` } },
+      { timeoutMs: 10_000 },
+    );
+    const deltas = r.events.filter((e) => e.event === "message" && e.data.type === "stream_event");
+    expect(deltas.length).toBeGreaterThan(0);
+    expect(JSON.stringify(deltas)).toContain("text_delta");
+  }, 150_000);
+});
