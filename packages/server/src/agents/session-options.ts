@@ -3,7 +3,6 @@ import {
   type Config,
   InvalidRequestError,
   SETTINGS,
-  type SessionPattern,
 } from "@berth/core";
 import type { AgentSpec, CreateSessionBody } from "@berth/core/contract";
 
