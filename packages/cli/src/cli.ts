@@ -2,6 +2,7 @@ import { BerthError } from "@berth/sdk";
 import { GLOBAL_USAGE, parseCommandArgs, splitCommandWords, UsageError } from "./args.js";
 import { type Command, makeContext } from "./command.js";
 import { agentAttach, agentRun, agentShow } from "./commands/agent.js";
+import { e2bEnv } from "./commands/e2b.js";
 import { sandboxExec } from "./commands/exec.js";
 import { filesCopy } from "./commands/files.js";
 import { keysCreate, keysList, keysRemove } from "./commands/keys.js";
@@ -33,6 +34,7 @@ export const COMMANDS: Record<string, Command | Group> = {
   keys: { create: keysCreate, list: keysList, rm: keysRemove },
   tenants: { list: tenantsList, show: tenantsShow, budget: tenantsBudget },
   agent: { run: agentRun, show: agentShow, attach: agentAttach },
+  e2b: { env: e2bEnv },
 };
 
 const isCommand = (c: Command | Group): c is Command => typeof (c as Command).run === "function";

@@ -1,0 +1,205 @@
+import { randomUUID } from "node:crypto";
+import { posix } from "node:path";
+import { ConflictError, NotFoundError } from "@berth/core";
+import type { FileEntry, SupervisorClient, WatchStream } from "@berth/supervisor";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { callOf, sandboxPath } from "./call.js";
+import {
+  type EntryInfoSchema,
+  EventType,
+  type Filesystem,
+  type FilesystemEventSchema,
+  FileType,
+  type WatchDirResponseSchema,
+} from "./gen/filesystem_pb.js";
+import { rpc } from "./rpc-errors.js";
+
+type EntryInit = MessageInitShape<typeof EntryInfoSchema>;
+type FsEventInit = MessageInitShape<typeof FilesystemEventSchema>;
+
+/** Deepest ListDir recursion served (each level is one supervisor call per directory). */
+const MAX_DEPTH = 16;
+/** Events a polled watcher keeps between GetWatcherEvents calls; older ones are dropped. */
+const MAX_WATCHER_EVENTS = 10_000;
+
+/** `ls -l` style permissions, as Go's FileMode prints them (envd's form). */
+function permissions(e: FileEntry): string {
+  const kind = e.type === "dir" ? "d" : e.type === "symlink" ? "L" : "-";
+  const bits = "rwxrwxrwx";
+  let out = kind;
+  for (let i = 0; i < 9; i++) out += e.mode & (1 << (8 - i)) ? bits[i] : "-";
+  return out;
+}
+
+/** E2B's EntryInfo for a supervisor entry at `path`. */
+export function entryInfo(path: string, e: FileEntry): EntryInit {
+  return {
+    name: path === "/" ? "/" : posix.basename(path),
+    type: e.type === "dir" ? FileType.DIRECTORY : e.type === "symlink" ? FileType.SYMLINK : FileType.FILE,
+    path,
+    size: BigInt(e.size),
+    mode: e.mode,
+    permissions: permissions(e),
+    // berth-init reports no owner; sandbox files are the sandbox user's unless made by the image.
+    owner: "user",
+    group: "user",
+    modifiedTime: timestampFromDate(new Date(e.mtime)),
+  };
+}
+
+const EVENT_TYPES = { create: EventType.CREATE, modify: EventType.WRITE, delete: EventType.REMOVE } as const;
+
+/** A watch that the SDK polls (CreateWatcher / GetWatcherEvents / RemoveWatcher). */
+interface PolledWatcher {
+  sandboxId: string;
+  watch: WatchStream;
+  events: FsEventInit[];
+  failed?: string;
+}
+
+/** Starts a supervisor watch of a directory (refusing a path that is missing or not a directory). */
+async function openWatch(client: SupervisorClient, path: string, recursive: boolean): Promise<WatchStream> {
+  const entry = await client.stat(path);
+  if (entry.type !== "dir") throw new ConnectError(`'${path}' is not a directory`, Code.InvalidArgument);
+  return client.watch(path, { recursive });
+}
+
+/** E2B's `filesystem.Filesystem` service over the sandbox's supervisor. */
+export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll(): void } {
+  const watchers = new Map<string, PolledWatcher>();
+
+  const listDir = async (client: SupervisorClient, path: string, depth: number, out: EntryInit[]) => {
+    for (const e of await client.list(path)) {
+      const child = posix.join(path, e.name);
+      out.push(entryInfo(child, e));
+      if (e.type === "dir" && depth > 1) await listDir(client, child, depth - 1, out);
+    }
+  };
+
+  const polled = (ctx: HandlerContext, id: string): PolledWatcher => {
+    const w = watchers.get(id);
+    if (!w || w.sandboxId !== callOf(ctx).sandbox.id)
+      throw new ConnectError(`watcher '${id}' not found`, Code.NotFound);
+    return w;
+  };
+
+  return {
+    async stat(req, ctx) {
+      const { client } = callOf(ctx);
+      const path = sandboxPath(req.path);
+      return rpc(async () => ({ entry: entryInfo(path, await client.stat(path)) }));
+    },
+    async makeDir(req, ctx) {
+      const { client } = callOf(ctx);
+      const path = sandboxPath(req.path);
+      return rpc(async () => {
+        // The SDK reads "already exists" as `false`, so it must be told apart from success.
+        if (await client.stat(path).catch(() => null))
+          throw new ConnectError(`'${path}' already exists`, Code.AlreadyExists);
+        await client.mkdir(path);
+        return { entry: entryInfo(path, await client.stat(path)) };
+      });
+    },
+    async move(req, ctx) {
+      const { client } = callOf(ctx);
+      const from = sandboxPath(req.source);
+      const to = sandboxPath(req.destination);
+      return rpc(async () => {
+        await client.move(from, to);
+        return { entry: entryInfo(to, await client.stat(to)) };
+      });
+    },
+    async listDir(req, ctx) {
+      const { client } = callOf(ctx);
+      const path = sandboxPath(req.path);
+      const depth = Math.min(MAX_DEPTH, Math.max(1, req.depth || 1));
+      return rpc(async () => {
+        const entry = await client.stat(path);
+        if (entry.type !== "dir")
+          throw new ConnectError(`'${path}' is not a directory`, Code.InvalidArgument);
+        const entries: EntryInit[] = [];
+        await listDir(client, path, depth, entries);
+        return { entries };
+      });
+    },
+    async remove(req, ctx) {
+      const { client } = callOf(ctx);
+      const path = sandboxPath(req.path);
+      await rpc(async () => {
+        if (path === "/") throw new ConflictError("refusing to remove '/'");
+        await client.remove(path, { recursive: true });
+      });
+      return {};
+    },
+    async *watchDir(req, ctx): AsyncGenerator<MessageInitShape<typeof WatchDirResponseSchema>> {
+      const { client } = callOf(ctx);
+      const root = sandboxPath(req.path);
+      const watch = await rpc(() => openWatch(client, root, req.recursive));
+      const queue: FsEventInit[] = [];
+      let failed: Error | undefined;
+      let wake: (() => void) | undefined;
+      watch.on("event", (e: { type: keyof typeof EVENT_TYPES; path: string }) => {
+        queue.push({ name: posix.relative(root, e.path), type: EVENT_TYPES[e.type] });
+        wake?.();
+      });
+      watch.on("error", (e: Error) => {
+        failed = e;
+        wake?.();
+      });
+      watch.on("close", () => wake?.());
+      const onAbort = () => wake?.();
+      ctx.signal.addEventListener("abort", onAbort);
+      try {
+        yield { event: { case: "start", value: {} } };
+        for (;;) {
+          while (queue.length > 0)
+            yield { event: { case: "filesystem", value: queue.shift() as FsEventInit } };
+          if (failed) throw await rpc(async () => failed);
+          if (ctx.signal.aborted) return;
+          await new Promise<void>((r) => {
+            wake = r;
+          });
+          wake = undefined;
+        }
+      } finally {
+        ctx.signal.removeEventListener("abort", onAbort);
+        watch.close();
+      }
+    },
+    async createWatcher(req, ctx) {
+      const { sandbox, client } = callOf(ctx);
+      const root = sandboxPath(req.path);
+      const watch = await rpc(() => openWatch(client, root, req.recursive));
+      const id = randomUUID();
+      const w: PolledWatcher = { sandboxId: sandbox.id, watch, events: [] };
+      watch.on("event", (e: { type: keyof typeof EVENT_TYPES; path: string }) => {
+        w.events.push({ name: posix.relative(root, e.path), type: EVENT_TYPES[e.type] });
+        if (w.events.length > MAX_WATCHER_EVENTS) w.events.shift();
+      });
+      watch.on("error", (e: Error) => {
+        w.failed = e.message;
+      });
+      watchers.set(id, w);
+      return { watcherId: id };
+    },
+    async getWatcherEvents(req, ctx) {
+      const w = polled(ctx, req.watcherId);
+      if (w.failed) throw new ConnectError(`the watch ended: ${w.failed}`, Code.Unavailable);
+      return { events: w.events.splice(0) };
+    },
+    async removeWatcher(req, ctx) {
+      const w = polled(ctx, req.watcherId);
+      w.watch.close();
+      watchers.delete(req.watcherId);
+      return {};
+    },
+    closeAll() {
+      for (const w of watchers.values()) w.watch.close();
+      watchers.clear();
+    },
+  };
+}
+
+export { NotFoundError };
