@@ -10,6 +10,7 @@ import {
   TimeoutError,
 } from "e2b";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runBerth } from "../support/cli.js";
 import { startTestServer } from "../support/server.js";
 import { waitFor } from "../support/wait.js";
 
@@ -35,9 +36,25 @@ async function create(o: Parameters<typeof Sandbox.create>[1] = {}, template = "
 
 beforeAll(async () => {
   server = await startTestServer();
-  const key = await e2bKey(server.url, server.adminKey);
-  expect(key).toMatch(/^e2b_[0-9a-f]{40}$/);
-  opts = { apiKey: key, apiUrl: `${server.url}/e2b`, sandboxUrl: `${server.url}/e2b/envd` };
+  // The two lines a user pastes, from `berth e2b env` (which makes the key).
+  const run = await runBerth(server, ["e2b", "env"]);
+  expect(run).toMatchObject({ code: 0, stderr: "" });
+  const vars = Object.fromEntries(
+    run.stdout
+      .trim()
+      .replace(/^export /, "")
+      .split(" ")
+      .map((kv) => kv.split("=") as [string, string]),
+  );
+  expect(vars).toEqual({
+    E2B_API_URL: `${server.url}/e2b`,
+    E2B_SANDBOX_URL: `${server.url}/e2b/envd`,
+    E2B_API_KEY: expect.stringMatching(/^e2b_[0-9a-f]{40}$/),
+  });
+  opts = { apiKey: vars.E2B_API_KEY, apiUrl: vars.E2B_API_URL, sandboxUrl: vars.E2B_SANDBOX_URL };
+  // An E2B-format key given to it is used as it is.
+  const again = await runBerth(server, ["e2b", "env", "--key", vars.E2B_API_KEY as string]);
+  expect(again.stdout).toContain(`E2B_API_KEY=${vars.E2B_API_KEY}`);
 });
 
 afterAll(async () => {

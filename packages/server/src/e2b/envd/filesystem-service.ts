@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { posix } from "node:path";
-import { ConflictError, NotFoundError } from "@berth/core";
+import { ConflictError } from "@berth/core";
 import type { FileEntry, SupervisorClient, WatchStream } from "@berth/supervisor";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -181,6 +181,8 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
       watch.on("error", (e: Error) => {
         w.failed = e.message;
       });
+      // A watch that ends by itself (the sandbox stopped) is forgotten: nothing outlives its sandbox.
+      watch.on("close", () => watchers.delete(id));
       watchers.set(id, w);
       return { watcherId: id };
     },
@@ -201,5 +203,3 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
     },
   };
 }
-
-export { NotFoundError };
