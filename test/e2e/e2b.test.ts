@@ -201,6 +201,12 @@ describe("the e2b SDK against Berth", () => {
     expect(await sb.files.read("/tmp/newdir/moved.txt")).toBe("one");
     await sb.files.remove("/tmp/newdir");
     expect(await sb.files.exists("/tmp/newdir")).toBe(false);
+    await sb.files.remove("/tmp/newdir"); // removing what is not there succeeds, as in E2B
+    await sb.commands.run("ln -s /tmp/multi/2.txt /tmp/link");
+    expect(await sb.files.getInfo("/tmp/link")).toMatchObject({
+      type: FileType.SYMLINK,
+      symlinkTarget: "/tmp/multi/2.txt",
+    });
     await expect(sb.files.read("/tmp/nope.txt")).rejects.toThrow(/not found/i);
 
     // Watch: events for a file made and removed under the watched directory.
@@ -209,13 +215,11 @@ describe("the e2b SDK against Berth", () => {
     const handle = await sb.files.watchDir("/tmp/watched", (e) => void events.push(e), { recursive: true });
     await sb.files.write("/tmp/watched/x.txt", "x");
     await sb.files.remove("/tmp/watched/x.txt");
-    await waitFor(
-      "create and remove events",
-      () => events,
-      (es) =>
-        es.some((e) => e.name === "x.txt" && e.type === FilesystemEventType.CREATE) &&
-        es.some((e) => e.name === "x.txt" && e.type === FilesystemEventType.REMOVE),
-    );
+    const seen = (es: typeof events) =>
+      [FilesystemEventType.CREATE, FilesystemEventType.WRITE, FilesystemEventType.REMOVE].every((t) =>
+        es.some((e) => e.name === "x.txt" && e.type === t),
+      );
+    await waitFor("create, write and remove events", () => events, seen);
     await handle.stop();
   });
 

@@ -1,7 +1,7 @@
 import type { SandboxRecord, SandboxState } from "@berth/core";
 
 /** The envd version Berth's data plane answers as: it decides which wire features the SDKs use. */
-export const ENVD_VERSION = "0.5.7";
+export const ENVD_VERSION = "0.6.4";
 
 /** E2B's name for the template a sandbox starts from when none is given. */
 export const E2B_DEFAULT_TEMPLATE = "base";

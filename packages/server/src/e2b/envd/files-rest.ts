@@ -40,6 +40,9 @@ export function filesRoutes(app: App, ctx: ServerContext): void {
 
   app.post("/files", { schema }, async (req) => {
     const { client } = envdCallOf(req);
+    // File metadata lives in xattrs in E2B; berth-init has no xattr operation yet: refused, not dropped.
+    if (Object.keys(req.headers).some((h) => h.startsWith("x-metadata-")))
+      throw new NotSupportedError("file metadata (X-Metadata-* headers) is not available in Berth sandboxes");
     const max = ctx.config.maxUploadBytes;
     const type = String(req.headers["content-type"] ?? "");
     const encoding = String(req.headers["content-encoding"] ?? "identity").toLowerCase();

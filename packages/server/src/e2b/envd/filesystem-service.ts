@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { posix } from "node:path";
-import { ConflictError } from "@berth/core";
+import { ConflictError, NotFoundError } from "@berth/core";
 import type { FileEntry, SupervisorClient, WatchStream } from "@berth/supervisor";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -33,9 +33,23 @@ function permissions(e: FileEntry): string {
   return out;
 }
 
+/** Where a symlink points (berth-init's stat does not say, so `readlink` runs in the sandbox). */
+async function linkTarget(client: SupervisorClient, path: string): Promise<string | undefined> {
+  const proc = await client.exec({ cmd: ["readlink", "-f", "--", path], env: { PATH: "/usr/bin:/bin" } });
+  const out: Buffer[] = [];
+  proc.on("stdout", (b: Buffer) => out.push(b));
+  const ok = await new Promise<boolean>((resolve) => {
+    proc.on("exit", (s: { exitCode: number | null }) => resolve(s.exitCode === 0));
+    proc.on("error", () => resolve(false));
+  });
+  return ok ? Buffer.concat(out).toString("utf8").replace(/\n$/, "") : undefined;
+}
+
 /** E2B's EntryInfo for a supervisor entry at `path`. */
-export function entryInfo(path: string, e: FileEntry): EntryInit {
+export async function entryInfo(client: SupervisorClient, path: string, e: FileEntry): Promise<EntryInit> {
+  const symlinkTarget = e.type === "symlink" ? await linkTarget(client, path) : undefined;
   return {
+    ...(symlinkTarget !== undefined ? { symlinkTarget } : {}),
     name: path === "/" ? "/" : posix.basename(path),
     type: e.type === "dir" ? FileType.DIRECTORY : e.type === "symlink" ? FileType.SYMLINK : FileType.FILE,
     path,
@@ -50,6 +64,25 @@ export function entryInfo(path: string, e: FileEntry): EntryInit {
 }
 
 const EVENT_TYPES = { create: EventType.CREATE, modify: EventType.WRITE, delete: EventType.REMOVE } as const;
+
+/**
+ * E2B's events for one supervisor event. berth-init writes files atomically (a new inode renamed
+ * into place), which inotify reports as a create; envd's clients expect a write event for new
+ * content, so a created regular file is reported as CREATE then WRITE, as envd reports a new file.
+ */
+async function eventsOf(
+  client: SupervisorClient,
+  root: string,
+  e: { type: keyof typeof EVENT_TYPES; path: string },
+  includeEntry: boolean,
+): Promise<FsEventInit[]> {
+  const name = posix.relative(root, e.path);
+  const stat = e.type === "delete" ? null : await client.stat(e.path).catch(() => null);
+  const entry = includeEntry && stat ? { entry: await entryInfo(client, e.path, stat) } : {};
+  const out: FsEventInit[] = [{ name, type: EVENT_TYPES[e.type], ...entry }];
+  if (e.type === "create" && stat?.type === "file") out.push({ name, type: EventType.WRITE, ...entry });
+  return out;
+}
 
 /** A watch that the SDK polls (CreateWatcher / GetWatcherEvents / RemoveWatcher). */
 interface PolledWatcher {
@@ -73,7 +106,7 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
   const listDir = async (client: SupervisorClient, path: string, depth: number, out: EntryInit[]) => {
     for (const e of await client.list(path)) {
       const child = posix.join(path, e.name);
-      out.push(entryInfo(child, e));
+      out.push(await entryInfo(client, child, e));
       if (e.type === "dir" && depth > 1) await listDir(client, child, depth - 1, out);
     }
   };
@@ -89,7 +122,7 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
     async stat(req, ctx) {
       const { client } = callOf(ctx);
       const path = sandboxPath(req.path);
-      return rpc(async () => ({ entry: entryInfo(path, await client.stat(path)) }));
+      return rpc(async () => ({ entry: await entryInfo(client, path, await client.stat(path)) }));
     },
     async makeDir(req, ctx) {
       const { client } = callOf(ctx);
@@ -99,7 +132,7 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
         if (await client.stat(path).catch(() => null))
           throw new ConnectError(`'${path}' already exists`, Code.AlreadyExists);
         await client.mkdir(path);
-        return { entry: entryInfo(path, await client.stat(path)) };
+        return { entry: await entryInfo(client, path, await client.stat(path)) };
       });
     },
     async move(req, ctx) {
@@ -108,7 +141,7 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
       const to = sandboxPath(req.destination);
       return rpc(async () => {
         await client.move(from, to);
-        return { entry: entryInfo(to, await client.stat(to)) };
+        return { entry: await entryInfo(client, to, await client.stat(to)) };
       });
     },
     async listDir(req, ctx) {
@@ -129,7 +162,10 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
       const path = sandboxPath(req.path);
       await rpc(async () => {
         if (path === "/") throw new ConflictError("refusing to remove '/'");
-        await client.remove(path, { recursive: true });
+        // Removing what is not there succeeds, as envd does.
+        await client.remove(path, { recursive: true }).catch((err: unknown) => {
+          if (!(err instanceof NotFoundError)) throw err;
+        });
       });
       return {};
     },
@@ -140,9 +176,13 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
       const queue: FsEventInit[] = [];
       let failed: Error | undefined;
       let wake: (() => void) | undefined;
+      // Events are turned into E2B's one after another, so their order is kept.
+      let chain = Promise.resolve();
       watch.on("event", (e: { type: keyof typeof EVENT_TYPES; path: string }) => {
-        queue.push({ name: posix.relative(root, e.path), type: EVENT_TYPES[e.type] });
-        wake?.();
+        chain = chain.then(async () => {
+          queue.push(...(await eventsOf(client, root, e, req.includeEntry)));
+          wake?.();
+        });
       });
       watch.on("error", (e: Error) => {
         failed = e;
@@ -174,9 +214,12 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
       const watch = await rpc(() => openWatch(client, root, req.recursive));
       const id = randomUUID();
       const w: PolledWatcher = { sandboxId: sandbox.id, watch, events: [] };
+      let chain = Promise.resolve();
       watch.on("event", (e: { type: keyof typeof EVENT_TYPES; path: string }) => {
-        w.events.push({ name: posix.relative(root, e.path), type: EVENT_TYPES[e.type] });
-        if (w.events.length > MAX_WATCHER_EVENTS) w.events.shift();
+        chain = chain.then(async () => {
+          w.events.push(...(await eventsOf(client, root, e, req.includeEntry)));
+          if (w.events.length > MAX_WATCHER_EVENTS) w.events.splice(0, w.events.length - MAX_WATCHER_EVENTS);
+        });
       });
       watch.on("error", (e: Error) => {
         w.failed = e.message;
