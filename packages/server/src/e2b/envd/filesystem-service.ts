@@ -63,6 +63,9 @@ export async function entryInfo(client: SupervisorClient, path: string, e: FileE
   };
 }
 
+/** The name berth-init gives the temporary file of an atomic write (`.<name>.berth-XXXXXX`). */
+const BERTH_TEMP_FILE = /^\..+\.berth-[A-Za-z0-9]{6}$/;
+
 const EVENT_TYPES = { create: EventType.CREATE, modify: EventType.WRITE, delete: EventType.REMOVE } as const;
 
 /**
@@ -77,10 +80,13 @@ async function eventsOf(
   includeEntry: boolean,
 ): Promise<FsEventInit[]> {
   const name = posix.relative(root, e.path);
+  // berth-init's own temporary file of an atomic write is not the user's business.
+  if (BERTH_TEMP_FILE.test(posix.basename(e.path))) return [];
   const stat = e.type === "delete" ? null : await client.stat(e.path).catch(() => null);
   const entry = includeEntry && stat ? { entry: await entryInfo(client, e.path, stat) } : {};
   const out: FsEventInit[] = [{ name, type: EVENT_TYPES[e.type], ...entry }];
-  if (e.type === "create" && stat?.type === "file") out.push({ name, type: EventType.WRITE, ...entry });
+  // A file removed again before it could be looked at was still a written file.
+  if (e.type === "create" && stat?.type !== "dir") out.push({ name, type: EventType.WRITE, ...entry });
   return out;
 }
 
