@@ -9,6 +9,7 @@ import {
   agentShow,
   agentWorkspace,
 } from "./commands/agent.js";
+import { e2bEnv } from "./commands/e2b.js";
 import { sandboxExec } from "./commands/exec.js";
 import { filesList, filesMkdir, filesRemove, filesWatch } from "./commands/file-ops.js";
 import { filesCopy } from "./commands/files.js";
@@ -95,6 +96,7 @@ export const COMMANDS: Record<string, Command | Group> = {
     show: managedAgentsShow,
     rm: managedAgentsRemove,
   },
+  e2b: { env: e2bEnv },
 };
 
 const isCommand = (c: Command | Group): c is Command => typeof (c as Command).run === "function";

@@ -5,6 +5,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger } from "fastify";
 import { apiDocsRoutes } from "./api-docs/api-docs-routes.js";
+import { installE2b } from "./e2b/index.js";
 import { auditCall } from "./http/audit-trail.js";
 import { installBodyTimeout, streamsBodies } from "./http/body-timeout.js";
 import { frameworkError, installErrorHandling } from "./http/errors.js";
@@ -135,6 +136,8 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
     log: ctx.log,
   });
   portRoutes(app, ctx, ports, proxy);
+  // E2B's API (control plane under /e2b, sandboxes' data plane under /e2b/envd): see e2b/index.ts.
+  await installE2b(app, ctx);
   // File uploads are raw streams of any content type, so these routes get their own parsers.
   await app.register(async (raw) => {
     raw.removeAllContentTypeParsers();

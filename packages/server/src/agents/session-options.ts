@@ -1,9 +1,4 @@
-import {
-  type AgentOptions,
-  type Config,
-  InvalidRequestError,
-  SETTINGS,
-} from "@berth/core";
+import { type AgentOptions, type Config, InvalidRequestError, SETTINGS } from "@berth/core";
 import type { AgentSpec, CreateSessionBody } from "@berth/core/contract";
 
 /** What a client asks for in `POST /v1/sessions` (the contract's type). */

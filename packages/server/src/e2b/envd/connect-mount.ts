@@ -1,0 +1,59 @@
+import { Readable } from "node:stream";
+import { PayloadTooLargeError } from "@berth/core";
+import { type ConnectRouter, createConnectRouter, createContextValues } from "@connectrpc/connect";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import type { App } from "../../routes/context.js";
+import { envdCallOf } from "./auth.js";
+import { envdCallKey } from "./call.js";
+
+/** Largest Connect request body read (one message: commands, paths, stdin chunks). */
+const MAX_RPC_BODY = 16 * 1024 * 1024;
+
+/** The whole request body, refused past `max` bytes. */
+async function readBody(body: Readable | undefined, max: number): Promise<Uint8Array> {
+  if (!body) return new Uint8Array(0);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of body as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > max) throw new PayloadTooLargeError(`a Connect request may be at most ${max} bytes`, { max });
+    chunks.push(c);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Serves Connect RPCs (JSON and binary, unary and streaming, as `@connectrpc/connect` implements
+ * them) inside a Fastify scope, so the scope's hooks (sandbox resolution, audit) run first. The
+ * body was left unparsed by the scope; it is read here and handed to the Connect handler.
+ */
+export function mountConnect(app: App, routes: (router: ConnectRouter) => void): void {
+  const router = createConnectRouter();
+  routes(router);
+  const handlers = new Map<string, UniversalHandler>(router.handlers.map((h) => [h.requestPath, h]));
+  app.post("/:service/:method", { schema: { hide: true } }, async (req, reply) => {
+    const { service, method } = req.params as { service: string; method: string };
+    const handler = handlers.get(`/${service}/${method}`);
+    if (!handler) return reply.status(404).send({ code: 404, message: `no method /${service}/${method}` });
+    const call = envdCallOf(req);
+    const body = await readBody(req.body as Readable | undefined, MAX_RPC_BODY);
+    // Aborted when the client goes away before the answer is complete (ends a followed stream).
+    const abort = new AbortController();
+    reply.raw.on("close", () => abort.abort());
+    const headers = new Headers();
+    for (const [k, v] of Object.entries(req.headers))
+      if (v !== undefined) for (const one of Array.isArray(v) ? v : [v]) headers.append(k, one);
+    const res = await handler({
+      httpVersion: req.raw.httpVersion,
+      method: "POST",
+      url: `http://envd${req.url}`,
+      header: headers,
+      body: Readable.from([body]),
+      signal: abort.signal,
+      contextValues: createContextValues().set(envdCallKey, call),
+    });
+    reply.hijack();
+    await universalResponseToNodeResponse(res, reply.raw);
+  });
+}

@@ -1,0 +1,91 @@
+import { Type as T } from "@sinclair/typebox";
+import { streamsBodies } from "../http/body-timeout.js";
+import type { App, ServerContext } from "../routes/context.js";
+import { EnvdTokens } from "./access-token.js";
+import { controlPlaneRoutes } from "./control-plane.js";
+import { resolveEnvdCall } from "./envd/auth.js";
+import { mountConnect } from "./envd/connect-mount.js";
+import { filesRoutes } from "./envd/files-rest.js";
+import { filesystemService } from "./envd/filesystem-service.js";
+import { Filesystem } from "./envd/gen/filesystem_pb.js";
+import { Process } from "./envd/gen/process_pb.js";
+import { processService } from "./envd/process-service.js";
+import { ProcessTable } from "./envd/process-table.js";
+import { e2bErrorHandler, e2bNotFound, envdErrorHandler } from "./errors.js";
+import { e2bCaller, newE2bKey } from "./keys.js";
+
+/** Where the E2B surface lives on Berth's port: E2B_API_URL is `<server>/e2b`. */
+export const E2B_API_PREFIX = "/e2b";
+/** E2B_SANDBOX_URL is `<server>/e2b/envd`: every sandbox's data plane, told apart by `E2b-Sandbox-Id`. */
+export const E2B_SANDBOX_PREFIX = "/e2b/envd";
+
+/**
+ * Serves E2B's API on Berth's port so the `e2b` SDKs run unchanged: the control plane under
+ * `/e2b` (X-API-Key) and the sandboxes' data plane ("envd") under `/e2b/envd`, plus
+ * `POST /v1/e2b/keys`, which makes an E2B-format key for the caller's tenant.
+ */
+export async function installE2b(app: App, ctx: ServerContext): Promise<void> {
+  const tokens = await EnvdTokens.load(ctx.config.dataDir);
+  const table = new ProcessTable();
+  const files = filesystemService();
+  const processEnv = ctx.sandboxes.processEnv.bind(ctx.sandboxes);
+
+  app.post(
+    "/v1/e2b/keys",
+    {
+      schema: {
+        tags: ["e2b"],
+        description: "Makes an API key in E2B's format (`e2b_` + 40 hex) for the caller's tenant.",
+        response: { 201: T.Object({ id: T.String(), key: T.String(), tenantId: T.String() }) },
+      },
+    },
+    async (req, reply) => {
+      const { key, record } = newE2bKey(req.caller.tenantId);
+      await ctx.store.createApiKey(record);
+      return reply.status(201).send({ id: record.id, key, tenantId: record.tenantId });
+    },
+  );
+
+  await app.register(
+    async (scope: App) => {
+      scope.setErrorHandler(e2bErrorHandler);
+      scope.setNotFoundHandler(e2bNotFound);
+      scope.addHook("onRequest", async (req) => {
+        if (req.routeOptions.url === `${E2B_API_PREFIX}/health`) return;
+        req.caller = await e2bCaller(ctx.store, req.headers["x-api-key"]);
+      });
+      controlPlaneRoutes(scope, ctx, tokens);
+    },
+    { prefix: E2B_API_PREFIX },
+  );
+
+  await app.register(
+    async (scope: App) => {
+      // Bodies stay streams: uploads are written as they arrive, Connect reads its own.
+      scope.removeAllContentTypeParsers();
+      streamsBodies(scope);
+      scope.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
+      scope.setErrorHandler(envdErrorHandler);
+      scope.setNotFoundHandler(e2bNotFound);
+      // envd's health check: 204 while the sandbox runs, 502 when it is paused or gone.
+      scope.get("/health", { schema: { hide: true } }, async (req, reply) => {
+        await resolveEnvdCall(req, ctx, tokens);
+        return reply.status(204).send();
+      });
+      scope.addHook("preHandler", async (req) => {
+        if (req.routeOptions.url !== `${E2B_SANDBOX_PREFIX}/health`) await resolveEnvdCall(req, ctx, tokens);
+      });
+      filesRoutes(scope, ctx);
+      mountConnect(scope, (router) => {
+        router.service(Process, processService(table, processEnv));
+        router.service(Filesystem, files);
+      });
+    },
+    { prefix: E2B_SANDBOX_PREFIX },
+  );
+
+  app.addHook("preClose", async () => {
+    table.closeAll();
+    files.closeAll();
+  });
+}

@@ -1,0 +1,335 @@
+// End-to-end: E2B's own `e2b` npm package, unchanged, against a real Berth server (runc, SQLite,
+// loopback HTTP). Only the two URLs and the key point it at Berth.
+import {
+  CommandExitError,
+  type ConnectionOpts,
+  FilesystemEventType,
+  FileType,
+  NotFoundError,
+  Sandbox,
+  TimeoutError,
+} from "e2b";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runBerth } from "../support/cli.js";
+import { startTestServer } from "../support/server.js";
+import { waitFor } from "../support/wait.js";
+
+let server: Awaited<ReturnType<typeof startTestServer>> | undefined;
+let opts: ConnectionOpts;
+const made: Sandbox[] = [];
+
+/** A key in E2B's format for the admin's tenant, made through Berth's API. */
+async function e2bKey(url: string, berthKey: string): Promise<string> {
+  const res = await fetch(`${url}/v1/e2b/keys`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${berthKey}` },
+  });
+  expect(res.status).toBe(201);
+  return ((await res.json()) as { key: string }).key;
+}
+
+async function create(o: Parameters<typeof Sandbox.create>[1] = {}, template = "base"): Promise<Sandbox> {
+  const sb = await Sandbox.create(template, { ...opts, timeoutMs: 600_000, ...o });
+  made.push(sb);
+  return sb;
+}
+
+beforeAll(async () => {
+  server = await startTestServer();
+  // The two lines a user pastes, from `berth e2b env` (which makes the key).
+  const run = await runBerth(server, ["e2b", "env"]);
+  expect(run).toMatchObject({ code: 0, stderr: "" });
+  const vars = Object.fromEntries(
+    run.stdout
+      .trim()
+      .replace(/^export /, "")
+      .split(" ")
+      .map((kv) => kv.split("=") as [string, string]),
+  );
+  expect(vars).toEqual({
+    E2B_API_URL: `${server.url}/e2b`,
+    E2B_SANDBOX_URL: `${server.url}/e2b/envd`,
+    E2B_API_KEY: expect.stringMatching(/^e2b_[0-9a-f]{40}$/),
+  });
+  opts = { apiKey: vars.E2B_API_KEY, apiUrl: vars.E2B_API_URL, sandboxUrl: vars.E2B_SANDBOX_URL };
+  // An E2B-format key given to it is used as it is.
+  const again = await runBerth(server, ["e2b", "env", "--key", vars.E2B_API_KEY as string]);
+  expect(again.stdout).toContain(`E2B_API_KEY=${vars.E2B_API_KEY}`);
+});
+
+afterAll(async () => {
+  for (const sb of made) await sb.kill().catch(() => {});
+  await server?.stop();
+});
+
+describe("the e2b SDK against Berth", () => {
+  it("creates with metadata, lists by metadata and state, gets info, sets the timeout, kills", async () => {
+    const tag = `t${Date.now()}`;
+    const a = await create({ metadata: { suite: tag, which: "a" }, envs: { GREETING: "hello" } });
+    const b = await create({ metadata: { suite: tag, which: "b" } });
+    expect(a.sandboxId).toMatch(/^sb[a-z0-9]{16}$/);
+
+    const mine = await Sandbox.list({ ...opts, query: { metadata: { suite: tag } } }).nextItems();
+    expect(mine.map((s) => s.sandboxId).sort()).toEqual([a.sandboxId, b.sandboxId].sort());
+    const onlyA = await Sandbox.list({
+      ...opts,
+      query: { metadata: { suite: tag, which: "a" } },
+    }).nextItems();
+    expect(onlyA.map((s) => s.sandboxId)).toEqual([a.sandboxId]);
+    expect(onlyA[0]).toMatchObject({
+      state: "running",
+      templateId: "base",
+      metadata: { suite: tag, which: "a" },
+    });
+
+    // Pages of one: the paginator follows X-Next-Token to the end.
+    const pager = Sandbox.list({ ...opts, limit: 1, query: { metadata: { suite: tag } } });
+    const seen: string[] = [];
+    while (pager.hasNext) seen.push(...(await pager.nextItems()).map((s) => s.sandboxId));
+    expect(seen.sort()).toEqual([a.sandboxId, b.sandboxId].sort());
+
+    // envVars reach commands; the info reports the sandbox as it is.
+    expect((await a.commands.run("echo $GREETING")).stdout).toBe("hello\n");
+    const info = await a.getInfo();
+    expect(info).toMatchObject({
+      sandboxId: a.sandboxId,
+      state: "running",
+      metadata: { suite: tag, which: "a" },
+    });
+
+    // setTimeout counts from now (Berth stores it from creation: the end moves, both ways).
+    const before = Date.now();
+    await a.setTimeout(30_000);
+    const end = (await a.getInfo()).endAt.getTime();
+    expect(end).toBeGreaterThanOrEqual(before + 29_000);
+    expect(end).toBeLessThanOrEqual(Date.now() + 31_000);
+
+    await b.kill();
+    expect(await b.isRunning()).toBe(false);
+    const left = await Sandbox.list({ ...opts, query: { metadata: { suite: tag } } }).nextItems();
+    expect(left.map((s) => s.sandboxId)).toEqual([a.sandboxId]);
+    await expect(Sandbox.getInfo(b.sandboxId, opts)).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it("runs commands: foreground, env and cwd, exit codes, stdin, background with connect and kill, timeouts", async () => {
+    const sb = await create();
+    const hi = await sb.commands.run('echo out; echo err >&2; echo "$X"; pwd', {
+      envs: { X: "from-env" },
+      cwd: "/tmp",
+    });
+    expect(hi).toMatchObject({ exitCode: 0, stdout: "out\nfrom-env\n/tmp\n", stderr: "err\n" });
+    // The default working directory is the user's home, as in E2B.
+    expect((await sb.commands.run("pwd; whoami")).stdout).toBe("/home/user\nuser\n");
+
+    const failed = await sb.commands.run("exit 3").catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(CommandExitError);
+    expect((failed as CommandExitError).exitCode).toBe(3);
+
+    // Streamed output arrives through the callbacks as it is written.
+    const chunks: string[] = [];
+    await sb.commands.run("for i in 1 2 3; do echo line$i; done", { onStdout: (d) => void chunks.push(d) });
+    expect(chunks.join("")).toBe("line1\nline2\nline3\n");
+
+    // stdin: sent in two parts, then closed: cat sees all of it and ends.
+    const cat = await sb.commands.run("cat", { background: true, stdin: true });
+    await sb.commands.sendStdin(cat.pid, "hello ");
+    await sb.commands.sendStdin(cat.pid, "world");
+    await sb.commands.closeStdin(cat.pid);
+    expect((await cat.wait()).stdout).toBe("hello world");
+
+    // Background: disconnect, find it in the list, reconnect by pid, then kill it.
+    const bg = await sb.commands.run("echo started; sleep 600", { background: true, timeoutMs: 0 });
+    await waitFor(
+      "the background command's first line",
+      () => bg.stdout,
+      (s) => s === "started\n",
+    );
+    await bg.disconnect();
+    const listed = await sb.commands.list();
+    expect(listed.map((p) => p.pid)).toContain(bg.pid);
+    expect(listed.find((p) => p.pid === bg.pid)).toMatchObject({ cmd: "/bin/bash" });
+    const again = await sb.commands.connect(bg.pid, { timeoutMs: 0 });
+    expect(await sb.commands.kill(bg.pid)).toBe(true);
+    const killed = await again.wait().catch((e: unknown) => e);
+    expect(killed).toBeInstanceOf(CommandExitError);
+    expect((await sb.commands.list()).map((p) => p.pid)).not.toContain(bg.pid);
+    expect(await sb.commands.kill(bg.pid)).toBe(false);
+
+    // A command past its timeout fails with TimeoutError, and the process is gone afterwards.
+    const slow = await sb.commands.run("sleep 30", { background: true, timeoutMs: 1000 });
+    await expect(slow.wait()).rejects.toBeInstanceOf(TimeoutError);
+    await waitFor(
+      "the timed-out command to be killed",
+      async () => (await sb.commands.list()).map((p) => p.pid),
+      (pids) => !pids.includes(slow.pid),
+    );
+  });
+
+  it("reads and writes files: text, binary, gzip, list, rename, remove, exists, info, mkdir, watch", async () => {
+    const sb = await create();
+    const w = await sb.files.write("notes/a.txt", "hello file");
+    expect(w).toMatchObject({ name: "a.txt", path: "/home/user/notes/a.txt" });
+    expect(await sb.files.read("/home/user/notes/a.txt")).toBe("hello file");
+
+    const bytes = new Uint8Array(256).map((_, i) => i);
+    await sb.files.write("/tmp/bin.dat", bytes.buffer);
+    expect(Buffer.from(await sb.files.read("/tmp/bin.dat", { format: "bytes" }))).toEqual(Buffer.from(bytes));
+    // gzip both ways: the upload is gunzipped by the server, the download gzipped on request.
+    const big = "compress me ".repeat(10_000);
+    await sb.files.write("/tmp/big.txt", big, { gzip: true });
+    expect((await sb.commands.run("wc -c < /tmp/big.txt")).stdout.trim()).toBe(String(big.length));
+    expect(await sb.files.read("/tmp/big.txt", { gzip: true })).toBe(big);
+
+    // Several files in one multipart upload.
+    await sb.files.write([
+      { path: "/tmp/multi/1.txt", data: "one" },
+      { path: "/tmp/multi/2.txt", data: "two" },
+    ]);
+    const entries = await sb.files.list("/tmp/multi");
+    expect(entries.map((e) => [e.name, e.type, e.path])).toEqual([
+      ["1.txt", FileType.FILE, "/tmp/multi/1.txt"],
+      ["2.txt", FileType.FILE, "/tmp/multi/2.txt"],
+    ]);
+    const info = await sb.files.getInfo("/tmp/multi/1.txt");
+    expect(info).toMatchObject({ name: "1.txt", type: FileType.FILE, size: 3, permissions: "-rw-r--r--" });
+    expect((await sb.files.getInfo("/tmp/multi")).type).toBe(FileType.DIR);
+
+    expect(await sb.files.makeDir("/tmp/newdir/sub")).toBe(true);
+    expect(await sb.files.makeDir("/tmp/newdir/sub")).toBe(false);
+    await sb.files.rename("/tmp/multi/1.txt", "/tmp/newdir/moved.txt");
+    expect(await sb.files.exists("/tmp/multi/1.txt")).toBe(false);
+    expect(await sb.files.read("/tmp/newdir/moved.txt")).toBe("one");
+    await sb.files.remove("/tmp/newdir");
+    expect(await sb.files.exists("/tmp/newdir")).toBe(false);
+    await sb.files.remove("/tmp/newdir"); // removing what is not there succeeds, as in E2B
+    await sb.commands.run("ln -s /tmp/multi/2.txt /tmp/link");
+    expect(await sb.files.getInfo("/tmp/link")).toMatchObject({
+      type: FileType.SYMLINK,
+      symlinkTarget: "/tmp/multi/2.txt",
+    });
+    await expect(sb.files.read("/tmp/nope.txt")).rejects.toThrow(/not found/i);
+
+    // Watch: events for a file made and removed under the watched directory.
+    await sb.files.makeDir("/tmp/watched");
+    const events: { name: string; type: string }[] = [];
+    const handle = await sb.files.watchDir("/tmp/watched", (e) => void events.push(e), { recursive: true });
+    await sb.files.write("/tmp/watched/x.txt", "x");
+    await sb.files.remove("/tmp/watched/x.txt");
+    const seen = (es: typeof events) =>
+      [FilesystemEventType.CREATE, FilesystemEventType.WRITE, FilesystemEventType.REMOVE].every((t) =>
+        es.some((e) => e.name === "x.txt" && e.type === t),
+      );
+    await waitFor("create, write and remove events", () => events, seen);
+    await handle.stop();
+  });
+
+  it("runs a PTY: input, output, resize, kill", async () => {
+    const sb = await create();
+    let out = "";
+    const dec = new TextDecoder();
+    const term = await sb.pty.create({
+      cols: 80,
+      rows: 24,
+      onData: (d) => {
+        out += dec.decode(d);
+      },
+      timeoutMs: 0,
+    });
+    await sb.pty.sendInput(term.pid, new TextEncoder().encode("stty size; echo pty-$((6*7))\n"));
+    await waitFor(
+      "the PTY's answer",
+      () => out,
+      (s) => s.includes("24 80") && s.includes("pty-42"),
+    );
+    await sb.pty.resize(term.pid, { cols: 100, rows: 30 });
+    await sb.pty.sendInput(term.pid, new TextEncoder().encode("stty size\n"));
+    await waitFor(
+      "the new size",
+      () => out,
+      (s) => s.includes("30 100"),
+    );
+    expect(await sb.pty.kill(term.pid)).toBe(true);
+    await expect(term.wait()).rejects.toBeInstanceOf(CommandExitError);
+  });
+
+  it("pauses with files kept and resumes on connect; the data plane answers 502 while paused", async () => {
+    const sb = await create();
+    await sb.files.write("/home/user/kept.txt", "still here");
+    expect(await sb.pause()).toBe(true);
+    expect(await Sandbox.pause(sb.sandboxId, opts)).toBe(false);
+    expect((await sb.getInfo()).state).toBe("paused");
+    expect(await sb.isRunning()).toBe(false);
+    const listed = await Sandbox.list({ ...opts, query: { state: ["paused"] } }).nextItems();
+    expect(listed.map((s) => s.sandboxId)).toContain(sb.sandboxId);
+
+    const back = await Sandbox.connect(sb.sandboxId, opts);
+    expect((await back.getInfo()).state).toBe("running");
+    expect(await back.files.read("/home/user/kept.txt")).toBe("still here");
+    expect((await back.commands.run("echo awake")).stdout).toBe("awake\n");
+  });
+
+  it("forks a sandbox (files, env and settings) and makes sandboxes from snapshots", async () => {
+    const src = await create({ metadata: { role: "source" }, envs: { FROM: "source" } });
+    await src.files.write("/home/user/state.txt", "forked state");
+    const forks = await Sandbox.fork(src.sandboxId, { ...opts, count: 2, timeoutMs: 600_000 });
+    expect(forks).toHaveLength(2);
+    for (const f of forks) {
+      if (!(f instanceof Sandbox)) throw f;
+      made.push(f);
+      expect(f.sandboxId).not.toBe(src.sandboxId);
+      expect(await f.files.read("/home/user/state.txt")).toBe("forked state");
+      expect((await f.commands.run("echo $FROM")).stdout).toBe("source\n");
+      expect((await f.getInfo()).metadata).toEqual({ role: "source" });
+    }
+    // The copies are separate: a change in one is not seen by the others.
+    await (forks[0] as Sandbox).files.write("/home/user/state.txt", "changed");
+    expect(await (forks[1] as Sandbox).files.read("/home/user/state.txt")).toBe("forked state");
+    expect(await src.files.read("/home/user/state.txt")).toBe("forked state");
+
+    const snap = await src.createSnapshot({ name: "e2b-suite-snap" });
+    expect(snap.snapshotId).toMatch(/^sn/);
+    const listed = await Sandbox.listSnapshots({ ...opts, sandboxId: src.sandboxId }).nextItems();
+    expect(listed.map((s) => s.snapshotId)).toContain(snap.snapshotId);
+    const fromSnap = await create({}, snap.snapshotId);
+    expect(await fromSnap.files.read("/home/user/state.txt")).toBe("forked state");
+    expect(await Sandbox.deleteSnapshot(snap.snapshotId, opts)).toBe(true);
+    const after = await Sandbox.listSnapshots({ ...opts, sandboxId: src.sandboxId }).nextItems();
+    expect(after.map((s) => s.snapshotId)).not.toContain(snap.snapshotId);
+  });
+
+  it("refuses a wrong access token, another tenant's key, and root", async () => {
+    const sb = await create();
+    const res = await fetch(`${server?.url}/e2b/envd/process.Process/List`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "e2b-sandbox-id": sb.sandboxId,
+        "x-access-token": "not-the-token",
+      },
+      body: "{}",
+    });
+    expect(res.status).toBe(401);
+    const health = await fetch(`${server?.url}/e2b/envd/health`, {
+      headers: { "e2b-sandbox-id": sb.sandboxId },
+    });
+    expect(health.status).toBe(401);
+
+    // A key of another tenant does not see the sandbox at all.
+    const admin = { authorization: `Bearer ${server?.adminKey}`, "content-type": "application/json" };
+    const k = await fetch(`${server?.url}/v1/keys`, {
+      method: "POST",
+      headers: admin,
+      body: JSON.stringify({ tenant: "e2b-other" }),
+    });
+    expect(k.status).toBe(201);
+    const otherBerthKey = ((await k.json()) as { key: string }).key;
+    const otherKey = await e2bKey(server?.url ?? "", otherBerthKey);
+    const other = { ...opts, apiKey: otherKey };
+    await expect(Sandbox.getInfo(sb.sandboxId, other)).rejects.toBeInstanceOf(NotFoundError);
+    await expect(Sandbox.kill(sb.sandboxId, other)).resolves.toBe(false);
+    expect(await Sandbox.list(other).nextItems()).toEqual([]);
+    expect(await sb.isRunning()).toBe(true);
+
+    await expect(sb.commands.run("id -u", { user: "root" })).rejects.toThrow(/root is not available/);
+  });
+});
