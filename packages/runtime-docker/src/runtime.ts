@@ -30,6 +30,7 @@ import {
   type Runtime,
   type RuntimeInfo,
   type RuntimeStatus,
+  type SandboxAddressing,
   SandboxError,
   type SandboxSpec,
   type SandboxStats,
@@ -37,18 +38,18 @@ import {
   type TemplateFormat,
   type TemplateInfo,
 } from "@berth/core";
-import { hostResolver, Volumes } from "@berth/runtime-linux";
+import {
+  applyNft,
+  hostResolver,
+  hostResolvers,
+  raiseInotifyLimits,
+  SANDBOX_UID,
+  Volumes,
+} from "@berth/linux-host";
 import { initBinaryPath } from "@berth/supervisor";
 import { AllowlistEgress } from "./allowlist.js";
-import { SANDBOX_UID } from "./default-image.js";
 import { Engine, isNotFound } from "./engine.js";
-import {
-  bridgeRulesScript,
-  forbiddenRanges,
-  hostResolvers,
-  nft,
-  removeBridgeRulesScript,
-} from "./firewall.js";
+import { bridgeRulesScript, forbiddenRanges, removeBridgeRulesScript } from "./firewall.js";
 import { DockerTemplates, templateRef } from "./templates.js";
 
 /** Options of the Docker runtime. */
@@ -163,6 +164,8 @@ export class DockerRuntime implements Runtime {
     if (!existsSync(this.initBinary()))
       throw new SandboxError("berth-init is not built: run `make -C packages/supervisor`");
     await this.engine.json({ method: "GET", path: "/version", timeoutMs: 10_000 });
+    // Containers run as uid 1000, which every sandbox shares: its per-uid inotify limits too.
+    raiseInotifyLimits(this.log);
     await this.volumes.start();
     if (await this.templates.ensureDefault()) this.log.info({}, "imported the default template image");
     await this.ensureNetwork(this.network, this.network);
@@ -464,7 +467,7 @@ export class DockerRuntime implements Runtime {
   async purgeHostState(): Promise<void> {
     for (const n of [this.network, this.allowlistNetwork])
       await this.engine.json({ method: "DELETE", path: `/networks/${n}` }).catch(() => {});
-    await nft(removeBridgeRulesScript(this.firewallTable), this.log).catch(() => {});
+    await applyNft(removeBridgeRulesScript(this.firewallTable), this.log).catch(() => {});
     for (const id of this.volumes.list()) await this.volumes.remove(id);
     rmSync(join(this.root, "volumes"), { recursive: true, force: true });
   }
@@ -585,9 +588,14 @@ export class DockerRuntime implements Runtime {
     }
   }
 
-  address(id: string): string | null {
-    return this.addresses.get(id) ?? null;
-  }
+  /** Where sandboxes are: their bridge address, the host's address on that bridge. */
+  readonly addressing: SandboxAddressing = {
+    address: (id) => this.addresses.get(id) ?? null,
+    sourceAddress: (id) => this.addresses.get(id) ?? null,
+    hostAddress: (id) => this.hostAddress(id),
+    sandboxCidrs: () => this.sandboxCidrs(),
+    processEnv: () => ({}),
+  };
 
   /** The host's address on the bridge the sandbox is on (where it reaches the model gateway). */
   hostAddress(id: string): string | null {
@@ -653,7 +661,7 @@ export class DockerRuntime implements Runtime {
         log: this.log,
       });
       const ports = await this.allowlist.start();
-      await nft(
+      await applyNft(
         bridgeRulesScript({
           table: this.firewallTable,
           bridge: this.network,

@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { createReadStream } from "node:fs";
 import {
   ConflictError,
@@ -9,6 +8,7 @@ import {
   type TemplateFormat,
   type TemplateInfo,
 } from "@berth/core";
+import { run } from "@berth/linux-host";
 import { ensureDefaultImage } from "./default-image.js";
 import { drainProgress, type Engine, isNotFound } from "./engine.js";
 
@@ -219,11 +219,12 @@ function labels(name: string, source: string, hostUsr: boolean): string[] {
 
 /** The tags a `docker save` archive gives its images (its manifest.json; tar detects compression). */
 async function archiveTags(file: string): Promise<string[]> {
-  const manifest = await new Promise<string>((resolve, reject) => {
-    execFile("tar", ["-xOf", file, "manifest.json"], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout) =>
-      err ? reject(new InvalidRequestError("not a docker save archive (no manifest.json)")) : resolve(stdout),
-    );
-  });
+  const manifest = await run("tar", ["-xOf", file, "manifest.json"]).then(
+    (r) => r.stdout,
+    () => {
+      throw new InvalidRequestError("not a docker save archive (no manifest.json)");
+    },
+  );
   try {
     const entries = JSON.parse(manifest) as { RepoTags?: string[] | null }[];
     return entries.flatMap((e) => e.RepoTags ?? []).map((t) => (t.includes(":") ? t : `${t}:latest`));

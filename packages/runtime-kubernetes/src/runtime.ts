@@ -15,6 +15,7 @@ import {
   type Runtime,
   type RuntimeInfo,
   type RuntimeStatus,
+  type SandboxAddressing,
   SandboxError,
   type SandboxSpec,
   type SandboxStats,
@@ -457,6 +458,16 @@ export class KubernetesRuntime implements Runtime {
     }
     return 0;
   }
+
+  /** Where sandboxes are: the Pod's source address, the gateway's address, the Pod CIDRs. */
+  readonly addressing: SandboxAddressing = {
+    // Not `address`: the server does not connect to Pods directly (their policy may drop it).
+    address: () => null,
+    sourceAddress: (id) => this.sourceAddress(id),
+    hostAddress: (id) => this.hostAddress(id),
+    sandboxCidrs: () => this.sandboxCidrs(),
+    processEnv: (id) => this.processEnv(id),
+  };
 
   /**
    * The address the sandbox's running Pod sends from, as last read from the API server (null: not

@@ -1,6 +1,6 @@
 import type { Resources } from "@berth/core";
+import { SANDBOX_GID, SANDBOX_UID } from "@berth/linux-host";
 import { defaultSeccompProfile, type SeccompProfile } from "./seccomp-profile.js";
-import { SANDBOX_GID, SANDBOX_UID } from "./template.js";
 
 /** Where berth-init sits inside every sandbox (bound read-only from the host). */
 export const INIT_PATH = "/.berth/init";

@@ -1,13 +1,4 @@
-import {
-  accessSync,
-  constants,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
@@ -20,10 +11,10 @@ import {
   type Logger,
   type NetworkPolicy,
   NotFoundError,
-  NotSupportedError,
   type Runtime,
   type RuntimeInfo,
   type RuntimeStatus,
+  type SandboxAddressing,
   SandboxError,
   type SandboxSpec,
   type SandboxStats,
@@ -31,6 +22,21 @@ import {
   type TemplateFormat,
   type TemplateInfo,
 } from "@berth/core";
+import {
+  diskUsedBytes,
+  ensureDefaultTemplate,
+  ensureDiskSkeleton,
+  mountOverlay,
+  mountPoints,
+  prepareSlot,
+  RootfsPool,
+  raiseInotifyLimits,
+  releaseSlot,
+  run,
+  tryRun,
+  unmount,
+  Volumes,
+} from "@berth/linux-host";
 import { initBinaryPath } from "@berth/supervisor";
 import {
   type CgroupPaths,
@@ -42,35 +48,26 @@ import {
   removeCgroups,
   sandboxCgroupsPath,
 } from "./cgroups.js";
-import { run, tryRun } from "./command.js";
-import { diskUsedBytes, ensureDiskSkeleton, mountDisk, mountOverlay, mountPoints, unmount } from "./disk.js";
-import { prepareSlot, RootfsPool, releaseSlot } from "./disk-pool.js";
-import { setFrozen } from "./freezer.js";
+import { LinuxEgress, type LinuxNetworkOptions } from "./egress.js";
+import { setFrozen, withStillDisk } from "./freezer.js";
 import {
   hardNofileLimit,
-  hostResolver,
   initIsAlive,
   isFrozen,
   netBytes,
   type OciRuntimeChoice,
-  onPath,
   pickOciRuntime,
   readInitPid,
 } from "./host.js";
 import { checkMountTarget } from "./mount-target.js";
-import { RangeRegistry } from "./network/range-registry.js";
-import { type SandboxNet, SandboxNetworks, vethPrefixOf } from "./network/sandbox-networks.js";
-import { claimSandboxRange } from "./network/sandbox-range.js";
 import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
 import { RuntimeLayout, type SandboxPaths } from "./paths.js";
+import { SANDBOX_ID, type SandboxInfo, SandboxRecords, safeReaddir } from "./records.js";
 import { SharedFiles } from "./shared-files.js";
 import { captureLayer, restoreLayer } from "./snapshot.js";
 import { listenForSandbox } from "./socket.js";
-import { ensureDefaultTemplate } from "./template.js";
-import { type TemplateMeta, TemplateStore } from "./templates/store.js";
-import { upperLayerTar } from "./templates/upper-layer.js";
-import { raiseInotifyLimits } from "./uid-limits.js";
-import { Volumes } from "./volumes.js";
+import { TemplateStore } from "./templates/store.js";
+import { LinuxTemplates } from "./templates.js";
 
 /** Options of the local Linux runtime. */
 export interface LinuxRuntimeOptions {
@@ -79,7 +76,7 @@ export interface LinuxRuntimeOptions {
    * Sandbox networks (veth + nftables); absent or `enabled: false`: loopback only, `none` egress.
    * `cidr` unset: the range picked at an earlier start, else a free /16 (see claimSandboxRange).
    */
-  network?: { enabled: boolean; cidr?: string; dnsUpstream?: string; hostPorts?: number[] };
+  network?: LinuxNetworkOptions;
   ociRuntime: OciRuntimeChoice;
   /** Formatted default-size disks kept ready. */
   diskPoolSize: number;
@@ -92,20 +89,6 @@ export interface LinuxRuntimeOptions {
   log?: Logger;
 }
 
-/** What the driver records about a sandbox, in `info.json` beside it and as its RuntimeInfo. */
-interface SandboxInfo {
-  ociRuntime: string;
-  pid: number;
-  diskMiB: number;
-  cgroupPaths: CgroupPaths;
-  /** Its template (the overlay's lower layer, mounted again by `wake`); absent in old records: default. */
-  template?: string;
-  [key: string]: unknown;
-}
-
-/** Sandbox ids: hostname-safe, and short enough that the socket path fits in sun_path. */
-const ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
-
 /** The local driver: OCI bundles run by runc/crun, loop-mounted ext4 disks, cgroups v1 or v2. */
 export class LinuxRuntime implements Runtime {
   name = "runc";
@@ -113,27 +96,45 @@ export class LinuxRuntime implements Runtime {
   private readonly log: Logger;
   private cgroups: CgroupSetup | null = null;
   private pool: RootfsPool | null = null;
-  private networks: SandboxNetworks | null = null;
-  /** The sandboxes' address range, once claimed at start. */
-  private cidr: string | null = null;
   private shared: SharedFiles | null = null;
   /** berth-init and the resolver file as sandboxes bind them (from `shared`). */
   private sharedInit = "";
   private sharedResolvConf: string | undefined;
   private volumes: Volumes | null = null;
   private readonly templates: TemplateStore;
-
-  /** Egress modes this host can enforce (all three once sandbox networks are set up). */
-  get egressModes(): readonly EgressMode[] {
-    return this.networks ? ["none", "allowlist", "open"] : ["none"];
-  }
+  private readonly records: SandboxRecords;
   /** Create and destroy of one id never interleave. */
   private readonly lock = new KeyedLock();
+  private readonly egress: LinuxEgress;
+  private readonly catalog: LinuxTemplates;
+  readonly addressing: SandboxAddressing;
 
   constructor(private readonly o: LinuxRuntimeOptions) {
     this.layout = new RuntimeLayout(o.dataDir);
     this.log = o.log ?? silentLogger;
     this.templates = new TemplateStore(this.layout.templates, this.log);
+    this.records = new SandboxRecords(this.layout);
+    const { layout, records, lock, log } = this;
+    this.egress = new LinuxEgress({
+      network: o.network,
+      dataDir: o.dataDir,
+      layout,
+      records,
+      lock,
+      poolSize: Math.min(o.diskPoolSize, 16),
+      log,
+    });
+    this.addressing = this.egress;
+    this.catalog = new LinuxTemplates(this.templates, {
+      records,
+      lock,
+      stillDisk: (id, read) => this.stillDisk(id, read),
+    });
+  }
+
+  /** Egress modes this host can enforce (all three once sandbox networks are set up). */
+  get egressModes(): readonly EgressMode[] {
+    return this.egress.egressModes;
   }
 
   async start(): Promise<void> {
@@ -146,7 +147,7 @@ export class LinuxRuntime implements Runtime {
       );
     this.checkInitBinary();
     // Before anything is made on the host: a range that clashes refuses the start here.
-    await this.claimRange();
+    await this.egress.claimRange();
     this.shared = new SharedFiles(join(L.root, "shared"), this.log);
     await this.shared.start();
     this.sharedInit = this.shared.put("init", { source: this.initBinary() }, 0o755);
@@ -167,21 +168,20 @@ export class LinuxRuntime implements Runtime {
       this.log,
     );
     await this.pool.start();
-    await this.startNetworks();
-    if (this.networks)
-      this.sharedResolvConf = this.shared.put("resolv.conf", {
-        content: readFileSync(this.networks.resolvConf, "utf8"),
-      });
+    await this.egress.start();
+    const resolvConf = this.egress.resolvConf;
+    if (resolvConf)
+      this.sharedResolvConf = this.shared.put("resolv.conf", { content: readFileSync(resolvConf, "utf8") });
     this.volumes = new Volumes(join(L.root, "volumes"), this.log);
     await this.volumes.start();
     this.log.info(
-      { ociRuntime: this.name, cgroup: this.cgroups.version, network: Boolean(this.networks) },
+      { ociRuntime: this.name, cgroup: this.cgroups.version, network: this.egress.enabled },
       "linux runtime ready",
     );
   }
 
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
-    if (!ID.test(spec.id))
+    if (!SANDBOX_ID.test(spec.id))
       return Promise.reject(new InvalidRequestError("invalid sandbox id", { field: "id" }));
     return this.lock.run(spec.id, async () => {
       const p = this.layout.sandbox(spec.id);
@@ -226,7 +226,7 @@ export class LinuxRuntime implements Runtime {
     }
     const t2 = performance.now();
     const cgroupsPath = sandboxCgroupsPath(cg, spec.id);
-    const net = await this.attachNetwork(spec);
+    const net = await this.egress.attach(spec);
     const config = buildOciSpec({
       id: spec.id,
       rootfs: p.rootfs,
@@ -242,7 +242,7 @@ export class LinuxRuntime implements Runtime {
         checkMountTarget(p.rootfs, v.mountPath);
         return { source: this.vols().mountPoint(v.id), destination: v.mountPath };
       }),
-      netnsPath: net && this.networks?.path(net),
+      netnsPath: net?.netnsPath,
       resolvConf: net && this.sharedResolvConf,
       hostUsr: this.templates.usesHostUsr(spec.template),
       hiddenPaths: this.o.hiddenPaths,
@@ -363,32 +363,32 @@ export class LinuxRuntime implements Runtime {
    * for the copy. Resolves with the archive's size.
    */
   snapshot(id: string, dest: string): Promise<number> {
-    return this.lock.run(id, async () => {
-      const p = this.existing(id);
-      const mounted = (await mountPoints()).has(p.disk);
-      const running = existsSync(`${this.layout.runcRoot}/${id}`);
-      const paths = this.info(id)?.cgroupPaths ?? {};
-      const freeze = running && !isFrozen(paths);
-      if (!mounted) await mountDisk(p.image, p.disk, { log: this.log });
-      if (freeze) await setFrozen(paths, true);
-      try {
-        return await captureLayer(p.disk, dest, { log: this.log });
-      } finally {
-        if (freeze) await setFrozen(paths, false);
-        if (!mounted) await unmount(p.disk, await mountPoints(), this.log);
-      }
-    });
+    return this.lock.run(id, () => this.stillDisk(id, (disk) => captureLayer(disk, dest, { log: this.log })));
+  }
+
+  /** Runs `read` on the sandbox's disk while nothing writes to it (see withStillDisk). */
+  private stillDisk<T>(id: string, read: (disk: string) => Promise<T>): Promise<T> {
+    const p = this.existing(id);
+    return withStillDisk(
+      { image: p.image, mountPoint: p.disk },
+      {
+        cgroupPaths: this.info(id)?.cgroupPaths ?? {},
+        running: existsSync(`${this.layout.runcRoot}/${id}`),
+        log: this.log,
+      },
+      () => read(p.disk),
+    );
   }
 
   /** The sandbox's paths; NotFoundError when nothing of it exists. */
   private existing(id: string): SandboxPaths {
     const p = this.layout.sandbox(id);
-    if (!ID.test(id) || !existsSync(p.config)) throw new NotFoundError("sandbox", id);
+    if (!SANDBOX_ID.test(id) || !existsSync(p.config)) throw new NotFoundError("sandbox", id);
     return p;
   }
 
   async connect(id: string): Promise<Duplex> {
-    if (!ID.test(id)) throw new NotFoundError("sandbox", id);
+    if (!SANDBOX_ID.test(id)) throw new NotFoundError("sandbox", id);
     const path = this.layout.sandbox(id).socket;
     return new Promise((resolve, reject) => {
       const s = net.connect(path);
@@ -404,7 +404,7 @@ export class LinuxRuntime implements Runtime {
   }
 
   async inspect(id: string): Promise<RuntimeStatus> {
-    if (!ID.test(id)) return { state: "missing", oomKills: 0 };
+    if (!SANDBOX_ID.test(id)) return { state: "missing", oomKills: 0 };
     const info = this.info(id);
     const oomKills = info ? readCgroupStats(this.ready().version, info.cgroupPaths).oomKills : 0;
     // The common case costs two small /proc reads; runc (a process per call) only answers the rest.
@@ -424,7 +424,7 @@ export class LinuxRuntime implements Runtime {
   }
 
   async stats(id: string): Promise<SandboxStats> {
-    const info = ID.test(id) ? this.info(id) : null;
+    const info = SANDBOX_ID.test(id) ? this.info(id) : null;
     if (!info) throw new NotFoundError("sandbox", id);
     const cg = readCgroupStats(this.ready().version, info.cgroupPaths);
     const net = netBytes(info.pid);
@@ -440,7 +440,7 @@ export class LinuxRuntime implements Runtime {
   }
 
   destroy(id: string): Promise<void> {
-    if (!ID.test(id)) return Promise.resolve();
+    if (!SANDBOX_ID.test(id)) return Promise.resolve();
     return this.lock.run(id, () => this.teardown(id));
   }
 
@@ -457,8 +457,7 @@ export class LinuxRuntime implements Runtime {
       await tryRun(this.name, [...root, "delete", "--force", id], { log: this.log, timeoutMs: 30_000 });
     }
     removeCgroups(paths, this.log);
-    const net = this.netOf(id);
-    if (net && this.networks) await this.networks.detach(id, net);
+    await this.egress.detach(id);
     for (const at of [p.rootfs, p.disk]) await unmount(at, await mountPoints(), this.log);
     const left = [...(await mountPoints())].filter((m) => m === p.dir || m.startsWith(`${p.dir}/`));
     if (left.length > 0) {
@@ -471,20 +470,15 @@ export class LinuxRuntime implements Runtime {
   async list(): Promise<string[]> {
     const ids = new Set<string>();
     for (const dir of [this.layout.sandboxes, this.layout.runcRoot])
-      for (const name of safeReaddir(dir)) if (ID.test(name)) ids.add(name);
+      for (const name of safeReaddir(dir)) if (SANDBOX_ID.test(name)) ids.add(name);
     return [...ids].sort();
   }
 
   async close(): Promise<void> {
     await this.pool?.close();
-    await this.networks?.close();
-    // With no sandbox left nothing needs this server's nftables table; the next start makes it.
-    if ((await this.list()).length === 0) {
-      if (this.networks) await this.networks.removeTable();
-      await this.shared?.remove();
-    }
-    // Sandboxes left running keep their range visible on the host (their veths' routes).
-    if (this.cidr) new RangeRegistry().release(this.o.dataDir);
+    const noSandboxLeft = (await this.list()).length === 0;
+    await this.egress.close(noSandboxLeft);
+    if (noSandboxLeft) await this.shared?.remove();
   }
 
   createVolume(id: string, sizeMiB: number): Promise<void> {
@@ -506,104 +500,13 @@ export class LinuxRuntime implements Runtime {
 
   /** Removes this instance's nftables table and every volume (after every sandbox is gone: tests, uninstall). */
   async purgeHostState(): Promise<void> {
-    await this.networks?.removeTable();
+    await this.egress.purge();
     await this.shared?.remove();
     for (const id of this.volumes?.list() ?? []) await this.volumes?.remove(id);
   }
 
-  /** Changes the egress policy of a running sandbox; effective for its next packet. */
   setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void> {
-    return this.lock.run(id, async () => {
-      const net = ID.test(id) ? this.netOf(id) : null;
-      if (!net || !this.networks) {
-        if (policy.egress === "none" && !this.networks) return;
-        throw new NotFoundError("sandbox network", id);
-      }
-      const next = await this.networks.setPolicy(id, policy);
-      writeFileSync(this.layout.sandbox(id).net, JSON.stringify(next), { mode: 0o600 });
-    });
-  }
-
-  /** The sandbox's address on its network, if it has one (for direct connections from the host). */
-  address(id: string): string | null {
-    return (ID.test(id) && this.netOf(id)?.sandboxIp) || null;
-  }
-
-  hostAddress(id: string): string | null {
-    return (ID.test(id) && this.netOf(id)?.hostIp) || null;
-  }
-
-  sandboxCidrs(): string[] {
-    return this.cidr ? [this.cidr] : [];
-  }
-
-  private get netDir(): string {
-    return join(this.layout.root, "net");
-  }
-
-  /**
-   * Takes the sandboxes' address range when sandbox networks are on and the host has `ip` and
-   * `nft`: checked against the host and other Berth servers, claimed host-wide.
-   */
-  private async claimRange(): Promise<void> {
-    if (!this.o.network?.enabled) return;
-    if (!onPath("nft") || !onPath("ip")) {
-      this.log.warn({}, "nft or ip is missing: sandboxes get loopback only (install nftables and iproute2)");
-      return;
-    }
-    mkdirSync(this.netDir, { recursive: true, mode: 0o700 });
-    this.cidr = await claimSandboxRange({
-      configured: this.o.network.cidr,
-      dir: this.netDir,
-      dataDir: this.o.dataDir,
-      vethPrefix: vethPrefixOf(this.netDir),
-      hasSandboxes: safeReaddir(this.layout.sandboxes).some((id) => ID.test(id) && this.netOf(id) !== null),
-      log: this.log,
-    });
-    this.log.info({ cidr: this.cidr }, "sandbox network range");
-  }
-
-  /** Sets up sandbox networks in the range claimed at start (none claimed: loopback only). */
-  private async startNetworks(): Promise<void> {
-    const n = this.o.network;
-    if (!n?.enabled || !this.cidr) return;
-    const dir = this.netDir;
-    this.networks = new SandboxNetworks({
-      dir,
-      cidr: this.cidr,
-      dnsUpstream: n.dnsUpstream || hostResolver(),
-      hostPorts: n.hostPorts,
-      poolSize: Math.min(this.o.diskPoolSize, 16),
-      log: this.log,
-    });
-    const existing: { id: string; net: SandboxNet }[] = [];
-    for (const id of safeReaddir(this.layout.sandboxes)) {
-      const net = ID.test(id) ? this.netOf(id) : null;
-      if (net) existing.push({ id, net });
-    }
-    await this.networks.start(existing);
-  }
-
-  /** A new sandbox's network (recorded in `net.json` at once, so teardown finds it on any failure). */
-  private async attachNetwork(spec: SandboxSpec): Promise<SandboxNet | undefined> {
-    if (!this.networks) {
-      if (spec.network.egress !== "none")
-        throw new NotSupportedError(
-          "this host has no sandbox networking (nftables/iproute2): only egress 'none'",
-        );
-      return undefined;
-    }
-    const net = await this.networks.attach(spec.id, spec.network);
-    writeFileSync(this.layout.sandbox(spec.id).net, JSON.stringify(net), { mode: 0o600 });
-    return net;
-  }
-
-  private netOf(id: string): SandboxNet | null {
-    try {
-      return JSON.parse(readFileSync(this.layout.sandbox(id).net, "utf8")) as SandboxNet;
-    } catch {
-      return null;
-    }
+    return this.egress.setNetworkPolicy(id, policy);
   }
 
   /** Resolves when the disk pool is full (tests and benchmarks). */
@@ -621,54 +524,29 @@ export class LinuxRuntime implements Runtime {
     return this.templates.rootfs(name);
   }
 
-  async listTemplates(): Promise<TemplateInfo[]> {
-    return (await this.templates.list()).map(publicTemplate);
+  listTemplates(): Promise<TemplateInfo[]> {
+    return this.catalog.listTemplates();
   }
 
-  async getTemplate(name: string): Promise<TemplateInfo | null> {
-    const t = await this.templates.get(name);
-    return t && publicTemplate(t);
+  getTemplate(name: string): Promise<TemplateInfo | null> {
+    return this.catalog.getTemplate(name);
   }
 
-  async importTemplate(
+  importTemplate(
     name: string,
     file: string,
     format: TemplateFormat,
     signal?: AbortSignal,
   ): Promise<TemplateInfo> {
-    return publicTemplate(await this.templates.importArchive(name, file, format, { signal }));
+    return this.catalog.importTemplate(name, file, format, signal);
   }
 
-  /**
-   * Makes template `name` of a sandbox: its own template with its writable layer on top, read
-   * while the sandbox is frozen (or, hibernated, from its disk mounted for the copy).
-   */
   templateFromSandbox(id: string, name: string): Promise<TemplateInfo> {
-    return this.lock.run(id, async () => {
-      const p = this.existing(id);
-      const base = this.info(id)?.template ?? "default";
-      const mounted = (await mountPoints()).has(p.disk);
-      const paths = this.info(id)?.cgroupPaths ?? {};
-      const freeze = existsSync(`${this.layout.runcRoot}/${id}`) && !isFrozen(paths);
-      if (!mounted) await mountDisk(p.image, p.disk, { log: this.log });
-      if (freeze) await setFrozen(paths, true);
-      try {
-        const layer = upperLayerTar(join(p.disk, "upper"));
-        return publicTemplate(await this.templates.fromLayer(name, base, layer, `built from ${base}`));
-      } finally {
-        if (freeze) await setFrozen(paths, false);
-        if (!mounted) await unmount(p.disk, await mountPoints(), this.log);
-      }
-    });
+    return this.catalog.templateFromSandbox(id, name);
   }
 
-  /** Deletes a template unless a sandbox on this host (hibernated ones too) is made from it. */
-  async deleteTemplate(name: string): Promise<void> {
-    // Synchronous from the scan to the rename, so no create can start from it in between.
-    const users = safeReaddir(this.layout.sandboxes).filter(
-      (id) => ID.test(id) && (this.info(id)?.template ?? "default") === name,
-    );
-    await this.templates.remove(name, users);
+  deleteTemplate(name: string): Promise<void> {
+    return this.catalog.deleteTemplate(name);
   }
 
   private initBinary(): string {
@@ -696,23 +574,6 @@ export class LinuxRuntime implements Runtime {
   }
 
   private info(id: string): SandboxInfo | null {
-    try {
-      return JSON.parse(readFileSync(this.layout.sandbox(id).info, "utf8")) as SandboxInfo;
-    } catch {
-      return null;
-    }
-  }
-}
-
-/** What clients see of a template (not how the driver mounts it). */
-function publicTemplate(t: TemplateMeta): TemplateInfo {
-  return { name: t.name, sizeBytes: t.sizeBytes, createdAt: t.createdAt, source: t.source };
-}
-
-function safeReaddir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
+    return this.records.info(id);
   }
 }

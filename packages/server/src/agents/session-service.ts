@@ -155,7 +155,7 @@ export class SessionService {
           "shared sessions need Landlock (Linux 5.13 or newer with landlock among its LSMs) to keep each session to its own files",
         );
     }
-    if (!this.d.runtime.hostAddress?.(sandbox.id)) {
+    if (!this.d.runtime.addressing.hostAddress(sandbox.id)) {
       if (!sandboxId)
         await this.d.sandboxes.finish(sandbox.id, "deleted", null, "its session could not start");
       throw new ConflictError(
@@ -413,7 +413,7 @@ export class SessionService {
     const client = this.d.sandboxes.client(s.sandboxId);
     await client.mkdir(s.options.cwd);
     if (s.pattern === "shared") await client.mkdir(sessionHomeOf(s.id));
-    const hostIp = this.d.runtime.hostAddress?.(s.sandboxId);
+    const hostIp = this.d.runtime.addressing.hostAddress(s.sandboxId);
     if (!hostIp) throw new ConflictError("the sandbox has no network to reach the model gateway");
     const live = { writes: Promise.resolve(), clues: {} } as Live;
     const token = this.d.gateway.grant({
@@ -438,7 +438,7 @@ export class SessionService {
         hostIp,
         gatewayPort: this.d.gatewayPort,
         token,
-        driver: this.d.runtime.processEnv?.(s.sandboxId),
+        driver: this.d.runtime.addressing.processEnv(s.sandboxId),
       }),
       resume: s.agentSessionId,
       secret: this.d.config.anthropicApiKey,
