@@ -1,5 +1,5 @@
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 /** True when `cmd` runs (`cmd --version` exits 0). */
 export function installed(cmd: string): boolean {
@@ -34,4 +34,13 @@ export function hostResolver(path = "/etc/resolv.conf"): string {
 /** The host's IPv4 resolvers but loopback ones (what Docker's embedded DNS forwards to). */
 export function hostResolvers(path = "/etc/resolv.conf"): string[] {
   return nameservers(path).filter((ip) => !ip.startsWith("127."));
+}
+
+/** The names in a directory; none when it does not exist. */
+export function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }

@@ -23,7 +23,7 @@ export {
   unmount,
 } from "./disk.js";
 export { prepareSlot, RootfsPool, releaseSlot } from "./disk-pool.js";
-export { hostResolver, hostResolvers, installed, onPath } from "./host.js";
+export { hostResolver, hostResolvers, installed, onPath, safeReaddir } from "./host.js";
 export { type DnsClient, DnsResolver } from "./network/dns-resolver.js";
 export { EgressProxy } from "./network/egress-proxy.js";
 export {
@@ -39,5 +39,6 @@ export { RangeRegistry, REGISTRY_DIR } from "./network/range-registry.js";
 export { type SandboxNet, SandboxNetworks, vethPrefixOf } from "./network/sandbox-networks.js";
 export { claimSandboxRange } from "./network/sandbox-range.js";
 export { ensureDefaultTemplate, SANDBOX_GID, SANDBOX_UID, writeRootfsSkeleton } from "./rootfs.js";
+export { canConnect, connectSupervisor } from "./supervisor-socket.js";
 export { raiseInotifyLimits } from "./uid-limits.js";
 export { Volumes } from "./volumes.js";

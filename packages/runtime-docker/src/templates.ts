@@ -1,4 +1,6 @@
-import { createReadStream } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream, renameSync, rmSync, statSync } from "node:fs";
+import { pipeline } from "node:stream/promises";
 import {
   ConflictError,
   InvalidRequestError,
@@ -153,6 +155,39 @@ export class DockerTemplates {
     const t = await this.get(name);
     if (!t) throw new NotFoundError("template", name);
     return t;
+  }
+
+  /**
+   * Commits a container (paused while committed, so consistent) to a temporary image in `repo`
+   * with `imageLabels`, writes that image as a `docker save` archive to `dest` (whole or not at
+   * all) and removes the image; `load` reads it back. Resolves with the archive's size.
+   */
+  async save(
+    container: string,
+    repo: string,
+    imageLabels: Record<string, string>,
+    dest: string,
+  ): Promise<number> {
+    const tag = randomBytes(6).toString("hex");
+    const ref = `${repo}-${tag}:latest`;
+    await this.engine.json({
+      method: "POST",
+      path: `/commit?container=${container}&repo=${encodeURIComponent(`${repo}-${tag}`)}&tag=latest&pause=true`,
+      json: { Labels: imageLabels },
+      timeoutMs: 30 * 60_000,
+    });
+    const tmp = `${dest}.tmp`;
+    try {
+      const res = await this.engine.stream({ method: "GET", path: `/images/${encodeURIComponent(ref)}/get` });
+      await pipeline(res, createWriteStream(tmp, { mode: 0o600 }));
+      renameSync(tmp, dest);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw err;
+    } finally {
+      await this.removeImage(ref);
+    }
+    return statSync(dest).size;
   }
 
   /** `docker load` of an archive; the reference of the image it held. */
