@@ -1,7 +1,8 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { NotFoundError } from "@berth/core";
 import type { SandboxNet } from "@berth/linux-host";
 import type { CgroupPaths } from "./cgroups.js";
-import type { RuntimeLayout } from "./paths.js";
+import type { RuntimeLayout, SandboxPaths } from "./paths.js";
 
 /** Sandbox ids: hostname-safe, and short enough that the socket path fits in sun_path. */
 export const SANDBOX_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
@@ -23,6 +24,13 @@ export interface SandboxInfo {
  */
 export class SandboxRecords {
   constructor(private readonly layout: RuntimeLayout) {}
+
+  /** The sandbox's paths; NotFoundError when nothing of it exists. */
+  existing(id: string): SandboxPaths {
+    const p = this.layout.sandbox(id);
+    if (!SANDBOX_ID.test(id) || !existsSync(p.config)) throw new NotFoundError("sandbox", id);
+    return p;
+  }
 
   /** Its `info.json`, or null (not started yet, or gone). */
   info(id: string): SandboxInfo | null {

@@ -1,10 +1,7 @@
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import net from "node:net";
-import { join } from "node:path";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import {
   ConflictError,
-  checkMountPath,
   type EgressMode,
   InvalidRequestError,
   KeyedLock,
@@ -22,50 +19,27 @@ import {
   type TemplateFormat,
   type TemplateInfo,
 } from "@berth/core";
-import {
-  diskUsedBytes,
-  ensureDefaultTemplate,
-  ensureDiskSkeleton,
-  mountOverlay,
-  mountPoints,
-  prepareSlot,
-  RootfsPool,
-  raiseInotifyLimits,
-  releaseSlot,
-  run,
-  tryRun,
-  unmount,
-  Volumes,
-} from "@berth/linux-host";
+import { connectSupervisor, mountPoints, type RootfsPool, unmount, type Volumes } from "@berth/linux-host";
 import { initBinaryPath } from "@berth/supervisor";
+import { buildSandbox } from "./build.js";
 import {
   type CgroupPaths,
   type CgroupSetup,
-  detectCgroups,
-  prepareCgroupParent,
   readCgroupPaths,
   readCgroupStats,
   removeCgroups,
   sandboxCgroupsPath,
 } from "./cgroups.js";
 import { LinuxEgress, type LinuxNetworkOptions } from "./egress.js";
-import { setFrozen, withStillDisk } from "./freezer.js";
-import {
-  hardNofileLimit,
-  initIsAlive,
-  isFrozen,
-  netBytes,
-  type OciRuntimeChoice,
-  pickOciRuntime,
-  readInitPid,
-} from "./host.js";
-import { checkMountTarget } from "./mount-target.js";
-import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
-import { RuntimeLayout, type SandboxPaths } from "./paths.js";
+import { setFrozen } from "./freezer.js";
+import { initIsAlive, isFrozen, type OciRuntimeChoice, pickOciRuntime, readInitPid } from "./host.js";
+import { prepareHost } from "./host-setup.js";
+import { OciCli } from "./oci-cli.js";
+import { RuntimeLayout } from "./paths.js";
 import { SANDBOX_ID, type SandboxInfo, SandboxRecords, safeReaddir } from "./records.js";
-import { SharedFiles } from "./shared-files.js";
-import { captureLayer, restoreLayer } from "./snapshot.js";
-import { listenForSandbox } from "./socket.js";
+import type { SharedFiles } from "./shared-files.js";
+import { sandboxStats } from "./stats.js";
+import { LinuxSuspension } from "./suspension.js";
 import { TemplateStore } from "./templates/store.js";
 import { LinuxTemplates } from "./templates.js";
 
@@ -91,8 +65,8 @@ export interface LinuxRuntimeOptions {
 
 /** The local driver: OCI bundles run by runc/crun, loop-mounted ext4 disks, cgroups v1 or v2. */
 export class LinuxRuntime implements Runtime {
-  name = "runc";
   private readonly layout: RuntimeLayout;
+  private readonly oci: OciCli;
   private readonly log: Logger;
   private cgroups: CgroupSetup | null = null;
   private pool: RootfsPool | null = null;
@@ -107,6 +81,7 @@ export class LinuxRuntime implements Runtime {
   private readonly lock = new KeyedLock();
   private readonly egress: LinuxEgress;
   private readonly catalog: LinuxTemplates;
+  private readonly suspension: LinuxSuspension;
   readonly addressing: SandboxAddressing;
 
   constructor(private readonly o: LinuxRuntimeOptions) {
@@ -114,6 +89,7 @@ export class LinuxRuntime implements Runtime {
     this.log = o.log ?? silentLogger;
     this.templates = new TemplateStore(this.layout.templates, this.log);
     this.records = new SandboxRecords(this.layout);
+    this.oci = new OciCli(this.layout.runcRoot, this.log);
     const { layout, records, lock, log } = this;
     this.egress = new LinuxEgress({
       network: o.network,
@@ -125,11 +101,27 @@ export class LinuxRuntime implements Runtime {
       log,
     });
     this.addressing = this.egress;
+    this.suspension = new LinuxSuspension({
+      layout,
+      records,
+      oci: this.oci,
+      lock,
+      defaultDiskMiB: o.defaultDiskMiB ?? 5120,
+      templateRootfs: (name) => this.templates.rootfs(name),
+      launch: (id, diskMiB, cgroupsPath, template) =>
+        this.launch(id, diskMiB, cgroupsPath, undefined, template),
+      log,
+    });
     this.catalog = new LinuxTemplates(this.templates, {
       records,
       lock,
-      stillDisk: (id, read) => this.stillDisk(id, read),
+      stillDisk: (id, read) => this.suspension.stillDisk(id, read),
     });
+  }
+
+  /** The OCI runtime binary driven (`runc` or `crun`; known after `start`). */
+  get name(): string {
+    return this.oci.name;
   }
 
   /** Egress modes this host can enforce (all three once sandbox networks are set up). */
@@ -138,44 +130,26 @@ export class LinuxRuntime implements Runtime {
   }
 
   async start(): Promise<void> {
-    const L = this.layout;
-    for (const d of [L.root, L.runcRoot, L.templates, L.pool, L.sandboxes])
-      mkdirSync(d, { recursive: true, mode: 0o700 });
-    if (L.sandbox("x".repeat(32)).socket.length > 107)
-      throw new SandboxError(
-        "the data dir path is too long for unix sockets; choose a shorter BERTH_DATA_DIR",
-      );
-    this.checkInitBinary();
-    // Before anything is made on the host: a range that clashes refuses the start here.
+    // Before anything else is made on the host: a range that clashes refuses the start here.
     await this.egress.claimRange();
-    this.shared = new SharedFiles(join(L.root, "shared"), this.log);
-    await this.shared.start();
-    this.sharedInit = this.shared.put("init", { source: this.initBinary() }, 0o755);
-    this.cgroups = detectCgroups();
-    this.name = pickOciRuntime(this.o.ociRuntime, this.cgroups.version);
-    prepareCgroupParent(this.cgroups, this.log);
-    raiseInotifyLimits(this.log);
-    if (ensureDefaultTemplate(L.templateRootfs("default"))) this.log.info({}, "built the default template");
-    this.templates.sweep();
-    ensureDiskSkeleton(L.diskSkeleton);
-    const size = this.o.defaultDiskMiB ?? 5120;
-    this.pool = new RootfsPool(
-      L.pool,
-      size,
-      this.o.diskPoolSize,
-      L.diskSkeleton,
-      L.templateRootfs("default"),
-      this.log,
-    );
-    await this.pool.start();
+    const host = await prepareHost({
+      layout: this.layout,
+      templates: this.templates,
+      initBinary: this.o.initBinary ?? initBinaryPath(),
+      defaultDiskMiB: this.o.defaultDiskMiB ?? 5120,
+      diskPoolSize: this.o.diskPoolSize,
+      log: this.log,
+    });
+    ({ cgroups: this.cgroups, shared: this.shared, sharedInit: this.sharedInit, pool: this.pool } = host);
+    this.oci.name = pickOciRuntime(this.o.ociRuntime, host.cgroups.version);
     await this.egress.start();
     const resolvConf = this.egress.resolvConf;
     if (resolvConf)
-      this.sharedResolvConf = this.shared.put("resolv.conf", { content: readFileSync(resolvConf, "utf8") });
-    this.volumes = new Volumes(join(L.root, "volumes"), this.log);
-    await this.volumes.start();
+      this.sharedResolvConf = host.shared.put("resolv.conf", { content: readFileSync(resolvConf, "utf8") });
+    this.volumes = host.volumes;
+    await host.volumes.start();
     this.log.info(
-      { ociRuntime: this.name, cgroup: this.cgroups.version, network: this.egress.enabled },
+      { ociRuntime: this.name, cgroup: host.cgroups.version, network: this.egress.enabled },
       "linux runtime ready",
     );
   }
@@ -185,7 +159,7 @@ export class LinuxRuntime implements Runtime {
       return Promise.reject(new InvalidRequestError("invalid sandbox id", { field: "id" }));
     return this.lock.run(spec.id, async () => {
       const p = this.layout.sandbox(spec.id);
-      if (existsSync(p.dir) || existsSync(`${this.layout.runcRoot}/${spec.id}`))
+      if (existsSync(p.dir) || this.oci.has(spec.id))
         throw new ConflictError(`sandbox '${spec.id}' already exists`);
       // Until its info.json names the template, this keeps the template from being deleted.
       const release = this.templates.hold(spec.template);
@@ -207,62 +181,21 @@ export class LinuxRuntime implements Runtime {
   }
 
   /** Builds and starts one sandbox; every step is undone by `teardown` should a later one fail. */
-  private async build(spec: SandboxSpec, signal?: AbortSignal): Promise<SandboxInfo> {
-    const cg = this.ready();
-    const p = this.layout.sandbox(spec.id);
-    const o = { log: this.log, signal };
-    const t0 = performance.now();
-    const { diskMiB } = spec.resources;
-    const template = this.template(spec.template);
-    // A pooled slot arrives formatted and mounted; any other size or template is built here.
-    const pooled = spec.template === "default" && this.pool?.sizeMiB === diskMiB && this.pool.take(p.dir);
-    const t1 = performance.now();
-    if (!pooled) await prepareSlot(p.dir, diskMiB, this.layout.diskSkeleton, template, o);
-    if (spec.fromSnapshot) {
-      // The layer goes under the overlay, not through it (whiteouts stay whiteouts).
-      await unmount(p.rootfs, await mountPoints(), this.log);
-      await restoreLayer(spec.fromSnapshot, p.disk, o);
-      await mountOverlay(template, p.disk, p.rootfs, o);
-    }
-    const t2 = performance.now();
-    const cgroupsPath = sandboxCgroupsPath(cg, spec.id);
-    const net = await this.egress.attach(spec);
-    const config = buildOciSpec({
-      id: spec.id,
-      rootfs: p.rootfs,
-      resources: spec.resources,
-      env: spec.env,
+  private build(spec: SandboxSpec, signal?: AbortSignal): Promise<SandboxInfo> {
+    return buildSandbox(spec, signal, {
+      layout: this.layout,
+      cgroups: this.ready(),
+      pool: this.pool,
+      egress: this.egress,
+      templates: this.templates,
       initBinary: this.sharedInit,
-      stateDir: `${p.disk}/state`,
-      cgroupsPath,
-      cgroupNamespace: cg.namespace,
-      nofile: Math.min(MAX_NOFILE, hardNofileLimit()),
-      volumes: (spec.volumes ?? []).map((v) => {
-        checkMountPath(v.mountPath);
-        checkMountTarget(p.rootfs, v.mountPath);
-        return { source: this.vols().mountPoint(v.id), destination: v.mountPath };
-      }),
-      netnsPath: net?.netnsPath,
-      resolvConf: net && this.sharedResolvConf,
-      hostUsr: this.templates.usesHostUsr(spec.template),
+      resolvConf: this.sharedResolvConf,
+      volumeMount: (id) => this.vols().mountPoint(id),
       hiddenPaths: this.o.hiddenPaths,
+      launch: (cgroupsPath) =>
+        this.launch(spec.id, spec.resources.diskMiB, cgroupsPath, signal, spec.template),
+      log: this.log,
     });
-    writeFileSync(p.config, JSON.stringify(config), { mode: 0o600 });
-    const info = await this.launch(spec.id, diskMiB, cgroupsPath, o, spec.template);
-    const t3 = performance.now();
-    const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
-    this.log.debug(
-      {
-        id: spec.id,
-        pooled,
-        takeMs: ms(t0, t1),
-        prepareMs: ms(t1, t2),
-        runMs: ms(t2, t3),
-        totalMs: ms(t0, t3),
-      },
-      "sandbox created",
-    );
-    return info;
   }
 
   /** Starts the bundle's init with a fresh supervisor socket; records what it needs in `info.json`. */
@@ -270,34 +203,13 @@ export class LinuxRuntime implements Runtime {
     id: string,
     diskMiB: number,
     cgroupsPath: string,
-    o: { log: Logger; signal?: AbortSignal },
+    signal?: AbortSignal,
     template = "default",
   ): Promise<SandboxInfo> {
     const p = this.layout.sandbox(id);
-    const sock = await listenForSandbox(p.socket);
-    try {
-      await run(
-        this.name,
-        [
-          "--root",
-          this.layout.runcRoot,
-          "run",
-          "-d",
-          "--preserve-fds",
-          "1",
-          "--pid-file",
-          p.pidFile,
-          "--bundle",
-          p.dir,
-          id,
-        ],
-        { ...o, timeoutMs: 30_000, outputFile: p.output, extraFds: [sock.fd] },
-      );
-    } finally {
-      await sock.close();
-    }
+    await this.oci.runDetached(id, p, signal);
     const info: SandboxInfo = {
-      ociRuntime: this.name,
+      ociRuntime: this.oci.name,
       pid: readInitPid(p.pidFile),
       diskMiB,
       cgroupPaths: this.cgroupPaths(id, cgroupsPath),
@@ -307,100 +219,29 @@ export class LinuxRuntime implements Runtime {
     return info;
   }
 
-  /** Freezes every process of the sandbox (cgroup freezer): memory stays, CPU drops to zero. */
   pause(id: string): Promise<void> {
-    return this.lock.run(id, async () => {
-      this.existing(id);
-      await setFrozen(this.info(id)?.cgroupPaths ?? {}, true);
-    });
+    return this.suspension.pause(id);
   }
 
-  /** Thaws a paused sandbox. */
   resume(id: string): Promise<void> {
-    return this.lock.run(id, async () => {
-      this.existing(id);
-      await setFrozen(this.info(id)?.cgroupPaths ?? {}, false);
-    });
+    return this.suspension.resume(id);
   }
 
-  /**
-   * Ends every process and frees the sandbox's memory, cgroups and loop device; its disk image,
-   * bundle and network (address, rules) stay, so `wake` brings it back with the same files.
-   */
   hibernate(id: string): Promise<void> {
-    return this.lock.run(id, async () => {
-      this.existing(id);
-      const root = ["--root", this.layout.runcRoot];
-      const paths = this.info(id)?.cgroupPaths ?? {};
-      await tryRun(this.name, [...root, "kill", "-a", id, "KILL"], { log: this.log, timeoutMs: 10_000 });
-      await tryRun(this.name, [...root, "delete", "--force", id], { log: this.log, timeoutMs: 30_000 });
-      removeCgroups(paths, this.log);
-      await releaseSlot(this.layout.sandbox(id).dir, this.log);
-    });
+    return this.suspension.hibernate(id);
   }
 
-  /** Starts a hibernated sandbox again from its kept disk and bundle. */
   wake(id: string): Promise<RuntimeInfo> {
-    return this.lock.run(id, async () => {
-      const p = this.existing(id);
-      const config = JSON.parse(readFileSync(p.config, "utf8")) as { linux: { cgroupsPath: string } };
-      const diskMiB = this.info(id)?.diskMiB ?? this.o.defaultDiskMiB ?? 5120;
-      const template = this.info(id)?.template ?? "default";
-      const o = { log: this.log };
-      await prepareSlot(p.dir, diskMiB, this.layout.diskSkeleton, this.template(template), o);
-      try {
-        return await this.launch(id, diskMiB, config.linux.cgroupsPath, o, template);
-      } catch (err) {
-        await releaseSlot(p.dir, this.log);
-        throw err;
-      }
-    });
+    return this.suspension.wake(id);
   }
 
-  /**
-   * Captures the sandbox's writable layer into `dest` (a zstd tar). A running sandbox is frozen
-   * while it is copied, so the snapshot is consistent; a hibernated one has its disk mounted
-   * for the copy. Resolves with the archive's size.
-   */
   snapshot(id: string, dest: string): Promise<number> {
-    return this.lock.run(id, () => this.stillDisk(id, (disk) => captureLayer(disk, dest, { log: this.log })));
-  }
-
-  /** Runs `read` on the sandbox's disk while nothing writes to it (see withStillDisk). */
-  private stillDisk<T>(id: string, read: (disk: string) => Promise<T>): Promise<T> {
-    const p = this.existing(id);
-    return withStillDisk(
-      { image: p.image, mountPoint: p.disk },
-      {
-        cgroupPaths: this.info(id)?.cgroupPaths ?? {},
-        running: existsSync(`${this.layout.runcRoot}/${id}`),
-        log: this.log,
-      },
-      () => read(p.disk),
-    );
-  }
-
-  /** The sandbox's paths; NotFoundError when nothing of it exists. */
-  private existing(id: string): SandboxPaths {
-    const p = this.layout.sandbox(id);
-    if (!SANDBOX_ID.test(id) || !existsSync(p.config)) throw new NotFoundError("sandbox", id);
-    return p;
+    return this.suspension.snapshot(id, dest);
   }
 
   async connect(id: string): Promise<Duplex> {
     if (!SANDBOX_ID.test(id)) throw new NotFoundError("sandbox", id);
-    const path = this.layout.sandbox(id).socket;
-    return new Promise((resolve, reject) => {
-      const s = net.connect(path);
-      s.once("connect", () => {
-        s.removeAllListeners("error");
-        resolve(s);
-      });
-      s.once("error", (err: NodeJS.ErrnoException) => {
-        if (err.code === "ENOENT") reject(new NotFoundError("sandbox", id));
-        else reject(new SandboxError("the sandbox's supervisor is not reachable"));
-      });
-    });
+    return connectSupervisor(this.layout.sandbox(id).socket, id);
   }
 
   async inspect(id: string): Promise<RuntimeStatus> {
@@ -411,13 +252,7 @@ export class LinuxRuntime implements Runtime {
     if (info && initIsAlive(info.pid, id) && !isFrozen(info.cgroupPaths))
       return { state: "running", oomKills };
     try {
-      const { stdout } = await run(this.name, ["--root", this.layout.runcRoot, "state", id], {
-        log: this.log,
-        timeoutMs: 10_000,
-      });
-      const status = (JSON.parse(stdout) as { status?: string }).status;
-      const state = status === "running" ? "running" : status === "paused" ? "paused" : "stopped";
-      return { state, oomKills };
+      return { state: await this.oci.state(id), oomKills };
     } catch {
       return { state: existsSync(this.layout.sandbox(id).dir) ? "stopped" : "missing", oomKills };
     }
@@ -426,17 +261,7 @@ export class LinuxRuntime implements Runtime {
   async stats(id: string): Promise<SandboxStats> {
     const info = SANDBOX_ID.test(id) ? this.info(id) : null;
     if (!info) throw new NotFoundError("sandbox", id);
-    const cg = readCgroupStats(this.ready().version, info.cgroupPaths);
-    const net = netBytes(info.pid);
-    return {
-      cpuSeconds: cg.cpuSeconds,
-      memoryBytes: cg.memoryBytes,
-      memoryPeakBytes: cg.memoryPeakBytes,
-      diskBytes: diskUsedBytes(this.layout.sandbox(id).disk),
-      pids: cg.pids,
-      netRxBytes: net.rx,
-      netTxBytes: net.tx,
-    };
+    return sandboxStats(info, this.ready().version, this.layout.sandbox(id).disk);
   }
 
   destroy(id: string): Promise<void> {
@@ -447,14 +272,11 @@ export class LinuxRuntime implements Runtime {
   /** Removes whatever exists of a sandbox, in reverse order of `build`; tolerates any part missing. */
   private async teardown(id: string): Promise<void> {
     const p = this.layout.sandbox(id);
-    const root = ["--root", this.layout.runcRoot];
     const paths = this.info(id)?.cgroupPaths ?? this.cgroupPaths(id, sandboxCgroupsPath(this.ready(), id));
-    if (existsSync(`${this.layout.runcRoot}/${id}`)) {
+    if (this.oci.has(id)) {
       // A frozen sandbox is thawed first: its processes must run to die.
       if (isFrozen(paths)) await setFrozen(paths, false).catch(() => {});
-      // delete --force SIGKILLs the init; the pid namespace takes every other process with it.
-      await tryRun(this.name, [...root, "kill", "-a", id, "KILL"], { log: this.log, timeoutMs: 10_000 });
-      await tryRun(this.name, [...root, "delete", "--force", id], { log: this.log, timeoutMs: 30_000 });
+      await this.oci.killAndDelete(id);
     }
     removeCgroups(paths, this.log);
     await this.egress.detach(id);
@@ -519,11 +341,6 @@ export class LinuxRuntime implements Runtime {
     return this.cgroups;
   }
 
-  /** The lower layer for a template name; NotFoundError when there is no such template. */
-  private template(name: string): string {
-    return this.templates.rootfs(name);
-  }
-
   listTemplates(): Promise<TemplateInfo[]> {
     return this.catalog.listTemplates();
   }
@@ -547,22 +364,6 @@ export class LinuxRuntime implements Runtime {
 
   deleteTemplate(name: string): Promise<void> {
     return this.catalog.deleteTemplate(name);
-  }
-
-  private initBinary(): string {
-    return this.o.initBinary ?? initBinaryPath();
-  }
-
-  /** Found at start, not at the first create: without it runc fails with a message about mounts. */
-  private checkInitBinary(): void {
-    try {
-      accessSync(this.initBinary(), constants.X_OK);
-    } catch {
-      this.log.error({ path: this.initBinary() }, "berth-init is missing or not executable");
-      throw new SandboxError(
-        "berth-init is not built: run `make -C packages/supervisor` (or set the runtime's initBinary)",
-      );
-    }
   }
 
   /** runc records the real dirs (v1: one per controller); crun does not, so v2 derives it. */
