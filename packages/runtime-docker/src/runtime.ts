@@ -3,15 +3,13 @@ import { chownSync, existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import {
+  CapabilityRuntime,
   ConflictError,
   checkMountPath,
-  type EgressMode,
   InvalidRequestError,
   KeyedLock,
   type Logger,
-  type NetworkPolicy,
   NotFoundError,
-  type Runtime,
   type RuntimeInfo,
   type RuntimeStatus,
   type SandboxAddressing,
@@ -19,8 +17,6 @@ import {
   type SandboxSpec,
   type SandboxStats,
   silentLogger,
-  type TemplateFormat,
-  type TemplateInfo,
 } from "@berth/core";
 import {
   canConnect,
@@ -30,6 +26,7 @@ import {
   safeReaddir,
 } from "@berth/linux-host";
 import { initBinaryPath } from "@berth/supervisor";
+import { DockerTemplateCatalog } from "./catalog.js";
 import { containerSpec, INIT_PATH } from "./container-spec.js";
 import { DockerEgress } from "./egress.js";
 import { Engine, isNotFound } from "./engine.js";
@@ -58,7 +55,7 @@ export interface DockerRuntimeOptions {
  * (templates.ts), volumes the local driver's loop-mounted images (volumes.ts), networks and
  * egress in egress.ts.
  */
-export class DockerRuntime implements Runtime {
+export class DockerRuntime extends CapabilityRuntime {
   readonly name = "docker";
   private readonly engine: Engine;
   private readonly log: Logger;
@@ -67,11 +64,14 @@ export class DockerRuntime implements Runtime {
   private readonly lock = new KeyedLock();
   private readonly templates: DockerTemplates;
   private readonly volumes: DockerVolumes;
-  private readonly egress: DockerEgress;
+  protected readonly volumeStore: DockerVolumes;
+  protected readonly egress: DockerEgress;
+  protected readonly catalog: DockerTemplateCatalog;
   readonly addressing: SandboxAddressing;
   private diskQuota = false;
 
   constructor(private readonly o: DockerRuntimeOptions) {
+    super();
     this.root = join(o.dataDir, "runtime-docker");
     this.log = o.log ?? silentLogger;
     this.engine = new Engine(o.socketPath ?? "/var/run/docker.sock", this.log);
@@ -79,6 +79,7 @@ export class DockerRuntime implements Runtime {
     this.instance = new DockerInstance(this.engine, this.root, tag);
     this.templates = new DockerTemplates(this.engine, this.log);
     this.volumes = new DockerVolumes(this.root, this.log);
+    this.volumeStore = this.volumes;
     this.egress = new DockerEgress(this.instance, {
       lock: this.lock,
       hostPorts: o.hostPorts,
@@ -86,6 +87,7 @@ export class DockerRuntime implements Runtime {
       log: this.log,
     });
     this.addressing = this.egress;
+    this.catalog = new DockerTemplateCatalog(this.templates, this.instance, this.lock);
   }
 
   /**
@@ -109,10 +111,6 @@ export class DockerRuntime implements Runtime {
   /** Whether `open` sandboxes are filtered (nftables rules on the bridge); known after `start`. */
   get filtersOpenEgress(): boolean {
     return this.egress.filtersOpenEgress;
-  }
-
-  get egressModes(): readonly EgressMode[] {
-    return this.egress.egressModes;
   }
 
   async start(): Promise<void> {
@@ -325,60 +323,6 @@ export class DockerRuntime implements Runtime {
   async purgeHostState(): Promise<void> {
     await this.egress.purge();
     await this.volumes.purge();
-  }
-
-  createVolume(id: string, sizeMiB: number): Promise<void> {
-    return this.volumes.createVolume(id, sizeMiB);
-  }
-
-  deleteVolume(id: string): Promise<void> {
-    return this.volumes.deleteVolume(id);
-  }
-
-  volumeUsage(id: string): Promise<number> {
-    return this.volumes.volumeUsage(id);
-  }
-
-  setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void> {
-    return this.egress.setNetworkPolicy(id, policy);
-  }
-
-  listTemplates(): Promise<TemplateInfo[]> {
-    return this.templates.list();
-  }
-
-  getTemplate(name: string): Promise<TemplateInfo | null> {
-    return this.templates.get(name);
-  }
-
-  importTemplate(
-    name: string,
-    file: string,
-    format: TemplateFormat,
-    signal?: AbortSignal,
-  ): Promise<TemplateInfo> {
-    return this.templates.importArchive(name, file, format, signal);
-  }
-
-  templateFromSandbox(id: string, name: string): Promise<TemplateInfo> {
-    return this.lock.run(id, async () => {
-      const c = await this.instance.existing(id);
-      const base = c.Config.Labels?.[LABEL.template] ?? "default";
-      return this.templates.commit(
-        c.Id,
-        name,
-        `built from ${base}`,
-        c.Config.Labels?.[LABEL.hostUsr] === "1",
-      );
-    });
-  }
-
-  async deleteTemplate(name: string): Promise<void> {
-    const users = (await this.instance.containers(false)).filter((c) => c.Labels?.[LABEL.template] === name);
-    await this.templates.remove(
-      name,
-      users.map((c) => c.Labels?.[LABEL.sandbox] ?? c.Id),
-    );
   }
 
   /** Whether the engine takes a size for a container's writable layer: a container made (never started) with one. */

@@ -2,17 +2,15 @@ import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import {
+  CapabilityRuntime,
   ConflictError,
   checkMountPath,
-  type EgressMode,
   InvalidRequestError,
   KeyedLock,
   type Logger,
-  type NetworkPolicy,
   NotFoundError,
   NotSupportedError,
   type Resources,
-  type Runtime,
   type RuntimeInfo,
   type RuntimeStatus,
   type SandboxAddressing,
@@ -20,7 +18,6 @@ import {
   type SandboxSpec,
   type SandboxStats,
   silentLogger,
-  type TemplateInfo,
 } from "@berth/core";
 import { SupervisorClient } from "@berth/supervisor";
 import type { KubeConfig } from "@kubernetes/client-node";
@@ -80,7 +77,7 @@ export interface KubernetesRuntimeOptions {
  * hibernate deletes the Pod and wake makes it again on the same claim; the egress policy is a
  * NetworkPolicy. Kubernetes cannot freeze a Pod: pause answers 501.
  */
-export class KubernetesRuntime implements Runtime {
+export class KubernetesRuntime extends CapabilityRuntime {
   readonly name = "kubernetes";
   private readonly cluster: Cluster;
   private readonly log: Logger;
@@ -89,17 +86,14 @@ export class KubernetesRuntime implements Runtime {
   private readonly pool: WarmPods;
   /** The warm pool's key: which shape its Pods have (a changed image or default makes a new pool). */
   private readonly poolKey: string;
-  private readonly egress: PodEgress;
-  private readonly volumes: ClaimVolumes;
-  private readonly templates: ImageTemplates;
+  protected readonly egress: PodEgress;
+  protected readonly volumeStore: ClaimVolumes;
+  protected readonly catalog: ImageTemplates;
   private readonly shapes: PodShapes;
   readonly addressing: SandboxAddressing;
 
-  get egressModes(): readonly EgressMode[] {
-    return this.egress.egressModes;
-  }
-
   constructor(private readonly o: KubernetesRuntimeOptions) {
+    super();
     this.log = o.log ?? silentLogger;
     this.cluster = new Cluster(o.kubeConfig, o.namespace, this.log, o.apiTimeoutMs);
     const shape = { template: "default", resources: o.defaultResources, env: {}, volumes: [] };
@@ -108,8 +102,8 @@ export class KubernetesRuntime implements Runtime {
       .digest("hex")
       .slice(0, 12);
     this.pods = new SandboxPods(this.cluster);
-    this.templates = new ImageTemplates(o.images);
-    this.shapes = new PodShapes({ ...o, poolKey: this.poolKey, images: this.templates });
+    this.catalog = new ImageTemplates(o.images);
+    this.shapes = new PodShapes({ ...o, poolKey: this.poolKey, images: this.catalog });
     this.egress = new PodEgress(this.cluster, this.pods, {
       gateway: o.gateway,
       podCidrs: o.podCidrs,
@@ -118,7 +112,7 @@ export class KubernetesRuntime implements Runtime {
       log: this.log,
     });
     this.addressing = this.egress;
-    this.volumes = new ClaimVolumes(this.cluster, {
+    this.volumeStore = new ClaimVolumes(this.cluster, {
       storageClass: o.storageClass,
       client: (id) => this.client(id),
     });
@@ -159,7 +153,7 @@ export class KubernetesRuntime implements Runtime {
   }
 
   private async build(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
-    this.templates.image(spec.template);
+    this.catalog.image(spec.template);
     for (const v of spec.volumes ?? []) checkMountPath(v.mountPath);
     if ((await this.pods.find(spec.id)) || (await this.cluster.readClaim(dataClaimName(spec.id))))
       throw new ConflictError(`sandbox '${spec.id}' already exists`);
@@ -345,42 +339,6 @@ export class KubernetesRuntime implements Runtime {
   /** Deletes the warm Pods (tests, uninstall). */
   async drainWarmPods(): Promise<void> {
     await this.pool.close(true);
-  }
-
-  createVolume(id: string, sizeMiB: number): Promise<void> {
-    return this.volumes.createVolume(id, sizeMiB);
-  }
-
-  deleteVolume(id: string): Promise<void> {
-    return this.volumes.deleteVolume(id);
-  }
-
-  volumeUsage(id: string): Promise<number> {
-    return this.volumes.volumeUsage(id);
-  }
-
-  setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void> {
-    return this.egress.setNetworkPolicy(id, policy);
-  }
-
-  listTemplates(): Promise<TemplateInfo[]> {
-    return this.templates.listTemplates();
-  }
-
-  getTemplate(name: string): Promise<TemplateInfo | null> {
-    return this.templates.getTemplate(name);
-  }
-
-  importTemplate(): Promise<TemplateInfo> {
-    return this.templates.importTemplate();
-  }
-
-  templateFromSandbox(): Promise<TemplateInfo> {
-    return this.templates.templateFromSandbox();
-  }
-
-  deleteTemplate(): Promise<void> {
-    return this.templates.deleteTemplate();
   }
 
   private client(id: string): SupervisorClient {

@@ -1,14 +1,12 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import {
+  CapabilityRuntime,
   ConflictError,
-  type EgressMode,
   InvalidRequestError,
   KeyedLock,
   type Logger,
-  type NetworkPolicy,
   NotFoundError,
-  type Runtime,
   type RuntimeInfo,
   type RuntimeStatus,
   type SandboxAddressing,
@@ -16,8 +14,7 @@ import {
   type SandboxSpec,
   type SandboxStats,
   silentLogger,
-  type TemplateFormat,
-  type TemplateInfo,
+  type VolumeStore,
 } from "@berth/core";
 import { connectSupervisor, mountPoints, type RootfsPool, unmount, type Volumes } from "@berth/linux-host";
 import { initBinaryPath } from "@berth/supervisor";
@@ -64,7 +61,7 @@ export interface LinuxRuntimeOptions {
 }
 
 /** The local driver: OCI bundles run by runc/crun, loop-mounted ext4 disks, cgroups v1 or v2. */
-export class LinuxRuntime implements Runtime {
+export class LinuxRuntime extends CapabilityRuntime {
   private readonly layout: RuntimeLayout;
   private readonly oci: OciCli;
   private readonly log: Logger;
@@ -79,12 +76,18 @@ export class LinuxRuntime implements Runtime {
   private readonly records: SandboxRecords;
   /** Create and destroy of one id never interleave. */
   private readonly lock = new KeyedLock();
-  private readonly egress: LinuxEgress;
-  private readonly catalog: LinuxTemplates;
+  protected readonly egress: LinuxEgress;
+  protected readonly catalog: LinuxTemplates;
+  protected readonly volumeStore: VolumeStore = {
+    createVolume: (id, sizeMiB) => this.vols().create(id, sizeMiB),
+    deleteVolume: (id) => this.vols().remove(id),
+    volumeUsage: async (id) => this.vols().usedBytes(id),
+  };
   private readonly suspension: LinuxSuspension;
   readonly addressing: SandboxAddressing;
 
   constructor(private readonly o: LinuxRuntimeOptions) {
+    super();
     this.layout = new RuntimeLayout(o.dataDir);
     this.log = o.log ?? silentLogger;
     this.templates = new TemplateStore(this.layout.templates, this.log);
@@ -122,11 +125,6 @@ export class LinuxRuntime implements Runtime {
   /** The OCI runtime binary driven (`runc` or `crun`; known after `start`). */
   get name(): string {
     return this.oci.name;
-  }
-
-  /** Egress modes this host can enforce (all three once sandbox networks are set up). */
-  get egressModes(): readonly EgressMode[] {
-    return this.egress.egressModes;
   }
 
   async start(): Promise<void> {
@@ -303,18 +301,6 @@ export class LinuxRuntime implements Runtime {
     if (noSandboxLeft) await this.shared?.remove();
   }
 
-  createVolume(id: string, sizeMiB: number): Promise<void> {
-    return this.vols().create(id, sizeMiB);
-  }
-
-  deleteVolume(id: string): Promise<void> {
-    return this.vols().remove(id);
-  }
-
-  async volumeUsage(id: string): Promise<number> {
-    return this.vols().usedBytes(id);
-  }
-
   private vols(): Volumes {
     if (!this.volumes) throw new SandboxError("the runtime is not started");
     return this.volumes;
@@ -327,10 +313,6 @@ export class LinuxRuntime implements Runtime {
     for (const id of this.volumes?.list() ?? []) await this.volumes?.remove(id);
   }
 
-  setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void> {
-    return this.egress.setNetworkPolicy(id, policy);
-  }
-
   /** Resolves when the disk pool is full (tests and benchmarks). */
   async poolReady(): Promise<void> {
     await this.pool?.whenFull();
@@ -339,31 +321,6 @@ export class LinuxRuntime implements Runtime {
   private ready(): CgroupSetup {
     if (!this.cgroups) throw new SandboxError("the runtime is not started");
     return this.cgroups;
-  }
-
-  listTemplates(): Promise<TemplateInfo[]> {
-    return this.catalog.listTemplates();
-  }
-
-  getTemplate(name: string): Promise<TemplateInfo | null> {
-    return this.catalog.getTemplate(name);
-  }
-
-  importTemplate(
-    name: string,
-    file: string,
-    format: TemplateFormat,
-    signal?: AbortSignal,
-  ): Promise<TemplateInfo> {
-    return this.catalog.importTemplate(name, file, format, signal);
-  }
-
-  templateFromSandbox(id: string, name: string): Promise<TemplateInfo> {
-    return this.catalog.templateFromSandbox(id, name);
-  }
-
-  deleteTemplate(name: string): Promise<void> {
-    return this.catalog.deleteTemplate(name);
   }
 
   /** runc records the real dirs (v1: one per controller); crun does not, so v2 derives it. */

@@ -1,0 +1,90 @@
+import type { Duplex } from "node:stream";
+import type {
+  EgressControl,
+  Runtime,
+  RuntimeInfo,
+  RuntimeStatus,
+  SandboxAddressing,
+  SandboxSpec,
+  SandboxStats,
+  TemplateCatalog,
+  TemplateFormat,
+  TemplateInfo,
+  VolumeStore,
+} from "./runtime.js";
+import type { EgressMode, NetworkPolicy } from "./types.js";
+
+/**
+ * A base for drivers made of capability objects: the driver class keeps the lifecycle and
+ * suspension and hands templates, volumes, egress and addressing to one object each; the
+ * `Runtime` methods of those capabilities are forwarded here once, not in every driver.
+ */
+export abstract class CapabilityRuntime implements Runtime {
+  abstract readonly name: string;
+  abstract readonly addressing: SandboxAddressing;
+  /** The driver's template catalog. */
+  protected abstract readonly catalog: TemplateCatalog;
+  /** The driver's volumes. */
+  protected abstract readonly volumeStore: VolumeStore;
+  /** The driver's egress enforcement. */
+  protected abstract readonly egress: EgressControl;
+
+  abstract start(): Promise<void>;
+  abstract close(): Promise<void>;
+  abstract create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo>;
+  abstract connect(id: string): Promise<Duplex>;
+  abstract inspect(id: string): Promise<RuntimeStatus>;
+  abstract stats(id: string): Promise<SandboxStats>;
+  abstract destroy(id: string): Promise<void>;
+  abstract list(): Promise<string[]>;
+  abstract pause(id: string): Promise<void>;
+  abstract resume(id: string): Promise<void>;
+  abstract hibernate(id: string): Promise<void>;
+  abstract wake(id: string): Promise<RuntimeInfo>;
+  abstract snapshot(id: string, dest: string): Promise<number>;
+
+  get egressModes(): readonly EgressMode[] {
+    return this.egress.egressModes;
+  }
+
+  setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void> {
+    return this.egress.setNetworkPolicy(id, policy);
+  }
+
+  createVolume(id: string, sizeMiB: number): Promise<void> {
+    return this.volumeStore.createVolume(id, sizeMiB);
+  }
+
+  deleteVolume(id: string): Promise<void> {
+    return this.volumeStore.deleteVolume(id);
+  }
+
+  volumeUsage(id: string): Promise<number> {
+    return this.volumeStore.volumeUsage(id);
+  }
+
+  listTemplates(): Promise<TemplateInfo[]> {
+    return this.catalog.listTemplates();
+  }
+
+  getTemplate(name: string): Promise<TemplateInfo | null> {
+    return this.catalog.getTemplate(name);
+  }
+
+  importTemplate(
+    name: string,
+    file: string,
+    format: TemplateFormat,
+    signal?: AbortSignal,
+  ): Promise<TemplateInfo> {
+    return this.catalog.importTemplate(name, file, format, signal);
+  }
+
+  templateFromSandbox(id: string, name: string): Promise<TemplateInfo> {
+    return this.catalog.templateFromSandbox(id, name);
+  }
+
+  deleteTemplate(name: string): Promise<void> {
+    return this.catalog.deleteTemplate(name);
+  }
+}
