@@ -5,13 +5,14 @@
 // - no runtime driver package imports another driver package (shared host code lives in
 //   @berth/linux-host, shared contracts in @berth/core).
 // Prints each cycle or forbidden import and exits 1; silent and 0 when the graph is clean.
-// Arguments: package dirs to check (default: every package).
+// Arguments: `--except a,b` leaves those packages out (default: every package is checked).
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), "..");
 const packagesDir = join(root, "packages");
-const DRIVERS = ["runtime-linux", "runtime-docker", "runtime-kubernetes"];
+/** Runtime driver packages: every `packages/runtime-*`. */
+const isDriver = (pkg) => pkg.startsWith("runtime-");
 
 /** Every .ts/.tsx source file below `dir` (tests included: they must not close a cycle either). */
 function sources(dir) {
@@ -51,8 +52,9 @@ function resolveRelative(from, spec) {
 
 const problems = [];
 const graph = new Map();
-const only = process.argv.slice(2);
-for (const pkg of only.length > 0 ? only : readdirSync(packagesDir)) {
+const exceptAt = process.argv.indexOf("--except");
+const except = exceptAt >= 0 ? (process.argv[exceptAt + 1] ?? "").split(",") : [];
+for (const pkg of readdirSync(packagesDir).filter((p) => !except.includes(p))) {
   const src = join(packagesDir, pkg, "src");
   try {
     statSync(src);
@@ -65,9 +67,9 @@ for (const pkg of only.length > 0 ? only : readdirSync(packagesDir)) {
       if (spec.startsWith(".")) {
         const target = resolveRelative(file, spec);
         if (target) edges.push(target);
-      } else if (DRIVERS.includes(pkg)) {
+      } else if (isDriver(pkg)) {
         const other = /^@berth\/([^/]+)/.exec(spec)?.[1];
-        if (other && other !== pkg && DRIVERS.includes(other))
+        if (other && other !== pkg && isDriver(other))
           problems.push(`driver imports driver: ${relative(root, file)} imports ${spec}`);
       }
     }
