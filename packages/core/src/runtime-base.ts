@@ -1,4 +1,7 @@
 import type { Duplex } from "node:stream";
+import { InvalidRequestError } from "./errors.js";
+import type { KeyedLock } from "./keyed-lock.js";
+import type { Logger } from "./logger.js";
 import type {
   EgressControl,
   Runtime,
@@ -13,6 +16,9 @@ import type {
   VolumeStore,
 } from "./runtime.js";
 import type { EgressMode, NetworkPolicy } from "./types.js";
+
+/** Sandbox ids every driver takes: hostname- and DNS-label-safe, short enough for a unix socket path. */
+export const SANDBOX_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
 
 /**
  * A base for drivers made of capability objects: the driver class keeps the lifecycle and
@@ -42,6 +48,28 @@ export abstract class CapabilityRuntime implements Runtime {
   abstract hibernate(id: string): Promise<void>;
   abstract wake(id: string): Promise<RuntimeInfo>;
   abstract snapshot(id: string, dest: string): Promise<number>;
+
+  /**
+   * `create` for drivers whose creation is one `build` step: a bad id is refused, one id is
+   * built at a time (`lock`), and a failed build is undone by `teardown` (best effort) before
+   * the error goes to the caller.
+   */
+  protected createUnderLock(
+    spec: SandboxSpec,
+    o: { lock: KeyedLock; log: Logger; build: () => Promise<RuntimeInfo>; teardown: () => Promise<void> },
+  ): Promise<RuntimeInfo> {
+    if (!SANDBOX_ID.test(spec.id))
+      return Promise.reject(new InvalidRequestError("invalid sandbox id", { field: "id" }));
+    return o.lock.run(spec.id, async () => {
+      try {
+        return await o.build();
+      } catch (err) {
+        o.log.warn({ id: spec.id, err: String(err) }, "create failed");
+        await o.teardown().catch(() => {});
+        throw err;
+      }
+    });
+  }
 
   get egressModes(): readonly EgressMode[] {
     return this.egress.egressModes;

@@ -38,7 +38,7 @@ export {
 export { RangeRegistry, REGISTRY_DIR } from "./network/range-registry.js";
 export { type SandboxNet, SandboxNetworks, vethPrefixOf } from "./network/sandbox-networks.js";
 export { claimSandboxRange } from "./network/sandbox-range.js";
-export { ensureDefaultTemplate, SANDBOX_GID, SANDBOX_UID, writeRootfsSkeleton } from "./rootfs.js";
+export { ensureDefaultTemplate, initEnv, SANDBOX_GID, SANDBOX_UID, writeRootfsSkeleton } from "./rootfs.js";
 export { canConnect, connectSupervisor } from "./supervisor-socket.js";
 export { raiseInotifyLimits } from "./uid-limits.js";
 export { Volumes } from "./volumes.js";

@@ -18,6 +18,19 @@ export const SANDBOX_UID = 1000;
 export const SANDBOX_GID = 1000;
 
 /**
+ * The environment berth-init starts with in either local driver, beneath the sandbox's own:
+ * the sandbox user's PATH, HOME and USER, and where berth-init keeps its state.
+ */
+export function initEnv(stateDir: string): Record<string, string> {
+  return {
+    PATH: "/usr/local/bin:/usr/bin:/bin",
+    HOME: "/home/user",
+    USER: "user",
+    BERTH_STATE_DIR: stateDir,
+  };
+}
+
+/**
  * What of the host's /etc a sandbox gets. Programs need these to resolve names, find libraries
  * and trust TLS; nothing secret (shadow, gshadow, ssh host keys, sudoers, ssl/private) is here.
  */

@@ -1,5 +1,5 @@
 import type { SandboxSpec } from "@berth/core";
-import { SANDBOX_UID } from "@berth/linux-host";
+import { initEnv, SANDBOX_UID } from "@berth/linux-host";
 import { LABEL } from "./instance.js";
 
 /** Inside the container: berth-init, its state dir and the dir of its listening socket. */
@@ -34,14 +34,7 @@ export interface ContainerInput {
 export function containerSpec(c: ContainerInput): Record<string, unknown> {
   const { spec } = c;
   const memory = spec.resources.memoryMiB * 1024 * 1024;
-  const env = {
-    ...spec.env,
-    PATH: "/usr/local/bin:/usr/bin:/bin",
-    HOME: "/home/user",
-    USER: "user",
-    BERTH_STATE_DIR: STATE_DIR,
-    BERTH_LISTEN_PATH: `${SOCKET_DIR}/sock`,
-  };
+  const env = { ...spec.env, ...initEnv(STATE_DIR), BERTH_LISTEN_PATH: `${SOCKET_DIR}/sock` };
   const binds = [
     `${c.initBinary}:${INIT_PATH}:ro`,
     `${c.paths.sockDir}:${SOCKET_DIR}:rw`,

@@ -1,10 +1,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { NotFoundError, type SandboxStats } from "@berth/core";
+import { NotFoundError, SANDBOX_ID, type SandboxStats } from "@berth/core";
 import { type Engine, isNotFound } from "./engine.js";
 
-/** Sandbox ids: hostname-safe, and short enough that the socket path fits in sun_path. */
-export const SANDBOX_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
+export { SANDBOX_ID } from "@berth/core";
 
 /** Labels every container of this driver carries. */
 export const LABEL = {

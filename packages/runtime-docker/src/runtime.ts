@@ -6,7 +6,6 @@ import {
   CapabilityRuntime,
   ConflictError,
   checkMountPath,
-  InvalidRequestError,
   KeyedLock,
   type Logger,
   NotFoundError,
@@ -31,7 +30,7 @@ import { containerSpec, INIT_PATH } from "./container-spec.js";
 import { DockerEgress } from "./egress.js";
 import { Engine, isNotFound } from "./engine.js";
 import { DockerInstance, LABEL, readOomKills, SANDBOX_ID } from "./instance.js";
-import { DockerTemplates, templateRef } from "./templates.js";
+import { templateRef } from "./templates.js";
 import { DockerVolumes } from "./volumes.js";
 
 /** Options of the Docker runtime. */
@@ -62,7 +61,6 @@ export class DockerRuntime extends CapabilityRuntime {
   private readonly root: string;
   private readonly instance: DockerInstance;
   private readonly lock = new KeyedLock();
-  private readonly templates: DockerTemplates;
   private readonly volumes: DockerVolumes;
   protected readonly volumeStore: DockerVolumes;
   protected readonly egress: DockerEgress;
@@ -77,7 +75,7 @@ export class DockerRuntime extends CapabilityRuntime {
     this.engine = new Engine(o.socketPath ?? "/var/run/docker.sock", this.log);
     const tag = createHash("sha256").update(this.root).digest("hex").slice(0, 8);
     this.instance = new DockerInstance(this.engine, this.root, tag);
-    this.templates = new DockerTemplates(this.engine, this.log);
+    this.catalog = new DockerTemplateCatalog(this.engine, this.log, this.instance, this.lock);
     this.volumes = new DockerVolumes(this.root, this.log);
     this.volumeStore = this.volumes;
     this.egress = new DockerEgress(this.instance, {
@@ -87,7 +85,6 @@ export class DockerRuntime extends CapabilityRuntime {
       log: this.log,
     });
     this.addressing = this.egress;
-    this.catalog = new DockerTemplateCatalog(this.templates, this.instance, this.lock);
   }
 
   /**
@@ -126,7 +123,7 @@ export class DockerRuntime extends CapabilityRuntime {
     // Containers run as uid 1000, which every sandbox shares: its per-uid inotify limits too.
     raiseInotifyLimits(this.log);
     await this.volumes.start();
-    if (await this.templates.ensureDefault()) this.log.info({}, "imported the default template image");
+    if (await this.catalog.ensureDefault()) this.log.info({}, "imported the default template image");
     await this.egress.start();
     this.diskQuota = await this.probeDiskQuota();
     if (!this.diskQuota)
@@ -141,16 +138,11 @@ export class DockerRuntime extends CapabilityRuntime {
   }
 
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
-    if (!SANDBOX_ID.test(spec.id))
-      return Promise.reject(new InvalidRequestError("invalid sandbox id", { field: "id" }));
-    return this.lock.run(spec.id, async () => {
-      try {
-        return await this.build(spec, signal);
-      } catch (err) {
-        this.log.warn({ id: spec.id, err: String(err) }, "create failed");
-        await this.teardown(spec.id).catch(() => {});
-        throw err;
-      }
+    return this.createUnderLock(spec, {
+      lock: this.lock,
+      log: this.log,
+      build: () => this.build(spec, signal),
+      teardown: () => this.teardown(spec.id),
     });
   }
 
@@ -164,11 +156,11 @@ export class DockerRuntime extends CapabilityRuntime {
     this.egress.writePolicy(spec.id, spec.network);
     let image = templateRef(spec.template);
     let restoreImage = "";
-    let { hostUsr } = await this.templates.image(spec.template);
+    let { hostUsr } = await this.catalog.image(spec.template);
     if (spec.fromSnapshot) {
-      restoreImage = await this.templates.load(spec.fromSnapshot);
+      restoreImage = await this.catalog.load(spec.fromSnapshot);
       image = restoreImage;
-      hostUsr = (await this.templates.imageLabels(image))[LABEL.hostUsr] === "1";
+      hostUsr = (await this.catalog.imageLabels(image))[LABEL.hostUsr] === "1";
     }
     signal?.throwIfAborted();
     for (const v of spec.volumes ?? []) checkMountPath(v.mountPath);
@@ -271,7 +263,7 @@ export class DockerRuntime extends CapabilityRuntime {
     return this.lock.run(id, async () => {
       const c = await this.instance.existing(id);
       const hostUsr = c.Config.Labels?.[LABEL.hostUsr] ?? "0";
-      return this.templates.save(
+      return this.catalog.save(
         c.Id,
         `berth-snapshot/${this.instance.tag}`,
         { [LABEL.hostUsr]: hostUsr },
@@ -299,7 +291,7 @@ export class DockerRuntime extends CapabilityRuntime {
         if (!isNotFound(err)) throw err;
       }
       const restored = c.Config.Labels?.[LABEL.restoreImage];
-      if (restored) await this.templates.removeImage(restored);
+      if (restored) await this.catalog.removeImage(restored);
     }
     await this.egress.forget(id);
     rmSync(this.instance.paths(id).dir, { recursive: true, force: true });

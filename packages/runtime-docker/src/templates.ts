@@ -32,8 +32,8 @@ interface ImageJson {
 /** Templates as images `berth-template/<name>`, labelled with their name, source and whether they want the host's /usr. */
 export class DockerTemplates {
   constructor(
-    private readonly engine: Engine,
-    private readonly log: Logger,
+    protected readonly engine: Engine,
+    protected readonly log: Logger,
   ) {}
 
   /** Imports the `default` image (a skeleton for the host's /usr) unless it exists. */
@@ -58,7 +58,7 @@ export class DockerTemplates {
     return i.Config?.Labels ?? {};
   }
 
-  async list(): Promise<TemplateInfo[]> {
+  async listTemplates(): Promise<TemplateInfo[]> {
     const filters = encodeURIComponent(JSON.stringify({ reference: [`${REPO}/*`] }));
     const images = await this.engine.json<{ RepoTags: string[] | null }[]>({
       method: "GET",
@@ -69,13 +69,13 @@ export class DockerTemplates {
     );
     const out: TemplateInfo[] = [];
     for (const n of names.filter((x): x is string => Boolean(x)).sort()) {
-      const t = await this.get(n);
+      const t = await this.getTemplate(n);
       if (t) out.push(t);
     }
     return out;
   }
 
-  async get(name: string): Promise<TemplateInfo | null> {
+  async getTemplate(name: string): Promise<TemplateInfo | null> {
     if (!TEMPLATE_NAME.test(name)) return null;
     try {
       const i = await this.engine.json<ImageJson>({
@@ -95,7 +95,7 @@ export class DockerTemplates {
   }
 
   /** `docker import` of a root filesystem tar, or `docker load` of a `docker save` archive (its first image). */
-  async importArchive(
+  async importTemplate(
     name: string,
     file: string,
     format: TemplateFormat,
@@ -135,7 +135,7 @@ export class DockerTemplates {
         await this.removeImage(loaded);
       }
     }
-    const t = await this.get(name);
+    const t = await this.getTemplate(name);
     if (!t) throw new NotFoundError("template", name);
     this.log.info({ template: name, format }, "template imported");
     return t;
@@ -152,7 +152,7 @@ export class DockerTemplates {
       path: `/commit?container=${container}&repo=${encodeURIComponent(`${REPO}/${name}`)}&tag=latest&pause=true`,
       json: { Labels: Object.fromEntries(Object.entries(l).map(([k, v]) => [k, JSON.parse(v)])) },
     });
-    const t = await this.get(name);
+    const t = await this.getTemplate(name);
     if (!t) throw new NotFoundError("template", name);
     return t;
   }
@@ -219,7 +219,7 @@ export class DockerTemplates {
   async remove(name: string, users: string[]): Promise<void> {
     if (name === "default")
       throw new InvalidRequestError("the default template cannot be deleted", { field: "name" });
-    if (!(await this.get(name))) throw new NotFoundError("template", name);
+    if (!(await this.getTemplate(name))) throw new NotFoundError("template", name);
     if (users.length > 0)
       throw new ConflictError(
         `template '${name}' is used by ${users.join(", ")}; delete those sandboxes first`,
@@ -239,7 +239,7 @@ export class DockerTemplates {
 
   private async checkNew(name: string): Promise<void> {
     if (!TEMPLATE_NAME.test(name)) throw new InvalidRequestError("invalid template name", { field: "name" });
-    if (await this.get(name)) throw new ConflictError(`template '${name}' already exists`);
+    if (await this.getTemplate(name)) throw new ConflictError(`template '${name}' already exists`);
   }
 }
 

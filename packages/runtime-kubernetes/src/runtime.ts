@@ -5,7 +5,6 @@ import {
   CapabilityRuntime,
   ConflictError,
   checkMountPath,
-  InvalidRequestError,
   KeyedLock,
   type Logger,
   NotFoundError,
@@ -139,16 +138,11 @@ export class KubernetesRuntime extends CapabilityRuntime {
   }
 
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
-    if (!SANDBOX_ID.test(spec.id))
-      return Promise.reject(new InvalidRequestError("invalid sandbox id", { field: "id" }));
-    return this.lock.run(spec.id, async () => {
-      try {
-        return await this.build(spec, signal);
-      } catch (err) {
-        this.log.warn({ id: spec.id, err: String(err) }, "create failed");
-        await this.teardown(spec.id).catch(() => {});
-        throw err;
-      }
+    return this.createUnderLock(spec, {
+      lock: this.lock,
+      log: this.log,
+      build: () => this.build(spec, signal),
+      teardown: () => this.teardown(spec.id),
     });
   }
 

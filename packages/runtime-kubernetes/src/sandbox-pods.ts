@@ -3,8 +3,7 @@ import type { Cluster } from "./cluster.js";
 import { LABEL, MANAGED_BY, podName } from "./objects.js";
 import { isRunning } from "./pod-status.js";
 
-/** Sandbox ids: DNS-label safe (they name Pods, claims and policies). */
-export const SANDBOX_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
+export { SANDBOX_ID } from "@berth/core";
 
 /**
  * Which Pod is each sandbox's, as last read from the API server: its name (a taken warm Pod

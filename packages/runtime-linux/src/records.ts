@@ -1,11 +1,10 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { NotFoundError } from "@berth/core";
+import { NotFoundError, SANDBOX_ID } from "@berth/core";
 import type { SandboxNet } from "@berth/linux-host";
 import type { CgroupPaths } from "./cgroups.js";
 import type { RuntimeLayout, SandboxPaths } from "./paths.js";
 
-/** Sandbox ids: hostname-safe, and short enough that the socket path fits in sun_path. */
-export const SANDBOX_ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
+export { SANDBOX_ID } from "@berth/core";
 
 /** What the driver records about a sandbox, in `info.json` beside it and as its RuntimeInfo. */
 export interface SandboxInfo {
