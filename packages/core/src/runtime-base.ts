@@ -10,10 +10,10 @@ import type {
   SandboxAddressing,
   SandboxSpec,
   SandboxStats,
+  SandboxVolumes,
   TemplateCatalog,
   TemplateFormat,
   TemplateInfo,
-  VolumeStore,
 } from "./runtime.js";
 import type { EgressMode, NetworkPolicy } from "./types.js";
 
@@ -31,7 +31,7 @@ export abstract class CapabilityRuntime implements Runtime {
   /** The driver's template catalog. */
   protected abstract readonly catalog: TemplateCatalog;
   /** The driver's volumes. */
-  protected abstract readonly volumeStore: VolumeStore;
+  protected abstract readonly sandboxVolumes: SandboxVolumes;
   /** The driver's egress enforcement. */
   protected abstract readonly egress: EgressControl;
 
@@ -80,15 +80,15 @@ export abstract class CapabilityRuntime implements Runtime {
   }
 
   createVolume(id: string, sizeMiB: number): Promise<void> {
-    return this.volumeStore.createVolume(id, sizeMiB);
+    return this.sandboxVolumes.createVolume(id, sizeMiB);
   }
 
   deleteVolume(id: string): Promise<void> {
-    return this.volumeStore.deleteVolume(id);
+    return this.sandboxVolumes.deleteVolume(id);
   }
 
   volumeUsage(id: string): Promise<number> {
-    return this.volumeStore.volumeUsage(id);
+    return this.sandboxVolumes.volumeUsage(id);
   }
 
   listTemplates(): Promise<TemplateInfo[]> {

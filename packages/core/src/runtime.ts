@@ -105,7 +105,7 @@ export interface TemplateCatalog {
 }
 
 /** Capability: named persistent volumes sandboxes mount. */
-export interface VolumeStore {
+export interface SandboxVolumes {
   /** Makes a volume of `sizeMiB` (its limit enforced by the kernel). */
   createVolume(id: string, sizeMiB: number): Promise<void>;
   /** Removes a volume and its data (the caller checks no sandbox uses it). */
@@ -157,7 +157,7 @@ export interface Runtime
   extends SandboxLifecycle,
     SandboxSuspension,
     TemplateCatalog,
-    VolumeStore,
+    SandboxVolumes,
     EgressControl {
   /** Short driver name shown by /healthz, e.g. `runc`. */
   readonly name: string;

@@ -62,7 +62,7 @@ export class DockerRuntime extends CapabilityRuntime {
   private readonly instance: DockerInstance;
   private readonly lock = new KeyedLock();
   private readonly volumes: DockerVolumes;
-  protected readonly volumeStore: DockerVolumes;
+  protected readonly sandboxVolumes: DockerVolumes;
   protected readonly egress: DockerEgress;
   protected readonly catalog: DockerTemplateCatalog;
   readonly addressing: SandboxAddressing;
@@ -77,7 +77,7 @@ export class DockerRuntime extends CapabilityRuntime {
     this.instance = new DockerInstance(this.engine, this.root, tag);
     this.catalog = new DockerTemplateCatalog(this.engine, this.log, this.instance, this.lock);
     this.volumes = new DockerVolumes(this.root, this.log);
-    this.volumeStore = this.volumes;
+    this.sandboxVolumes = this.volumes;
     this.egress = new DockerEgress(this.instance, {
       lock: this.lock,
       hostPorts: o.hostPorts,

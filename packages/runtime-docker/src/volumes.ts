@@ -1,7 +1,7 @@
 import { existsSync, rmSync } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
 import { join } from "node:path";
-import { type Logger, NotFoundError, type VolumeStore } from "@berth/core";
+import { type Logger, NotFoundError, type SandboxVolumes } from "@berth/core";
 import { Volumes } from "@berth/linux-host";
 
 /**
@@ -9,7 +9,7 @@ import { Volumes } from "@berth/linux-host";
  * and bound into each container that uses it, so the kernel enforces the size. Volumes made
  * before volumes had a size are plain directories, still served.
  */
-export class DockerVolumes implements VolumeStore {
+export class DockerVolumes implements SandboxVolumes {
   private readonly volumes: Volumes;
 
   constructor(

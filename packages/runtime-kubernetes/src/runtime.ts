@@ -86,7 +86,7 @@ export class KubernetesRuntime extends CapabilityRuntime {
   /** The warm pool's key: which shape its Pods have (a changed image or default makes a new pool). */
   private readonly poolKey: string;
   protected readonly egress: PodEgress;
-  protected readonly volumeStore: ClaimVolumes;
+  protected readonly sandboxVolumes: ClaimVolumes;
   protected readonly catalog: ImageTemplates;
   private readonly shapes: PodShapes;
   readonly addressing: SandboxAddressing;
@@ -111,7 +111,7 @@ export class KubernetesRuntime extends CapabilityRuntime {
       log: this.log,
     });
     this.addressing = this.egress;
-    this.volumeStore = new ClaimVolumes(this.cluster, {
+    this.sandboxVolumes = new ClaimVolumes(this.cluster, {
       storageClass: o.storageClass,
       client: (id) => this.client(id),
     });

@@ -1,4 +1,4 @@
-import { NotFoundError, type VolumeStore } from "@berth/core";
+import { NotFoundError, type SandboxVolumes } from "@berth/core";
 import type { SupervisorClient } from "@berth/supervisor";
 import type { Cluster } from "./cluster.js";
 import { runText } from "./in-pod.js";
@@ -6,7 +6,7 @@ import { claim, LABEL, MANAGED_BY, volumeClaimName } from "./objects.js";
 import { isRunning } from "./pod-status.js";
 
 /** Volumes as PersistentVolumeClaims (ReadWriteOnce: sandboxes sharing one must land on one node). */
-export class ClaimVolumes implements VolumeStore {
+export class ClaimVolumes implements SandboxVolumes {
   constructor(
     private readonly cluster: Cluster,
     private readonly o: { storageClass?: string; client: (sandboxId: string) => SupervisorClient },

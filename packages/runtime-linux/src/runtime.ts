@@ -13,8 +13,8 @@ import {
   SandboxError,
   type SandboxSpec,
   type SandboxStats,
+  type SandboxVolumes,
   silentLogger,
-  type VolumeStore,
 } from "@berth/core";
 import { connectSupervisor, mountPoints, type RootfsPool, unmount, type Volumes } from "@berth/linux-host";
 import { initBinaryPath } from "@berth/supervisor";
@@ -78,7 +78,7 @@ export class LinuxRuntime extends CapabilityRuntime {
   private readonly lock = new KeyedLock();
   protected readonly egress: LinuxEgress;
   protected readonly catalog: LinuxTemplates;
-  protected readonly volumeStore: VolumeStore = {
+  protected readonly sandboxVolumes: SandboxVolumes = {
     createVolume: (id, sizeMiB) => this.vols().create(id, sizeMiB),
     deleteVolume: (id) => this.vols().remove(id),
     volumeUsage: async (id) => this.vols().usedBytes(id),
