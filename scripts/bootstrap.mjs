@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // Makes a fresh clone ready to run: Debian packages (when root and missing), npm dependencies,
 // and a build. `npm start`, `npm test` and `npm run bench` call it first, so a newcomer needs
-// nothing but Node and root. Every step prints what it does; a step with nothing to do is quiet.
-import { spawnSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
+// nothing but Node and root. Every step prints what it does and how long it took; a step with
+// nothing to do is quiet. The build is skipped when no input changed since the last one (see
+// buildFingerprint), so a second `npm start` goes straight to the server.
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -38,6 +41,30 @@ function say(msg) {
   process.stderr.write(`[bootstrap] ${msg}\n`);
 }
 
+/** How often a long step says it is still at work. */
+const HEARTBEAT_MS = 15_000;
+
+/**
+ * Runs one step between a "what" line and a "done in N s" line, and every 15 s says it is still
+ * at work (with `progress()`'s words, e.g. how many packages are in), so a long step is never a
+ * mystery.
+ */
+async function step(what, fn, progress = () => "") {
+  const started = Date.now();
+  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+  say(`${what}...`);
+  const beat = setInterval(() => {
+    const more = progress();
+    say(`  still ${what.split(" (")[0]}: ${elapsed()}${more ? `, ${more}` : ""}`);
+  }, HEARTBEAT_MS);
+  try {
+    await fn();
+  } finally {
+    clearInterval(beat);
+  }
+  say(`${what}: done in ${elapsed()}`);
+}
+
 function has(cmd) {
   return (
     spawnSync("sh", ["-c", `command -v ${cmd}`], { stdio: "ignore" }).status === 0 ||
@@ -45,15 +72,20 @@ function has(cmd) {
   );
 }
 
-function run(cmd, args, opts = {}) {
-  const r = spawnSync(cmd, args, { stdio: "inherit", cwd: root, ...opts });
-  if (r.status !== 0) {
-    say(`failed: ${cmd} ${args.join(" ")} (exit ${r.status ?? r.signal})`);
+/** Runs a command with the terminal as its output; exits the bootstrap if it fails. */
+async function run(cmd, args, opts = {}) {
+  const code = await new Promise((resolve) => {
+    const child = spawn(cmd, args, { stdio: "inherit", cwd: root, ...opts });
+    child.on("error", () => resolve("not started"));
+    child.on("close", (status, signal) => resolve(status ?? signal));
+  });
+  if (code !== 0) {
+    say(`failed: ${cmd} ${args.join(" ")} (exit ${code})`);
     process.exit(1);
   }
 }
 
-function installDebianPackages() {
+async function installDebianPackages() {
   const wanted = {
     ...NEEDED.serve,
     ...(mode === "test" ? NEEDED.test : {}),
@@ -73,10 +105,11 @@ function installDebianPackages() {
     );
     process.exit(1);
   }
-  say(`installing Debian packages: ${missing.join(" ")}`);
-  run("apt-get", ["update", "-qq"]);
-  run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], {
-    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  await step(`installing Debian packages: ${missing.join(" ")}`, async () => {
+    await run("apt-get", ["update", "-qq"]);
+    await run("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...missing], {
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    });
   });
 }
 
@@ -84,20 +117,81 @@ function mtime(p) {
   return existsSync(p) ? statSync(p).mtimeMs : 0;
 }
 
-function installNpmDependencies() {
+/** How many packages node_modules holds so far (scoped ones counted one by one). */
+function installedPackages() {
+  const dir = join(root, "node_modules");
+  if (!existsSync(dir)) return 0;
+  let n = 0;
+  for (const name of readdirSync(dir)) {
+    if (name.startsWith(".")) continue;
+    n += name.startsWith("@") ? readdirSync(join(dir, name)).length : 1;
+  }
+  return n;
+}
+
+async function installNpmDependencies() {
   const marker = join(root, "node_modules/.package-lock.json");
   if (existsSync(marker) && mtime(marker) >= mtime(join(root, "package-lock.json"))) return;
-  say("installing npm dependencies (npm ci)");
-  run("npm", ["ci", "--no-audit", "--no-fund"]);
+  // Top-level packages of the lockfile that install on this machine (others' binaries are skipped).
+  const fits = (v, key, mine) => !Array.isArray(v[key]) || v[key].includes(mine);
+  const total = Object.entries(
+    JSON.parse(readFileSync(join(root, "package-lock.json"), "utf8")).packages ?? {},
+  )
+    .filter(
+      ([p]) => p.startsWith("node_modules/") && !p.slice("node_modules/".length).includes("/node_modules/"),
+    )
+    .filter(([, v]) => fits(v, "os", process.platform) && fits(v, "cpu", process.arch)).length;
+  await step(
+    "installing npm dependencies (npm ci; the first time takes a few minutes)",
+    () => run("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"]),
+    () => `${installedPackages()} of about ${total} packages in node_modules`,
+  );
 }
 
-function build() {
-  say("building (tsc -b, berth-init, dashboard)");
-  run("npx", ["tsc", "-b"]);
-  run("make", ["-s", "-C", "packages/supervisor"]);
-  run("node", ["packages/web/build.mjs"]);
+/** What the build reads: every file whose change needs a rebuild (sources, configs, the lockfile). */
+const BUILD_INPUTS = ["packages", "tsconfig.json", "tsconfig.base.json", "package-lock.json"];
+/** Folders under BUILD_INPUTS that are the build's output or not its input. */
+const NOT_INPUTS = new Set(["node_modules", "dist", "build", ".berth"]);
+/** What the build writes: if one is missing, the build runs whatever the fingerprint says. */
+const BUILD_OUTPUTS = [
+  "packages/cli/dist/main.js",
+  "packages/server/dist/index.js",
+  "packages/supervisor/build/berth-init",
+  "packages/web/dist/index.html",
+];
+const STAMP = join(root, "node_modules/.berth-build-fingerprint");
+
+/** A hash of every build input's path, size and modification time (cheap: no file is read). */
+function buildFingerprint() {
+  const hash = createHash("sha256");
+  const walk = (rel) => {
+    const abs = join(root, rel);
+    if (!existsSync(abs)) return;
+    const st = statSync(abs);
+    if (st.isDirectory()) {
+      for (const name of readdirSync(abs).sort())
+        if (!NOT_INPUTS.has(name) && !name.endsWith(".tsbuildinfo")) walk(join(rel, name));
+    } else hash.update(`${rel}\0${st.size}\0${st.mtimeMs}\n`);
+  };
+  for (const rel of BUILD_INPUTS) walk(rel);
+  return hash.digest("hex");
 }
 
-installDebianPackages();
-installNpmDependencies();
-build();
+async function build() {
+  const fingerprint = buildFingerprint();
+  const built = BUILD_OUTPUTS.every((p) => existsSync(join(root, p)));
+  if (built && existsSync(STAMP) && readFileSync(STAMP, "utf8") === fingerprint) {
+    say("build is up to date (no source changed since the last build)");
+    return;
+  }
+  await step("building (TypeScript, berth-init, dashboard)", async () => {
+    await run("npx", ["tsc", "-b"]);
+    await run("make", ["-s", "-C", "packages/supervisor"]);
+    await run("node", ["packages/web/build.mjs"]);
+  });
+  writeFileSync(STAMP, fingerprint);
+}
+
+await installDebianPackages();
+await installNpmDependencies();
+await build();

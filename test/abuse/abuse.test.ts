@@ -148,7 +148,7 @@ describe("abuse suite", () => {
     await call("DELETE", `/v1/sandboxes/${id}`);
   });
 
-  // The issue's goal is a neighbour p99 within 2x of idle; measured here 1.97-2.43x (see README).
+  // The issue's goal is a neighbour p99 within 2x of idle; measured here 1.97-2.43x (see docs/security.md).
   it("a CPU hog does not starve its neighbour (exec latency printed, idle vs loaded)", async () => {
     const hog = await create({ resources: { cpus: 1 } });
     const neighbour = await create({ resources: { cpus: 1 } });

@@ -1,5 +1,5 @@
 // The Docker driver (a Docker Engine on this host; Debian's dockerd started here if none runs)
-// against the conformance suite. Its named gaps are declared, and listed in the README.
+// against the conformance suite. Its named gaps are declared, and listed in docs/drivers.md.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { DockerRuntime } from "@berth/runtime-docker";

@@ -10,7 +10,7 @@ import { type ExitStatus, SupervisorClient } from "@berth/supervisor";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 /**
- * A behaviour a driver declares it cannot show on this host (named in the README). The cases
+ * A behaviour a driver declares it cannot show on this host (named in docs/drivers.md). The cases
  * that need it are skipped for that driver only, with the gap in their output.
  */
 export type RuntimeGap =

@@ -42,3 +42,28 @@ describe("command line parsing", () => {
     expect(splitCommandWords(["--", "sandbox"], 1)).toEqual({ words: [], rest: ["--", "sandbox"] });
   });
 });
+
+describe("durations and suggestions", () => {
+  it("reads durations with units, bare seconds, and refuses anything else", async () => {
+    const { parseDuration } = await import("./args.js");
+    expect(parseDuration("30s", "timeout", usage)).toBe(30);
+    expect(parseDuration("2h", "timeout", usage)).toBe(7200);
+    expect(parseDuration("1h30m", "timeout", usage)).toBe(5400);
+    expect(parseDuration("1.5m", "timeout", usage)).toBe(90);
+    expect(parseDuration("500ms", "timeout", usage)).toBe(0.5);
+    expect(parseDuration("90", "timeout", usage)).toBe(90);
+    expect(parseDuration(undefined, "timeout", usage)).toBeUndefined();
+    for (const bad of ["", "5x", "h", "2h junk", "-1s", "0s"])
+      expect(() => parseDuration(bad, "timeout", usage), bad).toThrow(/--timeout expects a duration/);
+    expect(() => parseDuration("500ms", "timeout", usage, { integer: true })).toThrow(/whole seconds/);
+  });
+
+  it("names the option that was probably meant, and none when nothing is close", () => {
+    const opts = { memory: { type: "string" }, cpus: { type: "string" } } as const;
+    expect(() => parseCommandArgs(["--memroy", "1"], opts, usage)).toThrow(
+      "unknown option '--memroy'; did you mean --memory?",
+    );
+    expect(() => parseCommandArgs(["--cpu", "1"], opts, usage)).toThrow("did you mean --cpus?");
+    expect(() => parseCommandArgs(["--zzzz"], opts, usage)).toThrow(/^unknown option '--zzzz'$/);
+  });
+});

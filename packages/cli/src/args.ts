@@ -1,6 +1,8 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
+import { parseDurationSeconds } from "./duration.js";
+import { didYouMean } from "./suggest.js";
 
-/** Bad command line: main prints the usage text and exits 2. */
+/** Bad command line or another local problem: main prints the message (and the usage text, if any) and exits 2. */
 export class UsageError extends Error {
   constructor(
     message: string,
@@ -50,8 +52,35 @@ export function parseCommandArgs(argv: string[], options: OptionSpec, usage: str
     });
     return { values: values as ParsedArgs["values"], positionals, rest };
   } catch (err) {
-    throw new UsageError((err as Error).message, usage);
+    throw new UsageError(withSuggestion((err as Error).message, { ...GLOBAL_OPTIONS, ...options }), usage);
   }
+}
+
+/** parseArgs' "Unknown option '--memroy'" with the option that was probably meant. */
+function withSuggestion(message: string, options: OptionSpec): string {
+  const unknown = /^Unknown option '--([^'=]+)/.exec(message)?.[1];
+  if (unknown === undefined) return message;
+  return `unknown option '--${unknown}'${didYouMean(unknown, Object.keys(options), "--")}`;
+}
+
+/**
+ * A duration flag as seconds (`30s`, `5m`, `2h`, `1d`, `2h30m`, or bare seconds), or undefined
+ * when absent; throws UsageError when it is not a positive duration.
+ */
+export function parseDuration(
+  value: unknown,
+  flag: string,
+  usage: string,
+  opts: { integer?: boolean } = {},
+): number | undefined {
+  if (value === undefined) return undefined;
+  const seconds = parseDurationSeconds(String(value));
+  if (seconds === undefined || seconds <= 0 || (opts.integer && !Number.isInteger(seconds)))
+    throw new UsageError(
+      `--${flag} expects a duration such as 30s, 5m or 2h${opts.integer ? " (whole seconds)" : ""}, got '${String(value)}'`,
+      usage,
+    );
+  return seconds;
 }
 
 /** `K=V` pairs of a repeatable flag as a record; throws UsageError on a missing `=`. */

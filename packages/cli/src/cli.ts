@@ -3,15 +3,35 @@ import { GLOBAL_USAGE, parseCommandArgs, splitCommandWords, UsageError } from ".
 import { type Command, makeContext } from "./command.js";
 import { agentAttach, agentRun, agentShow } from "./commands/agent.js";
 import { sandboxExec } from "./commands/exec.js";
+import { filesList, filesMkdir, filesRemove, filesWatch } from "./commands/file-ops.js";
 import { filesCopy } from "./commands/files.js";
 import { keysCreate, keysList, keysRemove } from "./commands/keys.js";
+import {
+  sandboxExtend,
+  sandboxHibernate,
+  sandboxPause,
+  sandboxResume,
+  sandboxWake,
+} from "./commands/lifecycle.js";
 import { portForward } from "./commands/port-forward.js";
 import { portsExpose, portsList, portsRemove } from "./commands/ports.js";
+import { processesKill, processesList, processesLogs } from "./commands/processes.js";
 import { sandboxCreate, sandboxGet, sandboxList, sandboxRemove } from "./commands/sandbox.js";
 import { serve } from "./commands/serve.js";
+import {
+  sessionAttach,
+  sessionCancel,
+  sessionInterrupt,
+  sessionList,
+  sessionShow,
+} from "./commands/sessions.js";
 import { shell } from "./commands/shell.js";
+import { snapshotCreate, snapshotList, snapshotRemove } from "./commands/snapshots.js";
 import { templateBuild, templateImport, templateList, templateRemove } from "./commands/templates.js";
 import { tenantsBudget, tenantsList, tenantsShow } from "./commands/tenants.js";
+import { usage } from "./commands/usage.js";
+import { volumeCreate, volumeList, volumeRemove } from "./commands/volumes.js";
+import { didYouMean } from "./suggest.js";
 
 type Group = Record<string, Command>;
 
@@ -24,8 +44,16 @@ export const COMMANDS: Record<string, Command | Group> = {
     get: sandboxGet,
     rm: sandboxRemove,
     exec: sandboxExec,
+    pause: sandboxPause,
+    resume: sandboxResume,
+    hibernate: sandboxHibernate,
+    wake: sandboxWake,
+    extend: sandboxExtend,
   },
-  files: { cp: filesCopy },
+  files: { cp: filesCopy, ls: filesList, rm: filesRemove, mkdir: filesMkdir, watch: filesWatch },
+  processes: { ls: processesList, logs: processesLogs, kill: processesKill },
+  snapshot: { create: snapshotCreate, list: snapshotList, rm: snapshotRemove },
+  volume: { create: volumeCreate, list: volumeList, rm: volumeRemove },
   shell,
   template: { import: templateImport, build: templateBuild, list: templateList, rm: templateRemove },
   ports: { expose: portsExpose, list: portsList, rm: portsRemove },
@@ -33,6 +61,14 @@ export const COMMANDS: Record<string, Command | Group> = {
   keys: { create: keysCreate, list: keysList, rm: keysRemove },
   tenants: { list: tenantsList, show: tenantsShow, budget: tenantsBudget },
   agent: { run: agentRun, show: agentShow, attach: agentAttach },
+  session: {
+    list: sessionList,
+    show: sessionShow,
+    attach: sessionAttach,
+    cancel: sessionCancel,
+    interrupt: sessionInterrupt,
+  },
+  usage,
 };
 
 const isCommand = (c: Command | Group): c is Command => typeof (c as Command).run === "function";
@@ -41,9 +77,9 @@ const isCommand = (c: Command | Group): c is Command => typeof (c as Command).ru
 export function mainUsage(): string {
   const lines: string[] = [];
   for (const [name, c] of Object.entries(COMMANDS)) {
-    if (isCommand(c)) lines.push(`  ${name.padEnd(16)} ${c.summary}`);
+    if (isCommand(c)) lines.push(`  ${name.padEnd(18)} ${c.summary}`);
     else
-      for (const [sub, s] of Object.entries(c)) lines.push(`  ${`${name} ${sub}`.padEnd(16)} ${s.summary}`);
+      for (const [sub, s] of Object.entries(c)) lines.push(`  ${`${name} ${sub}`.padEnd(18)} ${s.summary}`);
   }
   return `Usage: berth COMMAND [options]
 
@@ -56,7 +92,7 @@ ${GLOBAL_USAGE}`;
 }
 
 function groupUsage(name: string, group: Group): string {
-  const lines = Object.entries(group).map(([sub, s]) => `  ${sub.padEnd(8)} ${s.summary}`);
+  const lines = Object.entries(group).map(([sub, s]) => `  ${sub.padEnd(10)} ${s.summary}`);
   return `Usage: berth ${name} SUBCOMMAND [options]\n\nSubcommands:\n${lines.join("\n")}\n\n${GLOBAL_USAGE}`;
 }
 
@@ -81,7 +117,11 @@ export async function run(argv: string[]): Promise<number> {
       throw new UsageError("missing command", mainUsage());
     }
     const entry = COMMANDS[name];
-    if (!entry) throw new UsageError(`unknown command '${name}'`, mainUsage());
+    if (!entry)
+      throw new UsageError(
+        `unknown command '${name}'${didYouMean(name, Object.keys(COMMANDS))}`,
+        mainUsage(),
+      );
     let command: Command;
     let rest = top.rest;
     if (isCommand(entry)) command = entry;
@@ -97,7 +137,11 @@ export async function run(argv: string[]): Promise<number> {
         throw new UsageError(`missing subcommand of '${name}'`, usage);
       }
       const found = entry[sub];
-      if (!found) throw new UsageError(`unknown subcommand '${name} ${sub}'`, usage);
+      if (!found)
+        throw new UsageError(
+          `unknown subcommand '${name} ${sub}'${didYouMean(sub, Object.keys(entry), `${name} `)}`,
+          usage,
+        );
       command = found;
       rest = second.rest;
     }
@@ -110,7 +154,7 @@ export async function run(argv: string[]): Promise<number> {
     return await command.run(args, makeContext(args, usage));
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`berth: ${err.message}\n\n${err.usage}\n`);
+      process.stderr.write(`berth: ${err.message}\n${err.usage ? `\n${err.usage}\n` : ""}`);
       return 2;
     }
     if (err instanceof BerthError) {

@@ -117,6 +117,13 @@ export const SETTINGS = {
     oneOf: ["debug", "info", "warn", "error", "silent"],
     doc: "Log level",
   },
+  logFormat: {
+    env: "BERTH_LOG_FORMAT",
+    kind: "string",
+    default: "auto",
+    oneOf: ["auto", "pretty", "json"],
+    doc: "Log lines on stderr: `pretty` (one readable line each), `json` (pino's JSON lines, for collectors) or `auto` (pretty on a terminal, JSON otherwise)",
+  },
   defaultCpus: {
     env: "BERTH_DEFAULT_CPUS",
     kind: "number",

@@ -4,6 +4,7 @@ import swagger from "@fastify/swagger";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import websocket from "@fastify/websocket";
 import Fastify, { type FastifyBaseLogger } from "fastify";
+import { apiDocsRoutes } from "./api-docs/api-docs-routes.js";
 import { auditCall } from "./http/audit-trail.js";
 import { installBodyTimeout, streamsBodies } from "./http/body-timeout.js";
 import { frameworkError, installErrorHandling } from "./http/errors.js";
@@ -98,6 +99,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
   });
   app.addHook("onResponse", async (req, reply) => auditCall(ctx.store, ctx.log, req, reply));
   healthRoutes(app, ctx);
+  apiDocsRoutes(app);
   webRoutes(app);
   keyRoutes(app, ctx);
   tenantRoutes(app, ctx);

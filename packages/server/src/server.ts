@@ -14,6 +14,7 @@ import { Authenticator } from "./auth/authenticate.js";
 import { TenantBudgets } from "./gateway/budgets.js";
 import { ModelGateway } from "./gateway/gateway.js";
 import { PriceTable } from "./gateway/prices.js";
+import { logDestination } from "./log-destination.js";
 import { ServerMetrics } from "./metrics.js";
 import { advertisedUrl, replicaIdOf } from "./replicas/identity.js";
 import type { App } from "./routes/context.js";
@@ -34,7 +35,7 @@ const VERSION = (
 ).version;
 
 export interface ServerOptions {
-  /** A pino logger (default: JSON lines on stderr at `config.logLevel`). */
+  /** A pino logger (default: stderr at `config.logLevel`, in the format of `config.logFormat`). */
   logger?: Pino;
 }
 
@@ -53,7 +54,7 @@ export interface BerthServer {
  * then listens. Nothing is served before recovery has finished.
  */
 export async function startServer(config: Config, o: ServerOptions = {}): Promise<BerthServer> {
-  const log = o.logger ?? pino({ level: config.logLevel }, pino.destination(2));
+  const log = o.logger ?? pino({ level: config.logLevel }, logDestination(config.logFormat));
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   log.debug({ config: describeConfig(config) }, "configuration");

@@ -4,6 +4,7 @@ import { PostgresDb } from "./postgres-db.js";
 import { SqlStore } from "./sql-store.js";
 import { SqliteDb } from "./sqlite-db.js";
 
+export type { Db, Sql } from "./db.js";
 export { MIGRATIONS, migrate } from "./migrations.js";
 export { SqlStore } from "./sql-store.js";
 export { PostgresDb, SqliteDb };

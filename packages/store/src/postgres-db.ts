@@ -1,5 +1,6 @@
 import pg from "pg";
-import type { Db } from "./db.js";
+import type { Db, Sql } from "./db.js";
+import { type OpenTx, refuseEnded, refuseInsideTx, runTxBody, savepointName } from "./tx-scope.js";
 
 /** An arbitrary constant: the advisory lock every Berth server takes while migrating. */
 const MIGRATION_LOCK = 7_307_070;
@@ -22,8 +23,32 @@ export class PostgresDb implements Db {
   }
 
   async query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    refuseInsideTx(this);
     const res = await this.pool.query(numbered(sql), params as unknown[]);
     return res.rows as T[];
+  }
+
+  /** A transaction holds one pooled connection from BEGIN to COMMIT or ROLLBACK. */
+  async transaction<T>(fn: (tx: Sql) => Promise<T>): Promise<T> {
+    refuseInsideTx(this);
+    const client = await this.pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query("BEGIN");
+      try {
+        const result = await runTxBody(this, (scope) => this.handle(client, scope), fn);
+        await client.query("COMMIT");
+        return result;
+      } catch (err) {
+        await client.query("ROLLBACK").catch((e: Error) => {
+          // A connection that cannot roll back is not given to anyone else.
+          broken = e;
+        });
+        throw err;
+      }
+    } finally {
+      client.release(broken);
+    }
   }
 
   async migrationLock<T>(fn: (db: Db) => Promise<T>): Promise<T> {
@@ -34,6 +59,8 @@ export class PostgresDb implements Db {
         dialect: "postgres",
         query: async <R>(sql: string, params: unknown[] = []) =>
           (await client.query(numbered(sql), params as unknown[])).rows as R[],
+        transaction: () =>
+          Promise.reject(new Error("no transactions while migrating: migrations are scripts")),
         migrationLock: (f) => f(scoped),
         script: async (sql) => {
           await client.query(`BEGIN;\n${sql}\nCOMMIT;`).catch(async (err) => {
@@ -56,5 +83,29 @@ export class PostgresDb implements Db {
 
   async close(): Promise<void> {
     await this.pool.end();
+  }
+
+  /** The handle a transaction's body gets: statements on its connection; savepoints nest. */
+  private handle(client: pg.PoolClient, scope: OpenTx): Sql {
+    return {
+      dialect: "postgres",
+      query: async <R>(sql: string, params: unknown[] = []) => {
+        refuseEnded(scope);
+        return (await client.query(numbered(sql), params as unknown[])).rows as R[];
+      },
+      transaction: async <R>(fn: (inner: Sql) => Promise<R>) => {
+        refuseEnded(scope);
+        const name = savepointName();
+        await client.query(`SAVEPOINT ${name}`);
+        try {
+          const result = await runTxBody(this, (s) => this.handle(client, s), fn);
+          await client.query(`RELEASE SAVEPOINT ${name}`);
+          return result;
+        } catch (err) {
+          await client.query(`ROLLBACK TO SAVEPOINT ${name}`);
+          throw err;
+        }
+      },
+    };
   }
 }

@@ -1,13 +1,14 @@
 import { createInterface } from "node:readline";
 import {
   type AgentSpec,
+  BerthError,
   type SessionEvent,
   type SessionFailure,
   type SessionPattern,
   Sessions,
   type SessionView,
 } from "@berth/sdk";
-import { parseNumber, UsageError } from "../args.js";
+import { parseDuration, parseNumber, UsageError } from "../args.js";
 import type { Command, Context } from "../command.js";
 
 const PATTERNS: SessionPattern[] = ["ephemeral", "long-running", "hybrid", "shared"];
@@ -75,6 +76,19 @@ function print(e: SessionEvent, ctx: Context): void {
   if (text !== null) ctx.out(text);
 }
 
+/** The demo model's name (served by Berth's gateway; see the server's demo/demo-model.ts). */
+export const DEMO_MODEL = "berth-demo";
+
+/** The server has no model key: a usage error (exit 2) that says what to set, or how to try the demo. */
+function noModelKey(err: BerthError): UsageError {
+  return new UsageError(
+    `the server has no model API key (${err.message}).
+  Set BERTH_ANTHROPIC_API_KEY in the server's environment and restart it (npm start), or
+  try Berth's scripted demo model, which needs no key: berth agent run --demo 'hello'`,
+    "",
+  );
+}
+
 /** `berth agent run`. */
 export const agentRun: Command = {
   summary: "run an agent with a prompt",
@@ -91,9 +105,13 @@ Options:
   --sandbox ID      run in this existing sandbox (long-running, hybrid, shared)
   --max-turns N     turn limit
   --budget USD      token budget (the model gateway refuses past it)
-  --max-duration S  wall-clock limit in seconds
+  --max-duration D  wall-clock limit (30s, 10m, 2h; bare numbers are seconds)
   --model M         model name
-  --json            print every event as a JSON line`,
+  --demo            use Berth's scripted DEMO model (\`berth-demo\`, not Claude; needs no key):
+                    it runs one command in the sandbox and reports it, to show a session end to end
+  --json            print every event as a JSON line
+
+With no model key on the server (BERTH_ANTHROPIC_API_KEY), it says so at once and exits 2.`,
   options: {
     pattern: { type: "string" },
     sandbox: { type: "string" },
@@ -101,6 +119,7 @@ Options:
     budget: { type: "string" },
     "max-duration": { type: "string" },
     model: { type: "string" },
+    demo: { type: "boolean" },
   },
   async run(args, ctx) {
     const prompt = args.positionals.join(" ");
@@ -112,16 +131,23 @@ Options:
     const agent: AgentSpec = {
       maxTurns: parseNumber(v["max-turns"], "max-turns", ctx.usage, { integer: true }),
       maxBudgetUsd: parseNumber(v.budget, "budget", ctx.usage),
-      maxDurationSeconds: parseNumber(v["max-duration"], "max-duration", ctx.usage),
-      model: v.model as string | undefined,
+      maxDurationSeconds: parseDuration(v["max-duration"], "max-duration", ctx.usage),
+      model: v.demo ? DEMO_MODEL : (v.model as string | undefined),
     };
+    if (v.demo && v.model) throw new UsageError("--demo and --model cannot be used together", ctx.usage);
     const sessions = new Sessions(ctx.client());
-    const s = await sessions.create({
-      prompt,
-      pattern,
-      ...(v.sandbox ? { sandbox: { id: v.sandbox as string } } : {}),
-      agent: JSON.parse(JSON.stringify(agent)) as AgentSpec,
-    });
+    const s = await sessions
+      .create({
+        prompt,
+        pattern,
+        ...(v.sandbox ? { sandbox: { id: v.sandbox as string } } : {}),
+        agent: JSON.parse(JSON.stringify(agent)) as AgentSpec,
+      })
+      .catch((err: unknown) => {
+        if (err instanceof BerthError && err.code === "model_unavailable") throw noModelKey(err);
+        throw err;
+      });
+    if (v.demo) ctx.err(`DEMO: the model is ${DEMO_MODEL}, a script served by Berth itself, not Claude`);
     ctx.err(`session ${s.id} in sandbox ${s.sandboxId}`);
     let ok = false;
     for await (const e of sessions.events(s.id, { untilIdle: true })) {

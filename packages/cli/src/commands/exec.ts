@@ -1,6 +1,9 @@
 import { Sandbox } from "@berth/sdk";
-import { parseKeyValues, parseNumber, UsageError } from "../args.js";
+import { parseDuration, parseKeyValues, parseNumber, UsageError } from "../args.js";
 import type { Command } from "../command.js";
+
+const toMs = (seconds: number | undefined) =>
+  seconds === undefined ? undefined : Math.round(seconds * 1000);
 
 /** Exit status when the command was killed for running too long (as coreutils `timeout`). */
 const TIMED_OUT_EXIT = 124;
@@ -8,7 +11,7 @@ const TIMED_OUT_EXIT = 124;
 /** `berth sandbox exec`. */
 export const sandboxExec: Command = {
   summary: "run a command in a sandbox",
-  usage: `Usage: berth sandbox exec ID [--cwd DIR] [--env K=V]... [--timeout MS] -- CMD [ARGS...]
+  usage: `Usage: berth sandbox exec ID [--cwd DIR] [--env K=V]... [--timeout D] -- CMD [ARGS...]
 
 Runs CMD in the sandbox, streams its stdout and stderr live, and exits with its exit code
 (124 when it timed out). With --json, waits and prints the whole result instead.
@@ -16,7 +19,7 @@ Runs CMD in the sandbox, streams its stdout and stderr live, and exits with its 
 Options:
   --cwd DIR      working directory inside the sandbox
   --env K=V      environment variable (repeatable)
-  --timeout MS   kill the command after MS milliseconds`,
+  --timeout D    kill the command after D (500ms, 30s, 5m; a bare number is milliseconds)`,
   options: {
     cwd: { type: "string" },
     env: { type: "string", multiple: true },
@@ -30,7 +33,9 @@ Options:
     const opts = {
       cwd: args.values.cwd as string | undefined,
       env: args.values.env ? parseKeyValues(args.values.env, "env", ctx.usage) : undefined,
-      timeoutMs: parseNumber(args.values.timeout, "timeout", ctx.usage, { integer: true }),
+      timeoutMs: /^\d+$/.test(String(args.values.timeout ?? ""))
+        ? parseNumber(args.values.timeout, "timeout", ctx.usage, { integer: true })
+        : toMs(parseDuration(args.values.timeout, "timeout", ctx.usage)),
     };
     if (ctx.json) {
       const result = await sb.exec(cmd, opts);

@@ -1,5 +1,5 @@
 import { Sandbox, type SandboxState } from "@berth/sdk";
-import { parseKeyValues, parseNumber, UsageError } from "../args.js";
+import { parseDuration, parseKeyValues, parseNumber, UsageError } from "../args.js";
 import type { Command } from "../command.js";
 import { formatTable } from "../table.js";
 
@@ -15,7 +15,7 @@ Options:
   --cpus N       CPU limit (may be fractional)
   --disk MiB     writable disk size
   --pids N       process limit
-  --timeout S    lifetime in seconds
+  --timeout D    lifetime (30s, 10m, 2h; bare numbers are seconds)
   --template T   template name
   --env K=V      environment variable (repeatable)
   --label K=V    label (repeatable)
@@ -52,7 +52,7 @@ Options:
         template: v.template as string | undefined,
         network: egress ? { egress: egress as "none" | "allowlist" | "open", allow } : undefined,
         resources: Object.values(resources).some((x) => x !== undefined) ? resources : undefined,
-        timeoutSeconds: parseNumber(v.timeout, "timeout", ctx.usage, { integer: true }),
+        timeoutSeconds: parseDuration(v.timeout, "timeout", ctx.usage, { integer: true }),
         env: v.env ? parseKeyValues(v.env, "env", ctx.usage) : undefined,
         labels: v.label ? parseKeyValues(v.label, "label", ctx.usage) : undefined,
       },

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ConfigError, loadConfig } from "@berth/core";
 import { UsageError } from "../args.js";
+import { startBanner } from "../banner.js";
 import type { Command } from "../command.js";
 
 /** What `berth serve` needs from @berth/server (loaded only by this command). */
@@ -49,8 +50,14 @@ $BERTH_DATA_DIR/admin-key. Stops cleanly on SIGINT or SIGTERM.`,
     const spec = "@berth/server";
     const { startServer } = (await import(spec)) as ServerModule;
     const server = await startServer(config);
-    ctx.err(`berth: listening on ${server.url} (exposed ports on ${server.previewUrl})`);
-    ctx.err(`berth: admin key in ${join(resolve(config.dataDir), "admin-key")}`);
+    ctx.err(
+      startBanner({
+        url: server.url,
+        previewUrl: server.previewUrl,
+        adminKeyPath: join(resolve(config.dataDir), "admin-key"),
+        hasModelKey: Boolean(config.anthropicApiKey),
+      }),
+    );
     if (ctx.json) ctx.out(JSON.stringify({ url: server.url, previewUrl: server.previewUrl }));
     await new Promise<void>((done) => {
       let stopping = false;

@@ -21,6 +21,7 @@ import {
   type SessionUsage,
   type Store,
 } from "@berth/core";
+import { DEMO_MODEL } from "../demo/demo-model.js";
 import type { TenantBudgets } from "../gateway/budgets.js";
 import type { GatewayToken, ModelGateway } from "../gateway/gateway.js";
 import { noUsage } from "../gateway/prices.js";
@@ -124,7 +125,8 @@ export class SessionService {
   async create(tenantId: string, body: CreateSessionBody): Promise<SessionRecord> {
     // The session's clock starts with the request: the sandbox made for it is its time too.
     const createdAt = new Date().toISOString();
-    const unavailable = modelUnavailable(this.d.config);
+    // The demo model is served by the gateway itself: it needs no key.
+    const unavailable = body.agent?.model === DEMO_MODEL ? null : modelUnavailable(this.d.config);
     if (unavailable) throw new BerthError("model_unavailable", 503, unavailable.message);
     const pattern = body.pattern ?? "ephemeral";
     const options = this.resolveOptions(body.agent ?? {});

@@ -339,6 +339,43 @@ describe("model gateway", () => {
     }
   });
 
+  it("answers the demo model itself with no model key, never asking the upstream, at no cost", async () => {
+    const bare = new ModelGateway({ upstream: model.url, apiKey: undefined, prices: new PriceTable(), log });
+    const p = await bare.start(0);
+    const before = model.requests.length;
+    try {
+      const failures: ModelFailure[] = [];
+      const usage: number[] = [];
+      const token = bare.grant({
+        sessionId: "s",
+        sandboxId: "x",
+        tenantId: "t",
+        budgetUsd: 0,
+        spentUsd: 0,
+        onUsage: (_u, cost) => usage.push(cost),
+        onFailure: (f) => failures.push(f),
+      });
+      const r = await fetch(`http://127.0.0.1:${p}/v1/messages`, {
+        method: "POST",
+        headers: { "x-api-key": token },
+        body: messages("berth-demo", 10),
+      });
+      expect(r.status).toBe(200);
+      expect(await r.text()).toContain("[berth-demo: a scripted demo model, not Claude]");
+      const stranger = await fetch(`http://127.0.0.1:${p}/v1/messages`, {
+        method: "POST",
+        headers: { "x-api-key": "not-a-session-token" },
+        body: messages("berth-demo", 10),
+      });
+      expect(stranger.status).toBe(401);
+      expect(failures).toEqual([]);
+      expect(usage).toEqual([]);
+      expect(model.requests.length).toBe(before);
+    } finally {
+      await bare.close();
+    }
+  });
+
   it("reports an upstream error with its status", async () => {
     const g = grantFor();
     model.setScript(() => ({ kind: "error", status: 529, type: "overloaded_error", message: "busy" }));

@@ -8,6 +8,7 @@ import {
 } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Logger, SessionUsage } from "@berth/core";
+import { answerDemo, isDemoRequest } from "../demo/demo-model.js";
 import { SessionAccount, type SpendAccount, type TenantBudgets } from "./budgets.js";
 import {
   clampToBudget,
@@ -151,14 +152,16 @@ export class ModelGateway {
     if (!grant) return refuse(res, 401, "authentication_error", "unknown or expired Berth session token");
     if (this.o.tokenFrom && !this.o.tokenFrom(grant.g.sandboxId, from))
       return refuse(res, 403, "permission_error", "this Berth session token belongs to another sandbox");
+    const raw = await readBody(req, MAX_REQUEST_BYTES);
+    if (!raw)
+      return refuse(res, 413, "request_too_large", `a request may have at most ${MAX_REQUEST_BYTES} bytes`);
+    // The scripted demo model answers here, costs nothing and needs no key.
+    if (isDemoRequest(raw)) return answerDemo(target.path, raw, res);
     if (!this.o.apiKey) {
       const message = "Berth has no model API key (set BERTH_ANTHROPIC_API_KEY)";
       grant.g.onFailure?.({ code: "model_unavailable", message });
       return refuse(res, 503, "api_error", message);
     }
-    const raw = await readBody(req, MAX_REQUEST_BYTES);
-    if (!raw)
-      return refuse(res, 413, "request_too_large", `a request may have at most ${MAX_REQUEST_BYTES} bytes`);
     if (target.path === "/v1/messages/count_tokens") {
       // Counting is free: no budget is held.
       await this.relay(req, res, target, raw, null, t0);

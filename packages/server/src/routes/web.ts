@@ -20,7 +20,7 @@ const TYPES: Record<string, string> = {
 };
 
 /** API, proxy and operations paths never fall back to the page: they answer their own 404. */
-const NOT_THE_PAGE = /^\/(v1|p)(\/|$)|^\/(metrics|healthz|readyz|openapi\.json)$/;
+const NOT_THE_PAGE = /^\/(v1|p|api-docs)(\/|$)|^\/(metrics|healthz|readyz|openapi\.json)$/;
 
 /**
  * The page may only load its own scripts and talk to this server (the API key lives in its

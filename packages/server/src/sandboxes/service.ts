@@ -17,6 +17,7 @@ import {
   SETTINGS,
   type SnapshotRecord,
   type Store,
+  type StoreTx,
   type VolumeMount,
 } from "@berth/core";
 import { SupervisorClient } from "@berth/supervisor";
@@ -72,8 +73,10 @@ export class SandboxService {
 
   /** Sets a sandbox's state after recovery found it so on the machine (no runtime action). */
   async recordRecovered(id: string, state: SandboxState, from: SandboxState): Promise<void> {
-    await this.d.store.updateSandbox(id, { state });
-    await this.recordRun(id, state);
+    await this.d.store.transaction(async (tx) => {
+      await tx.updateSandbox(id, { state });
+      await recordRun(tx, id, state);
+    });
     await this.d.events.append(id, "state", { state, from, recovered: true });
   }
 
@@ -152,8 +155,11 @@ export class SandboxService {
           fromSnapshot: from && this.snapshots?.path(from.id),
           volumes,
         });
-        const running = await this.d.store.updateSandbox(record.id, { state: "running", runtimeInfo });
-        await this.recordRun(record.id, "running");
+        const running = await this.d.store.transaction(async (tx) => {
+          const next = await tx.updateSandbox(record.id, { state: "running", runtimeInfo });
+          await recordRun(tx, record.id, "running");
+          return next;
+        });
         this.d.metrics.observeCreate((performance.now() - started) / 1000);
         void this.d.events.append(record.id, "state", { state: "running" }).catch(() => {});
         return running ?? { ...record, state: "running", runtimeInfo };
@@ -190,30 +196,24 @@ export class SandboxService {
       if (current?.state !== "running") throw new ConflictError(`sandbox '${id}' is not running`);
       if (network) await this.d.runtime.setNetworkPolicy(id, network);
       const now = new Date().toISOString();
-      const next = await this.d.store.updateSandbox(id, {
-        tenantId,
-        createdAt: now,
-        lastActivityAt: now,
-        timeoutSeconds,
-        expiresAt: expiryOf(now, timeoutSeconds),
-        labels: body.labels ?? {},
-        ...(network ? { network } : {}),
+      // The new owner and the fresh compute record land together: never billed for the pool.
+      return this.d.store.transaction(async (tx) => {
+        const next = await tx.updateSandbox(id, {
+          tenantId,
+          createdAt: now,
+          lastActivityAt: now,
+          timeoutSeconds,
+          expiresAt: expiryOf(now, timeoutSeconds),
+          labels: body.labels ?? {},
+          ...(network ? { network } : {}),
+        });
+        if (!next) throw new NotFoundError("sandbox", id);
+        // Its time in the pool was the server's: the tenant's compute starts now.
+        await tx.deleteSandboxRuns(id);
+        await recordRun(tx, id, "running", now);
+        return next;
       });
-      if (!next) throw new NotFoundError("sandbox", id);
-      // Its time in the pool was the server's: the tenant's compute starts now.
-      await this.d.store.deleteSandboxRuns(id);
-      await this.recordRun(id, "running", now);
-      return next;
     });
-  }
-
-  /**
-   * Keeps the sandbox's running stretches (what its compute is billed for) in step with its
-   * state: a stretch opens when it starts running and closes when it stops, whatever the reason.
-   */
-  private async recordRun(id: string, state: SandboxState, at = new Date().toISOString()): Promise<void> {
-    if (state === "running") await this.d.store.startSandboxRun(id, at);
-    else await this.d.store.endSandboxRun(id, at);
   }
 
   private async volumesFor(tenantId: string, mounts: VolumeMount[]) {
@@ -314,8 +314,10 @@ export class SandboxService {
           cwd: w.cwd ?? undefined,
           env: this.processEnv(sandbox, w.env),
         });
-        await this.d.store.deleteWakeProcess(id, w.pid);
-        await this.d.store.saveWakeProcess({ ...w, pid });
+        await this.d.store.transaction(async (tx) => {
+          await tx.deleteWakeProcess(id, w.pid);
+          await tx.saveWakeProcess({ ...w, pid });
+        });
       } catch (err) {
         this.d.log.warn(
           { sandboxId: id, cmd: w.cmd, err: String(err) },
@@ -352,8 +354,11 @@ export class SandboxService {
       // The intent goes first: a server killed during `act` finishes or undoes it on restart.
       await this.d.events.append(id, "transition", { from: s.state, to });
       await act(s.state);
-      const next = await this.d.store.updateSandbox(id, { state: to });
-      await this.recordRun(id, to);
+      const next = await this.d.store.transaction(async (tx) => {
+        const r = await tx.updateSandbox(id, { state: to });
+        await recordRun(tx, id, to);
+        return r;
+      });
       if (COUNTED_STATES.includes(s.state) !== COUNTED_STATES.includes(to))
         this.setLiveCount(this.live + (COUNTED_STATES.includes(to) ? 1 : -1));
       void this.d.events.append(id, "state", { state: to, from: s.state }).catch(() => {});
@@ -506,10 +511,12 @@ export class SandboxService {
 
   private async markFinished(id: string, state: "deleted" | "failed", reason: string | null, why?: string) {
     const before = await this.d.store.getSandbox(id);
-    await this.d.store.updateSandbox(id, { state, ...(reason ? { failureReason: reason } : {}) });
-    await this.recordRun(id, state);
-    // Its exposed ports and their tokens end with it.
-    await this.d.store.deletePorts(id);
+    await this.d.store.transaction(async (tx) => {
+      await tx.updateSandbox(id, { state, ...(reason ? { failureReason: reason } : {}) });
+      await recordRun(tx, id, state);
+      // Its exposed ports and their tokens end with it.
+      await tx.deletePorts(id);
+    });
     if (before && COUNTED_STATES.includes(before.state)) this.setLiveCount(this.live - 1);
     if (state === "deleted") this.d.metrics.deletes++;
     this.clients.delete(id);
@@ -539,4 +546,14 @@ export class SandboxService {
       if (this.activity.get(id) === at) this.activity.delete(id);
     }
   }
+}
+
+/**
+ * Keeps the sandbox's running stretches (what its compute is billed for) in step with its
+ * state: a stretch opens when it starts running and closes when it stops, whatever the reason.
+ * Called in the transaction that changes the state, so the two never disagree.
+ */
+async function recordRun(tx: StoreTx, id: string, state: SandboxState, at = new Date().toISOString()) {
+  if (state === "running") await tx.startSandboxRun(id, at);
+  else await tx.endSandboxRun(id, at);
 }

@@ -63,9 +63,11 @@ export class SnapshotService {
         sizeBytes,
         createdAt: new Date().toISOString(),
       };
-      await this.d.store.insertSnapshot(record);
-      // Its archive is in this server's data dir: requests for it are served here.
-      await this.d.store.setReplicaOf("snapshots", record.id, this.d.sandboxes.replica);
+      await this.d.store.transaction(async (tx) => {
+        await tx.insertSnapshot(record);
+        // Its archive is in this server's data dir: requests for it are served here.
+        await tx.setReplicaOf("snapshots", record.id, this.d.sandboxes.replica);
+      });
       void this.d.events.append(sandboxId, "snapshot", { snapshotId: id, sizeBytes }).catch(() => {});
       return record;
     } catch (err) {

@@ -32,8 +32,10 @@ export class VolumeService {
       });
     const v: VolumeRecord = { id: newId("vo"), tenantId, name, sizeMiB, createdAt: new Date().toISOString() };
     // The row first: a second create of the same name fails here, before any disk is made.
-    await this.d.store.insertVolume(v);
-    await this.d.store.setReplicaOf("volumes", v.id, this.d.replica);
+    await this.d.store.transaction(async (tx) => {
+      await tx.insertVolume(v);
+      await tx.setReplicaOf("volumes", v.id, this.d.replica);
+    });
     try {
       await this.d.runtime.createVolume(v.id, sizeMiB);
     } catch (err) {

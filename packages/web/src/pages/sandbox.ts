@@ -1,25 +1,120 @@
 import { Terminal } from "@xterm/xterm";
-import { api, events, session } from "../api.js";
+import { ApiError, api, events, session } from "../api.js";
 import { fill, h } from "../ui.js";
 
-/** One sandbox: lifecycle, a terminal, files, processes with their logs, exposed ports. */
-export function sandboxPage(root: HTMLElement, id: string, signal: AbortSignal): void {
+/** The rendering of the sandbox page in each root, so a new one can end the last one's live parts. */
+const rendering = new WeakMap<HTMLElement, AbortController>();
+
+/** What a person may do to a sandbox in each state (nothing that the state does not allow). */
+const ACTIONS: Record<string, string[]> = {
+  running: ["pause", "hibernate", "delete"],
+  paused: ["resume", "delete"],
+  hibernated: ["wake", "delete"],
+  starting: ["delete"],
+  stopped: ["delete"],
+  failed: ["delete"],
+};
+
+/**
+ * One sandbox: its state and the controls that state allows; when it runs, a terminal, files,
+ * processes with their logs and exposed ports. A paused or hibernated sandbox is shown as it is:
+ * nothing on the page resumes or wakes it until the person asks (every file or terminal call
+ * would). An unknown or deleted sandbox gets a page that says so.
+ */
+export function sandboxPage(root: HTMLElement, id: string, pageSignal: AbortSignal): void {
+  // Each rendering owns its live parts (the terminal's WebSocket, log streams): the next one ends them.
+  rendering.get(root)?.abort();
+  const own = new AbortController();
+  rendering.set(root, own);
+  pageSignal.addEventListener("abort", () => own.abort(), { once: true });
+  const signal = own.signal;
   const error = h("div", { class: "error" });
-  const head = h("div");
   const fail = (e: unknown) => (error.textContent = String((e as Error).message));
-  const act = (what: string) => async () => {
+  fill(root, h("h1", {}, `Sandbox ${id}`), h("p", { class: "muted", "data-test": "loading" }, "Loading..."));
+  void (async () => {
+    let s: { state: string; template: string; resources: Record<string, number> };
     try {
-      if (what === "delete") {
-        await api("DELETE", `/v1/sandboxes/${id}`);
-        location.hash = "#/sandboxes";
-        return;
-      }
-      await api("POST", `/v1/sandboxes/${id}/${what}`);
-      await refresh();
+      s = await api("GET", `/v1/sandboxes/${encodeURIComponent(id)}`);
     } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return goneSandbox(root, id);
       fail(e);
+      return fill(root, h("h1", {}, `Sandbox ${id}`), error);
     }
-  };
+    if (signal.aborted) return;
+    if (s.state === "deleted") return goneSandbox(root, id);
+    const act = (what: string) => async () => {
+      try {
+        if (what === "delete") {
+          if (!confirm(`Delete sandbox ${id}? Its files are lost.`)) return;
+          await api("DELETE", `/v1/sandboxes/${id}`);
+          location.hash = "#/sandboxes";
+          return;
+        }
+        await api("POST", `/v1/sandboxes/${id}/${what}`);
+        // The page is built again for the new state (live parts open only when it runs).
+        sandboxPage(root, id, pageSignal);
+      } catch (e) {
+        fail(e);
+      }
+    };
+    const head = h(
+      "div",
+      { class: "row" },
+      h("span", { "data-test": "state", class: `state-${s.state}` }, s.state),
+      h(
+        "span",
+        { class: "muted" },
+        `${s.template} · ${s.resources.cpus} CPU · ${s.resources.memoryMiB} MiB · disk ${s.resources.diskMiB} MiB`,
+      ),
+    );
+    const controls = h(
+      "div",
+      { class: "row" },
+      ...(ACTIONS[s.state] ?? ["delete"]).map((a) => h("button", { onclick: act(a), "data-action": a }, a)),
+    );
+    if (s.state !== "running") {
+      const why =
+        s.state === "paused"
+          ? "This sandbox is paused: its processes are frozen. Resume it to use its terminal, files and processes."
+          : s.state === "hibernated"
+            ? "This sandbox is hibernated: its files are kept, nothing runs. Wake it to use its terminal, files and processes."
+            : `This sandbox is ${s.state}.`;
+      fill(
+        root,
+        h("h1", {}, `Sandbox ${id}`),
+        head,
+        controls,
+        error,
+        h("p", { "data-test": "not-running" }, why),
+      );
+      return;
+    }
+    liveSandbox(root, id, signal, { head, controls, error, fail });
+  })();
+}
+
+/** The page of a sandbox that does not exist (never did, or was deleted). */
+function goneSandbox(root: HTMLElement, id: string): void {
+  fill(
+    root,
+    h("h1", {}, "No such sandbox"),
+    h(
+      "p",
+      { "data-test": "gone" },
+      `There is no sandbox ${id}: it was deleted, or it belongs to another tenant, or the link is wrong.`,
+    ),
+    h("p", {}, h("a", { href: "#/sandboxes" }, "All sandboxes")),
+  );
+}
+
+/** A running sandbox's live parts: terminal, files, processes, ports. */
+function liveSandbox(
+  root: HTMLElement,
+  id: string,
+  signal: AbortSignal,
+  top: { head: HTMLElement; controls: HTMLElement; error: HTMLElement; fail: (e: unknown) => void },
+): void {
+  const { fail } = top;
   const term = h("div", { class: "terminal", "data-test": "terminal" });
   const files = h("div");
   const procs = h("div");
@@ -27,15 +122,9 @@ export function sandboxPage(root: HTMLElement, id: string, signal: AbortSignal):
   fill(
     root,
     h("h1", {}, `Sandbox ${id}`),
-    head,
-    h(
-      "div",
-      { class: "row" },
-      ...["pause", "resume", "hibernate", "wake", "delete"].map((a) =>
-        h("button", { onclick: act(a), "data-action": a }, a),
-      ),
-    ),
-    error,
+    top.head,
+    top.controls,
+    top.error,
     h("h2", {}, "Terminal"),
     term,
     h("h2", {}, "Files"),
@@ -45,23 +134,6 @@ export function sandboxPage(root: HTMLElement, id: string, signal: AbortSignal):
     h("h2", {}, "Ports"),
     ports,
   );
-
-  async function refresh() {
-    const s = await api("GET", `/v1/sandboxes/${id}`);
-    fill(
-      head,
-      h(
-        "div",
-        { class: "row" },
-        h("span", { "data-test": "state", class: `state-${s.state}` }, s.state),
-        h(
-          "span",
-          { class: "muted" },
-          `${s.template} · ${s.resources.cpus} CPU · ${s.resources.memoryMiB} MiB · disk ${s.resources.diskMiB} MiB`,
-        ),
-      ),
-    );
-  }
 
   // The terminal: xterm.js over the PTY WebSocket; the key travels as a subprotocol.
   const xterm = new Terminal({ cols: 100, rows: 18, convertEol: false });
@@ -261,5 +333,5 @@ export function sandboxPage(root: HTMLElement, id: string, signal: AbortSignal):
     );
   }
 
-  void Promise.all([refresh(), listFiles(), listProcs(), listPorts()]).catch(fail);
+  void Promise.all([listFiles(), listProcs(), listPorts()]).catch(fail);
 }

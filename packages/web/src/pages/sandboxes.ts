@@ -109,6 +109,16 @@ export function sandboxesPage(root: HTMLElement, signal: AbortSignal): void {
     cursors[page + 1] = r.nextCursor ?? undefined;
     const items = term && !term.includes("=") ? r.items.filter((s) => s.id.startsWith(term)) : r.items;
     info.textContent = `page ${page + 1}, ${items.length} shown${r.nextCursor ? ", more" : ""}`;
+    if (items.length === 0) {
+      // The last load's metrics loop stops too.
+      polls++;
+      const empty =
+        term || state.value
+          ? "No sandbox matches."
+          : "No sandboxes yet. Create one with the button above, or run: npx berth sandbox create";
+      fill(body, h("tr", {}, h("td", { colspan: "9", class: "muted", "data-test": "empty" }, empty)));
+      return;
+    }
     fill(
       body,
       ...items.map((s) =>

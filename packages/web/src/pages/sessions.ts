@@ -52,23 +52,39 @@ export function sessionsPage(root: HTMLElement): void {
   }
   void api<{ items: any[] }>("GET", "/v1/sessions")
     .then((r) =>
-      fill(
-        list,
-        ...r.items.map((s) =>
-          h(
-            "tr",
-            {},
-            h("td", {}, h("a", { href: `#/sessions/${s.id}` }, s.id)),
-            h("td", {}, s.state),
-            h("td", {}, s.pattern),
-            h("td", {}, h("a", { href: `#/sandboxes/${s.sandboxId}` }, s.sandboxId)),
-            h("td", {}, age(s.createdAt)),
+      r.items.length === 0
+        ? fill(
+            list,
+            h(
+              "tr",
+              {},
+              h(
+                "td",
+                { colspan: "5", class: "muted", "data-test": "empty" },
+                "No agent sessions yet. Start one above, or without a model key: npx berth agent run --demo 'hello'",
+              ),
+            ),
+          )
+        : fill(
+            list,
+            ...r.items.map((s) =>
+              h(
+                "tr",
+                {},
+                h("td", {}, h("a", { href: `#/sessions/${s.id}` }, s.id)),
+                h("td", {}, s.state),
+                h("td", {}, s.pattern),
+                h("td", {}, h("a", { href: `#/sandboxes/${s.sandboxId}` }, s.sandboxId)),
+                h("td", {}, age(s.createdAt)),
+              ),
+            ),
           ),
-        ),
-      ),
     )
     .catch((e) => (error.textContent = String(e.message)));
 }
+
+/** States after which a session takes no more messages. */
+const ENDED = ["completed", "failed", "cancelled"];
 
 /** One session: its live transcript, the next message, interrupt, usage and cost. */
 export function sessionPage(root: HTMLElement, id: string, signal: AbortSignal): void {
@@ -76,20 +92,27 @@ export function sessionPage(root: HTMLElement, id: string, signal: AbortSignal):
   const facts = h("div", { class: "row" });
   const transcript = h("div", { class: "transcript", "data-test": "transcript" });
   const text = h("input", { size: "70", name: "message", placeholder: "Next message" });
-  fill(
-    root,
-    h("h1", {}, `Session ${id}`),
-    facts,
-    transcript,
-    h(
-      "div",
-      { class: "row" },
-      text,
-      h("button", { class: "primary", onclick: send }, "Send"),
-      h("button", { onclick: interrupt }, "Interrupt"),
-    ),
-    error,
+  // A form, so Enter sends; an ended session takes no more messages, so it has none.
+  const composer = h(
+    "form",
+    {
+      class: "row",
+      "data-test": "composer",
+      onsubmit: (e: Event) => {
+        e.preventDefault();
+        void send();
+      },
+    },
+    text,
+    h("button", { class: "primary", type: "submit" }, "Send"),
+    h("button", { type: "button", onclick: interrupt }, "Interrupt"),
   );
+  const ended = h(
+    "p",
+    { class: "muted", "data-test": "session-ended", hidden: true },
+    "This session has ended: it takes no more messages. Start a new one from the sessions page.",
+  );
+  fill(root, h("h1", {}, `Session ${id}`), facts, transcript, composer, ended, error);
   async function send() {
     try {
       await api("POST", `/v1/sessions/${id}/messages`, { text: text.value });
@@ -103,6 +126,9 @@ export function sessionPage(root: HTMLElement, id: string, signal: AbortSignal):
   }
   async function refresh() {
     const s = await api("GET", `/v1/sessions/${id}`);
+    const over = ENDED.includes(s.state);
+    composer.hidden = over;
+    ended.hidden = !over;
     fill(
       facts,
       h("span", { "data-test": "session-state" }, s.state),

@@ -1,10 +1,6 @@
-import type { SessionEvent, SessionPatch, SessionRecord, SessionState } from "@berth/core";
-import type { Db } from "./db.js";
-import type { Row } from "./rows.js";
-
-const json = (v: unknown) => JSON.stringify(v);
-const parse = <T>(v: unknown): T => JSON.parse(String(v)) as T;
-const orNull = (v: unknown) => (v === null || v === undefined ? null : String(v));
+import type { SessionEvent, SessionPatch, SessionRecord, SessionState, SessionStore } from "@berth/core";
+import type { Sql } from "../db.js";
+import { clampLimit, json, parse, type Row, setClause, str } from "../sql.js";
 
 /** Session fields as columns (json: stored as JSON text). */
 const COLUMN: Record<keyof SessionPatch, { name: string; json: boolean }> = {
@@ -26,17 +22,17 @@ function toSession(r: Row): SessionRecord {
     sandboxId: String(r.sandbox_id),
     pattern: String(r.pattern) as SessionRecord["pattern"],
     state: String(r.state) as SessionState,
-    agentSessionId: orNull(r.agent_session_id),
+    agentSessionId: str(r.agent_session_id),
     options: parse(r.options),
     turns: Number(r.turns),
     usage: parse(r.usage),
     tokensUsd: Number(r.tokens_usd),
     result: r.result === null || r.result === undefined ? null : parse(r.result),
-    failureReason: orNull(r.failure_reason),
+    failureReason: str(r.failure_reason),
     failure: r.failure === null || r.failure === undefined ? null : parse(r.failure),
     createdAt: String(r.created_at),
     updatedAt: String(r.updated_at),
-    endedAt: orNull(r.ended_at),
+    endedAt: str(r.ended_at),
   };
 }
 
@@ -50,12 +46,12 @@ function toSessionEvent(r: Row): SessionEvent {
   };
 }
 
-/** Agent sessions and their event logs on any SQL database behind `Db`. */
-export class SessionRows {
-  constructor(private readonly db: Db) {}
+/** Agent sessions (table `sessions`) and their event logs (`session_events`). */
+export class SessionRows implements SessionStore {
+  constructor(private readonly sql: Sql) {}
 
-  async insert(s: SessionRecord): Promise<void> {
-    await this.db.query(
+  async insertSession(s: SessionRecord): Promise<void> {
+    await this.sql.query(
       `INSERT INTO sessions (id, tenant_id, sandbox_id, pattern, state, agent_session_id, options, turns, usage,
          tokens_usd, result, failure_reason, failure, created_at, updated_at, ended_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -80,28 +76,23 @@ export class SessionRows {
     );
   }
 
-  async get(id: string): Promise<SessionRecord | null> {
-    const [r] = await this.db.query<Row>("SELECT * FROM sessions WHERE id = ?", [id]);
+  async getSession(id: string): Promise<SessionRecord | null> {
+    const [r] = await this.sql.query<Row>("SELECT * FROM sessions WHERE id = ?", [id]);
     return r ? toSession(r) : null;
   }
 
-  async update(id: string, patch: SessionPatch): Promise<SessionRecord | null> {
-    const sets = ["updated_at = ?"];
-    const params: unknown[] = [new Date().toISOString()];
-    for (const [key, value] of Object.entries(patch)) {
-      const col = COLUMN[key as keyof SessionPatch];
-      if (value === undefined || !col) continue;
-      sets.push(`${col.name} = ?`);
-      params.push(col.json ? (value === null ? null : json(value)) : value);
-    }
-    const [r] = await this.db.query<Row>(`UPDATE sessions SET ${sets.join(", ")} WHERE id = ? RETURNING *`, [
+  async updateSession(id: string, patch: SessionPatch): Promise<SessionRecord | null> {
+    const { sets, params } = setClause(patch, COLUMN);
+    sets.unshift("updated_at = ?");
+    params.unshift(new Date().toISOString());
+    const [r] = await this.sql.query<Row>(`UPDATE sessions SET ${sets.join(", ")} WHERE id = ? RETURNING *`, [
       ...params,
       id,
     ]);
     return r ? toSession(r) : null;
   }
 
-  async list(q: {
+  async listSessions(q: {
     tenantId?: string;
     states?: SessionState[];
     sandboxId?: string;
@@ -122,27 +113,32 @@ export class SessionRows {
       where.push("sandbox_id = ?");
       params.push(q.sandboxId);
     }
-    const limit = Math.min(Math.max(q.limit ?? 1000, 1), 10_000);
-    const rows = await this.db.query<Row>(
+    const limit = clampLimit(q.limit ?? 1000, 10_000);
+    const rows = await this.sql.query<Row>(
       `SELECT * FROM sessions ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY created_at DESC, id LIMIT ${limit}`,
       params,
     );
     return rows.map(toSession);
   }
 
-  async appendEvent(e: Omit<SessionEvent, "seq">): Promise<SessionEvent> {
-    const [r] = await this.db.query<Row>(
+  async appendSessionEvent(e: Omit<SessionEvent, "seq">): Promise<SessionEvent> {
+    const [r] = await this.sql.query<Row>(
       "INSERT INTO session_events (session_id, type, data, at) VALUES (?, ?, ?, ?) RETURNING seq",
       [e.sessionId, e.type, json(e.data), e.at],
     );
     return { ...e, seq: Number(r?.seq) };
   }
 
-  async listEvents(sessionId: string, afterSeq: number, limit = 1000): Promise<SessionEvent[]> {
-    const rows = await this.db.query<Row>(
-      `SELECT * FROM session_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ${Math.min(Math.max(limit, 1), 10_000)}`,
+  async listSessionEvents(sessionId: string, afterSeq: number, limit = 1000): Promise<SessionEvent[]> {
+    const rows = await this.sql.query<Row>(
+      `SELECT * FROM session_events WHERE session_id = ? AND seq > ? ORDER BY seq LIMIT ${clampLimit(limit, 10_000)}`,
       [sessionId, afterSeq],
     );
     return rows.map(toSessionEvent);
+  }
+
+  async countSessionsByState(): Promise<Record<string, number>> {
+    const rows = await this.sql.query<Row>("SELECT state, COUNT(*) AS n FROM sessions GROUP BY state");
+    return Object.fromEntries(rows.map((r) => [String(r.state), Number(r.n)]));
   }
 }
