@@ -14,6 +14,7 @@ export default defineConfig({
       "@berth/core": pkg("core"),
       "@berth/supervisor": pkg("supervisor"),
       "@berth/store": pkg("store"),
+      "@berth/linux-host": pkg("linux-host"),
       "@berth/runtime-linux": pkg("runtime-linux"),
       "@berth/runtime-docker": pkg("runtime-docker"),
       "@berth/runtime-kubernetes": pkg("runtime-kubernetes"),

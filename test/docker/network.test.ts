@@ -102,7 +102,7 @@ describe.skipIf("reason" in docker)("docker driver egress", () => {
     expect(await probe(a, gateway, ports[0] as number)).toBe("open");
     expect(await probe(a, gateway, ports[1] as number)).toBe("closed");
 
-    const bIp = runtime.address(b);
+    const bIp = runtime.addressing.address(b);
     expect(bIp).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
     await new SupervisorClient(() => runtime.connect(b)).spawn({
       cmd: ["node", "-e", "require('net').createServer(s=>s.end('b')).listen(7002,'0.0.0.0')"],
@@ -126,14 +126,14 @@ describe.skipIf("reason" in docker)("docker driver egress", () => {
 
     // Back to none: no address, nothing reachable.
     await runtime.setNetworkPolicy(a, { egress: "none", allow: [] });
-    expect(runtime.address(a)).toBeNull();
+    expect(runtime.addressing.address(a)).toBeNull();
     expect(await probe(a, gateway, ports[0] as number)).toBe("closed");
   });
 
   it("lets an allowlist sandbox reach listed names and CIDRs only; not IP literals or forged Host headers", async () => {
     expect(runtime.egressModes).toContain("allowlist");
     const id = await create("allowlist", ["allowed.test", "*.wild.test", `${c.ip}/32`]);
-    expect(runtime.address(id)).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    expect(runtime.addressing.address(id)).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
     // Names resolve through Berth's resolver: listed ones only.
     expect(await resolves(id, "allowed.test")).toContain(a.ip);
     expect(await resolves(id, "x.wild.test")).toContain(a.ip);
@@ -149,7 +149,7 @@ describe.skipIf("reason" in docker)("docker driver egress", () => {
     expect(await curl(id, `http://${b.ip}:8080`)).toMatch(/^FAIL/);
     expect(await curl(id, `http://${c.ip}:8080`)).toBe(`outside:c:${c.ip}:8080`);
     // On the host only the allowed port, as for open sandboxes.
-    const gateway = runtime.hostAddress(id) as string;
+    const gateway = runtime.addressing.hostAddress(id) as string;
     expect(gateway).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
     expect(await probe(id, gateway, ports[0] as number)).toBe("open");
     expect(await probe(id, gateway, ports[1] as number)).toBe("closed");

@@ -85,7 +85,8 @@ describe("egress none", () => {
     expect(await resolves(id, "allowed.test")).toBe("NONE");
     const local = await sh(
       id,
-      "python3 -m http.server 9000 --bind 127.0.0.1 >/dev/null 2>&1 & sleep 0.5; curl -s -m 2 -o /dev/null -w '%{http_code}' http://127.0.0.1:9000/; kill %1",
+      // Waits for the server to listen (up to 20 s, checked every 0.1 s), not a fixed time.
+      "python3 -m http.server 9000 --bind 127.0.0.1 >/dev/null 2>&1 & i=0; until curl -s -m 1 -o /dev/null http://127.0.0.1:9000/ || [ $i -ge 200 ]; do i=$((i+1)); sleep 0.1; done; curl -s -m 2 -o /dev/null -w '%{http_code}' http://127.0.0.1:9000/; kill %1",
     );
     expect(local.stdout).toBe("200");
   });

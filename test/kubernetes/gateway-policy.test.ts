@@ -40,8 +40,8 @@ describe("kubernetes driver: the model gateway's rule", () => {
     const b = runtimeOf({ address: "10.9.0.2", port: 7071, replica: "rbbbbbbbbbbbb" });
     await a.start();
     await b.start();
-    expect(a.hostAddress("gwa")).toBe("10.9.0.1");
-    expect(a.sandboxCidrs()).toEqual(["10.0.0.0/8"]);
+    expect(a.addressing.hostAddress("gwa")).toBe("10.9.0.1");
+    expect(a.addressing.sandboxCidrs()).toEqual(["10.0.0.0/8"]);
     await a.create(spec("gwa", "open"));
     await b.create(spec("gwb", "none"));
     expect(gatewayRule("gwa").to[0].ipBlock.cidr).toBe("10.9.0.1/32");
@@ -81,8 +81,8 @@ describe("kubernetes driver: the model gateway's rule", () => {
 
   it("gives sandboxes no gateway address, and the gateway no Pod ranges, when none is configured", async () => {
     const rt = runtimeOf(undefined);
-    expect(rt.hostAddress("x")).toBeNull();
-    expect(rt.sandboxCidrs()).toEqual([]);
+    expect(rt.addressing.hostAddress("x")).toBeNull();
+    expect(rt.addressing.sandboxCidrs()).toEqual([]);
     await rt.close();
   });
 });

@@ -1,4 +1,6 @@
 import type { Duplex } from "node:stream";
+import type { Config } from "./config.js";
+import type { Logger } from "./logger.js";
 import type { EgressMode, NetworkPolicy, Resources } from "./types.js";
 
 /** What a runtime needs to bring a sandbox up. */
@@ -50,18 +52,8 @@ export interface SandboxStats {
   netTxBytes: number;
 }
 
-/**
- * A sandbox runtime (the local Linux driver today; Docker and Kubernetes later). It owns
- * lifecycle and resources; exec, files and processes go through the in-sandbox supervisor,
- * which every driver reaches with `connect()`.
- */
-export interface Runtime {
-  /** Short driver name shown by /healthz, e.g. `runc`. */
-  readonly name: string;
-  /** The egress modes this driver can enforce on this host (known after `start`). */
-  readonly egressModes: readonly EgressMode[];
-  /** Prepares the host (templates, cgroup parent, pools). Safe to call on every start. */
-  start(): Promise<void>;
+/** Capability: bringing sandboxes up and down and reaching their supervisor. Every driver has it. */
+export interface SandboxLifecycle {
   /** Creates and starts a sandbox; resolves when the supervisor accepts connections. */
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo>;
   /** Opens a fresh byte stream to the sandbox's supervisor. */
@@ -70,6 +62,17 @@ export interface Runtime {
   inspect(id: string): Promise<RuntimeStatus>;
   /** Resource use of a running sandbox. */
   stats(id: string): Promise<SandboxStats>;
+  /** Kills every process and removes every trace (mounts, cgroups, files). Idempotent. */
+  destroy(id: string): Promise<void>;
+  /** Ids of every sandbox this runtime holds resources for (used to find leaks and orphans). */
+  list(): Promise<string[]>;
+}
+
+/**
+ * Capability: stopping a sandbox's processes and starting them again. A driver that cannot do
+ * one of these answers NotSupportedError (code `not_supported`) for it.
+ */
+export interface SandboxSuspension {
   /** Freezes every process (memory stays, CPU stops). */
   pause(id: string): Promise<void>;
   /** Thaws a paused sandbox. */
@@ -80,12 +83,10 @@ export interface Runtime {
   wake(id: string): Promise<RuntimeInfo>;
   /** Captures the writable layer into the file `dest` (consistent: frozen while copied); its size. */
   snapshot(id: string, dest: string): Promise<number>;
-  /** Makes a volume of `sizeMiB` (its limit enforced by the kernel). */
-  createVolume(id: string, sizeMiB: number): Promise<void>;
-  /** Removes a volume and its data (the caller checks no sandbox uses it). */
-  deleteVolume(id: string): Promise<void>;
-  /** Bytes in use on a volume. */
-  volumeUsage(id: string): Promise<number>;
+}
+
+/** Capability: the root filesystems sandboxes are made from. */
+export interface TemplateCatalog {
   /** Every template, `default` included. */
   listTemplates(): Promise<TemplateInfo[]>;
   /** One template, or null when there is none of that name. */
@@ -101,31 +102,87 @@ export interface Runtime {
   templateFromSandbox(id: string, name: string): Promise<TemplateInfo>;
   /** Deletes a template; ConflictError while a sandbox (hibernated ones too) is made from it. */
   deleteTemplate(name: string): Promise<void>;
+}
+
+/** Capability: named persistent volumes sandboxes mount. */
+export interface SandboxVolumes {
+  /** Makes a volume of `sizeMiB` (its limit enforced by the kernel). */
+  createVolume(id: string, sizeMiB: number): Promise<void>;
+  /** Removes a volume and its data (the caller checks no sandbox uses it). */
+  deleteVolume(id: string): Promise<void>;
+  /** Bytes in use on a volume. */
+  volumeUsage(id: string): Promise<number>;
+}
+
+/** Capability: enforcing a sandbox's egress policy. */
+export interface EgressControl {
+  /** The egress modes this driver can enforce on this host (known after `start`). */
+  readonly egressModes: readonly EgressMode[];
   /** Changes the egress policy of a running sandbox (effective at once). */
   setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void>;
+}
+
+/**
+ * Capability: where sandboxes are on the network, as the model gateway and the preview proxy
+ * see them. Every answer may be null or empty (a sandbox without a network has no address).
+ */
+export interface SandboxAddressing {
   /**
-   * The sandbox's address on its network, reachable from the host (null when it has none);
-   * the supervisor's `dial` reaches any port either way, this is only the faster road.
+   * The sandbox's address on its network, reachable from the host; the supervisor's `dial`
+   * reaches any port either way, this is only the faster road.
    */
-  address?(id: string): string | null;
+  address(id: string): string | null;
   /**
-   * The address the sandbox's traffic comes from when it is not `address` (Kubernetes: the Pod's
-   * IP); the model gateway takes a session's token only from its own sandbox's address.
+   * The address the sandbox's traffic comes from (Kubernetes: the Pod's IP, which is not an
+   * `address`); the model gateway takes a session's token only from it.
    */
-  sourceAddress?(id: string): string | null;
-  /** The host's address as the sandbox reaches it (where the model gateway listens); null without a network. */
-  hostAddress?(id: string): string | null;
+  sourceAddress(id: string): string | null;
+  /** The host's address as the sandbox reaches it (where the model gateway listens). */
+  hostAddress(id: string): string | null;
   /** The address ranges sandboxes' traffic comes from (the model gateway takes only these and loopback). */
-  sandboxCidrs?(): string[];
+  sandboxCidrs(): string[];
   /**
    * Variables every process started in the sandbox gets from the driver, beneath the sandbox's
-   * own env (the Kubernetes driver's egress proxy settings); none on most drivers.
+   * own env (the Kubernetes driver's egress proxy settings); empty on most drivers.
    */
-  processEnv?(id: string): Record<string, string>;
-  /** Kills every process and removes every trace (mounts, cgroups, files). Idempotent. */
-  destroy(id: string): Promise<void>;
-  /** Ids of every sandbox this runtime holds resources for (used to find leaks and orphans). */
-  list(): Promise<string[]>;
+  processEnv(id: string): Record<string, string>;
+}
+
+/**
+ * A sandbox runtime driver (runc, Docker, Kubernetes): the capabilities above plus its own
+ * start and close. It owns lifecycle and resources; exec, files and processes go through the
+ * in-sandbox supervisor, which every driver reaches with `connect()`.
+ */
+export interface Runtime
+  extends SandboxLifecycle,
+    SandboxSuspension,
+    TemplateCatalog,
+    SandboxVolumes,
+    EgressControl {
+  /** Short driver name shown by /healthz, e.g. `runc`. */
+  readonly name: string;
+  /** Where sandboxes are on the network. */
+  readonly addressing: SandboxAddressing;
+  /** Prepares the host (templates, cgroup parent, pools). Safe to call on every start. */
+  start(): Promise<void>;
   /** Releases pools and timers; leaves sandboxes running. */
   close(): Promise<void>;
+}
+
+/** What the server hands a driver besides the config. */
+export interface RuntimeDeps {
+  /** The server's data dir, absolute. */
+  dataDir: string;
+  /** The model gateway's port on the host (sandboxes may reach it). */
+  gatewayPort: number;
+  /** This server's replica id (drivers that share a cluster label what they own with it). */
+  replica: string;
+  log: Logger;
+}
+
+/** A runtime driver as the server's registry holds it: its name and how to make it from the config. */
+export interface RuntimeDriver {
+  readonly name: string;
+  /** Makes the runtime (no I/O yet: the server calls `start()`); ConfigError for a bad setting. */
+  create(config: Config, deps: RuntimeDeps): Runtime;
 }

@@ -1,6 +1,7 @@
 import { type Logger, type NetworkPolicy, parseAllowlist } from "@berth/core";
 import {
   allowResolvedScript,
+  applyNft,
   type DnsClient,
   DnsResolver,
   EgressProxy,
@@ -8,8 +9,7 @@ import {
   removeSandboxScript,
   sandboxScript,
   unmapScript,
-} from "@berth/runtime-linux";
-import { nft } from "./firewall.js";
+} from "@berth/linux-host";
 
 export interface AllowlistEgressOptions {
   /** The instance's nftables table (`inet` family), whose base rules `bridgeRulesScript` writes. */
@@ -41,7 +41,7 @@ export class AllowlistEgress {
     this.dns = new DnsResolver({
       upstream: o.upstream,
       clientFor: (ip) => this.byIp.get(ip),
-      allow: (id, ips, ttl) => nft(allowResolvedScript(this.table, id, ips, ttl), o.log),
+      allow: (id, ips, ttl) => applyNft(allowResolvedScript(this.table, id, ips, ttl), o.log),
       forbidden: o.forbidden,
       log: o.log,
     });
@@ -82,7 +82,7 @@ export class AllowlistEgress {
     const old = this.ipOf.get(id);
     if (old && old !== ip) lines.push(unmapScript(this.table, old));
     lines.push(sandboxScript(this.table, { id, key: ip, policy, cidrs }, old !== ip, this.ports.proxy));
-    await nft(lines.join(""), this.o.log);
+    await applyNft(lines.join(""), this.o.log);
     if (stale && stale.id !== id) this.ipOf.delete(stale.id);
     if (old && old !== ip) this.byIp.delete(old);
     this.byIp.set(ip, { id, egress: policy.egress, hosts, cidrs });
@@ -95,7 +95,7 @@ export class AllowlistEgress {
     if (!ip) return;
     this.ipOf.delete(id);
     this.byIp.delete(ip);
-    await nft(removeSandboxScript(this.table, id, ip), this.o.log).catch((err) =>
+    await applyNft(removeSandboxScript(this.table, id, ip), this.o.log).catch((err) =>
       this.o.log?.warn({ id, err: String(err) }, "allowlist rules not removed"),
     );
   }

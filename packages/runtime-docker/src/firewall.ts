@@ -1,6 +1,4 @@
-import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { FORBIDDEN_V4, type Logger, SandboxError } from "@berth/core";
+import { FORBIDDEN_V4 } from "@berth/core";
 
 /** What the bridge's rules need. */
 export interface BridgeRules {
@@ -112,27 +110,4 @@ export function forbiddenRanges(bridgeSubnets: string[]): string[] {
 /** Removes an instance's tables (both families). */
 export function removeBridgeRulesScript(table: string): string {
   return `table inet ${table}\ndelete table inet ${table}\ntable bridge ${table}\ndelete table bridge ${table}\n`;
-}
-
-/** The host's IPv4 resolvers (what Docker's embedded DNS forwards to), loopback ones left out. */
-export function hostResolvers(path = "/etc/resolv.conf"): string[] {
-  try {
-    return readFileSync(path, "utf8")
-      .split("\n")
-      .map((l) => /^nameserver\s+(\d+\.\d+\.\d+\.\d+)\s*$/.exec(l.trim())?.[1])
-      .filter((ip): ip is string => Boolean(ip) && !ip?.startsWith("127."));
-  } catch {
-    return [];
-  }
-}
-
-/** Applies an nft script as one transaction. */
-export function nft(script: string, log?: Logger): Promise<void> {
-  log?.debug({ argv: ["nft", "-f", "-"] }, "run");
-  return new Promise((resolve, reject) => {
-    const child = execFile("nft", ["-f", "-"], { timeout: 10_000 }, (err, _stdout, stderr) =>
-      err ? reject(Object.assign(new SandboxError(`nft failed: ${stderr.trim()}`), { stderr })) : resolve(),
-    );
-    child.stdin?.end(script);
-  });
 }

@@ -1,5 +1,6 @@
-import { execFile } from "node:child_process";
-import { createReadStream } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { createReadStream, createWriteStream, renameSync, rmSync, statSync } from "node:fs";
+import { pipeline } from "node:stream/promises";
 import {
   ConflictError,
   InvalidRequestError,
@@ -9,6 +10,7 @@ import {
   type TemplateFormat,
   type TemplateInfo,
 } from "@berth/core";
+import { run } from "@berth/linux-host";
 import { ensureDefaultImage } from "./default-image.js";
 import { drainProgress, type Engine, isNotFound } from "./engine.js";
 
@@ -30,8 +32,8 @@ interface ImageJson {
 /** Templates as images `berth-template/<name>`, labelled with their name, source and whether they want the host's /usr. */
 export class DockerTemplates {
   constructor(
-    private readonly engine: Engine,
-    private readonly log: Logger,
+    protected readonly engine: Engine,
+    protected readonly log: Logger,
   ) {}
 
   /** Imports the `default` image (a skeleton for the host's /usr) unless it exists. */
@@ -56,7 +58,7 @@ export class DockerTemplates {
     return i.Config?.Labels ?? {};
   }
 
-  async list(): Promise<TemplateInfo[]> {
+  async listTemplates(): Promise<TemplateInfo[]> {
     const filters = encodeURIComponent(JSON.stringify({ reference: [`${REPO}/*`] }));
     const images = await this.engine.json<{ RepoTags: string[] | null }[]>({
       method: "GET",
@@ -67,13 +69,13 @@ export class DockerTemplates {
     );
     const out: TemplateInfo[] = [];
     for (const n of names.filter((x): x is string => Boolean(x)).sort()) {
-      const t = await this.get(n);
+      const t = await this.getTemplate(n);
       if (t) out.push(t);
     }
     return out;
   }
 
-  async get(name: string): Promise<TemplateInfo | null> {
+  async getTemplate(name: string): Promise<TemplateInfo | null> {
     if (!TEMPLATE_NAME.test(name)) return null;
     try {
       const i = await this.engine.json<ImageJson>({
@@ -93,7 +95,7 @@ export class DockerTemplates {
   }
 
   /** `docker import` of a root filesystem tar, or `docker load` of a `docker save` archive (its first image). */
-  async importArchive(
+  async importTemplate(
     name: string,
     file: string,
     format: TemplateFormat,
@@ -133,7 +135,7 @@ export class DockerTemplates {
         await this.removeImage(loaded);
       }
     }
-    const t = await this.get(name);
+    const t = await this.getTemplate(name);
     if (!t) throw new NotFoundError("template", name);
     this.log.info({ template: name, format }, "template imported");
     return t;
@@ -150,9 +152,42 @@ export class DockerTemplates {
       path: `/commit?container=${container}&repo=${encodeURIComponent(`${REPO}/${name}`)}&tag=latest&pause=true`,
       json: { Labels: Object.fromEntries(Object.entries(l).map(([k, v]) => [k, JSON.parse(v)])) },
     });
-    const t = await this.get(name);
+    const t = await this.getTemplate(name);
     if (!t) throw new NotFoundError("template", name);
     return t;
+  }
+
+  /**
+   * Commits a container (paused while committed, so consistent) to a temporary image in `repo`
+   * with `imageLabels`, writes that image as a `docker save` archive to `dest` (whole or not at
+   * all) and removes the image; `load` reads it back. Resolves with the archive's size.
+   */
+  async save(
+    container: string,
+    repo: string,
+    imageLabels: Record<string, string>,
+    dest: string,
+  ): Promise<number> {
+    const tag = randomBytes(6).toString("hex");
+    const ref = `${repo}-${tag}:latest`;
+    await this.engine.json({
+      method: "POST",
+      path: `/commit?container=${container}&repo=${encodeURIComponent(`${repo}-${tag}`)}&tag=latest&pause=true`,
+      json: { Labels: imageLabels },
+      timeoutMs: 30 * 60_000,
+    });
+    const tmp = `${dest}.tmp`;
+    try {
+      const res = await this.engine.stream({ method: "GET", path: `/images/${encodeURIComponent(ref)}/get` });
+      await pipeline(res, createWriteStream(tmp, { mode: 0o600 }));
+      renameSync(tmp, dest);
+    } catch (err) {
+      rmSync(tmp, { force: true });
+      throw err;
+    } finally {
+      await this.removeImage(ref);
+    }
+    return statSync(dest).size;
   }
 
   /** `docker load` of an archive; the reference of the image it held. */
@@ -184,7 +219,7 @@ export class DockerTemplates {
   async remove(name: string, users: string[]): Promise<void> {
     if (name === "default")
       throw new InvalidRequestError("the default template cannot be deleted", { field: "name" });
-    if (!(await this.get(name))) throw new NotFoundError("template", name);
+    if (!(await this.getTemplate(name))) throw new NotFoundError("template", name);
     if (users.length > 0)
       throw new ConflictError(
         `template '${name}' is used by ${users.join(", ")}; delete those sandboxes first`,
@@ -204,7 +239,7 @@ export class DockerTemplates {
 
   private async checkNew(name: string): Promise<void> {
     if (!TEMPLATE_NAME.test(name)) throw new InvalidRequestError("invalid template name", { field: "name" });
-    if (await this.get(name)) throw new ConflictError(`template '${name}' already exists`);
+    if (await this.getTemplate(name)) throw new ConflictError(`template '${name}' already exists`);
   }
 }
 
@@ -219,11 +254,12 @@ function labels(name: string, source: string, hostUsr: boolean): string[] {
 
 /** The tags a `docker save` archive gives its images (its manifest.json; tar detects compression). */
 async function archiveTags(file: string): Promise<string[]> {
-  const manifest = await new Promise<string>((resolve, reject) => {
-    execFile("tar", ["-xOf", file, "manifest.json"], { maxBuffer: 16 * 1024 * 1024 }, (err, stdout) =>
-      err ? reject(new InvalidRequestError("not a docker save archive (no manifest.json)")) : resolve(stdout),
-    );
-  });
+  const manifest = await run("tar", ["-xOf", file, "manifest.json"]).then(
+    (r) => r.stdout,
+    () => {
+      throw new InvalidRequestError("not a docker save archive (no manifest.json)");
+    },
+  );
   try {
     const entries = JSON.parse(manifest) as { RepoTags?: string[] | null }[];
     return entries.flatMap((e) => e.RepoTags ?? []).map((t) => (t.includes(":") ? t : `${t}:latest`));

@@ -2,47 +2,42 @@ import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import {
+  CapabilityRuntime,
   ConflictError,
   checkMountPath,
-  type EgressMode,
-  InvalidRequestError,
   KeyedLock,
   type Logger,
-  type NetworkPolicy,
   NotFoundError,
   NotSupportedError,
   type Resources,
-  type Runtime,
   type RuntimeInfo,
   type RuntimeStatus,
+  type SandboxAddressing,
   SandboxError,
   type SandboxSpec,
   type SandboxStats,
   silentLogger,
-  type TemplateInfo,
 } from "@berth/core";
 import { SupervisorClient } from "@berth/supervisor";
-import type { KubeConfig, V1PersistentVolumeClaim, V1Pod } from "@kubernetes/client-node";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { Cluster } from "./cluster.js";
-import { PodEgressProxy } from "./egress-proxy.js";
-import { archiveWorkspace, podOomKills, podStats, restoreWorkspace, runText } from "./in-pod.js";
+import { PodEgress } from "./egress.js";
+import { archiveWorkspace, podOomKills, podStats, restoreWorkspace } from "./in-pod.js";
 import {
-  ANNOTATION,
-  claim,
-  DEFAULT_CLAUDE_PATH,
   dataClaimName,
-  egressPolicy,
   type GatewayTarget,
-  gatewayKey,
   LABEL,
   MANAGED_BY,
   podName,
   policyName,
   SUPERVISOR_PORT,
-  sandboxPod,
   volumeClaimName,
 } from "./objects.js";
+import { type KeptSpec, PodShapes, SPEC_ANNOTATION } from "./pod-shapes.js";
 import { failure, isEnded, isRunning, pendingReason } from "./pod-status.js";
+import { SANDBOX_ID, SandboxPods } from "./sandbox-pods.js";
+import { ImageTemplates } from "./templates.js";
+import { ClaimVolumes } from "./volumes.js";
 import { WarmPods } from "./warm-pods.js";
 
 /** Options of the Kubernetes runtime. */
@@ -75,38 +70,29 @@ export interface KubernetesRuntimeOptions {
   log?: Logger;
 }
 
-const ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
-/** What `wake` needs to make the Pod again, kept on the sandbox's /workspace claim. */
-const SPEC_ANNOTATION = "berth.dev/spec";
-type KeptSpec = Pick<SandboxSpec, "template" | "resources" | "env"> & { volumes: SandboxSpec["volumes"] };
-
 /**
  * Sandboxes as Pods (see objects.ts for their shape). The server reaches each Pod's berth-init
  * through the API server's port-forward; /workspace lives on a PersistentVolumeClaim, so
  * hibernate deletes the Pod and wake makes it again on the same claim; the egress policy is a
  * NetworkPolicy. Kubernetes cannot freeze a Pod: pause answers 501.
  */
-export class KubernetesRuntime implements Runtime {
+export class KubernetesRuntime extends CapabilityRuntime {
   readonly name = "kubernetes";
-  readonly egressModes: readonly EgressMode[] = ["none", "open", "allowlist"];
   private readonly cluster: Cluster;
   private readonly log: Logger;
   private readonly lock = new KeyedLock();
-  /** Sandbox id -> its Pod's name (a taken warm Pod keeps its own name). */
-  private readonly pods = new Map<string, string>();
+  private readonly pods: SandboxPods;
   private readonly pool: WarmPods;
   /** The warm pool's key: which shape its Pods have (a changed image or default makes a new pool). */
   private readonly poolKey: string;
-  private readonly startedAt = new Date().toISOString();
-  /** Hostname allowlists' filter (with a gateway address and a proxy port). */
-  private readonly proxy: PodEgressProxy | null;
-  /** Sandbox id -> its egress policy as last applied (the proxy's view). */
-  private readonly policies = new Map<string, NetworkPolicy>();
-  /** Pod IP -> sandbox id, for the proxy (refreshed from the API when an address is unknown). */
-  private podIps = new Map<string, string>();
-  private podIpsReadAt = 0;
+  protected readonly egress: PodEgress;
+  protected readonly sandboxVolumes: ClaimVolumes;
+  protected readonly catalog: ImageTemplates;
+  private readonly shapes: PodShapes;
+  readonly addressing: SandboxAddressing;
 
   constructor(private readonly o: KubernetesRuntimeOptions) {
+    super();
     this.log = o.log ?? silentLogger;
     this.cluster = new Cluster(o.kubeConfig, o.namespace, this.log, o.apiTimeoutMs);
     const shape = { template: "default", resources: o.defaultResources, env: {}, volumes: [] };
@@ -114,14 +100,26 @@ export class KubernetesRuntime implements Runtime {
       .update(JSON.stringify([o.images.default, o.initImage, o.runtimeClass, o.defaultResources]))
       .digest("hex")
       .slice(0, 12);
-    this.proxy = o.gateway?.proxyPort
-      ? new PodEgressProxy({ policyOf: (ip) => this.policyOfPod(ip), resolver: o.dnsUpstream, log: this.log })
-      : null;
+    this.pods = new SandboxPods(this.cluster);
+    this.catalog = new ImageTemplates(o.images);
+    this.shapes = new PodShapes({ ...o, poolKey: this.poolKey, images: this.catalog });
+    this.egress = new PodEgress(this.cluster, this.pods, {
+      gateway: o.gateway,
+      podCidrs: o.podCidrs,
+      dnsUpstream: o.dnsUpstream,
+      lock: this.lock,
+      log: this.log,
+    });
+    this.addressing = this.egress;
+    this.sandboxVolumes = new ClaimVolumes(this.cluster, {
+      storageClass: o.storageClass,
+      client: (id) => this.client(id),
+    });
     this.pool = new WarmPods({
       cluster: this.cluster,
       size: o.warmPods ?? 0,
       key: this.poolKey,
-      build: (name) => this.objects(name, null, shape),
+      build: (name) => this.shapes.objects(name, null, shape),
       log: this.log,
     });
   }
@@ -131,8 +129,7 @@ export class KubernetesRuntime implements Runtime {
       throw new SandboxError("BERTH_K8S_IMAGES must name an image for template 'default'");
     // Reading the namespace's pods checks the address, the credentials and the rights at once.
     await this.cluster.listPods(`${LABEL.managedBy}=${MANAGED_BY}`);
-    await this.repointGateway();
-    if (this.proxy && this.o.gateway?.proxyPort) await this.proxy.start(this.o.gateway.proxyPort);
+    await this.egress.start();
     await this.pool.fill();
     this.log.info(
       { namespace: this.o.namespace, warmPods: this.o.warmPods ?? 0 },
@@ -141,31 +138,25 @@ export class KubernetesRuntime implements Runtime {
   }
 
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
-    if (!ID.test(spec.id))
-      return Promise.reject(new InvalidRequestError("invalid sandbox id", { field: "id" }));
-    return this.lock.run(spec.id, async () => {
-      try {
-        return await this.build(spec, signal);
-      } catch (err) {
-        this.log.warn({ id: spec.id, err: String(err) }, "create failed");
-        await this.teardown(spec.id).catch(() => {});
-        throw err;
-      }
+    return this.createUnderLock(spec, {
+      lock: this.lock,
+      log: this.log,
+      build: () => this.build(spec, signal),
+      teardown: () => this.teardown(spec.id),
     });
   }
 
   private async build(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
-    this.image(spec.template);
+    this.catalog.image(spec.template);
     for (const v of spec.volumes ?? []) checkMountPath(v.mountPath);
-    if ((await this.findPod(spec.id)) || (await this.cluster.readClaim(dataClaimName(spec.id))))
+    if ((await this.pods.find(spec.id)) || (await this.cluster.readClaim(dataClaimName(spec.id))))
       throw new ConflictError(`sandbox '${spec.id}' already exists`);
     // The policy first: the Pod is never up without it.
-    await this.cluster.applyPolicy(egressPolicy(spec.id, spec.network, this.o.gateway));
-    this.policies.set(spec.id, spec.network);
-    if (this.poolable(spec)) {
+    await this.egress.apply(spec.id, spec.network);
+    if (this.shapes.poolable(spec)) {
       const taken = await this.pool.take(spec.id);
       if (taken) {
-        this.pods.set(spec.id, taken);
+        this.pods.assign(spec.id, taken);
         await this.waitSupervisor(spec.id, taken, signal);
         return { pod: taken, warm: true };
       }
@@ -178,82 +169,13 @@ export class KubernetesRuntime implements Runtime {
       env: spec.env,
       volumes: spec.volumes,
     };
-    const { pod, claim } = this.objects(podName(spec.id), spec.id, kept);
+    const { pod, claim } = this.shapes.objects(podName(spec.id), spec.id, kept);
     await this.cluster.createClaim(claim);
     await this.cluster.createPod(pod);
-    this.pods.set(spec.id, podName(spec.id));
+    this.pods.assign(spec.id, podName(spec.id));
     await this.waitSupervisor(spec.id, podName(spec.id), signal);
     if (spec.fromSnapshot) await restoreWorkspace(this.client(spec.id), spec.fromSnapshot);
     return { pod: podName(spec.id) };
-  }
-
-  /** The Pod and /workspace claim of a sandbox (or, with `id` null, of a warm Pod) named `name`. */
-  private objects(
-    name: string,
-    id: string | null,
-    kept: KeptSpec,
-  ): { pod: V1Pod; claim: V1PersistentVolumeClaim } {
-    const claimName = id ? dataClaimName(id) : `${name}-data`;
-    const labels: Record<string, string> = { [LABEL.role]: "data" };
-    if (id) labels[LABEL.sandbox] = id;
-    else labels[LABEL.pool] = this.poolKey;
-    const c = claim({
-      name: claimName,
-      sizeMiB: kept.resources.diskMiB,
-      labels,
-      storageClass: this.o.storageClass,
-    });
-    c.metadata = { ...c.metadata, annotations: { [SPEC_ANNOTATION]: JSON.stringify(kept) } };
-    const pod = sandboxPod({
-      name,
-      sandbox: id,
-      pool: id ? undefined : this.poolKey,
-      template: kept.template,
-      image: this.image(kept.template),
-      initImage: this.o.initImage,
-      resources: kept.resources,
-      env: kept.env,
-      dataClaim: claimName,
-      volumes: (kept.volumes ?? []).map((v) => ({ claim: volumeClaimName(v.id), mountPath: v.mountPath })),
-      runtimeClass: this.o.runtimeClass,
-      copyClaude: !!this.o.gateway && (this.o.claudePath ?? DEFAULT_CLAUDE_PATH) === DEFAULT_CLAUDE_PATH,
-    });
-    return { pod, claim: c };
-  }
-
-  /**
-   * After this replica's gateway moved (a restarted server Pod has a new IP), its sandboxes'
-   * policies still allow the old address: rewrite them from the egress policy each one keeps.
-   */
-  private async repointGateway(): Promise<void> {
-    const g = this.o.gateway;
-    if (!g) return;
-    const mine = await this.cluster.listPolicies(
-      `${LABEL.managedBy}=${MANAGED_BY},${LABEL.replica}=${g.replica}`,
-    );
-    for (const p of mine) {
-      const id = p.metadata?.labels?.[LABEL.sandbox];
-      const kept = p.metadata?.annotations?.[ANNOTATION.network];
-      if (!id || !ID.test(id) || !kept || p.metadata?.annotations?.[ANNOTATION.gateway] === gatewayKey(g))
-        continue;
-      await this.cluster.applyPolicy(egressPolicy(id, JSON.parse(kept) as NetworkPolicy, g));
-      this.log.info({ id, gateway: gatewayKey(g) }, "sandbox policy re-pointed at this server's gateway");
-    }
-  }
-
-  /** Whether a warm Pod can serve this spec: the default shape, nothing to restore or mount. */
-  private poolable(spec: SandboxSpec): boolean {
-    const r = this.o.defaultResources;
-    return (
-      (this.o.warmPods ?? 0) > 0 &&
-      spec.template === "default" &&
-      !spec.fromSnapshot &&
-      !(spec.volumes ?? []).length &&
-      spec.resources.cpus === r.cpus &&
-      spec.resources.memoryMiB === r.memoryMiB &&
-      spec.resources.diskMiB === r.diskMiB &&
-      spec.resources.pids === r.pids
-    );
   }
 
   /**
@@ -274,7 +196,7 @@ export class KubernetesRuntime implements Runtime {
       const why = failure(pod);
       if (why) throw new SandboxError(`the sandbox's pod failed to start: ${why}`);
       if (isRunning(pod)) {
-        this.rememberPodIp(id, pod);
+        this.pods.rememberIp(id, pod);
         const ok = await this.client(id)
           .ping()
           .then(
@@ -294,14 +216,14 @@ export class KubernetesRuntime implements Runtime {
   }
 
   async connect(id: string): Promise<Duplex> {
-    const name = ID.test(id) ? await this.podOf(id) : null;
+    const name = SANDBOX_ID.test(id) ? await this.pods.nameOf(id) : null;
     if (!name) throw new NotFoundError("sandbox", id);
     return this.cluster.portForward(name, SUPERVISOR_PORT);
   }
 
   async inspect(id: string): Promise<RuntimeStatus> {
-    if (!ID.test(id)) return { state: "missing", oomKills: 0 };
-    const pod = await this.findPod(id);
+    if (!SANDBOX_ID.test(id)) return { state: "missing", oomKills: 0 };
+    const pod = await this.pods.find(id);
     if (!pod) {
       const kept =
         (await this.cluster.readClaim(dataClaimName(id))) ??
@@ -316,7 +238,7 @@ export class KubernetesRuntime implements Runtime {
   }
 
   async stats(id: string): Promise<SandboxStats> {
-    if (!(await this.runningPod(id))) throw new NotFoundError("sandbox", id);
+    if (!(await this.pods.running(id))) throw new NotFoundError("sandbox", id);
     const { oomKills: _, ...s } = await podStats(this.client(id));
     return s;
   }
@@ -336,39 +258,26 @@ export class KubernetesRuntime implements Runtime {
   /** Deletes the Pod (every process ends, its node frees the memory); /workspace stays on its claim. */
   hibernate(id: string): Promise<void> {
     return this.lock.run(id, async () => {
-      const pod = await this.findPod(id);
+      const pod = await this.pods.find(id);
       if (!pod) throw new NotFoundError("sandbox", id);
-      await this.deletePodAndWait(pod.metadata?.name ?? "");
-      this.forgetPodIp(id);
+      await this.pods.deleteAndWait(pod.metadata?.name ?? "");
+      this.pods.forgetIp(id);
     });
-  }
-
-  /** Where a running Pod of a sandbox sends from (the model gateway takes the sandbox's token only from there). */
-  private rememberPodIp(id: string, pod: V1Pod): void {
-    const ip = pod.status?.podIP;
-    if (!ip || !isRunning(pod)) return;
-    this.forgetPodIp(id);
-    this.podIps.set(ip, id);
-  }
-
-  /** A Pod gone: its address may go to another sandbox's Pod next. */
-  private forgetPodIp(id: string): void {
-    for (const [ip, owner] of this.podIps) if (owner === id) this.podIps.delete(ip);
   }
 
   /** Makes the Pod again on the sandbox's claim, from the spec kept on that claim. */
   wake(id: string): Promise<RuntimeInfo> {
     return this.lock.run(id, async () => {
-      if (await this.findPod(id)) throw new ConflictError(`sandbox '${id}' is not hibernated`);
+      if (await this.pods.find(id)) throw new ConflictError(`sandbox '${id}' is not hibernated`);
       const data = (await this.cluster.listClaims(`${LABEL.sandbox}=${id},${LABEL.role}=data`))[0];
       const raw = data?.metadata?.annotations?.[SPEC_ANNOTATION];
       if (!data?.metadata?.name || !raw) throw new NotFoundError("sandbox", id);
       const kept = JSON.parse(raw) as KeptSpec;
-      const { pod } = this.objects(podName(id), id, kept);
+      const { pod } = this.shapes.objects(podName(id), id, kept);
       const vol = pod.spec?.volumes?.find((v) => v.name === "data");
       if (vol?.persistentVolumeClaim) vol.persistentVolumeClaim.claimName = data.metadata.name;
       await this.cluster.createPod(pod);
-      this.pods.set(id, podName(id));
+      this.pods.assign(id, podName(id));
       await this.waitSupervisor(id, podName(id));
       return { pod: podName(id) };
     });
@@ -377,14 +286,14 @@ export class KubernetesRuntime implements Runtime {
   /** Writes /workspace as a gzipped tar (not frozen while read: Kubernetes cannot pause a Pod). */
   snapshot(id: string, dest: string): Promise<number> {
     return this.lock.run(id, async () => {
-      if (!(await this.runningPod(id))) throw new NotFoundError("sandbox", id);
+      if (!(await this.pods.running(id))) throw new NotFoundError("sandbox", id);
       await archiveWorkspace(this.client(id), dest);
       return statSync(dest).size;
     });
   }
 
   destroy(id: string): Promise<void> {
-    if (!ID.test(id)) return Promise.resolve();
+    if (!SANDBOX_ID.test(id)) return Promise.resolve();
     return this.lock.run(id, () => this.teardown(id));
   }
 
@@ -397,9 +306,8 @@ export class KubernetesRuntime implements Runtime {
     for (const c of await this.cluster.listClaims(selector))
       await this.cluster.deleteClaim(c.metadata?.name ?? "");
     await this.cluster.deletePolicy(policyName(id));
-    this.pods.delete(id);
-    this.policies.delete(id);
-    this.forgetPodIp(id);
+    this.pods.forget(id);
+    this.egress.forget(id);
   }
 
   async list(): Promise<string[]> {
@@ -412,13 +320,13 @@ export class KubernetesRuntime implements Runtime {
     ])
       for (const o of items) {
         const id = o.metadata?.labels?.[LABEL.sandbox];
-        if (id && ID.test(id)) ids.add(id);
+        if (id && SANDBOX_ID.test(id)) ids.add(id);
       }
     return [...ids].sort();
   }
 
   async close(): Promise<void> {
-    this.proxy?.close();
+    this.egress.close();
     await this.pool.close(false);
   }
 
@@ -427,174 +335,7 @@ export class KubernetesRuntime implements Runtime {
     await this.pool.close(true);
   }
 
-  /** A volume is a claim of `sizeMiB` (ReadWriteOnce: sandboxes sharing it must land on one node). */
-  async createVolume(id: string, sizeMiB: number): Promise<void> {
-    await this.cluster.createClaim(
-      claim({
-        name: volumeClaimName(id),
-        sizeMiB,
-        labels: { [LABEL.role]: "volume" },
-        storageClass: this.o.storageClass,
-      }),
-    );
-  }
-
-  async deleteVolume(id: string): Promise<void> {
-    await this.cluster.deleteClaim(volumeClaimName(id));
-  }
-
-  /** Bytes in use, measured in a running sandbox that mounts the volume; 0 while none does. */
-  async volumeUsage(id: string): Promise<number> {
-    if (!(await this.cluster.readClaim(volumeClaimName(id)))) throw new NotFoundError("volume", id);
-    for (const pod of await this.cluster.listPods(`${LABEL.managedBy}=${MANAGED_BY}`)) {
-      const sandbox = pod.metadata?.labels?.[LABEL.sandbox];
-      const vol = pod.spec?.volumes?.find((v) => v.persistentVolumeClaim?.claimName === volumeClaimName(id));
-      const mount = pod.spec?.containers[0]?.volumeMounts?.find((m) => m.name === vol?.name);
-      if (!sandbox || !vol || !mount || !isRunning(pod)) continue;
-      const { out, status } = await runText(this.client(sandbox), ["du", "-sk", mount.mountPath]);
-      const kib = /^(\d{1,15})\s/.exec(out);
-      if (status.exitCode === 0 && kib) return Number(kib[1]) * 1024;
-    }
-    return 0;
-  }
-
-  /**
-   * The address the sandbox's running Pod sends from, as last read from the API server (null: not
-   * known). Not `address`: the server does not connect to Pods directly (their policy may drop it).
-   */
-  sourceAddress(id: string): string | null {
-    for (const [ip, owner] of this.podIps) if (owner === id) return ip;
-    return null;
-  }
-
-  /** The model gateway's address as every Pod of this replica reaches it (its policy allows it). */
-  hostAddress(_id: string): string | null {
-    return this.o.gateway?.address ?? null;
-  }
-
-  sandboxCidrs(): string[] {
-    return this.o.gateway ? (this.o.podCidrs ?? []) : [];
-  }
-
-  /** With the egress proxy: its address for every process (the gateway is reached directly). */
-  processEnv(_id: string): Record<string, string> {
-    const g = this.o.gateway;
-    if (!g?.proxyPort) return {};
-    const url = `http://${g.address}:${g.proxyPort}`;
-    const direct = `localhost,127.0.0.1,::1,${g.address}`;
-    return {
-      HTTP_PROXY: url,
-      HTTPS_PROXY: url,
-      http_proxy: url,
-      https_proxy: url,
-      NO_PROXY: direct,
-      no_proxy: direct,
-    };
-  }
-
-  /** The egress policy of the sandbox whose Pod has `ip` (null: none of this namespace's sandboxes). */
-  private async policyOfPod(ip: string): Promise<NetworkPolicy | null> {
-    let id = this.podIps.get(ip);
-    if (!id && Date.now() - this.podIpsReadAt > 1000) {
-      this.podIpsReadAt = Date.now();
-      const next = new Map<string, string>();
-      for (const p of await this.cluster.listPods(`${LABEL.managedBy}=${MANAGED_BY}`)) {
-        const sandbox = p.metadata?.labels?.[LABEL.sandbox];
-        if (sandbox && p.status?.podIP && isRunning(p)) next.set(p.status.podIP, sandbox);
-      }
-      this.podIps = next;
-      id = next.get(ip);
-    }
-    if (!id) return null;
-    const known = this.policies.get(id);
-    if (known) return known;
-    // After a restart: the policy kept on the sandbox's NetworkPolicy.
-    const kept = (await this.cluster.listPolicies(`${LABEL.sandbox}=${id}`))[0]?.metadata?.annotations?.[
-      ANNOTATION.network
-    ];
-    if (!kept) return null;
-    const policy = JSON.parse(kept) as NetworkPolicy;
-    this.policies.set(id, policy);
-    return policy;
-  }
-
-  async setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void> {
-    await this.lock.run(id, async () => {
-      if (!(await this.findPod(id)) && !(await this.cluster.readClaim(dataClaimName(id))))
-        throw new NotFoundError("sandbox", id);
-      await this.cluster.applyPolicy(egressPolicy(id, policy, this.o.gateway));
-      this.policies.set(id, policy);
-    });
-  }
-
-  async listTemplates(): Promise<TemplateInfo[]> {
-    return Object.entries(this.o.images).map(([name, image]) => ({
-      name,
-      sizeBytes: 0,
-      createdAt: this.startedAt,
-      source: `image ${image}`,
-    }));
-  }
-
-  async getTemplate(name: string): Promise<TemplateInfo | null> {
-    return (await this.listTemplates()).find((t) => t.name === name) ?? null;
-  }
-
-  async importTemplate(): Promise<TemplateInfo> {
-    throw new NotSupportedError(TEMPLATES_ARE_IMAGES);
-  }
-
-  async templateFromSandbox(): Promise<TemplateInfo> {
-    throw new NotSupportedError(TEMPLATES_ARE_IMAGES);
-  }
-
-  async deleteTemplate(): Promise<void> {
-    throw new NotSupportedError(TEMPLATES_ARE_IMAGES);
-  }
-
-  private image(template: string): string {
-    const image = this.o.images[template];
-    if (!image) throw new NotFoundError("template", template);
-    return image;
-  }
-
   private client(id: string): SupervisorClient {
     return new SupervisorClient(() => this.connect(id));
   }
-
-  /** The sandbox's Pod, by its own name or (a taken warm Pod) by its label. */
-  private async findPod(id: string): Promise<V1Pod | null> {
-    const known = this.pods.get(id) ?? podName(id);
-    const pod = await this.cluster.readPod(known);
-    if (pod?.metadata?.labels?.[LABEL.sandbox] === id && !pod.metadata.deletionTimestamp) {
-      this.rememberPodIp(id, pod);
-      return pod;
-    }
-    const found = (await this.cluster.listPods(`${LABEL.sandbox}=${id}`)).find(
-      (p) => !p.metadata?.deletionTimestamp,
-    );
-    if (found?.metadata?.name) {
-      this.pods.set(id, found.metadata.name);
-      this.rememberPodIp(id, found);
-    } else this.pods.delete(id);
-    return found ?? null;
-  }
-
-  private async podOf(id: string): Promise<string | null> {
-    return this.pods.get(id) ?? (await this.findPod(id))?.metadata?.name ?? null;
-  }
-
-  private async runningPod(id: string): Promise<V1Pod | null> {
-    const pod = await this.findPod(id);
-    return pod && isRunning(pod) ? pod : null;
-  }
-
-  private async deletePodAndWait(name: string): Promise<void> {
-    await this.cluster.deletePod(name);
-    for (let i = 0; i < 600 && (await this.cluster.readPod(name)); i++)
-      await new Promise((r) => setTimeout(r, i < 20 ? 50 : 250));
-  }
 }
-
-const TEMPLATES_ARE_IMAGES =
-  "templates on the kubernetes driver are container images named in BERTH_K8S_IMAGES: build and push an image, then add it there";

@@ -1,5 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
-import { SandboxError } from "@berth/core";
+import { type Logger, SandboxError } from "@berth/core";
+import { mountDisk, mountPoints, unmount } from "@berth/linux-host";
+import { isFrozen } from "./host.js";
 
 /** How long a freeze may take before it is called failed (a process stuck in the kernel). */
 const FREEZE_TIMEOUT_MS = 5_000;
@@ -29,5 +31,27 @@ export async function setFrozen(cgroupPaths: Record<string, string>, frozen: boo
       throw new SandboxError("the sandbox could not be frozen in time (a process is stuck in the kernel)");
     }
     await new Promise((r) => setTimeout(r, 1));
+  }
+}
+
+/**
+ * Runs `read` on a sandbox's disk while nothing writes to it: a running sandbox is frozen for
+ * the while (unless it already is), a hibernated one has its disk mounted for it. Used for
+ * snapshots and templates made of a sandbox, which must see one consistent layer.
+ */
+export async function withStillDisk<T>(
+  disk: { image: string; mountPoint: string },
+  o: { cgroupPaths: Record<string, string>; running: boolean; log: Logger },
+  read: () => Promise<T>,
+): Promise<T> {
+  const mounted = (await mountPoints()).has(disk.mountPoint);
+  const freeze = o.running && !isFrozen(o.cgroupPaths);
+  if (!mounted) await mountDisk(disk.image, disk.mountPoint, { log: o.log });
+  if (freeze) await setFrozen(o.cgroupPaths, true);
+  try {
+    return await read();
+  } finally {
+    if (freeze) await setFrozen(o.cgroupPaths, false);
+    if (!mounted) await unmount(disk.mountPoint, await mountPoints(), o.log);
   }
 }

@@ -1,6 +1,6 @@
-import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { SandboxError } from "@berth/core";
+import { installed } from "@berth/linux-host";
 
 /** Which OCI runtime binary to drive. */
 export type OciRuntimeChoice = "auto" | "runc" | "crun";
@@ -19,30 +19,6 @@ export function pickOciRuntime(choice: OciRuntimeChoice, cgroupVersion: 1 | 2): 
       `${picked} is not installed: run \`npm start\` as root (it installs it) or \`apt-get install ${picked}\``,
     );
   return picked;
-}
-
-/** True when `cmd` runs (`cmd --version` exits 0). */
-export function installed(cmd: string): boolean {
-  return spawnSync(cmd, ["--version"], { stdio: "ignore" }).status === 0;
-}
-
-/** True when `cmd` is on the PATH (or in an sbin dir, where Debian puts ip and nft). */
-export function onPath(cmd: string): boolean {
-  return (
-    spawnSync("sh", ["-c", `PATH="$PATH:/usr/sbin:/sbin" command -v ${cmd}`], { stdio: "ignore" }).status ===
-    0
-  );
-}
-
-/** The host's first IPv4 nameserver (the upstream of the sandboxes' resolver). */
-export function hostResolver(): string {
-  try {
-    const m = /^nameserver\s+(\d{1,3}(?:\.\d{1,3}){3})\s*$/m.exec(readFileSync("/etc/resolv.conf", "utf8"));
-    if (m) return m[1]!;
-  } catch {
-    // no resolv.conf
-  }
-  return "127.0.0.53";
 }
 
 /** The sandbox init's host pid from runc's pid file. */

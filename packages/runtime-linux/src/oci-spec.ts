@@ -1,6 +1,6 @@
 import type { Resources } from "@berth/core";
+import { initEnv, SANDBOX_GID, SANDBOX_UID } from "@berth/linux-host";
 import { defaultSeccompProfile, type SeccompProfile } from "./seccomp-profile.js";
-import { SANDBOX_GID, SANDBOX_UID } from "./template.js";
 
 /** Where berth-init sits inside every sandbox (bound read-only from the host). */
 export const INIT_PATH = "/.berth/init";
@@ -69,10 +69,7 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
   const memory = i.resources.memoryMiB * 1024 * 1024;
   const env = {
     ...i.env,
-    PATH: "/usr/local/bin:/usr/bin:/bin",
-    HOME: "/home/user",
-    USER: "user",
-    BERTH_STATE_DIR: STATE_DIR,
+    ...initEnv(STATE_DIR),
     BERTH_LISTEN_FD: String(LISTEN_FD),
   };
   const noCaps = { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] };

@@ -1,76 +1,44 @@
-import {
-  accessSync,
-  constants,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import net from "node:net";
-import { join } from "node:path";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { Duplex } from "node:stream";
 import {
+  CapabilityRuntime,
   ConflictError,
-  checkMountPath,
-  type EgressMode,
   InvalidRequestError,
   KeyedLock,
   type Logger,
-  type NetworkPolicy,
   NotFoundError,
-  NotSupportedError,
-  type Runtime,
   type RuntimeInfo,
   type RuntimeStatus,
+  type SandboxAddressing,
   SandboxError,
   type SandboxSpec,
   type SandboxStats,
+  type SandboxVolumes,
   silentLogger,
-  type TemplateFormat,
-  type TemplateInfo,
 } from "@berth/core";
+import { connectSupervisor, mountPoints, type RootfsPool, unmount, type Volumes } from "@berth/linux-host";
 import { initBinaryPath } from "@berth/supervisor";
+import { buildSandbox } from "./build.js";
 import {
   type CgroupPaths,
   type CgroupSetup,
-  detectCgroups,
-  prepareCgroupParent,
   readCgroupPaths,
   readCgroupStats,
   removeCgroups,
   sandboxCgroupsPath,
 } from "./cgroups.js";
-import { run, tryRun } from "./command.js";
-import { diskUsedBytes, ensureDiskSkeleton, mountDisk, mountOverlay, mountPoints, unmount } from "./disk.js";
-import { prepareSlot, RootfsPool, releaseSlot } from "./disk-pool.js";
+import { LinuxEgress, type LinuxNetworkOptions } from "./egress.js";
 import { setFrozen } from "./freezer.js";
-import {
-  hardNofileLimit,
-  hostResolver,
-  initIsAlive,
-  isFrozen,
-  netBytes,
-  type OciRuntimeChoice,
-  onPath,
-  pickOciRuntime,
-  readInitPid,
-} from "./host.js";
-import { checkMountTarget } from "./mount-target.js";
-import { RangeRegistry } from "./network/range-registry.js";
-import { type SandboxNet, SandboxNetworks, vethPrefixOf } from "./network/sandbox-networks.js";
-import { claimSandboxRange } from "./network/sandbox-range.js";
-import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
-import { RuntimeLayout, type SandboxPaths } from "./paths.js";
-import { SharedFiles } from "./shared-files.js";
-import { captureLayer, restoreLayer } from "./snapshot.js";
-import { listenForSandbox } from "./socket.js";
-import { ensureDefaultTemplate } from "./template.js";
-import { type TemplateMeta, TemplateStore } from "./templates/store.js";
-import { upperLayerTar } from "./templates/upper-layer.js";
-import { raiseInotifyLimits } from "./uid-limits.js";
-import { Volumes } from "./volumes.js";
+import { initIsAlive, isFrozen, type OciRuntimeChoice, pickOciRuntime, readInitPid } from "./host.js";
+import { prepareHost } from "./host-setup.js";
+import { OciCli } from "./oci-cli.js";
+import { RuntimeLayout } from "./paths.js";
+import { SANDBOX_ID, type SandboxInfo, SandboxRecords, safeReaddir } from "./records.js";
+import type { SharedFiles } from "./shared-files.js";
+import { sandboxStats } from "./stats.js";
+import { LinuxSuspension } from "./suspension.js";
+import { TemplateStore } from "./templates/store.js";
+import { LinuxTemplates } from "./templates.js";
 
 /** Options of the local Linux runtime. */
 export interface LinuxRuntimeOptions {
@@ -79,7 +47,7 @@ export interface LinuxRuntimeOptions {
    * Sandbox networks (veth + nftables); absent or `enabled: false`: loopback only, `none` egress.
    * `cidr` unset: the range picked at an earlier start, else a free /16 (see claimSandboxRange).
    */
-  network?: { enabled: boolean; cidr?: string; dnsUpstream?: string; hostPorts?: number[] };
+  network?: LinuxNetworkOptions;
   ociRuntime: OciRuntimeChoice;
   /** Formatted default-size disks kept ready. */
   diskPoolSize: number;
@@ -92,100 +60,104 @@ export interface LinuxRuntimeOptions {
   log?: Logger;
 }
 
-/** What the driver records about a sandbox, in `info.json` beside it and as its RuntimeInfo. */
-interface SandboxInfo {
-  ociRuntime: string;
-  pid: number;
-  diskMiB: number;
-  cgroupPaths: CgroupPaths;
-  /** Its template (the overlay's lower layer, mounted again by `wake`); absent in old records: default. */
-  template?: string;
-  [key: string]: unknown;
-}
-
-/** Sandbox ids: hostname-safe, and short enough that the socket path fits in sun_path. */
-const ID = /^[a-z0-9][a-z0-9-]{0,31}$/;
-
 /** The local driver: OCI bundles run by runc/crun, loop-mounted ext4 disks, cgroups v1 or v2. */
-export class LinuxRuntime implements Runtime {
-  name = "runc";
+export class LinuxRuntime extends CapabilityRuntime {
   private readonly layout: RuntimeLayout;
+  private readonly oci: OciCli;
   private readonly log: Logger;
   private cgroups: CgroupSetup | null = null;
   private pool: RootfsPool | null = null;
-  private networks: SandboxNetworks | null = null;
-  /** The sandboxes' address range, once claimed at start. */
-  private cidr: string | null = null;
   private shared: SharedFiles | null = null;
   /** berth-init and the resolver file as sandboxes bind them (from `shared`). */
   private sharedInit = "";
   private sharedResolvConf: string | undefined;
   private volumes: Volumes | null = null;
   private readonly templates: TemplateStore;
-
-  /** Egress modes this host can enforce (all three once sandbox networks are set up). */
-  get egressModes(): readonly EgressMode[] {
-    return this.networks ? ["none", "allowlist", "open"] : ["none"];
-  }
+  private readonly records: SandboxRecords;
   /** Create and destroy of one id never interleave. */
   private readonly lock = new KeyedLock();
+  protected readonly egress: LinuxEgress;
+  protected readonly catalog: LinuxTemplates;
+  protected readonly sandboxVolumes: SandboxVolumes = {
+    createVolume: (id, sizeMiB) => this.vols().create(id, sizeMiB),
+    deleteVolume: (id) => this.vols().remove(id),
+    volumeUsage: async (id) => this.vols().usedBytes(id),
+  };
+  private readonly suspension: LinuxSuspension;
+  readonly addressing: SandboxAddressing;
 
   constructor(private readonly o: LinuxRuntimeOptions) {
+    super();
     this.layout = new RuntimeLayout(o.dataDir);
     this.log = o.log ?? silentLogger;
     this.templates = new TemplateStore(this.layout.templates, this.log);
+    this.records = new SandboxRecords(this.layout);
+    this.oci = new OciCli(this.layout.runcRoot, this.log);
+    const { layout, records, lock, log } = this;
+    this.egress = new LinuxEgress({
+      network: o.network,
+      dataDir: o.dataDir,
+      layout,
+      records,
+      lock,
+      poolSize: Math.min(o.diskPoolSize, 16),
+      log,
+    });
+    this.addressing = this.egress;
+    this.suspension = new LinuxSuspension({
+      layout,
+      records,
+      oci: this.oci,
+      lock,
+      defaultDiskMiB: o.defaultDiskMiB ?? 5120,
+      templateRootfs: (name) => this.templates.rootfs(name),
+      launch: (id, diskMiB, cgroupsPath, template) =>
+        this.launch(id, diskMiB, cgroupsPath, undefined, template),
+      log,
+    });
+    this.catalog = new LinuxTemplates(this.templates, {
+      records,
+      lock,
+      stillDisk: (id, read) => this.suspension.stillDisk(id, read),
+    });
+  }
+
+  /** The OCI runtime binary driven (`runc` or `crun`; known after `start`). */
+  get name(): string {
+    return this.oci.name;
   }
 
   async start(): Promise<void> {
-    const L = this.layout;
-    for (const d of [L.root, L.runcRoot, L.templates, L.pool, L.sandboxes])
-      mkdirSync(d, { recursive: true, mode: 0o700 });
-    if (L.sandbox("x".repeat(32)).socket.length > 107)
-      throw new SandboxError(
-        "the data dir path is too long for unix sockets; choose a shorter BERTH_DATA_DIR",
-      );
-    this.checkInitBinary();
-    // Before anything is made on the host: a range that clashes refuses the start here.
-    await this.claimRange();
-    this.shared = new SharedFiles(join(L.root, "shared"), this.log);
-    await this.shared.start();
-    this.sharedInit = this.shared.put("init", { source: this.initBinary() }, 0o755);
-    this.cgroups = detectCgroups();
-    this.name = pickOciRuntime(this.o.ociRuntime, this.cgroups.version);
-    prepareCgroupParent(this.cgroups, this.log);
-    raiseInotifyLimits(this.log);
-    if (ensureDefaultTemplate(L.templateRootfs("default"))) this.log.info({}, "built the default template");
-    this.templates.sweep();
-    ensureDiskSkeleton(L.diskSkeleton);
-    const size = this.o.defaultDiskMiB ?? 5120;
-    this.pool = new RootfsPool(
-      L.pool,
-      size,
-      this.o.diskPoolSize,
-      L.diskSkeleton,
-      L.templateRootfs("default"),
-      this.log,
-    );
-    await this.pool.start();
-    await this.startNetworks();
-    if (this.networks)
-      this.sharedResolvConf = this.shared.put("resolv.conf", {
-        content: readFileSync(this.networks.resolvConf, "utf8"),
-      });
-    this.volumes = new Volumes(join(L.root, "volumes"), this.log);
-    await this.volumes.start();
+    // Before anything else is made on the host: a range that clashes refuses the start here.
+    await this.egress.claimRange();
+    const host = await prepareHost({
+      layout: this.layout,
+      templates: this.templates,
+      initBinary: this.o.initBinary ?? initBinaryPath(),
+      defaultDiskMiB: this.o.defaultDiskMiB ?? 5120,
+      diskPoolSize: this.o.diskPoolSize,
+      log: this.log,
+    });
+    ({ cgroups: this.cgroups, shared: this.shared, sharedInit: this.sharedInit, pool: this.pool } = host);
+    this.oci.name = pickOciRuntime(this.o.ociRuntime, host.cgroups.version);
+    await this.egress.start();
+    const resolvConf = this.egress.resolvConf;
+    if (resolvConf)
+      this.sharedResolvConf = host.shared.put("resolv.conf", { content: readFileSync(resolvConf, "utf8") });
+    this.volumes = host.volumes;
+    await host.volumes.start();
     this.log.info(
-      { ociRuntime: this.name, cgroup: this.cgroups.version, network: Boolean(this.networks) },
+      { ociRuntime: this.name, cgroup: host.cgroups.version, network: this.egress.enabled },
       "linux runtime ready",
     );
   }
 
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo> {
-    if (!ID.test(spec.id))
+    if (!SANDBOX_ID.test(spec.id))
       return Promise.reject(new InvalidRequestError("invalid sandbox id", { field: "id" }));
     return this.lock.run(spec.id, async () => {
       const p = this.layout.sandbox(spec.id);
-      if (existsSync(p.dir) || existsSync(`${this.layout.runcRoot}/${spec.id}`))
+      if (existsSync(p.dir) || this.oci.has(spec.id))
         throw new ConflictError(`sandbox '${spec.id}' already exists`);
       // Until its info.json names the template, this keeps the template from being deleted.
       const release = this.templates.hold(spec.template);
@@ -207,62 +179,21 @@ export class LinuxRuntime implements Runtime {
   }
 
   /** Builds and starts one sandbox; every step is undone by `teardown` should a later one fail. */
-  private async build(spec: SandboxSpec, signal?: AbortSignal): Promise<SandboxInfo> {
-    const cg = this.ready();
-    const p = this.layout.sandbox(spec.id);
-    const o = { log: this.log, signal };
-    const t0 = performance.now();
-    const { diskMiB } = spec.resources;
-    const template = this.template(spec.template);
-    // A pooled slot arrives formatted and mounted; any other size or template is built here.
-    const pooled = spec.template === "default" && this.pool?.sizeMiB === diskMiB && this.pool.take(p.dir);
-    const t1 = performance.now();
-    if (!pooled) await prepareSlot(p.dir, diskMiB, this.layout.diskSkeleton, template, o);
-    if (spec.fromSnapshot) {
-      // The layer goes under the overlay, not through it (whiteouts stay whiteouts).
-      await unmount(p.rootfs, await mountPoints(), this.log);
-      await restoreLayer(spec.fromSnapshot, p.disk, o);
-      await mountOverlay(template, p.disk, p.rootfs, o);
-    }
-    const t2 = performance.now();
-    const cgroupsPath = sandboxCgroupsPath(cg, spec.id);
-    const net = await this.attachNetwork(spec);
-    const config = buildOciSpec({
-      id: spec.id,
-      rootfs: p.rootfs,
-      resources: spec.resources,
-      env: spec.env,
+  private build(spec: SandboxSpec, signal?: AbortSignal): Promise<SandboxInfo> {
+    return buildSandbox(spec, signal, {
+      layout: this.layout,
+      cgroups: this.ready(),
+      pool: this.pool,
+      egress: this.egress,
+      templates: this.templates,
       initBinary: this.sharedInit,
-      stateDir: `${p.disk}/state`,
-      cgroupsPath,
-      cgroupNamespace: cg.namespace,
-      nofile: Math.min(MAX_NOFILE, hardNofileLimit()),
-      volumes: (spec.volumes ?? []).map((v) => {
-        checkMountPath(v.mountPath);
-        checkMountTarget(p.rootfs, v.mountPath);
-        return { source: this.vols().mountPoint(v.id), destination: v.mountPath };
-      }),
-      netnsPath: net && this.networks?.path(net),
-      resolvConf: net && this.sharedResolvConf,
-      hostUsr: this.templates.usesHostUsr(spec.template),
+      resolvConf: this.sharedResolvConf,
+      volumeMount: (id) => this.vols().mountPoint(id),
       hiddenPaths: this.o.hiddenPaths,
+      launch: (cgroupsPath) =>
+        this.launch(spec.id, spec.resources.diskMiB, cgroupsPath, signal, spec.template),
+      log: this.log,
     });
-    writeFileSync(p.config, JSON.stringify(config), { mode: 0o600 });
-    const info = await this.launch(spec.id, diskMiB, cgroupsPath, o, spec.template);
-    const t3 = performance.now();
-    const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
-    this.log.debug(
-      {
-        id: spec.id,
-        pooled,
-        takeMs: ms(t0, t1),
-        prepareMs: ms(t1, t2),
-        runMs: ms(t2, t3),
-        totalMs: ms(t0, t3),
-      },
-      "sandbox created",
-    );
-    return info;
   }
 
   /** Starts the bundle's init with a fresh supervisor socket; records what it needs in `info.json`. */
@@ -270,34 +201,13 @@ export class LinuxRuntime implements Runtime {
     id: string,
     diskMiB: number,
     cgroupsPath: string,
-    o: { log: Logger; signal?: AbortSignal },
+    signal?: AbortSignal,
     template = "default",
   ): Promise<SandboxInfo> {
     const p = this.layout.sandbox(id);
-    const sock = await listenForSandbox(p.socket);
-    try {
-      await run(
-        this.name,
-        [
-          "--root",
-          this.layout.runcRoot,
-          "run",
-          "-d",
-          "--preserve-fds",
-          "1",
-          "--pid-file",
-          p.pidFile,
-          "--bundle",
-          p.dir,
-          id,
-        ],
-        { ...o, timeoutMs: 30_000, outputFile: p.output, extraFds: [sock.fd] },
-      );
-    } finally {
-      await sock.close();
-    }
+    await this.oci.runDetached(id, p, signal);
     const info: SandboxInfo = {
-      ociRuntime: this.name,
+      ociRuntime: this.oci.name,
       pid: readInitPid(p.pidFile),
       diskMiB,
       cgroupPaths: this.cgroupPaths(id, cgroupsPath),
@@ -307,158 +217,67 @@ export class LinuxRuntime implements Runtime {
     return info;
   }
 
-  /** Freezes every process of the sandbox (cgroup freezer): memory stays, CPU drops to zero. */
   pause(id: string): Promise<void> {
-    return this.lock.run(id, async () => {
-      this.existing(id);
-      await setFrozen(this.info(id)?.cgroupPaths ?? {}, true);
-    });
+    return this.suspension.pause(id);
   }
 
-  /** Thaws a paused sandbox. */
   resume(id: string): Promise<void> {
-    return this.lock.run(id, async () => {
-      this.existing(id);
-      await setFrozen(this.info(id)?.cgroupPaths ?? {}, false);
-    });
+    return this.suspension.resume(id);
   }
 
-  /**
-   * Ends every process and frees the sandbox's memory, cgroups and loop device; its disk image,
-   * bundle and network (address, rules) stay, so `wake` brings it back with the same files.
-   */
   hibernate(id: string): Promise<void> {
-    return this.lock.run(id, async () => {
-      this.existing(id);
-      const root = ["--root", this.layout.runcRoot];
-      const paths = this.info(id)?.cgroupPaths ?? {};
-      await tryRun(this.name, [...root, "kill", "-a", id, "KILL"], { log: this.log, timeoutMs: 10_000 });
-      await tryRun(this.name, [...root, "delete", "--force", id], { log: this.log, timeoutMs: 30_000 });
-      removeCgroups(paths, this.log);
-      await releaseSlot(this.layout.sandbox(id).dir, this.log);
-    });
+    return this.suspension.hibernate(id);
   }
 
-  /** Starts a hibernated sandbox again from its kept disk and bundle. */
   wake(id: string): Promise<RuntimeInfo> {
-    return this.lock.run(id, async () => {
-      const p = this.existing(id);
-      const config = JSON.parse(readFileSync(p.config, "utf8")) as { linux: { cgroupsPath: string } };
-      const diskMiB = this.info(id)?.diskMiB ?? this.o.defaultDiskMiB ?? 5120;
-      const template = this.info(id)?.template ?? "default";
-      const o = { log: this.log };
-      await prepareSlot(p.dir, diskMiB, this.layout.diskSkeleton, this.template(template), o);
-      try {
-        return await this.launch(id, diskMiB, config.linux.cgroupsPath, o, template);
-      } catch (err) {
-        await releaseSlot(p.dir, this.log);
-        throw err;
-      }
-    });
+    return this.suspension.wake(id);
   }
 
-  /**
-   * Captures the sandbox's writable layer into `dest` (a zstd tar). A running sandbox is frozen
-   * while it is copied, so the snapshot is consistent; a hibernated one has its disk mounted
-   * for the copy. Resolves with the archive's size.
-   */
   snapshot(id: string, dest: string): Promise<number> {
-    return this.lock.run(id, async () => {
-      const p = this.existing(id);
-      const mounted = (await mountPoints()).has(p.disk);
-      const running = existsSync(`${this.layout.runcRoot}/${id}`);
-      const paths = this.info(id)?.cgroupPaths ?? {};
-      const freeze = running && !isFrozen(paths);
-      if (!mounted) await mountDisk(p.image, p.disk, { log: this.log });
-      if (freeze) await setFrozen(paths, true);
-      try {
-        return await captureLayer(p.disk, dest, { log: this.log });
-      } finally {
-        if (freeze) await setFrozen(paths, false);
-        if (!mounted) await unmount(p.disk, await mountPoints(), this.log);
-      }
-    });
-  }
-
-  /** The sandbox's paths; NotFoundError when nothing of it exists. */
-  private existing(id: string): SandboxPaths {
-    const p = this.layout.sandbox(id);
-    if (!ID.test(id) || !existsSync(p.config)) throw new NotFoundError("sandbox", id);
-    return p;
+    return this.suspension.snapshot(id, dest);
   }
 
   async connect(id: string): Promise<Duplex> {
-    if (!ID.test(id)) throw new NotFoundError("sandbox", id);
-    const path = this.layout.sandbox(id).socket;
-    return new Promise((resolve, reject) => {
-      const s = net.connect(path);
-      s.once("connect", () => {
-        s.removeAllListeners("error");
-        resolve(s);
-      });
-      s.once("error", (err: NodeJS.ErrnoException) => {
-        if (err.code === "ENOENT") reject(new NotFoundError("sandbox", id));
-        else reject(new SandboxError("the sandbox's supervisor is not reachable"));
-      });
-    });
+    if (!SANDBOX_ID.test(id)) throw new NotFoundError("sandbox", id);
+    return connectSupervisor(this.layout.sandbox(id).socket, id);
   }
 
   async inspect(id: string): Promise<RuntimeStatus> {
-    if (!ID.test(id)) return { state: "missing", oomKills: 0 };
+    if (!SANDBOX_ID.test(id)) return { state: "missing", oomKills: 0 };
     const info = this.info(id);
     const oomKills = info ? readCgroupStats(this.ready().version, info.cgroupPaths).oomKills : 0;
     // The common case costs two small /proc reads; runc (a process per call) only answers the rest.
     if (info && initIsAlive(info.pid, id) && !isFrozen(info.cgroupPaths))
       return { state: "running", oomKills };
     try {
-      const { stdout } = await run(this.name, ["--root", this.layout.runcRoot, "state", id], {
-        log: this.log,
-        timeoutMs: 10_000,
-      });
-      const status = (JSON.parse(stdout) as { status?: string }).status;
-      const state = status === "running" ? "running" : status === "paused" ? "paused" : "stopped";
-      return { state, oomKills };
+      return { state: await this.oci.state(id), oomKills };
     } catch {
       return { state: existsSync(this.layout.sandbox(id).dir) ? "stopped" : "missing", oomKills };
     }
   }
 
   async stats(id: string): Promise<SandboxStats> {
-    const info = ID.test(id) ? this.info(id) : null;
+    const info = SANDBOX_ID.test(id) ? this.info(id) : null;
     if (!info) throw new NotFoundError("sandbox", id);
-    const cg = readCgroupStats(this.ready().version, info.cgroupPaths);
-    const net = netBytes(info.pid);
-    return {
-      cpuSeconds: cg.cpuSeconds,
-      memoryBytes: cg.memoryBytes,
-      memoryPeakBytes: cg.memoryPeakBytes,
-      diskBytes: diskUsedBytes(this.layout.sandbox(id).disk),
-      pids: cg.pids,
-      netRxBytes: net.rx,
-      netTxBytes: net.tx,
-    };
+    return sandboxStats(info, this.ready().version, this.layout.sandbox(id).disk);
   }
 
   destroy(id: string): Promise<void> {
-    if (!ID.test(id)) return Promise.resolve();
+    if (!SANDBOX_ID.test(id)) return Promise.resolve();
     return this.lock.run(id, () => this.teardown(id));
   }
 
   /** Removes whatever exists of a sandbox, in reverse order of `build`; tolerates any part missing. */
   private async teardown(id: string): Promise<void> {
     const p = this.layout.sandbox(id);
-    const root = ["--root", this.layout.runcRoot];
     const paths = this.info(id)?.cgroupPaths ?? this.cgroupPaths(id, sandboxCgroupsPath(this.ready(), id));
-    if (existsSync(`${this.layout.runcRoot}/${id}`)) {
+    if (this.oci.has(id)) {
       // A frozen sandbox is thawed first: its processes must run to die.
       if (isFrozen(paths)) await setFrozen(paths, false).catch(() => {});
-      // delete --force SIGKILLs the init; the pid namespace takes every other process with it.
-      await tryRun(this.name, [...root, "kill", "-a", id, "KILL"], { log: this.log, timeoutMs: 10_000 });
-      await tryRun(this.name, [...root, "delete", "--force", id], { log: this.log, timeoutMs: 30_000 });
+      await this.oci.killAndDelete(id);
     }
     removeCgroups(paths, this.log);
-    const net = this.netOf(id);
-    if (net && this.networks) await this.networks.detach(id, net);
+    await this.egress.detach(id);
     for (const at of [p.rootfs, p.disk]) await unmount(at, await mountPoints(), this.log);
     const left = [...(await mountPoints())].filter((m) => m === p.dir || m.startsWith(`${p.dir}/`));
     if (left.length > 0) {
@@ -471,32 +290,15 @@ export class LinuxRuntime implements Runtime {
   async list(): Promise<string[]> {
     const ids = new Set<string>();
     for (const dir of [this.layout.sandboxes, this.layout.runcRoot])
-      for (const name of safeReaddir(dir)) if (ID.test(name)) ids.add(name);
+      for (const name of safeReaddir(dir)) if (SANDBOX_ID.test(name)) ids.add(name);
     return [...ids].sort();
   }
 
   async close(): Promise<void> {
     await this.pool?.close();
-    await this.networks?.close();
-    // With no sandbox left nothing needs this server's nftables table; the next start makes it.
-    if ((await this.list()).length === 0) {
-      if (this.networks) await this.networks.removeTable();
-      await this.shared?.remove();
-    }
-    // Sandboxes left running keep their range visible on the host (their veths' routes).
-    if (this.cidr) new RangeRegistry().release(this.o.dataDir);
-  }
-
-  createVolume(id: string, sizeMiB: number): Promise<void> {
-    return this.vols().create(id, sizeMiB);
-  }
-
-  deleteVolume(id: string): Promise<void> {
-    return this.vols().remove(id);
-  }
-
-  async volumeUsage(id: string): Promise<number> {
-    return this.vols().usedBytes(id);
+    const noSandboxLeft = (await this.list()).length === 0;
+    await this.egress.close(noSandboxLeft);
+    if (noSandboxLeft) await this.shared?.remove();
   }
 
   private vols(): Volumes {
@@ -506,104 +308,9 @@ export class LinuxRuntime implements Runtime {
 
   /** Removes this instance's nftables table and every volume (after every sandbox is gone: tests, uninstall). */
   async purgeHostState(): Promise<void> {
-    await this.networks?.removeTable();
+    await this.egress.purge();
     await this.shared?.remove();
     for (const id of this.volumes?.list() ?? []) await this.volumes?.remove(id);
-  }
-
-  /** Changes the egress policy of a running sandbox; effective for its next packet. */
-  setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void> {
-    return this.lock.run(id, async () => {
-      const net = ID.test(id) ? this.netOf(id) : null;
-      if (!net || !this.networks) {
-        if (policy.egress === "none" && !this.networks) return;
-        throw new NotFoundError("sandbox network", id);
-      }
-      const next = await this.networks.setPolicy(id, policy);
-      writeFileSync(this.layout.sandbox(id).net, JSON.stringify(next), { mode: 0o600 });
-    });
-  }
-
-  /** The sandbox's address on its network, if it has one (for direct connections from the host). */
-  address(id: string): string | null {
-    return (ID.test(id) && this.netOf(id)?.sandboxIp) || null;
-  }
-
-  hostAddress(id: string): string | null {
-    return (ID.test(id) && this.netOf(id)?.hostIp) || null;
-  }
-
-  sandboxCidrs(): string[] {
-    return this.cidr ? [this.cidr] : [];
-  }
-
-  private get netDir(): string {
-    return join(this.layout.root, "net");
-  }
-
-  /**
-   * Takes the sandboxes' address range when sandbox networks are on and the host has `ip` and
-   * `nft`: checked against the host and other Berth servers, claimed host-wide.
-   */
-  private async claimRange(): Promise<void> {
-    if (!this.o.network?.enabled) return;
-    if (!onPath("nft") || !onPath("ip")) {
-      this.log.warn({}, "nft or ip is missing: sandboxes get loopback only (install nftables and iproute2)");
-      return;
-    }
-    mkdirSync(this.netDir, { recursive: true, mode: 0o700 });
-    this.cidr = await claimSandboxRange({
-      configured: this.o.network.cidr,
-      dir: this.netDir,
-      dataDir: this.o.dataDir,
-      vethPrefix: vethPrefixOf(this.netDir),
-      hasSandboxes: safeReaddir(this.layout.sandboxes).some((id) => ID.test(id) && this.netOf(id) !== null),
-      log: this.log,
-    });
-    this.log.info({ cidr: this.cidr }, "sandbox network range");
-  }
-
-  /** Sets up sandbox networks in the range claimed at start (none claimed: loopback only). */
-  private async startNetworks(): Promise<void> {
-    const n = this.o.network;
-    if (!n?.enabled || !this.cidr) return;
-    const dir = this.netDir;
-    this.networks = new SandboxNetworks({
-      dir,
-      cidr: this.cidr,
-      dnsUpstream: n.dnsUpstream || hostResolver(),
-      hostPorts: n.hostPorts,
-      poolSize: Math.min(this.o.diskPoolSize, 16),
-      log: this.log,
-    });
-    const existing: { id: string; net: SandboxNet }[] = [];
-    for (const id of safeReaddir(this.layout.sandboxes)) {
-      const net = ID.test(id) ? this.netOf(id) : null;
-      if (net) existing.push({ id, net });
-    }
-    await this.networks.start(existing);
-  }
-
-  /** A new sandbox's network (recorded in `net.json` at once, so teardown finds it on any failure). */
-  private async attachNetwork(spec: SandboxSpec): Promise<SandboxNet | undefined> {
-    if (!this.networks) {
-      if (spec.network.egress !== "none")
-        throw new NotSupportedError(
-          "this host has no sandbox networking (nftables/iproute2): only egress 'none'",
-        );
-      return undefined;
-    }
-    const net = await this.networks.attach(spec.id, spec.network);
-    writeFileSync(this.layout.sandbox(spec.id).net, JSON.stringify(net), { mode: 0o600 });
-    return net;
-  }
-
-  private netOf(id: string): SandboxNet | null {
-    try {
-      return JSON.parse(readFileSync(this.layout.sandbox(id).net, "utf8")) as SandboxNet;
-    } catch {
-      return null;
-    }
   }
 
   /** Resolves when the disk pool is full (tests and benchmarks). */
@@ -616,77 +323,6 @@ export class LinuxRuntime implements Runtime {
     return this.cgroups;
   }
 
-  /** The lower layer for a template name; NotFoundError when there is no such template. */
-  private template(name: string): string {
-    return this.templates.rootfs(name);
-  }
-
-  async listTemplates(): Promise<TemplateInfo[]> {
-    return (await this.templates.list()).map(publicTemplate);
-  }
-
-  async getTemplate(name: string): Promise<TemplateInfo | null> {
-    const t = await this.templates.get(name);
-    return t && publicTemplate(t);
-  }
-
-  async importTemplate(
-    name: string,
-    file: string,
-    format: TemplateFormat,
-    signal?: AbortSignal,
-  ): Promise<TemplateInfo> {
-    return publicTemplate(await this.templates.importArchive(name, file, format, { signal }));
-  }
-
-  /**
-   * Makes template `name` of a sandbox: its own template with its writable layer on top, read
-   * while the sandbox is frozen (or, hibernated, from its disk mounted for the copy).
-   */
-  templateFromSandbox(id: string, name: string): Promise<TemplateInfo> {
-    return this.lock.run(id, async () => {
-      const p = this.existing(id);
-      const base = this.info(id)?.template ?? "default";
-      const mounted = (await mountPoints()).has(p.disk);
-      const paths = this.info(id)?.cgroupPaths ?? {};
-      const freeze = existsSync(`${this.layout.runcRoot}/${id}`) && !isFrozen(paths);
-      if (!mounted) await mountDisk(p.image, p.disk, { log: this.log });
-      if (freeze) await setFrozen(paths, true);
-      try {
-        const layer = upperLayerTar(join(p.disk, "upper"));
-        return publicTemplate(await this.templates.fromLayer(name, base, layer, `built from ${base}`));
-      } finally {
-        if (freeze) await setFrozen(paths, false);
-        if (!mounted) await unmount(p.disk, await mountPoints(), this.log);
-      }
-    });
-  }
-
-  /** Deletes a template unless a sandbox on this host (hibernated ones too) is made from it. */
-  async deleteTemplate(name: string): Promise<void> {
-    // Synchronous from the scan to the rename, so no create can start from it in between.
-    const users = safeReaddir(this.layout.sandboxes).filter(
-      (id) => ID.test(id) && (this.info(id)?.template ?? "default") === name,
-    );
-    await this.templates.remove(name, users);
-  }
-
-  private initBinary(): string {
-    return this.o.initBinary ?? initBinaryPath();
-  }
-
-  /** Found at start, not at the first create: without it runc fails with a message about mounts. */
-  private checkInitBinary(): void {
-    try {
-      accessSync(this.initBinary(), constants.X_OK);
-    } catch {
-      this.log.error({ path: this.initBinary() }, "berth-init is missing or not executable");
-      throw new SandboxError(
-        "berth-init is not built: run `make -C packages/supervisor` (or set the runtime's initBinary)",
-      );
-    }
-  }
-
   /** runc records the real dirs (v1: one per controller); crun does not, so v2 derives it. */
   private cgroupPaths(id: string, cgroupsPath: string): CgroupPaths {
     const paths = readCgroupPaths(this.layout.runcRoot, id);
@@ -696,23 +332,6 @@ export class LinuxRuntime implements Runtime {
   }
 
   private info(id: string): SandboxInfo | null {
-    try {
-      return JSON.parse(readFileSync(this.layout.sandbox(id).info, "utf8")) as SandboxInfo;
-    } catch {
-      return null;
-    }
-  }
-}
-
-/** What clients see of a template (not how the driver mounts it). */
-function publicTemplate(t: TemplateMeta): TemplateInfo {
-  return { name: t.name, sizeBytes: t.sizeBytes, createdAt: t.createdAt, source: t.source };
-}
-
-function safeReaddir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
+    return this.records.info(id);
   }
 }

@@ -1,8 +1,7 @@
 import { chmodSync, copyFileSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "@berth/core";
-import { run, tryRun } from "./command.js";
-import { mountPoints } from "./disk.js";
+import { mountPoints, run, tryRun } from "@berth/linux-host";
 
 /**
  * The host files every sandbox binds read-only (berth-init, resolv.conf), kept on a small tmpfs

@@ -1,8 +1,7 @@
 import { renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Logger } from "@berth/core";
-import { run } from "./command.js";
-import { DISK_UPPER } from "./disk.js";
+import { DISK_UPPER, run } from "@berth/linux-host";
 
 /**
  * A sandbox's writable layer (the overlay's upper dir on its disk) as a zstd-compressed tar.

@@ -2,10 +2,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { resolve } from "node:path";
-import { type Config, describeConfig, hiddenPathsOf, inCidr, type Runtime, SETTINGS } from "@berth/core";
-import { createDockerRuntime } from "@berth/runtime-docker";
-import { createKubernetesRuntime } from "@berth/runtime-kubernetes";
-import { createLinuxRuntime, raiseInotifyLimits } from "@berth/runtime-linux";
+import { type Config, describeConfig, inCidr, SETTINGS } from "@berth/core";
 import { openStore } from "@berth/store";
 import pino, { type Logger as Pino } from "pino";
 import { installClaudeBinary } from "./agents/claude-binary.js";
@@ -23,6 +20,7 @@ import { logDestination } from "./log-destination.js";
 import { ServerMetrics } from "./metrics.js";
 import { advertisedUrl, replicaIdOf } from "./replicas/identity.js";
 import type { App } from "./routes/context.js";
+import { runtimeDriver } from "./runtime-drivers.js";
 import { EventHub } from "./sandboxes/event-hub.js";
 import { Reaper } from "./sandboxes/reaper.js";
 import { recoverSandboxes } from "./sandboxes/recovery.js";
@@ -96,58 +94,16 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     },
   });
   const gatewayPort = await gateway.start(config.gatewayPort);
-  const runtime: Runtime =
-    config.runtime === "docker"
-      ? createDockerRuntime({
-          dataDir,
-          socketPath: config.dockerSocket,
-          hostPorts: [gatewayPort],
-          dnsUpstream: config.dnsUpstream,
-          log: log.child({ part: "runtime" }),
-        })
-      : config.runtime === "kubernetes"
-        ? createKubernetesRuntime({
-            namespace: config.k8sNamespace,
-            images: config.k8sImages,
-            initImage: config.k8sInitImage,
-            runtimeClass: config.k8sRuntimeClass,
-            storageClass: config.k8sStorageClass,
-            warmPods: config.k8sWarmPods,
-            gatewayAddress: config.k8sGatewayAddress,
-            gatewayPort,
-            egressProxyPort: config.k8sEgressProxyPort,
-            dnsUpstream: config.dnsUpstream,
-            replica: replicaIdOf(dataDir),
-            podCidrs: config.k8sPodCidrs,
-            claudePath: config.k8sClaudePath,
-            defaultResources: {
-              cpus: config.defaultCpus,
-              memoryMiB: config.defaultMemoryMiB,
-              diskMiB: config.defaultDiskMiB,
-              pids: config.defaultPids,
-            },
-            log: log.child({ part: "runtime" }),
-          })
-        : createLinuxRuntime({
-            dataDir,
-            ociRuntime: config.runtime as "auto" | "runc" | "crun",
-            diskPoolSize: config.diskPoolSize,
-            defaultDiskMiB: config.defaultDiskMiB,
-            hiddenPaths: hiddenPathsOf(config),
-            network: {
-              enabled: config.sandboxNetworks,
-              cidr: config.networkCidr,
-              dnsUpstream: config.dnsUpstream,
-              hostPorts: [gatewayPort],
-            },
-            log: log.child({ part: "runtime" }),
-          });
+  const runtime = runtimeDriver(config.runtime).create(config, {
+    dataDir,
+    gatewayPort,
+    replica: replicaIdOf(dataDir),
+    log: log.child({ part: "runtime" }),
+  });
   try {
     await runtime.start();
-    // Docker's containers run as uid 1000 on this kernel too (the local runtime does this itself).
-    if (config.runtime === "docker") raiseInotifyLimits(log.child({ part: "runtime" }));
-    sandboxCidrs = () => runtime.sandboxCidrs?.() ?? [];
-    sandboxAddress = (id) => runtime.sourceAddress?.(id) ?? runtime.address?.(id) ?? null;
+    sandboxCidrs = () => runtime.addressing.sandboxCidrs();
+    sandboxAddress = (id) => runtime.addressing.sourceAddress(id);
     const adminKeyPath = await ensureAdminKey(store, dataDir);
     // Several servers may share a PostgreSQL store: each holds the sandboxes of its own runtime.
     const replica = replicaIdOf(dataDir);

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import {
   closeSync,
   createReadStream,
@@ -10,6 +9,7 @@ import {
 } from "node:fs";
 import { join, sep } from "node:path";
 import { createGunzip } from "node:zlib";
+import { commandOutput } from "@berth/linux-host";
 import { memberPath } from "./layer.js";
 
 /** What an uploaded template archive is. */
@@ -164,22 +164,11 @@ export async function* openArchive(file: string): AsyncGenerator<Buffer> {
   yield* decompressWith(tool, file);
 }
 
-async function* decompressWith(tool: string, file: string): AsyncGenerator<Buffer> {
+function decompressWith(tool: string, file: string): AsyncGenerator<Buffer> {
   // stderr is dropped: it names host paths, and the tool's exit code is all the caller needs.
-  const child = spawn(tool, ["-d", "-c", "--", file], { stdio: ["ignore", "pipe", "ignore"] });
-  const exit = new Promise<number | null>((resolve) => {
-    child.on("error", () => resolve(-1));
-    child.on("close", (code) => resolve(code));
+  return commandOutput(tool, ["-d", "-c", "--", file], (code) => {
+    if (code === -1)
+      throw new ImageFormatError(`the archive is ${tool}-compressed and ${tool} is not installed`);
+    if (code !== 0) throw new ImageFormatError(`the ${tool}-compressed data is corrupt or truncated`);
   });
-  let complete = false;
-  try {
-    yield* child.stdout as AsyncIterable<Buffer>;
-    complete = true;
-  } finally {
-    if (!complete) child.kill("SIGKILL");
-  }
-  const code = await exit;
-  if (code === -1)
-    throw new ImageFormatError(`the archive is ${tool}-compressed and ${tool} is not installed`);
-  if (code !== 0) throw new ImageFormatError(`the ${tool}-compressed data is corrupt or truncated`);
 }

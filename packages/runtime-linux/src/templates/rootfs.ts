@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { SANDBOX_GID, SANDBOX_UID } from "../template.js";
+import { SANDBOX_GID, SANDBOX_UID } from "@berth/linux-host";
 
 function lstatOrNull(p: string): Stats | null {
   try {

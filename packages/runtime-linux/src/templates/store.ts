@@ -19,7 +19,7 @@ import {
   type TemplateFormat,
   type TemplateInfo,
 } from "@berth/core";
-import { run } from "../command.js";
+import { run } from "@berth/linux-host";
 import { dockerSaveLayers, ImageFormatError, ociLayoutLayers, openArchive } from "./image.js";
 import { applyLayer, UnsafeArchiveError } from "./layer.js";
 import { prepareRootfs } from "./rootfs.js";

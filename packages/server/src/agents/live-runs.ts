@@ -124,7 +124,7 @@ export class LiveRuns {
     const client = this.d.sandboxes.client(s.sandboxId);
     await client.mkdir(s.options.cwd);
     if (s.pattern === "shared") await client.mkdir(sessionHomeOf(s.id));
-    const hostIp = this.d.runtime.hostAddress?.(s.sandboxId);
+    const hostIp = this.d.runtime.addressing.hostAddress(s.sandboxId);
     if (!hostIp) throw new ConflictError("the sandbox has no network to reach the model gateway");
     const live = { clues: {}, line: new TurnLine() } as Live;
     live.token = this.d.gateway.grant(this.grantFor(s, live));
@@ -138,7 +138,7 @@ export class LiveRuns {
         hostIp,
         gatewayPort: this.d.gatewayPort,
         token: live.token,
-        driver: this.d.runtime.processEnv?.(s.sandboxId),
+        driver: this.d.runtime.addressing.processEnv(s.sandboxId),
       }),
       resume: s.agentSessionId,
       fork: s.options.forkOf !== undefined && s.options.forkOf === s.agentSessionId,

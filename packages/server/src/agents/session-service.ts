@@ -171,7 +171,7 @@ export class SessionService {
           "shared sessions need Landlock (Linux 5.13 or newer with landlock among its LSMs) to keep each session to its own files",
         );
     }
-    if (!this.d.runtime.hostAddress?.(sandbox.id)) {
+    if (!this.d.runtime.addressing.hostAddress(sandbox.id)) {
       if (!sandboxId)
         await this.d.sandboxes.finish(sandbox.id, "deleted", null, "its session could not start");
       throw new ConflictError(

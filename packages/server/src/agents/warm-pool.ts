@@ -158,7 +158,7 @@ export class WarmPool {
     const sessionId = newSessionId();
     let token: GatewayToken | undefined;
     try {
-      const hostIp = this.d.runtime.hostAddress?.(sandbox.id);
+      const hostIp = this.d.runtime.addressing.hostAddress(sandbox.id);
       if (!hostIp) throw new Error("agent sessions need sandbox networks (BERTH_SANDBOX_NETWORKS)");
       const client = this.d.sandboxes.client(sandbox.id);
       await client.mkdir(PARKING_DIR);
@@ -183,7 +183,7 @@ export class WarmPool {
             hostIp,
             gatewayPort: this.d.gatewayPort,
             token,
-            driver: this.d.runtime.processEnv?.(sandbox.id),
+            driver: this.d.runtime.addressing.processEnv(sandbox.id),
           }),
           resume: null,
           secret: this.d.config.anthropicApiKey,

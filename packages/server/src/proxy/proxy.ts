@@ -80,7 +80,7 @@ export class SandboxProxy {
     },
   ) {
     this.agents = new AgentPool({
-      address: (id) => this.d.runtime.address?.(id) ?? null,
+      address: (id) => this.d.runtime.addressing.address(id),
       dial: (id, port) => this.d.sandboxes.client(id).dial(port),
     });
     // Any lifecycle event (pause, hibernate, delete, failure...) may end what an entry promises.

@@ -240,7 +240,7 @@ export class SandboxService {
    */
   /** The environment of a process started in `sandbox` (see processEnv), with the driver's variables. */
   processEnv(sandbox: SandboxRecord, extra?: Record<string, string>): Record<string, string> {
-    return processEnv(sandbox, extra, this.d.runtime.processEnv?.(sandbox.id));
+    return processEnv(sandbox, extra, this.d.runtime.addressing.processEnv(sandbox.id));
   }
 
   async running(

@@ -99,7 +99,7 @@ export class ItemRun {
       });
       sandboxId = sandbox.id;
       await store.managedAgents.updateItem(ig.id, item.workId, { sandboxId });
-      const hostIp = this.d.runtime.hostAddress?.(sandbox.id);
+      const hostIp = this.d.runtime.addressing.hostAddress(sandbox.id);
       if (!hostIp)
         throw new Error("the sandbox has no network to reach Berth's relay (BERTH_SANDBOX_NETWORKS)");
       const sessionsToken = item.sessionsToken;

@@ -8,13 +8,13 @@ import {
   NotSupportedError,
   parseAllowlist,
 } from "@berth/core";
-import { run } from "../command.js";
 import { AddressRange } from "./addresses.js";
 import { type DnsClient, DnsResolver } from "./dns-resolver.js";
 import { EgressProxy } from "./egress-proxy.js";
 import { createNetSlot, deleteNetSlot, type NetSlot, netnsPath } from "./netns.js";
 import {
   allowResolvedScript,
+  applyNft,
   baseTableScript,
   type ProxyPorts,
   removeSandboxScript,
@@ -265,6 +265,6 @@ export class SandboxNetworks {
   }
 
   private async nft(script: string): Promise<void> {
-    await run("nft", ["-f", "-"], { log: this.o.log, timeoutMs: 10_000, input: script });
+    await applyNft(script, this.o.log);
   }
 }

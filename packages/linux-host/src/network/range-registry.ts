@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { safeReaddir } from "../host.js";
 
 /** Where Berth servers on this host note the sandbox ranges they hold (tmpfs: gone at reboot). */
 export const REGISTRY_DIR = "/run/berth/networks";
@@ -115,13 +116,5 @@ function mtimeOf(path: string): number | undefined {
     return statSync(path).mtimeMs;
   } catch {
     return undefined;
-  }
-}
-
-function safeReaddir(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
   }
 }

@@ -9,7 +9,13 @@
  * - prerouting: any DNS a sandbox sends (to any address) goes to Berth's resolver.
  * - postrouting: sandbox traffic leaving the host is masqueraded.
  */
-import { FORBIDDEN_V4, type NetworkPolicy } from "@berth/core";
+import { FORBIDDEN_V4, type Logger, type NetworkPolicy } from "@berth/core";
+import { run } from "../command.js";
+
+/** Applies an `nft -f` script as one transaction; CommandError (stderr attached) when nft refuses it. */
+export async function applyNft(script: string, log?: Logger): Promise<void> {
+  await run("nft", ["-f", "-"], { log, timeoutMs: 10_000, input: script });
+}
 
 /** What the base table needs to know. */
 export interface BaseTableInput {

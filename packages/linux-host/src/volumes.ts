@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { ConflictError, InvalidRequestError, type Logger } from "@berth/core";
 import { run } from "./command.js";
 import { mountDisk, mountPoints, unmount } from "./disk.js";
-import { SANDBOX_GID, SANDBOX_UID } from "./template.js";
+import { SANDBOX_GID, SANDBOX_UID } from "./rootfs.js";
 
 const ID = /^vo[a-z0-9]{16}$/;
 /**

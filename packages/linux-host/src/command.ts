@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
+import type { Readable } from "node:stream";
 import { type Logger, SandboxError, TimeoutError } from "@berth/core";
 
 /** Options of one external command. */
@@ -122,6 +123,60 @@ export async function tryRun(cmd: string, args: readonly string[], o: CommandOpt
     o.log?.debug({ argv: [cmd, ...args], err: String(err) }, "cleanup step failed (ignored)");
     return false;
   }
+}
+
+/** A command whose stdout is read as it is written (tar, zstd): for output too big to buffer. */
+export interface StreamingCommand {
+  readonly stdout: Readable;
+  /** Its exit code once it has exited (-1: it could not start) and the start of its stderr. */
+  readonly exited: Promise<{ code: number; stderr: string }>;
+  /** Kills it (SIGKILL): the reader stopped early. */
+  kill(): void;
+}
+
+/**
+ * The streaming mode of `run`: starts `cmd args...` (no shell) and hands out its stdout as a
+ * stream. stderr is kept only with `keepStderr` (it often names host paths).
+ */
+export function runStreaming(
+  cmd: string,
+  args: readonly string[],
+  o: { log?: Logger; keepStderr?: boolean } = {},
+): StreamingCommand {
+  o.log?.debug({ argv: [cmd, ...args] }, "exec (streaming)");
+  const child = spawn(cmd, args, { stdio: ["ignore", "pipe", o.keepStderr ? "pipe" : "ignore"] });
+  const stdout = child.stdout as Readable; // piped above
+  let stderr = "";
+  child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+    if (stderr.length < MAX_OUTPUT) stderr += d;
+  });
+  const exited = new Promise<{ code: number; stderr: string }>((resolve) => {
+    child.on("error", () => resolve({ code: -1, stderr }));
+    // Killed by a signal: no exit code, and not the -1 of a command that never started.
+    child.on("close", (code) => resolve({ code: code ?? 128, stderr }));
+  });
+  return { stdout, exited, kill: () => child.kill("SIGKILL") };
+}
+
+/**
+ * The stdout of `cmd args...` as chunks, for `for await`. A reader that stops early kills the
+ * command; after the last chunk `check` sees the exit code and throws when it means failure.
+ */
+export async function* commandOutput(
+  cmd: string,
+  args: readonly string[],
+  check: (code: number) => void,
+  o: { log?: Logger } = {},
+): AsyncGenerator<Buffer> {
+  const child = runStreaming(cmd, args, o);
+  let complete = false;
+  try {
+    yield* child.stdout as AsyncIterable<Buffer>;
+    complete = true;
+  } finally {
+    if (!complete) child.kill();
+  }
+  check((await child.exited).code);
 }
 
 function readOutput(file: string): string {

@@ -11,7 +11,7 @@ import {
 import { dirname, join, relative } from "node:path";
 import type { Logger } from "@berth/core";
 import { run, tryRun } from "./command.js";
-import { SANDBOX_GID, SANDBOX_UID } from "./template.js";
+import { SANDBOX_GID, SANDBOX_UID } from "./rootfs.js";
 
 /** Dirs at the root of every sandbox disk: the overlay's upper and work dirs and berth-init's state. */
 export const DISK_UPPER = "upper";

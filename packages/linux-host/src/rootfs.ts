@@ -18,6 +18,19 @@ export const SANDBOX_UID = 1000;
 export const SANDBOX_GID = 1000;
 
 /**
+ * The environment berth-init starts with in either local driver, beneath the sandbox's own:
+ * the sandbox user's PATH, HOME and USER, and where berth-init keeps its state.
+ */
+export function initEnv(stateDir: string): Record<string, string> {
+  return {
+    PATH: "/usr/local/bin:/usr/bin:/bin",
+    HOME: "/home/user",
+    USER: "user",
+    BERTH_STATE_DIR: stateDir,
+  };
+}
+
+/**
  * What of the host's /etc a sandbox gets. Programs need these to resolve names, find libraries
  * and trust TLS; nothing secret (shadow, gshadow, ssh host keys, sudoers, ssl/private) is here.
  */
@@ -58,17 +71,16 @@ user:x:${SANDBOX_GID}:
 `;
 
 /**
- * Builds the default template rootfs at `dest` unless it is there: a skeleton whose `/usr` is an
- * empty mount point (the host's /usr is bound read-only at run time), the usrmerge symlinks, an
- * /etc copied from the host by allowlist, and the sandbox user's home and /workspace.
- * Built in a temporary directory and renamed into place, so a crash never leaves half a template.
+ * Writes the skeleton of the `default` root filesystem into the empty dir `dir`: an empty `/usr`
+ * (the host's is bound read-only at run time), the usrmerge links, an /etc copied from the host
+ * by allowlist (less `omitEtc`, files the driver provides itself), the sandbox user's passwd and
+ * group, and `userDirs` owned by the sandbox user. Both local drivers build their default from it.
  */
-export function ensureDefaultTemplate(dest: string, hostEtc = "/etc"): boolean {
-  if (existsSync(join(dest, ".berth-template"))) return false;
-  const tmp = `${dest}.tmp-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true, mode: 0o755 });
-  chmodSync(tmp, 0o755);
+export function writeRootfsSkeleton(
+  dir: string,
+  o: { hostEtc?: string; omitEtc?: readonly string[]; userDirs: readonly string[] },
+): void {
+  chmodSync(dir, 0o755);
   for (const d of [
     "usr",
     "etc",
@@ -78,7 +90,6 @@ export function ensureDefaultTemplate(dest: string, hostEtc = "/etc"): boolean {
     "sys",
     "dev",
     "run",
-    "run/berth",
     "tmp",
     "var",
     "var/tmp",
@@ -86,26 +97,40 @@ export function ensureDefaultTemplate(dest: string, hostEtc = "/etc"): boolean {
     "mnt",
     ".berth",
   ])
-    mkdirSync(join(tmp, d), { mode: 0o755 });
-  chmodSync(join(tmp, "root"), 0o700);
+    mkdirSync(join(dir, d), { mode: 0o755 });
+  chmodSync(join(dir, "root"), 0o700);
   for (const [link, target] of [
     ["bin", "usr/bin"],
     ["sbin", "usr/sbin"],
     ["lib", "usr/lib"],
     ["lib64", "usr/lib64"],
   ] as const)
-    symlinkSync(target, join(tmp, link));
+    symlinkSync(target, join(dir, link));
   // Mount points for files bound at run time must exist in the lower layer, or the runtime would
   // create them in the sandbox's writable layer on every start.
-  writeFileSync(join(tmp, ".berth/init"), "", { mode: 0o755 });
-  for (const d of ["tmp", "var/tmp"]) chmodSync(join(tmp, d), 0o1777);
-  for (const d of ["home/user", "workspace"]) {
-    mkdirSync(join(tmp, d), { mode: 0o755 });
-    chownSync(join(tmp, d), SANDBOX_UID, SANDBOX_GID);
+  writeFileSync(join(dir, ".berth/init"), "", { mode: 0o755 });
+  for (const d of ["tmp", "var/tmp"]) chmodSync(join(dir, d), 0o1777);
+  for (const d of o.userDirs) {
+    mkdirSync(join(dir, d), { recursive: true, mode: 0o755 });
+    chownSync(join(dir, d), SANDBOX_UID, SANDBOX_GID);
   }
-  copyEtc(hostEtc, join(tmp, "etc"));
-  writeFileSync(join(tmp, "etc/passwd"), PASSWD, { mode: 0o644 });
-  writeFileSync(join(tmp, "etc/group"), GROUP, { mode: 0o644 });
+  copyEtc(o.hostEtc ?? "/etc", join(dir, "etc"), o.omitEtc ?? []);
+  writeFileSync(join(dir, "etc/passwd"), PASSWD, { mode: 0o644 });
+  writeFileSync(join(dir, "etc/group"), GROUP, { mode: 0o644 });
+}
+
+/**
+ * Builds the local driver's default template rootfs at `dest` unless it is there (the skeleton,
+ * a root-owned /run/berth and a hostname). Built in a temporary directory and renamed into
+ * place, so a crash never leaves half a template.
+ */
+export function ensureDefaultTemplate(dest: string, hostEtc = "/etc"): boolean {
+  if (existsSync(join(dest, ".berth-template"))) return false;
+  const tmp = `${dest}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true, mode: 0o755 });
+  writeRootfsSkeleton(tmp, { hostEtc, userDirs: ["home/user", "workspace"] });
+  mkdirSync(join(tmp, "run/berth"), { mode: 0o755 });
   writeFileSync(join(tmp, "etc/hostname"), "sandbox\n", { mode: 0o644 });
   writeFileSync(join(tmp, ".berth-template"), "default\n", { mode: 0o644 });
   rmSync(dest, { recursive: true, force: true });
@@ -113,11 +138,11 @@ export function ensureDefaultTemplate(dest: string, hostEtc = "/etc"): boolean {
   return true;
 }
 
-function copyEtc(hostEtc: string, etc: string): void {
+function copyEtc(hostEtc: string, etc: string, omit: readonly string[]): void {
   mkdirSync(join(etc, "ssl"), { mode: 0o755 });
   for (const name of ETC_ALLOWLIST) {
     const src = join(hostEtc, name);
-    if (!exists(src)) continue;
+    if (omit.includes(name) || !exists(src)) continue;
     // Symlinks stay symlinks (alternatives, localtime, os-release point into /usr, which is bound).
     cpSync(src, join(etc, name), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true });
   }

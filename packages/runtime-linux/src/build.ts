@@ -1,0 +1,98 @@
+import { writeFileSync } from "node:fs";
+import { checkMountPath, type Logger, type SandboxSpec } from "@berth/core";
+import { mountOverlay, mountPoints, prepareSlot, type RootfsPool, unmount } from "@berth/linux-host";
+import { type CgroupSetup, sandboxCgroupsPath } from "./cgroups.js";
+import type { LinuxEgress } from "./egress.js";
+import { hardNofileLimit } from "./host.js";
+import { checkMountTarget } from "./mount-target.js";
+import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
+import type { RuntimeLayout } from "./paths.js";
+import type { SandboxInfo } from "./records.js";
+import { restoreLayer } from "./snapshot.js";
+import type { TemplateStore } from "./templates/store.js";
+
+/** What building a sandbox needs of the driver (prepared at its start). */
+export interface BuildDeps {
+  layout: RuntimeLayout;
+  cgroups: CgroupSetup;
+  pool: RootfsPool | null;
+  egress: LinuxEgress;
+  templates: TemplateStore;
+  /** berth-init as sandboxes bind it. */
+  initBinary: string;
+  /** The resolver file sandboxes with a network bind. */
+  resolvConf: string | undefined;
+  /** Host path a volume is bound from. */
+  volumeMount: (id: string) => string;
+  hiddenPaths: string[] | undefined;
+  /** Starts the written bundle under `cgroupsPath`; what the driver records of it. */
+  launch: (cgroupsPath: string) => Promise<SandboxInfo>;
+  log: Logger;
+}
+
+/**
+ * Builds and starts one sandbox: its disk (a pooled slot or a fresh one, a snapshot's layer
+ * under the overlay), its network, its OCI bundle, then `launch`. Every step is undone by the
+ * driver's teardown should a later one fail.
+ */
+export async function buildSandbox(
+  spec: SandboxSpec,
+  signal: AbortSignal | undefined,
+  d: BuildDeps,
+): Promise<SandboxInfo> {
+  const cg = d.cgroups;
+  const p = d.layout.sandbox(spec.id);
+  const o = { log: d.log, signal };
+  const t0 = performance.now();
+  const { diskMiB } = spec.resources;
+  const template = d.templates.rootfs(spec.template);
+  // A pooled slot arrives formatted and mounted; any other size or template is built here.
+  const pooled = spec.template === "default" && d.pool?.sizeMiB === diskMiB && d.pool.take(p.dir);
+  const t1 = performance.now();
+  if (!pooled) await prepareSlot(p.dir, diskMiB, d.layout.diskSkeleton, template, o);
+  if (spec.fromSnapshot) {
+    // The layer goes under the overlay, not through it (whiteouts stay whiteouts).
+    await unmount(p.rootfs, await mountPoints(), d.log);
+    await restoreLayer(spec.fromSnapshot, p.disk, o);
+    await mountOverlay(template, p.disk, p.rootfs, o);
+  }
+  const t2 = performance.now();
+  const cgroupsPath = sandboxCgroupsPath(cg, spec.id);
+  const net = await d.egress.attach(spec);
+  const config = buildOciSpec({
+    id: spec.id,
+    rootfs: p.rootfs,
+    resources: spec.resources,
+    env: spec.env,
+    initBinary: d.initBinary,
+    stateDir: `${p.disk}/state`,
+    cgroupsPath,
+    cgroupNamespace: cg.namespace,
+    nofile: Math.min(MAX_NOFILE, hardNofileLimit()),
+    volumes: (spec.volumes ?? []).map((v) => {
+      checkMountPath(v.mountPath);
+      checkMountTarget(p.rootfs, v.mountPath);
+      return { source: d.volumeMount(v.id), destination: v.mountPath };
+    }),
+    netnsPath: net?.netnsPath,
+    resolvConf: net && d.resolvConf,
+    hostUsr: d.templates.usesHostUsr(spec.template),
+    hiddenPaths: d.hiddenPaths,
+  });
+  writeFileSync(p.config, JSON.stringify(config), { mode: 0o600 });
+  const info = await d.launch(cgroupsPath);
+  const t3 = performance.now();
+  const ms = (a: number, b: number) => Math.round((b - a) * 10) / 10;
+  d.log.debug(
+    {
+      id: spec.id,
+      pooled,
+      takeMs: ms(t0, t1),
+      prepareMs: ms(t1, t2),
+      runMs: ms(t2, t3),
+      totalMs: ms(t0, t3),
+    },
+    "sandbox created",
+  );
+  return info;
+}
