@@ -56,10 +56,18 @@ export class NotFoundError extends BerthError {
   }
 }
 
-/** 409: the resource is in the wrong state for this operation. */
+/**
+ * 409: the resource is in the wrong state for this operation. `invalid_state`: a sandbox's state
+ * machine does not allow it (details name the state and the action); `in_use`: live agent
+ * sessions use the sandbox (details name them).
+ */
 export class ConflictError extends BerthError {
-  constructor(message: string, details?: Record<string, unknown>) {
-    super("conflict", 409, message, details);
+  constructor(
+    message: string,
+    details?: Record<string, unknown>,
+    code: "conflict" | "invalid_state" | "in_use" = "conflict",
+  ) {
+    super(code, 409, message, details);
   }
 }
 

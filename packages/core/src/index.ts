@@ -7,6 +7,7 @@ export * from "./logger.js";
 export * from "./mount-path.js";
 export * from "./network-policy.js";
 export * from "./runtime.js";
+export * from "./sandbox-states.js";
 export * from "./sessions.js";
 export * from "./store.js";
 export * from "./types.js";

@@ -8,7 +8,7 @@ import {
   type SnapshotRecord,
   type Store,
 } from "@berth/core";
-import type { EventHub } from "./event-hub.js";
+import type { EventHub } from "../events/event-log.js";
 import type { SandboxService } from "./service.js";
 
 /** Snapshots: a sandbox's writable layer in `<dataDir>/snapshots/<id>.tar.zst`, metadata in the store. */
@@ -46,9 +46,11 @@ export class SnapshotService {
   async create(tenantId: string, sandboxId: string, name: string | null): Promise<SnapshotRecord> {
     const s = await this.d.sandboxes.get(tenantId, sandboxId);
     if (!["running", "paused", "hibernated"].includes(s.state))
-      throw new ConflictError(`sandbox '${sandboxId}' is ${s.state}; only a live sandbox can be captured`, {
-        state: s.state,
-      });
+      throw new ConflictError(
+        `sandbox '${sandboxId}' is ${s.state}; only a live sandbox can be captured`,
+        { state: s.state },
+        "invalid_state",
+      );
     const id = newId("sn");
     try {
       const sizeBytes = await this.d.runtime.snapshot(sandboxId, this.path(id));
