@@ -91,6 +91,31 @@ describe("idle means idle", () => {
     await until(busy, "paused");
   }, 180_000);
 
+  it("does not pause a sandbox during a long API call that uses no CPU (an exec of sleep); pauses it after", async () => {
+    const busy = await create({ idle: { afterSeconds: 3, action: "pause" } });
+    const left = new AbortController();
+    const exec = fetch(`${server.url}/v1/sandboxes/${busy}/exec`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${server.adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ cmd: ["sleep", "600"] }),
+      signal: left.signal,
+    }).catch((e: Error) => e);
+    // The exec has started once the sleep shows in the sandbox (that look is an API call too, so the twin comes after).
+    await waitFor(
+      "the sleep to run",
+      () => call("POST", `/v1/sandboxes/${busy}/exec`, { cmd: ["sh", "-c", "pgrep -x sleep || true"] }),
+      (r) => r.body.stdout.trim() !== "",
+    );
+    const quiet = await create({ idle: { afterSeconds: 3, action: "pause" } });
+    await until(quiet, "paused");
+    await afterAWholeReaperPass();
+    expect(await state(busy)).toBe("running");
+    // The client leaves: the exec ends, and nothing holds the sandbox any more.
+    left.abort();
+    expect(await exec).toBeInstanceOf(Error);
+    await until(busy, "paused");
+  }, 180_000);
+
   it("does not delete a sandbox with an open proxied WebSocket; deletes it once the connection closes", async () => {
     const held = await withPortServer({ afterSeconds: 3, action: "delete" });
     const ws = new WebSocket(`${server.previewUrl}/p/${held}/8000/`.replace(/^http/, "ws"));
