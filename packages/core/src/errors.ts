@@ -162,6 +162,7 @@ export function errorFromBody(
   if (code === "unauthorized") return new UnauthorizedError(message);
   if (code === "forbidden") return new ForbiddenError(message);
   if (code === "not_supported") return new NotSupportedError(message);
+  if (code === "invalid_state" || code === "in_use") return new ConflictError(message, details, code);
   const Ctor = byCode[code];
   if (Ctor) return new Ctor(message, details);
   return new BerthError(code, status, message, details);

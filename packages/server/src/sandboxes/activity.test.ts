@@ -60,9 +60,9 @@ describe("sandbox activity", () => {
     // A counter that went back is a new container (woken): measured afresh.
     counter.cpuSeconds = 0;
     expect(await activity.sampleCpu(r.id)).toBe("unmeasured");
-    // A sandbox whose stats cannot be read is never judged quiet by its CPU.
+    // Stats that cannot be read say so (the reaper then judges by API use and holds alone).
     counter.gone = true;
-    expect(await activity.sampleCpu(r.id)).toBe("unmeasured");
+    expect(await activity.sampleCpu(r.id)).toBe("unreadable");
     counter.gone = false;
     expect(await activity.sampleCpu(r.id)).toBe("unmeasured");
     activity.forgetCpu(r.id);

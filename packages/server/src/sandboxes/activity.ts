@@ -6,8 +6,11 @@ interface CpuSample {
   atMs: number;
 }
 
-/** What the CPU counter said since the last reading. */
-export type CpuVerdict = "busy" | "quiet" | "unmeasured";
+/**
+ * What the CPU counter said since the last reading. `unmeasured`: no earlier reading to compare
+ * with; `unreadable`: the driver could not read it (idle is then judged by API use and holds).
+ */
+export type CpuVerdict = "busy" | "quiet" | "unmeasured" | "unreadable";
 
 /**
  * Whether sandboxes are in use, for idle policies. A sandbox is in use while any of these holds:
@@ -65,7 +68,7 @@ export class SandboxActivity {
   /**
    * Reads the sandbox's CPU counter and compares it with the last reading: above the threshold
    * counts as a use now. `unmeasured` when there is no earlier reading to compare with (a new,
-   * woken or resumed sandbox) or the driver cannot say.
+   * woken or resumed sandbox), `unreadable` when the driver could not read it.
    */
   async sampleCpu(id: string): Promise<CpuVerdict> {
     let cpuSeconds: number;
@@ -73,7 +76,7 @@ export class SandboxActivity {
       ({ cpuSeconds } = await this.d.runtime.stats(id));
     } catch {
       this.cpu.delete(id);
-      return "unmeasured";
+      return "unreadable";
     }
     const now: CpuSample = { cpuSeconds, atMs: Date.now() };
     const before = this.cpu.get(id);

@@ -146,7 +146,8 @@ export class Reaper {
     const activity = this.d.sandboxes.activity;
     if (activity.held(s.id) > 0) return false;
     const cpu = await activity.sampleCpu(s.id);
-    return cpu === "quiet" && this.quietSince(s, now);
+    // A driver that cannot read the counter (an error) leaves the judgement to API use and holds.
+    return (cpu === "quiet" || cpu === "unreadable") && this.quietSince(s, now);
   }
 
   /** `s` is running with an idle policy, nothing holds it and no use is recorded within `afterSeconds` before `now`. */
