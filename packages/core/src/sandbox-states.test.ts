@@ -82,6 +82,13 @@ describe("sandbox state machine", () => {
       /wake it first \(POST \/v1\/sandboxes\/sb_x\/wake\)/,
     );
     expect(refusal("paused", "wake")?.details?.allowedFrom).toEqual(["running", "hibernated"]);
+    // A snapshot keeps the state, and is taken only of a sandbox that has one to take.
+    expect(refusal("starting", "snapshot")?.details?.allowedFrom).toEqual([
+      "running",
+      "paused",
+      "hibernated",
+    ]);
+    expect(nextSandboxState("sb_x", "hibernated", "snapshot")).toBe("hibernated");
     for (const p of pairs.filter((x) => x.to !== undefined))
       expect(refusal(p.state, p.action)).toBeUndefined();
   });

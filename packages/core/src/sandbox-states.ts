@@ -3,9 +3,19 @@ import type { SandboxState } from "./types.js";
 
 /**
  * What can happen to a sandbox. `pause`, `resume`, `hibernate`, `wake` and `delete` are asked
- * for (by a tenant, the reaper or a session); `started` and `fail` are what the runtime reports.
+ * for (by a tenant, the reaper or a session); `started` and `fail` are what the runtime reports;
+ * `snapshot` leaves the state as it is but is allowed only where the table says.
  */
-export const SANDBOX_ACTIONS = ["started", "pause", "resume", "hibernate", "wake", "delete", "fail"] as const;
+export const SANDBOX_ACTIONS = [
+  "started",
+  "pause",
+  "resume",
+  "hibernate",
+  "wake",
+  "delete",
+  "fail",
+  "snapshot",
+] as const;
 export type SandboxAction = (typeof SANDBOX_ACTIONS)[number];
 
 /**
@@ -18,6 +28,7 @@ export const SANDBOX_TRANSITIONS: Readonly<
 > = {
   starting: { started: "running", delete: "deleted", fail: "failed" },
   running: {
+    snapshot: "running",
     pause: "paused",
     resume: "running",
     hibernate: "hibernated",
@@ -25,8 +36,21 @@ export const SANDBOX_TRANSITIONS: Readonly<
     delete: "deleted",
     fail: "failed",
   },
-  paused: { pause: "paused", resume: "running", hibernate: "hibernated", delete: "deleted", fail: "failed" },
-  hibernated: { hibernate: "hibernated", wake: "running", delete: "deleted", fail: "failed" },
+  paused: {
+    snapshot: "paused",
+    pause: "paused",
+    resume: "running",
+    hibernate: "hibernated",
+    delete: "deleted",
+    fail: "failed",
+  },
+  hibernated: {
+    snapshot: "hibernated",
+    hibernate: "hibernated",
+    wake: "running",
+    delete: "deleted",
+    fail: "failed",
+  },
   stopped: { delete: "deleted", fail: "failed" },
   failed: { delete: "deleted", fail: "failed" },
   deleted: { delete: "deleted" },

@@ -33,6 +33,7 @@ import { SandboxLifecycle, type StillTrue } from "./lifecycle.js";
 import { processEnv } from "./sandbox-env.js";
 import { SandboxSessions } from "./sandbox-sessions.js";
 import { extendSandbox, patchSandbox } from "./settings.js";
+import type { SnapshotSource, VolumeSource } from "./sources.js";
 import { WakeProcesses } from "./wake-processes.js";
 
 /** States in which a sandbox holds runtime resources (kept here for existing imports; see core). */
@@ -47,17 +48,6 @@ export const COUNTED_STATES: SandboxState[] = COUNTED_SANDBOX_STATES;
 export interface WakeReport {
   header(name: string, value: string): unknown;
   raw?: { once(event: "close", fn: () => void): unknown };
-}
-
-/** Where snapshots come from (the snapshot service; absent: none). */
-export interface SnapshotSource {
-  get(tenantId: string, id: string): Promise<SnapshotRecord>;
-  path(id: string): string;
-}
-
-/** Where volumes come from (the volume service; absent: none). */
-export interface VolumeSource {
-  resolve(tenantId: string, mounts: VolumeMount[]): Promise<{ id: string; mountPath: string }[]>;
 }
 
 const LISTED_BY_DEFAULT = SANDBOX_STATES.filter((s) => s !== "deleted");
