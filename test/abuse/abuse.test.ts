@@ -149,7 +149,7 @@ describe("abuse suite", () => {
   });
 
   // The issue's goal is a neighbour p99 within 2x of idle; measured here 1.97-2.43x (see docs/security.md).
-  it("a CPU hog does not starve its neighbour (exec latency printed, idle vs loaded)", async () => {
+  it("a CPU hog does not starve its neighbour: the neighbour gets its share of CPU (exec latency printed, idle vs loaded)", async () => {
     const hog = await create({ resources: { cpus: 1 } });
     const neighbour = await create({ resources: { cpus: 1 } });
     const sample = async () => {
@@ -181,9 +181,33 @@ describe("abuse suite", () => {
     await new Promise((r) => setTimeout(r, 1000)); // the measurement window: CPU used in 1 s
     const used = ((await call("GET", `/v1/sandboxes/${hog}/metrics`)).body.cpuSeconds as number) - t0;
     expect(used).toBeLessThan(1.3);
+    // Not starved: the neighbour, wanting CPU too (one loop against the hog's four), gets at least
+    // half the hog's CPU time over the same stretch (the kernel's counters, not the wall clock,
+    // so other load on the host slows both alike). Without a cgroup per sandbox, scheduled per
+    // process, the hog's four loops would take four times the neighbour's one.
+    for (let i = 0; i < 2; i++)
+      await call("POST", `/v1/sandboxes/${hog}/processes`, { cmd: ["sh", "-c", "while :; do :; done"] });
+    const cpuOf = async (id: string) =>
+      (await call("GET", `/v1/sandboxes/${id}/metrics`)).body.cpuSeconds as number;
+    const [n0, h0] = [await cpuOf(neighbour), await cpuOf(hog)];
+    const loop = await call("POST", `/v1/sandboxes/${neighbour}/processes`, {
+      cmd: ["sh", "-c", "while :; do :; done"],
+    });
+    expect(loop.status).toBe(201);
+    const n1 = await waitFor(
+      "the neighbour to use 1 s of CPU beside the hog",
+      () => cpuOf(neighbour),
+      (c) => c > n0 + 1,
+      {
+        timeoutMs: 120_000,
+      },
+    );
+    const h1 = await cpuOf(hog);
+    console.log(`neighbour CPU ${(n1 - n0).toFixed(2)} s while the hog used ${(h1 - h0).toFixed(2)} s`);
+    expect(n1 - n0).toBeGreaterThanOrEqual((h1 - h0) / 2);
     await call("DELETE", `/v1/sandboxes/${hog}`);
     await call("DELETE", `/v1/sandboxes/${neighbour}`);
-  });
+  }, 300_000);
 
   it("a log flood is bounded on the sandbox's disk, and the logs endpoint answers with a bounded body", async () => {
     const id = await create();

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { readSse } from "../support/sse.js";
+import { waitFor } from "../support/wait.js";
 
 let server: TestServer;
 let id: string;
@@ -174,12 +175,11 @@ describe("background processes", () => {
       signal: "SIGKILL",
     });
     expect(sig.status).toBe(202);
-    let p: any;
-    for (let i = 0; i < 50; i++) {
-      p = (await api(server, server.adminKey, "GET", `/v1/sandboxes/${id}/processes/${pid}`)).body;
-      if (p.state === "exited") break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const p = await waitFor(
+      `process ${pid} to exit`,
+      async () => (await api(server, server.adminKey, "GET", `/v1/sandboxes/${id}/processes/${pid}`)).body,
+      (x) => x.state === "exited",
+    );
     expect(p).toMatchObject({ state: "exited", signal: "SIGKILL" });
   });
 });

@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { readSse } from "../support/sse.js";
+import { waitFor } from "../support/wait.js";
 
 let server: TestServer;
 const create = async (body: unknown = {}) => {
@@ -110,11 +111,11 @@ describe("isolation", () => {
     expect(health.status).toBe(200);
     // Once the bomb is gone the sandbox works again.
     await exec(id, "kill -KILL -1 2>/dev/null; true");
-    let ok = "";
-    for (let i = 0; i < 20 && ok !== "fine\n"; i++) {
-      ok = (await exec(id, "echo fine")).stdout ?? "";
-      if (ok !== "fine\n") await new Promise((r) => setTimeout(r, 250));
-    }
+    const ok = await waitFor(
+      "the sandbox to run a command again",
+      async () => (await exec(id, "echo fine")).stdout ?? "",
+      (out) => out === "fine\n",
+    );
     expect(ok).toBe("fine\n");
   });
 

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { afterAll, describe, expect, it } from "vitest";
 import { startPostgres } from "../support/postgres.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
+import { waitFor } from "../support/wait.js";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {
@@ -34,12 +35,11 @@ async function restartScenario(server: TestServer) {
   expect(out.body.stdout).toBe("kept\n");
   const p = await api(server, key, "GET", `/v1/sandboxes/${alive}/processes/${bg.body.pid}`);
   expect(p.body.state).toBe("running");
-  let d: any;
-  for (let i = 0; i < 50; i++) {
-    d = (await api(server, key, "GET", `/v1/sandboxes/${doomed}`)).body;
-    if (d.state === "failed") break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  const d = await waitFor(
+    `sandbox ${doomed} to be failed`,
+    async () => (await api(server, key, "GET", `/v1/sandboxes/${doomed}`)).body,
+    (x) => x.state === "failed",
+  );
   expect(d.state).toBe("failed");
   expect(d.failureReason).toMatch(/ended/);
 }

@@ -8,6 +8,7 @@ import { startTestDocker, type TestDocker } from "../support/dockerd.js";
 import { type OutsideServer, startFakeDns, startOutsideServer } from "../support/outside.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { sessionIn } from "../support/sessions.js";
+import { waitFor } from "../support/wait.js";
 
 const docker = await startTestDocker();
 if ("reason" in docker) console.log(`docker e2e skipped: ${docker.reason}`);
@@ -121,8 +122,11 @@ describe.skipIf("reason" in docker)("server on the docker runtime", () => {
 
     const del = await api(server, server.adminKey, "DELETE", `/v1/sandboxes/${id}`);
     expect(del.status).toBeLessThan(300);
-    for (let i = 0; i < 100 && containersOf(id).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(containersOf(id)).toEqual([]);
+    await waitFor(
+      `the containers of ${id} to be gone`,
+      () => containersOf(id),
+      (cs) => cs.length === 0,
+    );
   });
 
   it("hibernates (container stopped, kept) and wakes with its files, and keeps serving it after a server restart", async () => {
@@ -171,8 +175,7 @@ describe.skipIf("reason" in docker)("server on the docker runtime", () => {
     expect(images()).toHaveLength(1);
     for (const id of [src, ...ids])
       expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBeLessThan(300);
-    for (let i = 0; i < 100 && images().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(images()).toEqual([]);
+    await waitFor("the snapshot images to be gone", images, (xs) => xs.length === 0);
   });
 
   it.each(["open", "allowlist"])(

@@ -180,7 +180,8 @@ describe("hibernate and wake", () => {
     await call("POST", `/v1/sandboxes/${id}/hibernate`);
     const p = await call("POST", `/v1/sandboxes/${id}/pause`);
     expect(p.status).toBe(409);
-    expect(p.body.error.code).toBe("conflict");
+    expect(p.body.error.code).toBe("invalid_state");
+    expect(p.body.error.message).toMatch(/is hibernated.*wake it first/);
     expect((await call("POST", `/v1/sandboxes/${id}/hibernate`)).body.state).toBe("hibernated");
   });
 });

@@ -11,6 +11,7 @@ import { BadGatewayError, BerthClient, NotFoundError, Sandbox } from "@berth/sdk
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { api, startTestServer, type TestServer } from "../support/server.js";
+import { waitFor } from "../support/wait.js";
 
 const root = join(import.meta.dirname, "..", "..");
 const DOMAIN = "preview.test";
@@ -103,12 +104,11 @@ async function putFile(sandboxId: string, path: string, content: Buffer | string
 /** Waits until something accepts connections on `port` inside the sandbox. */
 async function waitForPort(sandboxId: string, port: number) {
   const probe = `require("net").connect(${port},"127.0.0.1").on("connect",()=>process.exit(0)).on("error",()=>process.exit(1))`;
-  for (let i = 0; i < 100; i++) {
-    const r = await call("POST", `/v1/sandboxes/${sandboxId}/exec`, { cmd: ["node", "-e", probe] });
-    if (r.body.exitCode === 0) return;
-    await sleep(100);
-  }
-  throw new Error(`nothing listens on ${port} in ${sandboxId}`);
+  await waitFor(
+    `something to listen on ${port} in ${sandboxId}`,
+    () => call("POST", `/v1/sandboxes/${sandboxId}/exec`, { cmd: ["node", "-e", probe] }),
+    (r) => r.body.exitCode === 0,
+  );
 }
 
 /** Starts the fixture server on `port` in a new sandbox, listening on `host`. */

@@ -9,6 +9,7 @@ import {
 } from "@berth/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer } from "../support/server.js";
+import { waitFor } from "../support/wait.js";
 
 let server: Awaited<ReturnType<typeof startTestServer>> | undefined;
 let opts: SandboxConnectOptions;
@@ -32,11 +33,7 @@ const sb = (): Sandbox => {
 
 /** Polls until `cond` holds; the deadline only keeps a broken server from hanging the suite. */
 async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  await waitFor(what, cond, Boolean, { timeoutMs: ms, everyMs: 25 });
 }
 
 describe("SDK end to end", () => {

@@ -272,12 +272,15 @@ describe("failures say why", () => {
     await call("DELETE", `/v1/sandboxes/${b.body.sandboxId}`);
   }, 120_000);
 
-  it("sandbox_lost: deleting the sandbox under a working session ends it", async () => {
+  it("sandbox_lost: deleting the sandbox under a working session is refused unless forced, and forced ends it", async () => {
     const marker = `lost-${Date.now()}`;
     scripts.set(marker, slow);
     const s = await call("POST", "/v1/sessions", { prompt: marker, pattern: "long-running" });
     await modelCalled(marker);
-    expect((await call("DELETE", `/v1/sandboxes/${s.body.sandboxId}`)).status).toBe(204);
+    const refused = await call("DELETE", `/v1/sandboxes/${s.body.sandboxId}`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatchObject({ code: "in_use", details: { sessions: [s.body.id] } });
+    expect((await call("DELETE", `/v1/sandboxes/${s.body.sandboxId}?force=true`)).status).toBe(204);
     const done = await until(s.body.id, FINAL);
     expect(done.state).toBe("failed");
     expect(done.failure).toMatchObject({ code: "sandbox_lost" });

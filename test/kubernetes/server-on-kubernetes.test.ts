@@ -14,6 +14,7 @@ import { type OutsideServer, startFakeDns, startOutsideServer } from "../support
 import { freePort } from "../support/ports.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { sessionIn } from "../support/sessions.js";
+import { waitFor } from "../support/wait.js";
 
 const NS = "berth-sandboxes";
 let cluster: FakeCluster;
@@ -101,8 +102,7 @@ const objectsOf = (id: string) =>
 const pool = () => cluster.api.list("pods", NS).filter((p) => p.metadata.labels?.["berth.dev/warm-pool"]);
 
 async function until(what: string, ok: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
-  if (!ok()) throw new Error(`timed out waiting for ${what}`);
+  await waitFor(what, ok, Boolean, { timeoutMs: 10_000 });
 }
 
 describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
@@ -296,11 +296,12 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
     });
     expect(r.status).toBe(201);
     const id = r.body.id as string;
-    let state = "";
-    for (let i = 0; i < 100 && state !== "hibernated"; i++) {
-      await new Promise((res) => setTimeout(res, 100));
-      state = (await call("GET", `/v1/sandboxes/${id}`)).body.state;
-    }
+    const state = await waitFor(
+      `sandbox ${id} to be hibernated`,
+      async () => (await call("GET", `/v1/sandboxes/${id}`)).body.state as string,
+      (s) => s === "hibernated",
+      { timeoutMs: 10_000 },
+    ).catch(() => "not hibernated");
     if (state !== "hibernated") {
       // What the server and the fake cluster were doing, to tell a stuck reaper from a slow one.
       console.error(
@@ -328,12 +329,12 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
       expect(r.status).toBe(201);
       // The stuck sandbox's health checks hang (until the API timeout, 30 s); the other's timeout
       // must still be acted on in a few passes.
-      let state = "";
-      for (let i = 0; i < 100 && state !== "deleted"; i++) {
-        await new Promise((res) => setTimeout(res, 100));
-        state = (await call("GET", `/v1/sandboxes/${r.body.id}`)).body.state;
-      }
-      expect(state).toBe("deleted");
+      await waitFor(
+        `sandbox ${r.body.id} to be deleted`,
+        async () => (await call("GET", `/v1/sandboxes/${r.body.id}`)).body.state as string,
+        (s) => s === "deleted",
+        { timeoutMs: 10_000 },
+      );
       await until("the timed-out sandbox's objects to go", () => objectsOf(r.body.id).length === 0);
       expect(server.logLines.some((l) => l.includes(stuck) && l.includes("pass goes on without it"))).toBe(
         true,

@@ -65,11 +65,11 @@ describe("replicas sharing PostgreSQL", () => {
       cmd: ["python3", "-m", "http.server", "8080", "--bind", "0.0.0.0", "--directory", "/workspace"],
     });
     await on(b, "POST", `/v1/sandboxes/${id}/ports`, { port: 8080, public: true });
-    let page = "";
-    for (let i = 0; i < 50 && !page.includes("via b"); i++) {
-      page = await fetch(`${b.previewUrl}/p/${id}/8080/x.txt`).then((x) => x.text());
-      if (!page.includes("via b")) await sleep(100);
-    }
+    const page = await waitFor(
+      "the port's page through B",
+      () => fetch(`${b.previewUrl}/p/${id}/8080/x.txt`).then((x) => x.text()),
+      (text) => text.includes("via b"),
+    );
     expect(page).toBe("via b");
     // A PTY WebSocket opened on B.
     const ws = new WebSocket(`${b.url.replace("http", "ws")}/v1/sandboxes/${id}/pty`, {
@@ -81,7 +81,11 @@ describe("replicas sharing PostgreSQL", () => {
     });
     await new Promise((res, rej) => ws.once("open", res).once("error", rej));
     ws.send(Buffer.from("echo pty-$((40+2))\n"));
-    for (let i = 0; i < 50 && !out.includes("pty-42"); i++) await sleep(100);
+    await waitFor(
+      "the terminal's answer",
+      () => out,
+      (text) => text.includes("pty-42"),
+    );
     ws.close();
     expect(out).toContain("pty-42");
     // A snapshot taken through B lives with A; a create from it through B is made by A.

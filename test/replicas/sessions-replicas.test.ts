@@ -16,7 +16,6 @@ let pg: { url: string; stop(): Promise<void> };
 let model: FakeModel;
 let a: ServerProcess;
 let b: ServerProcess;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const on = (s: ServerProcess, method: string, path: string, body?: unknown) =>
   api(s, s.adminKey, method, path, body);
 
@@ -126,14 +125,16 @@ describe("agent sessions on replicas sharing PostgreSQL", () => {
     // Deleted through B: the agent process on A ends with it.
     expect((await on(b, "DELETE", `/v1/sessions/${id}`)).status).toBe(204);
     expect((await on(a, "GET", `/v1/sessions/${id}`)).body.state).toBe("completed");
-    let agents = "x";
-    for (let i = 0; i < 100 && agents.trim() !== ""; i++) {
-      const ps = await on(b, "POST", `/v1/sandboxes/${done.sandboxId}/exec`, {
-        cmd: ["sh", "-c", "pgrep -f '[/]claude' || true"],
-      });
-      agents = ps.body.stdout;
-      if (agents.trim() !== "") await sleep(100);
-    }
+    const agents: string = await waitFor(
+      "the agent process to end",
+      async () =>
+        (
+          await on(b, "POST", `/v1/sandboxes/${done.sandboxId}/exec`, {
+            cmd: ["sh", "-c", "pgrep -f '[/]claude' || true"],
+          })
+        ).body.stdout,
+      (out: string) => out.trim() === "",
+    );
     expect(agents.trim()).toBe("");
   }, 180_000);
 

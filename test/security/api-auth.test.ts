@@ -4,6 +4,7 @@
 import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, startTestServer, type TestServer } from "../support/server.js";
+import { waitFor } from "../support/wait.js";
 
 let server: TestServer;
 const METRICS_TOKEN = "metrics-token-for-the-scraper-0123456789";
@@ -94,13 +95,12 @@ describe("API authentication on the routed path", () => {
       expect(r.status).toBe(401);
     }
     // Rows are written after the answer: wait for them, and say what was there on a miss.
-    const deadline = Date.now() + 10_000;
-    let rows: { path: string; status: number; tenant: string | null }[] = [];
-    while (Date.now() < deadline) {
-      rows = (await api(server, server.adminKey, "GET", "/v1/audit?limit=1000")).body.items;
-      if (sent.every((p) => rows.some((r) => r.path === p))) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const rows: { path: string; status: number; tenant: string | null }[] = await waitFor(
+      "the audit rows of the refused calls",
+      async () => (await api(server, server.adminKey, "GET", "/v1/audit?limit=1000")).body.items,
+      (items: { path: string }[]) => sent.every((p) => items.some((r) => r.path === p)),
+      { timeoutMs: 10_000 },
+    );
     for (const p of sent)
       expect(
         rows.find((r) => r.path === p),
@@ -120,11 +120,11 @@ describe("/metrics needs a credential", () => {
       return { status: r.status, text: await r.text() };
     };
     // Per-sandbox series carry the tenant and sandbox labels once sampled: wait for them.
-    let admin = await scrape(`Bearer ${server.adminKey}`);
-    for (let i = 0; i < 100 && !admin.text.includes(sb.body.id); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      admin = await scrape(`Bearer ${server.adminKey}`);
-    }
+    const admin = await waitFor(
+      `the sandbox's series in /metrics`,
+      () => scrape(`Bearer ${server.adminKey}`),
+      (m) => m.text.includes(sb.body.id),
+    );
     expect(admin.status).toBe(200);
     expect(admin.text).toContain(`tenant="metrics-tenant"`);
     expect(admin.text).toContain(sb.body.id);

@@ -414,8 +414,12 @@ describe("escape suite: kernel interfaces", () => {
       out += d;
     });
     const done = new Promise((r) => capture.on("exit", r));
-    for (let i = 0; i < 200 && !out.includes("ready"); i++) await new Promise((r) => setTimeout(r, 25));
-    expect(out, "the capture started").toContain("ready");
+    await waitFor(
+      "the capture to start",
+      () => out,
+      (text) => text.includes("ready"),
+      { everyMs: 25 },
+    );
     const dst = "192.0.2.77";
     const r = await inside(
       py([

@@ -6,6 +6,7 @@
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, startTestServer, type TestServer } from "../support/server.js";
+import { waitFor } from "../support/wait.js";
 
 const DOMAIN = "preview.test";
 const VICTIM_SECRET = "secret-of-the-victim-tenant";
@@ -86,13 +87,12 @@ async function serving(
 
 /** Loads `url` in `page` until the server in the sandbox answers (it starts in the background). */
 async function visit(page: Page, url: string): Promise<number> {
-  let status = 0;
-  for (let i = 0; i < 100; i++) {
-    status = (await page.goto(url))?.status() ?? 0;
-    if (status !== 502) return status;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return status;
+  return waitFor(
+    `${url} to answer other than 502`,
+    async () => (await page.goto(url))?.status() ?? 0,
+    (status) => status !== 502,
+    { timeoutMs: 10_000, everyMs: 100 },
+  );
 }
 
 /** Signs in to the dashboard in `page` with `key` (it keeps the key in sessionStorage). */

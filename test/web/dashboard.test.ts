@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { type FakeModel, startFakeModel } from "../fixtures/fake-model/server.js";
 import { api, startTestServer, type TestServer } from "../support/server.js";
+import { waitFor } from "../support/wait.js";
 
 const SHOTS = join(import.meta.dirname, "screenshots");
 let server: TestServer;
@@ -87,14 +88,19 @@ describe("dashboard in Chromium", () => {
     await page.click("button:has-text('Expose')");
     const link = page.locator("a[data-port='8000']");
     await link.waitFor();
-    let listing = "";
-    for (let i = 0; i < 30 && !listing.includes("notes-from-browser.txt"); i++) {
-      const [tab] = await Promise.all([page.context().waitForEvent("page"), link.click()]);
-      await tab.waitForLoadState();
-      listing = (await tab.textContent("body")) ?? "";
-      await tab.close();
-      if (!listing.includes("notes-from-browser.txt")) await new Promise((r) => setTimeout(r, 200));
-    }
+    // The server starts in the background: the link is followed until its listing shows.
+    const listing = await waitFor(
+      "the exposed port's listing in a new tab",
+      async () => {
+        const [tab] = await Promise.all([page.context().waitForEvent("page"), link.click()]);
+        await tab.waitForLoadState();
+        const text = (await tab.textContent("body")) ?? "";
+        await tab.close();
+        return text;
+      },
+      (text) => text.includes("notes-from-browser.txt"),
+      { everyMs: 200 },
+    );
     expect(listing).toContain("notes-from-browser.txt");
     await shot("sandbox");
     await page.click("[data-action=pause]");

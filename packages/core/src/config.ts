@@ -304,6 +304,13 @@ export const SETTINGS = {
     min: 50,
     doc: "How often timeouts and dead sandboxes are checked",
   },
+  idleCpuPercent: {
+    env: "BERTH_IDLE_CPU_PERCENT",
+    kind: "number",
+    default: 5,
+    min: 0,
+    doc: "CPU use (percent of one core, between two reaper ticks) above which a sandbox counts as busy for its idle policy",
+  },
   anthropicApiKey: {
     env: "BERTH_ANTHROPIC_API_KEY",
     kind: "string",

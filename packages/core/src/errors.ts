@@ -20,6 +20,8 @@ export const ERROR_STATUS = {
   not_acceptable: 406,
   request_timeout: 408,
   conflict: 409,
+  invalid_state: 409,
+  in_use: 409,
   payload_too_large: 413,
   uri_too_long: 414,
   unsupported_media_type: 415,
@@ -120,10 +122,18 @@ export class NotFoundError extends BerthError {
   }
 }
 
-/** 409: the resource is in the wrong state for this operation. */
+/**
+ * 409: the resource is in the wrong state for this operation. `invalid_state`: a sandbox's state
+ * machine does not allow it (details name the state and the action); `in_use`: live agent
+ * sessions use the sandbox (details name them).
+ */
 export class ConflictError extends BerthError {
-  constructor(message: string, details?: ErrorDetails) {
-    super("conflict", message, details);
+  constructor(
+    message: string,
+    details?: ErrorDetails,
+    code: "conflict" | "invalid_state" | "in_use" = "conflict",
+  ) {
+    super(code, message, details);
   }
 }
 
@@ -223,6 +233,7 @@ export function errorFromBody(
     return new NotFoundError(String(details?.kind ?? "resource"), String(details?.id ?? ""), message);
   if (code === "unauthorized") return new UnauthorizedError(message);
   if (code === "internal_error") return new InternalError(message);
+  if (code === "invalid_state" || code === "in_use") return new ConflictError(message, details, code);
   const Ctor = CLASS_BY_CODE[code];
   return Ctor ? new Ctor(message, details) : new BerthError(code, message, details);
 }

@@ -9,6 +9,7 @@ export * from "./mount-path.js";
 export * from "./network-policy.js";
 export * from "./runtime.js";
 export * from "./runtime-base.js";
+export * from "./sandbox-states.js";
 export * from "./session-machine.js";
 export * from "./sessions.js";
 export * from "./store.js";

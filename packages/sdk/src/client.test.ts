@@ -79,9 +79,8 @@ describe("BerthClient", () => {
         res.write(`id: ${i}\nevent: stdout\ndata: {"data":"${all[i]}"}\n\n`);
       if (from + 2 >= all.length) res.end('event: exit\ndata: {"exitCode":0}\n\n');
       else {
-        res.write('id: 99\nevent: stdout\ndata: {"data":"LOST');
-        // Let the bytes reach the client before the connection dies.
-        setTimeout(() => res.destroy(), 20);
+        // The connection dies once the half event is handed to the socket (sent before the close).
+        res.write('id: 99\nevent: stdout\ndata: {"data":"LOST', () => res.destroy());
       }
     };
     const got: string[] = [];

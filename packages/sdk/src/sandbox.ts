@@ -99,9 +99,12 @@ export class Sandbox {
     return this.view;
   }
 
-  /** Deletes the sandbox (idempotent). */
-  async delete(): Promise<void> {
-    await this.client.json("DELETE", this.path());
+  /**
+   * Deletes the sandbox (idempotent). One that live agent sessions use is a ConflictError
+   * (`in_use`) unless `force`; forced, those sessions end with `sandbox_lost`.
+   */
+  async delete(o: { force?: boolean } = {}): Promise<void> {
+    await this.client.json("DELETE", this.path(o.force ? "?force=true" : ""));
   }
 
   /** Lets the sandbox live `seconds` longer. */

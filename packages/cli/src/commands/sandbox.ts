@@ -118,15 +118,17 @@ Prints the sandbox as JSON.`,
 /** `berth sandbox rm`. */
 export const sandboxRemove: Command = {
   summary: "delete sandboxes",
-  usage: `Usage: berth sandbox rm ID...
+  usage: `Usage: berth sandbox rm [--force] ID...
 
-Deletes each sandbox (deleting one that is already gone is not an error).`,
-  options: {},
+Deletes each sandbox (deleting one that is already gone is not an error). A sandbox that live
+agent sessions use is refused (in_use) unless --force, which ends those sessions (sandbox_lost).`,
+  options: { force: { type: "boolean" } },
   async run(args, ctx) {
     if (args.positionals.length === 0) throw new UsageError("expected at least one sandbox ID", ctx.usage);
     const client = ctx.client();
+    const force = args.values.force === true ? "?force=true" : "";
     for (const id of args.positionals) {
-      await client.json("DELETE", `/v1/sandboxes/${encodeURIComponent(id)}`);
+      await client.json("DELETE", `/v1/sandboxes/${encodeURIComponent(id)}${force}`);
       if (!ctx.json) ctx.out(id);
     }
     if (ctx.json) ctx.out(JSON.stringify({ deleted: args.positionals }));

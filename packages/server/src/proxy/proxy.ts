@@ -120,6 +120,8 @@ export class SandboxProxy {
     const report: WakeReport = { header: (name, value) => res.setHeader(name, value) };
     this.authorize(req, target, report).then(
       (grant) => {
+        // A request in flight (a long poll, an SSE stream) keeps the sandbox busy for idle policies.
+        res.once("close", this.d.sandboxes.activity.hold(target.sandboxId));
         if (target.addSlash) return this.redirectWithSlash(req, res, target, grant);
         this.forward(req, res, target, grant, false);
       },
@@ -139,6 +141,8 @@ export class SandboxProxy {
           throw this.gatewayError(e, target);
         });
         if (socket.destroyed) return upstream.destroy();
+        // An open WebSocket keeps the sandbox busy for idle policies, quiet or not.
+        socket.once("close", this.d.sandboxes.activity.hold(target.sandboxId));
         const path = grant.presented?.from === "query" ? withoutToken(target.path) : target.path;
         const headers = requestHeadersForSandbox(req, target, { upgrade: true });
         let text = `${req.method} ${path} HTTP/1.1\r\n`;

@@ -98,6 +98,8 @@ export function portRoutes(app: App, ctx: ServerContext, ports: PortService, pro
       dialed.delete(req);
       if (!tcp) return socket.close(1011, "no connection");
       const { id } = req.params as { id: string };
+      // An open connection keeps the sandbox busy for idle policies, quiet or not.
+      socket.once("close", ctx.sandboxes.activity.hold(id));
       relayTcpOverWebSocket(socket, tcp, () => ctx.sandboxes.touch(id));
     },
   );

@@ -39,6 +39,8 @@ export function ptyRoutes(app: App, ctx: ServerContext): void {
         return;
       }
       socket.off("message", onEarly);
+      // An open terminal keeps the sandbox busy for idle policies, typed into or not.
+      socket.once("close", ctx.sandboxes.activity.hold(id));
       const input = (data: Buffer, isBinary: boolean) => {
         ctx.sandboxes.touch(id);
         if (isBinary) {

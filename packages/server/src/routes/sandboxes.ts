@@ -26,6 +26,12 @@ function parseLabels(q: string | string[] | undefined): Record<string, string> {
   return out;
 }
 
+/** `?force=true`: delete a sandbox even though live sessions use it. */
+const DeleteSandboxQuery = T.Object(
+  { force: T.Optional(T.Union([T.Literal("true"), T.Literal("false")])) },
+  { additionalProperties: false },
+);
+
 /** Later releases add these; until then they answer 501 with a clear message. */
 const NOT_YET: string[] = [];
 const LIFECYCLE = ["pause", "resume", "hibernate", "wake"] as const;
@@ -91,10 +97,22 @@ export function sandboxRoutes(app: App, ctx: ServerContext): void {
       return toSandboxView(await ctx.sandboxes.update(req.caller.tenantId, req.params.id, req.body));
     },
   );
-  app.delete("/v1/sandboxes/:id", { schema: { tags, params: SandboxParams } }, async (req, reply) => {
-    await ctx.sandboxes.remove(req.caller.tenantId, req.params.id);
-    return reply.status(204).send();
-  });
+  app.delete(
+    "/v1/sandboxes/:id",
+    {
+      schema: {
+        tags,
+        params: SandboxParams,
+        querystring: DeleteSandboxQuery,
+        description:
+          "Deletes the sandbox. One that live agent sessions use answers 409 in_use unless force=true; forced, those sessions end with sandbox_lost.",
+      },
+    },
+    async (req, reply) => {
+      await ctx.sandboxes.remove(req.caller.tenantId, req.params.id, { force: req.query.force === "true" });
+      return reply.status(204).send();
+    },
+  );
   app.post(
     "/v1/sandboxes/:id/extend",
     { schema: { tags, params: SandboxParams, body: ExtendBody, response: { 200: Sandbox } } },

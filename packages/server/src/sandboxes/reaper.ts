@@ -1,6 +1,13 @@
-import { type Logger, NotSupportedError, type Runtime, type SandboxRecord, type Store } from "@berth/core";
-import type { EventHub } from "./event-hub.js";
-import { LIVE_STATES, type SandboxService } from "./service.js";
+import {
+  LIVE_SANDBOX_STATES,
+  type Logger,
+  NotSupportedError,
+  type Runtime,
+  type SandboxRecord,
+  type Store,
+} from "@berth/core";
+import type { EventHub } from "../events/event-log.js";
+import type { SandboxService } from "./service.js";
 
 /** Dead sandboxes are looked for every this many ticks (`runc state` costs a process per sandbox). */
 const HEALTH_EVERY_TICKS = 3;
@@ -54,7 +61,7 @@ export class Reaper {
       do {
         // Only this replica's: each sandbox is reaped by the one server whose runtime holds it.
         const page = await this.d.store.listSandboxes({
-          states: LIVE_STATES,
+          states: LIVE_SANDBOX_STATES,
           replica: this.d.sandboxes.replica,
           limit: 500,
           cursor,
@@ -107,19 +114,19 @@ export class Reaper {
         await this.d.sandboxes.finish(s.id, "deleted", null, "timeout");
         return;
       }
-      if (this.idleSince(s, now)) {
+      if (s.idle && (await this.idle(s, now))) {
         const { action, afterSeconds } = s.idle;
         await this.d.events.append(s.id, "idle", { afterSeconds, action });
-        if (action === "delete")
-          // Still running and still idle under the lock: it may have been woken and used since `s` was read.
-          await this.d.sandboxes.finish(s.id, "deleted", null, "idle", (r) => this.idleSince(r, now));
+        // Still running and still unused under the lock: it may have been woken and used since `s` was read.
+        const still = (r: SandboxRecord) => this.quietSince(r, now);
+        if (action === "delete") await this.d.sandboxes.finish(s.id, "deleted", null, "idle", still);
         else if (action === "pause")
           // A driver that cannot freeze (Kubernetes) frees the sandbox the other way.
-          await this.d.sandboxes.pause(s.tenantId, s.id).catch((err) => {
+          await this.d.sandboxes.pause(s.tenantId, s.id, still).catch((err) => {
             if (!(err instanceof NotSupportedError)) throw err;
-            return this.d.sandboxes.hibernate(s.tenantId, s.id);
+            return this.d.sandboxes.hibernate(s.tenantId, s.id, still);
           });
-        else await this.d.sandboxes.hibernate(s.tenantId, s.id);
+        else await this.d.sandboxes.hibernate(s.tenantId, s.id, still);
         return;
       }
       if (checkHealth && s.state === "running") await this.checkHealth(s.id);
@@ -128,15 +135,28 @@ export class Reaper {
     }
   }
 
-  /** A running sandbox with an idle policy whose last activity is at least its `afterSeconds` before `now`. */
-  private idleSince(
+  /**
+   * Whether a running sandbox with an idle policy is idle: unused for its `afterSeconds` by the
+   * API and by anything that holds it (see `SandboxActivity`), and its CPU under the threshold
+   * since the last tick. Its CPU is read every tick it is not held, so that a busy stretch
+   * anywhere in the window counts as a use; a sandbox with no earlier reading waits a tick.
+   */
+  private async idle(s: SandboxRecord, now: number): Promise<boolean> {
+    if (s.idle === null || s.state !== "running") return false;
+    const activity = this.d.sandboxes.activity;
+    if (activity.held(s.id) > 0) return false;
+    const cpu = await activity.sampleCpu(s.id);
+    // A driver that cannot read the counter (an error) leaves the judgement to API use and holds.
+    return (cpu === "quiet" || cpu === "unreadable") && this.quietSince(s, now);
+  }
+
+  /** `s` is running with an idle policy, nothing holds it and no use is recorded within `afterSeconds` before `now`. */
+  private quietSince(
     s: SandboxRecord,
     now: number,
   ): s is SandboxRecord & { idle: NonNullable<SandboxRecord["idle"]> } {
     return (
-      s.idle !== null &&
-      s.state === "running" &&
-      this.d.sandboxes.lastActivity(s) + s.idle.afterSeconds * 1000 <= now
+      s.idle !== null && s.state === "running" && this.d.sandboxes.activity.quiet(s, s.idle.afterSeconds, now)
     );
   }
 

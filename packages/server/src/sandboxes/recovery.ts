@@ -1,6 +1,15 @@
-import type { Logger, Runtime, RuntimeStatus, SandboxRecord, SandboxState, Store } from "@berth/core";
+import {
+  COUNTED_SANDBOX_STATES as COUNTED_STATES,
+  LIVE_SANDBOX_STATES as LIVE_STATES,
+  type Logger,
+  type Runtime,
+  type RuntimeStatus,
+  type SandboxRecord,
+  type SandboxState,
+  type Store,
+} from "@berth/core";
 import type { Reaper } from "./reaper.js";
-import { COUNTED_STATES, LIVE_STATES, type SandboxService } from "./service.js";
+import type { SandboxService } from "./service.js";
 
 type Outcome = { keep: SandboxState } | { fail: string };
 

@@ -1,43 +1,55 @@
 import {
   BerthError,
+  COUNTED_SANDBOX_STATES,
   type Config,
   ConflictError,
   InvalidRequestError,
   KeyedLock,
-  LimitExceededError,
+  LIVE_SANDBOX_STATES,
   type Logger,
   NotFoundError,
   NotSupportedError,
   newSandboxId,
+  nextSandboxState,
+  notRunningError,
   type Runtime,
   SANDBOX_STATES,
   SandboxError,
   type SandboxRecord,
   type SandboxState,
-  SETTINGS,
   type SnapshotRecord,
   type Store,
-  type StoreTx,
   type VolumeMount,
 } from "@berth/core";
 import type { CreateSandboxBody, PatchSandboxBody } from "@berth/core/contract";
 import { SupervisorClient } from "@berth/supervisor";
+import type { EventHub } from "../events/event-log.js";
 import type { ServerMetrics } from "../metrics.js";
+import { SandboxActivity } from "./activity.js";
+import { SandboxCapacity } from "./capacity.js";
 import { checkTemplate, expiryOf, resolveNetwork, resolveResources, resolveTimeout } from "./create-spec.js";
-import type { EventHub } from "./event-hub.js";
+import { type Ending, recordRun, SandboxEndings } from "./endings.js";
+import { SandboxLifecycle, type StillTrue } from "./lifecycle.js";
 import { processEnv } from "./sandbox-env.js";
-import type { SnapshotService } from "./snapshots.js";
-import type { VolumeService } from "./volumes.js";
+import { SandboxSessions } from "./sandbox-sessions.js";
+import { extendSandbox, patchSandbox } from "./settings.js";
+import type { SnapshotSource, VolumeSource } from "./sources.js";
+import { WakeProcesses } from "./wake-processes.js";
 
-/** States in which a sandbox holds runtime resources (processes, or a kept disk and network). */
-export const LIVE_STATES: SandboxState[] = ["starting", "running", "paused", "hibernated"];
-/** States that count against `maxSandboxes` (they hold memory). */
-export const COUNTED_STATES: SandboxState[] = ["starting", "running", "paused"];
+/** States in which a sandbox holds runtime resources (kept here for existing imports; see core). */
+export const LIVE_STATES: SandboxState[] = LIVE_SANDBOX_STATES;
+/** States that count against `maxSandboxes` (kept here for existing imports; see core). */
+export const COUNTED_STATES: SandboxState[] = COUNTED_SANDBOX_STATES;
 
-/** Where the wake time of a request that woke its sandbox is reported. */
+/**
+ * What a sandbox is used for: the wake time of a request that woke it is reported in its
+ * header, and with `raw` (a Fastify reply) the sandbox counts as busy until the response closes.
+ */
 export interface WakeReport {
   header(name: string, value: string): unknown;
+  raw?: { once(event: "close", fn: () => void): unknown };
 }
+
 const LISTED_BY_DEFAULT = SANDBOX_STATES.filter((s) => s !== "deleted");
 
 export interface SandboxServiceDeps {
@@ -58,18 +70,53 @@ export interface SandboxServiceDeps {
 export class SandboxService {
   private readonly lock = new KeyedLock();
   private readonly clients = new Map<string, SupervisorClient>();
-  /** Activity not yet written to the store (written by `flushActivity`, at most once a tick). */
-  private readonly activity = new Map<string, number>();
-  private live = 0;
-  private snapshots: SnapshotService | undefined;
-  private volumes: VolumeService | undefined;
+  private readonly lifecycle: SandboxLifecycle;
+  /** Whether sandboxes are in use (API calls, holds, CPU), for idle policies. */
+  readonly activity: SandboxActivity;
+  /** The agent sessions in each sandbox (a delete under them must be forced). */
+  readonly sessions: SandboxSessions;
+  private readonly capacity: SandboxCapacity;
+  private readonly endings: SandboxEndings;
+  private snapshots: SnapshotSource | undefined;
+  private volumes: VolumeSource | undefined;
 
   /** This server's replica id. */
   get replica(): string {
     return this.d.replica;
   }
 
-  constructor(private readonly d: SandboxServiceDeps) {}
+  constructor(private readonly d: SandboxServiceDeps) {
+    this.activity = new SandboxActivity({
+      store: d.store,
+      runtime: d.runtime,
+      idleCpuPercent: d.config.idleCpuPercent,
+    });
+    this.sessions = new SandboxSessions(d.store);
+    this.capacity = new SandboxCapacity(d);
+    this.endings = new SandboxEndings({
+      ...d,
+      lock: this.lock,
+      capacity: this.capacity,
+      forget: (id) => {
+        this.clients.delete(id);
+        this.activity.forget(id);
+      },
+    });
+    const wakeProcesses = new WakeProcesses({
+      ...d,
+      client: (id) => this.client(id),
+      processEnv: (s, extra) => this.processEnv(s, extra),
+    });
+    this.lifecycle = new SandboxLifecycle({
+      ...d,
+      lock: this.lock,
+      capacity: this.capacity,
+      activity: this.activity,
+      wakeProcesses,
+      get: (tenantId, id) => this.get(tenantId, id),
+      dropClient: (id) => this.clients.delete(id),
+    });
+  }
 
   /** Sets a sandbox's state after recovery found it so on the machine (no runtime action). */
   async recordRecovered(id: string, state: SandboxState, from: SandboxState): Promise<void> {
@@ -82,17 +129,16 @@ export class SandboxService {
 
   /** Sets the count of live sandboxes (after recovery) that `maxSandboxes` is checked against. */
   setLiveCount(n: number): void {
-    this.live = n;
-    this.d.metrics.liveSandboxes = n;
+    this.capacity.set(n);
   }
 
   /** Wires in volumes. */
-  useVolumes(v: VolumeService): void {
+  useVolumes(v: VolumeSource): void {
     this.volumes = v;
   }
 
   /** Wires in snapshots (they need this service too). */
-  useSnapshots(s: SnapshotService): void {
+  useSnapshots(s: SnapshotSource): void {
     this.snapshots = s;
   }
 
@@ -115,7 +161,7 @@ export class SandboxService {
       );
     const network = resolveNetwork(body.network, this.d.runtime.egressModes);
     const timeoutSeconds = resolveTimeout(c, body.timeoutSeconds);
-    this.checkCapacity();
+    this.capacity.check();
     const now = new Date().toISOString();
     const record: SandboxRecord = {
       id: newSandboxId(),
@@ -136,12 +182,12 @@ export class SandboxService {
       runtimeInfo: {},
       volumes: body.volumes ?? [],
     };
-    this.setLiveCount(this.live + 1);
+    this.capacity.add(1);
     const started = performance.now();
     try {
       await this.d.store.insertSandbox(record);
     } catch (err) {
-      this.setLiveCount(this.live - 1);
+      this.capacity.add(-1);
       throw err;
     }
     return this.lock.run(record.id, async () => {
@@ -155,8 +201,9 @@ export class SandboxService {
           fromSnapshot: from && this.snapshots?.path(from.id),
           volumes,
         });
+        const state = nextSandboxState(record.id, "starting", "started");
         const running = await this.d.store.transaction(async (tx) => {
-          const next = await tx.updateSandbox(record.id, { state: "running", runtimeInfo });
+          const next = await tx.updateSandbox(record.id, { state, runtimeInfo });
           await recordRun(tx, record.id, "running");
           return next;
         });
@@ -168,12 +215,12 @@ export class SandboxService {
         // the runtime has undone its part, and no failed record is left either.
         if (err instanceof InvalidRequestError) {
           await this.d.store.purgeSandbox(record.id);
-          this.setLiveCount(this.live - 1);
+          this.capacity.add(-1);
           throw err;
         }
         const reason = err instanceof BerthError ? err.message : "the sandbox could not be started";
         this.d.log.error({ sandboxId: record.id, err: String(err) }, "sandbox create failed");
-        await this.markFinished(record.id, "failed", reason);
+        await this.endings.markFinished(record.id, "failed", reason);
         throw err instanceof BerthError ? err : new SandboxError(`could not start the sandbox: ${reason}`);
       }
     });
@@ -193,12 +240,12 @@ export class SandboxService {
     const network = body.network ? resolveNetwork(body.network, this.d.runtime.egressModes) : undefined;
     return this.lock.run(id, async () => {
       const current = await this.d.store.getSandbox(id);
-      if (current?.state !== "running") throw new ConflictError(`sandbox '${id}' is not running`);
+      if (!current) throw new NotFoundError("sandbox", id);
+      if (current.state !== "running") throw notRunningError(id, current.state);
       if (network) await this.d.runtime.setNetworkPolicy(id, network);
       const now = new Date().toISOString();
-      // The new owner and the fresh compute record land together: never billed for the pool.
-      return this.d.store.transaction(async (tx) => {
-        const next = await tx.updateSandbox(id, {
+      const next = await this.d.store.transaction(async (tx) => {
+        const adopted = await tx.updateSandbox(id, {
           tenantId,
           createdAt: now,
           lastActivityAt: now,
@@ -207,12 +254,13 @@ export class SandboxService {
           labels: body.labels ?? {},
           ...(network ? { network } : {}),
         });
-        if (!next) throw new NotFoundError("sandbox", id);
+        if (!adopted) throw new NotFoundError("sandbox", id);
         // Its time in the pool was the server's: the tenant's compute starts now.
         await tx.deleteSandboxRuns(id);
         await recordRun(tx, id, "running", now);
-        return next;
+        return adopted;
       });
+      return next;
     });
   }
 
@@ -230,19 +278,19 @@ export class SandboxService {
   async get(tenantId: string, id: string): Promise<SandboxRecord> {
     const r = await this.d.store.getSandbox(id);
     if (!r || r.tenantId !== tenantId) throw new NotFoundError("sandbox", id);
-    const touched = this.activity.get(id);
-    return touched ? { ...r, lastActivityAt: new Date(touched).toISOString() } : r;
+    return { ...r, lastActivityAt: new Date(this.activity.lastActivity(r)).toISOString() };
   }
 
-  /**
-   * The tenant's sandbox, running: a paused one is resumed and a hibernated one woken first
-   * (the time it took goes into the `X-Berth-Wake-Ms` header of `report`). Counts as activity.
-   */
   /** The environment of a process started in `sandbox` (see processEnv), with the driver's variables. */
   processEnv(sandbox: SandboxRecord, extra?: Record<string, string>): Record<string, string> {
     return processEnv(sandbox, extra, this.d.runtime.addressing.processEnv(sandbox.id));
   }
 
+  /**
+   * The tenant's sandbox, running: a paused one is resumed and a hibernated one woken first
+   * (the time it took goes into the `X-Berth-Wake-Ms` header of `report`). Counts as activity,
+   * and as a hold until `report.raw` closes.
+   */
   async running(
     tenantId: string,
     id: string,
@@ -254,125 +302,33 @@ export class SandboxService {
       sandbox = sandbox.state === "paused" ? await this.resume(tenantId, id) : await this.wake(tenantId, id);
       report?.header("x-berth-wake-ms", (performance.now() - t0).toFixed(1));
     }
-    if (sandbox.state !== "running")
-      throw new ConflictError(`sandbox '${id}' is ${sandbox.state}, not running`, { state: sandbox.state });
+    if (sandbox.state !== "running") throw notRunningError(id, sandbox.state);
     this.touch(id);
+    if (report?.raw) report.raw.once("close", this.activity.hold(id));
     return { sandbox, client: this.client(id) };
   }
 
-  /** Freezes the sandbox's processes (idempotent for a paused one). */
-  pause(tenantId: string, id: string): Promise<SandboxRecord> {
-    return this.transition(tenantId, id, ["running"], "paused", () => this.d.runtime.pause(id));
+  /**
+   * Freezes the sandbox's processes (idempotent for a paused one). `onlyIf`: what must still
+   * hold of the record under the lock (the reaper decided from an older one); else nothing changes.
+   */
+  pause(tenantId: string, id: string, onlyIf?: StillTrue): Promise<SandboxRecord> {
+    return this.lifecycle.pause(tenantId, id, onlyIf);
   }
 
   /** Thaws a paused sandbox (idempotent for a running one). */
   resume(tenantId: string, id: string): Promise<SandboxRecord> {
-    return this.transition(tenantId, id, ["paused"], "running", () => this.d.runtime.resume(id));
+    return this.lifecycle.resume(tenantId, id);
   }
 
-  /** Stops every process and frees the memory; files, network, env and id stay. */
-  hibernate(tenantId: string, id: string): Promise<SandboxRecord> {
-    return this.transition(tenantId, id, ["running", "paused"], "hibernated", async (from) => {
-      if (from === "paused") await this.d.runtime.resume(id);
-      await this.forgetEndedWakeProcesses(id);
-      await this.d.runtime.hibernate(id);
-      this.clients.delete(id);
-    });
+  /** Stops every process and frees the memory; files, network, env and id stay (`onlyIf` as in `pause`). */
+  hibernate(tenantId: string, id: string, onlyIf?: StillTrue): Promise<SandboxRecord> {
+    return this.lifecycle.hibernate(tenantId, id, onlyIf);
   }
 
   /** Starts a hibernated sandbox again (idempotent for a running one). */
   wake(tenantId: string, id: string): Promise<SandboxRecord> {
-    return this.transition(tenantId, id, ["hibernated"], "running", async () => {
-      this.checkCapacity();
-      const t0 = performance.now();
-      const runtimeInfo = await this.d.runtime.wake(id);
-      await this.d.store.updateSandbox(id, { runtimeInfo });
-      this.d.metrics.observeWake((performance.now() - t0) / 1000);
-      await this.restartWakeProcesses(id);
-    });
-  }
-
-  /** `restart: "on-wake"` processes that ended before the hibernate do not come back. */
-  private async forgetEndedWakeProcesses(id: string): Promise<void> {
-    const wanted = await this.d.store.listWakeProcesses(id);
-    if (wanted.length === 0) return;
-    const running = new Set(
-      (await this.client(id).processes()).filter((p) => p.state === "running").map((p) => p.pid),
-    );
-    for (const w of wanted) if (!running.has(w.pid)) await this.d.store.deleteWakeProcess(id, w.pid);
-  }
-
-  /** Starts the `restart: "on-wake"` processes of a woken sandbox again (recorded under their new pids). */
-  private async restartWakeProcesses(id: string): Promise<void> {
-    const wanted = await this.d.store.listWakeProcesses(id);
-    const sandbox = wanted.length > 0 ? await this.d.store.getSandbox(id) : null;
-    if (!sandbox) return;
-    for (const w of wanted) {
-      try {
-        const { pid } = await this.client(id).spawn({
-          cmd: w.cmd,
-          cwd: w.cwd ?? undefined,
-          env: this.processEnv(sandbox, w.env),
-        });
-        await this.d.store.transaction(async (tx) => {
-          await tx.deleteWakeProcess(id, w.pid);
-          await tx.saveWakeProcess({ ...w, pid });
-        });
-      } catch (err) {
-        this.d.log.warn(
-          { sandboxId: id, cmd: w.cmd, err: String(err) },
-          "could not restart a process on wake",
-        );
-        void this.d.events
-          .append(id, "restart_failed", { cmd: w.cmd, error: (err as Error).message })
-          .catch(() => {});
-      }
-    }
-  }
-
-  /**
-   * Moves a sandbox from one of `from` to `to` by `act`, under its lock; a sandbox already in
-   * `to` is returned as is, any other state is a 409.
-   */
-  private transition(
-    tenantId: string,
-    id: string,
-    from: SandboxState[],
-    to: SandboxState,
-    act: (from: SandboxState) => Promise<void>,
-  ): Promise<SandboxRecord> {
-    return this.lock.run(id, async () => {
-      const s = await this.get(tenantId, id);
-      if (s.state === to) return s;
-      if (!from.includes(s.state))
-        throw new ConflictError(
-          `sandbox '${id}' is ${s.state}; it must be ${from.join(" or ")} to become ${to}`,
-          {
-            state: s.state,
-          },
-        );
-      // The intent goes first: a server killed during `act` finishes or undoes it on restart.
-      await this.d.events.append(id, "transition", { from: s.state, to });
-      await act(s.state);
-      const next = await this.d.store.transaction(async (tx) => {
-        const r = await tx.updateSandbox(id, { state: to });
-        await recordRun(tx, id, to);
-        return r;
-      });
-      if (COUNTED_STATES.includes(s.state) !== COUNTED_STATES.includes(to))
-        this.setLiveCount(this.live + (COUNTED_STATES.includes(to) ? 1 : -1));
-      void this.d.events.append(id, "state", { state: to, from: s.state }).catch(() => {});
-      return next ?? { ...s, state: to };
-    });
-  }
-
-  private checkCapacity(): void {
-    const c = this.d.config;
-    if (this.live >= c.maxSandboxes)
-      throw new LimitExceededError(
-        `this server runs at most ${c.maxSandboxes} sandboxes (${SETTINGS.maxSandboxes.env}); delete one first`,
-        { max: c.maxSandboxes },
-      );
+    return this.lifecycle.wake(tenantId, id);
   }
 
   /** A client of the sandbox's supervisor (each operation opens its own connection). */
@@ -398,68 +354,45 @@ export class SandboxService {
     });
   }
 
+  /** Changes a sandbox's network policy, labels, idle policy or timeout. */
   async update(tenantId: string, id: string, patch: PatchSandboxBody): Promise<SandboxRecord> {
-    const current = await this.get(tenantId, id);
-    if (current.state === "deleted") throw new ConflictError(`sandbox '${id}' is deleted`);
-    const out: Partial<SandboxRecord> = {};
-    if (patch.network) {
-      // Fields not given keep their value: `{"allow": [...]}` alone keeps the mode.
-      const merged = { ...current.network, ...patch.network };
-      if (patch.network.egress === "none" && patch.network.allow === undefined) merged.allow = [];
-      out.network = resolveNetwork(merged, this.d.runtime.egressModes);
-      if (LIVE_STATES.includes(current.state)) await this.d.runtime.setNetworkPolicy(id, out.network);
-      void this.d.events.append(id, "network", { ...out.network }).catch(() => {});
-    }
-    if (patch.labels) out.labels = patch.labels;
-    if (patch.idle !== undefined) out.idle = patch.idle;
-    if (patch.timeoutSeconds !== undefined) {
-      out.timeoutSeconds = resolveTimeout(this.d.config, patch.timeoutSeconds || undefined);
-      if (patch.timeoutSeconds === 0) out.timeoutSeconds = null;
-      out.expiresAt = expiryOf(current.createdAt, out.timeoutSeconds);
-    }
-    const next = await this.d.store.updateSandbox(id, out);
-    if (!next) throw new NotFoundError("sandbox", id);
-    return next;
+    return patchSandbox(this.d, await this.get(tenantId, id), patch);
   }
 
   /** Pushes the expiry out by `seconds` from now or from the current expiry, whichever is later. */
   async extend(tenantId: string, id: string, seconds: number): Promise<SandboxRecord> {
-    const s = await this.get(tenantId, id);
-    if (!LIVE_STATES.includes(s.state)) throw new ConflictError(`sandbox '${id}' is ${s.state}`);
-    const base = Math.max(Date.now(), s.expiresAt ? Date.parse(s.expiresAt) : Date.now());
-    const expiresAt = new Date(base + seconds * 1000);
-    const lifetime = Math.ceil((expiresAt.getTime() - Date.parse(s.createdAt)) / 1000);
-    const max = this.d.config.maxTimeoutSeconds;
-    if (lifetime > max)
-      throw new ConflictError(`the sandbox may live at most ${max} s (${SETTINGS.maxTimeoutSeconds.env})`, {
-        max,
-      });
-    const next = await this.d.store.updateSandbox(id, {
-      expiresAt: expiresAt.toISOString(),
-      timeoutSeconds: lifetime,
-    });
-    return next ?? s;
-  }
-
-  /** Deletes the tenant's sandbox; idempotent for one already deleted. */
-  async remove(tenantId: string, id: string): Promise<void> {
-    await this.get(tenantId, id);
-    await this.finish(id, "deleted", null, "deleted by request");
+    return extendSandbox(this.d, await this.get(tenantId, id), seconds);
   }
 
   /**
-   * Ends a sandbox: destroys its runtime resources and records the final state. Used by delete,
-   * timeouts, the reaper and recovery (`onlyIf`: what must still hold of the record under the lock). A failed destroy leaves the sandbox `failed` so that the
-   * next start's orphan sweep retries it.
+   * Deletes the tenant's sandbox; idempotent for one already deleted. A sandbox that live agent
+   * sessions use is a 409 `in_use` unless `force`; forced, their sessions are told it is lost.
+   */
+  async remove(tenantId: string, id: string, o: { force?: boolean } = {}): Promise<void> {
+    const s = await this.get(tenantId, id);
+    const users = s.state === "deleted" ? [] : await this.sessions.liveOn(id);
+    if (users.length > 0 && !o.force)
+      throw new ConflictError(
+        `sandbox '${id}' is used by live sessions ${users.join(", ")}: end them first (DELETE /v1/sessions/{id}), or delete with ?force=true to end them with sandbox_lost`,
+        { sessions: users },
+        "in_use",
+      );
+    await this.finish(id, "deleted", null, "deleted by request");
+    await this.sessions.lost(id, users);
+  }
+
+  /**
+   * Ends a sandbox: destroys its runtime resources and records the final state (see
+   * `SandboxEndings.finish`; `onlyIf`: what must still hold of the record under the lock).
    */
   finish(
     id: string,
-    state: "deleted" | "failed",
+    state: Ending,
     reason: string | null,
     why: string,
     onlyIf?: (current: SandboxRecord) => boolean,
   ): Promise<void> {
-    return this.lock.run(id, () => this.finishLocked(id, state, reason, why, onlyIf));
+    return this.endings.finish(id, state, reason, why, onlyIf);
   }
 
   /**
@@ -470,98 +403,18 @@ export class SandboxService {
     return this.lock.run(id, () => this.d.store.getSandbox(id));
   }
 
-  /**
-   * Fails a running sandbox whose processes are gone (the reaper's health check). The runtime is
-   * asked again under the sandbox's lock: what the caller saw may be stale, since a hibernate and
-   * a wake can both run between its look and this call (a woken sandbox was lost that way).
-   * Answers whether the sandbox was failed.
-   */
+  /** Fails a running sandbox whose processes are gone, if they still are (see `SandboxEndings.failIfDead`). */
   failIfDead(id: string, reason: string, why: string): Promise<boolean> {
-    return this.lock.run(id, async () => {
-      if ((await this.d.store.getSandbox(id))?.state !== "running") return false;
-      const now = await this.d.runtime.inspect(id);
-      if (now.state !== "stopped" && now.state !== "missing") return false;
-      await this.finishLocked(id, "failed", reason, why);
-      return true;
-    });
+    return this.endings.failIfDead(id, reason, why);
   }
 
-  /** `finish`, with the sandbox's lock held. */
-  private async finishLocked(
-    id: string,
-    state: "deleted" | "failed",
-    reason: string | null,
-    why: string,
-    onlyIf?: (current: SandboxRecord) => boolean,
-  ): Promise<void> {
-    const r = await this.d.store.getSandbox(id);
-    if (!r || r.state === "deleted" || (r.state === "failed" && state === "failed")) return;
-    // The caller looked at an older record (the reaper): act only if nothing changed since.
-    if (onlyIf && !onlyIf(r)) return;
-    if (state === "deleted") {
-      // Recorded first: if the server dies while destroying, the next start finds a deleted
-      // sandbox with leftovers and sweeps them (done, never half-done).
-      await this.markFinished(id, state, reason, why);
-      await this.d.runtime.destroy(id).catch((err) => {
-        this.d.log.error({ sandboxId: id, err: String(err) }, "destroy failed; the next start sweeps it");
-      });
-      return;
-    }
-    try {
-      await this.d.runtime.destroy(id);
-    } catch (err) {
-      this.d.log.error({ sandboxId: id, err: String(err) }, "destroy failed");
-      await this.markFinished(id, "failed", `could not be removed: ${(err as Error).message}`);
-      throw err;
-    }
-    await this.markFinished(id, state, reason, why);
-  }
-
-  private async markFinished(id: string, state: "deleted" | "failed", reason: string | null, why?: string) {
-    const before = await this.d.store.getSandbox(id);
-    await this.d.store.transaction(async (tx) => {
-      await tx.updateSandbox(id, { state, ...(reason ? { failureReason: reason } : {}) });
-      await recordRun(tx, id, state);
-      // Its exposed ports and their tokens end with it.
-      await tx.deletePorts(id);
-    });
-    if (before && COUNTED_STATES.includes(before.state)) this.setLiveCount(this.live - 1);
-    if (state === "deleted") this.d.metrics.deletes++;
-    this.clients.delete(id);
-    this.activity.delete(id);
-    await this.d.events.append(id, "state", {
-      state,
-      ...(reason ? { reason } : {}),
-      ...(why ? { why } : {}),
-    });
-  }
-
-  /** Records API use of a sandbox (written to the store in batches). */
+  /** Records API use of a sandbox (see `activity`). */
   touch(id: string): void {
-    this.activity.set(id, Date.now());
-  }
-
-  /** Last activity of a sandbox in ms, including what is not yet written. */
-  lastActivity(r: SandboxRecord): number {
-    return this.activity.get(r.id) ?? Date.parse(r.lastActivityAt);
+    this.activity.touch(id);
   }
 
   /** Writes pending activity times to the store. */
-  async flushActivity(): Promise<void> {
-    for (const [id, at] of [...this.activity]) {
-      await this.d.store.updateSandbox(id, { lastActivityAt: new Date(at).toISOString() });
-      // A touch that came in meanwhile stays pending for the next flush.
-      if (this.activity.get(id) === at) this.activity.delete(id);
-    }
+  flushActivity(): Promise<void> {
+    return this.activity.flush();
   }
-}
-
-/**
- * Keeps the sandbox's running stretches (what its compute is billed for) in step with its
- * state: a stretch opens when it starts running and closes when it stops, whatever the reason.
- * Called in the transaction that changes the state, so the two never disagree.
- */
-async function recordRun(tx: StoreTx, id: string, state: SandboxState, at = new Date().toISOString()) {
-  if (state === "running") await tx.startSandboxRun(id, at);
-  else await tx.endSandboxRun(id, at);
 }

@@ -1,14 +1,14 @@
 import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import {
-  ConflictError,
   NotFoundError,
   newId,
+  nextSandboxState,
   type Runtime,
   type SnapshotRecord,
   type Store,
 } from "@berth/core";
-import type { EventHub } from "./event-hub.js";
+import type { EventHub } from "../events/event-log.js";
 import type { SandboxService } from "./service.js";
 
 /** Snapshots: a sandbox's writable layer in `<dataDir>/snapshots/<id>.tar.zst`, metadata in the store. */
@@ -45,10 +45,7 @@ export class SnapshotService {
   /** Captures a sandbox (running: frozen while copied, then thawed; paused or hibernated as is). */
   async create(tenantId: string, sandboxId: string, name: string | null): Promise<SnapshotRecord> {
     const s = await this.d.sandboxes.get(tenantId, sandboxId);
-    if (!["running", "paused", "hibernated"].includes(s.state))
-      throw new ConflictError(`sandbox '${sandboxId}' is ${s.state}; only a live sandbox can be captured`, {
-        state: s.state,
-      });
+    nextSandboxState(sandboxId, s.state, "snapshot");
     const id = newId("sn");
     try {
       const sizeBytes = await this.d.runtime.snapshot(sandboxId, this.path(id));

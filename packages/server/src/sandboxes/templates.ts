@@ -6,6 +6,7 @@ import { pipeline } from "node:stream/promises";
 import {
   ConflictError,
   InvalidRequestError,
+  LIVE_SANDBOX_STATES,
   type Logger,
   type Resources,
   type Runtime,
@@ -15,7 +16,7 @@ import {
   TimeoutError,
 } from "@berth/core";
 import { runExec } from "./exec.js";
-import { LIVE_STATES, type SandboxService } from "./service.js";
+import type { SandboxService } from "./service.js";
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 /** Label on the sandbox a template build runs in. */
@@ -169,7 +170,7 @@ export class TemplateService {
     const users: string[] = [];
     let cursor: string | undefined;
     do {
-      const page = await this.d.store.listSandboxes({ states: LIVE_STATES, limit: 500, cursor });
+      const page = await this.d.store.listSandboxes({ states: LIVE_SANDBOX_STATES, limit: 500, cursor });
       for (const s of page.items) if (s.template === name) users.push(s.id);
       cursor = page.nextCursor ?? undefined;
     } while (cursor);

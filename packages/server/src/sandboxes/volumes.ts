@@ -3,6 +3,7 @@ import {
   ConflictError,
   checkMountPath,
   InvalidRequestError,
+  LIVE_SANDBOX_STATES,
   LimitExceededError,
   NotFoundError,
   newId,
@@ -11,7 +12,6 @@ import {
   type VolumeMount,
   type VolumeRecord,
 } from "@berth/core";
-import { LIVE_STATES } from "./service.js";
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 /** Largest volume (MiB); the disk limit of a sandbox's own layer is separate. */
@@ -94,7 +94,7 @@ export class VolumeService {
     do {
       const page = await this.d.store.listSandboxes({
         tenantId,
-        states: [...LIVE_STATES, "failed"],
+        states: [...LIVE_SANDBOX_STATES, "failed"],
         limit: 500,
         cursor,
       });
