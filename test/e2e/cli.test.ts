@@ -142,7 +142,7 @@ describe("berth CLI end to end", () => {
     expect((await berth(["sandbox", "rm", id])).code).toBe(0);
     const gone = await berth(["sandbox", "exec", id, "--", "true"]);
     expect(gone.code).toBe(1);
-    expect(gone.stderr).toMatch(/^berth: conflict: sandbox '\w+' is deleted/);
+    expect(gone.stderr).toMatch(/^berth: invalid_state: sandbox '\w+' is deleted/);
     const unknown = await berth(["sandbox", "get", "sbnosuchsandbox00"]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/^berth: not_found: /);

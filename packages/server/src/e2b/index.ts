@@ -28,7 +28,8 @@ export async function installE2b(app: App, ctx: ServerContext): Promise<void> {
   const tokens = await EnvdTokens.load(ctx.config.dataDir);
   const table = new ProcessTable();
   const files = filesystemService();
-  const processEnv = ctx.sandboxes.processEnv.bind(ctx.sandboxes);
+  // Bound lazily: the OpenAPI document is built with inert services that must not be touched.
+  const processEnv: typeof ctx.sandboxes.processEnv = (sandbox, extra) => ctx.sandboxes.processEnv(sandbox, extra);
 
   app.post(
     "/v1/e2b/keys",
