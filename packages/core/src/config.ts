@@ -389,7 +389,7 @@ export const SETTINGS = {
   webhookAllowCidrs: {
     env: "BERTH_WEBHOOK_ALLOW_CIDRS",
     kind: "string",
-    default: "",
+    default: undefined,
     doc: "Comma-separated IPv4 ranges a session webhook may reach although they are loopback, private, link-local or reserved (e.g. `10.1.2.0/24` for an in-house receiver); empty: public addresses only",
   },
   webhookAttempts: {

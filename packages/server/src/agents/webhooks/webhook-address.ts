@@ -21,8 +21,8 @@ export function webhookAddressAllowed(ip: string, allowCidrs: readonly string[])
 }
 
 /** The admin's extra allowed ranges from BERTH_WEBHOOK_ALLOW_CIDRS. */
-export function webhookAllowCidrs(setting: string): string[] {
-  return setting
+export function webhookAllowCidrs(setting: string | undefined): string[] {
+  return (setting ?? "")
     .split(",")
     .map((c) => c.trim())
     .filter((c) => c !== "");
