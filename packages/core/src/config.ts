@@ -386,6 +386,20 @@ export const SETTINGS = {
     min: 1,
     doc: "Largest workspace tar (MiB) kept of an ended session; a larger one is not kept",
   },
+  webhookAllowCidrs: {
+    env: "BERTH_WEBHOOK_ALLOW_CIDRS",
+    kind: "string",
+    default: undefined,
+    doc: "Comma-separated IPv4 ranges a session webhook may reach although they are loopback, private, link-local or reserved (e.g. `10.1.2.0/24` for an in-house receiver); empty: public addresses only",
+  },
+  webhookAttempts: {
+    env: "BERTH_WEBHOOK_ATTEMPTS",
+    kind: "int",
+    default: 6,
+    min: 1,
+    max: 10,
+    doc: "Tries of one session webhook delivery (the first and the retries after a failure or non-2xx answer, waiting 1, 2, 4... s, at most 60 s)",
+  },
   agentWarmPool: {
     env: "BERTH_AGENT_WARM_POOL",
     kind: "int",

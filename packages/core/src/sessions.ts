@@ -72,6 +72,10 @@ export interface SessionRecord {
   state: SessionState;
   /** The SDK's session id (from its `system/init` message); used to resume. */
   agentSessionId: string | null;
+  /** The first user message, as given at create (null for sessions made before it was kept). */
+  prompt: string | null;
+  /** Where its events are POSTed, and the sealed key that signs them (null: no webhooks). */
+  webhooks: SessionWebhooks | null;
   options: AgentOptions;
   turns: number;
   usage: SessionUsage;
@@ -84,6 +88,12 @@ export interface SessionRecord {
   createdAt: string;
   updatedAt: string;
   endedAt: string | null;
+}
+
+/** A session's webhook receivers and the key of their signatures, sealed with the server secret. */
+export interface SessionWebhooks {
+  targets: { url: string; events: SessionEventType[] }[];
+  sealedSecret: string;
 }
 
 export type SessionPatch = Partial<

@@ -255,6 +255,14 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX managed_agent_items_state ON managed_agent_items (state);
     `,
   },
+  {
+    version: 12,
+    name: "a session keeps the prompt it was created with and its webhooks",
+    sql: `
+      ALTER TABLE sessions ADD COLUMN prompt TEXT;
+      ALTER TABLE sessions ADD COLUMN webhooks TEXT;
+    `,
+  },
 ];
 
 const SERIAL = { sqlite: "INTEGER PRIMARY KEY AUTOINCREMENT", postgres: "BIGSERIAL PRIMARY KEY" };

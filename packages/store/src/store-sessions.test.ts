@@ -16,6 +16,8 @@ onEachDatabase("store: sessions, running stretches, audit", (t) => {
       pattern: "hybrid",
       state: "starting",
       agentSessionId: null,
+      prompt: "write the report ü",
+      webhooks: { targets: [{ url: "https://example.com/h", events: ["state"] }], sealedSecret: "v1.x" },
       options: {
         maxTurns: 50,
         maxBudgetUsd: 0.5,
@@ -38,6 +40,7 @@ onEachDatabase("store: sessions, running stretches, audit", (t) => {
       ...base,
       id: "ses_2",
       tenantId: "t2",
+      prompt: null,
       createdAt: "2026-01-02T00:00:00.000Z",
     });
     expect(await store.getSession("ses_1")).toEqual(base);

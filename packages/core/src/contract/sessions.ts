@@ -125,6 +125,37 @@ export const AgentSpec = T.Object(
 );
 export type AgentSpec = Static<typeof AgentSpec>;
 
+/** Kinds of session events a webhook can ask for. */
+export const SESSION_EVENT_TYPES = [
+  "message",
+  "user_message",
+  "state",
+  "permission_request",
+  "permission_resolved",
+] as const;
+
+/** One receiver of a session's events. */
+export const SessionWebhook = T.Object(
+  {
+    url: T.String({
+      minLength: 1,
+      maxLength: 2048,
+      description:
+        "http(s) URL; its host must not be loopback, private or link-local unless BERTH_WEBHOOK_ALLOW_CIDRS lists it",
+    }),
+    events: T.Optional(
+      T.Array(OneOf(SESSION_EVENT_TYPES), {
+        minItems: 1,
+        maxItems: SESSION_EVENT_TYPES.length,
+        uniqueItems: true,
+        description: "Which events it receives (default: state)",
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type SessionWebhook = Static<typeof SessionWebhook>;
+
 /** `POST /v1/sessions`. */
 export const CreateSessionBody = T.Object(
   {
@@ -170,6 +201,14 @@ export const CreateSessionBody = T.Object(
         maxLength: 128,
         description:
           "An ended session whose conversation (and, in a new sandbox, workspace) this one continues",
+      }),
+    ),
+    webhooks: T.Optional(
+      T.Array(SessionWebhook, {
+        minItems: 1,
+        maxItems: 5,
+        description:
+          "Receivers POSTed the session's events, signed with the `webhookSecret` of the create response (see docs/agents.md)",
       }),
     ),
   },
@@ -246,6 +285,16 @@ export const Session = T.Object({
   sandboxId: T.String(),
   state: OneOf(SESSION_STATES),
   agentSessionId: T.Union([T.String(), T.Null()]),
+  webhookSecret: T.Optional(
+    T.String({
+      description:
+        "Only in the create response of a session with webhooks: the key of their HMAC-SHA256 signatures (shown once)",
+    }),
+  ),
+  prompt: T.Union([T.String(), T.Null()], {
+    description:
+      "The first user message, as given at create (null for sessions made before Berth kept it). Every user message is also a `user_message` event.",
+  }),
   createdAt: T.String({ format: "date-time" }),
   updatedAt: T.String({ format: "date-time" }),
   endedAt: T.Union([T.String({ format: "date-time" }), T.Null()]),

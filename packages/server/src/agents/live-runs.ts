@@ -53,16 +53,15 @@ interface Live {
   line: TurnLine;
   idleTimer?: NodeJS.Timeout;
   deadline?: NodeJS.Timeout;
+  /** The sandbox the process runs in. */
+  sandboxId: string;
   /** What explains how the current turn ends, should it fail. */
   clues: TurnClues;
   /** The sandbox's OOM kill count when the agent started (undefined: not known). */
   oomKills?: number;
-  /** Keeps the sandbox's idle policy off it while a turn runs or a message waits. */
-  activity?: NodeJS.Timeout;
+  /** Ends the hold on the sandbox that keeps its idle policy off it while a turn runs or a message waits. */
+  release?: () => void;
 }
-
-/** How often a busy session counts as activity of its sandbox (well under any idle policy's second). */
-const ACTIVITY_EVERY_MS = 500;
 
 /** SDK messages that only come while a turn is under way (one the agent began on its own, too). */
 const TURN_MESSAGES = new Set(["assistant", "user", "stream_event"]);
@@ -126,7 +125,7 @@ export class LiveRuns {
     if (s.pattern === "shared") await client.mkdir(sessionHomeOf(s.id));
     const hostIp = this.d.runtime.addressing.hostAddress(s.sandboxId);
     if (!hostIp) throw new ConflictError("the sandbox has no network to reach the model gateway");
-    const live = { clues: {}, line: new TurnLine() } as Live;
+    const live = { sandboxId: s.sandboxId, clues: {}, line: new TurnLine() } as Live;
     live.token = this.d.gateway.grant(this.grantFor(s, live));
     live.run = new AgentRun({
       client,
@@ -158,7 +157,7 @@ export class LiveRuns {
   async startWarm(s: SessionRecord, text: string, w: WarmStart): Promise<void> {
     const client = this.d.sandboxes.client(s.sandboxId);
     await client.mkdir(s.options.cwd);
-    const live = { token: w.token, clues: {}, line: new TurnLine() } as Live;
+    const live = { sandboxId: s.sandboxId, token: w.token, clues: {}, line: new TurnLine() } as Live;
     // The parked process's grant becomes this session's: its tenant, where usage and refusals go.
     const own = this.grantFor(s, live);
     w.grant.tenantId = own.tenantId;
@@ -207,6 +206,22 @@ export class LiveRuns {
     await this.d.states.end(s.id, state, failure);
   }
 
+  /**
+   * The sandbox was deleted under these sessions (a forced delete): each ends `failed` with
+   * `sandbox_lost`, its process stopped. One that already ended keeps how it ended.
+   */
+  async sandboxLost(sandboxId: string, ids: string[]): Promise<void> {
+    for (const id of ids)
+      await this.turns.run(id, async () => {
+        const s = await this.d.store.getSession(id);
+        if (!s || isFinalSessionState(s.state)) return;
+        await this.end(s, "failed", {
+          code: "sandbox_lost",
+          message: `its sandbox '${sandboxId}' was deleted (forced) while the session was live`,
+        });
+      });
+  }
+
   /** Keeps the session's workspace and transcript while its sandbox still runs (for later download, resume, fork). */
   private async keepOutputs(id: string): Promise<void> {
     try {
@@ -229,7 +244,7 @@ export class LiveRuns {
     if (!l) return;
     clearTimeout(l.idleTimer);
     clearTimeout(l.deadline);
-    clearInterval(l.activity);
+    this.rest(l);
     this.d.gateway.revoke(l.token);
     l.run.end();
     this.live.delete(id);
@@ -263,13 +278,6 @@ export class LiveRuns {
   /** A run is registered, its deadline armed and its first messages given: the session is running. */
   private async begin(s: SessionRecord, live: Live, texts: string[]): Promise<void> {
     this.live.set(s.id, live);
-    // An agent at work (a long tool call sends no message for a while) is activity of its sandbox.
-    // TODO(machines): use the sandbox service's activity hold once it has one.
-    live.activity = setInterval(() => {
-      if (live.line.busy) this.d.sandboxes.touch(s.sandboxId);
-    }, ACTIVITY_EVERY_MS);
-    live.activity.unref();
-    this.d.sandboxes.touch(s.sandboxId);
     if (s.options.maxDurationSeconds) {
       const left = Date.parse(s.createdAt) + s.options.maxDurationSeconds * 1000 - Date.now();
       live.deadline = setTimeout(() => void this.timeUp(s.id), Math.max(0, left));
@@ -279,8 +287,23 @@ export class LiveRuns {
     await this.d.states.move(s.id, "running", { queued: live.line.queued });
   }
 
+  /**
+   * The agent is at work (a turn runs or a message waits): its sandbox is held, so its idle
+   * policy does not pause or hibernate it during a long tool call that sends no message.
+   */
+  private work(live: Live): void {
+    live.release ??= this.d.sandboxes.activity.hold(live.sandboxId);
+  }
+
+  /** Nothing runs or waits any more: the hold ends (its idle time starts now). */
+  private rest(live: Live): void {
+    live.release?.();
+    live.release = undefined;
+  }
+
   /** A message to the agent now, or into the line behind the turn under way. */
   private give(live: Live, text: string): void {
+    this.work(live);
     const now = live.line.offer(text);
     if (now === undefined) return;
     live.clues = {};
@@ -354,6 +377,7 @@ export class LiveRuns {
       // A turn the agent began on its own (a background task's notification): it is running.
       if (!live.line.busy && TURN_MESSAGES.has(m.type)) {
         live.line.began();
+        this.work(live);
         clearTimeout(live.idleTimer);
         await this.d.states.move(s.id, "running", { reason: "the agent began a turn" });
       }
@@ -365,6 +389,8 @@ export class LiveRuns {
     const failure = m.is_error ? failureOfResult(m, live.clues) : null;
     live.clues = {};
     const next = live.line.ended();
+    // Nothing runs or waits: the sandbox's idle time starts now.
+    if (!live.line.busy) this.rest(live);
     // A session ended meanwhile (its deadline, a delete) keeps the reason it ended with.
     await this.d.store.updateSession(s.id, {
       turns: cur.turns + m.num_turns,

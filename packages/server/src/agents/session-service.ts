@@ -41,6 +41,7 @@ import { SessionOutputs } from "./session-outputs.js";
 import { inputPath, seedSandbox } from "./session-seed.js";
 import { SessionStates } from "./session-states.js";
 import { WarmPool, type WarmStart } from "./warm-pool.js";
+import { SessionWebhooks } from "./webhooks/session-webhooks.js";
 
 export type { CreateSessionBody } from "./session-options.js";
 
@@ -77,6 +78,8 @@ export class SessionService {
   private readonly outputs: SessionOutputs;
   private landlock: boolean | undefined;
   private sweeper: NodeJS.Timeout | undefined;
+  private readonly unlisten: () => void;
+  private readonly webhooks: SessionWebhooks;
 
   constructor(private readonly d: SessionServiceDeps) {
     this.states = new SessionStates(d);
@@ -97,6 +100,10 @@ export class SessionService {
       permissions: this.permissions,
       outputs: this.outputs,
     });
+    this.webhooks = new SessionWebhooks(d);
+    this.webhooks.start();
+    // A forced delete of a sandbox ends the live sessions in it (the sandbox side tells us which).
+    this.unlisten = d.sandboxes.sessions.onLost((sandboxId, ids) => this.runs.sandboxLost(sandboxId, ids));
     if (d.config.agentWarmPool > 0 && d.config.sandboxNetworks)
       this.pool = new WarmPool({ ...d, options: resolveAgentOptions(d.config, {}) });
   }
@@ -133,7 +140,11 @@ export class SessionService {
    * A new session. With `resumeFrom` it continues an ended session's conversation (its kept
    * transcript and, in a new sandbox, its kept workspace); `origin` is how `fork` passes its source.
    */
-  async create(tenantId: string, body: CreateSessionBody, origin?: Origin): Promise<SessionRecord> {
+  async create(
+    tenantId: string,
+    body: CreateSessionBody,
+    origin?: Origin,
+  ): Promise<SessionRecord & { webhookSecret?: string }> {
     // The session's clock starts with the request: the sandbox made for it is its time too.
     const createdAt = new Date().toISOString();
     // The demo model is served by the gateway itself: it needs no key.
@@ -149,6 +160,8 @@ export class SessionService {
     for (const [i, f] of (body.files ?? []).entries()) inputPath(options.cwd, f.path, `files[${i}].path`);
     const seeded = origin !== undefined || body.files !== undefined || body.archive !== undefined;
     await this.refuseOverBudget(tenantId);
+    // Checked before anything is made: a refused receiver leaves nothing behind.
+    const webhooks = this.webhooks.plan(body.webhooks);
     const { id: sandboxId, ...sandboxBody }: { id?: string } & CreateSandboxBody = body.sandbox ?? {};
     if (pattern === "shared" && !sandboxId)
       throw new InvalidRequestError("a shared session needs sandbox.id", { field: "sandbox.id" });
@@ -186,6 +199,8 @@ export class SessionService {
       state: "starting",
       // A resumed or forked session continues its source's conversation.
       agentSessionId: origin?.source.agentSessionId ?? null,
+      prompt: body.prompt,
+      webhooks: webhooks?.record ?? null,
       options,
       turns: 0,
       usage: noUsage(),
@@ -226,7 +241,9 @@ export class SessionService {
       });
       throw err;
     }
-    return (await this.d.store.getSession(id)) ?? record;
+    const made = (await this.d.store.getSession(id)) ?? record;
+    // The key is shown this once; the store keeps it sealed.
+    return webhooks ? { ...made, webhookSecret: webhooks.secret } : made;
   }
 
   async get(tenantId: string, id: string): Promise<SessionRecord> {
@@ -335,6 +352,8 @@ export class SessionService {
   /** Stops every live agent (the server is closing); sessions stay as they are for `recover`. */
   async close(): Promise<void> {
     clearInterval(this.sweeper);
+    this.unlisten();
+    this.webhooks.close();
     this.d.events.shutdown();
     this.runs.close();
     await this.pool?.close();

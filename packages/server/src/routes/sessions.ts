@@ -30,6 +30,7 @@ function view(s: SessionRecord, computeUsd: number): Session {
     sandboxId: s.sandboxId,
     state: s.state,
     agentSessionId: s.agentSessionId,
+    prompt: s.prompt,
     createdAt: s.createdAt,
     updatedAt: s.updatedAt,
     endedAt: s.endedAt,
@@ -109,7 +110,10 @@ export function sessionRoutes(
         return;
       }
       const s = await sessions.create(req.caller.tenantId, req.body);
-      return reply.status(201).send(await show(s));
+      const shownNow = await show(s);
+      return reply
+        .status(201)
+        .send(s.webhookSecret ? { ...shownNow, webhookSecret: s.webhookSecret } : shownNow);
     },
   );
 

@@ -43,6 +43,8 @@ async function sessionIn(sandboxId: string, state: SessionState): Promise<string
     pattern: "long-running",
     state,
     agentSessionId: null,
+    prompt: null,
+    webhooks: null,
     options: { maxTurns: 1, maxBudgetUsd: null, maxDurationSeconds: null, cwd: "/workspace", env: {} },
     turns: 0,
     usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheCreationTokens: 0 },

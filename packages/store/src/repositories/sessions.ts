@@ -23,6 +23,8 @@ function toSession(r: Row): SessionRecord {
     pattern: String(r.pattern) as SessionRecord["pattern"],
     state: String(r.state) as SessionState,
     agentSessionId: str(r.agent_session_id),
+    prompt: str(r.prompt),
+    webhooks: r.webhooks === null || r.webhooks === undefined ? null : parse(r.webhooks),
     options: parse(r.options),
     turns: Number(r.turns),
     usage: parse(r.usage),
@@ -52,9 +54,9 @@ export class SessionRows implements SessionStore {
 
   async insertSession(s: SessionRecord): Promise<void> {
     await this.sql.query(
-      `INSERT INTO sessions (id, tenant_id, sandbox_id, pattern, state, agent_session_id, options, turns, usage,
-         tokens_usd, result, failure_reason, failure, created_at, updated_at, ended_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO sessions (id, tenant_id, sandbox_id, pattern, state, agent_session_id, prompt, webhooks, options,
+         turns, usage, tokens_usd, result, failure_reason, failure, created_at, updated_at, ended_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         s.id,
         s.tenantId,
@@ -62,6 +64,8 @@ export class SessionRows implements SessionStore {
         s.pattern,
         s.state,
         s.agentSessionId,
+        s.prompt,
+        s.webhooks === null ? null : json(s.webhooks),
         json(s.options),
         s.turns,
         json(s.usage),
