@@ -48,19 +48,26 @@ export function costChart(
       plugins: {
         title: { display: false },
         legend: { position: "bottom" },
-        tooltip: { callbacks: { label: (c) => `${c.dataset.label}: $${Number(c.raw).toFixed(4)}` } },
+        tooltip: { callbacks: { label: (c) => `${c.dataset.label}: ${dollars(Number(c.raw))}` } },
       },
       scales: {
-        [category]: { stacked: true, ticks: { autoSkip: true, maxRotation: 0 } },
+        // Every id of a horizontal chart is shown (its height grows with the bars); days may skip.
+        [category]: { stacked: true, ticks: { autoSkip: !o.horizontal, maxRotation: 0 } },
         [value]: {
           stacked: true,
           beginAtZero: true,
           title: { display: true, text: "USD" },
-          ticks: { callback: (v) => `$${Number(v).toFixed(Number(v) < 0.01 ? 4 : 2)}` },
+          ticks: { callback: (v) => dollars(Number(v)) },
         },
       },
     },
   });
   o.signal.addEventListener("abort", () => chart.destroy(), { once: true });
   return box;
+}
+
+/** An axis or tooltip amount: cents for dollars, two significant digits below a cent. */
+function dollars(v: number): string {
+  if (v === 0) return "$0";
+  return Math.abs(v) < 0.01 ? `$${Number(v.toPrecision(2))}` : `$${v.toFixed(2)}`;
 }
