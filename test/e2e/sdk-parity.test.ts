@@ -5,7 +5,9 @@
  * requests, fork and workspace. The model is the FAKE model server in test/fixtures/fake-model.
  */
 import {
+  Audit,
   BerthClient,
+  Keys,
   NotFoundError,
   Sandbox,
   type SandboxConnectOptions,
@@ -56,7 +58,112 @@ async function eventUntil(
   throw new Error(`session ${id}'s events ended without the one wanted; saw ${seen.join(", ")}`);
 }
 
+/**
+ * Each route of the server's OpenAPI document and the SDK call that makes it. A route the server
+ * gains fails the first test until the SDK has a call for it (or it is listed in NOT_SDK). The
+ * WebSocket routes are not in the document: `sb.pty` and `sb.ports.connect` make them.
+ */
+const SDK_CALLS: Record<string, string> = {
+  "POST /v1/sandboxes": "Sandbox.create",
+  "GET /v1/sandboxes": "Sandbox.list",
+  "GET /v1/sandboxes/{id}": "Sandbox.connect, sb.refresh",
+  "PATCH /v1/sandboxes/{id}": "sb.update",
+  "DELETE /v1/sandboxes/{id}": "sb.delete",
+  "POST /v1/sandboxes/{id}/extend": "sb.extend",
+  "POST /v1/sandboxes/{id}/pause": "sb.pause",
+  "POST /v1/sandboxes/{id}/resume": "sb.resume",
+  "POST /v1/sandboxes/{id}/hibernate": "sb.hibernate",
+  "POST /v1/sandboxes/{id}/wake": "sb.wake",
+  "GET /v1/sandboxes/{id}/metrics": "sb.metrics",
+  "GET /v1/sandboxes/{id}/events": "sb.events",
+  "POST /v1/sandboxes/{id}/exec": "sb.exec",
+  "POST /v1/sandboxes/{id}/snapshots": "sb.snapshot",
+  "GET /v1/snapshots": "Snapshots.list",
+  "GET /v1/snapshots/{snapshotId}": "Snapshots.get",
+  "DELETE /v1/snapshots/{snapshotId}": "Snapshots.remove",
+  "POST /v1/volumes": "Volumes.create",
+  "GET /v1/volumes": "Volumes.list",
+  "GET /v1/volumes/{name}": "Volumes.get",
+  "DELETE /v1/volumes/{name}": "Volumes.remove",
+  "GET /v1/sandboxes/{id}/files": "sb.files.list",
+  "DELETE /v1/sandboxes/{id}/files": "sb.files.remove",
+  "GET /v1/sandboxes/{id}/files/content": "sb.files.read",
+  "PUT /v1/sandboxes/{id}/files/content": "sb.files.write",
+  "POST /v1/sandboxes/{id}/files/mkdir": "sb.files.mkdir",
+  "POST /v1/sandboxes/{id}/files/move": "sb.files.move",
+  "GET /v1/sandboxes/{id}/files/watch": "sb.files.watch",
+  "GET /v1/sandboxes/{id}/archive": "sb.files.downloadArchive",
+  "PUT /v1/sandboxes/{id}/archive": "sb.files.uploadArchive",
+  "POST /v1/sandboxes/{id}/processes": "sb.processes.start",
+  "GET /v1/sandboxes/{id}/processes": "sb.processes.list",
+  "GET /v1/sandboxes/{id}/processes/{pid}": "sb.processes.get",
+  "GET /v1/sandboxes/{id}/processes/{pid}/logs": "sb.processes.logs",
+  "POST /v1/sandboxes/{id}/processes/{pid}/signal": "sb.processes.signal",
+  "POST /v1/sandboxes/{id}/ports": "sb.ports.expose",
+  "GET /v1/sandboxes/{id}/ports": "sb.ports.list",
+  "DELETE /v1/sandboxes/{id}/ports/{port}": "sb.ports.remove",
+  "POST /v1/sessions": "Sessions.create",
+  "GET /v1/sessions": "Sessions.list",
+  "GET /v1/sessions/{id}": "Sessions.get",
+  "DELETE /v1/sessions/{id}": "Sessions.remove",
+  "GET /v1/sessions/{id}/events": "Sessions.events",
+  "POST /v1/sessions/{id}/messages": "Sessions.send",
+  "POST /v1/sessions/{id}/interrupt": "Sessions.interrupt",
+  "POST /v1/sessions/{id}/fork": "Sessions.fork",
+  "GET /v1/sessions/{id}/workspace": "Sessions.workspace",
+  "POST /v1/sessions/{id}/permissions/{requestId}": "Sessions.answerPermission",
+  "GET /v1/templates": "Templates.list",
+  "GET /v1/templates/{name}": "Templates.get",
+  "PUT /v1/templates/{name}": "Templates.import",
+  "DELETE /v1/templates/{name}": "Templates.remove",
+  "POST /v1/templates/{name}/build": "Templates.build",
+  "GET /v1/usage": "Usage.get",
+  "GET /v1/tenants": "Tenants.list",
+  "GET /v1/tenants/{tenantId}": "Tenants.get",
+  "PATCH /v1/tenants/{tenantId}": "Tenants.setMonthlyBudget",
+  "POST /v1/keys": "Keys.create",
+  "GET /v1/keys": "Keys.list",
+  "DELETE /v1/keys/{keyId}": "Keys.revoke",
+  "GET /v1/audit": "Audit.list",
+  "POST /v1/integrations/managed-agents": "ManagedAgents.add",
+  "GET /v1/integrations/managed-agents": "ManagedAgents.list",
+  "GET /v1/integrations/managed-agents/{id}": "ManagedAgents.get",
+  "DELETE /v1/integrations/managed-agents/{id}": "ManagedAgents.remove",
+};
+/**
+ * Routes that are not for a client of Berth's API: the model gateway (Anthropic's API, for the
+ * agents), the E2B adapter, and webhooks that other services call.
+ */
+const NOT_SDK = [/^POST \/v1\/messages/, /\/e2b\//, /^POST \/webhooks\//];
+
 describe("SDK parity", () => {
+  it("has a call for every route of the server's OpenAPI document", async () => {
+    const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    const routes = Object.entries(doc.paths).flatMap(([path, ops]) =>
+      Object.keys(ops)
+        .filter((m) => ["get", "post", "put", "patch", "delete"].includes(m))
+        .map((m) => `${m.toUpperCase()} ${path}`),
+    );
+    expect(routes.length).toBeGreaterThan(40);
+    const missing = routes.filter((r) => !SDK_CALLS[r] && !NOT_SDK.some((x) => x.test(r)));
+    expect(missing, "routes without an SDK call").toEqual([]);
+    // And the table names no route the server does not have (a typo would hide a missing call).
+    expect(Object.keys(SDK_CALLS).filter((r) => !routes.includes(r))).toEqual([]);
+  });
+
+  it("lists the audit trail and makes, lists and revokes a key", async () => {
+    const keys = new Keys(client);
+    const made = await keys.create("sdk-parity-tenant");
+    expect(made.key).toMatch(/^berth_/);
+    expect((await keys.list()).map((k) => k.id)).toContain(made.id);
+    await keys.revoke(made.id);
+    const entries = await new Audit(client).list({ from: new Date(Date.now() - 3_600_000), pageSize: 2 });
+    expect(entries.some((e) => e.method === "POST" && e.path === "/v1/keys")).toBe(true);
+    expect(entries.some((e) => e.method === "DELETE" && e.path.startsWith("/v1/keys/"))).toBe(true);
+  });
+
   it("pauses, resumes, hibernates and wakes a sandbox, patches it, and reads its metrics and events", async () => {
     const sb = await Sandbox.create({ labels: { suite: "sdk-parity" } }, opts);
     try {

@@ -40,5 +40,6 @@ export type SdkMatchesContract = [
   Check<Same<sdk.UsageRow, Static<typeof contract.UsageRow>>>,
   Check<Same<sdk.UsageGroup, (typeof contract.USAGE_GROUPS)[number]>>,
   Check<Same<sdk.SandboxMetrics, Static<typeof contract.SandboxMetrics>>>,
+  Check<Same<sdk.AuditEntry, Static<typeof contract.AuditEntry>>>,
   Check<Same<sdk.SandboxUpdate, Static<typeof contract.PatchSandboxBody>>>,
 ];

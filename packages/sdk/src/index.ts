@@ -1,4 +1,5 @@
 /** @berth/sdk: the TypeScript client of Berth. */
+export { Audit, type AuditEntry, type AuditOptions } from "./audit.js";
 export {
   BerthClient,
   type CallOptions,
