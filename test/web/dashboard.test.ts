@@ -121,6 +121,48 @@ describe("dashboard in Chromium", () => {
     await page.waitForSelector("[data-test=state]:has-text('running')");
   }, 90_000);
 
+  it("gives a working link for a private port exposed through the API (whose token the page never saw)", async () => {
+    const made = await api(server, server.adminKey, "POST", "/v1/sandboxes", {});
+    const id = made.body.id as string;
+    await api(server, server.adminKey, "POST", `/v1/sandboxes/${id}/files/mkdir`, {
+      path: "/home/user/site",
+    });
+    await api(server, server.adminKey, "POST", `/v1/sandboxes/${id}/processes`, {
+      cmd: [
+        "sh",
+        "-c",
+        "cd /home/user/site && echo from-the-api-port > index.html && python3 -m http.server 8001",
+      ],
+    });
+    const exposed = await api(server, server.adminKey, "POST", `/v1/sandboxes/${id}/ports`, { port: 8001 });
+    expect(exposed.body.token).toBeTruthy();
+    await page.goto(`${server.url}/#/sandboxes/${id}`);
+    // Without the token a link would be refused: the page offers a new one instead.
+    await page.waitForSelector("[data-test=port-new-link][data-port='8001']");
+    expect(await page.locator("a[data-port='8001']").count()).toBe(0);
+    page.once("dialog", (d) => void d.accept());
+    await page.click("[data-test=port-new-link][data-port='8001']");
+    const link = page.locator("a[data-port='8001']");
+    await link.waitFor();
+    const body = await waitFor(
+      "the API-exposed port's page in a new tab",
+      async () => {
+        const [tab] = await Promise.all([page.context().waitForEvent("page"), link.click()]);
+        await tab.waitForLoadState();
+        const text = (await tab.textContent("body")) ?? "";
+        await tab.close();
+        return text;
+      },
+      (text) => text.includes("from-the-api-port"),
+      { everyMs: 200 },
+    );
+    expect(body).toContain("from-the-api-port");
+    // After a reload the page still has the token it got.
+    await page.reload();
+    await page.locator("a[data-port='8001']").waitFor();
+    await api(server, server.adminKey, "DELETE", `/v1/sandboxes/${id}`);
+  }, 90_000);
+
   it("starts an agent session and shows its messages as they arrive, then the cost on the usage page", async () => {
     await page.goto(`${server.url}/#/sessions`);
     await page.fill("textarea[name=prompt]", "Say hello to the dashboard");
