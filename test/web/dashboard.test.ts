@@ -1,6 +1,6 @@
 // The dashboard in a real browser: Playwright driving Debian's Chromium against a real server
 // (real runc sandboxes, the real Agent SDK against the FAKE model server of the fixtures).
-// Screenshots of each page go to test/web/screenshots/.
+// Screenshots of each page go to docs/screenshots/ (shown in docs/dashboard.md).
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { SandboxRecord } from "@berth/core";
@@ -12,7 +12,10 @@ import { type FakeModel, startFakeModel } from "../fixtures/fake-model/server.js
 import { api, startTestServer, type TestServer } from "../support/server.js";
 import { waitFor } from "../support/wait.js";
 
-const SHOTS = join(import.meta.dirname, "screenshots");
+/** A 2x2 PNG, for the image preview. */
+const PNG_2X2 =
+  "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAEElEQVR4nGNQTX4NRAwQCgAligXNFnxqAgAAAABJRU5ErkJggg==";
+const SHOTS = join(import.meta.dirname, "..", "..", "docs", "screenshots");
 let server: TestServer;
 let model: FakeModel;
 let browser: Browser;
@@ -67,12 +70,21 @@ describe("dashboard in Chromium", () => {
     await page.waitForSelector("[data-test=files] >> text=notes-from-browser.txt");
     await page.keyboard.type("cat notes-from-browser.txt\n");
     await page.waitForSelector(".xterm-rows:has-text('uploaded through the dashboard')");
-    // Download it back.
-    const [download] = await Promise.all([
-      page.waitForEvent("download"),
-      page.click("[data-test=files] >> text=notes-from-browser.txt"),
-    ]);
+    // Picking it previews it as text; Download gives it back.
+    await page.click("[data-test=files] >> text=notes-from-browser.txt");
+    await page.waitForSelector("[data-test=preview-text]:has-text('uploaded through the dashboard')");
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("[data-test=download]")]);
     expect(readFileSync((await download.path()) as string, "utf8")).toBe("uploaded through the dashboard");
+    // An image previews as an image the browser decoded.
+    await page.setInputFiles("[data-test=upload]", {
+      name: "dot.png",
+      mimeType: "image/png",
+      buffer: Buffer.from(PNG_2X2, "base64"),
+    });
+    await page.click("[data-test=files] >> text=dot.png");
+    const img = await page.waitForSelector("[data-test=preview-image]");
+    await page.waitForFunction((el) => (el as HTMLImageElement).complete, img);
+    expect(await img.evaluate((el) => (el as HTMLImageElement).naturalWidth)).toBe(2);
     // A background process's logs stream into the page.
     const id = page.url().split("/").pop() as string;
     const p = await api(server, server.adminKey, "POST", `/v1/sandboxes/${id}/processes`, {
@@ -109,6 +121,48 @@ describe("dashboard in Chromium", () => {
     await page.waitForSelector("[data-test=state]:has-text('running')");
   }, 90_000);
 
+  it("gives a working link for a private port exposed through the API (whose token the page never saw)", async () => {
+    const made = await api(server, server.adminKey, "POST", "/v1/sandboxes", {});
+    const id = made.body.id as string;
+    await api(server, server.adminKey, "POST", `/v1/sandboxes/${id}/files/mkdir`, {
+      path: "/home/user/site",
+    });
+    await api(server, server.adminKey, "POST", `/v1/sandboxes/${id}/processes`, {
+      cmd: [
+        "sh",
+        "-c",
+        "cd /home/user/site && echo from-the-api-port > index.html && python3 -m http.server 8001",
+      ],
+    });
+    const exposed = await api(server, server.adminKey, "POST", `/v1/sandboxes/${id}/ports`, { port: 8001 });
+    expect(exposed.body.token).toBeTruthy();
+    await page.goto(`${server.url}/#/sandboxes/${id}`);
+    // Without the token a link would be refused: the page offers a new one instead.
+    await page.waitForSelector("[data-test=port-new-link][data-port='8001']");
+    expect(await page.locator("a[data-port='8001']").count()).toBe(0);
+    page.once("dialog", (d) => void d.accept());
+    await page.click("[data-test=port-new-link][data-port='8001']");
+    const link = page.locator("a[data-port='8001']");
+    await link.waitFor();
+    const body = await waitFor(
+      "the API-exposed port's page in a new tab",
+      async () => {
+        const [tab] = await Promise.all([page.context().waitForEvent("page"), link.click()]);
+        await tab.waitForLoadState();
+        const text = (await tab.textContent("body")) ?? "";
+        await tab.close();
+        return text;
+      },
+      (text) => text.includes("from-the-api-port"),
+      { everyMs: 200 },
+    );
+    expect(body).toContain("from-the-api-port");
+    // After a reload the page still has the token it got.
+    await page.reload();
+    await page.locator("a[data-port='8001']").waitFor();
+    await api(server, server.adminKey, "DELETE", `/v1/sandboxes/${id}`);
+  }, 90_000);
+
   it("starts an agent session and shows its messages as they arrive, then the cost on the usage page", async () => {
     await page.goto(`${server.url}/#/sessions`);
     await page.fill("textarea[name=prompt]", "Say hello to the dashboard");
@@ -117,7 +171,14 @@ describe("dashboard in Chromium", () => {
     await page.waitForSelector("[data-test=result]", { timeout: 60_000 });
     await shot("session");
     await page.goto(`${server.url}/#/usage`);
-    await page.waitForSelector("[data-test=usage-chart] svg rect");
+    // Chart.js draws each chart on a canvas: one bar per day, per tenant, per session.
+    for (const chart of ["usage-by-day", "usage-by-tenant", "usage-by-session"]) {
+      const box = await page.waitForSelector(`[data-test=${chart}] [data-test=chart] canvas`);
+      expect(await box.evaluate((c) => (c as HTMLCanvasElement).width)).toBeGreaterThan(0);
+      expect(
+        Number(await page.getAttribute(`[data-test=${chart}] [data-test=chart]`, "data-bars")),
+      ).toBeGreaterThan(0);
+    }
     const total = await page.textContent("[data-test=total]");
     expect(Number(total?.replace("$", ""))).toBeGreaterThan(0);
     await shot("usage");
@@ -138,6 +199,41 @@ describe("dashboard in Chromium", () => {
     expect(await failure.textContent()).toContain("model_error (400)");
     expect(await failure.textContent()).toContain("fake refusal");
     await shot("session-failed");
+  }, 120_000);
+
+  it("shows the user's prompt and a permission request, and Allow from the page lets the tool run", async () => {
+    const marker = `allow-from-page-${Date.now()}`;
+    model.setScript((req) => {
+      if (!JSON.stringify(req.body).includes(marker)) return { kind: "text", text: "ok" };
+      const answered = (req.body.messages as any[]).some(
+        (m) => Array.isArray(m.content) && m.content.some((b: any) => b.type === "tool_result"),
+      );
+      return answered
+        ? { kind: "text", text: "The tool ran." }
+        : {
+            kind: "tool_use",
+            name: "Bash",
+            input: { command: `echo allowed > /home/user/${marker}`, description: "write a file" },
+          };
+    });
+    const made = await api(server, server.adminKey, "POST", "/v1/sessions", {
+      prompt: `Please write the file ${marker}`,
+      pattern: "long-running",
+      agent: { permissionMode: "default" },
+    });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    await page.goto(`${server.url}/#/sessions/${made.body.id}`);
+    await page.waitForSelector(`[data-test=user-message]:has-text('${marker}')`);
+    const ask = await page.waitForSelector("[data-test=permission-request]", { timeout: 60_000 });
+    expect(await ask.textContent()).toContain(`echo allowed > /home/user/${marker}`);
+    await shot("session-permission");
+    await page.click("[data-test=permission-allow]");
+    await page.waitForSelector("[data-test=permission-request][data-resolved=allow]", { timeout: 30_000 });
+    await page.waitForSelector("[data-test=transcript] >> text=The tool ran.", { timeout: 60_000 });
+    const ran = await api(server, server.adminKey, "POST", `/v1/sandboxes/${made.body.sandboxId}/exec`, {
+      cmd: ["cat", `/home/user/${marker}`],
+    });
+    expect(ran.body.stdout).toBe("allowed\n");
   }, 120_000);
 
   it("stays usable with 500 sandboxes: paged and searchable", async () => {

@@ -136,6 +136,37 @@ describe("the session page follows the session's state (on Berth's demo model: n
   }, 150_000);
 });
 
+describe("loading states", () => {
+  it("every page says it is loading while its data is on the way", async () => {
+    const id = await newSandbox();
+    // The API's answers are held until the page has been seen loading, then let through.
+    let holding = false;
+    const held: Array<() => Promise<void>> = [];
+    const release = async () => {
+      holding = false;
+      // A request of a page already left may be gone: nothing to let through then.
+      while (held.length > 0)
+        await held
+          .shift()?.()
+          .catch(() => {});
+    };
+    const isApi = (url: URL) => url.pathname.startsWith("/v1/");
+    await page.route(isApi, (route) => (holding ? held.push(() => route.continue()) : route.continue()));
+    try {
+      for (const hash of ["#/sandboxes", `#/sandboxes/${id}`, "#/sessions", "#/usage", "#/managed-agents"]) {
+        holding = true;
+        await page.goto(`${server.url}/${hash}`);
+        await page.waitForSelector("[data-test=loading]", { state: "visible" });
+        await release();
+        await page.waitForSelector("[data-test=loading]", { state: "detached" });
+      }
+    } finally {
+      await page.unroute(isApi);
+      await release();
+    }
+  }, 90_000);
+});
+
 describe("at phone width (390 px)", () => {
   it("no page scrolls sideways", async () => {
     const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
@@ -145,12 +176,21 @@ describe("at phone width (390 px)", () => {
       await phone.click("[data-test=sign-in]");
       await phone.waitForSelector("h1:has-text('Sandboxes')");
       const id = await newSandbox();
+      const demo = await call("POST", "/v1/sessions", {
+        prompt: "hello at phone width",
+        pattern: "long-running",
+        sandbox: { id },
+        agent: { model: "berth-demo" },
+      });
+      expect(demo.status, JSON.stringify(demo.body)).toBe(201);
       const wide: string[] = [];
       for (const [name, hash, ready] of [
         ["sandboxes", "#/sandboxes", "h1:has-text('Sandboxes')"],
         ["sandbox", `#/sandboxes/${id}`, "[data-test=terminal]"],
         ["sessions", "#/sessions", "h1"],
-        ["usage", "#/usage", "h1"],
+        ["session", `#/sessions/${demo.body.id}`, "[data-test=result]"],
+        ["usage", "#/usage", "[data-test=usage-by-day] :is([data-test=chart], [data-test=empty])"],
+        ["managed-agents", "#/managed-agents", "h1"],
       ] as const) {
         await phone.goto(`${server.url}/${hash}`);
         await phone.waitForSelector(ready);
@@ -163,5 +203,5 @@ describe("at phone width (390 px)", () => {
     } finally {
       await phone.close();
     }
-  }, 120_000);
+  }, 180_000);
 });

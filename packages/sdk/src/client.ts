@@ -7,6 +7,11 @@ import { type SseEvent, SseParser } from "./sse.js";
 /** Query values; arrays repeat the parameter (`label=a=1&label=b=2`), undefined is skipped. */
 export type Query = Record<string, string | number | boolean | undefined | readonly string[]>;
 
+/** What every call of the SDK accepts: a signal that aborts the call (it rejects with the signal's reason). */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
 /** Options of one HTTP call. */
 export interface RequestOptions {
   query?: Query;
@@ -91,6 +96,8 @@ export class BerthClient {
         ...(body instanceof ReadableStream ? { duplex: "half" } : {}),
       } as RequestInit);
     } catch (err) {
+      // An aborted call rejects with the signal's reason (an AbortError by default), not as a lost connection.
+      if (opts.signal?.aborted) throw opts.signal.reason ?? err;
       throw toConnectionError(err, this.apiUrl);
     }
     if (!res.ok) throw await errorFromResponse(res);
@@ -169,14 +176,25 @@ export class BerthClient {
     }
   }
 
-  /** Opens a WebSocket on an API path, authenticated by header; rejects with the typed error. */
-  websocket(path: string, query?: Query): Promise<WebSocket> {
+  /**
+   * Opens a WebSocket on an API path, authenticated by header; rejects with the typed error, or
+   * with the signal's reason when `signal` aborts before the socket is open.
+   */
+  websocket(path: string, query?: Query, signal?: AbortSignal): Promise<WebSocket> {
     const url = this.url(path, query).replace(/^http/, "ws");
     return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
       const ws = new WebSocket(url, {
         headers: { authorization: `Bearer ${this.apiKey}`, "user-agent": USER_AGENT },
       });
+      const onAbort = () => {
+        ws.terminate();
+        reject(signal?.reason);
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      ws.once("close", () => signal?.removeEventListener("abort", onAbort));
       ws.once("open", () => {
+        signal?.removeEventListener("abort", onAbort);
         ws.removeAllListeners("error");
         resolve(ws);
       });

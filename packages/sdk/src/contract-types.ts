@@ -35,4 +35,11 @@ export type SdkMatchesContract = [
   Check<Same<sdk.SessionFailure, Static<typeof contract.SessionFailure>>>,
   Check<Same<sdk.SessionState, (typeof contract.SESSION_STATES)[number]>>,
   Check<Same<sdk.SessionPattern, (typeof contract.SESSION_PATTERNS)[number]>>,
+  Check<Same<sdk.SnapshotInfo, Static<typeof contract.Snapshot>>>,
+  Check<Same<sdk.VolumeInfo, Static<typeof contract.Volume>>>,
+  Check<Same<sdk.UsageRow, Static<typeof contract.UsageRow>>>,
+  Check<Same<sdk.UsageGroup, (typeof contract.USAGE_GROUPS)[number]>>,
+  Check<Same<sdk.SandboxMetrics, Static<typeof contract.SandboxMetrics>>>,
+  Check<Same<sdk.AuditEntry, Static<typeof contract.AuditEntry>>>,
+  Check<Same<sdk.SandboxUpdate, Static<typeof contract.PatchSandboxBody>>>,
 ];

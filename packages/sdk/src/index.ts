@@ -1,6 +1,8 @@
 /** @berth/sdk: the TypeScript client of Berth. */
+export { Audit, type AuditEntry, type AuditOptions } from "./audit.js";
 export {
   BerthClient,
+  type CallOptions,
   errorFromResponse,
   type Query,
   type RequestOptions,
@@ -8,7 +10,7 @@ export {
 } from "./client.js";
 export { type ConnectionOptions, resolveApiKey, resolveApiUrl } from "./config.js";
 export * from "./errors.js";
-export { type FileData, Files } from "./files.js";
+export { type FileChange, type FileData, Files } from "./files.js";
 export { Keys } from "./keys.js";
 export {
   type ManagedAgentInfo,
@@ -19,7 +21,13 @@ export {
 export { type ExposedPort, type PortInfo, Ports } from "./ports.js";
 export { type LogsOptions, Processes } from "./processes.js";
 export { Pty, type PtyOptions } from "./pty.js";
-export { Sandbox, type SandboxConnectOptions } from "./sandbox.js";
+export {
+  Sandbox,
+  type SandboxConnectOptions,
+  type SandboxEvent,
+  type SandboxMetrics,
+  type SandboxUpdate,
+} from "./sandbox.js";
 export {
   type AgentSpec,
   type PermissionAnswer,
@@ -31,6 +39,7 @@ export {
   Sessions,
   type SessionView,
 } from "./sessions.js";
+export { type SnapshotInfo, Snapshots } from "./snapshots.js";
 export { type SseEvent, SseParser } from "./sse.js";
 export {
   type BuildOptions,
@@ -42,3 +51,5 @@ export {
 } from "./templates.js";
 export { Tenants } from "./tenants.js";
 export * from "./types.js";
+export { Usage, type UsageGroup, type UsageOptions, type UsageRow } from "./usage.js";
+export { type VolumeInfo, Volumes } from "./volumes.js";

@@ -1,4 +1,4 @@
-import type { BerthClient } from "./client.js";
+import type { BerthClient, CallOptions } from "./client.js";
 
 /** A work item Berth claimed from a Managed Agents environment. */
 export interface ManagedAgentItem {
@@ -51,23 +51,31 @@ export class ManagedAgents {
   constructor(private readonly client: BerthClient) {}
 
   /** Starts polling the environment; each work item then runs in a sandbox of its own. */
-  add(spec: ManagedAgentSpec): Promise<ManagedAgentInfo> {
-    return this.client.json("POST", "/v1/integrations/managed-agents", { json: spec });
+  add(spec: ManagedAgentSpec, o: CallOptions = {}): Promise<ManagedAgentInfo> {
+    return this.client.json("POST", "/v1/integrations/managed-agents", { json: spec, signal: o.signal });
   }
 
-  async list(): Promise<ManagedAgentInfo[]> {
-    return (await this.client.json<{ items: ManagedAgentInfo[] }>("GET", "/v1/integrations/managed-agents"))
-      .items;
+  /** Every integration of the caller's tenant. */
+  async list(o: CallOptions = {}): Promise<ManagedAgentInfo[]> {
+    return (
+      await this.client.json<{ items: ManagedAgentInfo[] }>("GET", "/v1/integrations/managed-agents", {
+        signal: o.signal,
+      })
+    ).items;
   }
 
   /** One integration with its latest items. */
-  get(id: string): Promise<ManagedAgentInfo> {
-    return this.client.json("GET", `/v1/integrations/managed-agents/${encodeURIComponent(id)}`);
+  get(id: string, o: CallOptions = {}): Promise<ManagedAgentInfo> {
+    return this.client.json("GET", `/v1/integrations/managed-agents/${encodeURIComponent(id)}`, {
+      signal: o.signal,
+    });
   }
 
   /** Stops claiming work; running items end on their own, or now with `force`. */
-  remove(id: string, o: { force?: boolean } = {}): Promise<ManagedAgentInfo> {
+  remove(id: string, o: { force?: boolean } & CallOptions = {}): Promise<ManagedAgentInfo> {
     const q = o.force ? "?force=true" : "";
-    return this.client.json("DELETE", `/v1/integrations/managed-agents/${encodeURIComponent(id)}${q}`);
+    return this.client.json("DELETE", `/v1/integrations/managed-agents/${encodeURIComponent(id)}${q}`, {
+      signal: o.signal,
+    });
   }
 }

@@ -2,7 +2,7 @@ import { Duplex } from "node:stream";
 import type { ExposedPort as ExposedPortSchema, Port } from "@berth/core/contract";
 import type { Static } from "@sinclair/typebox";
 import type WebSocket from "ws";
-import type { BerthClient } from "./client.js";
+import type { BerthClient, CallOptions } from "./client.js";
 
 /**
  * An exposed port of a sandbox; `url` is where the server's proxy serves it (a preview host when
@@ -34,26 +34,29 @@ export class Ports {
    * Exposes `port` at a URL. A non-public port needs the returned token; exposing it again
    * makes a new token (the old one stops working).
    */
-  expose(port: number, opts: { public?: boolean } = {}): Promise<ExposedPort> {
-    return this.client.json("POST", this.path(), { json: { port, public: opts.public ?? false } });
+  expose(port: number, opts: { public?: boolean } & CallOptions = {}): Promise<ExposedPort> {
+    return this.client.json("POST", this.path(), {
+      json: { port, public: opts.public ?? false },
+      signal: opts.signal,
+    });
   }
 
   /** The exposed ports (without tokens). */
-  async list(): Promise<PortInfo[]> {
-    return (await this.client.json<{ items: PortInfo[] }>("GET", this.path())).items;
+  async list(o: CallOptions = {}): Promise<PortInfo[]> {
+    return (await this.client.json<{ items: PortInfo[] }>("GET", this.path(), { signal: o.signal })).items;
   }
 
   /** Unexposes a port; its URL answers 404 from now on. */
-  async remove(port: number): Promise<void> {
-    await this.client.json("DELETE", this.path(`/${port}`));
+  async remove(port: number, o: CallOptions = {}): Promise<void> {
+    await this.client.json("DELETE", this.path(`/${port}`), { signal: o.signal });
   }
 
   /**
    * A raw TCP connection to `port` inside the sandbox (exposed or not), over a WebSocket: a
    * Duplex of the connection's bytes. Rejects with BadGatewayError when nothing listens there.
    */
-  async connect(port: number): Promise<Duplex> {
-    return tcpStream(await this.client.websocket(this.path(`/${port}/connect`)));
+  async connect(port: number, o: CallOptions = {}): Promise<Duplex> {
+    return tcpStream(await this.client.websocket(this.path(`/${port}/connect`), undefined, o.signal));
   }
 }
 

@@ -1,4 +1,4 @@
-import type { BerthClient } from "./client.js";
+import type { BerthClient, CallOptions } from "./client.js";
 import type { ProcessInfo, ProcessLogs } from "./types.js";
 
 /** Options of `processes.logs`. */
@@ -22,25 +22,32 @@ export class Processes {
   }
 
   /** Starts a process that outlives the call; a string runs under `sh -c`. */
-  start(opts: { cmd: string | string[]; cwd?: string; env?: Record<string, string> }): Promise<ProcessInfo> {
+  start(
+    opts: { cmd: string | string[]; cwd?: string; env?: Record<string, string> } & CallOptions,
+  ): Promise<ProcessInfo> {
     const cmd = typeof opts.cmd === "string" ? ["sh", "-c", opts.cmd] : opts.cmd;
-    return this.client.json("POST", this.path(), { json: { cmd, cwd: opts.cwd, env: opts.env } });
+    return this.client.json("POST", this.path(), {
+      json: { cmd, cwd: opts.cwd, env: opts.env },
+      signal: opts.signal,
+    });
   }
 
   /** Every process started through the API in this sandbox. */
-  async list(): Promise<ProcessInfo[]> {
-    const res = await this.client.json<ProcessInfo[] | { items: ProcessInfo[] }>("GET", this.path());
+  async list(o: CallOptions = {}): Promise<ProcessInfo[]> {
+    const res = await this.client.json<ProcessInfo[] | { items: ProcessInfo[] }>("GET", this.path(), {
+      signal: o.signal,
+    });
     return Array.isArray(res) ? res : res.items;
   }
 
   /** One process. */
-  get(pid: number): Promise<ProcessInfo> {
-    return this.client.json("GET", this.path(`/${pid}`));
+  get(pid: number, o: CallOptions = {}): Promise<ProcessInfo> {
+    return this.client.json("GET", this.path(`/${pid}`), { signal: o.signal });
   }
 
   /** Sends a signal (default SIGTERM). */
-  async signal(pid: number, signal = "SIGTERM"): Promise<void> {
-    await this.client.json("POST", this.path(`/${pid}/signal`), { json: { signal } });
+  async signal(pid: number, signal = "SIGTERM", o: CallOptions = {}): Promise<void> {
+    await this.client.json("POST", this.path(`/${pid}/signal`), { json: { signal }, signal: o.signal });
   }
 
   /**

@@ -8,6 +8,8 @@ export interface PtyOptions {
   rows?: number;
   /** Terminal output, as raw bytes (may split UTF-8 sequences). */
   onData?: (bytes: Uint8Array) => void;
+  /** Aborts opening the terminal (once open, `close()` ends it). */
+  signal?: AbortSignal;
 }
 
 /** An interactive terminal in a sandbox over a WebSocket. */
@@ -49,10 +51,11 @@ export class Pty {
 
   /** Opens a terminal running the sandbox's login shell. */
   static async open(client: BerthClient, sandboxId: string, opts: PtyOptions = {}): Promise<Pty> {
-    const ws = await client.websocket(`/v1/sandboxes/${encodeURIComponent(sandboxId)}/pty`, {
-      cols: opts.cols ?? 80,
-      rows: opts.rows ?? 24,
-    });
+    const ws = await client.websocket(
+      `/v1/sandboxes/${encodeURIComponent(sandboxId)}/pty`,
+      { cols: opts.cols ?? 80, rows: opts.rows ?? 24 },
+      opts.signal,
+    );
     return new Pty(ws, opts.onData);
   }
 

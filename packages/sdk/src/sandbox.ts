@@ -1,14 +1,33 @@
 import type { SandboxState, SandboxView } from "@berth/core";
-import { BerthClient } from "./client.js";
+import type { PatchSandboxBody, SandboxMetrics as SandboxMetricsSchema } from "@berth/core/contract";
+import type { Static } from "@sinclair/typebox";
+import { BerthClient, type CallOptions } from "./client.js";
 import type { ConnectionOptions } from "./config.js";
 import { Files } from "./files.js";
 import { Ports } from "./ports.js";
 import { Processes } from "./processes.js";
 import { Pty, type PtyOptions } from "./pty.js";
+import type { SnapshotInfo } from "./snapshots.js";
 import type { ExecOptions, ExecResult, SandboxCreateOptions, SandboxListFilter } from "./types.js";
 
-/** Connection options, or an existing client to share. */
-export type SandboxConnectOptions = ConnectionOptions & { client?: BerthClient };
+/** Connection options, or an existing client to share, and the call's abort signal. */
+export type SandboxConnectOptions = ConnectionOptions & { client?: BerthClient } & CallOptions;
+
+/** What `sb.update` can change on a live sandbox: network, labels, timeout, idle policy. */
+export type SandboxUpdate = PatchSandboxBody;
+
+/** Live usage of a running sandbox and what it cost so far. */
+export type SandboxMetrics = Static<typeof SandboxMetricsSchema>;
+
+/**
+ * One lifecycle event of a sandbox (`state`, and whatever else the server logs), with the
+ * event's id for resuming.
+ */
+export interface SandboxEvent {
+  id: string | undefined;
+  event: string;
+  data: { state?: SandboxState; at: string; [k: string]: unknown };
+}
 
 function clientOf(opts: SandboxConnectOptions): BerthClient {
   return opts.client ?? new BerthClient(opts);
@@ -35,7 +54,10 @@ export class Sandbox {
   /** Creates a sandbox; resolves once the server answers (running, ready for exec). */
   static async create(spec: SandboxCreateOptions = {}, opts: SandboxConnectOptions = {}): Promise<Sandbox> {
     const client = clientOf(opts);
-    return new Sandbox(client, await client.json<SandboxView>("POST", "/v1/sandboxes", { json: spec }));
+    return new Sandbox(
+      client,
+      await client.json<SandboxView>("POST", "/v1/sandboxes", { json: spec, signal: opts.signal }),
+    );
   }
 
   /** A handle on an existing sandbox; throws NotFoundError for an unknown id. */
@@ -43,7 +65,9 @@ export class Sandbox {
     const client = clientOf(opts);
     return new Sandbox(
       client,
-      await client.json<SandboxView>("GET", `/v1/sandboxes/${encodeURIComponent(id)}`),
+      await client.json<SandboxView>("GET", `/v1/sandboxes/${encodeURIComponent(id)}`, {
+        signal: opts.signal,
+      }),
     );
   }
 
@@ -63,6 +87,7 @@ export class Sandbox {
         "/v1/sandboxes",
         {
           query: { state: filter.state, label, cursor },
+          signal: opts.signal,
         },
       );
       items.push(...page.items);
@@ -94,8 +119,74 @@ export class Sandbox {
   }
 
   /** Fetches the current state from the server. */
-  async refresh(): Promise<SandboxView> {
-    this.view = await this.client.json<SandboxView>("GET", this.path());
+  async refresh(o: CallOptions = {}): Promise<SandboxView> {
+    this.view = await this.client.json<SandboxView>("GET", this.path(), { signal: o.signal });
+    return this.view;
+  }
+
+  /** Changes labels, network policy, timeout or idle policy of the live sandbox (`PATCH`). */
+  async update(patch: SandboxUpdate, o: CallOptions = {}): Promise<SandboxView> {
+    this.view = await this.client.json<SandboxView>("PATCH", this.path(), { json: patch, signal: o.signal });
+    return this.view;
+  }
+
+  /** Freezes its processes (memory kept, no CPU); `resume` thaws them. */
+  pause(o: CallOptions = {}): Promise<SandboxView> {
+    return this.lifecycle("pause", o);
+  }
+
+  /** Thaws a paused sandbox. */
+  resume(o: CallOptions = {}): Promise<SandboxView> {
+    return this.lifecycle("resume", o);
+  }
+
+  /** Stops it, keeping its files (no memory, no CPU); `wake` starts it again from them. */
+  hibernate(o: CallOptions = {}): Promise<SandboxView> {
+    return this.lifecycle("hibernate", o);
+  }
+
+  /** Starts a hibernated sandbox again with its files. */
+  wake(o: CallOptions = {}): Promise<SandboxView> {
+    return this.lifecycle("wake", o);
+  }
+
+  /** Live CPU, memory, disk, network and cost so far (a running sandbox only). */
+  metrics(o: CallOptions = {}): Promise<SandboxMetrics> {
+    return this.client.json("GET", this.path("/metrics"), { signal: o.signal });
+  }
+
+  /** Captures its files as a snapshot; `Sandbox.create({ fromSnapshot: id })` starts from it. */
+  snapshot(opts: { name?: string } & CallOptions = {}): Promise<SnapshotInfo> {
+    return this.client.json("POST", this.path("/snapshots"), {
+      json: opts.name !== undefined ? { name: opts.name } : {},
+      signal: opts.signal,
+    });
+  }
+
+  /**
+   * Its lifecycle events from the start (or after `lastEventId`), then live until it is deleted
+   * or fails, or `signal` aborts; a dropped connection resumes where it left off.
+   */
+  async *events(o: { lastEventId?: string } & CallOptions = {}): AsyncGenerator<SandboxEvent> {
+    const isEnd = (ev: { event: string; data: string }) => {
+      if (ev.event !== "state") return false;
+      const state = (JSON.parse(ev.data) as { state?: SandboxState }).state;
+      return state === "deleted" || state === "failed";
+    };
+    for await (const ev of this.client.stream("GET", this.path("/events"), {
+      reconnect: true,
+      lastEventId: o.lastEventId,
+      isLast: isEnd,
+      signal: o.signal,
+    }))
+      yield { id: ev.id, event: ev.event, data: JSON.parse(ev.data) };
+  }
+
+  private async lifecycle(
+    what: "pause" | "resume" | "hibernate" | "wake",
+    o: CallOptions,
+  ): Promise<SandboxView> {
+    this.view = await this.client.json<SandboxView>("POST", this.path(`/${what}`), { signal: o.signal });
     return this.view;
   }
 
@@ -103,15 +194,16 @@ export class Sandbox {
    * Deletes the sandbox (idempotent). One that live agent sessions use is a ConflictError
    * (`in_use`) unless `force`; forced, those sessions end with `sandbox_lost`.
    */
-  async delete(o: { force?: boolean } = {}): Promise<void> {
-    await this.client.json("DELETE", this.path(o.force ? "?force=true" : ""));
+  async delete(o: { force?: boolean } & CallOptions = {}): Promise<void> {
+    await this.client.json("DELETE", this.path(o.force ? "?force=true" : ""), { signal: o.signal });
   }
 
   /** Lets the sandbox live `seconds` longer. */
-  async extend(seconds: number): Promise<void> {
+  async extend(seconds: number, o: CallOptions = {}): Promise<void> {
     this.view =
       (await this.client.json<SandboxView | undefined>("POST", this.path("/extend"), {
         json: { seconds },
+        signal: o.signal,
       })) ?? this.view;
   }
 

@@ -8,7 +8,7 @@ import type {
   SessionState,
 } from "@berth/core/contract";
 import type { Static } from "@sinclair/typebox";
-import type { BerthClient } from "./client.js";
+import type { BerthClient, CallOptions } from "./client.js";
 
 /** How a session uses its sandbox. */
 export type { SessionPattern, SessionState };
@@ -72,53 +72,72 @@ const FINAL: SessionState[] = ["completed", "failed", "cancelled"];
 export class Sessions {
   constructor(private readonly client: BerthClient) {}
 
-  create(spec: SessionSpec): Promise<SessionView> {
-    return this.client.json("POST", "/v1/sessions", { json: spec });
+  /** Starts a session: its sandbox is made (or taken, `sandbox: {id}`) and the prompt sent. */
+  create(spec: SessionSpec, o: CallOptions = {}): Promise<SessionView> {
+    return this.client.json("POST", "/v1/sessions", { json: spec, signal: o.signal });
   }
 
-  get(id: string): Promise<SessionView> {
-    return this.client.json("GET", this.path(id));
+  /** One session with its state, usage, cost and failure. */
+  get(id: string, o: CallOptions = {}): Promise<SessionView> {
+    return this.client.json("GET", this.path(id), { signal: o.signal });
   }
 
-  async list(q: { state?: SessionState; sandboxId?: string } = {}): Promise<SessionView[]> {
-    return (await this.client.json<{ items: SessionView[] }>("GET", "/v1/sessions", { query: q })).items;
+  /** The caller's sessions, optionally of one state or one sandbox. */
+  async list(
+    q: { state?: SessionState; sandboxId?: string } = {},
+    o: CallOptions = {},
+  ): Promise<SessionView[]> {
+    return (
+      await this.client.json<{ items: SessionView[] }>("GET", "/v1/sessions", { query: q, signal: o.signal })
+    ).items;
   }
 
   /** The next user turn (wakes a hibernated session). */
-  async send(id: string, text: string): Promise<void> {
-    await this.client.json("POST", this.path(id, "/messages"), { json: { text } });
+  async send(id: string, text: string, o: CallOptions = {}): Promise<void> {
+    await this.client.json("POST", this.path(id, "/messages"), { json: { text }, signal: o.signal });
   }
 
   /** `count` copies of a session (its files and conversation), each in a new sandbox, each sent `prompt`. */
   async fork(
     id: string,
     f: { count: number; prompt: string; pattern?: "ephemeral" | "long-running" | "hybrid" },
+    o: CallOptions = {},
   ): Promise<SessionView[]> {
-    return (await this.client.json<{ items: SessionView[] }>("POST", this.path(id, "/fork"), { json: f }))
-      .items;
+    return (
+      await this.client.json<{ items: SessionView[] }>("POST", this.path(id, "/fork"), {
+        json: f,
+        signal: o.signal,
+      })
+    ).items;
   }
 
   /** The session's working directory as a tar: now while it runs, else as kept when it ended. */
-  async workspace(id: string): Promise<Uint8Array> {
-    const res = await this.client.request("GET", this.path(id, "/workspace"));
+  async workspace(id: string, o: CallOptions = {}): Promise<Uint8Array> {
+    const res = await this.client.request("GET", this.path(id, "/workspace"), { signal: o.signal });
     return new Uint8Array(await res.arrayBuffer());
   }
 
   /** Answers a `permission_request` event of the session (allow or deny the tool call). */
-  async answerPermission(id: string, requestId: string, answer: PermissionAnswer): Promise<void> {
+  async answerPermission(
+    id: string,
+    requestId: string,
+    answer: PermissionAnswer,
+    o: CallOptions = {},
+  ): Promise<void> {
     await this.client.json("POST", this.path(id, `/permissions/${encodeURIComponent(requestId)}`), {
       json: answer,
+      signal: o.signal,
     });
   }
 
   /** Stops the current turn. */
-  async interrupt(id: string): Promise<void> {
-    await this.client.json("POST", this.path(id, "/interrupt"));
+  async interrupt(id: string, o: CallOptions = {}): Promise<void> {
+    await this.client.json("POST", this.path(id, "/interrupt"), { signal: o.signal });
   }
 
   /** Ends the session. */
-  async remove(id: string): Promise<void> {
-    await this.client.request("DELETE", this.path(id));
+  async remove(id: string, o: CallOptions = {}): Promise<void> {
+    await this.client.request("DELETE", this.path(id), { signal: o.signal });
   }
 
   /**

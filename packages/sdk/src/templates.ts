@@ -3,7 +3,7 @@ import { Readable } from "node:stream";
 import { BerthError } from "@berth/core";
 import type { BuildTemplateBody, TEMPLATE_FORMATS, Template } from "@berth/core/contract";
 import type { Static } from "@sinclair/typebox";
-import type { BerthClient } from "./client.js";
+import type { BerthClient, CallOptions } from "./client.js";
 
 /**
  * A named root filesystem sandboxes are made from (`GET /v1/templates`): `sizeBytes` on disk
@@ -46,13 +46,14 @@ export class Templates {
   constructor(private readonly client: BerthClient) {}
 
   /** Every template, `default` first. */
-  async list(): Promise<TemplateInfo[]> {
-    return (await this.client.json<{ items: TemplateInfo[] }>("GET", "/v1/templates")).items;
+  async list(o: CallOptions = {}): Promise<TemplateInfo[]> {
+    return (await this.client.json<{ items: TemplateInfo[] }>("GET", "/v1/templates", { signal: o.signal }))
+      .items;
   }
 
   /** One template (NotFoundError when there is none). */
-  get(name: string): Promise<TemplateInfo> {
-    return this.client.json("GET", path(name));
+  get(name: string, o: CallOptions = {}): Promise<TemplateInfo> {
+    return this.client.json("GET", path(name), { signal: o.signal });
   }
 
   /**
@@ -107,7 +108,7 @@ export class Templates {
   }
 
   /** Deletes a template (ConflictError while a sandbox is made from it). */
-  async remove(name: string): Promise<void> {
-    await this.client.json("DELETE", path(name));
+  async remove(name: string, o: CallOptions = {}): Promise<void> {
+    await this.client.json("DELETE", path(name), { signal: o.signal });
   }
 }

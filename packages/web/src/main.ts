@@ -82,7 +82,7 @@ function route(): void {
   if (page === "sandboxes" && id) sandboxPage(main, id, signal);
   else if (page === "sessions" && id) sessionPage(main, id, signal);
   else if (page === "sessions") sessionsPage(main);
-  else if (page === "usage") usagePage(main);
+  else if (page === "usage") usagePage(main, signal);
   else if (page === "managed-agents") managedAgentsPage(main, signal);
   else sandboxesPage(main, signal);
 }

@@ -44,39 +44,17 @@ export function sparkline(values: number[], width = 90, height = 22): SVGSVGElem
   return svg;
 }
 
-/** A bar chart of labelled values (an inline SVG). */
-export function barChart(
-  rows: Array<{ label: string; value: number }>,
-  width = 640,
-  height = 200,
-): SVGSVGElement {
-  const ns = "http://www.w3.org/2000/svg";
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("width", String(width));
-  svg.setAttribute("height", String(height + 30));
-  svg.setAttribute("role", "img");
-  const max = Math.max(...rows.map((r) => r.value), 1e-9);
-  const bw = width / Math.max(rows.length, 1);
-  rows.forEach((r, i) => {
-    const bh = (r.value / max) * height;
-    const rect = document.createElementNS(ns, "rect");
-    rect.setAttribute("x", String(i * bw + 4));
-    rect.setAttribute("y", String(height - bh));
-    rect.setAttribute("width", String(Math.max(bw - 8, 2)));
-    rect.setAttribute("height", String(bh));
-    rect.setAttribute("fill", "#2563eb");
-    const title = document.createElementNS(ns, "title");
-    title.textContent = `${r.label}: $${r.value.toFixed(4)}`;
-    rect.append(title);
-    const text = document.createElementNS(ns, "text");
-    text.setAttribute("x", String(i * bw + 4));
-    text.setAttribute("y", String(height + 16));
-    text.setAttribute("font-size", "11");
-    text.textContent = r.label;
-    svg.append(rect, text);
-  });
-  return svg;
-}
+/** What a page shows while its data is on the way. */
+export const loading = (): HTMLElement =>
+  h("p", { class: "muted loading", "data-test": "loading" }, "Loading…");
+
+/** A table's one row while its data is on the way. */
+export const loadingRow = (columns: number): HTMLElement =>
+  h(
+    "tr",
+    {},
+    h("td", { colspan: String(columns), class: "muted loading", "data-test": "loading" }, "Loading…"),
+  );
 
 export const age = (iso: string) => {
   const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);

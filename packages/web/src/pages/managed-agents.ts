@@ -1,5 +1,5 @@
 import { api } from "../api.js";
-import { age, fill, h } from "../ui.js";
+import { age, fill, h, loading } from "../ui.js";
 
 interface Item {
   workId: string;
@@ -32,7 +32,7 @@ const REFRESH_MS = 3000;
  * are added with the API or `berth managed-agents add` (the key should not pass through a browser).
  */
 export function managedAgentsPage(root: HTMLElement, signal: AbortSignal): void {
-  const list = h("div", { "data-test": "managed-agents" });
+  const list = h("div", { "data-test": "managed-agents" }, loading());
   const error = h("div", { class: "error" });
   fill(
     root,

@@ -1,6 +1,6 @@
 import { Terminal } from "@xterm/xterm";
 import { ApiError, api, events, session } from "../api.js";
-import { fill, h } from "../ui.js";
+import { fill, h, loading } from "../ui.js";
 import type { ExposedPort, FileList, ListOf, PortInfo, ProcessInfo } from "../wire.js";
 
 /** The rendering of the sandbox page in each root, so a new one can end the last one's live parts. */
@@ -31,7 +31,7 @@ export function sandboxPage(root: HTMLElement, id: string, pageSignal: AbortSign
   const signal = own.signal;
   const error = h("div", { class: "error" });
   const fail = (e: unknown) => (error.textContent = String((e as Error).message));
-  fill(root, h("h1", {}, `Sandbox ${id}`), h("p", { class: "muted", "data-test": "loading" }, "Loading..."));
+  fill(root, h("h1", {}, `Sandbox ${id}`), loading());
   void (async () => {
     let s: { state: string; template: string; resources: Record<string, number> };
     try {
@@ -172,13 +172,57 @@ function liveSandbox(
       fail(e);
     }
   });
-  async function download(path: string) {
+  async function fetchFile(path: string): Promise<Blob> {
     const res = await fetch(`/v1/sandboxes/${id}/files/content?path=${encodeURIComponent(path)}`, {
       headers: { authorization: `Bearer ${session.key()}` },
     });
-    const a = h("a", { href: URL.createObjectURL(await res.blob()), download: path.split("/").pop() });
+    if (!res.ok) throw new ApiError(res.status, "error", `cannot read ${path}: HTTP ${res.status}`);
+    return res.blob();
+  }
+  async function download(path: string) {
+    const a = h("a", { href: URL.createObjectURL(await fetchFile(path)), download: path.split("/").pop() });
     a.click();
   }
+  // The file picked: shown as text or as an image, with a download button.
+  const preview = h("div", { class: "preview", "data-test": "preview", hidden: true });
+  let previewUrl: string | undefined;
+  async function show(path: string, size: number) {
+    if (previewUrl) URL.revokeObjectURL(previewUrl);
+    previewUrl = undefined;
+    const head = h(
+      "div",
+      { class: "row" },
+      h("strong", {}, path),
+      h("button", { "data-test": "download", onclick: () => void download(path).catch(fail) }, "Download"),
+      h("button", { onclick: () => (preview.hidden = true) }, "Close"),
+    );
+    preview.hidden = false;
+    fill(preview, head, h("p", { class: "muted loading" }, "Loading…"));
+    const kind = previewKind(path, size);
+    if (kind === "too-large") {
+      fill(preview, head, h("p", { class: "muted" }, `${size} B: too large to preview; download it.`));
+      return;
+    }
+    try {
+      const blob = await fetchFile(path);
+      if (kind === "image") {
+        previewUrl = URL.createObjectURL(blob);
+        fill(preview, head, h("img", { src: previewUrl, alt: path, "data-test": "preview-image" }));
+        return;
+      }
+      const text = textOf(new Uint8Array(await blob.arrayBuffer()));
+      fill(
+        preview,
+        head,
+        text === undefined
+          ? h("p", { class: "muted" }, "A binary file: download it to open it.")
+          : h("pre", { class: "log", "data-test": "preview-text" }, text),
+      );
+    } catch (e) {
+      fill(preview, head, h("p", { class: "error" }, (e as Error).message));
+    }
+  }
+  signal.addEventListener("abort", () => previewUrl && URL.revokeObjectURL(previewUrl));
   async function listFiles() {
     const r = await api<FileList>("GET", `/v1/sandboxes/${id}/files?path=${encodeURIComponent(cwd)}`);
     const up =
@@ -203,6 +247,7 @@ function liveSandbox(
     fill(
       files,
       h("div", { class: "row" }, h("strong", {}, cwd), "upload:", upload),
+      preview,
       h(
         "ul",
         { "data-test": "files" },
@@ -226,7 +271,12 @@ function liveSandbox(
                 )
               : h(
                   "a",
-                  { role: "button", tabindex: "0", onclick: () => download(`${cwd}/${e.name}`) },
+                  {
+                    role: "button",
+                    tabindex: "0",
+                    "data-file": e.name,
+                    onclick: () => void show(`${cwd === "/" ? "" : cwd}/${e.name}`, e.size),
+                  },
                   e.name,
                 ),
             h("span", { class: "muted" }, ` ${e.type === "dir" ? "" : `${e.size} B`}`),
@@ -283,6 +333,12 @@ function liveSandbox(
     placeholder: "port",
     "data-test": "port",
   });
+  /** Exposes a port (again: a new token) and keeps its token for this tab's links. */
+  async function expose(port: number) {
+    const p = await api<ExposedPort>("POST", `/v1/sandboxes/${id}/ports`, { port, public: false });
+    if (p.token) portTokens.set(id, p.port, p.token);
+    await listPorts();
+  }
   async function listPorts() {
     const r = await api<ListOf<PortInfo>>("GET", `/v1/sandboxes/${id}/ports`);
     fill(
@@ -296,13 +352,7 @@ function liveSandbox(
           {
             onclick: async () => {
               try {
-                const p = await api<ExposedPort>("POST", `/v1/sandboxes/${id}/ports`, {
-                  port: Number(portInput.value),
-                  public: false,
-                });
-                await listPorts();
-                const link = ports.querySelector(`[data-port="${p.port}"]`);
-                if (link && p.token) link.setAttribute("href", `${p.url}?token=${p.token}`);
+                await expose(Number(portInput.value));
               } catch (e) {
                 fail(e);
               }
@@ -314,17 +364,88 @@ function liveSandbox(
       h(
         "ul",
         {},
-        ...r.items.map((p) =>
-          h(
+        ...r.items.map((p) => {
+          const token = p.public ? null : portTokens.get(id, p.port);
+          // A private port exposed elsewhere (the API, the CLI): its token was shown there only.
+          if (!p.public && !token)
+            return h(
+              "li",
+              {},
+              `${p.port} → ${p.url} `,
+              h(
+                "button",
+                {
+                  "data-test": "port-new-link",
+                  "data-port": p.port,
+                  onclick: () => {
+                    if (
+                      confirm(
+                        `A new link for port ${p.port} replaces its token: links made before stop working.`,
+                      )
+                    )
+                      void expose(p.port).catch(fail);
+                  },
+                },
+                "New link",
+              ),
+            );
+          return h(
             "li",
             {},
-            h("a", { href: p.url, target: "_blank", "data-port": p.port }, `${p.port} → ${p.url}`),
+            h(
+              "a",
+              { href: token ? `${p.url}?token=${token}` : p.url, target: "_blank", "data-port": p.port },
+              `${p.port} → ${p.url}`,
+            ),
             p.public ? " (public)" : "",
-          ),
-        ),
+          );
+        }),
       ),
     );
   }
 
   void Promise.all([listFiles(), listProcs(), listPorts()]).catch(fail);
 }
+
+/** Largest file the page previews (bigger ones are offered for download only). */
+const PREVIEW_MAX_BYTES = 512 * 1024;
+const IMAGE = /\.(png|jpe?g|gif|webp|svg|ico|bmp|avif)$/i;
+
+/** How the page shows a file: by its name and size. */
+function previewKind(path: string, size: number): "image" | "text" | "too-large" {
+  if (size > (IMAGE.test(path) ? 8 * PREVIEW_MAX_BYTES : PREVIEW_MAX_BYTES)) return "too-large";
+  return IMAGE.test(path) ? "image" : "text";
+}
+
+/** The bytes as text when they are UTF-8 without NULs; undefined for a binary file. */
+function textOf(bytes: Uint8Array): string | undefined {
+  if (bytes.includes(0)) return undefined;
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The tokens of ports this tab exposed, kept like the API key in the tab's session storage: the
+ * server shows a private port's token once, so a link made after a reload needs it from here.
+ */
+const portTokens = {
+  all(): Record<string, string> {
+    try {
+      return JSON.parse(sessionStorage.getItem("berth.portTokens") ?? "{}");
+    } catch {
+      return {};
+    }
+  },
+  get(sandbox: string, port: number): string | undefined {
+    return portTokens.all()[`${sandbox}:${port}`];
+  },
+  set(sandbox: string, port: number, token: string): void {
+    sessionStorage.setItem(
+      "berth.portTokens",
+      JSON.stringify({ ...portTokens.all(), [`${sandbox}:${port}`]: token }),
+    );
+  },
+};

@@ -1,5 +1,5 @@
 import { api } from "../api.js";
-import { age, fill, h, sparkline, usd } from "../ui.js";
+import { age, fill, h, loadingRow, sparkline, usd } from "../ui.js";
 import type { SandboxMetrics, SandboxPage, SandboxView } from "../wire.js";
 
 const PAGE = 50;
@@ -15,7 +15,7 @@ export function sandboxesPage(root: HTMLElement, signal: AbortSignal): void {
     ...["running", "paused", "hibernated", "failed", "deleted"].map((s) => h("option", { value: s }, s)),
   );
   const search = h("input", { name: "search", placeholder: "id prefix or label k=v" });
-  const body = h("tbody");
+  const body = h("tbody", {}, loadingRow(9));
   const info = h("span", { class: "muted" });
   const go = (to: number) => {
     page = to;

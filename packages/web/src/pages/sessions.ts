@@ -1,5 +1,5 @@
 import { api, events } from "../api.js";
-import { age, fill, h, usd } from "../ui.js";
+import { age, fill, h, loading, loadingRow, usd } from "../ui.js";
 import type { ListOf, SessionView } from "../wire.js";
 
 /** Agent sessions: the list, and a form to start one. */
@@ -16,7 +16,7 @@ export function sessionsPage(root: HTMLElement): void {
     { name: "pattern" },
     ...["ephemeral", "long-running", "hybrid"].map((p) => h("option", { value: p }, p)),
   );
-  const list = h("tbody");
+  const list = h("tbody", {}, loadingRow(5));
   fill(
     root,
     h("h1", {}, "Agent sessions"),
@@ -90,7 +90,7 @@ const ENDED = ["completed", "failed", "cancelled"];
 /** One session: its live transcript, the next message, interrupt, usage and cost. */
 export function sessionPage(root: HTMLElement, id: string, signal: AbortSignal): void {
   const error = h("div", { class: "error" });
-  const facts = h("div", { class: "row" });
+  const facts = h("div", { class: "row" }, loading());
   const transcript = h("div", { class: "transcript", "data-test": "transcript" });
   const text = h("input", { size: "70", name: "message", placeholder: "Next message" });
   // A form, so Enter sends; an ended session takes no more messages, so it has none.
@@ -189,11 +189,70 @@ export function sessionPage(root: HTMLElement, id: string, signal: AbortSignal):
     }
     transcript.scrollTop = transcript.scrollHeight;
   };
+  /** Open permission requests by id: their Allow/Deny controls, settled when answered or resolved. */
+  const asks = new Map<string, HTMLElement>();
+  const ask = (p: { id: string; tool: string; input: unknown; expiresAt: string }) => {
+    const status = h(
+      "span",
+      { class: "muted" },
+      `waiting for an answer (until ${p.expiresAt.slice(11, 19)} UTC)`,
+    );
+    const answer = (behavior: "allow" | "deny") => async () => {
+      try {
+        await api("POST", `/v1/sessions/${id}/permissions/${encodeURIComponent(p.id)}`, {
+          behavior,
+          ...(behavior === "deny" ? { message: "denied from the dashboard" } : {}),
+        });
+      } catch (e) {
+        status.textContent = `could not answer: ${(e as Error).message}`;
+      }
+    };
+    const controls = h(
+      "span",
+      { class: "row" },
+      h("button", { class: "primary", "data-test": "permission-allow", onclick: answer("allow") }, "Allow"),
+      h("button", { "data-test": "permission-deny", onclick: answer("deny") }, "Deny"),
+    );
+    const box = h(
+      "div",
+      { class: "msg permission", "data-test": "permission-request", "data-request": p.id },
+      h("strong", {}, `${p.tool} asks to run: `),
+      h("code", {}, JSON.stringify(p.input).slice(0, 2000)),
+      controls,
+      status,
+    );
+    asks.set(p.id, box);
+    transcript.append(box);
+  };
+  const resolved = (r: { id: string; behavior: string; by: string; message?: string }) => {
+    const box = asks.get(r.id);
+    if (!box) return;
+    box.querySelector(".row")?.remove();
+    const status = box.querySelector(".muted");
+    if (status)
+      status.textContent = `${r.behavior === "allow" ? "allowed" : "denied"} (${r.by === "client" ? "answered" : r.by === "timeout" ? "no answer in time" : "session ended"})${r.message ? `: ${r.message}` : ""}`;
+    box.setAttribute("data-resolved", r.behavior);
+  };
   void events(
     `/v1/sessions/${id}/events`,
     (e) => {
       if (e.event === "message") show(e.data);
-      else if (e.event === "state") void refresh();
+      else if (e.event === "user_message")
+        transcript.append(h("div", { class: "msg user", "data-test": "user-message" }, e.data.text));
+      else if (e.event === "permission_request") ask(e.data);
+      else if (e.event === "permission_resolved") resolved(e.data);
+      else if (e.event === "state") {
+        if (e.data.state === "failed" && e.data.failure)
+          transcript.append(
+            h(
+              "div",
+              { class: "msg result error", "data-test": "failure-reason" },
+              `failed: ${e.data.failure.code}: ${e.data.failure.message}`,
+            ),
+          );
+        void refresh();
+      }
+      transcript.scrollTop = transcript.scrollHeight;
     },
     signal,
   ).catch(() => {});

@@ -1,46 +1,80 @@
 import { api } from "../api.js";
-import { barChart, fill, h, usd } from "../ui.js";
+import { costChart } from "../charts.js";
+import { fill, h, loading, usd } from "../ui.js";
 import type { UsageList } from "../wire.js";
 
-/** Usage: agent sessions' cost per day (tokens and compute), as a chart and a table. */
-export function usagePage(root: HTMLElement): void {
-  const chart = h("div", { "data-test": "usage-chart" });
-  const body = h("tbody");
+type Row = UsageList["items"][number];
+
+/** Usage: agent sessions' cost, tokens vs compute, per day, per tenant and per session. */
+export function usagePage(root: HTMLElement, signal: AbortSignal): void {
   const error = h("div", { class: "error" });
+  const byDay = h("section", { "data-test": "usage-by-day" }, loading());
+  const byTenant = h("section", { "data-test": "usage-by-tenant" });
+  const bySession = h("section", { "data-test": "usage-by-session" });
+  const body = h("tbody");
   fill(
     root,
     h("h1", {}, "Usage"),
     h(
       "p",
       { class: "muted" },
-      "Cost of agent sessions per day: model tokens (through the gateway) plus sandbox compute.",
+      "Cost of agent sessions: model tokens (through the gateway) and sandbox compute, in USD.",
     ),
-    chart,
     error,
+    h("h2", {}, "Per day"),
+    byDay,
     h(
-      "table",
-      {},
+      "div",
+      { class: "scroll-x" },
       h(
-        "thead",
+        "table",
         {},
         h(
-          "tr",
+          "thead",
           {},
-          ...["day", "tokens", "compute", "total", "input tokens", "output tokens"].map((c) =>
-            h("th", {}, c),
+          h(
+            "tr",
+            {},
+            ...["day", "tokens", "compute", "total", "input tokens", "output tokens"].map((c) =>
+              h("th", {}, c),
+            ),
           ),
         ),
+        body,
       ),
-      body,
     ),
+    h("h2", {}, "Per tenant"),
+    byTenant,
+    h("h2", {}, "Per session"),
+    bySession,
   );
-  void api<UsageList>("GET", "/v1/usage?groupBy=day")
-    .then((r) => {
-      const rows = [...r.items].sort((a, b) => a.key.localeCompare(b.key));
-      fill(chart, barChart(rows.map((x) => ({ label: x.key, value: x.totalUsd }))));
+  const get = (groupBy: string) =>
+    api<UsageList>("GET", `/v1/usage?groupBy=${groupBy}`).then((r) =>
+      [...r.items].sort((a, b) => a.key.localeCompare(b.key)),
+    );
+  const empty = () =>
+    h("p", { class: "muted", "data-test": "empty" }, "No usage yet: start an agent session.");
+  const draw = (into: HTMLElement, rows: Row[], title: string, horizontal: boolean) =>
+    fill(
+      into,
+      rows.length === 0
+        ? empty()
+        : costChart(
+            rows.map((x) => ({ label: x.key, tokensUsd: x.tokensUsd, computeUsd: x.computeUsd })),
+            { title, horizontal, signal },
+          ),
+    );
+  void Promise.all([get("day"), get("tenant"), get("session")])
+    .then(([days, tenants, sessions]) => {
+      if (signal.aborted) return;
+      draw(byDay, days, "Cost per day: tokens and compute", false);
+      draw(byTenant, tenants, "Cost per tenant: tokens and compute", true);
+      // The 30 costliest sessions: more bars than that are unreadable.
+      const top = [...sessions].sort((a, b) => b.totalUsd - a.totalUsd).slice(0, 30);
+      draw(bySession, top, "Cost per session: tokens and compute", true);
       fill(
         body,
-        ...rows.map((x) =>
+        ...days.map((x) =>
           h(
             "tr",
             { "data-day": x.key },
@@ -54,5 +88,8 @@ export function usagePage(root: HTMLElement): void {
         ),
       );
     })
-    .catch((e) => (error.textContent = String(e.message)));
+    .catch((e) => {
+      fill(byDay);
+      error.textContent = String(e.message);
+    });
 }
