@@ -45,6 +45,14 @@ export async function resolveEnvdCall(
     throw new UnauthorizedError(
       "send E2b-Sandbox-Id and the sandbox's X-Access-Token (from create or connect)",
     );
+  return openEnvdCall(req, ctx, id);
+}
+
+/**
+ * The call on sandbox `id` for a request already authenticated for it (by its access token or a
+ * file URL signature): the sandbox must be running, and the asked user must be one Berth has.
+ */
+export async function openEnvdCall(req: FastifyRequest, ctx: ServerContext, id: string): Promise<EnvdCall> {
   const sandbox = await ctx.store.getSandbox(id);
   if (!sandbox || sandbox.state === "deleted" || sandbox.state === "failed")
     throw new BadGatewayError(`sandbox '${id}' was not found`);
