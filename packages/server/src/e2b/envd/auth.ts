@@ -59,6 +59,9 @@ export async function openEnvdCall(req: FastifyRequest, ctx: ServerContext, id: 
   req.caller = { tenantId: sandbox.tenantId, keyId: "envd-token", admin: false };
   if (sandbox.state !== "running")
     throw new BadGatewayError(`sandbox '${id}' is ${sandbox.state}: connect to it to resume it`);
+  // Past its end the sandbox is over, even before the reaper (every BERTH_REAPER_INTERVAL_MS) removes it.
+  if (sandbox.expiresAt && Date.parse(sandbox.expiresAt) <= Date.now())
+    throw new BadGatewayError(`sandbox '${id}' reached its end of life`);
   checkUser(req);
   ctx.sandboxes.touch(id);
   const call = { sandbox, client: ctx.sandboxes.client(id) };
