@@ -1,5 +1,7 @@
 // End-to-end: E2B's own `e2b` npm package, unchanged, against a real Berth server (runc, SQLite,
 // loopback HTTP). Only the two URLs and the key point it at Berth.
+
+import { request } from "node:http";
 import {
   CommandExitError,
   type ConnectionOpts,
@@ -15,6 +17,7 @@ import { startTestServer } from "../support/server.js";
 import { waitFor } from "../support/wait.js";
 
 let server: Awaited<ReturnType<typeof startTestServer>> | undefined;
+const PREVIEW_DOMAIN = "e2b-preview.test";
 let opts: ConnectionOpts;
 const made: Sandbox[] = [];
 
@@ -28,6 +31,23 @@ async function e2bKey(url: string, berthKey: string): Promise<string> {
   return ((await res.json()) as { key: string }).key;
 }
 
+/** A GET to the server with another Host header (preview hosts have no DNS here). */
+function getWithHost(url: string, host: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = request({ host: u.hostname, port: u.port, path: "/", headers: { host } }, (res) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => {
+        body += d;
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
 async function create(o: Parameters<typeof Sandbox.create>[1] = {}, template = "base"): Promise<Sandbox> {
   const sb = await Sandbox.create(template, { ...opts, timeoutMs: 600_000, ...o });
   made.push(sb);
@@ -35,7 +55,8 @@ async function create(o: Parameters<typeof Sandbox.create>[1] = {}, template = "
 }
 
 beforeAll(async () => {
-  server = await startTestServer();
+  // A preview domain: getHost(port) names an exposed port's preview host.
+  server = await startTestServer({ env: { BERTH_PREVIEW_DOMAIN: PREVIEW_DOMAIN } });
   // The two lines a user pastes, from `berth e2b env` (which makes the key).
   const run = await runBerth(server, ["e2b", "env"]);
   expect(run).toMatchObject({ code: 0, stderr: "" });
@@ -331,5 +352,145 @@ describe("the e2b SDK against Berth", () => {
     expect(await sb.isRunning()).toBe(true);
 
     await expect(sb.commands.run("id -u", { user: "root" })).rejects.toThrow(/root is not available/);
+  });
+
+  it("keeps file metadata as user.e2b.* xattrs: write, info, list, rename, overwrite, set in the sandbox", async () => {
+    const sb = await create();
+    const meta = { author: "mish", purpose: "upload" };
+    const w = await sb.files.write("meta/a.txt", "with metadata", { metadata: meta });
+    expect(w).toMatchObject({ path: "/home/user/meta/a.txt", metadata: meta });
+    expect((await sb.files.getInfo("meta/a.txt")).metadata).toEqual(meta);
+    // The octet-stream upload carries it too; a multi-file upload puts it on every file.
+    await sb.files.write("meta/b.txt", "raw", { metadata: { k: "v" }, useOctetStream: true });
+    expect((await sb.files.getInfo("meta/b.txt")).metadata).toEqual({ k: "v" });
+    const both = await sb.files.writeFiles(
+      [
+        { path: "meta/m1.txt", data: "1" },
+        { path: "meta/m2.txt", data: "2" },
+      ],
+      { metadata: { source: "suite" } },
+    );
+    expect(both.map((i) => i.metadata)).toEqual([{ source: "suite" }, { source: "suite" }]);
+    const listed = await sb.files.list("meta");
+    expect(Object.fromEntries(listed.map((e) => [e.name, e.metadata]))).toEqual({
+      "a.txt": meta,
+      "b.txt": { k: "v" },
+      "m1.txt": { source: "suite" },
+      "m2.txt": { source: "suite" },
+    });
+    // Kept across a rename (same inode); gone after an overwrite without metadata (new inode).
+    expect((await sb.files.rename("meta/a.txt", "meta/renamed.txt")).metadata).toEqual(meta);
+    expect((await sb.files.write("meta/renamed.txt", "again")).metadata).toBeUndefined();
+    expect((await sb.files.getInfo("meta/renamed.txt")).metadata).toBeUndefined();
+    // The xattrs are the store: one set inside the sandbox shows, one read inside shows ours.
+    await sb.commands.run(
+      `python3 -c "import os; os.setxattr('/home/user/meta/b.txt', 'user.e2b.extra', b'inside')"`,
+    );
+    expect((await sb.files.getInfo("meta/b.txt")).metadata).toEqual({ k: "v", extra: "inside" });
+    const inside = await sb.commands.run(
+      `python3 -c "import os; print(os.getxattr('/home/user/meta/m1.txt', 'user.e2b.source').decode())"`,
+    );
+    expect(inside.stdout).toBe("suite\n");
+
+    // A bad header is refused (400, stable code) before anything is written.
+    const refused = await fetch(`${server?.url}/e2b/envd/files?path=meta/refused.txt`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/octet-stream",
+        "e2b-sandbox-id": sb.sandboxId,
+        "x-access-token": sb["envdAccessToken"] as string,
+        [`x-metadata-${"k".repeat(201)}`]: "v",
+      },
+      body: "x",
+    });
+    expect(refused.status).toBe(400);
+    expect(await refused.json()).toMatchObject({ error_code: "invalid_request" });
+    expect(await sb.files.exists("meta/refused.txt")).toBe(false);
+  });
+
+  it("serves signed file URLs: download and upload without headers, expiry and a forged signature refused", async () => {
+    const sb = await create({ secure: true });
+    const other = await create({ secure: true });
+    await sb.files.write("signed.txt", "signed content");
+    const down = await sb.downloadUrl("signed.txt", { useSignatureExpiration: 600 });
+    expect(new URL(down).searchParams.get("signature")).toMatch(/^v1_/);
+    const ok = await fetch(down);
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toBe("signed content");
+
+    const form = new FormData();
+    form.append("file", "uploaded by url");
+    const up = await fetch(await sb.uploadUrl("up.txt", { useSignatureExpiration: 600 }), {
+      method: "POST",
+      body: form,
+    });
+    expect({ status: up.status, body: up.status === 200 ? "" : await up.clone().text() }).toEqual({
+      status: 200,
+      body: "",
+    });
+    expect(await up.json()).toEqual([{ name: "up.txt", path: "/home/user/up.txt", type: "file" }]);
+    expect(await sb.files.read("up.txt")).toBe("uploaded by url");
+    // Not written to the other sandbox: the signature picked this one.
+    expect(await other.files.exists("up.txt")).toBe(false);
+
+    const expired = await fetch(await sb.downloadUrl("signed.txt", { useSignatureExpiration: -10_000 }));
+    expect(expired.status).toBe(401);
+    expect(await expired.json()).toEqual({ code: 401, message: "signature is already expired" });
+    // A read signature does not write, a changed path or signature does not match.
+    const writeWithRead = await fetch(down, { method: "POST", body: form });
+    expect(writeWithRead.status).toBe(401);
+    const otherPath = new URL(down);
+    otherPath.searchParams.set("path", "up.txt");
+    expect((await fetch(otherPath)).status).toBe(401);
+    const forged = new URL(down);
+    forged.searchParams.set("signature", `v1_${"A".repeat(43)}`);
+    const f = await fetch(forged);
+    expect(f.status).toBe(401);
+    expect(await f.json()).toEqual({ code: 401, message: "invalid signature" });
+  });
+
+  it("maps getHost(port) to the preview host of an exposed port", async () => {
+    const sb = await create();
+    const host = sb.getHost(8000);
+    const apiPort = new URL(server?.url ?? "").port;
+    expect(host).toBe(`8000-${sb.sandboxId}.${PREVIEW_DOMAIN}:${apiPort}`);
+    const srv = await sb.commands.run("python3 -m http.server 8000", { background: true, timeoutMs: 0 });
+    const exposed = await fetch(`${server?.url}/v1/sandboxes/${sb.sandboxId}/ports`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${server?.adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ port: 8000, public: true }),
+    });
+    expect(exposed.status).toBe(201);
+    const page = await waitFor(
+      "the sandbox's http.server through its preview host",
+      () => getWithHost(server?.url ?? "", host).catch((e: Error) => ({ status: 0, body: e.message })),
+      (r) => r.status === 200,
+    );
+    expect(page.body).toContain("Directory listing");
+    await srv.kill();
+  });
+
+  it("answers metrics within the asked start/end window only", async () => {
+    const sb = await create();
+    const start = new Date(Date.now() - 5_000);
+    const now = await waitFor(
+      "a metrics sample",
+      () => sb.getMetrics({ start, end: new Date(Date.now() + 5_000) }),
+      (m) => m.length === 1,
+    );
+    expect(now[0]?.timestamp.getTime()).toBeGreaterThanOrEqual(start.getTime() - 1000);
+    expect(now[0]?.memUsed).toBeGreaterThan(0);
+    const hourAgo = Date.now() - 3_600_000;
+    expect(await sb.getMetrics({ start: new Date(hourAgo), end: new Date(hourAgo + 60_000) })).toEqual([]);
+    expect(await sb.getMetrics({ start: new Date(Date.now() + 3_600_000) })).toEqual([]);
+  });
+
+  it("reports a sandbox killed under a running command as killed (TimeoutError), not as a failed command", async () => {
+    const sb = await create();
+    const cmd = await sb.commands.run("sleep 60", { background: true, timeoutMs: 0 });
+    await sb.kill();
+    const err = await cmd.wait().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect((err as Error).message).toContain("sandbox was killed or reached its end of life");
   });
 });

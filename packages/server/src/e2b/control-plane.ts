@@ -8,12 +8,15 @@ import {
 import { CreateSandboxBody } from "@berth/core/contract";
 import { type Static, Type as T, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import type { FastifyRequest } from "fastify";
 import type { App, ServerContext } from "../routes/context.js";
 import type { EnvdTokens } from "./access-token.js";
 import { berthStates, berthTemplate, detailView, listedView, sandboxView } from "./views.js";
 
 const Id = T.Object({ sandboxID: T.String({ maxLength: 128 }) });
 const Seconds = T.Integer({ minimum: 0, maximum: 10 * 365 * 86_400 });
+/** A point in time as E2B's query parameters give it: unix seconds. */
+const UnixSeconds = T.String({ pattern: "^[0-9]{1,12}$" });
 /** E2B's default sandbox lifetime when a create names none. */
 const DEFAULT_TIMEOUT = 300;
 
@@ -76,10 +79,22 @@ function parseMetadata(q: string | undefined): Record<string, string> {
  */
 export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTokens): void {
   const s = { hide: true };
+  // getHost(port) is `<port>-<sandboxId>.<domain>`: with BERTH_PREVIEW_DOMAIN set that is the
+  // preview host of an exposed port (with the port the client reached the server on, as the
+  // ports' URLs carry it); without one, E2B's own domain (null), which Berth does not serve.
+  const domainOf = (req: FastifyRequest): string | null => {
+    const domain = ctx.config.previewDomain;
+    if (!domain) return null;
+    const host = (
+      String(req.headers["x-forwarded-host"] ?? req.headers.host ?? "").split(",")[0] ?? ""
+    ).trim();
+    const port = /:(\d+)$/.exec(host);
+    return port ? `${domain}:${port[1]}` : domain;
+  };
   app.get("/health", { schema: s }, async (_req, reply) => reply.status(200).send({ message: "ok" }));
 
   // v1 and v2 create take the same body here (v2 makes timeout optional: E2B's 300 s default).
-  const create = async (tenantId: string, b: Static<typeof NewSandbox>) => {
+  const create = async (tenantId: string, b: Static<typeof NewSandbox>, domain: string | null) => {
     const snapshot = await ctx.snapshots.get(tenantId, b.templateID).catch(() => null);
     const body = checkCreate({
       ...(snapshot ? { fromSnapshot: snapshot.id } : { template: berthTemplate(b.templateID) }),
@@ -95,11 +110,11 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
         : { timeoutSeconds: b.timeout ?? DEFAULT_TIMEOUT }),
     });
     const created = await ctx.sandboxes.create(tenantId, body);
-    return sandboxView(created, tokens.tokenFor(created.id));
+    return sandboxView(created, tokens.tokenFor(created.id), domain);
   };
   for (const path of ["/sandboxes", "/v2/sandboxes"])
     app.post(path, { schema: { ...s, body: NewSandbox } }, async (req, reply) =>
-      reply.status(201).send(await create(req.caller.tenantId, req.body)),
+      reply.status(201).send(await create(req.caller.tenantId, req.body, domainOf(req))),
     );
 
   const list = async (tenantId: string, states: SandboxState[], q: Record<string, string | undefined>) => {
@@ -139,7 +154,7 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
 
   app.get("/sandboxes/:sandboxID", { schema: { ...s, params: Id } }, async (req) => {
     const sb = await own(ctx, req.caller.tenantId, req.params.sandboxID);
-    return detailView(sb, tokens.tokenFor(sb.id));
+    return detailView(sb, tokens.tokenFor(sb.id), domainOf(req));
   });
   app.delete("/sandboxes/:sandboxID", { schema: { ...s, params: Id } }, async (req, reply) => {
     await own(ctx, req.caller.tenantId, req.params.sandboxID);
@@ -159,14 +174,19 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
   );
 
   // Connect (and the older resume): a paused or hibernated sandbox is started again.
-  const connect = async (tenantId: string, id: string, timeout: number | undefined) => {
+  const connect = async (
+    tenantId: string,
+    id: string,
+    timeout: number | undefined,
+    domain: string | null,
+  ) => {
     let sb = await own(ctx, tenantId, id);
     const resumed = sb.state !== "running" && sb.state !== "starting";
     if (resumed) sb = (await ctx.sandboxes.running(tenantId, id)).sandbox;
     const wantedEnd = Date.now() + (timeout ?? 300) * 1000;
     if (timeout !== undefined && sb.expiresAt && Date.parse(sb.expiresAt) < wantedEnd)
       sb = await endIn(ctx, sb, timeout);
-    return { resumed, view: sandboxView(sb, tokens.tokenFor(sb.id)) };
+    return { resumed, view: sandboxView(sb, tokens.tokenFor(sb.id), domain) };
   };
   const ConnectBody = T.Object({
     timeout: T.Optional(Seconds),
@@ -179,7 +199,7 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
     "/sandboxes/:sandboxID/resume",
   ])
     app.post(path, { schema: { ...s, params: Id, body: T.Optional(ConnectBody) } }, async (req, reply) => {
-      const r = await connect(req.caller.tenantId, req.params.sandboxID, req.body?.timeout);
+      const r = await connect(req.caller.tenantId, req.params.sandboxID, req.body?.timeout, domainOf(req));
       return reply.status(r.resumed || path.endsWith("resume") ? 201 : 200).send(r.view);
     });
 
@@ -192,26 +212,38 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
     return reply.status(204).send();
   });
 
-  app.get("/sandboxes/:sandboxID/metrics", { schema: { ...s, params: Id } }, async (req) => {
-    const sb = await own(ctx, req.caller.tenantId, req.params.sandboxID);
-    if (sb.state !== "running") return [];
-    const stats = await ctx.runtime.stats(sb.id);
-    const uptime = Math.max(1, (Date.now() - Date.parse(sb.createdAt)) / 1000);
-    const now = new Date();
-    return [
-      {
-        timestamp: now.toISOString(),
-        timestampUnix: Math.floor(now.getTime() / 1000),
-        cpuCount: Math.max(1, Math.round(sb.resources.cpus)),
-        cpuUsedPct: Math.min(100, (100 * stats.cpuSeconds) / uptime / Math.max(1, sb.resources.cpus)),
-        memUsed: stats.memoryBytes,
-        memTotal: sb.resources.memoryMiB * 1024 * 1024,
-        memCache: 0,
-        diskUsed: stats.diskBytes,
-        diskTotal: sb.resources.diskMiB * 1024 * 1024,
-      },
-    ];
-  });
+  // Berth keeps no metrics history: the one current sample (its time cut to the second, as
+  // E2B's samples are aligned) is returned when it falls in the asked [start, end] window.
+  const MetricsQuery = T.Object({ start: T.Optional(UnixSeconds), end: T.Optional(UnixSeconds) });
+  app.get(
+    "/sandboxes/:sandboxID/metrics",
+    { schema: { ...s, params: Id, querystring: MetricsQuery } },
+    async (req) => {
+      const start = req.query.start === undefined ? undefined : Number(req.query.start);
+      const end = req.query.end === undefined ? undefined : Number(req.query.end);
+      if (start !== undefined && end !== undefined && start > end)
+        throw new InvalidRequestError("start must not be after end", { field: "start" });
+      const sb = await own(ctx, req.caller.tenantId, req.params.sandboxID);
+      if (sb.state !== "running") return [];
+      const at = Math.floor(Date.now() / 1000);
+      if ((start !== undefined && at < start) || (end !== undefined && at > end)) return [];
+      const stats = await ctx.runtime.stats(sb.id);
+      const uptime = Math.max(1, (Date.now() - Date.parse(sb.createdAt)) / 1000);
+      return [
+        {
+          timestamp: new Date(at * 1000).toISOString(),
+          timestampUnix: at,
+          cpuCount: Math.max(1, Math.round(sb.resources.cpus)),
+          cpuUsedPct: Math.min(100, (100 * stats.cpuSeconds) / uptime / Math.max(1, sb.resources.cpus)),
+          memUsed: stats.memoryBytes,
+          memTotal: sb.resources.memoryMiB * 1024 * 1024,
+          memCache: 0,
+          diskUsed: stats.diskBytes,
+          diskTotal: sb.resources.diskMiB * 1024 * 1024,
+        },
+      ];
+    },
+  );
 
   // Fork: the source's files, env and settings (not its memory), through a snapshot that is
   // removed again once the copies exist.
@@ -237,7 +269,7 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
               timeoutSeconds: req.body?.timeout ?? src.timeoutSeconds ?? 0,
               ...(src.idle ? { idle: src.idle } : {}),
             });
-            results.push({ sandbox: sandboxView(copy, tokens.tokenFor(copy.id)) });
+            results.push({ sandbox: sandboxView(copy, tokens.tokenFor(copy.id), domainOf(req)) });
           } catch (err) {
             const e = err as { status?: number; message?: string };
             results.push({ error: { code: e.status ?? 500, message: e.message ?? "fork failed" } });

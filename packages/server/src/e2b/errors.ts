@@ -46,3 +46,13 @@ export function envdErrorHandler(err: FastifyError, req: FastifyRequest, reply: 
     .type("application/connect+json")
     .send(Buffer.concat([head, json]));
 }
+
+/**
+ * Failures of a signed file URL (`<server>/files?...&signature=...`) in envd's exact shape,
+ * `{code, message}`: such URLs are fetched by plain HTTP clients that compare the body.
+ */
+export function envdFileUrlErrorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  const e = toBerthError(err);
+  if (e.status >= 500) req.log.error({ err: String(err) }, "e2b file URL request failed");
+  void reply.status(e.status).send({ code: e.status, message: e.message });
+}

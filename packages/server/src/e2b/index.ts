@@ -1,4 +1,5 @@
 import { Type as T } from "@sinclair/typebox";
+import type { FastifyRequest } from "fastify";
 import { streamsBodies } from "../http/body-timeout.js";
 import type { App, ServerContext } from "../routes/context.js";
 import { EnvdTokens } from "./access-token.js";
@@ -11,7 +12,8 @@ import { Filesystem } from "./envd/gen/filesystem_pb.js";
 import { Process } from "./envd/gen/process_pb.js";
 import { processService } from "./envd/process-service.js";
 import { ProcessTable } from "./envd/process-table.js";
-import { e2bErrorHandler, e2bNotFound, envdErrorHandler } from "./errors.js";
+import { resolveSignedCall, type SignedOperation, type SignedQuery } from "./envd/signed-urls.js";
+import { e2bErrorHandler, e2bNotFound, envdErrorHandler, envdFileUrlErrorHandler } from "./errors.js";
 import { e2bCaller, newE2bKey } from "./keys.js";
 
 /** Where the E2B surface lives on Berth's port: E2B_API_URL is `<server>/e2b`. */
@@ -29,7 +31,9 @@ export async function installE2b(app: App, ctx: ServerContext): Promise<void> {
   const table = new ProcessTable();
   const files = filesystemService();
   // Bound lazily: the OpenAPI document is built with inert services that must not be touched.
-  const processEnv: typeof ctx.sandboxes.processEnv = (sandbox, extra) => ctx.sandboxes.processEnv(sandbox, extra);
+  const processEnv: typeof ctx.sandboxes.processEnv = (sandbox, extra) =>
+    ctx.sandboxes.processEnv(sandbox, extra);
+  const running = async (id: string) => (await ctx.store.getSandbox(id))?.state === "running";
 
   app.post(
     "/v1/e2b/keys",
@@ -74,19 +78,47 @@ export async function installE2b(app: App, ctx: ServerContext): Promise<void> {
         return reply.status(204).send();
       });
       scope.addHook("preHandler", async (req) => {
-        if (req.routeOptions.url !== `${E2B_SANDBOX_PREFIX}/health`) await resolveEnvdCall(req, ctx, tokens);
+        if (req.routeOptions.url === `${E2B_SANDBOX_PREFIX}/health`) return;
+        if (isSignedFileRequest(req)) await resolveSignedCall(req, ctx, tokens, operationOf(req));
+        else await resolveEnvdCall(req, ctx, tokens);
       });
       filesRoutes(scope, ctx);
       mountConnect(scope, (router) => {
-        router.service(Process, processService(table, processEnv));
+        router.service(Process, processService(table, processEnv, running));
         router.service(Filesystem, files);
       });
     },
     { prefix: E2B_SANDBOX_PREFIX },
   );
 
+  // Signed file URLs: the SDK builds them on E2B_SANDBOX_URL's origin (`new URL("/files", ...)`
+  // drops the path), so `/files` is also served at the root, for signed requests only.
+  await app.register(async (scope: App) => {
+    scope.removeAllContentTypeParsers();
+    streamsBodies(scope);
+    scope.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
+    scope.setErrorHandler(envdFileUrlErrorHandler);
+    scope.addHook("preHandler", async (req) => {
+      await resolveSignedCall(req, ctx, tokens, operationOf(req));
+    });
+    filesRoutes(scope, ctx);
+  });
+
   app.addHook("preClose", async () => {
     table.closeAll();
     files.closeAll();
   });
+}
+
+/** A `/files` request that carries a URL signature instead of an access token. */
+function isSignedFileRequest(req: FastifyRequest): boolean {
+  const q = req.query as SignedQuery | undefined;
+  return (
+    req.routeOptions.url === `${E2B_SANDBOX_PREFIX}/files` && !!q?.signature && !req.headers["x-access-token"]
+  );
+}
+
+/** What a signed file URL is used for: GET reads, POST writes. */
+function operationOf(req: FastifyRequest): SignedOperation {
+  return req.method === "POST" ? "write" : "read";
 }

@@ -35,7 +35,7 @@ function endAt(s: SandboxRecord): string {
 }
 
 /** The `Sandbox` answer of create, connect and fork: what the SDK needs to reach the data plane. */
-export function sandboxView(s: SandboxRecord, envdAccessToken: string) {
+export function sandboxView(s: SandboxRecord, envdAccessToken: string, domain: string | null) {
   return {
     templateID: e2bTemplate(s.template),
     sandboxID: s.id,
@@ -43,7 +43,7 @@ export function sandboxView(s: SandboxRecord, envdAccessToken: string) {
     envdVersion: ENVD_VERSION,
     envdAccessToken,
     trafficAccessToken: null,
-    domain: null,
+    domain,
   };
 }
 
@@ -66,12 +66,12 @@ export function listedView(s: SandboxRecord) {
 }
 
 /** The `SandboxDetail` answer of get. */
-export function detailView(s: SandboxRecord, envdAccessToken: string) {
+export function detailView(s: SandboxRecord, envdAccessToken: string, domain: string | null) {
   return {
     ...listedView(s),
     envdAccessToken,
     allowInternetAccess: s.network.egress !== "none",
-    domain: null,
+    domain,
     lifecycle: {
       autoResume: false,
       onTimeout: s.idle?.action === "hibernate" && !s.timeoutSeconds ? "pause" : "kill",

@@ -45,12 +45,23 @@ export async function resolveEnvdCall(
     throw new UnauthorizedError(
       "send E2b-Sandbox-Id and the sandbox's X-Access-Token (from create or connect)",
     );
+  return openEnvdCall(req, ctx, id);
+}
+
+/**
+ * The call on sandbox `id` for a request already authenticated for it (by its access token or a
+ * file URL signature): the sandbox must be running, and the asked user must be one Berth has.
+ */
+export async function openEnvdCall(req: FastifyRequest, ctx: ServerContext, id: string): Promise<EnvdCall> {
   const sandbox = await ctx.store.getSandbox(id);
   if (!sandbox || sandbox.state === "deleted" || sandbox.state === "failed")
     throw new BadGatewayError(`sandbox '${id}' was not found`);
   req.caller = { tenantId: sandbox.tenantId, keyId: "envd-token", admin: false };
   if (sandbox.state !== "running")
     throw new BadGatewayError(`sandbox '${id}' is ${sandbox.state}: connect to it to resume it`);
+  // Past its end the sandbox is over, even before the reaper (every BERTH_REAPER_INTERVAL_MS) removes it.
+  if (sandbox.expiresAt && Date.parse(sandbox.expiresAt) <= Date.now())
+    throw new BadGatewayError(`sandbox '${id}' reached its end of life`);
   checkUser(req);
   ctx.sandboxes.touch(id);
   const call = { sandbox, client: ctx.sandboxes.client(id) };

@@ -28,3 +28,6 @@ export function sandboxPath(p: string | undefined): string {
   const expanded = raw === "~" ? HOME : raw.startsWith("~/") ? `${HOME}/${raw.slice(2)}` : raw;
   return posix.resolve(HOME, expanded);
 }
+
+/** Drops the connection of the call under way (the client sees its transport fail). */
+export const dropConnectionKey = createContextKey<() => void>(() => {}, { description: "drop connection" });

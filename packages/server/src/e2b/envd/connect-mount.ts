@@ -5,7 +5,7 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { App } from "../../routes/context.js";
 import { envdCallOf } from "./auth.js";
-import { envdCallKey } from "./call.js";
+import { dropConnectionKey, envdCallKey } from "./call.js";
 
 /** Largest Connect request body read (one message: commands, paths, stdin chunks). */
 const MAX_RPC_BODY = 16 * 1024 * 1024;
@@ -51,9 +51,14 @@ export function mountConnect(app: App, routes: (router: ConnectRouter) => void):
       header: headers,
       body: Readable.from([body]),
       signal: abort.signal,
-      contextValues: createContextValues().set(envdCallKey, call),
+      contextValues: createContextValues()
+        .set(envdCallKey, call)
+        .set(dropConnectionKey, () => reply.raw.destroy()),
     });
     reply.hijack();
-    await universalResponseToNodeResponse(res, reply.raw);
+    // A dropped connection (dropConnectionKey) ends the write with an error nobody is left to hear.
+    await universalResponseToNodeResponse(res, reply.raw).catch((err: unknown) => {
+      req.log.debug({ err: String(err) }, "envd response ended early");
+    });
   });
 }

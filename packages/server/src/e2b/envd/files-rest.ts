@@ -1,22 +1,46 @@
 import { posix } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { createGunzip, createGzip } from "node:zlib";
-import { InvalidRequestError, NotSupportedError, PayloadTooLargeError, SETTINGS } from "@berth/core";
+import { InvalidRequestError, PayloadTooLargeError, SETTINGS } from "@berth/core";
+import type { SupervisorClient } from "@berth/supervisor";
 import { Type as T } from "@sinclair/typebox";
 import { limitedBody } from "../../http/upload.js";
 import type { App, ServerContext } from "../../routes/context.js";
 import { envdCallOf } from "./auth.js";
 import { sandboxPath } from "./call.js";
+import { metadataFromHeaders, writeMetadata } from "./file-metadata.js";
 
-const FilesQuery = T.Object({
+/** The query of `/files` (a signed file URL adds `signature` and `signature_expiration`). */
+export const FilesQuery = T.Object({
   path: T.Optional(T.String({ maxLength: 4096 })),
   username: T.Optional(T.String({ maxLength: 64 })),
   signature: T.Optional(T.String({ maxLength: 512 })),
   signature_expiration: T.Optional(T.String({ maxLength: 32 })),
 });
 
-/** What envd answers for each file written. */
-const written = (path: string) => ({ name: posix.basename(path), type: "file", path });
+/** What envd answers for each file written (with its metadata, when the upload set some). */
+const written = (path: string, metadata?: Record<string, string>) => ({
+  name: posix.basename(path),
+  type: "file",
+  path,
+  ...(metadata ? { metadata } : {}),
+});
+
+/** Writes one uploaded file and then its metadata; a file whose metadata failed is removed again. */
+async function writeFile(
+  client: SupervisorClient,
+  path: string,
+  data: Buffer | Readable,
+  metadata: Record<string, string> | undefined,
+) {
+  await client.write(path, data);
+  if (metadata)
+    await writeMetadata(client, path, metadata).catch(async (e: unknown) => {
+      await client.remove(path, { recursive: false }).catch(() => {});
+      throw e;
+    });
+  return written(path, metadata);
+}
 
 /**
  * E2B's REST file transfer: `GET /files` (a file's bytes, gzip on request) and `POST /files`
@@ -26,7 +50,6 @@ export function filesRoutes(app: App, ctx: ServerContext): void {
   const schema = { hide: true, querystring: FilesQuery };
   app.get("/files", { schema }, async (req, reply) => {
     const { client } = envdCallOf(req);
-    if (req.query.signature) throw new NotSupportedError("signed file URLs are not available in Berth");
     if (!req.query.path) throw new InvalidRequestError("path is required", { field: "path" });
     const path = sandboxPath(req.query.path);
     const { size, stream } = await client.read(path);
@@ -40,9 +63,8 @@ export function filesRoutes(app: App, ctx: ServerContext): void {
 
   app.post("/files", { schema }, async (req) => {
     const { client } = envdCallOf(req);
-    // File metadata lives in xattrs in E2B; berth-init has no xattr operation yet: refused, not dropped.
-    if (Object.keys(req.headers).some((h) => h.startsWith("x-metadata-")))
-      throw new NotSupportedError("file metadata (X-Metadata-* headers) is not available in Berth sandboxes");
+    // Checked before anything is written: a refused upload leaves no file behind.
+    const metadata = metadataFromHeaders(req.headers);
     const max = ctx.config.maxUploadBytes;
     const type = String(req.headers["content-type"] ?? "");
     const encoding = String(req.headers["content-encoding"] ?? "identity").toLowerCase();
@@ -61,20 +83,24 @@ export function filesRoutes(app: App, ctx: ServerContext): void {
         .catch(() => {
           throw new InvalidRequestError("the multipart body could not be parsed");
         });
-      const files = form.getAll("file").filter((f): f is File => typeof f !== "string");
+      // A part without a file name (a plain form field, as `form.append("file", text)` makes) is
+      // the content of the file at `path`, as envd takes it.
+      const files = form.getAll("file");
       if (files.length === 0) throw new InvalidRequestError("the multipart body has no 'file' part");
       const out = [];
       for (const f of files) {
-        const target = sandboxPath(files.length === 1 && req.query.path ? req.query.path : f.name);
-        await client.write(target, Buffer.from(await f.arrayBuffer()));
-        out.push(written(target));
+        const name =
+          files.length === 1 && req.query.path ? req.query.path : typeof f === "string" ? "" : f.name;
+        if (!name)
+          throw new InvalidRequestError("a 'file' part without a file name needs ?path=", { field: "path" });
+        const data = typeof f === "string" ? Buffer.from(f) : Buffer.from(await f.arrayBuffer());
+        out.push(await writeFile(client, sandboxPath(name), data, metadata));
       }
       return out;
     }
     if (!req.query.path) throw new InvalidRequestError("path is required", { field: "path" });
     const target = sandboxPath(req.query.path);
-    await client.write(target, raw);
-    return [written(target)];
+    return [await writeFile(client, target, raw, metadata)];
   });
 }
 

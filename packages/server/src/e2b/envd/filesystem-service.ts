@@ -6,6 +6,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { callOf, sandboxPath } from "./call.js";
+import { readMetadata } from "./file-metadata.js";
 import {
   type EntryInfoSchema,
   EventType,
@@ -45,10 +46,16 @@ async function linkTarget(client: SupervisorClient, path: string): Promise<strin
   return ok ? Buffer.concat(out).toString("utf8").replace(/\n$/, "") : undefined;
 }
 
-/** E2B's EntryInfo for a supervisor entry at `path`. */
-export async function entryInfo(client: SupervisorClient, path: string, e: FileEntry): Promise<EntryInit> {
+/** E2B's EntryInfo for a supervisor entry at `path` (with its metadata, when that was read). */
+export async function entryInfo(
+  client: SupervisorClient,
+  path: string,
+  e: FileEntry,
+  metadata?: Record<string, string>,
+): Promise<EntryInit> {
   const symlinkTarget = e.type === "symlink" ? await linkTarget(client, path) : undefined;
   return {
+    ...(metadata ? { metadata } : {}),
     ...(symlinkTarget !== undefined ? { symlinkTarget } : {}),
     name: path === "/" ? "/" : posix.basename(path),
     type: e.type === "dir" ? FileType.DIRECTORY : e.type === "symlink" ? FileType.SYMLINK : FileType.FILE,
@@ -110,11 +117,23 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
   const watchers = new Map<string, PolledWatcher>();
 
   const listDir = async (client: SupervisorClient, path: string, depth: number, out: EntryInit[]) => {
-    for (const e of await client.list(path)) {
+    const entries = await client.list(path);
+    // One sandbox process reads the metadata of the whole directory.
+    const meta = await readMetadata(
+      client,
+      entries.filter((e) => e.type !== "symlink").map((e) => posix.join(path, e.name)),
+    );
+    for (const e of entries) {
       const child = posix.join(path, e.name);
-      out.push(await entryInfo(client, child, e));
+      out.push(await entryInfo(client, child, e, meta.get(child)));
       if (e.type === "dir" && depth > 1) await listDir(client, child, depth - 1, out);
     }
+  };
+
+  /** The entry at `path` with its metadata. */
+  const statWithMetadata = async (client: SupervisorClient, path: string) => {
+    const [e, meta] = await Promise.all([client.stat(path), readMetadata(client, [path])]);
+    return entryInfo(client, path, e, meta.get(path));
   };
 
   const polled = (ctx: HandlerContext, id: string): PolledWatcher => {
@@ -128,7 +147,7 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
     async stat(req, ctx) {
       const { client } = callOf(ctx);
       const path = sandboxPath(req.path);
-      return rpc(async () => ({ entry: await entryInfo(client, path, await client.stat(path)) }));
+      return rpc(async () => ({ entry: await statWithMetadata(client, path) }));
     },
     async makeDir(req, ctx) {
       const { client } = callOf(ctx);
@@ -147,7 +166,7 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
       const to = sandboxPath(req.destination);
       return rpc(async () => {
         await client.move(from, to);
-        return { entry: await entryInfo(client, to, await client.stat(to)) };
+        return { entry: await statWithMetadata(client, to) };
       });
     },
     async listDir(req, ctx) {

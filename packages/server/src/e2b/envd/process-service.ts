@@ -1,10 +1,13 @@
 import { InvalidRequestError, type SandboxRecord } from "@berth/core";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { callOf, HOME, sandboxPath } from "./call.js";
+import { callOf, dropConnectionKey, HOME, sandboxPath } from "./call.js";
 import { type Process, type ProcessEventSchema, type ProcessSelector, Signal } from "./gen/process_pb.js";
 import type { ProcessOutput, ProcessTable, TrackedProcess } from "./process-table.js";
 import { rpc, toConnectError } from "./rpc-errors.js";
+
+/** Whether a sandbox is still running (not being deleted, paused or gone). */
+export type SandboxRunning = (sandboxId: string) => Promise<boolean>;
 
 /** A Start or Connect response (the two carry the same event). */
 type Event = { event: MessageInitShape<typeof ProcessEventSchema> };
@@ -34,7 +37,11 @@ function eventOf(o: ProcessOutput | "keepalive"): Event {
  * Streams a process's output from now until it ends or the client leaves (the process goes on),
  * with keepalives at the interval the SDK asks for in `Keepalive-Ping-Interval` (seconds).
  */
-async function* follow(p: TrackedProcess, ctx: HandlerContext): AsyncGenerator<Event> {
+async function* follow(
+  p: TrackedProcess,
+  ctx: HandlerContext,
+  running: SandboxRunning,
+): AsyncGenerator<Event> {
   const queue: (ProcessOutput | "keepalive")[] = [];
   let queued = 0;
   let wake: (() => void) | undefined;
@@ -62,8 +69,18 @@ async function* follow(p: TrackedProcess, ctx: HandlerContext): AsyncGenerator<E
           queued -= o.data.length;
           if (queued <= MAX_QUEUED_BYTES / 4) p.stream.resume();
         }
+        if (o !== "keepalive" && o.kind === "end") {
+          // A process whose supervisor stream broke, or whose sandbox is going away, has no exit
+          // to report: the connection is dropped, as E2B's proxy drops it, so the SDK probes
+          // /health (502) and says the sandbox was killed instead of reporting a failed command.
+          if (o.status === "error" || !(await running(callOf(ctx).sandbox.id))) {
+            ctx.values.get(dropConnectionKey)();
+            return;
+          }
+          yield eventOf(o);
+          return;
+        }
         yield eventOf(o);
-        if (o !== "keepalive" && o.kind === "end") return;
       }
       if (ctx.signal.aborted) return;
       await new Promise<void>((r) => {
@@ -87,7 +104,11 @@ function selectorOf(s: ProcessSelector | undefined): { pid?: number; tag?: strin
 }
 
 /** E2B's `process.Process` service over the sandbox's supervisor. */
-export function processService(table: ProcessTable, processEnv: ProcessEnv): ServiceImpl<typeof Process> {
+export function processService(
+  table: ProcessTable,
+  processEnv: ProcessEnv,
+  running: SandboxRunning,
+): ServiceImpl<typeof Process> {
   return {
     async *start(req, ctx) {
       const { sandbox, client } = callOf(ctx);
@@ -114,13 +135,13 @@ export function processService(table: ProcessTable, processEnv: ProcessEnv): Ser
       const timeoutMs = ctx.timeoutMs();
       if (timeoutMs !== undefined && timeoutMs > 0) p.killAfter(timeoutMs);
       yield { event: { event: { case: "start", value: { pid: p.pid } } } } satisfies Event;
-      yield* follow(p, ctx);
+      yield* follow(p, ctx, running);
     },
     async *connect(req, ctx): AsyncGenerator<Event> {
       const { sandbox } = callOf(ctx);
       const p = await rpc(async () => table.find(sandbox.id, selectorOf(req.process)));
       yield { event: { event: { case: "start", value: { pid: p.pid } } } };
-      yield* follow(p, ctx);
+      yield* follow(p, ctx, running);
     },
     async list(_req, ctx) {
       const { sandbox } = callOf(ctx);
