@@ -3,8 +3,10 @@ import { describe, expect, it } from "vitest";
 import { runtimeDriver } from "./runtime-drivers.js";
 
 describe("the runtime driver registry", () => {
-  it("has a driver for every BERTH_RUNTIME value the config accepts", () => {
-    const names = Object.fromEntries(SETTINGS.runtime.oneOf.map((v) => [v, runtimeDriver(v).name]));
+  it("has a driver for every BERTH_RUNTIME value the config accepts", async () => {
+    const names = Object.fromEntries(
+      await Promise.all(SETTINGS.runtime.oneOf.map(async (v) => [v, (await runtimeDriver(v)).name])),
+    );
     expect(names).toEqual({
       auto: "linux",
       runc: "linux",
@@ -14,9 +16,9 @@ describe("the runtime driver registry", () => {
     });
   });
 
-  it("refuses a value no driver serves with a ConfigError naming the setting", () => {
+  it("refuses a value no driver serves with a ConfigError naming the setting", async () => {
     for (const bad of ["podman", "constructor", "__proto__", ""])
-      expect(() => runtimeDriver(bad)).toThrow(ConfigError);
-    expect(() => runtimeDriver("podman")).toThrow(/BERTH_RUNTIME/);
+      await expect(runtimeDriver(bad)).rejects.toThrow(ConfigError);
+    await expect(runtimeDriver("podman")).rejects.toThrow(/BERTH_RUNTIME/);
   });
 });

@@ -94,7 +94,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     },
   });
   const gatewayPort = await gateway.start(config.gatewayPort);
-  const runtime = runtimeDriver(config.runtime).create(config, {
+  const runtime = (await runtimeDriver(config.runtime)).create(config, {
     dataDir,
     gatewayPort,
     replica: replicaIdOf(dataDir),
