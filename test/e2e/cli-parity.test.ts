@@ -91,14 +91,17 @@ describe("berth commands that mirror the API", () => {
     let seen = "";
     watch.stdout.on("data", (d: Buffer) => (seen += d.toString()));
     try {
-      // Changes are written until the watch reports one (it may start after the first write).
+      // A new file each try until the watch reports one (it may start after the first files are
+      // made, and a file made before it only shows as modified later).
+      let tries = 0;
       await waitFor(
         "files watch to print a create line",
         async () => {
-          await berth(["sandbox", "exec", id, "--", "sh", "-c", "date > /workspace/a/new.txt"]);
+          tries++;
+          await berth(["sandbox", "exec", id, "--", "sh", "-c", `date > /workspace/a/new${tries}.txt`]);
           return seen;
         },
-        (s) => /create \/workspace\/a\/new\.txt/.test(s),
+        (s) => /create \/workspace\/a\/new\d+\.txt/.test(s),
         { everyMs: 300 },
       );
     } finally {
