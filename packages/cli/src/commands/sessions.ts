@@ -1,18 +1,12 @@
+import { SESSION_STATES } from "@berth/core";
 import { type SessionState, Sessions } from "@berth/sdk";
 import { UsageError } from "../args.js";
 import type { Command } from "../command.js";
 import { formatTable } from "../table.js";
 import { agentAttach, agentShow } from "./agent.js";
 
-const STATES: SessionState[] = [
-  "starting",
-  "running",
-  "idle",
-  "hibernated",
-  "completed",
-  "failed",
-  "cancelled",
-];
+/** The states `--state` takes: the contract's, so a new state needs no edit here. */
+const STATES: readonly SessionState[] = SESSION_STATES;
 
 /** `berth session list`. */
 export const sessionList: Command = {
