@@ -182,6 +182,65 @@ describe("background processes", () => {
     );
     expect(p).toMatchObject({ state: "exited", signal: "SIGKILL" });
   });
+
+  it("writes to a kept stdin as raw bytes and as JSON, closes it, and refuses what it cannot do", async () => {
+    const stdin = (pid: number, body: string | undefined, query = "", headers: Record<string, string> = {}) =>
+      api(
+        server,
+        server.adminKey,
+        "POST",
+        `/v1/sandboxes/${id}/processes/${pid}/stdin${query}`,
+        body,
+        headers,
+      );
+    const started = await api(server, server.adminKey, "POST", `/v1/sandboxes/${id}/processes`, {
+      cmd: ["sh", "-c", "while read line; do echo got $line; done; echo eof"],
+      stdin: true,
+    });
+    expect(started.status).toBe(201);
+    const pid = started.body.pid as number;
+    const raw = await stdin(pid, "one\n", "", { "content-type": "application/octet-stream" });
+    expect(raw).toMatchObject({ status: 200, body: { pid, written: 4, closed: false } });
+    const b64 = await stdin(
+      pid,
+      JSON.stringify({ data: Buffer.from("two\n").toString("base64"), encoding: "base64" }),
+    );
+    expect(b64.body).toEqual({ pid, written: 4, closed: false });
+    const last = await stdin(pid, JSON.stringify({ data: "three\n" }), "?close=true");
+    expect(last.body).toEqual({ pid, written: 6, closed: true });
+    const p = await waitFor(
+      `process ${pid} to exit after its stdin closed`,
+      async () =>
+        (await api(server, server.adminKey, "GET", `/v1/sandboxes/${id}/processes/${pid}/logs`)).body,
+      (x) => x.state === "exited",
+    );
+    expect(p).toMatchObject({ stdout: "got one\ngot two\ngot three\neof\n", exitCode: 0 });
+
+    // exited: 409; unknown pid: 404; malformed JSON: 400 naming the field; over 1 MiB: 413
+    const exited = await stdin(pid, "x", "", { "content-type": "text/plain" });
+    expect(exited.status).toBe(409);
+    expect(exited.body.error).toMatchObject({
+      code: "conflict",
+      message: expect.stringContaining("has exited"),
+    });
+    expect((await stdin(4000000, "x", "", { "content-type": "text/plain" })).status).toBe(404);
+    const bad = await stdin(pid, JSON.stringify({ data: 5 }));
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: "invalid_request", details: { field: "data" } });
+    const big = await stdin(pid, "x".repeat(1024 * 1024 + 1), "", { "content-type": "text/plain" });
+    expect(big.status).toBe(413);
+
+    // started without stdin: 409 saying to start it with stdin
+    const plain = await api(server, server.adminKey, "POST", `/v1/sandboxes/${id}/processes`, {
+      cmd: ["sleep", "60"],
+    });
+    const refused = await stdin(plain.body.pid, "x", "", { "content-type": "text/plain" });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.message).toContain("start it with stdin: true");
+    await api(server, server.adminKey, "POST", `/v1/sandboxes/${id}/processes/${plain.body.pid}/signal`, {
+      signal: "SIGKILL",
+    });
+  });
 });
 
 describe("sandbox records", () => {

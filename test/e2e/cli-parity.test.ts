@@ -138,6 +138,25 @@ describe("berth commands that mirror the API", () => {
     expect(bad.code).toBe(2);
   });
 
+  it("starts a process with --stdin, writes piped input and --data to it, and closes it", async () => {
+    const id = await newSandbox();
+    const start = await berth(["processes", "start", id, "--stdin", "--", "sh", "-c", "cat; echo end"]);
+    expect(start.code, start.stderr).toBe(0);
+    const pid = start.stdout.trim();
+    expect(pid).toMatch(/^\d+$/);
+    const piped = await runBerth(server, ["processes", "stdin", id, pid], { cwd: work, input: "piped\n" });
+    expect(piped).toEqual({ code: 0, stdout: "", stderr: "" });
+    const last = await berth(["processes", "stdin", "--json", "--data", "given\n", "--close", id, pid]);
+    expect(last.code, last.stderr).toBe(0);
+    expect(JSON.parse(last.stdout)).toEqual({ pid: Number(pid), written: 6, closed: true });
+    const logs = await berth(["processes", "logs", "-f", id, pid]);
+    expect(logs).toEqual({ code: 0, stdout: "piped\ngiven\nend\n", stderr: "" });
+    // exited now: an API error (exit 1) that says so
+    const late = await berth(["processes", "stdin", "--data", "x", id, pid]);
+    expect(late.code).toBe(1);
+    expect(late.stderr).toMatch(/^berth: conflict: .*has exited/);
+  });
+
   it("creates, lists and removes snapshots and volumes", async () => {
     const id = await newSandbox();
     const snap = await berth(["snapshot", "create", id, "--name", "cli-parity"]);

@@ -1,7 +1,9 @@
 /**
  * A newcomer's first `npm start`, on a fresh clone of this repository, in a terminal (a pty
  * from util-linux `script`): it says what it does, builds once, prints the banner, logs
- * readable lines (no JSON), and a second start skips the build. npm's packages are hard-linked
+ * readable lines (no JSON), and a second start skips the build. Then `npm test` in the same
+ * clone and terminal, limited to one small file (`npm test -- FILE`: npm hands the file to
+ * `vitest run`): human progress lines, no JSON, vitest's summary. npm's packages are hard-linked
  * from this checkout instead of downloaded again (`npm ci` is what .ci/run itself exercises).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
@@ -56,6 +58,20 @@ async function startInTerminal(extraEnv: Record<string, string> = {}): Promise<{
   while (!/recovered sandboxes|"msg"/.test(out) && Date.now() < settle)
     await new Promise((r) => setTimeout(r, 100));
   return { child, output: () => plain(out), seconds };
+}
+
+/** `npm test -- FILE` in a pty, to its end: its exit code and what it printed. */
+async function testInTerminal(file: string): Promise<{ code: number | null; output: string }> {
+  const child = spawn("script", ["-qfec", `npm test -- ${file}`, "/dev/null"], {
+    cwd: clone,
+    env,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
+  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+  return { code, output: plain(out) };
 }
 
 async function stop(child: ChildProcess): Promise<void> {
@@ -128,6 +144,14 @@ describe("npm start on a fresh clone, in a terminal", () => {
       const json = await startInTerminal({ BERTH_LOG_FORMAT: "json" });
       await stop(json.child);
       expect(json.output()).toMatch(/^\{"level":30,.*"msg":"recovered sandboxes"/m);
+
+      // `npm test` on the same clone, in a terminal: one small file keeps it cheap.
+      const test = await testInTerminal("packages/cli/src/table.test.ts");
+      expect(test.code, test.output).toBe(0);
+      expect(test.output).toMatch(/^\[bootstrap\] build is up to date/m);
+      expect(test.output, "a JSON line on a terminal").not.toMatch(/^\s*[{[]"/m);
+      expect(test.output).toMatch(/Test Files +1 passed \(1\)/);
+      expect(test.output).toMatch(/Tests +\d+ passed \(\d+\)/);
     },
     3 * START_DEADLINE_MS,
   );

@@ -99,6 +99,7 @@ const SDK_CALLS: Record<string, string> = {
   "GET /v1/sandboxes/{id}/processes/{pid}": "sb.processes.get",
   "GET /v1/sandboxes/{id}/processes/{pid}/logs": "sb.processes.logs",
   "POST /v1/sandboxes/{id}/processes/{pid}/signal": "sb.processes.signal",
+  "POST /v1/sandboxes/{id}/processes/{pid}/stdin": "sb.processes.writeStdin",
   "POST /v1/sandboxes/{id}/ports": "sb.ports.expose",
   "GET /v1/sandboxes/{id}/ports": "sb.ports.list",
   "DELETE /v1/sandboxes/{id}/ports/{port}": "sb.ports.remove",

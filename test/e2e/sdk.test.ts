@@ -148,6 +148,31 @@ describe("SDK end to end", () => {
     expect(logs.exitCode).not.toBe(0);
   });
 
+  it("writes to a background process's kept stdin and closes it; ConflictError without stdin", async () => {
+    const p = await sb().processes.start({ cmd: "cat; echo end", stdin: true });
+    expect(await sb().processes.writeStdin(p.pid, "text\n")).toEqual({
+      pid: p.pid,
+      written: 5,
+      closed: false,
+    });
+    expect(await sb().processes.writeStdin(p.pid, new Uint8Array([0, 255, 10]))).toMatchObject({
+      written: 3,
+    });
+    expect(await sb().processes.closeStdin(p.pid)).toEqual({ pid: p.pid, written: 0, closed: true });
+    const logs = await sb().processes.logs(p.pid, { follow: true });
+    expect(logs).toMatchObject({ state: "exited", exitCode: 0 });
+    expect(logs.stdout.startsWith("text\n\u0000")).toBe(true);
+    expect(logs.stdout.endsWith("\nend\n")).toBe(true);
+
+    const plain = await sb().processes.start({ cmd: ["sleep", "300"] });
+    const err = await sb()
+      .processes.writeStdin(plain.pid, "x")
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(ConflictError);
+    expect(err.message).toContain("start it with stdin: true");
+    await sb().processes.signal(plain.pid, "SIGKILL");
+  });
+
   it("runs an interactive terminal: typed commands run in the shell and it exits with their code", async () => {
     let output = "";
     const decoder = new TextDecoder();

@@ -29,7 +29,13 @@ import {
 } from "./commands/managed-agents.js";
 import { portForward } from "./commands/port-forward.js";
 import { portsExpose, portsList, portsRemove } from "./commands/ports.js";
-import { processesKill, processesList, processesLogs } from "./commands/processes.js";
+import {
+  processesKill,
+  processesList,
+  processesLogs,
+  processesStart,
+  processesStdin,
+} from "./commands/processes.js";
 import { sandboxCreate, sandboxGet, sandboxList, sandboxRemove } from "./commands/sandbox.js";
 import { serve } from "./commands/serve.js";
 import {
@@ -65,7 +71,13 @@ export const COMMANDS: Record<string, Command | Group> = {
     extend: sandboxExtend,
   },
   files: { cp: filesCopy, ls: filesList, rm: filesRemove, mkdir: filesMkdir, watch: filesWatch },
-  processes: { ls: processesList, logs: processesLogs, kill: processesKill },
+  processes: {
+    start: processesStart,
+    ls: processesList,
+    logs: processesLogs,
+    stdin: processesStdin,
+    kill: processesKill,
+  },
   snapshot: { create: snapshotCreate, list: snapshotList, rm: snapshotRemove },
   volume: { create: volumeCreate, list: volumeList, rm: volumeRemove },
   shell,

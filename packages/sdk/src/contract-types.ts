@@ -22,6 +22,7 @@ export type SdkMatchesContract = [
   Check<Same<sdk.ExecResult, Static<typeof contract.ExecResult>>>,
   Check<Same<sdk.ProcessInfo, Static<typeof contract.ProcessInfo>>>,
   Check<Same<sdk.ProcessLogs, Static<typeof contract.ProcessLogs>>>,
+  Check<Same<sdk.StdinResult, Static<typeof contract.StdinResult>>>,
   Check<Same<sdk.FileEntry, Static<typeof contract.FileEntry>>>,
   Check<Same<sdk.TenantInfo, Static<typeof contract.TenantInfo>>>,
   Check<Same<sdk.ApiKeyInfo, Static<typeof contract.ApiKeyInfo>>>,

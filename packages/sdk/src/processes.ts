@@ -1,5 +1,5 @@
 import type { BerthClient, CallOptions } from "./client.js";
-import type { ProcessInfo, ProcessLogs } from "./types.js";
+import type { ProcessInfo, ProcessLogs, StdinResult } from "./types.js";
 
 /** Options of `processes.logs`. */
 export interface LogsOptions {
@@ -21,15 +21,46 @@ export class Processes {
     return `/v1/sandboxes/${encodeURIComponent(this.sandboxId)}/processes${suffix}`;
   }
 
-  /** Starts a process that outlives the call; a string runs under `sh -c`. */
+  /**
+   * Starts a process that outlives the call; a string runs under `sh -c`. With `stdin: true`
+   * its stdin stays open for `writeStdin`/`closeStdin` (else it reads /dev/null).
+   */
   start(
-    opts: { cmd: string | string[]; cwd?: string; env?: Record<string, string> } & CallOptions,
+    opts: {
+      cmd: string | string[];
+      cwd?: string;
+      env?: Record<string, string>;
+      stdin?: boolean;
+    } & CallOptions,
   ): Promise<ProcessInfo> {
     const cmd = typeof opts.cmd === "string" ? ["sh", "-c", opts.cmd] : opts.cmd;
     return this.client.json("POST", this.path(), {
-      json: { cmd, cwd: opts.cwd, env: opts.env },
+      json: { cmd, cwd: opts.cwd, env: opts.env, ...(opts.stdin ? { stdin: true } : {}) },
       signal: opts.signal,
     });
+  }
+
+  /**
+   * Writes to the stdin of a process started with `stdin: true` (at most 1 MiB per call),
+   * then with `close` closes it. Resolves once the process's stdin pipe took every byte.
+   * ConflictError when it was started without stdin, has exited, or its stdin is closed.
+   */
+  writeStdin(
+    pid: number,
+    data: string | Uint8Array,
+    o: { close?: boolean } & CallOptions = {},
+  ): Promise<StdinResult> {
+    const body = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    return this.client.json("POST", this.path(`/${pid}/stdin`), {
+      query: { close: o.close ? "true" : undefined },
+      body,
+      signal: o.signal,
+    });
+  }
+
+  /** Closes the stdin of a process started with `stdin: true` (it reads end of file). */
+  closeStdin(pid: number, o: CallOptions = {}): Promise<StdinResult> {
+    return this.writeStdin(pid, new Uint8Array(0), { close: true, signal: o.signal });
   }
 
   /** Every process started through the API in this sandbox. */

@@ -12,6 +12,7 @@ import type {
   FileEntry as FileEntrySchema,
   ProcessInfo as ProcessInfoSchema,
   ProcessLogs as ProcessLogsSchema,
+  StdinResult as StdinResultSchema,
   TenantInfo as TenantInfoSchema,
 } from "@berth/core/contract";
 import type { Static } from "@sinclair/typebox";
@@ -47,6 +48,8 @@ export type ProcessInfo = Static<typeof ProcessInfoSchema>;
 
 /** Collected output of a background process. */
 export type ProcessLogs = Static<typeof ProcessLogsSchema>;
+/** What a stdin write did: bytes written, and whether stdin is now closed. */
+export type StdinResult = Static<typeof StdinResultSchema>;
 
 /** One entry of a directory listing. */
 export type FileEntry = Static<typeof FileEntrySchema>;

@@ -26,6 +26,7 @@ import { fileOpRoutes, fileRoutes } from "./routes/files.js";
 import { healthRoutes } from "./routes/health.js";
 import { keyRoutes } from "./routes/keys.js";
 import { portRoutes } from "./routes/ports.js";
+import { processStdinRoutes } from "./routes/process-stdin.js";
 import { processRoutes } from "./routes/processes.js";
 import { ptyRoutes } from "./routes/pty.js";
 import { sandboxRoutes } from "./routes/sandboxes.js";
@@ -147,6 +148,7 @@ export async function buildApp(ctx: ServerContext, logger: FastifyBaseLogger): P
     fileRoutes(raw, ctx);
     archiveRoutes(raw, ctx);
     templateUploadRoutes(raw, ctx);
+    processStdinRoutes(raw, ctx);
   });
   // Exposed ports on preview hosts are served ahead of the router, upgrades included.
   installProxy(app.server, proxy);

@@ -112,6 +112,28 @@ int op_procs(int sock, const jval *q);
 int op_proc(int sock, const jval *q);
 int op_signal(int sock, const jval *q);
 
+/* ---- stdin.c: the kept stdin of a background process, served by its shim ---- */
+struct pollfd;
+typedef struct {
+  int pipe;       /* write end of the process's stdin; -1 once closed */
+  int listen;     /* $STATE/procs/<pid>/stdin.sock; -1 when stdin is not kept */
+  int client;     /* the writer being served (one at a time); -1 when none */
+  int close_after, stalled, failed; /* failed: answered with an error, input is dropped */
+  size_t pend, written; /* bytes of the head frame already in the pipe; bytes this writer wrote */
+  reader rd;
+  char path[4200];
+} stdin_keeper;
+/* 1 when the socket path of any pid fits in sun_path (checked before a process is started). */
+int stdin_path_fits(void);
+/* Binds the process's stdin socket; -1 with errno when it cannot. */
+int keeper_open(stdin_keeper *k, long pid, int pipe_wr);
+/* Adds the keeper's fds to p (at most 2); slots say where (-1: not polled). Returns how many. */
+int keeper_pollfds(stdin_keeper *k, struct pollfd *p, int slots[3]);
+void keeper_service(stdin_keeper *k, const struct pollfd *p, const int slots[3]);
+/* The process exited: answers the writer and queued ones EPIPE, removes the socket. */
+void keeper_finish(stdin_keeper *k);
+int op_stdin(int sock, const jval *q);
+
 /* ---- logs.c ---- */
 int op_logs(int sock, const jval *q);
 

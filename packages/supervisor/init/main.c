@@ -71,6 +71,7 @@ static int dispatch(int sock, reader *rd) {
   if (!strcmp(op, "proc")) return op_proc(sock, q);
   if (!strcmp(op, "logs")) return op_logs(sock, q);
   if (!strcmp(op, "signal")) return op_signal(sock, q);
+  if (!strcmp(op, "stdin")) return op_stdin(sock, q);
   if (!strcmp(op, "stat")) return op_stat(sock, q);
   if (!strcmp(op, "list")) return op_list(sock, q);
   if (!strcmp(op, "read")) return op_read(sock, q);

@@ -65,7 +65,7 @@ static void write_status(long pid, int status) {
 }
 
 /* The shim's life: drain both pipes into the log until they close; status when the process exits. */
-static void shim(pid_t pid, int out, int err, int sfd) {
+static void shim(pid_t pid, int out, int err, int sfd, stdin_keeper *in) {
   logfile l = {.fd = -1};
   proc_path(l.path, sizeof l.path, pid, "log");
   proc_path(l.old, sizeof l.old, pid, "log.1");
@@ -73,8 +73,15 @@ static void shim(pid_t pid, int out, int err, int sfd) {
   char *buf = malloc(IO_CHUNK);
   int exited = 0;
   while (out >= 0 || err >= 0 || !exited) {
-    struct pollfd p[3] = {{sfd, exited ? 0 : POLLIN, 0}, {out, POLLIN, 0}, {err, POLLIN, 0}};
-    if (poll(p, 3, -1) < 0 && errno != EINTR) break;
+    struct pollfd p[5] = {{sfd, exited ? 0 : POLLIN, 0}, {out, POLLIN, 0}, {err, POLLIN, 0}};
+    int slots[3];
+    int np = 3 + keeper_pollfds(in, p + 3, slots);
+    for (int i = 0; i < 3; i++) slots[i] += slots[i] >= 0 ? 3 : 0;
+    if (poll(p, (nfds_t)np, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    keeper_service(in, p, slots);
     if (p[0].revents) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {}
@@ -101,26 +108,33 @@ static void shim(pid_t pid, int out, int err, int sfd) {
       log_append(&l, (char)('0' + i), buf, (size_t)n);
     }
   }
+  keeper_finish(in);
   _exit(0);
 }
 
 int op_spawn(int sock, const jval *q) {
   launch_spec ls;
   if (parse_launch(sock, q, &ls)) return -1;
+  int keep_stdin = jbool(q, "stdin", 0);
+  if (keep_stdin < 0) return reply_errno(sock, EINVAL, "stdin must be a boolean");
+  if (keep_stdin && !stdin_path_fits())
+    return reply_errno(sock, ENAMETOOLONG, "the state dir's path is too long for a stdin socket");
   sigset_t chld;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   sigprocmask(SIG_BLOCK, &chld, NULL);
   int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
-  int op[2], ep[2];
-  int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (pipe2(op, O_CLOEXEC) || pipe2(ep, O_CLOEXEC)) return reply_errno(sock, errno, "pipe: %s", strerror(errno));
+  int op[2], ep[2], ip[2] = {-1, -1};
+  if (pipe2(op, O_CLOEXEC) || pipe2(ep, O_CLOEXEC) || (keep_stdin && pipe2(ip, O_CLOEXEC)))
+    return reply_errno(sock, errno, "pipe: %s", strerror(errno));
+  int in = keep_stdin ? ip[0] : open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (in < 0) in = op[1] /* no /dev/null: any fd will do as stdin */;
   int err;
   const char *what;
   pid_t pid = launch(&ls, in, op[1], ep[1], -1, &err, &what);
   close(op[1]);
   close(ep[1]);
+  if (ip[0] >= 0) close(ip[0]);
   if (pid < 0) return reply_phase(sock, err, launch_phase(what), "%s %s: %s", what, !strcmp(what, "chdir") ? ls.cwd : ls.argv[0], strerror(err));
   g_fg_pgid = pid; /* until it exits, SIGTERM to the shim kills the process group */
   set_nonblock(op[0]);
@@ -134,6 +148,17 @@ int op_spawn(int sock, const jval *q) {
   for (size_t i = 0; i < sizeof old / sizeof *old; i++) {
     proc_path(path, sizeof path, pid, old[i]);
     unlink(path);
+  }
+  stdin_keeper keeper = {.pipe = -1, .listen = -1, .client = -1};
+  if (keep_stdin) {
+    set_nonblock(ip[1]); /* a process that does not read must not block the shim */
+    if (keeper_open(&keeper, pid, ip[1])) { /* nothing half-done: the process goes again */
+      int e = errno;
+      kill(-pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      rmdir(dir);
+      return reply_phase(sock, e, "setup", "stdin socket: %s", strerror(e));
+    }
   }
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
@@ -164,7 +189,7 @@ int op_spawn(int sock, const jval *q) {
   snprintf(fields, sizeof fields, ",\"pid\":%d", (int)pid);
   reply_ok(sock, fields);
   close(sock);
-  shim(pid, op[0], ep[0], sfd);
+  shim(pid, op[0], ep[0], sfd, &keeper);
   return 0;
 }
 

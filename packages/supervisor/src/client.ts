@@ -12,6 +12,12 @@ const UPLOAD_CHUNK = 256 * 1024;
 /** How long connecting and the first reply of an operation may take by default. */
 export const REPLY_TIMEOUT_MS = 30_000;
 
+/** What a write to a kept stdin did: bytes written, and whether stdin is now closed. */
+export interface StdinResult {
+  written: number;
+  closed: boolean;
+}
+
 /** A command to run in the sandbox; `env` is the whole environment. */
 export interface ExecOptions {
   cmd: string[];
@@ -61,10 +67,51 @@ export class SupervisorClient {
     return new ProcessStream(conn, toPid(answer.pid));
   }
 
-  /** Starts a background process that outlives the connection (output goes to its log). */
-  async spawn(o: { cmd: string[]; cwd?: string; env: Record<string, string> }): Promise<{ pid: number }> {
-    const a = await this.call({ op: "spawn", cmd: o.cmd, cwd: o.cwd, env: o.env });
+  /**
+   * Starts a background process that outlives the connection (output goes to its log). With
+   * `stdin` its stdin stays open for writeStdin from any later connection; else it is /dev/null.
+   */
+  async spawn(o: {
+    cmd: string[];
+    cwd?: string;
+    env: Record<string, string>;
+    stdin?: boolean;
+  }): Promise<{ pid: number }> {
+    const a = await this.call({
+      op: "spawn",
+      cmd: o.cmd,
+      cwd: o.cwd,
+      env: o.env,
+      ...(o.stdin ? { stdin: true } : {}),
+    });
     return { pid: toPid(a.pid) };
+  }
+
+  /**
+   * Writes `data` to the kept stdin of a spawned process, then with `close` closes it. Resolves
+   * once every byte is in the process's stdin pipe (it waits while the process does not read).
+   * NotFoundError for an unknown pid; ConflictError (errno EPIPE) when the process was started
+   * without stdin, has exited or closed its stdin, or its stdin was closed before.
+   */
+  async writeStdin(pid: number, data: Buffer, o: { close: boolean }): Promise<StdinResult> {
+    const { conn } = await this.open({ op: "stdin", pid, close: o.close }, String(pid));
+    try {
+      try {
+        for (let i = 0; i < data.length && !conn.hasPending; i += UPLOAD_CHUNK) {
+          if (!conn.send("i", data.subarray(i, i + UPLOAD_CHUNK))) await conn.drained();
+        }
+        if (!conn.hasPending) conn.send("e");
+      } catch (e) {
+        // The connection ended while sending: an error answer that came first says why.
+        if (!conn.hasPending) throw e;
+      }
+      const a = await conn.reply(String(pid));
+      if (!Number.isSafeInteger(a.written) || (a.written as number) < 0 || typeof a.closed !== "boolean")
+        throw invalidAnswer();
+      return { written: a.written as number, closed: a.closed };
+    } finally {
+      conn.close();
+    }
   }
 
   /** Every process started with spawn, running or exited. */

@@ -5,6 +5,7 @@ import {
   InvalidRequestError,
   LimitExceededError,
   NotFoundError,
+  PayloadTooLargeError,
   SandboxError,
 } from "@berth/core";
 
@@ -90,11 +91,17 @@ function errorOf(errno: string, msg: string, path: string | undefined): BerthErr
     case "EEXIST":
     case "ENOTEMPTY":
       return new ConflictError(msg, details);
+    case "EPIPE":
+      // A process's stdin that is not open: never kept, closed, or the process exited.
+      return new ConflictError(msg, { errno });
+    case "EFBIG":
+      return new PayloadTooLargeError(msg, { errno });
     case "ENOSPC":
     case "EDQUOT":
       return new BerthError("disk_full", msg, details);
     case "EMFILE":
     case "ENFILE":
+    case "EAGAIN":
       // The sandbox holds as many files (or inotify instances) as its limits allow.
       return new LimitExceededError(msg, details);
     default:

@@ -1,4 +1,4 @@
-export { type ExecOptions, SupervisorClient } from "./client.js";
+export { type ExecOptions, type StdinResult, SupervisorClient } from "./client.js";
 export {
   errorFromErrno,
   LAUNCH_PHASES,

@@ -46,6 +46,12 @@ export const StartProcessBody = T.Object(
     cmd: T.Array(T.String({ maxLength: 131072 }), { minItems: 1, maxItems: 4096 }),
     cwd: T.Optional(SandboxPath),
     env: T.Optional(Env),
+    stdin: T.Optional(
+      T.Boolean({
+        description:
+          "Keep the process's stdin open for POST .../processes/:pid/stdin (default false: stdin is /dev/null)",
+      }),
+    ),
     restart: T.Optional(
       OneOf(["no", "on-wake"], {
         description:
@@ -86,6 +92,26 @@ export const ProcessParams = T.Object({
   id: T.String({ maxLength: 64 }),
   pid: T.String({ pattern: "^[0-9]{1,7}$" }),
 });
+/** Most bytes one `POST .../processes/:pid/stdin` may write. */
+export const MAX_STDIN_WRITE_BYTES = 1024 * 1024;
+/** `POST .../processes/:pid/stdin?close=`: with close=true, stdin is closed after the body is written. */
+export const StdinQuery = T.Object(
+  { close: T.Optional(OneOf(["true", "false"])) },
+  { additionalProperties: false },
+);
+/** The JSON form of a stdin write (any other content type is written as raw bytes). */
+export const StdinJsonBody = T.Object(
+  {
+    data: T.String({ maxLength: 2 * MAX_STDIN_WRITE_BYTES }),
+    encoding: T.Optional(OneOf(["utf8", "base64"])),
+  },
+  { additionalProperties: false },
+);
+export type StdinJsonBody = Static<typeof StdinJsonBody>;
+/** The answer to a stdin write: bytes written, and whether stdin is now closed. */
+export const StdinResult = T.Object({ pid: T.Integer(), written: T.Integer(), closed: T.Boolean() });
+export type StdinResult = Static<typeof StdinResult>;
+
 /** `POST .../processes/:pid/kill`. */
 export const SignalBody = T.Object({ signal: T.Optional(OneOf(SIGNALS)) }, { additionalProperties: false });
 

@@ -47,6 +47,7 @@ export function processRoutes(app: App, ctx: ServerContext): void {
         cmd: req.body.cmd,
         cwd: req.body.cwd,
         env: ctx.sandboxes.processEnv(sandbox, req.body.env),
+        stdin: req.body.stdin,
       });
       const info = await client.process(pid);
       await recordProcess(ctx, req.params.id, info);
