@@ -395,4 +395,33 @@ describe("session commands of the CLI and the SDK", () => {
     const bad = await berth(["agent", "run", "--permission-mode", "yolo", "x"]);
     expect(bad.code).toBe(2);
   }, 150_000);
+
+  it("agent run --pattern hybrid, then two lines piped to agent attach are answered in order; sandbox rm refuses a sandbox in use, --force ends its session sandbox_lost", async () => {
+    const marker = `queue-${Date.now()}`;
+    scripts.set(marker, (body: any) => ({ kind: "text" as const, text: `re: ${lastUserText(body)}` }));
+    const r = await berth(["agent", "run", "--pattern", "hybrid", `${marker} start`]);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const id = sessionOf(r);
+    const sandboxId = /in sandbox (\S+)/.exec(r.stderr)?.[1] ?? "";
+    const attach = await runBerth(server, ["agent", "attach", id], {
+      cwd: work,
+      input: `${marker} first\n${marker} second\n`,
+      env: { BERTH_RECONNECT_SECONDS: "120" },
+    });
+    expect(attach.code, attach.stderr).toBe(0);
+    const at = (text: string) => {
+      const i = attach.stdout.indexOf(text);
+      expect(i, `${text} in ${attach.stdout}`).toBeGreaterThanOrEqual(0);
+      return i;
+    };
+    expect(at(`» ${marker} first`)).toBeLessThan(at(`re: ${marker} first`));
+    expect(at(`re: ${marker} first`)).toBeLessThan(at(`re: ${marker} second`));
+    const inUse = await berth(["sandbox", "rm", sandboxId]);
+    expect(inUse.code).toBe(1);
+    expect(inUse.stderr).toContain("in_use");
+    const forced = await berth(["sandbox", "rm", "--force", sandboxId]);
+    expect(forced.code, forced.stderr).toBe(0);
+    const ended = await until(id, ["failed"]);
+    expect(ended.failure.code).toBe("sandbox_lost");
+  }, 150_000);
 });
