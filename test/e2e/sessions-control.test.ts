@@ -240,4 +240,135 @@ describe("client control of tool calls", () => {
     expect(deltas.length).toBeGreaterThan(0);
     expect(JSON.stringify(deltas)).toContain("text_delta");
   }, 150_000);
+
+  it("uploaded skills are refused at the door when malformed, leaving nothing behind", async () => {
+    const before = (await call("GET", "/v1/sandboxes")).body.items.length;
+    const manifest = (name: string) => `---\nname: ${name}\ndescription: does a thing\n---\nbody\n`;
+    const skill = (name: string, files: { path: string; content: string }[]) => ({ name, files });
+    const good = skill("ok-skill", [{ path: "SKILL.md", content: manifest("ok-skill") }]);
+    const cases: [string, Record<string, unknown>, string][] = [
+      [
+        "a name outside [a-z0-9-]",
+        { skills: [skill("Bad_Name", [{ path: "SKILL.md", content: manifest("Bad_Name") }])] },
+        "skills.0.name",
+      ],
+      [
+        "no SKILL.md",
+        { skills: [skill("no-manifest", [{ path: "README.md", content: "x" }])] },
+        "skills[0].files",
+      ],
+      [
+        "SKILL.md without front matter",
+        { skills: [skill("bare", [{ path: "SKILL.md", content: "just text" }])] },
+        "skills[0].files",
+      ],
+      [
+        "front matter without a description",
+        { skills: [skill("nodesc", [{ path: "SKILL.md", content: "---\nname: nodesc\n---\n" }])] },
+        "skills[0].files",
+      ],
+      [
+        "a front matter name that is not the folder's",
+        { skills: [skill("one", [{ path: "SKILL.md", content: manifest("other") }])] },
+        "skills[0].name",
+      ],
+      [
+        "a path out of the folder",
+        {
+          skills: [
+            skill("trav", [
+              { path: "SKILL.md", content: manifest("trav") },
+              { path: "../../../.bashrc", content: "x" },
+            ]),
+          ],
+        },
+        "skills[0].files[1].path",
+      ],
+      [
+        "an absolute path",
+        {
+          skills: [
+            skill("abs", [
+              { path: "SKILL.md", content: manifest("abs") },
+              { path: "/etc/passwd", content: "x" },
+            ]),
+          ],
+        },
+        "skills[0].files[1].path",
+      ],
+      ["the same name twice", { skills: [good, good] }, "skills[1].name"],
+      [
+        "settingSources without project",
+        { skills: [good], agent: { settingSources: ["user"] } },
+        "agent.settingSources",
+      ],
+      [
+        "agent.skills that leaves it out",
+        { skills: [good], agent: { skills: ["something-else"] } },
+        "agent.skills",
+      ],
+    ];
+    for (const [what, body, field] of cases) {
+      const r = await call("POST", "/v1/sessions", { prompt: "x", ...body });
+      expect(r.status, `${what}: ${JSON.stringify(r.body)}`).toBe(400);
+      expect(r.body.error.code, what).toBe("invalid_request");
+      expect(r.body.error.details?.field, what).toBe(field);
+    }
+    // Past 8 MiB in all: 413, naming where.
+    const big = await call("POST", "/v1/sessions", {
+      prompt: "x",
+      skills: [
+        skill("big", [
+          { path: "SKILL.md", content: manifest("big") },
+          { path: "data.bin", content: "a".repeat((8 << 20) + 1) },
+        ]),
+      ],
+    });
+    expect(big.status, JSON.stringify(big.body).slice(0, 500)).toBe(413);
+    expect(big.body.error.details.field).toBe("skills[0].files[1].content");
+    expect((await call("GET", "/v1/sandboxes")).body.items.length).toBe(before);
+  }, 60_000);
+
+  it("agent.agents and agent.settingSources reach claude: the subagent is offered to the model, and a project CLAUDE.md is read only with the project source", async () => {
+    const marker = `settings-${Date.now()}`;
+    scripts.set(marker, () => ({ kind: "text", text: "ok" }));
+    const memory = (tag: string) => ({ path: "CLAUDE.md", content: `Project memory ${marker}-${tag}\n` });
+    // Default sources (the SDK reads all of them) and a subagent; then only the user's settings.
+    const [withAgent, userOnly] = await Promise.all([
+      call("POST", "/v1/sessions", {
+        prompt: `${marker} one`,
+        files: [memory("default")],
+        agent: {
+          agents: {
+            "pdf-reviewer": { description: `Reviews PDFs ${marker}-subagent`, prompt: "You review PDFs." },
+          },
+        },
+      }),
+      call("POST", "/v1/sessions", {
+        prompt: `${marker} two`,
+        files: [memory("user-only")],
+        agent: { settingSources: ["user"] },
+      }),
+    ]);
+    expect(withAgent.status, JSON.stringify(withAgent.body)).toBe(201);
+    expect(userOnly.status, JSON.stringify(userOnly.body)).toBe(201);
+    await Promise.all([
+      until(withAgent.body.id, ["completed", "failed"]),
+      until(userOnly.body.id, ["completed", "failed"]),
+    ]);
+    const sent = (prompt: string) =>
+      JSON.stringify(
+        model
+          .turns()
+          .filter((t) => t.body.stream && JSON.stringify(t.body.messages).includes(prompt))
+          .map((t) => t.body),
+      );
+    const one = sent(`${marker} one`);
+    const two = sent(`${marker} two`);
+    expect(one).toContain(`${marker}-subagent`);
+    expect(one).toContain(`${marker}-default`);
+    expect(two).toContain(`${marker} two`);
+    expect(two).not.toContain(`${marker}-user-only`);
+    expect(two).not.toContain(`${marker}-subagent`);
+  }, 150_000);
 });

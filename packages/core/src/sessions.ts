@@ -113,14 +113,16 @@ export type SessionPatch = Partial<
 
 /**
  * Kinds of session events: an SDK message, a message the user sent (`{text}`), a lifecycle
- * change, a tool call waiting for the client's answer and how it was settled.
+ * change, a tool call waiting for the client's answer and how it was settled, a webhook
+ * delivery given up after its last attempt.
  */
 export type SessionEventType =
   | "message"
   | "user_message"
   | "state"
   | "permission_request"
-  | "permission_resolved";
+  | "permission_resolved"
+  | "webhook_failed";
 
 /** One stored event of a session: an SDK message (`message`), a lifecycle change (`state`), a permission request. */
 export interface SessionEvent {

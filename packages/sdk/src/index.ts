@@ -39,6 +39,7 @@ export {
   Sessions,
   type SessionView,
 } from "./sessions.js";
+export { readSkillFolder, type SkillFolder } from "./skills.js";
 export { type SnapshotInfo, Snapshots } from "./snapshots.js";
 export { type SseEvent, SseParser } from "./sse.js";
 export {

@@ -31,7 +31,8 @@ export type SessionView = Static<typeof Session>;
 /**
  * One event of a session: an SDK message (`message`, its JSON unchanged), a message the user sent
  * (`user_message`), a lifecycle change (`state`), a tool call waiting for the client's answer
- * (`permission_request`; answer it with `Sessions.answerPermission`) and how it was settled.
+ * (`permission_request`; answer it with `Sessions.answerPermission`) and how it was settled, a
+ * webhook delivery given up after its last attempt (`webhook_failed`).
  */
 export type SessionEvent =
   // biome-ignore lint/suspicious/noExplicitAny: SDK messages are passed through as is
@@ -62,6 +63,20 @@ export type SessionEvent =
         behavior: "allow" | "deny";
         by: "client" | "timeout" | "ended";
         message?: string;
+        at: string;
+      };
+    }
+  | {
+      id: string | undefined;
+      event: "webhook_failed";
+      /** A webhook receiver did not take event `eventSeq` in `attempts` tries; it was dropped for it. */
+      data: {
+        url: string;
+        delivery: string;
+        eventSeq: number;
+        eventType: string;
+        attempts: number;
+        error: string;
         at: string;
       };
     };

@@ -12,6 +12,7 @@ import {
 } from "@berth/sdk";
 import { parseDuration, parseNumber, UsageError } from "../args.js";
 import type { Command, Context } from "../command.js";
+import { parseWebhook, skillFolder, toolControl } from "./agent-spec.js";
 
 const PATTERNS: SessionPattern[] = ["ephemeral", "long-running", "hybrid", "shared"];
 
@@ -39,6 +40,8 @@ export function describeEvent(e: SessionEvent): string | null {
     return `? ${e.data.tool} ${JSON.stringify(e.data.input)} waits for permission: berth agent permit SESSION ${e.data.id} allow|deny`;
   if (e.event === "permission_resolved")
     return `? ${e.data.id}: ${e.data.behavior} (${e.data.by}${e.data.message ? `: ${e.data.message}` : ""})`;
+  if (e.event === "webhook_failed")
+    return `! webhook ${e.data.url} gave up on event ${e.data.eventSeq} (${e.data.eventType}) after ${e.data.attempts} attempts: ${e.data.error}`;
   if (e.event !== "message") return null;
   const m = e.data;
   // The model API failed and the agent tries again: shown, so a slow turn is not a mystery.
@@ -83,9 +86,13 @@ export function describeCost(s: Pick<SessionView, "cost" | "usage">): string {
 
 /** How a session ended (or its last turn did), as lines for a person. */
 function describeOutcome(s: SessionView): string {
-  return [`${s.state}${s.failure ? ` · failed: ${describeFailure(s.failure)}` : ""}`, describeCost(s)].join(
-    "\n",
-  );
+  return [
+    `${s.state}${s.failure ? ` · failed: ${describeFailure(s.failure)}` : ""}`,
+    ...(s.structuredOutput !== null && s.structuredOutput !== undefined
+      ? [`structured output: ${JSON.stringify(s.structuredOutput)}`]
+      : []),
+    describeCost(s),
+  ].join("\n");
 }
 
 function print(e: SessionEvent, ctx: Context): void {
@@ -129,6 +136,18 @@ Options:
   --max-duration D  wall-clock limit (30s, 10m, 2h; bare numbers are seconds)
   --model M         model name
   --file PATH       put this local file in the working directory first (repeatable)
+  --permission-mode M  default, acceptEdits, bypassPermissions (the default) or plan; tool
+                    calls that need permission wait: answer with \`berth agent permit\`
+  --hook TOOL       ask before each call of TOOL (a PreToolUse hook; repeatable), answered
+                    with \`berth agent permit\` like a permission request
+  --output-schema FILE  the final answer must satisfy this JSON Schema; it is printed at the end
+  --partial         stream partial assistant messages too (shown with --json)
+  --skill DIR       upload this skill folder (a SKILL.md with front matter and its files) to
+                    the working directory's .claude/skills/<folder name>/ (repeatable)
+  --webhook URL[#EVENTS]
+                    POST the session's events to URL, signed (repeatable); EVENTS is a comma
+                    list of state, message, user_message, permission_request,
+                    permission_resolved (default state). The signing key goes to stderr.
   --resume-from ID  continue an ended session's conversation
   --demo            use Berth's scripted DEMO model (\`berth-demo\`, not Claude; needs no key):
                     it runs one command in the sandbox and reports it, to show a session end to end
@@ -137,6 +156,12 @@ Options:
 With no model key on the server (BERTH_ANTHROPIC_API_KEY), it says so at once and exits 2.`,
   options: {
     file: { type: "string", multiple: true },
+    "permission-mode": { type: "string" },
+    hook: { type: "string", multiple: true },
+    "output-schema": { type: "string" },
+    partial: { type: "boolean" },
+    skill: { type: "string", multiple: true },
+    webhook: { type: "string", multiple: true },
     "resume-from": { type: "string" },
     pattern: { type: "string" },
     sandbox: { type: "string" },
@@ -158,6 +183,7 @@ With no model key on the server (BERTH_ANTHROPIC_API_KEY), it says so at once an
       maxBudgetUsd: parseNumber(v.budget, "budget", ctx.usage),
       maxDurationSeconds: parseDuration(v["max-duration"], "max-duration", ctx.usage),
       model: v.demo ? DEMO_MODEL : (v.model as string | undefined),
+      ...toolControl(v, ctx.usage),
     };
     if (v.demo && v.model) throw new UsageError("--demo and --model cannot be used together", ctx.usage);
     const sessions = new Sessions(ctx.client());
@@ -176,6 +202,8 @@ With no model key on the server (BERTH_ANTHROPIC_API_KEY), it says so at once an
               })),
             }
           : {}),
+        ...(v.skill ? { skills: (v.skill as string[]).map((d) => skillFolder(d, ctx.usage)) } : {}),
+        ...(v.webhook ? { webhooks: (v.webhook as string[]).map((w) => parseWebhook(w, ctx.usage)) } : {}),
         ...(v["resume-from"] ? { resumeFrom: v["resume-from"] as string } : {}),
       })
       .catch((err: unknown) => {
@@ -184,6 +212,7 @@ With no model key on the server (BERTH_ANTHROPIC_API_KEY), it says so at once an
       });
     if (v.demo) ctx.err(`DEMO: the model is ${DEMO_MODEL}, a script served by Berth itself, not Claude`);
     ctx.err(`session ${s.id} in sandbox ${s.sandboxId}`);
+    if (s.webhookSecret) ctx.err(`webhook signing key (shown once): ${s.webhookSecret}`);
     let ok = false;
     const reconnect = reconnectForMs();
     for await (const e of sessions.events(s.id, {

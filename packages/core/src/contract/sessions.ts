@@ -156,6 +156,45 @@ export const SessionWebhook = T.Object(
 );
 export type SessionWebhook = Static<typeof SessionWebhook>;
 
+/** A file of a create call: a path relative to a directory, its content as text or base64. */
+const InputFile = T.Object(
+  {
+    path: T.String({
+      minLength: 1,
+      maxLength: 4096,
+      description: "Relative to the working directory (of a skill: to the skill's folder)",
+    }),
+    content: T.String({ maxLength: 16 << 20 }),
+    encoding: T.Optional(OneOf(["utf8", "base64"] as const)),
+  },
+  { additionalProperties: false },
+);
+
+/** Most skill folders one session can upload. */
+export const MAX_SESSION_SKILLS = 16;
+/** Most bytes (decoded) of all a session's uploaded skill files together. */
+export const MAX_SESSION_SKILL_BYTES = 8 << 20;
+
+/**
+ * An uploaded skill folder: `SKILL.md` (front matter with a `description`) and the files it
+ * refers to, placed in the working directory's `.claude/skills/<name>/` where `claude` finds it.
+ */
+export const SessionSkill = T.Object(
+  {
+    name: T.String({
+      pattern: "^[a-z0-9-]{1,64}$",
+      description: "The skill's folder name: lowercase letters, digits and hyphens (at most 64)",
+    }),
+    files: T.Array(InputFile, {
+      minItems: 1,
+      maxItems: 256,
+      description: "The folder's files, paths relative to it; `SKILL.md` is required",
+    }),
+  },
+  { additionalProperties: false },
+);
+export type SessionSkill = Static<typeof SessionSkill>;
+
 /** `POST /v1/sessions`. */
 export const CreateSessionBody = T.Object(
   {
@@ -172,27 +211,24 @@ export const CreateSessionBody = T.Object(
     ),
     agent: T.Optional(AgentSpec),
     files: T.Optional(
-      T.Array(
-        T.Object(
-          {
-            path: T.String({
-              minLength: 1,
-              maxLength: 4096,
-              description: "Relative to the working directory",
-            }),
-            content: T.String({ maxLength: 16 << 20 }),
-            encoding: T.Optional(OneOf(["utf8", "base64"] as const)),
-          },
-          { additionalProperties: false },
-        ),
-        { maxItems: 1000, description: "Files placed in the working directory before the first turn" },
-      ),
+      T.Array(InputFile, {
+        maxItems: 1000,
+        description: "Files placed in the working directory before the first turn",
+      }),
     ),
     archive: T.Optional(
       T.String({
         maxLength: 64 << 20,
         contentEncoding: "base64",
         description: "A tar (base64) unpacked into the working directory before the first turn",
+      }),
+    ),
+    skills: T.Optional(
+      T.Array(SessionSkill, {
+        minItems: 1,
+        maxItems: MAX_SESSION_SKILLS,
+        description:
+          "Skill folders placed in the working directory's .claude/skills/<name>/ before the first turn (8 MiB in all); the agent may use them through the Skill tool",
       }),
     ),
     resumeFrom: T.Optional(

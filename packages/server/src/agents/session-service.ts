@@ -39,6 +39,7 @@ import {
 import { type Origin, originOf } from "./session-origin.js";
 import { SessionOutputs } from "./session-outputs.js";
 import { inputPath, seedSandbox } from "./session-seed.js";
+import { skillFiles } from "./session-skills.js";
 import { SessionStates } from "./session-states.js";
 import { WarmPool, type WarmStart } from "./warm-pool.js";
 import { SessionWebhooks } from "./webhooks/session-webhooks.js";
@@ -158,7 +159,11 @@ export class SessionService {
     );
     if (origin?.fork) options.forkOf = origin.source.agentSessionId ?? undefined;
     for (const [i, f] of (body.files ?? []).entries()) inputPath(options.cwd, f.path, `files[${i}].path`);
-    const seeded = origin !== undefined || body.files !== undefined || body.archive !== undefined;
+    // Uploaded skills are input files in the project's .claude/skills, and turn the Skill tool on.
+    const skills = body.skills ? skillFiles(body.skills, options) : [];
+    if (body.skills) options.skills ??= "all";
+    const files = [...(body.files ?? []), ...skills];
+    const seeded = origin !== undefined || files.length > 0 || body.archive !== undefined;
     await this.refuseOverBudget(tenantId);
     // Checked before anything is made: a refused receiver leaves nothing behind.
     const webhooks = this.webhooks.plan(body.webhooks);
@@ -219,7 +224,7 @@ export class SessionService {
     try {
       if (seeded)
         await seedSandbox(this.d.sandboxes.client(sandbox.id), this.d.sandboxes.processEnv(sandbox), record, {
-          ...(body.files ? { files: body.files } : {}),
+          ...(files.length ? { files } : {}),
           ...(body.archive ? { archive: body.archive } : {}),
           ...(origin
             ? {

@@ -30,23 +30,32 @@ export async function streamSessionEvents(
   // A closing server ends the stream; the client resumes from its last event on the next one.
   stream.onClose(d.events.onShutdown(() => stream.end()));
   let last = after;
+  // The stream ends after the final state event, and after what the store holds beyond it (a
+  // webhook given up later is recorded after the session ended).
+  let finished = false;
   const deliver = (e: SessionEvent) => {
     if (e.seq <= last || stream.closed) return true;
     last = e.seq;
     const ok = stream.send(e.type, e.type === "message" ? e.data : { ...e.data, at: e.at }, e.seq);
-    if (isFinal(e)) stream.end();
+    if (isFinal(e)) finished = true;
+    return ok;
+  };
+  const deliverLive = (e: SessionEvent) => {
+    const ok = deliver(e);
+    if (finished) stream.end();
     return ok;
   };
   const readStore = async (): Promise<void> => {
     for (;;) {
       const batch = await d.store.listSessionEvents(s.id, last, BATCH);
       for (const e of batch) if (!deliver(e)) await stream.drained();
-      if (batch.length < BATCH || stream.closed) return;
+      if (batch.length < BATCH || stream.closed) break;
     }
+    if (finished) stream.end();
   };
   try {
     if (elsewhere) await followStore(stream, readStore);
-    else await followHere(stream, d.events, s.id, readStore, deliver);
+    else await followHere(stream, d.events, s.id, readStore, deliverLive);
   } catch (err) {
     // The store failed mid-stream: the client reconnects with Last-Event-ID.
     req.log.warn({ sessionId: s.id, err: String(err) }, "session event stream ended early");

@@ -11,7 +11,7 @@ import {
 import { SecretBox } from "../../integrations/managed-agents/secret-box.js";
 import type { SessionEvents } from "../session-events.js";
 import { checkWebhookUrl, webhookAllowCidrs } from "./webhook-address.js";
-import { deliverWebhook } from "./webhook-delivery.js";
+import { type DeliveryOutcome, deliverWebhook } from "./webhook-delivery.js";
 
 /** What a session's webhooks need: its events, the store, the settings, the log. */
 export interface SessionWebhookDeps {
@@ -91,7 +91,7 @@ export class SessionWebhooks {
       r.targets.forEach((t, i) => {
         if (!t.events.has(e.type)) return;
         r.queues[i] = (r.queues[i] ?? Promise.resolve()).then(async () => {
-          await deliverWebhook(
+          const outcome = await deliverWebhook(
             t.url,
             body,
             r.secret,
@@ -103,6 +103,7 @@ export class SessionWebhooks {
               signal: this.closing.signal,
             },
           );
+          if (!outcome.delivered && !outcome.aborted) await this.gaveUp(e, t.url, outcome);
         });
       });
       // An ended session sends nothing more: its receivers are let go once they are served.
@@ -111,6 +112,27 @@ export class SessionWebhooks {
     } catch (err) {
       this.d.log.warn({ sessionId: e.sessionId, err: String(err) }, "could not send a session webhook");
     }
+  }
+
+  /**
+   * The last try of a delivery failed: the event is dropped for that receiver, and the session's
+   * owner is told (a `webhook_failed` event, which no webhook receives) besides the log.
+   */
+  private async gaveUp(e: SessionEvent, url: URL, o: Extract<DeliveryOutcome, { delivered: false }>) {
+    // The query string may carry the receiver's own token: it is not repeated in logs or events.
+    const receiver = `${url.origin}${url.pathname}`;
+    this.d.log.error(
+      { sessionId: e.sessionId, url: receiver, seq: e.seq, attempts: o.attempts, lastError: o.lastError },
+      "a session webhook gave up: the event is dropped for this receiver",
+    );
+    await this.d.events.append(e.sessionId, "webhook_failed", {
+      url: receiver,
+      delivery: o.delivery,
+      eventSeq: e.seq,
+      eventType: e.type,
+      attempts: o.attempts,
+      error: o.lastError,
+    });
   }
 
   /**

@@ -32,11 +32,16 @@ export interface DeliveryOptions {
   signal: AbortSignal;
 }
 
+/** How a delivery ended: delivered, or given up after `attempts` tries (or cut short by the server closing). */
+export type DeliveryOutcome =
+  | { delivered: true; delivery: string }
+  | { delivered: false; delivery: string; attempts: number; lastError: string; aborted: boolean };
+
 /**
  * POSTs `body` to `url`, signed, until it answers 2xx or `attempts` tries have failed (waiting
  * 1, 2, 4... s between them). Each connection goes only to an address the rule allows: the host
  * name is resolved for the connection itself, so a name that resolves elsewhere later does not
- * get around the check. Returns whether it was delivered.
+ * get around the check.
  */
 export async function deliverWebhook(
   url: URL,
@@ -44,10 +49,13 @@ export async function deliverWebhook(
   secret: string,
   headers: Record<string, string>,
   o: DeliveryOptions,
-): Promise<boolean> {
+): Promise<DeliveryOutcome> {
   const delivery = randomUUID();
-  for (let attempt = 1; attempt <= o.attempts; attempt++) {
-    if (o.signal.aborted) return false;
+  let lastError = "not tried";
+  let attempt = 1;
+  for (; attempt <= o.attempts; attempt++) {
+    if (o.signal.aborted)
+      return { delivered: false, delivery, attempts: attempt - 1, lastError, aborted: true };
     const t = Math.floor(Date.now() / 1000);
     const outcome = await post(url, body, o, {
       ...headers,
@@ -56,12 +64,13 @@ export async function deliverWebhook(
       "berth-attempt": String(attempt),
       [SIGNATURE_HEADER]: webhookSignature(secret, t, body),
     });
-    if (outcome === "ok") return true;
+    if (outcome === "ok") return { delivered: true, delivery };
+    lastError = outcome;
     o.log.warn({ url: url.origin, attempt, outcome }, "a session webhook delivery failed");
     if (attempt < o.attempts)
       await pause(Math.min(FIRST_BACKOFF_MS * 2 ** (attempt - 1), MAX_BACKOFF_MS), o.signal);
   }
-  return false;
+  return { delivered: false, delivery, attempts: o.attempts, lastError, aborted: o.signal.aborted };
 }
 
 /** One POST: "ok" on 2xx, else what went wrong (a status or an error message). */
