@@ -16,6 +16,7 @@ export {
   type SessionPattern,
   type SessionState,
   type SessionUsage,
+  type ToolOomData,
 } from "./contract/sessions.js";
 
 /** States a session does not leave. */
@@ -113,14 +114,16 @@ export type SessionPatch = Partial<
 
 /**
  * Kinds of session events: an SDK message, a message the user sent (`{text}`), a lifecycle
- * change, a tool call waiting for the client's answer and how it was settled.
+ * change, a tool call waiting for the client's answer and how it was settled, a tool killed for
+ * running the sandbox out of memory (`tool_oom`).
  */
 export type SessionEventType =
   | "message"
   | "user_message"
   | "state"
   | "permission_request"
-  | "permission_resolved";
+  | "permission_resolved"
+  | "tool_oom";
 
 /** One stored event of a session: an SDK message (`message`), a lifecycle change (`state`), a permission request. */
 export interface SessionEvent {

@@ -31,7 +31,8 @@ export type SessionView = Static<typeof Session>;
 /**
  * One event of a session: an SDK message (`message`, its JSON unchanged), a message the user sent
  * (`user_message`), a lifecycle change (`state`), a tool call waiting for the client's answer
- * (`permission_request`; answer it with `Sessions.answerPermission`) and how it was settled.
+ * (`permission_request`; answer it with `Sessions.answerPermission`) and how it was settled, a
+ * tool the OOM killer ended while the agent went on (`tool_oom`).
  */
 export type SessionEvent =
   // biome-ignore lint/suspicious/noExplicitAny: SDK messages are passed through as is
@@ -64,6 +65,11 @@ export type SessionEvent =
         message?: string;
         at: string;
       };
+    }
+  | {
+      id: string | undefined;
+      event: "tool_oom";
+      data: { kills: number; tool?: string; toolUseId?: string; at: string };
     };
 
 const FINAL: SessionState[] = ["completed", "failed", "cancelled"];

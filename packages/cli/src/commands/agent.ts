@@ -39,6 +39,8 @@ export function describeEvent(e: SessionEvent): string | null {
     return `? ${e.data.tool} ${JSON.stringify(e.data.input)} waits for permission: berth agent permit SESSION ${e.data.id} allow|deny`;
   if (e.event === "permission_resolved")
     return `? ${e.data.id}: ${e.data.behavior} (${e.data.by}${e.data.message ? `: ${e.data.message}` : ""})`;
+  if (e.event === "tool_oom")
+    return `! out of memory: the OOM killer ended ${e.data.tool ? `a ${e.data.tool} tool call` : "a tool"} (${e.data.kills} process(es)); the agent goes on`;
   if (e.event !== "message") return null;
   const m = e.data;
   // The model API failed and the agent tries again: shown, so a slow turn is not a mystery.
