@@ -16,6 +16,7 @@ export {
   type SessionPattern,
   type SessionState,
   type SessionUsage,
+  type ToolOomData,
 } from "./contract/sessions.js";
 
 /** States a session does not leave. */
@@ -114,7 +115,8 @@ export type SessionPatch = Partial<
 /**
  * Kinds of session events: an SDK message, a message the user sent (`{text}`), a lifecycle
  * change, a tool call waiting for the client's answer and how it was settled, a webhook
- * delivery given up after its last attempt.
+ * delivery given up after its last attempt, a tool killed for running the sandbox out of memory
+ * (`tool_oom`).
  */
 export type SessionEventType =
   | "message"
@@ -122,7 +124,8 @@ export type SessionEventType =
   | "state"
   | "permission_request"
   | "permission_resolved"
-  | "webhook_failed";
+  | "webhook_failed"
+  | "tool_oom";
 
 /** One stored event of a session: an SDK message (`message`), a lifecycle change (`state`), a permission request. */
 export interface SessionEvent {

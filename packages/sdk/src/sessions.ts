@@ -32,7 +32,8 @@ export type SessionView = Static<typeof Session>;
  * One event of a session: an SDK message (`message`, its JSON unchanged), a message the user sent
  * (`user_message`), a lifecycle change (`state`), a tool call waiting for the client's answer
  * (`permission_request`; answer it with `Sessions.answerPermission`) and how it was settled, a
- * webhook delivery given up after its last attempt (`webhook_failed`).
+ * webhook delivery given up after its last attempt (`webhook_failed`), a tool the OOM killer
+ * ended while the agent went on (`tool_oom`).
  */
 export type SessionEvent =
   // biome-ignore lint/suspicious/noExplicitAny: SDK messages are passed through as is
@@ -79,6 +80,11 @@ export type SessionEvent =
         error: string;
         at: string;
       };
+    }
+  | {
+      id: string | undefined;
+      event: "tool_oom";
+      data: { kills: number; tool?: string; toolUseId?: string; at: string };
     };
 
 const FINAL: SessionState[] = ["completed", "failed", "cancelled"];

@@ -155,6 +155,9 @@ void procs_close_stale(void);
 /* ---- dial.c ---- */
 int op_dial(int sock, reader *rd, const jval *q);
 
+/* tool.c: `berth-init --tool CMD`, a tool's shell as the OOM killer's first choice (not PID 1). */
+int tool_main(int argc, char **argv);
+
 /* ---- util ---- */
 int set_cloexec(int fd);
 int set_nonblock(int fd);

@@ -156,7 +156,8 @@ static void shutdown_all(int sfd) {
   exit(0);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc > 1 && !strcmp(argv[1], "--tool")) return tool_main(argc, argv);
   prctl(PR_SET_DUMPABLE, 0);      /* nothing in the sandbox may ptrace or read our memory */
   prctl(PR_SET_CHILD_SUBREAPER, 1); /* orphans come to us even when we are not PID 1 (tests) */
   signal(SIGPIPE, SIG_IGN);

@@ -42,6 +42,8 @@ export function describeEvent(e: SessionEvent): string | null {
     return `? ${e.data.id}: ${e.data.behavior} (${e.data.by}${e.data.message ? `: ${e.data.message}` : ""})`;
   if (e.event === "webhook_failed")
     return `! webhook ${e.data.url} gave up on event ${e.data.eventSeq} (${e.data.eventType}) after ${e.data.attempts} attempts: ${e.data.error}`;
+  if (e.event === "tool_oom")
+    return `! out of memory: the OOM killer ended ${e.data.tool ? `a ${e.data.tool} tool call` : "a tool"} (${e.data.kills} process(es)); the agent goes on`;
   if (e.event !== "message") return null;
   const m = e.data;
   // The model API failed and the agent tries again: shown, so a slow turn is not a mystery.

@@ -132,6 +132,7 @@ export const SESSION_EVENT_TYPES = [
   "state",
   "permission_request",
   "permission_resolved",
+  "tool_oom",
 ] as const;
 
 /** One receiver of a session's events. */
@@ -304,6 +305,24 @@ export const SessionFailure = T.Object(
   { description: "Why the session ended failed or cancelled, or why its last turn failed" },
 );
 export type SessionFailure = Static<typeof SessionFailure>;
+
+/**
+ * The data of a `tool_oom` session event: the kernel's OOM killer fired in the sandbox during a
+ * turn and the agent lived on (its tools are the killer's first choice). The tool is the one whose
+ * result came back when the kill was seen; the kernel does not say which process it killed.
+ */
+export const ToolOomData = T.Object(
+  {
+    kills: T.Integer({
+      minimum: 1,
+      description: "How many processes the OOM killer killed since last reported",
+    }),
+    tool: T.Optional(T.String({ description: "The tool whose call was under way (e.g. Bash), when known" })),
+    toolUseId: T.Optional(T.String({ description: "The model's id of that tool call" })),
+  },
+  { description: "A tool ran the sandbox out of memory and was killed; the agent goes on" },
+);
+export type ToolOomData = Static<typeof ToolOomData>;
 
 /** Token counts of a session, as the model gateway read them from the responses. */
 export const SessionUsage = T.Object({

@@ -4,6 +4,16 @@ import { processEnv } from "../sandboxes/sandbox-env.js";
 /** Where sessions' own files (transcripts, config) live in a sandbox. */
 export const SESSIONS_HOME = "/home/user/.berth/sessions";
 
+/** Where every runtime driver binds berth-init in a sandbox. */
+const SANDBOX_INIT = "/.berth/init";
+
+/**
+ * How the agent runs its shell tools (Claude Code's `CLAUDE_CODE_SHELL_PREFIX`): through
+ * berth-init's `--tool` mode, which makes each command the OOM killer's first choice, so a tool
+ * that exhausts the sandbox's memory is killed and the agent lives on.
+ */
+export const TOOL_SHELL_PREFIX = `${SANDBOX_INIT} --tool`;
+
 /** A session's own directory: the home of a shared session's `claude` (its config and transcript). */
 export function sessionHomeOf(sessionId: string): string {
   return `${SESSIONS_HOME}/${sessionId}`;
@@ -29,6 +39,8 @@ export function agentEnv(
   return processEnv(
     sandbox,
     {
+      // The session's own env may name a prefix of its own (its tools then lose the OOM mark).
+      CLAUDE_CODE_SHELL_PREFIX: TOOL_SHELL_PREFIX,
       ...o.env,
       ...(o.home ? { HOME: o.home } : {}),
       ANTHROPIC_BASE_URL: `http://${o.hostIp}:${o.gatewayPort}`,

@@ -23,6 +23,7 @@ import { failureOfExit, failureOfResult, type TurnClues } from "./session-failur
 import type { SessionMeter } from "./session-meter.js";
 import type { SessionOutputs } from "./session-outputs.js";
 import type { SessionStates } from "./session-states.js";
+import { ToolOomWatch } from "./tool-oom.js";
 import type { WarmStart } from "./warm-pool.js";
 
 /** What the live runs need: the sandboxes they run in, the gateway, and the session's record keepers. */
@@ -57,8 +58,8 @@ interface Live {
   sandboxId: string;
   /** What explains how the current turn ends, should it fail. */
   clues: TurnClues;
-  /** The sandbox's OOM kill count when the agent started (undefined: not known). */
-  oomKills?: number;
+  /** The sandbox's OOM kills during the run: each reported as `tool_oom`, the count kept for an exit. */
+  oom: ToolOomWatch;
   /** Ends the hold on the sandbox that keeps its idle policy off it while a turn runs or a message waits. */
   release?: () => void;
 }
@@ -282,7 +283,8 @@ export class LiveRuns {
       const left = Date.parse(s.createdAt) + s.options.maxDurationSeconds * 1000 - Date.now();
       live.deadline = setTimeout(() => void this.timeUp(s.id), Math.max(0, left));
     }
-    live.oomKills = (await this.d.runtime.inspect(s.sandboxId).catch(() => undefined))?.oomKills;
+    const oomKills = (await this.d.runtime.inspect(s.sandboxId).catch(() => undefined))?.oomKills;
+    live.oom = new ToolOomWatch(this.d.runtime, s.sandboxId, oomKills);
     for (const t of texts) this.give(live, t);
     await this.d.states.move(s.id, "running", { queued: live.line.queued });
   }
@@ -317,6 +319,9 @@ export class LiveRuns {
         await this.d.events.append(s.id, "message", m as unknown as Record<string, unknown>);
         // An agent at work is activity of its sandbox (its idle policy must not take it away).
         this.d.sandboxes.touch(s.sandboxId);
+        // A tool killed for memory: said before the message that follows it (the model's answer).
+        const oom = await live.oom.check(m);
+        if (oom) await this.d.events.append(s.id, "tool_oom", { ...oom });
         await this.onMessage(s, live, m);
       }
     } catch (err) {
@@ -360,7 +365,7 @@ export class LiveRuns {
     }
     const failure = live.clues.interrupted
       ? { code: "interrupted" as const, message: "the agent process ended unexpectedly" }
-      : await failureOfExit(this.d, s.sandboxId, live.oomKills, "the agent process ended unexpectedly");
+      : await failureOfExit(this.d, s.sandboxId, live.oom?.oomKills, "the agent process ended unexpectedly");
     if (s.pattern === "ephemeral" || failure.code === "sandbox_lost") await this.end(cur, "failed", failure);
     else {
       await this.d.states.noteFailure(s.id, failure);
