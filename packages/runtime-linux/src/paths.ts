@@ -41,6 +41,7 @@ export class RuntimeLayout {
       pidFile: join(dir, "init.pid"),
       output: join(dir, "runc.out"),
       info: join(dir, "info.json"),
+      bootId: join(dir, "boot_id"),
     };
   }
 }
@@ -58,4 +59,6 @@ export interface SandboxPaths {
   pidFile: string;
   output: string;
   info: string;
+  /** The sandbox's boot id, new at each start (bound over /proc/sys/kernel/random/boot_id). */
+  bootId: string;
 }
