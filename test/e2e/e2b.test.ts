@@ -1,6 +1,7 @@
 // End-to-end: E2B's own `e2b` npm package, unchanged, against a real Berth server (runc, SQLite,
 // loopback HTTP). Only the two URLs and the key point it at Berth.
 
+import { readFileSync } from "node:fs";
 import { request } from "node:http";
 import {
   CommandExitError,
@@ -273,9 +274,18 @@ describe("the e2b SDK against Berth", () => {
     await expect(term.wait()).rejects.toBeInstanceOf(CommandExitError);
   });
 
-  it("pauses with files kept and resumes on connect; the data plane answers 502 while paused", async () => {
+  it("pauses with files kept and resumes on connect with a new boot id; the data plane answers 502 while paused", async () => {
     const sb = await create();
     await sb.files.write("/home/user/kept.txt", "still here");
+    const bootId = async (s: Sandbox) => (await s.commands.run("cat /proc/sys/kernel/random/boot_id")).stdout;
+    const bootBefore = await bootId(sb);
+    expect(bootBefore).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\n$/);
+    // The sandbox's own, not the host kernel's (which every container would otherwise share).
+    expect(bootBefore).not.toBe(readFileSync("/proc/sys/kernel/random/boot_id", "utf8"));
+    // Read-only, like the kernel's.
+    await expect(sb.commands.run("echo x > /proc/sys/kernel/random/boot_id")).rejects.toBeInstanceOf(
+      CommandExitError,
+    );
     expect(await sb.pause()).toBe(true);
     expect(await Sandbox.pause(sb.sandboxId, opts)).toBe(false);
     expect((await sb.getInfo()).state).toBe("paused");
@@ -287,6 +297,10 @@ describe("the e2b SDK against Berth", () => {
     expect((await back.getInfo()).state).toBe("running");
     expect(await back.files.read("/home/user/kept.txt")).toBe("still here");
     expect((await back.commands.run("echo awake")).stdout).toBe("awake\n");
+    // A filesystem-only pause is a reboot: E2B's SDK tests read a new boot id after connect.
+    const bootAfter = await bootId(back);
+    expect(bootAfter).toMatch(/^[0-9a-f-]{36}\n$/);
+    expect(bootAfter).not.toBe(bootBefore);
   });
 
   it("forks a sandbox (files, env and settings) and makes sandboxes from snapshots", async () => {

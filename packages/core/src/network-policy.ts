@@ -27,6 +27,23 @@ export function parseAllowlist(allow: string[]): { cidrs: string[]; hosts: strin
   return { cidrs, hosts };
 }
 
+/** An `open` sandbox's deny list as normalized IPv4 CIDRs; refuses hostnames and anything else. */
+export function parseDenylist(deny: string[]): string[] {
+  const cidrs: string[] = [];
+  for (const raw of deny) {
+    const entry = raw.trim();
+    const m = CIDR.exec(entry);
+    const prefix = m?.[2] === undefined ? 32 : Number(m[2]);
+    if (!m || m[1]!.split(".").some((p) => Number(p) > 255) || prefix > 32)
+      throw new InvalidRequestError(
+        `network.deny: '${raw}' is not an IPv4 address or CIDR (hostnames cannot be denied: use egress 'allowlist')`,
+        { field: "network.deny" },
+      );
+    cidrs.push(`${m[1]}/${prefix}`);
+  }
+  return cidrs;
+}
+
 /** True when `name` is listed: exactly, or under a `*.` wildcard (which does not match the bare suffix). */
 export function hostAllowed(name: string, hosts: string[]): boolean {
   const n = name.toLowerCase().replace(/\.$/, "");

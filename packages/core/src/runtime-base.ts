@@ -75,6 +75,10 @@ export abstract class CapabilityRuntime implements Runtime {
     return this.egress.egressModes;
   }
 
+  get egressDeny(): boolean {
+    return this.egress.egressDeny === true;
+  }
+
   setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void> {
     return this.egress.setNetworkPolicy(id, policy);
   }

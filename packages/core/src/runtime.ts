@@ -118,6 +118,8 @@ export interface SandboxVolumes {
 export interface EgressControl {
   /** The egress modes this driver can enforce on this host (known after `start`). */
   readonly egressModes: readonly EgressMode[];
+  /** Whether `open` egress can also deny listed CIDRs (`network.deny`); absent: it cannot. */
+  readonly egressDeny?: boolean;
   /** Changes the egress policy of a running sandbox (effective at once). */
   setNetworkPolicy(id: string, policy: NetworkPolicy): Promise<void>;
 }

@@ -78,6 +78,7 @@ export async function buildSandbox(
     resolvConf: net && d.resolvConf,
     hostUsr: d.templates.usesHostUsr(spec.template),
     hiddenPaths: d.hiddenPaths,
+    bootIdFile: p.bootId,
   });
   writeFileSync(p.config, JSON.stringify(config), { mode: 0o600 });
   const info = await d.launch(cgroupsPath);

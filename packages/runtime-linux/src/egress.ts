@@ -58,6 +58,11 @@ export class LinuxEgress implements EgressControl, SandboxAddressing {
     return this.networks ? ["none", "allowlist", "open"] : ["none"];
   }
 
+  /** `open` sandboxes' deny lists are enforced by nftables, once sandbox networks are set up. */
+  get egressDeny(): boolean {
+    return this.networks !== null;
+  }
+
   /** Whether sandboxes get networks on this host. */
   get enabled(): boolean {
     return this.networks !== null;

@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { existsSync, writeFileSync } from "node:fs";
 import type { Logger } from "@berth/core";
 import { run, tryRun } from "@berth/linux-host";
 import type { SandboxPaths } from "./paths.js";
@@ -27,6 +28,8 @@ export class OciCli {
    * goes to a file (the init inherits it and outlives the command).
    */
   async runDetached(id: string, p: SandboxPaths, signal?: AbortSignal): Promise<void> {
+    // Every start is a boot: the sandbox reads a new boot id (bound by the spec's hook).
+    writeFileSync(p.bootId, `${randomUUID()}\n`, { mode: 0o444 });
     const sock = await listenForSandbox(p.socket);
     try {
       await run(

@@ -155,4 +155,25 @@ describe("defaultSeccompProfile", () => {
     expect(defaultSeccompProfile("arm64").architectures).toEqual(["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]);
     expect(() => defaultSeccompProfile("mips")).toThrow();
   });
+
+  it("binds a per-start boot id file over the kernel's by a createContainer hook, read-only", () => {
+    const hooked = buildOciSpec({ ...input, bootIdFile: "/b/boot_id" }) as typeof spec & {
+      hooks: { createContainer: { path: string; args: string[] }[] };
+    };
+    expect(hooked.hooks.createContainer).toEqual([
+      expect.objectContaining({
+        path: "/usr/bin/mount",
+        args: [
+          "mount",
+          "-n",
+          "--bind",
+          "-o",
+          "ro",
+          "/b/boot_id",
+          `${input.rootfs}/proc/sys/kernel/random/boot_id`,
+        ],
+      }),
+    ]);
+    expect((buildOciSpec(input) as { hooks?: unknown }).hooks).toBeUndefined();
+  });
 });

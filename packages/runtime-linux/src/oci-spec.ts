@@ -46,7 +46,17 @@ export interface OciSpecInput {
   hiddenPaths?: string[];
   /** Node's `process.arch`, for the seccomp profile. */
   arch?: string;
+  /**
+   * Host file bound read-only over the sandbox's `/proc/sys/kernel/random/boot_id` (rewritten
+   * before each start, so a woken sandbox reads a new boot id as after a reboot).
+   */
+  bootIdFile?: string;
 }
+
+/** util-linux `mount`, run by the OCI runtime as a createContainer hook. */
+const MOUNT_BIN = "/usr/bin/mount";
+/** The kernel's boot id, which containers share with the host. */
+const BOOT_ID = "/proc/sys/kernel/random/boot_id";
 
 /** The standard device nodes every sandbox may use; everything else is denied. */
 const ALLOWED_DEVICES: Array<{ type: "c"; major: number; minor?: number }> = [
@@ -88,6 +98,22 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
     },
     root: { path: i.rootfs, readonly: false },
     hostname: i.id,
+    // runc refuses spec mounts under /proc (but for a few lxcfs files), so the boot id is bound
+    // by a createContainer hook: it runs in the container's mount namespace after its /proc is
+    // mounted and before pivot_root (host paths still visible); /proc/sys goes read-only after it.
+    ...(i.bootIdFile
+      ? {
+          hooks: {
+            createContainer: [
+              {
+                path: MOUNT_BIN,
+                args: ["mount", "-n", "--bind", "-o", "ro", i.bootIdFile, `${i.rootfs}${BOOT_ID}`],
+                timeout: 10,
+              },
+            ],
+          },
+        }
+      : {}),
     mounts: [
       { destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] },
       {

@@ -41,6 +41,7 @@ export class RuntimeLayout {
       pidFile: join(dir, "init.pid"),
       output: join(dir, "runc.out"),
       info: join(dir, "info.json"),
+      bootId: join(dir, "disk", "boot_id"),
     };
   }
 }
@@ -58,4 +59,10 @@ export interface SandboxPaths {
   pidFile: string;
   output: string;
   info: string;
+  /**
+   * The sandbox's boot id, new at each start (bound over /proc/sys/kernel/random/boot_id). On
+   * the sandbox's own disk, outside what the sandbox sees, so mountinfo shows `/boot_id`, not a
+   * host path, and it goes with the disk.
+   */
+  bootId: string;
 }

@@ -44,12 +44,18 @@ export const NetworkRequest = T.Object(
   {
     egress: T.Optional(OneOf(EGRESS_MODES)),
     allow: T.Optional(T.Array(T.String({ minLength: 1, maxLength: 253 }), { maxItems: 256 })),
+    /** `open` only: IPv4 addresses and CIDRs the sandbox may not reach (`allow` wins over it). */
+    deny: T.Optional(T.Array(T.String({ minLength: 1, maxLength: 18 }), { maxItems: 256 })),
   },
   { additionalProperties: false },
 );
 
-/** A sandbox's egress policy. */
-export const NetworkPolicy = T.Object({ egress: OneOf(EGRESS_MODES), allow: T.Array(T.String()) });
+/** A sandbox's egress policy (`deny` absent: nothing denied beyond the forbidden set). */
+export const NetworkPolicy = T.Object({
+  egress: OneOf(EGRESS_MODES),
+  allow: T.Array(T.String()),
+  deny: T.Optional(T.Array(T.String())),
+});
 
 /** What to do with a sandbox left idle. */
 export const IdlePolicy = T.Object(

@@ -9,7 +9,7 @@
  * - prerouting: any DNS a sandbox sends (to any address) goes to Berth's resolver.
  * - postrouting: sandbox traffic leaving the host is masqueraded.
  */
-import { FORBIDDEN_V4, type Logger, type NetworkPolicy } from "@berth/core";
+import { FORBIDDEN_V4, type Logger, type NetworkPolicy, parseDenylist } from "@berth/core";
 import { run } from "../command.js";
 
 /** Applies an `nft -f` script as one transaction; CommandError (stderr attached) when nft refuses it. */
@@ -52,6 +52,7 @@ export interface SandboxRules {
 const chain = (id: string) => `sb_${id.replace(/-/g, "_")}`;
 const webChain = (id: string) => `sbw_${id.replace(/-/g, "_")}`;
 const cidrSet = (id: string) => `cidr_${id.replace(/-/g, "_")}`;
+const denySet = (id: string) => `deny_${id.replace(/-/g, "_")}`;
 export const dnsSet = (id: string): string => `dns_${id.replace(/-/g, "_")}`;
 /** A veth name as a key of the interface-keyed maps. */
 export const vethKey = (veth: string): string => `"${veth}"`;
@@ -112,13 +113,21 @@ export function sandboxScript(table: string, s: SandboxRules, fresh: boolean, pr
     `flush set ${table} ${cidrSet(s.id)}`,
     `add set ${table} ${dnsSet(s.id)} { type ipv4_addr; flags timeout; }`,
     `flush set ${table} ${dnsSet(s.id)}`,
+    `add set ${table} ${denySet(s.id)} { type ipv4_addr; flags interval; auto-merge; }`,
+    `flush set ${table} ${denySet(s.id)}`,
   ];
   const egress = s.policy.egress;
+  // Listed CIDRs first: an explicit allow wins over the deny list (as E2B's allowOut does).
   if (egress !== "none" && s.cidrs.length > 0) {
     lines.push(`add element ${table} ${cidrSet(s.id)} { ${s.cidrs.join(", ")} }`);
     lines.push(`add rule ${table} ${c} ip daddr @${cidrSet(s.id)} accept`);
   }
   if (egress !== "none") lines.push(`add rule ${table} ${c} ip daddr @forbidden drop`);
+  const deny = egress === "open" ? parseDenylist(s.policy.deny ?? []) : [];
+  if (deny.length > 0) {
+    lines.push(`add element ${table} ${denySet(s.id)} { ${deny.join(", ")} }`);
+    lines.push(`add rule ${table} ${c} ip daddr @${denySet(s.id)} drop`);
+  }
   if (egress === "allowlist") lines.push(`add rule ${table} ${c} ip daddr @${dnsSet(s.id)} accept`);
   if (egress === "open") lines.push(`add rule ${table} ${c} meta nfproto ipv4 accept`);
   lines.push(`add rule ${table} ${c} drop`);
@@ -148,6 +157,7 @@ export function removeSandboxScript(table: string, id: string, key: string): str
     `delete chain ${table} ${webChain(id)}`,
     `delete set ${table} ${cidrSet(id)}`,
     `delete set ${table} ${dnsSet(id)}`,
+    `delete set ${table} ${denySet(id)}`,
     "",
   ].join("\n");
 }

@@ -9,8 +9,11 @@ import { CreateSandboxBody } from "@berth/core/contract";
 import { type Static, Type as T, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import type { FastifyRequest } from "fastify";
+import type { Caller } from "../auth/authenticate.js";
 import type { App, ServerContext } from "../routes/context.js";
+import { checkEgressBounds } from "../sandboxes/create-spec.js";
 import type { EnvdTokens } from "./access-token.js";
+import { berthNetwork, E2bNetwork } from "./network.js";
 import { berthStates, berthTemplate, detailView, listedView, sandboxView } from "./views.js";
 
 const Id = T.Object({ sandboxID: T.String({ maxLength: 128 }) });
@@ -29,6 +32,7 @@ const NewSandbox = T.Object({
   allow_internet_access: T.Optional(T.Boolean()),
   metadata: T.Optional(T.Record(T.String(), T.String())),
   envVars: T.Optional(T.Record(T.String(), T.String())),
+  network: T.Optional(E2bNetwork),
 });
 
 /** The stored sandbox of the tenant, with E2B's 404 wording for anything else. */
@@ -94,13 +98,17 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
   app.get("/health", { schema: s }, async (_req, reply) => reply.status(200).send({ message: "ok" }));
 
   // v1 and v2 create take the same body here (v2 makes timeout optional: E2B's 300 s default).
-  const create = async (tenantId: string, b: Static<typeof NewSandbox>, domain: string | null) => {
+  const create = async (caller: Caller, b: Static<typeof NewSandbox>, domain: string | null) => {
+    const tenantId = caller.tenantId;
+    const network = berthNetwork(b.network, b.allow_internet_access);
+    // The server's bounds on what a tenant may open, as for Berth's own create.
+    checkEgressBounds(ctx.config, caller, network);
     const snapshot = await ctx.snapshots.get(tenantId, b.templateID).catch(() => null);
     const body = checkCreate({
       ...(snapshot ? { fromSnapshot: snapshot.id } : { template: berthTemplate(b.templateID) }),
       ...(b.metadata ? { labels: b.metadata } : {}),
       ...(b.envVars ? { env: b.envVars } : {}),
-      ...(b.allow_internet_access === false ? { network: { egress: "none" as const } } : {}),
+      ...(network ? { network } : {}),
       // Auto-pause: no hard end; after `timeout` without activity the sandbox hibernates.
       ...(b.autoPause
         ? {
@@ -114,7 +122,7 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
   };
   for (const path of ["/sandboxes", "/v2/sandboxes"])
     app.post(path, { schema: { ...s, body: NewSandbox } }, async (req, reply) =>
-      reply.status(201).send(await create(req.caller.tenantId, req.body, domainOf(req))),
+      reply.status(201).send(await create(req.caller, req.body, domainOf(req))),
     );
 
   const list = async (tenantId: string, states: SandboxState[], q: Record<string, string | undefined>) => {
@@ -161,6 +169,22 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
     await ctx.sandboxes.remove(req.caller.tenantId, req.params.sandboxID);
     return reply.status(204).send();
   });
+
+  // The update replaces the whole egress configuration: what is left out is cleared, and a
+  // configuration with no lists at all is the server's default (egress `none`).
+  app.put(
+    "/sandboxes/:sandboxID/network",
+    { schema: { ...s, params: Id, body: E2bNetwork } },
+    async (req, reply) => {
+      const sb = await own(ctx, req.caller.tenantId, req.params.sandboxID);
+      const network = berthNetwork(req.body, req.body.allow_internet_access) ?? { egress: "none" as const };
+      checkEgressBounds(ctx.config, req.caller, network);
+      await ctx.sandboxes.update(req.caller.tenantId, sb.id, {
+        network: { egress: network.egress, allow: network.allow ?? [], deny: network.deny ?? [] },
+      });
+      return reply.status(204).send();
+    },
+  );
 
   const TimeoutBody = T.Object({ timeout: Seconds });
   app.post(
@@ -265,7 +289,7 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
             const copy = await ctx.sandboxes.create(tenantId, {
               fromSnapshot: snap.id,
               labels: src.labels,
-              network: { egress: src.network.egress, allow: src.network.allow },
+              network: { egress: src.network.egress, allow: src.network.allow, deny: src.network.deny },
               timeoutSeconds: req.body?.timeout ?? src.timeoutSeconds ?? 0,
               ...(src.idle ? { idle: src.idle } : {}),
             });

@@ -1,4 +1,5 @@
 import type { SandboxRecord, SandboxState } from "@berth/core";
+import { e2bNetworkView } from "./network.js";
 
 /** The envd version Berth's data plane answers as: it decides which wire features the SDKs use. */
 export const ENVD_VERSION = "0.6.4";
@@ -71,6 +72,7 @@ export function detailView(s: SandboxRecord, envdAccessToken: string, domain: st
     ...listedView(s),
     envdAccessToken,
     allowInternetAccess: s.network.egress !== "none",
+    network: e2bNetworkView(s),
     domain,
     lifecycle: {
       autoResume: false,

@@ -7,6 +7,7 @@ import {
   type NetworkPolicy,
   NotSupportedError,
   parseAllowlist,
+  parseDenylist,
   type Resources,
   SETTINGS,
 } from "@berth/core";
@@ -32,13 +33,25 @@ export function resolveResources(c: Config, asked: CreateSandboxBody["resources"
   return r;
 }
 
-/** The egress policy (default `none`: loopback only); allowlist entries are checked here. */
+/**
+ * The egress policy (default `none`: loopback only); allow and deny entries are checked here.
+ * `denySupported`: whether the runtime can enforce `deny` (Runtime.egressDeny).
+ */
 export function resolveNetwork(
   asked: CreateSandboxBody["network"],
   available: readonly EgressMode[],
+  denySupported = false,
 ): NetworkPolicy {
   const egress = asked?.egress ?? "none";
   const allow = asked?.allow ?? [];
+  const deny = parseDenylist(asked?.deny ?? []);
+  if (deny.length > 0 && egress !== "open")
+    throw new InvalidRequestError(
+      `network.deny needs egress 'open' (egress '${egress}' reaches only what 'allow' lists)`,
+      { field: "network.deny" },
+    );
+  if (deny.length > 0 && !denySupported)
+    throw new NotSupportedError("network.deny is not supported by this server's runtime");
   if (!available.includes(egress))
     throw new NotSupportedError(
       `network.egress '${egress}' is not available on this host (it lacks nftables or iproute2); use 'none'`,
@@ -48,7 +61,7 @@ export function resolveNetwork(
       field: "network.allow",
     });
   parseAllowlist(allow);
-  return { egress, allow };
+  return deny.length > 0 ? { egress, allow, deny } : { egress, allow };
 }
 
 /**

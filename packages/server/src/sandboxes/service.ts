@@ -159,7 +159,7 @@ export class SandboxService {
         `resources.diskMiB must be at least the snapshot's ${from.resources.diskMiB} MiB, got ${resources.diskMiB}`,
         { field: "resources.diskMiB" },
       );
-    const network = resolveNetwork(body.network, this.d.runtime.egressModes);
+    const network = resolveNetwork(body.network, this.d.runtime.egressModes, this.d.runtime.egressDeny);
     const timeoutSeconds = resolveTimeout(c, body.timeoutSeconds);
     this.capacity.check();
     const now = new Date().toISOString();
@@ -237,7 +237,9 @@ export class SandboxService {
     body: Pick<CreateSandboxBody, "labels" | "timeoutSeconds" | "network">,
   ): Promise<SandboxRecord> {
     const timeoutSeconds = resolveTimeout(this.d.config, body.timeoutSeconds);
-    const network = body.network ? resolveNetwork(body.network, this.d.runtime.egressModes) : undefined;
+    const network = body.network
+      ? resolveNetwork(body.network, this.d.runtime.egressModes, this.d.runtime.egressDeny)
+      : undefined;
     return this.lock.run(id, async () => {
       const current = await this.d.store.getSandbox(id);
       if (!current) throw new NotFoundError("sandbox", id);

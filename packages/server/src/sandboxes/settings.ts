@@ -38,7 +38,10 @@ export async function patchSandbox(
     // Fields not given keep their value: `{"allow": [...]}` alone keeps the mode.
     const merged = { ...current.network, ...patch.network };
     if (patch.network.egress === "none" && patch.network.allow === undefined) merged.allow = [];
-    out.network = resolveNetwork(merged, d.runtime.egressModes);
+    // A deny list belongs to `open`: leaving that mode drops it unless the patch names one.
+    if (patch.network.egress && patch.network.egress !== "open" && patch.network.deny === undefined)
+      delete merged.deny;
+    out.network = resolveNetwork(merged, d.runtime.egressModes, d.runtime.egressDeny);
     if (LIVE_SANDBOX_STATES.includes(current.state)) await d.runtime.setNetworkPolicy(id, out.network);
     void d.events.append(id, "network", { ...out.network }).catch(() => {});
   }
