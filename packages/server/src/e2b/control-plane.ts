@@ -260,25 +260,26 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
       const src = await own(ctx, tenantId, req.params.sandboxID);
       const direct = ctx.runtime.forksSandboxes;
       const snap = direct ? null : await ctx.snapshots.create(tenantId, src.id, null);
-      try {
-        const results = [];
-        for (let i = 0; i < (req.body?.count ?? 1); i++) {
-          try {
-            const body = {
-              labels: src.labels,
-              network: { egress: src.network.egress, allow: src.network.allow },
-              timeoutSeconds: req.body?.timeout ?? src.timeoutSeconds ?? 0,
-              ...(src.idle ? { idle: src.idle } : {}),
-            };
-            const copy = snap
-              ? await ctx.sandboxes.create(tenantId, { ...body, fromSnapshot: snap.id })
-              : await ctx.sandboxes.create(tenantId, body, await own(ctx, tenantId, src.id));
-            results.push({ sandbox: sandboxView(copy, tokens.tokenFor(copy.id), domainOf(req)) });
-          } catch (err) {
-            const e = err as { status?: number; message?: string };
-            results.push({ error: { code: e.status ?? 500, message: e.message ?? "fork failed" } });
-          }
+      const body = {
+        labels: src.labels,
+        network: { egress: src.network.egress, allow: src.network.allow },
+        timeoutSeconds: req.body?.timeout ?? src.timeoutSeconds ?? 0,
+        ...(src.idle ? { idle: src.idle } : {}),
+      };
+      const one = async () => {
+        try {
+          const copy = snap
+            ? await ctx.sandboxes.create(tenantId, { ...body, fromSnapshot: snap.id })
+            : await ctx.sandboxes.create(tenantId, body, await own(ctx, tenantId, src.id));
+          return { sandbox: sandboxView(copy, tokens.tokenFor(copy.id), domainOf(req)) };
+        } catch (err) {
+          const e = err as { status?: number; message?: string };
+          return { error: { code: e.status ?? 500, message: e.message ?? "fork failed" } };
         }
+      };
+      try {
+        // The copies are made side by side: each is mostly waiting on mount and runc.
+        const results = await Promise.all(Array.from({ length: req.body?.count ?? 1 }, one));
         return reply.status(201).send(results);
       } finally {
         if (snap) await ctx.snapshots.remove(tenantId, snap.id).catch(() => {});
