@@ -14,9 +14,9 @@ export type DiskCopyMode = "reflink" | "copy";
 
 /**
  * Where sandbox disk images live: a directory (`dir`, the driver's sandboxes and its pool of
- * ready disks) on a filesystem that can share blocks between files, so a sandbox's disk is
- * copied in milliseconds whatever it holds (dot-names in `dir` are not sandboxes). When the data dir's own filesystem can (btrfs, xfs)
- * nothing is added. When it cannot (ext4), `dir` is mounted from a sparse btrfs image beside it
+ * ready disks; dot-names in it are not sandboxes) on a filesystem that can share blocks between
+ * files, so a sandbox's disk is copied in milliseconds whatever it holds. When the data dir's
+ * own filesystem can (btrfs, xfs) nothing is added. When it cannot (ext4), `dir` is mounted from a sparse btrfs image beside it
  * (`image`, the size of the data dir's filesystem but taking only what is used; holes are given
  * back on delete): btrfs rather than xfs because its mkfs writes ~5 MB against xfs's 64 MB log,
  * and it is already needed for the Docker driver's tests. Each data dir has its own image, so

@@ -162,7 +162,12 @@ export class LinuxRuntime extends CapabilityRuntime {
     this.volumes = host.volumes;
     await host.volumes.start();
     this.log.info(
-      { ociRuntime: this.name, cgroup: host.cgroups.version, network: this.egress.enabled },
+      {
+        ociRuntime: this.name,
+        cgroup: host.cgroups.version,
+        network: this.egress.enabled,
+        diskCopies: host.disks.mode,
+      },
       "linux runtime ready",
     );
   }
