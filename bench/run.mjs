@@ -2,12 +2,13 @@
 // `npm run bench`: Berth and the peers this host can run (bare runc, Docker, bubblewrap), side by
 // side in one run, with p50/p99 and ratios to Berth. A benchmark, not a test: nothing here fails
 // on a number.
-//   node bench/run.mjs [--only berth,berth-nonet,berth-docker,proxy,throughput,density,sessions,gateway,runc,docker,bwrap]
+//   node bench/run.mjs [--only berth,berth-nonet,berth-docker,proxy,throughput,density,sessions,gateway,fork,runc,docker,bwrap]
 //                      [--n 30] [--exec-n 200] [--density 500] [--json]
 import { parseArgs } from "node:util";
 import { benchBerth, benchBerthProxy } from "./berth.mjs";
 import { benchBerthDocker } from "./berth-docker.mjs";
 import { benchDensity, printDensity } from "./density.mjs";
+import { benchFork, printFork } from "./fork.mjs";
 import { benchGateway, printGateway } from "./gateway.mjs";
 import { benchBwrap, benchDocker, benchRunc } from "./peers.mjs";
 import { benchSessions, printSessions } from "./sessions.mjs";
@@ -19,7 +20,8 @@ const { values } = parseArgs({
   options: {
     only: {
       type: "string",
-      default: "berth,berth-nonet,berth-docker,proxy,throughput,density,sessions,gateway,runc,docker,bwrap",
+      default:
+        "berth,berth-nonet,berth-docker,proxy,throughput,density,sessions,gateway,fork,runc,docker,bwrap",
     },
     n: { type: "string", default: process.env.BENCH_N ?? "30" },
     "exec-n": { type: "string", default: process.env.BENCH_EXEC_N ?? "200" },
@@ -41,6 +43,7 @@ const systems = [
   ["density", () => benchDensity(Number(values.density))],
   ["sessions", () => benchSessions(Math.max(3, Math.min(n, 10)))],
   ["gateway", () => benchGateway()],
+  ["fork", () => benchFork(Number(process.env.BENCH_FORK_N ?? 10))],
   ["runc", () => benchRunc(n, execN)],
   ["docker", () => benchDocker(n, Math.min(execN, 50))],
   ["bwrap", () => benchBwrap(n)],
@@ -113,6 +116,8 @@ function printTable(rs) {
   if (sessions) printSessions(sessions);
   const gateway = rs.find((r) => r.name === "gateway");
   if (gateway) printGateway(gateway);
+  const fork = rs.find((r) => r.name === "fork");
+  if (fork) printFork(fork);
   const proxy = rs.find((r) => r.name === "proxy");
   if (proxy) {
     const { latency: l, throughput: t } = proxy;

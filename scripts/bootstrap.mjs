@@ -24,14 +24,15 @@ const NEEDED = {
     nft: "nftables",
     ip: "iproute2",
     zstd: "zstd",
+    // Sandbox disks on a copy-on-write store where the data dir cannot reflink (forks).
+    "mkfs.btrfs": "btrfs-progs",
   },
   test: {
     pg_ctlcluster: "postgresql",
     setpriv: "util-linux",
     chromium: "chromium",
-    // The Docker driver's tests: an engine, btrfs for its disk limits, curl to ask the engine.
+    // The Docker driver's tests: an engine (btrfs for its disk limits is a serve need), curl to ask the engine.
     dockerd: "docker.io",
-    "mkfs.btrfs": "btrfs-progs",
     curl: "curl",
   },
   bench: { dockerd: "docker.io", bwrap: "bubblewrap" },

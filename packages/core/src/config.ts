@@ -211,6 +211,12 @@ export const SETTINGS = {
     max: 64,
     doc: "Formatted sandbox disks kept ready so create need not wait for mkfs",
   },
+  diskCopyOnWrite: {
+    env: "BERTH_DISK_COPY_ON_WRITE",
+    kind: "bool",
+    default: true,
+    doc: "Keep sandbox disks where they can be copied by reflink (a fork in milliseconds): on the data dir itself if it is btrfs or xfs, else on a sparse btrfs image in it; false: forks copy disks in full",
+  },
   sandboxNetworks: {
     env: "BERTH_SANDBOX_NETWORKS",
     kind: "bool",

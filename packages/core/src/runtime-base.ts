@@ -1,5 +1,5 @@
 import type { Duplex } from "node:stream";
-import { InvalidRequestError } from "./errors.js";
+import { InvalidRequestError, NotSupportedError } from "./errors.js";
 import type { KeyedLock } from "./keyed-lock.js";
 import type { Logger } from "./logger.js";
 import type {
@@ -35,6 +35,9 @@ export abstract class CapabilityRuntime implements Runtime {
   /** The driver's egress enforcement. */
   protected abstract readonly egress: EgressControl;
 
+  /** Drivers that copy a sandbox's disk for `fromSandbox` say so. */
+  readonly forksSandboxes: boolean = false;
+
   abstract start(): Promise<void>;
   abstract close(): Promise<void>;
   abstract create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo>;
@@ -60,6 +63,8 @@ export abstract class CapabilityRuntime implements Runtime {
   ): Promise<RuntimeInfo> {
     if (!SANDBOX_ID.test(spec.id))
       return Promise.reject(new InvalidRequestError("invalid sandbox id", { field: "id" }));
+    if (spec.fromSandbox && !this.forksSandboxes)
+      return Promise.reject(new NotSupportedError("this runtime cannot copy a sandbox's disk"));
     return o.lock.run(spec.id, async () => {
       try {
         return await o.build();

@@ -13,6 +13,12 @@ export interface SandboxSpec {
   env: Record<string, string>;
   /** A captured writable layer (from `snapshot`) the new sandbox starts with. */
   fromSnapshot?: string;
+  /**
+   * A fork: the id of a sandbox (running, paused or hibernated, of the same template and disk
+   * size) whose files the new one starts with, as they are at one moment. Only drivers whose
+   * `forksSandboxes` is true take it.
+   */
+  fromSandbox?: string;
   /** Volumes (by id) and where they appear in the sandbox. */
   volumes?: { id: string; mountPath: string }[];
 }
@@ -54,6 +60,8 @@ export interface SandboxStats {
 
 /** Capability: bringing sandboxes up and down and reaching their supervisor. Every driver has it. */
 export interface SandboxLifecycle {
+  /** Whether `create` takes `fromSandbox` (a copy of another sandbox's disk); others fork by snapshot. */
+  readonly forksSandboxes: boolean;
   /** Creates and starts a sandbox; resolves when the supervisor accepts connections. */
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<RuntimeInfo>;
   /** Opens a fresh byte stream to the sandbox's supervisor. */

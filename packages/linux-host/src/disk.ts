@@ -30,15 +30,17 @@ export function ensureDiskSkeleton(dir: string): void {
 }
 
 /**
- * Makes a sparse ext4 image of `sizeMiB` at `image` holding the skeleton. The size is the
- * sandbox's disk limit, enforced by the kernel (writes past it fail with ENOSPC). No journal:
- * the writable layer is thrown away with the sandbox, so crash consistency buys nothing.
- * Lazy inode-table init keeps mkfs at a few ms whatever the size.
+ * Makes a sparse ext4 image of `sizeMiB` at `image` (which must not exist); the one place
+ * sandbox disks and volumes are formatted. The size is the limit, enforced by the kernel (writes
+ * past it fail with ENOSPC). No journal: a sandbox's writable layer is thrown away with it, and a
+ * volume is unmounted cleanly; crash consistency buys nothing worth a journal's writes. Lazy
+ * inode-table init keeps mkfs at a few ms whatever the size. `skeleton` is copied in
+ * (`mkfs -d`); `rootOwner` owns the root dir. A failed mkfs leaves no image.
  */
-export async function makeDiskImage(
+export async function makeExt4Image(
   image: string,
   sizeMiB: number,
-  skeleton: string,
+  fill: { skeleton?: string; rootOwner?: { uid: number; gid: number } },
   o: { log?: Logger; signal?: AbortSignal } = {},
 ): Promise<void> {
   const fd = openSync(image, "wx", 0o600);
@@ -47,6 +49,7 @@ export async function makeDiskImage(
   } finally {
     closeSync(fd);
   }
+  const owner = fill.rootOwner ? `,root_owner=${fill.rootOwner.uid}:${fill.rootOwner.gid}` : "";
   try {
     await run(
       "mkfs.ext4",
@@ -58,9 +61,8 @@ export async function makeDiskImage(
         "-O",
         "^has_journal",
         "-E",
-        "lazy_itable_init=1,nodiscard",
-        "-d",
-        skeleton,
+        `lazy_itable_init=1,nodiscard${owner}`,
+        ...(fill.skeleton ? ["-d", fill.skeleton] : []),
         image,
       ],
       { ...o, timeoutMs: 60_000 },
@@ -69,6 +71,16 @@ export async function makeDiskImage(
     rmSync(image, { force: true });
     throw err;
   }
+}
+
+/** Makes a sandbox disk: a sparse ext4 image of `sizeMiB` holding the skeleton (see makeExt4Image). */
+export function makeDiskImage(
+  image: string,
+  sizeMiB: number,
+  skeleton: string,
+  o: { log?: Logger; signal?: AbortSignal } = {},
+): Promise<void> {
+  return makeExt4Image(image, sizeMiB, { skeleton }, o);
 }
 
 /** Loop-mounts a disk image (mount allocates the loop device and frees it again on umount). */

@@ -14,6 +14,7 @@ export {
   tryRun,
 } from "./command.js";
 export {
+  DISK_STATE,
   DISK_UPPER,
   diskUsedBytes,
   ensureDiskSkeleton,
@@ -23,6 +24,7 @@ export {
   unmount,
 } from "./disk.js";
 export { prepareSlot, RootfsPool, releaseSlot } from "./disk-pool.js";
+export { type DiskCopyMode, DiskStore } from "./disk-store.js";
 export { hostResolver, hostResolvers, installed, onPath, safeReaddir } from "./host.js";
 export { type DnsClient, DnsResolver } from "./network/dns-resolver.js";
 export { EgressProxy } from "./network/egress-proxy.js";

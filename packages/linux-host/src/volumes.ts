@@ -1,17 +1,7 @@
-import {
-  closeSync,
-  existsSync,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  rmSync,
-  statfsSync,
-} from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync } from "node:fs";
 import { join } from "node:path";
 import { ConflictError, InvalidRequestError, type Logger } from "@berth/core";
-import { run } from "./command.js";
-import { mountDisk, mountPoints, unmount } from "./disk.js";
+import { makeExt4Image, mountDisk, mountPoints, unmount } from "./disk.js";
 import { SANDBOX_GID, SANDBOX_UID } from "./rootfs.js";
 
 const ID = /^vo[a-z0-9]{16}$/;
@@ -52,28 +42,14 @@ export class Volumes {
     if (!ID.test(id)) throw new InvalidRequestError("invalid volume id");
     const image = this.image(id);
     if (existsSync(image)) throw new ConflictError(`volume '${id}' already exists`);
-    const fd = openSync(image, "wx", 0o600);
+    // makeExt4Image leaves nothing when it fails (and never touches an image it did not make).
+    await makeExt4Image(
+      image,
+      sizeMiB,
+      { rootOwner: { uid: SANDBOX_UID, gid: SANDBOX_GID } },
+      { log: this.log },
+    );
     try {
-      ftruncateSync(fd, sizeMiB * 1024 * 1024);
-    } finally {
-      closeSync(fd);
-    }
-    try {
-      await run(
-        "mkfs.ext4",
-        [
-          "-q",
-          "-F",
-          "-m",
-          "0",
-          "-O",
-          "^has_journal",
-          "-E",
-          `lazy_itable_init=1,nodiscard,root_owner=${SANDBOX_UID}:${SANDBOX_GID}`,
-          image,
-        ],
-        { log: this.log, timeoutMs: 60_000 },
-      );
       await mountDisk(image, this.mountPoint(id), { log: this.log });
     } catch (err) {
       await this.remove(id);

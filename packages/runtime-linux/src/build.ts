@@ -1,8 +1,9 @@
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { checkMountPath, type Logger, type SandboxSpec } from "@berth/core";
 import { mountOverlay, mountPoints, prepareSlot, type RootfsPool, unmount } from "@berth/linux-host";
 import { type CgroupSetup, sandboxCgroupsPath } from "./cgroups.js";
 import type { LinuxEgress } from "./egress.js";
+import { forgetSourceProcesses } from "./fork.js";
 import { hardNofileLimit } from "./host.js";
 import { checkMountTarget } from "./mount-target.js";
 import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
@@ -25,14 +26,16 @@ export interface BuildDeps {
   /** Host path a volume is bound from. */
   volumeMount: (id: string) => string;
   hiddenPaths: string[] | undefined;
+  /** Copies a sandbox's disk image to `dest` (a fork; see copySandboxDisk). */
+  copyDisk: (sourceId: string, dest: string) => Promise<void>;
   /** Starts the written bundle under `cgroupsPath`; what the driver records of it. */
   launch: (cgroupsPath: string) => Promise<SandboxInfo>;
   log: Logger;
 }
 
 /**
- * Builds and starts one sandbox: its disk (a pooled slot or a fresh one, a snapshot's layer
- * under the overlay), its network, its OCI bundle, then `launch`. Every step is undone by the
+ * Builds and starts one sandbox: its disk (a pooled slot, a fresh one, a copy of a fork's
+ * source's, a snapshot's layer under the overlay), its network, its OCI bundle, then `launch`. Every step is undone by the
  * driver's teardown should a later one fail.
  */
 export async function buildSandbox(
@@ -46,10 +49,17 @@ export async function buildSandbox(
   const t0 = performance.now();
   const { diskMiB } = spec.resources;
   const template = d.templates.rootfs(spec.template);
-  // A pooled slot arrives formatted and mounted; any other size or template is built here.
-  const pooled = spec.template === "default" && d.pool?.sizeMiB === diskMiB && d.pool.take(p.dir);
+  // A pooled slot arrives formatted and mounted; any other size or template is built here, and
+  // a fork's disk is a copy of its source's.
+  const pooled =
+    !spec.fromSandbox && spec.template === "default" && d.pool?.sizeMiB === diskMiB && d.pool.take(p.dir);
   const t1 = performance.now();
+  if (spec.fromSandbox) {
+    mkdirSync(p.dir, { recursive: true, mode: 0o700 });
+    await d.copyDisk(spec.fromSandbox, p.image);
+  }
   if (!pooled) await prepareSlot(p.dir, diskMiB, d.layout.diskSkeleton, template, o);
+  if (spec.fromSandbox) forgetSourceProcesses(p.disk);
   if (spec.fromSnapshot) {
     // The layer goes under the overlay, not through it (whiteouts stay whiteouts).
     await unmount(p.rootfs, await mountPoints(), d.log);

@@ -9,6 +9,7 @@ export const linuxDriver: RuntimeDriver = {
       dataDir,
       ociRuntime: config.runtime as "auto" | "runc" | "crun",
       diskPoolSize: config.diskPoolSize,
+      diskCopyOnWrite: config.diskCopyOnWrite,
       defaultDiskMiB: config.defaultDiskMiB,
       hiddenPaths: hiddenPathsOf(config),
       network: {

@@ -17,8 +17,20 @@ export class RuntimeLayout {
   templateRootfs(name: string): string {
     return join(this.templates, name, "rootfs");
   }
+  /**
+   * The pool of ready disks: inside the sandboxes' dir, because a slot is taken by renaming it
+   * there, and that dir may be a filesystem of its own (see DiskStore).
+   */
   get pool(): string {
+    return join(this.sandboxes, ".pool");
+  }
+  /** Where the pool was before disks could be on a filesystem of their own (emptied at start). */
+  get legacyPool(): string {
     return join(this.root, "disks", "pool");
+  }
+  /** The btrfs image the sandboxes' dir is mounted from when the data dir cannot reflink. */
+  get diskStoreImage(): string {
+    return join(this.root, "disks", "sandboxes.btrfs");
   }
   /** What `mkfs.ext4 -d` copies into each new disk. */
   get diskSkeleton(): string {

@@ -381,7 +381,7 @@ describe.skipIf(!root)("LinuxRuntime (real runc, real berth-init)", () => {
     await rt.poolReady();
     await rt.close();
     // The pool's ready disks are unmounted on close but kept for the next start.
-    const pool = join(dataDir, "runtime/disks/pool");
+    const pool = join(dataDir, "runtime/sandboxes/.pool");
     expect(readFileSync("/proc/self/mountinfo", "utf8")).not.toContain(pool);
     expect(execFileSync("sh", ["-c", `ls ${pool}/*/disk.img | wc -l`], { encoding: "utf8" }).trim()).toBe(
       "1",

@@ -16,7 +16,14 @@ import {
   type SandboxVolumes,
   silentLogger,
 } from "@berth/core";
-import { connectSupervisor, mountPoints, type RootfsPool, unmount, type Volumes } from "@berth/linux-host";
+import {
+  connectSupervisor,
+  type DiskStore,
+  mountPoints,
+  type RootfsPool,
+  unmount,
+  type Volumes,
+} from "@berth/linux-host";
 import { initBinaryPath } from "@berth/supervisor";
 import { buildSandbox } from "./build.js";
 import {
@@ -28,6 +35,7 @@ import {
   sandboxCgroupsPath,
 } from "./cgroups.js";
 import { LinuxEgress, type LinuxNetworkOptions } from "./egress.js";
+import { copySandboxDisk } from "./fork.js";
 import { setFrozen } from "./freezer.js";
 import { initIsAlive, isFrozen, type OciRuntimeChoice, pickOciRuntime, readInitPid } from "./host.js";
 import { prepareHost } from "./host-setup.js";
@@ -51,6 +59,8 @@ export interface LinuxRuntimeOptions {
   ociRuntime: OciRuntimeChoice;
   /** Formatted default-size disks kept ready. */
   diskPoolSize: number;
+  /** Keep disks where reflink copies them (see DiskStore); default true. */
+  diskCopyOnWrite?: boolean;
   /** Size of pooled disks (the server's default `diskMiB`); other sizes are made on demand. */
   defaultDiskMiB?: number;
   /** Host path of berth-init (default: the supervisor package's build). */
@@ -62,11 +72,14 @@ export interface LinuxRuntimeOptions {
 
 /** The local driver: OCI bundles run by runc/crun, loop-mounted ext4 disks, cgroups v1 or v2. */
 export class LinuxRuntime extends CapabilityRuntime {
+  /** A fork copies its source's disk image (a reflink where the disk store can). */
+  override readonly forksSandboxes = true;
   private readonly layout: RuntimeLayout;
   private readonly oci: OciCli;
   private readonly log: Logger;
   private cgroups: CgroupSetup | null = null;
   private pool: RootfsPool | null = null;
+  private disks: DiskStore | null = null;
   private shared: SharedFiles | null = null;
   /** berth-init and the resolver file as sandboxes bind them (from `shared`). */
   private sharedInit = "";
@@ -136,9 +149,11 @@ export class LinuxRuntime extends CapabilityRuntime {
       initBinary: this.o.initBinary ?? initBinaryPath(),
       defaultDiskMiB: this.o.defaultDiskMiB ?? 5120,
       diskPoolSize: this.o.diskPoolSize,
+      diskCopyOnWrite: this.o.diskCopyOnWrite ?? true,
       log: this.log,
     });
     ({ cgroups: this.cgroups, shared: this.shared, sharedInit: this.sharedInit, pool: this.pool } = host);
+    this.disks = host.disks;
     this.oci.name = pickOciRuntime(this.o.ociRuntime, host.cgroups.version);
     await this.egress.start();
     const resolvConf = this.egress.resolvConf;
@@ -147,7 +162,12 @@ export class LinuxRuntime extends CapabilityRuntime {
     this.volumes = host.volumes;
     await host.volumes.start();
     this.log.info(
-      { ociRuntime: this.name, cgroup: host.cgroups.version, network: this.egress.enabled },
+      {
+        ociRuntime: this.name,
+        cgroup: host.cgroups.version,
+        network: this.egress.enabled,
+        diskCopies: host.disks.mode,
+      },
       "linux runtime ready",
     );
   }
@@ -189,6 +209,19 @@ export class LinuxRuntime extends CapabilityRuntime {
       initBinary: this.sharedInit,
       resolvConf: this.sharedResolvConf,
       volumeMount: (id) => this.vols().mountPoint(id),
+      copyDisk: (sourceId, dest) =>
+        copySandboxDisk(
+          {
+            records: this.records,
+            oci: this.oci,
+            lock: this.lock,
+            disks: () => this.diskStore(),
+            log: this.log,
+          },
+          sourceId,
+          dest,
+          { template: spec.template, diskMiB: spec.resources.diskMiB },
+        ),
       hiddenPaths: this.o.hiddenPaths,
       launch: (cgroupsPath) =>
         this.launch(spec.id, spec.resources.diskMiB, cgroupsPath, signal, spec.template),
@@ -298,7 +331,15 @@ export class LinuxRuntime extends CapabilityRuntime {
     await this.pool?.close();
     const noSandboxLeft = (await this.list()).length === 0;
     await this.egress.close(noSandboxLeft);
-    if (noSandboxLeft) await this.shared?.remove();
+    if (noSandboxLeft) {
+      await this.shared?.remove();
+      await this.disks?.close();
+    }
+  }
+
+  private diskStore(): DiskStore {
+    if (!this.disks) throw new SandboxError("the runtime is not started");
+    return this.disks;
   }
 
   private vols(): Volumes {
@@ -306,11 +347,17 @@ export class LinuxRuntime extends CapabilityRuntime {
     return this.volumes;
   }
 
-  /** Removes this instance's nftables table and every volume (after every sandbox is gone: tests, uninstall). */
+  /**
+   * Removes this instance's nftables table, every volume and the disk store's image (after every
+   * sandbox is gone: tests, uninstall).
+   */
   async purgeHostState(): Promise<void> {
     await this.egress.purge();
     await this.shared?.remove();
     for (const id of this.volumes?.list() ?? []) await this.volumes?.remove(id);
+    // The pool's mounted slots are on the store: they go first.
+    await this.pool?.close();
+    await this.disks?.purge();
   }
 
   /** Resolves when the disk pool is full (tests and benchmarks). */

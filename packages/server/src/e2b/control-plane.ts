@@ -269,8 +269,9 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
     },
   );
 
-  // Fork: the source's files, env and settings (not its memory), through a snapshot that is
-  // removed again once the copies exist.
+  // Fork: the source's files, env and settings (not its memory). Where the runtime copies a
+  // sandbox's disk (the local driver: a reflink, milliseconds whatever the source changed) each
+  // copy is made from the source itself; elsewhere through a snapshot, removed once the copies exist.
   const ForkBody = T.Object({
     timeout: T.Optional(Seconds),
     count: T.Optional(T.Integer({ minimum: 1, maximum: 20 })),
@@ -281,27 +282,31 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
     async (req, reply) => {
       const tenantId = req.caller.tenantId;
       const src = await own(ctx, tenantId, req.params.sandboxID);
-      const snap = await ctx.snapshots.create(tenantId, src.id, null);
-      try {
-        const results = [];
-        for (let i = 0; i < (req.body?.count ?? 1); i++) {
-          try {
-            const copy = await ctx.sandboxes.create(tenantId, {
-              fromSnapshot: snap.id,
-              labels: src.labels,
-              network: { egress: src.network.egress, allow: src.network.allow, deny: src.network.deny },
-              timeoutSeconds: req.body?.timeout ?? src.timeoutSeconds ?? 0,
-              ...(src.idle ? { idle: src.idle } : {}),
-            });
-            results.push({ sandbox: sandboxView(copy, tokens.tokenFor(copy.id), domainOf(req)) });
-          } catch (err) {
-            const e = err as { status?: number; message?: string };
-            results.push({ error: { code: e.status ?? 500, message: e.message ?? "fork failed" } });
-          }
+      const direct = ctx.runtime.forksSandboxes;
+      const snap = direct ? null : await ctx.snapshots.create(tenantId, src.id, null);
+      const body = {
+        labels: src.labels,
+        network: { egress: src.network.egress, allow: src.network.allow, deny: src.network.deny },
+        timeoutSeconds: req.body?.timeout ?? src.timeoutSeconds ?? 0,
+        ...(src.idle ? { idle: src.idle } : {}),
+      };
+      const one = async () => {
+        try {
+          const copy = snap
+            ? await ctx.sandboxes.create(tenantId, { ...body, fromSnapshot: snap.id })
+            : await ctx.sandboxes.create(tenantId, body, await own(ctx, tenantId, src.id));
+          return { sandbox: sandboxView(copy, tokens.tokenFor(copy.id), domainOf(req)) };
+        } catch (err) {
+          const e = err as { status?: number; message?: string };
+          return { error: { code: e.status ?? 500, message: e.message ?? "fork failed" } };
         }
+      };
+      try {
+        // The copies are made side by side: each is mostly waiting on mount and runc.
+        const results = await Promise.all(Array.from({ length: req.body?.count ?? 1 }, one));
         return reply.status(201).send(results);
       } finally {
-        await ctx.snapshots.remove(tenantId, snap.id).catch(() => {});
+        if (snap) await ctx.snapshots.remove(tenantId, snap.id).catch(() => {});
       }
     },
   );

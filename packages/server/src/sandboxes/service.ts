@@ -142,17 +142,31 @@ export class SandboxService {
     this.snapshots = s;
   }
 
-  async create(tenantId: string, body: CreateSandboxBody): Promise<SandboxRecord> {
+  /**
+   * Creates a sandbox. With `forkOf` (the tenant's sandbox, running, paused or hibernated) it is
+   * a fork: that sandbox's template, resources and env, and a copy of its files (the runtime
+   * copies its disk; drivers that cannot are never asked, see the E2B fork).
+   */
+  async create(tenantId: string, body: CreateSandboxBody, forkOf?: SandboxRecord): Promise<SandboxRecord> {
     const c = this.d.config;
-    const from = body.fromSnapshot ? await this.snapshotFor(tenantId, body.fromSnapshot) : undefined;
+    if (forkOf && !["running", "paused", "hibernated"].includes(forkOf.state))
+      throw notRunningError(forkOf.id, forkOf.state);
+    const snap =
+      body.fromSnapshot && !forkOf ? await this.snapshotFor(tenantId, body.fromSnapshot) : undefined;
+    const from = forkOf ? { template: forkOf.template, resources: forkOf.resources, env: forkOf.env } : snap;
     if (from && body.template !== undefined && body.template !== from.template)
-      throw new InvalidRequestError(`the snapshot was taken from template '${from.template}'`, {
-        field: "template",
-      });
+      throw new InvalidRequestError(
+        `the ${forkOf ? "source" : "snapshot"} is of template '${from.template}'`,
+        {
+          field: "template",
+        },
+      );
     const template = body.template ?? from?.template ?? "default";
     if (template !== "default")
       checkTemplate(template, (await this.d.runtime.getTemplate(template)) !== null);
-    const resources = resolveResources(c, { ...from?.resources, ...body.resources });
+    const resources = forkOf
+      ? forkOf.resources
+      : resolveResources(c, { ...from?.resources, ...body.resources });
     const volumes = body.volumes?.length ? await this.volumesFor(tenantId, body.volumes) : [];
     if (from && resources.diskMiB < from.resources.diskMiB)
       throw new InvalidRequestError(
@@ -198,7 +212,8 @@ export class SandboxService {
           resources,
           network,
           env: record.env,
-          fromSnapshot: from && this.snapshots?.path(from.id),
+          fromSnapshot: snap && this.snapshots?.path(snap.id),
+          fromSandbox: forkOf?.id,
           volumes,
         });
         const state = nextSandboxState(record.id, "starting", "started");
