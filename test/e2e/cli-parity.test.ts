@@ -157,7 +157,7 @@ describe("berth commands that mirror the API", () => {
     expect(late.stderr).toMatch(/^berth: conflict: .*has exited/);
   });
 
-  it("creates, lists and removes snapshots and volumes", async () => {
+  it("creates, lists and removes snapshots and volumes, and forks a sandbox", async () => {
     const id = await newSandbox();
     const snap = await berth(["snapshot", "create", id, "--name", "cli-parity"]);
     expect(snap.code, snap.stderr).toBe(0);
@@ -165,6 +165,21 @@ describe("berth commands that mirror the API", () => {
     expect((await berth(["snapshot", "list"])).stdout).toMatch(new RegExp(`${snapId} +cli-parity +${id}`));
     expect((await berth(["snapshot", "rm", snapId])).code).toBe(0);
     expect((await berth(["snapshot", "list"])).stdout).not.toContain(snapId);
+
+    await berth(["sandbox", "exec", id, "--", "sh", "-c", "echo forked > /workspace/f.txt"]);
+    const fork = await berth(["sandbox", "fork", id, "--count", "2", "--label", "fork=cli"]);
+    expect(fork.code, fork.stderr).toBe(0);
+    const copies = fork.stdout.trim().split("\n");
+    created.push(...copies);
+    expect(copies).toHaveLength(2);
+    for (const c of copies) {
+      const cat = await berth(["sandbox", "exec", c, "--", "cat", "/workspace/f.txt"]);
+      expect(cat.stdout).toBe("forked\n");
+      expect(JSON.parse((await berth(["sandbox", "get", c])).stdout).labels).toEqual({ fork: "cli" });
+    }
+    const tooMany = await berth(["sandbox", "fork", id, "--count", "21"]);
+    expect(tooMany.code).toBe(2);
+    expect(tooMany.stderr).toMatch(/--count is at most 20/);
 
     const vol = await berth(["volume", "create", "cli-parity-vol", "--size", "32"]);
     expect(vol).toMatchObject({ code: 0, stdout: "cli-parity-vol\t32 MiB\n" });

@@ -78,6 +78,7 @@ const SDK_CALLS: Record<string, string> = {
   "GET /v1/sandboxes/{id}/events": "sb.events",
   "POST /v1/sandboxes/{id}/exec": "sb.exec",
   "POST /v1/sandboxes/{id}/snapshots": "sb.snapshot",
+  "POST /v1/sandboxes/{id}/fork": "sb.fork",
   "GET /v1/snapshots": "Snapshots.list",
   "GET /v1/snapshots/{snapshotId}": "Snapshots.get",
   "DELETE /v1/snapshots/{snapshotId}": "Snapshots.remove",
@@ -223,6 +224,36 @@ describe("SDK parity", () => {
       await expect(snapshots.get(snap.id)).rejects.toBeInstanceOf(NotFoundError);
     } finally {
       await copy?.delete();
+      await src.delete();
+    }
+  }, 120_000);
+
+  it("forks a sandbox into copies that have its files, env and labels and keep their writes apart", async () => {
+    const src = await Sandbox.create({ env: { FROM: "source" }, labels: { team: "a" } }, opts);
+    const copies: Sandbox[] = [];
+    try {
+      await src.files.write("/home/user/forked.txt", "before the fork");
+      copies.push(...(await src.fork({ count: 2, labels: { team: "b" } })));
+      expect(copies.map((c) => c.id)).not.toContain(src.id);
+      for (const c of copies) {
+        expect(c.state).toBe("running");
+        expect((await c.refresh()).labels).toEqual({ team: "b" });
+        expect(await c.files.readText("/home/user/forked.txt")).toBe("before the fork");
+        expect((await c.exec(["sh", "-c", "echo $FROM"])).stdout.trim()).toBe("source");
+      }
+      // Writes after the fork stay where they were made: copy, sibling and source each keep theirs.
+      await copies[0].files.write("/home/user/forked.txt", "copy 0");
+      await src.files.write("/home/user/forked.txt", "source after");
+      expect(await copies[1].files.readText("/home/user/forked.txt")).toBe("before the fork");
+      expect(await copies[0].files.readText("/home/user/forked.txt")).toBe("copy 0");
+      expect(await src.files.readText("/home/user/forked.txt")).toBe("source after");
+      // Bad counts are refused at the door and make nothing.
+      const before = (await Sandbox.list({}, opts)).length;
+      await expect(src.fork({ count: 0 })).rejects.toMatchObject({ status: 400 });
+      await expect(src.fork({ count: 21 })).rejects.toMatchObject({ status: 400 });
+      expect((await Sandbox.list({}, opts)).length).toBe(before);
+    } finally {
+      for (const c of copies) await c.delete();
       await src.delete();
     }
   }, 120_000);

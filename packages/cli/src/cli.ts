@@ -13,6 +13,7 @@ import { e2bEnv } from "./commands/e2b.js";
 import { sandboxExec } from "./commands/exec.js";
 import { filesList, filesMkdir, filesRemove, filesWatch } from "./commands/file-ops.js";
 import { filesCopy } from "./commands/files.js";
+import { sandboxFork } from "./commands/fork.js";
 import { keysCreate, keysList, keysRemove } from "./commands/keys.js";
 import {
   sandboxExtend,
@@ -69,6 +70,7 @@ export const COMMANDS: Record<string, Command | Group> = {
     hibernate: sandboxHibernate,
     wake: sandboxWake,
     extend: sandboxExtend,
+    fork: sandboxFork,
   },
   files: { cp: filesCopy, ls: filesList, rm: filesRemove, mkdir: filesMkdir, watch: filesWatch },
   processes: {

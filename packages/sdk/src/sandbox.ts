@@ -164,6 +164,22 @@ export class Sandbox {
   }
 
   /**
+   * Copies of its files, env, resources and settings (not its memory: processes running in it are
+   * not in the copies), as handles. All `count` copies are made or none. On the local driver a
+   * copy shares the source's disk blocks until either side writes.
+   */
+  async fork(
+    opts: { count?: number; labels?: Record<string, string>; timeoutSeconds?: number } & CallOptions = {},
+  ): Promise<Sandbox[]> {
+    const { signal, ...body } = opts;
+    const r = await this.client.json<{ items: SandboxView[] }>("POST", this.path("/fork"), {
+      json: body,
+      signal,
+    });
+    return r.items.map((v) => new Sandbox(this.client, v));
+  }
+
+  /**
    * Its lifecycle events from the start (or after `lastEventId`), then live until it is deleted
    * or fails, or `signal` aborts; a dropped connection resumes where it left off.
    */

@@ -89,6 +89,22 @@ export const CreateSandboxBody = T.Object(
 );
 export type CreateSandboxBody = Static<typeof CreateSandboxBody>;
 
+/**
+ * `POST /v1/sandboxes/:id/fork`: copies of a sandbox's files, env, resources and settings (not its
+ * memory). Labels and the timeout may be set for the copies; the rest is the source's.
+ */
+export const ForkSandboxBody = T.Object(
+  {
+    count: T.Optional(
+      T.Integer({ minimum: 1, maximum: 20, description: "How many copies (default 1, at most 20)" }),
+    ),
+    labels: T.Optional(Labels),
+    timeoutSeconds: T.Optional(T.Integer({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type ForkSandboxBody = Static<typeof ForkSandboxBody>;
+
 /** `PATCH /v1/sandboxes/:id`: what can change on a live sandbox. */
 export const PatchSandboxBody = T.Object(
   {

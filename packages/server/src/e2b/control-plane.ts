@@ -12,6 +12,7 @@ import type { FastifyRequest } from "fastify";
 import type { Caller } from "../auth/authenticate.js";
 import type { App, ServerContext } from "../routes/context.js";
 import { checkEgressBounds } from "../sandboxes/create-spec.js";
+import { forkSandbox } from "../sandboxes/fork.js";
 import type { EnvdTokens } from "./access-token.js";
 import { berthNetwork, E2bNetwork } from "./network.js";
 import { berthStates, berthTemplate, detailView, listedView, sandboxView } from "./views.js";
@@ -269,9 +270,8 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
     },
   );
 
-  // Fork: the source's files, env and settings (not its memory). Where the runtime copies a
-  // sandbox's disk (the local driver: a reflink, milliseconds whatever the source changed) each
-  // copy is made from the source itself; elsewhere through a snapshot, removed once the copies exist.
+  // Fork (sandboxes/fork.ts): E2B answers each copy's result, made or not, where Berth's own
+  // fork makes all or none.
   const ForkBody = T.Object({
     timeout: T.Optional(Seconds),
     count: T.Optional(T.Integer({ minimum: 1, maximum: 20 })),
@@ -281,33 +281,19 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
     { schema: { ...s, params: Id, body: T.Optional(ForkBody) } },
     async (req, reply) => {
       const tenantId = req.caller.tenantId;
-      const src = await own(ctx, tenantId, req.params.sandboxID);
-      const direct = ctx.runtime.forksSandboxes;
-      const snap = direct ? null : await ctx.snapshots.create(tenantId, src.id, null);
-      const body = {
-        labels: src.labels,
-        network: { egress: src.network.egress, allow: src.network.allow, deny: src.network.deny },
-        timeoutSeconds: req.body?.timeout ?? src.timeoutSeconds ?? 0,
-        ...(src.idle ? { idle: src.idle } : {}),
-      };
-      const one = async () => {
-        try {
-          const copy = snap
-            ? await ctx.sandboxes.create(tenantId, { ...body, fromSnapshot: snap.id })
-            : await ctx.sandboxes.create(tenantId, body, await own(ctx, tenantId, src.id));
-          return { sandbox: sandboxView(copy, tokens.tokenFor(copy.id), domainOf(req)) };
-        } catch (err) {
-          const e = err as { status?: number; message?: string };
+      await own(ctx, tenantId, req.params.sandboxID);
+      const results = await forkSandbox(ctx, tenantId, req.params.sandboxID, {
+        count: req.body?.count ?? 1,
+        ...(req.body?.timeout !== undefined ? { timeoutSeconds: req.body.timeout } : {}),
+      });
+      return reply.status(201).send(
+        results.map((r) => {
+          if ("sandbox" in r)
+            return { sandbox: sandboxView(r.sandbox, tokens.tokenFor(r.sandbox.id), domainOf(req)) };
+          const e = r.error as { status?: number; message?: string };
           return { error: { code: e.status ?? 500, message: e.message ?? "fork failed" } };
-        }
-      };
-      try {
-        // The copies are made side by side: each is mostly waiting on mount and runc.
-        const results = await Promise.all(Array.from({ length: req.body?.count ?? 1 }, one));
-        return reply.status(201).send(results);
-      } finally {
-        if (snap) await ctx.snapshots.remove(tenantId, snap.id).catch(() => {});
-      }
+        }),
+      );
     },
   );
 

@@ -2,6 +2,8 @@ import { InvalidRequestError, NotSupportedError, type SandboxEvent, toSandboxVie
 import {
   CreateSandboxBody,
   ExtendBody,
+  ForkSandboxBody,
+  ListOf,
   ListSandboxesQuery,
   PageOf,
   PatchSandboxBody,
@@ -14,6 +16,7 @@ import { computeOf, hourlyUsd } from "../billing/compute.js";
 import { lastEventId, openEventStream } from "../http/sse.js";
 import { creatorOf, relayJson } from "../replicas/placement.js";
 import { checkEgressBounds } from "../sandboxes/create-spec.js";
+import { forkAll } from "../sandboxes/fork.js";
 import type { App, ServerContext } from "./context.js";
 
 /** `label=k=v` query values as a map. */
@@ -118,6 +121,24 @@ export function sandboxRoutes(app: App, ctx: ServerContext): void {
     { schema: { tags, params: SandboxParams, body: ExtendBody, response: { 200: Sandbox } } },
     async (req) =>
       toSandboxView(await ctx.sandboxes.extend(req.caller.tenantId, req.params.id, req.body.seconds)),
+  );
+  app.post(
+    "/v1/sandboxes/:id/fork",
+    {
+      schema: {
+        tags,
+        params: SandboxParams,
+        body: T.Optional(ForkSandboxBody),
+        response: { 201: ListOf(Sandbox) },
+        description:
+          "Makes `count` copies of the sandbox's files, env, resources and settings (not its memory: processes running in it are not in the copies). On the local driver a copy shares the source's disk blocks until either side writes, so its time does not grow with what the source changed. All copies are made or none: a failure deletes the ones made.",
+      },
+    },
+    async (req, reply) => {
+      const b = req.body ?? {};
+      const copies = await forkAll(ctx, req.caller.tenantId, req.params.id, { ...b, count: b.count ?? 1 });
+      return reply.status(201).send({ items: copies.map(toSandboxView) });
+    },
   );
   for (const what of LIFECYCLE)
     app.post(
