@@ -14,6 +14,7 @@ export {
   tryRun,
 } from "./command.js";
 export {
+  DISK_STATE,
   DISK_UPPER,
   diskUsedBytes,
   ensureDiskSkeleton,

@@ -11,6 +11,7 @@ export const linuxDriver: RuntimeDriver = {
       diskPoolSize: config.diskPoolSize,
       defaultDiskMiB: config.defaultDiskMiB,
       hiddenPaths: hiddenPathsOf(config),
+      rootIdBase: config.rootIdBase,
       network: {
         enabled: config.sandboxNetworks,
         cidr: config.networkCidr,

@@ -46,7 +46,30 @@ export interface OciSpecInput {
   hiddenPaths?: string[];
   /** Node's `process.arch`, for the seccomp profile. */
   arch?: string;
+  /**
+   * A root sandbox: its own user namespace mapping 0..count-1 to hostBase.. on the host, berth-init
+   * as root there. `usrSource` is the idmapped /usr to bind instead of the host's.
+   */
+  root?: { hostBase: number; count: number; usrSource?: string };
 }
+
+/**
+ * What root in a root sandbox may do: the usual container set, every one of them held only in
+ * the sandbox's user namespace (over its own files, processes and network namespace), none on the host.
+ */
+export const ROOT_CAPABILITIES = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FOWNER",
+  "CAP_FSETID",
+  "CAP_KILL",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETPCAP",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_AUDIT_WRITE",
+  "CAP_SETFCAP",
+];
 
 /** The standard device nodes every sandbox may use; everything else is denied. */
 const ALLOWED_DEVICES: Array<{ type: "c"; major: number; minor?: number }> = [
@@ -73,16 +96,29 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
     BERTH_LISTEN_FD: String(LISTEN_FD),
   };
   const noCaps = { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] };
+  const rootCaps = {
+    bounding: ROOT_CAPABILITIES,
+    effective: ROOT_CAPABILITIES,
+    inheritable: [],
+    permitted: ROOT_CAPABILITIES,
+    ambient: [],
+  };
+  const root = i.root;
+  const idMap = root && [{ containerID: 0, hostID: root.hostBase, size: root.count }];
   const seccomp: SeccompProfile = defaultSeccompProfile(i.arch);
   return {
     ociVersion: "1.0.2",
     process: {
       terminal: false,
-      user: { uid: SANDBOX_UID, gid: SANDBOX_GID, additionalGids: [] },
+      // A root sandbox's init is root of its user namespace; it runs each request as the
+      // sandbox user unless the request asks for root (see berth-init's PROTOCOL.md).
+      user: root
+        ? { uid: 0, gid: 0, additionalGids: [] }
+        : { uid: SANDBOX_UID, gid: SANDBOX_GID, additionalGids: [] },
       args: [INIT_PATH],
       env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       cwd: "/workspace",
-      capabilities: noCaps,
+      capabilities: root ? rootCaps : noCaps,
       rlimits: [{ type: "RLIMIT_NOFILE", hard: i.nofile, soft: i.nofile }],
       noNewPrivileges: true,
     },
@@ -121,7 +157,7 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
             {
               destination: "/usr",
               type: "bind",
-              source: "/usr",
+              source: root?.usrSource ?? "/usr",
               options: ["rbind", "ro", "nosuid", "nodev"],
             },
           ]),
@@ -166,7 +202,9 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
         cpu: { quota: Math.max(1000, Math.round(i.resources.cpus * CPU_PERIOD)), period: CPU_PERIOD },
         pids: { limit: i.resources.pids },
       },
+      ...(idMap ? { uidMappings: idMap, gidMappings: idMap } : {}),
       namespaces: [
+        ...(root ? [{ type: "user" }] : []),
         { type: "pid" },
         { type: "ipc" },
         { type: "uts" },

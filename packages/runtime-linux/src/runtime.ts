@@ -17,7 +17,7 @@ import {
   silentLogger,
 } from "@berth/core";
 import { connectSupervisor, mountPoints, type RootfsPool, unmount, type Volumes } from "@berth/linux-host";
-import { initBinaryPath } from "@berth/supervisor";
+import { idmapBinaryPath, initBinaryPath } from "@berth/supervisor";
 import { buildSandbox } from "./build.js";
 import {
   type CgroupPaths,
@@ -34,6 +34,13 @@ import { prepareHost } from "./host-setup.js";
 import { OciCli } from "./oci-cli.js";
 import { RuntimeLayout } from "./paths.js";
 import { SANDBOX_ID, type SandboxInfo, SandboxRecords, safeReaddir } from "./records.js";
+import {
+  mountRootFilesystem,
+  ROOT_ID_COUNT,
+  type RootIds,
+  rootUnavailableError,
+  rootUnavailableReason,
+} from "./root-sandbox.js";
 import type { SharedFiles } from "./shared-files.js";
 import { sandboxStats } from "./stats.js";
 import { LinuxSuspension } from "./suspension.js";
@@ -57,8 +64,15 @@ export interface LinuxRuntimeOptions {
   initBinary?: string;
   /** Paths hidden in sandboxes that see the host's /usr (an empty read-only dir or file there). */
   hiddenPaths?: string[];
+  /** First host uid/gid of the range root sandboxes map their ids to (ROOT_ID_COUNT ids). */
+  rootIdBase?: number;
+  /** Host path of berth-idmap (default: the supervisor package's build). */
+  idmapBinary?: string;
   log?: Logger;
 }
+
+/** The default first host id of root sandboxes: far above the ids hosts give people and subuid ranges. */
+export const DEFAULT_ROOT_ID_BASE = 2_000_000_000;
 
 /** The local driver: OCI bundles run by runc/crun, loop-mounted ext4 disks, cgroups v1 or v2. */
 export class LinuxRuntime extends CapabilityRuntime {
@@ -85,6 +99,9 @@ export class LinuxRuntime extends CapabilityRuntime {
   };
   private readonly suspension: LinuxSuspension;
   readonly addressing: SandboxAddressing;
+  private readonly rootIds: RootIds;
+  /** Why root sandboxes cannot run here (null: they can); probed at the first root create. */
+  private rootProbe: Promise<string | null> | null = null;
 
   constructor(private readonly o: LinuxRuntimeOptions) {
     super();
@@ -104,6 +121,7 @@ export class LinuxRuntime extends CapabilityRuntime {
       log,
     });
     this.addressing = this.egress;
+    this.rootIds = { hostBase: o.rootIdBase ?? DEFAULT_ROOT_ID_BASE, count: ROOT_ID_COUNT };
     this.suspension = new LinuxSuspension({
       layout,
       records,
@@ -111,8 +129,15 @@ export class LinuxRuntime extends CapabilityRuntime {
       lock,
       defaultDiskMiB: o.defaultDiskMiB ?? 5120,
       templateRootfs: (name) => this.templates.rootfs(name),
-      launch: (id, diskMiB, cgroupsPath, template) =>
-        this.launch(id, diskMiB, cgroupsPath, undefined, template),
+      launch: (id, diskMiB, cgroupsPath, template, root) =>
+        this.launch(id, diskMiB, cgroupsPath, undefined, template, root),
+      remountRoot: async (id, template) => {
+        await mountRootFilesystem(this.layout.sandbox(id), this.templates.rootfs(template), {
+          ...this.rootDeps(),
+          hostUsr: this.templates.usesHostUsr(template),
+          log,
+        });
+      },
       log,
     });
     this.catalog = new LinuxTemplates(this.templates, {
@@ -191,9 +216,31 @@ export class LinuxRuntime extends CapabilityRuntime {
       volumeMount: (id) => this.vols().mountPoint(id),
       hiddenPaths: this.o.hiddenPaths,
       launch: (cgroupsPath) =>
-        this.launch(spec.id, spec.resources.diskMiB, cgroupsPath, signal, spec.template),
+        this.launch(spec.id, spec.resources.diskMiB, cgroupsPath, signal, spec.template, spec.root),
+      root: this.rootDeps(),
       log: this.log,
     });
+  }
+
+  /** What building (or waking) a root sandbox needs: the id range, the helper, the host check. */
+  private rootDeps() {
+    const idmapBinary = this.o.idmapBinary ?? idmapBinaryPath();
+    return {
+      ids: this.rootIds,
+      idmapBinary,
+      ancestors: [this.o.dataDir, this.layout.root, this.layout.sandboxes],
+      check: async () => {
+        const reason = await this.rootUnavailable();
+        if (reason) throw rootUnavailableError(reason);
+      },
+    };
+  }
+
+  /** Probed once, at the first ask: user namespaces allowed and idmapped mounts of the data dir work. */
+  override rootUnavailable(): Promise<string | null> {
+    const idmapBinary = this.o.idmapBinary ?? idmapBinaryPath();
+    this.rootProbe ??= rootUnavailableReason(idmapBinary, `${this.layout.root}/idmap-probe`, this.rootIds);
+    return this.rootProbe;
   }
 
   /** Starts the bundle's init with a fresh supervisor socket; records what it needs in `info.json`. */
@@ -203,6 +250,7 @@ export class LinuxRuntime extends CapabilityRuntime {
     cgroupsPath: string,
     signal?: AbortSignal,
     template = "default",
+    root = false,
   ): Promise<SandboxInfo> {
     const p = this.layout.sandbox(id);
     await this.oci.runDetached(id, p, signal);
@@ -212,6 +260,7 @@ export class LinuxRuntime extends CapabilityRuntime {
       diskMiB,
       cgroupPaths: this.cgroupPaths(id, cgroupsPath),
       template,
+      ...(root ? { root: true } : {}),
     };
     writeFileSync(p.info, JSON.stringify(info), { mode: 0o600 });
     return info;
@@ -279,6 +328,12 @@ export class LinuxRuntime extends CapabilityRuntime {
     removeCgroups(paths, this.log);
     await this.egress.detach(id);
     for (const at of [p.rootfs, p.disk]) await unmount(at, await mountPoints(), this.log);
+    // A root sandbox's idmapped mounts (template, /usr, volumes), deepest first.
+    const idmapped = [...(await mountPoints())]
+      .filter((m) => m.startsWith(`${p.dir}/`))
+      .sort()
+      .reverse();
+    for (const at of idmapped) await unmount(at, new Set([at]), this.log);
     const left = [...(await mountPoints())].filter((m) => m === p.dir || m.startsWith(`${p.dir}/`));
     if (left.length > 0) {
       this.log.error({ id, mounts: left }, "sandbox mounts are still busy; leaving its files");

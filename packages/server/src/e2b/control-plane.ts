@@ -96,7 +96,10 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
   // v1 and v2 create take the same body here (v2 makes timeout optional: E2B's 300 s default).
   const create = async (tenantId: string, b: Static<typeof NewSandbox>, domain: string | null) => {
     const snapshot = await ctx.snapshots.get(tenantId, b.templateID).catch(() => null);
+    // E2B's `root` user: a root sandbox wherever this host can make one (else only `user`).
+    const root = ctx.config.e2bRoot && (await ctx.runtime.rootUnavailable()) === null;
     const body = checkCreate({
+      ...(root ? { root: true } : {}),
       ...(snapshot ? { fromSnapshot: snapshot.id } : { template: berthTemplate(b.templateID) }),
       ...(b.metadata ? { labels: b.metadata } : {}),
       ...(b.envVars ? { env: b.envVars } : {}),
