@@ -126,12 +126,7 @@ const CASES: Array<[string, string, RegExp, RegExp?]> = [
     /must be superuser|not permitted/i,
     /permission denied/i,
   ],
-  [
-    "unmount /proc",
-    "umount /proc",
-    /failed|not permitted|must be superuser/i,
-    /permission denied|not permitted/i,
-  ],
+  ["unmount /proc", "umount /proc", /failed|not permitted|must be superuser/i],
   ["unshare a user namespace", "unshare -Ur id", /not permitted/],
   ["unshare a mount namespace", "unshare -m true", /not permitted/],
   ["chroot", "chroot / true", /not permitted/],
@@ -143,7 +138,8 @@ const CASES: Array<[string, string, RegExp, RegExp?]> = [
   ["kexec_load", syscall(246, ",0,0,0,0"), /not permitted/],
   ["write /proc/sys", "echo evil > /proc/sys/kernel/hostname", /Read-only|denied/],
   ["write /proc/sysrq-trigger", "echo b > /proc/sysrq-trigger", /nonexistent|denied|Read-only/],
-  ["write /sys", "echo 1 > /sys/kernel/mm/ksm/run", /Read-only|denied/],
+  // A root sandbox's /sys is an empty read-only tmpfs (see oci-spec.ts).
+  ["write /sys", "echo 1 > /sys/kernel/mm/ksm/run", /Read-only|denied/, /nonexistent|Read-only/],
   [
     "raise its own memory limit",
     "echo -1 > /sys/fs/cgroup/memory/memory.limit_in_bytes",

@@ -150,7 +150,22 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
         source: "mqueue",
         options: ["nosuid", "noexec", "nodev"],
       },
-      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+      // sysfs needs CAP_SYS_ADMIN over the network namespace's owner, which a root sandbox's
+      // root lacks for the host-made namespace it joins: it gets an empty read-only /sys instead
+      // (nothing of the host's sysfs shows; programs fall back to /proc for CPU counts).
+      root
+        ? {
+            destination: "/sys",
+            type: "tmpfs",
+            source: "tmpfs",
+            options: ["nosuid", "noexec", "nodev", "ro", "mode=755", "size=4k"],
+          }
+        : {
+            destination: "/sys",
+            type: "sysfs",
+            source: "sysfs",
+            options: ["nosuid", "noexec", "nodev", "ro"],
+          },
       ...(i.hostUsr === false
         ? []
         : [
