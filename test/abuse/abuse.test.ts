@@ -104,11 +104,11 @@ describe.each(["user", "root"] as const)("abuse suite: kernel limits (%s)", (mod
   });
 
   it("filling the writable layer, /tmp and a volume ends in ENOSPC at their sizes; the host's disk barely moves", async () => {
-    const vol = await call("POST", "/v1/volumes", { name: "abuse-fill", sizeMiB: 32 });
+    const vol = await call("POST", "/v1/volumes", { name: `abuse-fill-${mode}`, sizeMiB: 32 });
     expect(vol.status, JSON.stringify(vol.body)).toBe(201);
     const id = await make({
       resources: { diskMiB: 64 },
-      volumes: [{ name: "abuse-fill", mountPath: "/data" }],
+      volumes: [{ name: `abuse-fill-${mode}`, mountPath: "/data" }],
     });
     const free = hostFreeBytes();
     for (const [dir, max] of [
@@ -127,7 +127,7 @@ describe.each(["user", "root"] as const)("abuse suite: kernel limits (%s)", (mod
     expect(free - hostFreeBytes()).toBeLessThan(200 * MiB);
     await usable(id);
     await call("DELETE", `/v1/sandboxes/${id}`);
-    await call("DELETE", "/v1/volumes/abuse-fill");
+    await call("DELETE", `/v1/volumes/abuse-fill-${mode}`);
   });
 });
 
