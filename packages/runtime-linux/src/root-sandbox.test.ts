@@ -71,6 +71,7 @@ describe.skipIf(!isRoot)("root sandboxes (real runc, user namespace, idmapped mo
   afterAll(async () => {
     hostSleep?.kill("SIGKILL");
     for (const id of await rt.list()) await rt.destroy(id).catch(() => {});
+    await rt.purgeHostState();
     await rt.close();
     rmSync(dataDir, { recursive: true, force: true });
   });

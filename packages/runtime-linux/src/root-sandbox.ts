@@ -11,6 +11,7 @@ import {
 import { join } from "node:path";
 import { BerthError, type Logger } from "@berth/core";
 import { DISK_STATE, DISK_UPPER, mountOverlay, mountPoints, run, unmount } from "@berth/linux-host";
+import type { IdmappedViews } from "./idmapped-views.js";
 import type { SandboxPaths } from "./paths.js";
 
 /** Ids a root sandbox's user namespace maps: 0..65535 inside, `hostBase`.. on the host. */
@@ -22,13 +23,9 @@ export interface RootIds {
   count: number;
 }
 
-/** Where a root sandbox's idmapped mounts sit in its bundle dir (host-only, like the rest). */
-export function idmappedPaths(p: SandboxPaths) {
-  return {
-    lower: join(p.dir, "lower"),
-    usr: join(p.dir, "usr"),
-    volume: (i: number) => join(p.dir, "volumes", String(i)),
-  };
+/** Where a root sandbox's idmapped volume mounts sit in its bundle dir (host-only, like the rest). */
+function volumeView(p: SandboxPaths, i: number): string {
+  return join(p.dir, "volumes", String(i));
 }
 
 /**
@@ -81,7 +78,7 @@ export async function mountRootFilesystem(
   template: string,
   o: {
     ids: RootIds;
-    idmapBinary: string;
+    views: IdmappedViews;
     hostUsr: boolean;
     /** The data dir's dirs above the sandbox's (see grantTraversal). */
     ancestors: string[];
@@ -89,17 +86,18 @@ export async function mountRootFilesystem(
     signal?: AbortSignal;
   },
 ): Promise<{ usr?: string }> {
-  const at = idmappedPaths(p);
-  grantTraversal([...o.ancestors, p.dir], o.ids.hostBase);
+  mkdirSync(o.views.dir, { recursive: true, mode: 0o700 });
+  grantTraversal([...o.ancestors, o.views.dir, p.dir], o.ids.hostBase);
+  const [lower, usr] = await Promise.all([
+    o.views.view(template),
+    o.hostUsr ? o.views.view("/usr") : undefined,
+  ]);
   await unmount(p.rootfs, await mountPoints(), o.log);
   shiftLayer(join(p.disk, DISK_UPPER), o.ids.hostBase);
   const state = join(p.disk, DISK_STATE);
   if (lstatSync(state).uid < o.ids.hostBase) shiftTree(state, o.ids.hostBase);
-  await idmap(template, at.lower, true, o);
-  await mountOverlay(at.lower, p.disk, p.rootfs, o);
-  if (!o.hostUsr) return {};
-  await idmap("/usr", at.usr, true, o);
-  return { usr: at.usr };
+  await mountOverlay(lower, p.disk, p.rootfs, o);
+  return usr ? { usr } : {};
 }
 
 /**
@@ -128,7 +126,7 @@ export async function idmapVolumes(
     grantTraversal([join(p.dir, "volumes")], o.ids.hostBase);
   }
   for (const [i, source] of sources.entries()) {
-    const at = idmappedPaths(p).volume(i);
+    const at = volumeView(p, i);
     await idmap(source, at, false, o);
     out.push(at);
   }

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import {
   CapabilityRuntime,
@@ -31,6 +32,7 @@ import { LinuxEgress, type LinuxNetworkOptions } from "./egress.js";
 import { setFrozen } from "./freezer.js";
 import { initIsAlive, isFrozen, type OciRuntimeChoice, pickOciRuntime, readInitPid } from "./host.js";
 import { prepareHost } from "./host-setup.js";
+import { IdmappedViews } from "./idmapped-views.js";
 import { OciCli } from "./oci-cli.js";
 import { RuntimeLayout } from "./paths.js";
 import { SANDBOX_ID, type SandboxInfo, SandboxRecords, safeReaddir } from "./records.js";
@@ -100,6 +102,9 @@ export class LinuxRuntime extends CapabilityRuntime {
   private readonly suspension: LinuxSuspension;
   readonly addressing: SandboxAddressing;
   private readonly rootIds: RootIds;
+  private readonly idmapBinary: string;
+  /** The idmapped template and /usr views root sandboxes share. */
+  private readonly views: IdmappedViews;
   /** Why root sandboxes cannot run here (null: they can); probed at the first root create. */
   private rootProbe: Promise<string | null> | null = null;
 
@@ -122,6 +127,13 @@ export class LinuxRuntime extends CapabilityRuntime {
     });
     this.addressing = this.egress;
     this.rootIds = { hostBase: o.rootIdBase ?? DEFAULT_ROOT_ID_BASE, count: ROOT_ID_COUNT };
+    this.idmapBinary = o.idmapBinary ?? idmapBinaryPath();
+    this.views = new IdmappedViews(
+      join(this.layout.root, "idmapped"),
+      this.rootIds,
+      this.idmapBinary,
+      this.log,
+    );
     this.suspension = new LinuxSuspension({
       layout,
       records,
@@ -224,10 +236,10 @@ export class LinuxRuntime extends CapabilityRuntime {
 
   /** What building (or waking) a root sandbox needs: the id range, the helper, the host check. */
   private rootDeps() {
-    const idmapBinary = this.o.idmapBinary ?? idmapBinaryPath();
     return {
       ids: this.rootIds,
-      idmapBinary,
+      idmapBinary: this.idmapBinary,
+      views: this.views,
       ancestors: [this.o.dataDir, this.layout.root, this.layout.sandboxes],
       check: async () => {
         const reason = await this.rootUnavailable();
@@ -238,8 +250,11 @@ export class LinuxRuntime extends CapabilityRuntime {
 
   /** Probed once, at the first ask: user namespaces allowed and idmapped mounts of the data dir work. */
   override rootUnavailable(): Promise<string | null> {
-    const idmapBinary = this.o.idmapBinary ?? idmapBinaryPath();
-    this.rootProbe ??= rootUnavailableReason(idmapBinary, `${this.layout.root}/idmap-probe`, this.rootIds);
+    this.rootProbe ??= rootUnavailableReason(
+      this.idmapBinary,
+      `${this.layout.root}/idmap-probe`,
+      this.rootIds,
+    );
     return this.rootProbe;
   }
 
@@ -365,6 +380,7 @@ export class LinuxRuntime extends CapabilityRuntime {
   async purgeHostState(): Promise<void> {
     await this.egress.purge();
     await this.shared?.remove();
+    await this.views.removeAll();
     for (const id of this.volumes?.list() ?? []) await this.volumes?.remove(id);
   }
 
