@@ -4,7 +4,7 @@ import type { SandboxUserName } from "@berth/supervisor";
 import type { FastifyRequest } from "fastify";
 import type { ServerContext } from "../../routes/context.js";
 import type { EnvdTokens } from "../access-token.js";
-import type { EnvdCall } from "./call.js";
+import { type EnvdCall, HOME, ROOT_HOME } from "./call.js";
 
 const calls = new WeakMap<FastifyRequest, EnvdCall>();
 
@@ -72,7 +72,11 @@ export async function openEnvdCall(req: FastifyRequest, ctx: ServerContext, id: 
     throw new BadGatewayError(`sandbox '${id}' reached its end of life`);
   const user = userOf(req, sandbox);
   ctx.sandboxes.touch(id);
-  const call = { sandbox, client: ctx.sandboxes.client(id).as(user) };
+  const call = {
+    sandbox,
+    client: ctx.sandboxes.client(id).as(user),
+    home: user === "root" ? ROOT_HOME : HOME,
+  };
   calls.set(req, call);
   return call;
 }
