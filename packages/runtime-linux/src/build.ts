@@ -4,12 +4,12 @@ import { mountOverlay, mountPoints, prepareSlot, type RootfsPool, unmount } from
 import { type CgroupSetup, sandboxCgroupsPath } from "./cgroups.js";
 import type { LinuxEgress } from "./egress.js";
 import { hardNofileLimit } from "./host.js";
-import type { IdmappedViews } from "./idmapped-views.js";
 import { checkMountTarget } from "./mount-target.js";
 import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
 import type { RuntimeLayout } from "./paths.js";
 import type { SandboxInfo } from "./records.js";
-import { idmapVolumes, mountRootFilesystem, type RootIds, unshiftLayer } from "./root-sandbox.js";
+import type { RootSandboxes } from "./root-host.js";
+import { idmapVolumes, mountRootFilesystem, unshiftLayer } from "./root-sandbox.js";
 import { restoreLayer } from "./snapshot.js";
 import type { TemplateStore } from "./templates/store.js";
 
@@ -30,13 +30,7 @@ export interface BuildDeps {
   /** Starts the written bundle under `cgroupsPath`; what the driver records of it. */
   launch: (cgroupsPath: string) => Promise<SandboxInfo>;
   /** Root sandboxes: the host id range and the idmap helper; `check` rejects when the host cannot. */
-  root: {
-    ids: RootIds;
-    idmapBinary: string;
-    views: IdmappedViews;
-    ancestors: string[];
-    check: () => Promise<void>;
-  };
+  root: RootSandboxes;
   log: Logger;
 }
 

@@ -6,7 +6,8 @@ import { join } from "node:path";
 import type { SandboxSpec } from "@berth/core";
 import { type ExitStatus, type SandboxUserName, SupervisorClient } from "@berth/supervisor";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEFAULT_ROOT_ID_BASE, LinuxRuntime } from "./runtime.js";
+import { DEFAULT_ROOT_ID_BASE } from "./root-host.js";
+import { LinuxRuntime } from "./runtime.js";
 
 const isRoot = process.getuid?.() === 0;
 const dataDir = mkdtempSync("/tmp/berth-rootsb-");

@@ -1,5 +1,4 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import type { Duplex } from "node:stream";
 import {
   CapabilityRuntime,
@@ -18,7 +17,7 @@ import {
   silentLogger,
 } from "@berth/core";
 import { connectSupervisor, mountPoints, type RootfsPool, unmount, type Volumes } from "@berth/linux-host";
-import { idmapBinaryPath, initBinaryPath } from "@berth/supervisor";
+import { initBinaryPath } from "@berth/supervisor";
 import { buildSandbox } from "./build.js";
 import {
   type CgroupPaths,
@@ -32,17 +31,11 @@ import { LinuxEgress, type LinuxNetworkOptions } from "./egress.js";
 import { setFrozen } from "./freezer.js";
 import { initIsAlive, isFrozen, type OciRuntimeChoice, pickOciRuntime, readInitPid } from "./host.js";
 import { prepareHost } from "./host-setup.js";
-import { IdmappedViews } from "./idmapped-views.js";
 import { OciCli } from "./oci-cli.js";
 import { RuntimeLayout } from "./paths.js";
 import { SANDBOX_ID, type SandboxInfo, SandboxRecords, safeReaddir } from "./records.js";
-import {
-  mountRootFilesystem,
-  ROOT_ID_COUNT,
-  type RootIds,
-  rootUnavailableError,
-  rootUnavailableReason,
-} from "./root-sandbox.js";
+import { RootSandboxes } from "./root-host.js";
+import { mountRootFilesystem } from "./root-sandbox.js";
 import type { SharedFiles } from "./shared-files.js";
 import { sandboxStats } from "./stats.js";
 import { LinuxSuspension } from "./suspension.js";
@@ -73,8 +66,7 @@ export interface LinuxRuntimeOptions {
   log?: Logger;
 }
 
-/** The default first host id of root sandboxes: far above the ids hosts give people and subuid ranges. */
-export const DEFAULT_ROOT_ID_BASE = 2_000_000_000;
+export { DEFAULT_ROOT_ID_BASE } from "./root-host.js";
 
 /** The local driver: OCI bundles run by runc/crun, loop-mounted ext4 disks, cgroups v1 or v2. */
 export class LinuxRuntime extends CapabilityRuntime {
@@ -101,12 +93,8 @@ export class LinuxRuntime extends CapabilityRuntime {
   };
   private readonly suspension: LinuxSuspension;
   readonly addressing: SandboxAddressing;
-  private readonly rootIds: RootIds;
-  private readonly idmapBinary: string;
-  /** The idmapped template and /usr views root sandboxes share. */
-  private readonly views: IdmappedViews;
-  /** Why root sandboxes cannot run here (null: they can); probed at the first root create. */
-  private rootProbe: Promise<string | null> | null = null;
+  /** The root sandboxes' id range, idmapped views and host probe. */
+  private readonly root: RootSandboxes;
 
   constructor(private readonly o: LinuxRuntimeOptions) {
     super();
@@ -126,14 +114,13 @@ export class LinuxRuntime extends CapabilityRuntime {
       log,
     });
     this.addressing = this.egress;
-    this.rootIds = { hostBase: o.rootIdBase ?? DEFAULT_ROOT_ID_BASE, count: ROOT_ID_COUNT };
-    this.idmapBinary = o.idmapBinary ?? idmapBinaryPath();
-    this.views = new IdmappedViews(
-      join(this.layout.root, "idmapped"),
-      this.rootIds,
-      this.idmapBinary,
-      this.log,
-    );
+    this.root = new RootSandboxes({
+      dataDir: o.dataDir,
+      layout,
+      hostBase: o.rootIdBase,
+      idmapBinary: o.idmapBinary,
+      log,
+    });
     this.suspension = new LinuxSuspension({
       layout,
       records,
@@ -145,7 +132,7 @@ export class LinuxRuntime extends CapabilityRuntime {
         this.launch(id, diskMiB, cgroupsPath, undefined, template, root),
       remountRoot: async (id, template) => {
         await mountRootFilesystem(this.layout.sandbox(id), this.templates.rootfs(template), {
-          ...this.rootDeps(),
+          ...this.root,
           hostUsr: this.templates.usesHostUsr(template),
           log,
         });
@@ -229,33 +216,14 @@ export class LinuxRuntime extends CapabilityRuntime {
       hiddenPaths: this.o.hiddenPaths,
       launch: (cgroupsPath) =>
         this.launch(spec.id, spec.resources.diskMiB, cgroupsPath, signal, spec.template, spec.root),
-      root: this.rootDeps(),
+      root: this.root,
       log: this.log,
     });
   }
 
-  /** What building (or waking) a root sandbox needs: the id range, the helper, the host check. */
-  private rootDeps() {
-    return {
-      ids: this.rootIds,
-      idmapBinary: this.idmapBinary,
-      views: this.views,
-      ancestors: [this.o.dataDir, this.layout.root, this.layout.sandboxes],
-      check: async () => {
-        const reason = await this.rootUnavailable();
-        if (reason) throw rootUnavailableError(reason);
-      },
-    };
-  }
-
   /** Probed once, at the first ask: user namespaces allowed and idmapped mounts of the data dir work. */
   override rootUnavailable(): Promise<string | null> {
-    this.rootProbe ??= rootUnavailableReason(
-      this.idmapBinary,
-      `${this.layout.root}/idmap-probe`,
-      this.rootIds,
-    );
-    return this.rootProbe;
+    return this.root.unavailable();
   }
 
   /** Starts the bundle's init with a fresh supervisor socket; records what it needs in `info.json`. */
@@ -380,7 +348,7 @@ export class LinuxRuntime extends CapabilityRuntime {
   async purgeHostState(): Promise<void> {
     await this.egress.purge();
     await this.shared?.remove();
-    await this.views.removeAll();
+    await this.root.views.removeAll();
     for (const id of this.volumes?.list() ?? []) await this.volumes?.remove(id);
   }
 
