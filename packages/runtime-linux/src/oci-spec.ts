@@ -94,6 +94,8 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
     ...i.env,
     ...initEnv(STATE_DIR),
     BERTH_LISTEN_FD: String(LISTEN_FD),
+    // berth-init drops each request to the sandbox user unless it asks for root (PROTOCOL.md).
+    ...(i.root ? { BERTH_ROOT_SANDBOX: "1" } : {}),
   };
   const noCaps = { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] };
   const rootCaps = {

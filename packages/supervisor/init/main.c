@@ -62,6 +62,11 @@ static void on_term(int sig) {
 #define SANDBOX_UID 1000
 #define SANDBOX_GID 1000
 
+/* A root sandbox: init is root of the sandbox's user namespace and drops to the sandbox user for
+ * every request that does not ask for root. Set from BERTH_ROOT_SANDBOX=1 (the runtime sets it
+ * only for root sandboxes); init run as host root elsewhere (tests) keeps its identity. */
+static int g_root_sandbox;
+
 /* Ops about berth's own processes: served with init's identity whatever the request's user, so a
  * root process started through berth can be listed, followed and signalled like any other. */
 static int control_op(const char *op) {
@@ -86,7 +91,7 @@ static int become_user(int sock, jval *q) {
     reply_errno(sock, EPERM, "root is not available: this sandbox was not created with root");
     return -1;
   }
-  if (root) return 0;
+  if (root || !g_root_sandbox) return 0;
   if (setgroups(0, NULL) || setgid(SANDBOX_GID) || setuid(SANDBOX_UID)) {
     reply_errno(sock, errno, "could not switch to the sandbox user: %s", strerror(errno));
     return -1;
@@ -197,13 +202,16 @@ int main(void) {
   prctl(PR_SET_DUMPABLE, 0);      /* nothing in the sandbox may ptrace or read our memory */
   prctl(PR_SET_CHILD_SUBREAPER, 1); /* orphans come to us even when we are not PID 1 (tests) */
   signal(SIGPIPE, SIG_IGN);
+  const char *rs = getenv("BERTH_ROOT_SANDBOX");
+  g_root_sandbox = rs && !strcmp(rs, "1") && geteuid() == 0;
+  unsetenv("BERTH_ROOT_SANDBOX");
   const char *sd = getenv("BERTH_STATE_DIR");
   if (sd && *sd) g_state_dir = sd;
   char procs[4200];
   snprintf(procs, sizeof procs, "%s/procs", g_state_dir);
   mkdir_parents(procs, 1);
   /* In a root sandbox init is root; the handlers that write process records may be the user. */
-  if (geteuid() == 0 && (chown(g_state_dir, SANDBOX_UID, SANDBOX_GID) || chown(procs, SANDBOX_UID, SANDBOX_GID)))
+  if (g_root_sandbox && (chown(g_state_dir, SANDBOX_UID, SANDBOX_GID) || chown(procs, SANDBOX_UID, SANDBOX_GID)))
     perror("berth-init: chown state dir");
   procs_close_stale();
 
