@@ -11,11 +11,12 @@ let server: TestServer;
 const MiB = 1024 * 1024;
 const call = (method: string, path: string, body?: unknown) =>
   api(server, server.adminKey, method, path, body);
-const sh = async (id: string, script: string, timeoutSeconds?: number) =>
+const sh = async (id: string, script: string, timeoutSeconds?: number, user?: "root") =>
   (
     await call("POST", `/v1/sandboxes/${id}/exec`, {
       cmd: ["sh", "-c", script],
       ...(timeoutSeconds ? { timeoutMs: timeoutSeconds * 1000 } : {}),
+      ...(user ? { user } : {}),
     })
   ).body as {
     exitCode: number;
@@ -68,13 +69,18 @@ afterAll(async () => {
   await server?.stop();
 });
 
-describe("abuse suite", () => {
+// The kernel limits hold the same for root in a root sandbox (root of its own user namespace).
+describe.each(["user", "root"] as const)("abuse suite: kernel limits (%s)", (mode) => {
+  const make = (body: Record<string, unknown> = {}) =>
+    create({ ...body, ...(mode === "root" ? { root: true } : {}) });
+  const run = (id: string, script: string, timeoutSeconds?: number) =>
+    sh(id, script, timeoutSeconds, mode === "root" ? "root" : undefined);
   it("a classic fork bomb stops at the pids limit; the host's process count stays bounded", async () => {
-    const id = await create({ resources: { pids: 64 } });
+    const id = await make({ resources: { pids: 64 } });
     const hostBefore = Number(
       execFileSync("sh", ["-c", "ls /proc | grep -c '^[0-9]'"], { encoding: "utf8" }),
     );
-    const r = await sh(id, "bomb() { bomb | bomb & }; bomb; sleep 2; ps -e | wc -l", 20);
+    const r = await run(id, "bomb() { bomb | bomb & }; bomb; sleep 2; ps -e | wc -l", 20);
     const hostDuring = Number(
       execFileSync("sh", ["-c", "ls /proc | grep -c '^[0-9]'"], { encoding: "utf8" }),
     );
@@ -84,8 +90,8 @@ describe("abuse suite", () => {
   });
 
   it("a memory bomb is OOM-killed inside its limit and recorded; the sandbox lives on", async () => {
-    const id = await create({ resources: { memoryMiB: 128 } });
-    const r = await sh(id, "python3 -c 'a=[]\nwhile True: a.append(bytearray(16*1024*1024))'");
+    const id = await make({ resources: { memoryMiB: 128 } });
+    const r = await run(id, "python3 -c 'a=[]\nwhile True: a.append(bytearray(16*1024*1024))'");
     expect(r.exitCode).not.toBe(0);
     await usable(id);
     // The reaper records the kill as an `oom` event (it polls every 200 ms in tests).
@@ -98,11 +104,11 @@ describe("abuse suite", () => {
   });
 
   it("filling the writable layer, /tmp and a volume ends in ENOSPC at their sizes; the host's disk barely moves", async () => {
-    const vol = await call("POST", "/v1/volumes", { name: "abuse-fill", sizeMiB: 32 });
+    const vol = await call("POST", "/v1/volumes", { name: `abuse-fill-${mode}`, sizeMiB: 32 });
     expect(vol.status, JSON.stringify(vol.body)).toBe(201);
-    const id = await create({
+    const id = await make({
       resources: { diskMiB: 64 },
-      volumes: [{ name: "abuse-fill", mountPath: "/data" }],
+      volumes: [{ name: `abuse-fill-${mode}`, mountPath: "/data" }],
     });
     const free = hostFreeBytes();
     for (const [dir, max] of [
@@ -110,20 +116,22 @@ describe("abuse suite", () => {
       ["/tmp", 64],
       ["/data", 32],
     ] as const) {
-      const r = await sh(
+      const r = await run(
         id,
         `head -c 200000000 /dev/zero > ${dir}/fill; ls -s --block-size=1M ${dir}/fill | cut -d' ' -f1`,
       );
       expect(r.stderr, dir).toMatch(/No space left/);
       expect(Number(r.stdout.trim()), dir).toBeLessThanOrEqual(max);
-      await sh(id, `rm -f ${dir}/fill`);
+      await run(id, `rm -f ${dir}/fill`);
     }
     expect(free - hostFreeBytes()).toBeLessThan(200 * MiB);
     await usable(id);
     await call("DELETE", `/v1/sandboxes/${id}`);
-    await call("DELETE", "/v1/volumes/abuse-fill");
+    await call("DELETE", `/v1/volumes/abuse-fill-${mode}`);
   });
+});
 
+describe("abuse suite", () => {
   it("running out of inodes fails inside only, and the sandbox recovers after cleaning up", async () => {
     const id = await create({ resources: { diskMiB: 32 } });
     const r = await sh(

@@ -332,7 +332,7 @@ describe("the e2b SDK against Berth", () => {
     expect(after.map((s) => s.snapshotId)).not.toContain(snap.snapshotId);
   });
 
-  it("refuses a wrong access token, another tenant's key, and root", async () => {
+  it("refuses a wrong access token and another tenant's key; root works as root of the sandbox's own user namespace", async () => {
     const sb = await create();
     const res = await fetch(`${server?.url}/e2b/envd/process.Process/List`, {
       method: "POST",
@@ -365,7 +365,17 @@ describe("the e2b SDK against Berth", () => {
     expect(await Sandbox.list(other).nextItems()).toEqual([]);
     expect(await sb.isRunning()).toBe(true);
 
-    await expect(sb.commands.run("id -u", { user: "root" })).rejects.toThrow(/root is not available/);
+    // E2B sandboxes are root sandboxes where the host can make them (BERTH_E2B_ROOT).
+    expect((await sb.commands.run("id -u; echo $HOME; pwd", { user: "root" })).stdout).toBe(
+      "0\n/root\n/root\n",
+    );
+    expect((await sb.commands.run("id -u")).stdout).toBe("1000\n");
+    await sb.files.write("/etc/e2b-root.txt", "x", { user: "root" });
+    await sb.files.write("by-root.txt", "x", { user: "root" });
+    expect(
+      (await sb.commands.run("stat -c %U /etc/e2b-root.txt /root/by-root.txt", { user: "root" })).stdout,
+    ).toBe("root\nroot\n");
+    await expect(sb.files.write("/etc/e2b-user.txt", "x")).rejects.toThrow(/denied/i);
   });
 
   it("keeps file metadata as user.e2b.* xattrs: write, info, list, rename, overwrite, set in the sandbox", async () => {

@@ -10,12 +10,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { api, startTestServer, type TestServer } from "../support/server.js";
 
 let server: TestServer;
-let id: string;
-let initPid: number;
+/** The suite runs against a default sandbox (as its user) and a root sandbox (as root inside it). */
+type Mode = "user" | "root";
+const MODES: Mode[] = ["user", "root"];
+type Box = { id: string; initPid: number; before: ReturnType<typeof hostView> };
+const boxes = {} as Record<Mode, Box>;
 const sh = (cmd: string) => execFileSync("sh", ["-c", cmd], { encoding: "utf8" });
-const inside = async (script: string) =>
-  (await api(server, server.adminKey, "POST", `/v1/sandboxes/${id}/exec`, { cmd: ["sh", "-c", script] }))
-    .body as {
+const inside = async (mode: Mode, script: string) =>
+  (
+    await api(server, server.adminKey, "POST", `/v1/sandboxes/${boxes[mode].id}/exec`, {
+      cmd: ["sh", "-c", script],
+      ...(mode === "root" ? { user: "root" } : {}),
+    })
+  ).body as {
     exitCode: number;
     stdout: string;
     stderr: string;
@@ -25,7 +32,7 @@ const syscall = (nr: number, args = "") =>
   `python3 -c 'import ctypes,os;l=ctypes.CDLL(None,use_errno=True);a=(ctypes.c_char*256)();r=l.syscall(${nr}${args});print(r,os.strerror(ctypes.get_errno()))'`;
 
 /** The sandbox's cgroup directory of a v1 controller, from its init's /proc/<pid>/cgroup. */
-function cgroupDir(controller: string): string {
+function cgroupDir(initPid: number, controller: string): string {
   const line = readFileSync(`/proc/${initPid}/cgroup`, "utf8")
     .split("\n")
     .find((l) => l.split(":")[1]?.split(",").includes(controller));
@@ -33,7 +40,7 @@ function cgroupDir(controller: string): string {
 }
 
 /** What the host can see of the host and of this sandbox, kernel side. */
-function hostView() {
+function hostView(id: string, initPid: number) {
   const ns = (pid: string) =>
     ["mnt", "pid", "net", "uts", "ipc", "user", "cgroup"].map((n) =>
       sh(`readlink /proc/${pid}/ns/${n} || true`).trim(),
@@ -71,7 +78,7 @@ function hostView() {
     releaseAgent: existsSync("/sys/fs/cgroup/memory/release_agent")
       ? readFileSync("/sys/fs/cgroup/memory/release_agent", "utf8")
       : "",
-    memoryLimit: readFileSync(`${cgroupDir("memory")}/memory.limit_in_bytes`, "utf8"),
+    memoryLimit: readFileSync(`${cgroupDir(initPid, "memory")}/memory.limit_in_bytes`, "utf8"),
     sandboxMounts: readFileSync(`/proc/${initPid}/mountinfo`, "utf8")
       .split("\n")
       .map((l) => l.split(" ").slice(4, 5).join(" "))
@@ -88,25 +95,37 @@ function hostView() {
     tracer: sh(`grep TracerPid /proc/${initPid}/status`),
   };
 }
-let before: ReturnType<typeof hostView>;
 
 beforeAll(async () => {
   if (!existsSync("/sys/fs/cgroup/pids")) throw new Error("the escape suite reads cgroup v1 paths");
   server = await startTestServer();
-  const r = await api(server, server.adminKey, "POST", "/v1/sandboxes", { network: { egress: "open" } });
-  expect(r.status).toBe(201);
-  id = r.body.id;
-  initPid = JSON.parse(sh(`runc --root ${server.dataDir}/runtime/runc state ${id}`)).pid;
-  before = hostView();
+  for (const mode of MODES) {
+    const r = await api(server, server.adminKey, "POST", "/v1/sandboxes", {
+      network: { egress: "open" },
+      ...(mode === "root" ? { root: true } : {}),
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    const id = r.body.id as string;
+    const initPid = JSON.parse(sh(`runc --root ${server.dataDir}/runtime/runc state ${id}`)).pid as number;
+    boxes[mode] = { id, initPid, before: hostView(id, initPid) };
+  }
 });
 
 afterAll(async () => {
   await server?.stop();
 });
 
-/** Refused inside (the check on its output), and nothing changed as seen from the host. */
-const CASES: Array<[string, string, RegExp]> = [
-  ["mount a filesystem", "mount -t tmpfs none /mnt", /must be superuser|not permitted/i],
+/**
+ * Refused inside (the check on its output), and nothing changed as seen from the host. A fourth
+ * element is what root says instead (util-linux tells root "permission denied", not "must be superuser").
+ */
+const CASES: Array<[string, string, RegExp, RegExp?]> = [
+  [
+    "mount a filesystem",
+    "mount -t tmpfs none /mnt",
+    /must be superuser|not permitted/i,
+    /permission denied/i,
+  ],
   ["unmount /proc", "umount /proc", /failed|not permitted|must be superuser/i],
   ["unshare a user namespace", "unshare -Ur id", /not permitted/],
   ["unshare a mount namespace", "unshare -m true", /not permitted/],
@@ -119,7 +138,8 @@ const CASES: Array<[string, string, RegExp]> = [
   ["kexec_load", syscall(246, ",0,0,0,0"), /not permitted/],
   ["write /proc/sys", "echo evil > /proc/sys/kernel/hostname", /Read-only|denied/],
   ["write /proc/sysrq-trigger", "echo b > /proc/sysrq-trigger", /nonexistent|denied|Read-only/],
-  ["write /sys", "echo 1 > /sys/kernel/mm/ksm/run", /Read-only|denied/],
+  // A root sandbox's /sys is an empty read-only tmpfs (see oci-spec.ts).
+  ["write /sys", "echo 1 > /sys/kernel/mm/ksm/run", /Read-only|denied/, /nonexistent|Read-only/],
   [
     "raise its own memory limit",
     "echo -1 > /sys/fs/cgroup/memory/memory.limit_in_bytes",
@@ -129,6 +149,7 @@ const CASES: Array<[string, string, RegExp]> = [
     "mount cgroupfs for the release_agent trick",
     "mkdir -p /tmp/cg && mount -t cgroup -o memory cgroup /tmp/cg && echo /evil > /tmp/cg/release_agent",
     /must be superuser|not permitted/i,
+    /permission denied/i,
   ],
   [
     "ptrace berth-init (pid 1)",
@@ -149,6 +170,7 @@ const CASES: Array<[string, string, RegExp]> = [
     "a setuid binary gains nothing",
     "/usr/bin/mount -t tmpfs x /mnt; su -c id root </dev/null",
     /must be superuser[\s\S]*(abort|failure|must be run)/i,
+    /permission denied/i,
   ],
   ["reach the Docker socket", "ls /var/run/docker.sock /run/docker.sock", /No such file/],
   [
@@ -162,12 +184,15 @@ const CASES: Array<[string, string, RegExp]> = [
   ["poison ARP", "ip neigh add 10.9.9.8 lladdr 02:00:00:00:00:02 dev eth0", /not permitted/],
 ];
 
-describe("escape suite: refused inside, nothing changed outside", () => {
-  for (const [what, script, refused] of CASES)
+describe.each(MODES)("escape suite (%s): refused inside, nothing changed outside", (mode) => {
+  for (const [what, script, refused, refusedToRoot] of CASES)
     it(what, async () => {
-      const r = await inside(script);
-      expect(`${r.stdout}${r.stderr}`, `${what}: exit ${r.exitCode}`).toMatch(refused);
-      const now = hostView();
+      const { id, initPid, before } = boxes[mode];
+      const r = await inside(mode, script);
+      expect(`${r.stdout}${r.stderr}`, `${what}: exit ${r.exitCode}`).toMatch(
+        mode === "root" ? (refusedToRoot ?? refused) : refused,
+      );
+      const now = hostView(id, initPid);
       const changed = Object.keys(now).filter(
         (k) =>
           JSON.stringify(now[k as keyof typeof now]) !== JSON.stringify(before[k as keyof typeof before]),
@@ -178,19 +203,26 @@ describe("escape suite: refused inside, nothing changed outside", () => {
       ).toEqual([]);
     });
 
-  it("the sandbox still has no capabilities, no_new_privs and a seccomp filter after all that", async () => {
-    const r = await inside("grep -E 'CapEff|CapBnd|NoNewPrivs|Seccomp:' /proc/self/status; id -u");
-    expect(r.stdout).toMatch(/CapEff:\s+0{16}\nCapBnd:\s+0{16}\nNoNewPrivs:\s+1\nSeccomp:\s+2\n1000\n/);
+  it("the sandbox still has its capabilities (none; root: only namespaced ones), no_new_privs and a seccomp filter after all that", async () => {
+    const r = await inside(mode, "grep -E 'CapEff|CapBnd|NoNewPrivs|Seccomp:' /proc/self/status; id -u");
+    // Root's set: chown dac_override fowner fsetid kill setgid setuid setpcap net_bind_service
+    // audit_write setfcap, all held in the sandbox's own user namespace only.
+    expect(r.stdout).toMatch(
+      mode === "root"
+        ? /CapEff:\s+00000000a00005fb\nCapBnd:\s+00000000a00005fb\nNoNewPrivs:\s+1\nSeccomp:\s+2\n0\n/
+        : /CapEff:\s+0{16}\nCapBnd:\s+0{16}\nNoNewPrivs:\s+1\nSeccomp:\s+2\n1000\n/,
+    );
   });
 });
 
 describe("escape suite: the file API and archives stay inside", () => {
-  const url = (p: string) => `${server.url}/v1/sandboxes/${id}${p}`;
+  const url = (p: string) => `${server.url}/v1/sandboxes/${boxes.user.id}${p}`;
   const auth = () => ({ authorization: `Bearer ${server.adminKey}` });
   const hostShadow = readFileSync("/etc/shadow", "utf8").split("\n")[0] as string;
 
   it("does not read host files through .., symlinks or /proc/1/root", async () => {
     await inside(
+      "user",
       "ln -sf /etc/shadow /workspace/s1; ln -sf /proc/1/root/etc/shadow /workspace/s2; ln -sf ../../../../../../etc/shadow /workspace/s3",
     );
     for (const p of [

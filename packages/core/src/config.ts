@@ -217,6 +217,20 @@ export const SETTINGS = {
     default: true,
     doc: "Keep sandbox disks where they can be copied by reflink (a fork in milliseconds): on the data dir itself if it is btrfs or xfs, else on a sparse btrfs image in it; false: forks copy disks in full",
   },
+  rootIdBase: {
+    env: "BERTH_ROOT_ID_BASE",
+    kind: "int",
+    default: 2_000_000_000,
+    min: 65_536,
+    max: 4_294_901_759,
+    doc: "First host uid/gid of root sandboxes (`root: true`): uid 0..65535 inside them are this id and the 65535 after it on the host. Keep it clear of the host's users and /etc/subuid ranges",
+  },
+  e2bRoot: {
+    env: "BERTH_E2B_ROOT",
+    kind: "bool",
+    default: true,
+    doc: "Sandboxes made through the E2B API are root sandboxes where the host can make them (E2B code runs commands as `root`); `false`: they have only `user`",
+  },
   sandboxNetworks: {
     env: "BERTH_SANDBOX_NETWORKS",
     kind: "bool",

@@ -29,6 +29,7 @@ export const ERROR_STATUS = {
   internal_error: 500,
   sandbox_error: 500,
   not_supported: 501,
+  root_unavailable: 501,
   bad_gateway: 502,
   model_unavailable: 503,
   replica_unavailable: 503,

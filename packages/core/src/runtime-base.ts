@@ -52,10 +52,15 @@ export abstract class CapabilityRuntime implements Runtime {
   abstract wake(id: string): Promise<RuntimeInfo>;
   abstract snapshot(id: string, dest: string): Promise<number>;
 
+  /** Drivers without root sandboxes keep this answer; the local Linux driver probes its host. */
+  async rootUnavailable(): Promise<string | null> {
+    return `the ${this.name} runtime has no root sandboxes (the local Linux runtime has)`;
+  }
+
   /**
    * `create` for drivers whose creation is one `build` step: a bad id is refused, one id is
    * built at a time (`lock`), and a failed build is undone by `teardown` (best effort) before
-   * the error goes to the caller.
+   * the error goes to the caller. These drivers have no root sandboxes: `root` is refused.
    */
   protected createUnderLock(
     spec: SandboxSpec,
@@ -65,6 +70,10 @@ export abstract class CapabilityRuntime implements Runtime {
       return Promise.reject(new InvalidRequestError("invalid sandbox id", { field: "id" }));
     if (spec.fromSandbox && !this.forksSandboxes)
       return Promise.reject(new NotSupportedError("this runtime cannot copy a sandbox's disk"));
+    if (spec.root)
+      return Promise.reject(
+        new NotSupportedError(`the ${this.name} runtime has no root sandboxes (the local Linux runtime has)`),
+      );
     return o.lock.run(spec.id, async () => {
       try {
         return await o.build();

@@ -21,6 +21,11 @@ export interface SandboxSpec {
   fromSandbox?: string;
   /** Volumes (by id) and where they appear in the sandbox. */
   volumes?: { id: string; mountPath: string }[];
+  /**
+   * Root inside: the sandbox gets a user namespace of its own whose root is an unprivileged host
+   * id. A driver that cannot do it answers `root_unavailable` (or `not_supported`).
+   */
+  root?: boolean;
 }
 
 /** A named root filesystem sandboxes are made from (`default`, imported or built ones). */
@@ -74,6 +79,8 @@ export interface SandboxLifecycle {
   destroy(id: string): Promise<void>;
   /** Ids of every sandbox this runtime holds resources for (used to find leaks and orphans). */
   list(): Promise<string[]>;
+  /** Why this runtime cannot make root sandboxes (`root: true`) on this host, or null when it can. */
+  rootUnavailable(): Promise<string | null>;
 }
 
 /**

@@ -9,6 +9,8 @@ import { checkMountTarget } from "./mount-target.js";
 import { buildOciSpec, MAX_NOFILE } from "./oci-spec.js";
 import type { RuntimeLayout } from "./paths.js";
 import type { SandboxInfo } from "./records.js";
+import type { RootSandboxes } from "./root-host.js";
+import { idmapVolumes, mountRootFilesystem, unshiftLayer } from "./root-sandbox.js";
 import { restoreLayer } from "./snapshot.js";
 import type { TemplateStore } from "./templates/store.js";
 
@@ -30,6 +32,8 @@ export interface BuildDeps {
   copyDisk: (sourceId: string, dest: string) => Promise<void>;
   /** Starts the written bundle under `cgroupsPath`; what the driver records of it. */
   launch: (cgroupsPath: string) => Promise<SandboxInfo>;
+  /** Root sandboxes: the host id range and the idmap helper; `check` rejects when the host cannot. */
+  root: RootSandboxes;
   log: Logger;
 }
 
@@ -46,6 +50,7 @@ export async function buildSandbox(
   const cg = d.cgroups;
   const p = d.layout.sandbox(spec.id);
   const o = { log: d.log, signal };
+  if (spec.root) await d.root.check();
   const t0 = performance.now();
   const { diskMiB } = spec.resources;
   const template = d.templates.rootfs(spec.template);
@@ -64,8 +69,13 @@ export async function buildSandbox(
     // The layer goes under the overlay, not through it (whiteouts stay whiteouts).
     await unmount(p.rootfs, await mountPoints(), d.log);
     await restoreLayer(spec.fromSnapshot, p.disk, o);
+    // A root sandbox's layer holds shifted ids: back to host ids for a sandbox without root.
+    if (!spec.root) unshiftLayer(`${p.disk}/upper`, d.root.ids.hostBase);
     await mountOverlay(template, p.disk, p.rootfs, o);
   }
+  const hostUsr = d.templates.usesHostUsr(spec.template);
+  const rootOpts = { ...d.root, hostUsr, ...o };
+  const rootfs = spec.root ? await mountRootFilesystem(p, template, rootOpts) : undefined;
   const t2 = performance.now();
   const cgroupsPath = sandboxCgroupsPath(cg, spec.id);
   const net = await d.egress.attach(spec);
@@ -79,16 +89,13 @@ export async function buildSandbox(
     cgroupsPath,
     cgroupNamespace: cg.namespace,
     nofile: Math.min(MAX_NOFILE, hardNofileLimit()),
-    volumes: (spec.volumes ?? []).map((v) => {
-      checkMountPath(v.mountPath);
-      checkMountTarget(p.rootfs, v.mountPath);
-      return { source: d.volumeMount(v.id), destination: v.mountPath };
-    }),
+    volumes: await volumeBinds(spec, p, d, rootOpts),
     netnsPath: net?.netnsPath,
     resolvConf: net && d.resolvConf,
-    hostUsr: d.templates.usesHostUsr(spec.template),
+    hostUsr,
     hiddenPaths: d.hiddenPaths,
     bootIdFile: p.bootId,
+    root: rootfs && { hostBase: d.root.ids.hostBase, count: d.root.ids.count, usrSource: rootfs.usr },
   });
   writeFileSync(p.config, JSON.stringify(config), { mode: 0o600 });
   const info = await d.launch(cgroupsPath);
@@ -106,4 +113,21 @@ export async function buildSandbox(
     "sandbox created",
   );
   return info;
+}
+
+/** The sandbox's volumes as binds (for a root sandbox, each through an idmapped mount of its own). */
+async function volumeBinds(
+  spec: SandboxSpec,
+  p: { rootfs: string } & Parameters<typeof idmapVolumes>[0],
+  d: BuildDeps,
+  o: Parameters<typeof idmapVolumes>[2],
+): Promise<{ source: string; destination: string }[]> {
+  const vols = spec.volumes ?? [];
+  for (const v of vols) {
+    checkMountPath(v.mountPath);
+    checkMountTarget(p.rootfs, v.mountPath);
+  }
+  const hostDirs = vols.map((v) => d.volumeMount(v.id));
+  const sources = spec.root ? await idmapVolumes(p, hostDirs, o) : hostDirs;
+  return vols.map((v, i) => ({ source: sources[i] as string, destination: v.mountPath }));
 }

@@ -12,6 +12,7 @@ export const linuxDriver: RuntimeDriver = {
       diskCopyOnWrite: config.diskCopyOnWrite,
       defaultDiskMiB: config.defaultDiskMiB,
       hiddenPaths: hiddenPathsOf(config),
+      rootIdBase: config.rootIdBase,
       network: {
         enabled: config.sandboxNetworks,
         cidr: config.networkCidr,

@@ -177,3 +177,47 @@ describe("defaultSeccompProfile", () => {
     expect((buildOciSpec(input) as { hooks?: unknown }).hooks).toBeUndefined();
   });
 });
+
+describe("buildOciSpec for a root sandbox", () => {
+  const rootSpec = buildOciSpec({
+    ...input,
+    netnsPath: "/run/netns/x",
+    root: { hostBase: 2_000_000_000, count: 65_536, usrSource: "/data/runtime/idmapped/1-2" },
+  }) as any;
+
+  it("adds a user namespace mapping 0..65535 to the host range, with init as its root", () => {
+    const map = [{ containerID: 0, hostID: 2_000_000_000, size: 65_536 }];
+    expect(rootSpec.linux.uidMappings).toEqual(map);
+    expect(rootSpec.linux.gidMappings).toEqual(map);
+    expect(rootSpec.linux.namespaces[0]).toEqual({ type: "user" });
+    expect(rootSpec.process.user).toEqual({ uid: 0, gid: 0, additionalGids: [] });
+  });
+
+  it("keeps no_new_privs and the seccomp profile, and grants no capability that reaches the host", () => {
+    expect(rootSpec.process.noNewPrivileges).toBe(true);
+    expect(rootSpec.linux.seccomp).toEqual(spec.linux.seccomp);
+    expect(rootSpec.process.capabilities.ambient).toEqual([]);
+    for (const cap of [
+      "CAP_SYS_ADMIN",
+      "CAP_NET_ADMIN",
+      "CAP_NET_RAW",
+      "CAP_SYS_MODULE",
+      "CAP_SYS_PTRACE",
+      "CAP_MKNOD",
+    ])
+      expect(rootSpec.process.capabilities.bounding).not.toContain(cap);
+  });
+
+  it("binds the idmapped /usr and gives an empty read-only /sys", () => {
+    const at = (d: string) => rootSpec.mounts.find((m: { destination: string }) => m.destination === d);
+    expect(at("/usr").source).toBe("/data/runtime/idmapped/1-2");
+    expect(at("/usr").options).toContain("ro");
+    expect(at("/sys")).toMatchObject({ type: "tmpfs" });
+    expect(at("/sys").options).toContain("ro");
+  });
+
+  it("leaves the default sandbox without a user namespace", () => {
+    expect(spec.linux.uidMappings).toBeUndefined();
+    expect(spec.linux.namespaces.map((n: { type: string }) => n.type)).not.toContain("user");
+  });
+});

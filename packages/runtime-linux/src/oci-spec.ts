@@ -51,12 +51,35 @@ export interface OciSpecInput {
    * before each start, so a woken sandbox reads a new boot id as after a reboot).
    */
   bootIdFile?: string;
+  /**
+   * A root sandbox: its own user namespace mapping 0..count-1 to hostBase.. on the host, berth-init
+   * as root there. `usrSource` is the idmapped /usr to bind instead of the host's.
+   */
+  root?: { hostBase: number; count: number; usrSource?: string };
 }
 
 /** util-linux `mount`, run by the OCI runtime as a createContainer hook. */
 const MOUNT_BIN = "/usr/bin/mount";
 /** The kernel's boot id, which containers share with the host. */
 const BOOT_ID = "/proc/sys/kernel/random/boot_id";
+
+/**
+ * What root in a root sandbox may do: the usual container set, every one of them held only in
+ * the sandbox's user namespace (over its own files, processes and network namespace), none on the host.
+ */
+export const ROOT_CAPABILITIES = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FOWNER",
+  "CAP_FSETID",
+  "CAP_KILL",
+  "CAP_SETGID",
+  "CAP_SETUID",
+  "CAP_SETPCAP",
+  "CAP_NET_BIND_SERVICE",
+  "CAP_AUDIT_WRITE",
+  "CAP_SETFCAP",
+];
 
 /** The standard device nodes every sandbox may use; everything else is denied. */
 const ALLOWED_DEVICES: Array<{ type: "c"; major: number; minor?: number }> = [
@@ -81,18 +104,33 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
     ...i.env,
     ...initEnv(STATE_DIR),
     BERTH_LISTEN_FD: String(LISTEN_FD),
+    // berth-init drops each request to the sandbox user unless it asks for root (PROTOCOL.md).
+    ...(i.root ? { BERTH_ROOT_SANDBOX: "1" } : {}),
   };
   const noCaps = { bounding: [], effective: [], inheritable: [], permitted: [], ambient: [] };
+  const rootCaps = {
+    bounding: ROOT_CAPABILITIES,
+    effective: ROOT_CAPABILITIES,
+    inheritable: [],
+    permitted: ROOT_CAPABILITIES,
+    ambient: [],
+  };
+  const root = i.root;
+  const idMap = root && [{ containerID: 0, hostID: root.hostBase, size: root.count }];
   const seccomp: SeccompProfile = defaultSeccompProfile(i.arch);
   return {
     ociVersion: "1.0.2",
     process: {
       terminal: false,
-      user: { uid: SANDBOX_UID, gid: SANDBOX_GID, additionalGids: [] },
+      // A root sandbox's init is root of its user namespace; it runs each request as the
+      // sandbox user unless the request asks for root (see berth-init's PROTOCOL.md).
+      user: root
+        ? { uid: 0, gid: 0, additionalGids: [] }
+        : { uid: SANDBOX_UID, gid: SANDBOX_GID, additionalGids: [] },
       args: [INIT_PATH],
       env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
       cwd: "/workspace",
-      capabilities: noCaps,
+      capabilities: root ? rootCaps : noCaps,
       rlimits: [{ type: "RLIMIT_NOFILE", hard: i.nofile, soft: i.nofile }],
       noNewPrivileges: true,
     },
@@ -140,14 +178,29 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
         source: "mqueue",
         options: ["nosuid", "noexec", "nodev"],
       },
-      { destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"] },
+      // sysfs needs CAP_SYS_ADMIN over the network namespace's owner, which a root sandbox's
+      // root lacks for the host-made namespace it joins: it gets an empty read-only /sys instead
+      // (nothing of the host's sysfs shows; programs fall back to /proc for CPU counts).
+      root
+        ? {
+            destination: "/sys",
+            type: "tmpfs",
+            source: "tmpfs",
+            options: ["nosuid", "noexec", "nodev", "ro", "mode=755", "size=4k"],
+          }
+        : {
+            destination: "/sys",
+            type: "sysfs",
+            source: "sysfs",
+            options: ["nosuid", "noexec", "nodev", "ro"],
+          },
       ...(i.hostUsr === false
         ? []
         : [
             {
               destination: "/usr",
               type: "bind",
-              source: "/usr",
+              source: root?.usrSource ?? "/usr",
               options: ["rbind", "ro", "nosuid", "nodev"],
             },
           ]),
@@ -192,7 +245,9 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
         cpu: { quota: Math.max(1000, Math.round(i.resources.cpus * CPU_PERIOD)), period: CPU_PERIOD },
         pids: { limit: i.resources.pids },
       },
+      ...(idMap ? { uidMappings: idMap, gidMappings: idMap } : {}),
       namespaces: [
+        ...(root ? [{ type: "user" }] : []),
         { type: "pid" },
         { type: "ipc" },
         { type: "uts" },

@@ -14,6 +14,8 @@ export interface SandboxInfo {
   cgroupPaths: CgroupPaths;
   /** Its template (the overlay's lower layer, mounted again by `wake`); absent in old records: default. */
   template?: string;
+  /** A root sandbox (its own user namespace; wake mounts its root filesystem idmapped again). */
+  root?: boolean;
   [key: string]: unknown;
 }
 

@@ -42,6 +42,8 @@ import { prepareHost } from "./host-setup.js";
 import { OciCli } from "./oci-cli.js";
 import { RuntimeLayout } from "./paths.js";
 import { SANDBOX_ID, type SandboxInfo, SandboxRecords, safeReaddir } from "./records.js";
+import { RootSandboxes } from "./root-host.js";
+import { mountRootFilesystem } from "./root-sandbox.js";
 import type { SharedFiles } from "./shared-files.js";
 import { sandboxStats } from "./stats.js";
 import { LinuxSuspension } from "./suspension.js";
@@ -67,8 +69,14 @@ export interface LinuxRuntimeOptions {
   initBinary?: string;
   /** Paths hidden in sandboxes that see the host's /usr (an empty read-only dir or file there). */
   hiddenPaths?: string[];
+  /** First host uid/gid of the range root sandboxes map their ids to (ROOT_ID_COUNT ids). */
+  rootIdBase?: number;
+  /** Host path of berth-idmap (default: the supervisor package's build). */
+  idmapBinary?: string;
   log?: Logger;
 }
+
+export { DEFAULT_ROOT_ID_BASE } from "./root-host.js";
 
 /** The local driver: OCI bundles run by runc/crun, loop-mounted ext4 disks, cgroups v1 or v2. */
 export class LinuxRuntime extends CapabilityRuntime {
@@ -98,6 +106,8 @@ export class LinuxRuntime extends CapabilityRuntime {
   };
   private readonly suspension: LinuxSuspension;
   readonly addressing: SandboxAddressing;
+  /** The root sandboxes' id range, idmapped views and host probe. */
+  private readonly root: RootSandboxes;
 
   constructor(private readonly o: LinuxRuntimeOptions) {
     super();
@@ -117,6 +127,13 @@ export class LinuxRuntime extends CapabilityRuntime {
       log,
     });
     this.addressing = this.egress;
+    this.root = new RootSandboxes({
+      dataDir: o.dataDir,
+      layout,
+      hostBase: o.rootIdBase,
+      idmapBinary: o.idmapBinary,
+      log,
+    });
     this.suspension = new LinuxSuspension({
       layout,
       records,
@@ -124,8 +141,15 @@ export class LinuxRuntime extends CapabilityRuntime {
       lock,
       defaultDiskMiB: o.defaultDiskMiB ?? 5120,
       templateRootfs: (name) => this.templates.rootfs(name),
-      launch: (id, diskMiB, cgroupsPath, template) =>
-        this.launch(id, diskMiB, cgroupsPath, undefined, template),
+      launch: (id, diskMiB, cgroupsPath, template, root) =>
+        this.launch(id, diskMiB, cgroupsPath, undefined, template, root),
+      remountRoot: async (id, template) => {
+        await mountRootFilesystem(this.layout.sandbox(id), this.templates.rootfs(template), {
+          ...this.root,
+          hostUsr: this.templates.usesHostUsr(template),
+          log,
+        });
+      },
       log,
     });
     this.catalog = new LinuxTemplates(this.templates, {
@@ -224,9 +248,15 @@ export class LinuxRuntime extends CapabilityRuntime {
         ),
       hiddenPaths: this.o.hiddenPaths,
       launch: (cgroupsPath) =>
-        this.launch(spec.id, spec.resources.diskMiB, cgroupsPath, signal, spec.template),
+        this.launch(spec.id, spec.resources.diskMiB, cgroupsPath, signal, spec.template, spec.root),
+      root: this.root,
       log: this.log,
     });
+  }
+
+  /** Probed once, at the first ask: user namespaces allowed and idmapped mounts of the data dir work. */
+  override rootUnavailable(): Promise<string | null> {
+    return this.root.unavailable();
   }
 
   /** Starts the bundle's init with a fresh supervisor socket; records what it needs in `info.json`. */
@@ -236,6 +266,7 @@ export class LinuxRuntime extends CapabilityRuntime {
     cgroupsPath: string,
     signal?: AbortSignal,
     template = "default",
+    root = false,
   ): Promise<SandboxInfo> {
     const p = this.layout.sandbox(id);
     await this.oci.runDetached(id, p, signal);
@@ -245,6 +276,7 @@ export class LinuxRuntime extends CapabilityRuntime {
       diskMiB,
       cgroupPaths: this.cgroupPaths(id, cgroupsPath),
       template,
+      ...(root ? { root: true } : {}),
     };
     writeFileSync(p.info, JSON.stringify(info), { mode: 0o600 });
     return info;
@@ -312,6 +344,12 @@ export class LinuxRuntime extends CapabilityRuntime {
     removeCgroups(paths, this.log);
     await this.egress.detach(id);
     for (const at of [p.rootfs, p.disk]) await unmount(at, await mountPoints(), this.log);
+    // A root sandbox's idmapped mounts (template, /usr, volumes), deepest first.
+    const idmapped = [...(await mountPoints())]
+      .filter((m) => m.startsWith(`${p.dir}/`))
+      .sort()
+      .reverse();
+    for (const at of idmapped) await unmount(at, new Set([at]), this.log);
     const left = [...(await mountPoints())].filter((m) => m === p.dir || m.startsWith(`${p.dir}/`));
     if (left.length > 0) {
       this.log.error({ id, mounts: left }, "sandbox mounts are still busy; leaving its files");
@@ -354,6 +392,7 @@ export class LinuxRuntime extends CapabilityRuntime {
   async purgeHostState(): Promise<void> {
     await this.egress.purge();
     await this.shared?.remove();
+    await this.root.views.removeAll();
     for (const id of this.volumes?.list() ?? []) await this.volumes?.remove(id);
     // The pool's mounted slots are on the store: they go first.
     await this.pool?.close();

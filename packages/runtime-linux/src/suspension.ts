@@ -19,7 +19,15 @@ export interface SuspensionDeps {
   /** The lower layer of a template. */
   templateRootfs: (name: string) => string;
   /** Starts a sandbox's kept bundle again under its cgroups path. */
-  launch: (id: string, diskMiB: number, cgroupsPath: string, template: string) => Promise<SandboxInfo>;
+  launch: (
+    id: string,
+    diskMiB: number,
+    cgroupsPath: string,
+    template: string,
+    root: boolean,
+  ) => Promise<SandboxInfo>;
+  /** Mounts a root sandbox's root filesystem again over its kept disk (idmapped template and /usr). */
+  remountRoot: (id: string, template: string) => Promise<void>;
   log: Logger;
 }
 
@@ -67,11 +75,13 @@ export class LinuxSuspension implements SandboxSuspension {
       const config = JSON.parse(readFileSync(p.config, "utf8")) as { linux: { cgroupsPath: string } };
       const diskMiB = this.d.records.info(id)?.diskMiB ?? this.d.defaultDiskMiB;
       const template = this.d.records.template(id);
+      const root = this.d.records.info(id)?.root === true;
       await prepareSlot(p.dir, diskMiB, this.d.layout.diskSkeleton, this.d.templateRootfs(template), {
         log: this.d.log,
       });
       try {
-        return await this.d.launch(id, diskMiB, config.linux.cgroupsPath, template);
+        if (root) await this.d.remountRoot(id, template);
+        return await this.d.launch(id, diskMiB, config.linux.cgroupsPath, template, root);
       } catch (err) {
         await releaseSlot(p.dir, this.d.log);
         throw err;

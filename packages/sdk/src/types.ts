@@ -37,7 +37,8 @@ export interface ExecOptions {
   env?: Record<string, string>;
   stdin?: string;
   timeoutMs?: number;
-  user?: "user";
+  /** `root` only in a sandbox created with `root: true` (else 403 `forbidden`). */
+  user?: "user" | "root";
   onStdout?: (text: string) => void;
   onStderr?: (text: string) => void;
   signal?: AbortSignal;

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <grp.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,6 +58,47 @@ static void on_term(int sig) {
   _exit(0);
 }
 
+/* The sandbox user every request runs as unless it asks for root. */
+#define SANDBOX_UID 1000
+#define SANDBOX_GID 1000
+
+/* A root sandbox: init is root of the sandbox's user namespace and drops to the sandbox user for
+ * every request that does not ask for root. Set from BERTH_ROOT_SANDBOX=1 (the runtime sets it
+ * only for root sandboxes); init run as host root elsewhere (tests) keeps its identity. */
+static int g_root_sandbox;
+
+/* Ops about berth's own processes: served with init's identity whatever the request's user, so a
+ * root process started through berth can be listed, followed and signalled like any other. */
+static int control_op(const char *op) {
+  return !strcmp(op, "ping") || !strcmp(op, "procs") || !strcmp(op, "proc") || !strcmp(op, "logs") ||
+         !strcmp(op, "signal");
+}
+
+/* Gives this handler the identity the request names (`user`: "root" or "user", default "user").
+ * init runs as uid 0 only in a root sandbox (uid 0 of the sandbox's user namespace, an
+ * unprivileged id on the host); elsewhere it is the sandbox user and root is refused. The handler
+ * is a fork of its own, so dropping here is permanent for this request and nothing after it. */
+static int become_user(int sock, jval *q) {
+  jval *u = jget(q, "user");
+  const char *name = jstr(q, "user");
+  int root = name && !strcmp(name, "root");
+  if ((u && !name) || (name && !root && strcmp(name, "user"))) {
+    reply_errno(sock, EINVAL, "'user' must be \"root\" or \"user\"");
+    return -1;
+  }
+  if (geteuid() != 0) {
+    if (!root) return 0;
+    reply_errno(sock, EPERM, "root is not available: this sandbox was not created with root");
+    return -1;
+  }
+  if (root || !g_root_sandbox) return 0;
+  if (setgroups(0, NULL) || setgid(SANDBOX_GID) || setuid(SANDBOX_UID)) {
+    reply_errno(sock, errno, "could not switch to the sandbox user: %s", strerror(errno));
+    return -1;
+  }
+  return 0;
+}
+
 static int dispatch(int sock, reader *rd) {
   frame f;
   if (rd_next(rd, &f)) return -1;
@@ -64,6 +106,7 @@ static int dispatch(int sock, reader *rd) {
   const char *op = jstr(q, "op");
   if (!op) return reply_errno(sock, EINVAL, "the first frame must be a JSON request with an 'op'");
   rd_consume(rd, &f); /* q stays valid: it was copied out by the parser */
+  if (!control_op(op) && become_user(sock, q)) return -1;
   if (!strcmp(op, "ping")) return reply_ok(sock, ",\"version\":\"" BERTH_VERSION "\"");
   if (!strcmp(op, "exec")) return op_exec(sock, rd, q);
   if (!strcmp(op, "spawn")) return op_spawn(sock, q);
@@ -161,11 +204,17 @@ int main(int argc, char **argv) {
   prctl(PR_SET_DUMPABLE, 0);      /* nothing in the sandbox may ptrace or read our memory */
   prctl(PR_SET_CHILD_SUBREAPER, 1); /* orphans come to us even when we are not PID 1 (tests) */
   signal(SIGPIPE, SIG_IGN);
+  const char *rs = getenv("BERTH_ROOT_SANDBOX");
+  g_root_sandbox = rs && !strcmp(rs, "1") && geteuid() == 0;
+  unsetenv("BERTH_ROOT_SANDBOX");
   const char *sd = getenv("BERTH_STATE_DIR");
   if (sd && *sd) g_state_dir = sd;
   char procs[4200];
   snprintf(procs, sizeof procs, "%s/procs", g_state_dir);
   mkdir_parents(procs, 1);
+  /* In a root sandbox init is root; the handlers that write process records may be the user. */
+  if (g_root_sandbox && (chown(g_state_dir, SANDBOX_UID, SANDBOX_GID) || chown(procs, SANDBOX_UID, SANDBOX_GID)))
+    perror("berth-init: chown state dir");
   procs_close_stale();
 
   int lfd = listen_socket();

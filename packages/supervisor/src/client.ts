@@ -7,6 +7,9 @@ import { ProcessStream } from "./process-stream.js";
 import { type FileEntry, type ProcessInfo, toFileEntry, toPid, toProcessInfo } from "./types.js";
 import { WatchStream } from "./watch-stream.js";
 
+/** Who an operation runs as in the sandbox: the sandbox user (uid 1000) or root (root sandboxes only). */
+export type SandboxUserName = "user" | "root";
+
 /** Bytes per uploaded file frame. */
 const UPLOAD_CHUNK = 256 * 1024;
 /** How long connecting and the first reply of an operation may take by default. */
@@ -37,13 +40,23 @@ export interface ExecOptions {
 export class SupervisorClient {
   private readonly maxFrameBytes: number;
   private readonly replyTimeoutMs: number;
+  private readonly user: SandboxUserName | undefined;
 
   constructor(
     private readonly connect: () => Promise<Duplex>,
-    opts: { maxFrameBytes?: number; replyTimeoutMs?: number } = {},
+    private readonly opts: { maxFrameBytes?: number; replyTimeoutMs?: number; user?: SandboxUserName } = {},
   ) {
     this.maxFrameBytes = opts.maxFrameBytes ?? MAX_FRAME_BYTES;
     this.replyTimeoutMs = opts.replyTimeoutMs ?? REPLY_TIMEOUT_MS;
+    this.user = opts.user;
+  }
+
+  /**
+   * The same supervisor, with every operation run as `user` ("root" works only in a sandbox
+   * created with root: berth-init answers EPERM, `permission_denied`, elsewhere).
+   */
+  as(user: SandboxUserName): SupervisorClient {
+    return user === (this.user ?? "user") ? this : new SupervisorClient(this.connect, { ...this.opts, user });
   }
 
   /** Checks that the supervisor answers; returns its protocol version. */
@@ -264,7 +277,7 @@ export class SupervisorClient {
     request: Record<string, unknown>,
     path?: string,
   ): Promise<{ conn: FrameConnection; answer: Answer }> {
-    const body = Buffer.from(JSON.stringify(request));
+    const body = Buffer.from(JSON.stringify(this.user === "root" ? { ...request, user: "root" } : request));
     if (body.length > MAX_FRAME_BYTES) throw new InvalidRequestError("the request is too large");
     // Connecting and the first reply are bounded: a supervisor that never answers (a hung
     // port-forward, a sandbox too loaded to schedule it) must not hold its caller forever.

@@ -4,3 +4,8 @@ import { fileURLToPath } from "node:url";
 export function initBinaryPath(): string {
   return fileURLToPath(new URL("../build/berth-init", import.meta.url));
 }
+
+/** Absolute host path of berth-idmap, the host helper that makes idmapped mounts for root sandboxes. */
+export function idmapBinaryPath(): string {
+  return fileURLToPath(new URL("../build/berth-idmap", import.meta.url));
+}

@@ -11,7 +11,7 @@ const TIMED_OUT_EXIT = 124;
 /** `berth sandbox exec`. */
 export const sandboxExec: Command = {
   summary: "run a command in a sandbox",
-  usage: `Usage: berth sandbox exec ID [--cwd DIR] [--env K=V]... [--timeout D] -- CMD [ARGS...]
+  usage: `Usage: berth sandbox exec ID [--cwd DIR] [--env K=V]... [--timeout D] [--root] -- CMD [ARGS...]
 
 Runs CMD in the sandbox, streams its stdout and stderr live, and exits with its exit code
 (124 when it timed out). With --json, waits and prints the whole result instead.
@@ -19,8 +19,10 @@ Runs CMD in the sandbox, streams its stdout and stderr live, and exits with its 
 Options:
   --cwd DIR      working directory inside the sandbox
   --env K=V      environment variable (repeatable)
-  --timeout D    kill the command after D (500ms, 30s, 5m; a bare number is milliseconds)`,
+  --timeout D    kill the command after D (500ms, 30s, 5m; a bare number is milliseconds)
+  --root         run as root (only in a sandbox created with --root)`,
   options: {
+    root: { type: "boolean" },
     cwd: { type: "string" },
     env: { type: "string", multiple: true },
     timeout: { type: "string" },
@@ -33,6 +35,7 @@ Options:
     const opts = {
       cwd: args.values.cwd as string | undefined,
       env: args.values.env ? parseKeyValues(args.values.env, "env", ctx.usage) : undefined,
+      ...(args.values.root ? { user: "root" as const } : {}),
       timeoutMs: /^\d+$/.test(String(args.values.timeout ?? ""))
         ? parseNumber(args.values.timeout, "timeout", ctx.usage, { integer: true })
         : toMs(parseDuration(args.values.timeout, "timeout", ctx.usage)),

@@ -20,7 +20,9 @@ Options:
   --env K=V      environment variable (repeatable)
   --label K=V    label (repeatable)
   --egress MODE  network egress: none (default), allowlist or open
-  --allow DEST   allowed hostname, *.wildcard, IPv4 or CIDR (repeatable; implies allowlist)`,
+  --allow DEST   allowed hostname, *.wildcard, IPv4 or CIDR (repeatable; implies allowlist)
+  --root         root inside, in the sandbox's own user namespace (never host root); commands
+                 still run as 'user' unless they ask for root (\`berth exec --root\`)`,
   options: {
     egress: { type: "string" },
     allow: { type: "string", multiple: true },
@@ -32,6 +34,7 @@ Options:
     template: { type: "string" },
     env: { type: "string", multiple: true },
     label: { type: "string", multiple: true },
+    root: { type: "boolean" },
   },
   async run(args, ctx) {
     if (args.positionals.length > 0 || args.rest)
@@ -55,6 +58,7 @@ Options:
         timeoutSeconds: parseDuration(v.timeout, "timeout", ctx.usage, { integer: true }),
         env: v.env ? parseKeyValues(v.env, "env", ctx.usage) : undefined,
         labels: v.label ? parseKeyValues(v.label, "label", ctx.usage) : undefined,
+        ...(v.root ? { root: true } : {}),
       },
       { client: ctx.client() },
     );

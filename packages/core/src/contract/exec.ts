@@ -10,7 +10,11 @@ export const ExecBody = T.Object(
     env: T.Optional(Env),
     stdin: T.Optional(T.String({ maxLength: 8 * 1024 * 1024 })),
     timeoutMs: T.Optional(T.Integer({ minimum: 1, maximum: 86_400_000 })),
-    user: T.Optional(T.Literal("user", { description: "Only the sandbox user (uid 1000) today" })),
+    user: T.Optional(
+      OneOf(["user", "root"] as const, {
+        description: "`user` (uid 1000, the default) or `root` (only in a sandbox created with root: true)",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

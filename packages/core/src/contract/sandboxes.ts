@@ -84,6 +84,12 @@ export const CreateSandboxBody = T.Object(
     labels: T.Optional(Labels),
     fromSnapshot: T.Optional(T.String({ minLength: 1, maxLength: 128 })),
     volumes: T.Optional(T.Array(VolumeMount, { maxItems: 16 })),
+    root: T.Optional(
+      T.Boolean({
+        description:
+          "Root inside the sandbox, in a user namespace of its own (uid 0 there is an unprivileged host id). Commands and files still run as `user` unless they ask for root. A host that cannot answers 501 root_unavailable.",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

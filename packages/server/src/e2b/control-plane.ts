@@ -105,7 +105,10 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
     // The server's bounds on what a tenant may open, as for Berth's own create.
     checkEgressBounds(ctx.config, caller, network);
     const snapshot = await ctx.snapshots.get(tenantId, b.templateID).catch(() => null);
+    // E2B's `root` user: a root sandbox wherever this host can make one (else only `user`).
+    const root = ctx.config.e2bRoot && (await ctx.runtime.rootUnavailable()) === null;
     const body = checkCreate({
+      ...(root ? { root: true } : {}),
       ...(snapshot ? { fromSnapshot: snapshot.id } : { template: berthTemplate(b.templateID) }),
       ...(b.metadata ? { labels: b.metadata } : {}),
       ...(b.envVars ? { env: b.envVars } : {}),

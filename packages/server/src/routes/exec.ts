@@ -4,7 +4,7 @@ import { openEventStream, wantsEventStream } from "../http/sse.js";
 import { followExec, OutputBuffer, runExec, startExec } from "../sandboxes/exec.js";
 import type { App, ServerContext } from "./context.js";
 
-/** `POST /v1/sandboxes/:id/exec`: a command as the sandbox user, answered whole or streamed as SSE. */
+/** `POST /v1/sandboxes/:id/exec`: a command as the sandbox user (or root), answered whole or streamed as SSE. */
 export function execRoutes(app: App, ctx: ServerContext): void {
   app.post(
     "/v1/sandboxes/:id/exec",
@@ -18,8 +18,11 @@ export function execRoutes(app: App, ctx: ServerContext): void {
       },
     },
     async (req, reply) => {
-      const { sandbox, client } = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
+      const running = await ctx.sandboxes.running(req.caller.tenantId, req.params.id, reply);
+      const { sandbox } = running;
       const b = req.body;
+      // root: berth-init refuses it (403 forbidden) in a sandbox not created with root.
+      const client = running.client.as(b.user ?? "user");
       const exec = {
         cmd: b.cmd,
         cwd: b.cwd,

@@ -175,6 +175,7 @@ export class SandboxService {
       );
     const network = resolveNetwork(body.network, this.d.runtime.egressModes, this.d.runtime.egressDeny);
     const timeoutSeconds = resolveTimeout(c, body.timeoutSeconds);
+    if (body.root) await checkRootAvailable(this.d.runtime);
     this.capacity.check();
     const now = new Date().toISOString();
     const record: SandboxRecord = {
@@ -215,6 +216,7 @@ export class SandboxService {
           fromSnapshot: snap && this.snapshots?.path(snap.id),
           fromSandbox: forkOf?.id,
           volumes,
+          ...(body.root ? { root: true } : {}),
         });
         const state = nextSandboxState(record.id, "starting", "started");
         const running = await this.d.store.transaction(async (tx) => {
@@ -434,4 +436,13 @@ export class SandboxService {
   flushActivity(): Promise<void> {
     return this.activity.flush();
   }
+}
+
+/** Refuses `root: true` before anything is made when the runtime cannot give it here. */
+async function checkRootAvailable(runtime: Runtime): Promise<void> {
+  const reason = await runtime.rootUnavailable();
+  if (reason)
+    throw new BerthError("root_unavailable", `root sandboxes are not available on this host: ${reason}`, {
+      field: "root",
+    });
 }

@@ -1,8 +1,10 @@
+import type { SandboxRecord } from "@berth/core";
 import { BadGatewayError, BerthError, ForbiddenError, isSandboxId, UnauthorizedError } from "@berth/core";
+import type { SandboxUserName } from "@berth/supervisor";
 import type { FastifyRequest } from "fastify";
 import type { ServerContext } from "../../routes/context.js";
 import type { EnvdTokens } from "../access-token.js";
-import type { EnvdCall } from "./call.js";
+import { type EnvdCall, HOME, ROOT_HOME } from "./call.js";
 
 const calls = new WeakMap<FastifyRequest, EnvdCall>();
 
@@ -13,18 +15,24 @@ export function envdCallOf(req: FastifyRequest): EnvdCall {
   return call;
 }
 
-/** The user a request asks to act as (Basic auth `name:`); Berth sandboxes have only `user`. */
-function checkUser(req: FastifyRequest): void {
+/**
+ * The user a request asks to act as (Basic auth `name:` or `?username=`): `user` (the default) or
+ * `root`, which only a sandbox created with root has (its berth-init runs as root of the
+ * sandbox's own user namespace).
+ */
+function userOf(req: FastifyRequest, sandbox: SandboxRecord): SandboxUserName {
   const q = (req.query as { username?: unknown } | undefined)?.username;
   let name = typeof q === "string" && q !== "" ? q : undefined;
   const auth = req.headers.authorization;
   if (!name && auth?.startsWith("Basic "))
     name = Buffer.from(auth.slice(6), "base64").toString("utf8").split(":")[0];
-  if (!name || name === "user") return;
-  if (name === "root")
+  if (!name || name === "user") return "user";
+  if (name === "root") {
+    if (sandbox.runtimeInfo.root === true) return "root";
     throw new ForbiddenError(
-      "root is not available: Berth sandboxes run commands and files as 'user' (uid 1000)",
+      "root is not available: this sandbox was created without root (BERTH_E2B_ROOT=false, or a runtime without root sandboxes); it runs commands and files as 'user' (uid 1000)",
     );
+  }
   throw new BerthError("unauthorized", `unknown user '${name}': Berth sandboxes have the user 'user'`);
 }
 
@@ -62,9 +70,13 @@ export async function openEnvdCall(req: FastifyRequest, ctx: ServerContext, id: 
   // Past its end the sandbox is over, even before the reaper (every BERTH_REAPER_INTERVAL_MS) removes it.
   if (sandbox.expiresAt && Date.parse(sandbox.expiresAt) <= Date.now())
     throw new BadGatewayError(`sandbox '${id}' reached its end of life`);
-  checkUser(req);
+  const user = userOf(req, sandbox);
   ctx.sandboxes.touch(id);
-  const call = { sandbox, client: ctx.sandboxes.client(id) };
+  const call = {
+    sandbox,
+    client: ctx.sandboxes.client(id).as(user),
+    home: user === "root" ? ROOT_HOME : HOME,
+  };
   calls.set(req, call);
   return call;
 }

@@ -5,11 +5,16 @@ import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 
 /** The sandbox user's home: E2B resolves relative paths and runs commands there. */
 export const HOME = "/home/user";
+/** Root's home, for calls made as `root` (root sandboxes only). */
+export const ROOT_HOME = "/root";
 
 /** What every data-plane call is about: the sandbox (checked: running, token valid) and its supervisor. */
 export interface EnvdCall {
   sandbox: SandboxRecord;
+  /** The supervisor, acting as the call's user. */
   client: SupervisorClient;
+  /** The call's user's home (HOME, or ROOT_HOME for root). */
+  home: string;
 }
 
 /** Where the route hands the resolved call to the Connect handlers. */
@@ -23,10 +28,10 @@ export function callOf(ctx: HandlerContext): EnvdCall {
 }
 
 /** An absolute, normalized path: relative paths and `~` are taken from the user's home, like envd does. */
-export function sandboxPath(p: string | undefined): string {
+export function sandboxPath(p: string | undefined, home = HOME): string {
   const raw = p ?? "";
-  const expanded = raw === "~" ? HOME : raw.startsWith("~/") ? `${HOME}/${raw.slice(2)}` : raw;
-  return posix.resolve(HOME, expanded);
+  const expanded = raw === "~" ? home : raw.startsWith("~/") ? `${home}/${raw.slice(2)}` : raw;
+  return posix.resolve(home, expanded);
 }
 
 /** Drops the connection of the call under way (the client sees its transport fail). */

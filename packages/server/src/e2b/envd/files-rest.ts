@@ -49,9 +49,9 @@ async function writeFile(
 export function filesRoutes(app: App, ctx: ServerContext): void {
   const schema = { hide: true, querystring: FilesQuery };
   app.get("/files", { schema }, async (req, reply) => {
-    const { client } = envdCallOf(req);
+    const { client, home } = envdCallOf(req);
     if (!req.query.path) throw new InvalidRequestError("path is required", { field: "path" });
-    const path = sandboxPath(req.query.path);
+    const path = sandboxPath(req.query.path, home);
     const { size, stream } = await client.read(path);
     reply.type("application/octet-stream");
     if (/\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""))) {
@@ -62,7 +62,7 @@ export function filesRoutes(app: App, ctx: ServerContext): void {
   });
 
   app.post("/files", { schema }, async (req) => {
-    const { client } = envdCallOf(req);
+    const { client, home } = envdCallOf(req);
     // Checked before anything is written: a refused upload leaves no file behind.
     const metadata = metadataFromHeaders(req.headers);
     const max = ctx.config.maxUploadBytes;
@@ -94,12 +94,12 @@ export function filesRoutes(app: App, ctx: ServerContext): void {
         if (!name)
           throw new InvalidRequestError("a 'file' part without a file name needs ?path=", { field: "path" });
         const data = typeof f === "string" ? Buffer.from(f) : Buffer.from(await f.arrayBuffer());
-        out.push(await writeFile(client, sandboxPath(name), data, metadata));
+        out.push(await writeFile(client, sandboxPath(name, home), data, metadata));
       }
       return out;
     }
     if (!req.query.path) throw new InvalidRequestError("path is required", { field: "path" });
-    const target = sandboxPath(req.query.path);
+    const target = sandboxPath(req.query.path, home);
     return [await writeFile(client, target, raw, metadata)];
   });
 }

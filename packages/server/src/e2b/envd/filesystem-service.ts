@@ -145,13 +145,13 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
 
   return {
     async stat(req, ctx) {
-      const { client } = callOf(ctx);
-      const path = sandboxPath(req.path);
+      const { client, home } = callOf(ctx);
+      const path = sandboxPath(req.path, home);
       return rpc(async () => ({ entry: await statWithMetadata(client, path) }));
     },
     async makeDir(req, ctx) {
-      const { client } = callOf(ctx);
-      const path = sandboxPath(req.path);
+      const { client, home } = callOf(ctx);
+      const path = sandboxPath(req.path, home);
       return rpc(async () => {
         // The SDK reads "already exists" as `false`, so it must be told apart from success.
         if (await client.stat(path).catch(() => null))
@@ -161,17 +161,17 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
       });
     },
     async move(req, ctx) {
-      const { client } = callOf(ctx);
-      const from = sandboxPath(req.source);
-      const to = sandboxPath(req.destination);
+      const { client, home } = callOf(ctx);
+      const from = sandboxPath(req.source, home);
+      const to = sandboxPath(req.destination, home);
       return rpc(async () => {
         await client.move(from, to);
         return { entry: await statWithMetadata(client, to) };
       });
     },
     async listDir(req, ctx) {
-      const { client } = callOf(ctx);
-      const path = sandboxPath(req.path);
+      const { client, home } = callOf(ctx);
+      const path = sandboxPath(req.path, home);
       const depth = Math.min(MAX_DEPTH, Math.max(1, req.depth || 1));
       return rpc(async () => {
         const entry = await client.stat(path);
@@ -183,8 +183,8 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
       });
     },
     async remove(req, ctx) {
-      const { client } = callOf(ctx);
-      const path = sandboxPath(req.path);
+      const { client, home } = callOf(ctx);
+      const path = sandboxPath(req.path, home);
       await rpc(async () => {
         if (path === "/") throw new ConflictError("refusing to remove '/'");
         // Removing what is not there succeeds, as envd does.
@@ -195,8 +195,8 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
       return {};
     },
     async *watchDir(req, ctx): AsyncGenerator<MessageInitShape<typeof WatchDirResponseSchema>> {
-      const { client } = callOf(ctx);
-      const root = sandboxPath(req.path);
+      const { client, home } = callOf(ctx);
+      const root = sandboxPath(req.path, home);
       const watch = await rpc(() => openWatch(client, root, req.recursive));
       const queue: FsEventInit[] = [];
       let failed: Error | undefined;
@@ -234,8 +234,8 @@ export function filesystemService(): ServiceImpl<typeof Filesystem> & { closeAll
       }
     },
     async createWatcher(req, ctx) {
-      const { sandbox, client } = callOf(ctx);
-      const root = sandboxPath(req.path);
+      const { sandbox, client, home } = callOf(ctx);
+      const root = sandboxPath(req.path, home);
       const watch = await rpc(() => openWatch(client, root, req.recursive));
       const id = randomUUID();
       const w: PolledWatcher = { sandboxId: sandbox.id, watch, events: [] };

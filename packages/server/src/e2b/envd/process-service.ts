@@ -111,7 +111,7 @@ export function processService(
 ): ServiceImpl<typeof Process> {
   return {
     async *start(req, ctx) {
-      const { sandbox, client } = callOf(ctx);
+      const { sandbox, client, home } = callOf(ctx);
       const cfg = req.process;
       if (!cfg?.cmd)
         throw toConnectError(new InvalidRequestError("process.cmd is required", { field: "process.cmd" }));
@@ -119,8 +119,12 @@ export function processService(
       const stream = await rpc(() =>
         client.exec({
           cmd: [cfg.cmd, ...cfg.args],
-          cwd: cfg.cwd ? sandboxPath(cfg.cwd) : HOME,
-          env: processEnv(sandbox, cfg.envs),
+          cwd: cfg.cwd ? sandboxPath(cfg.cwd, home) : home,
+          // Root's commands get root's home and name (the call's envs still win).
+          env: processEnv(
+            sandbox,
+            home === HOME ? cfg.envs : { HOME: home, USER: "root", LOGNAME: "root", ...cfg.envs },
+          ),
           // Unset means open: what envd did before the field existed.
           stdin: size ? true : (req.stdin ?? true),
           pty: size ? { cols: clampSize(size.cols, 80), rows: clampSize(size.rows, 24) } : undefined,
