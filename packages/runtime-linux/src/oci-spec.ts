@@ -145,7 +145,12 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
             createContainer: [
               {
                 path: MOUNT_BIN,
-                args: ["mount", "-n", "--bind", "-o", "ro", i.bootIdFile, `${i.rootfs}${BOOT_ID}`],
+                // In a root sandbox's user namespace the hook may bind but not remount read-only
+                // (the remount fails with EPERM); the file is mode 0444 and owned by host root, an
+                // id not mapped into the namespace, so root there cannot write it either way.
+                args: i.root
+                  ? ["mount", "-n", "--bind", i.bootIdFile, `${i.rootfs}${BOOT_ID}`]
+                  : ["mount", "-n", "--bind", "-o", "ro", i.bootIdFile, `${i.rootfs}${BOOT_ID}`],
                 timeout: 10,
               },
             ],

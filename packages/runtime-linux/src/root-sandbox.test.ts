@@ -145,6 +145,20 @@ describe.skipIf(!isRoot)("root sandboxes (real runc, user namespace, idmapped mo
     expect(r.stderr).not.toMatch(/mount: \/mnt: .*mounted/);
   });
 
+  it("reads a boot id of its own that root cannot change or unmount", async () => {
+    const hostBootId = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+    const r = await asRoot(
+      R,
+      "id=/proc/sys/kernel/random/boot_id; cat $id; echo x > $id; umount $id; cat $id",
+    );
+    const [first, after] = r.stdout.trim().split("\n");
+    expect(first).toMatch(/^[0-9a-f-]{36}$/);
+    expect(first).not.toBe(hostBootId);
+    expect(after).toBe(first);
+    expect(r.stderr).toMatch(/Permission denied|Read-only/i);
+    expect(r.stderr).toMatch(/umount: .*(permission denied|must be superuser|not mounted)/i);
+  });
+
   it("cannot raise its cgroup limits", async () => {
     const r = await asRoot(
       R,
@@ -197,7 +211,8 @@ describe.skipIf(!isRoot)("root sandboxes (real runc, user namespace, idmapped mo
         code: "root_unavailable",
         status: 501,
       });
-      expect(readdirSync(join(other, "runtime/sandboxes"))).toEqual([]);
+      // (`.pool` holds the ready disks of the pool, not a sandbox)
+      expect(readdirSync(join(other, "runtime/sandboxes")).filter((n) => n !== ".pool")).toEqual([]);
     } finally {
       await off.close();
       rmSync(other, { recursive: true, force: true });

@@ -175,7 +175,9 @@ export class SandboxService {
       );
     const network = resolveNetwork(body.network, this.d.runtime.egressModes, this.d.runtime.egressDeny);
     const timeoutSeconds = resolveTimeout(c, body.timeoutSeconds);
-    if (body.root) await checkRootAvailable(this.d.runtime);
+    // A fork is what its source is: its disk holds the source's ids, root's shifted or not.
+    const root = forkOf ? forkOf.runtimeInfo?.root === true : body.root === true;
+    if (root) await checkRootAvailable(this.d.runtime);
     this.capacity.check();
     const now = new Date().toISOString();
     const record: SandboxRecord = {
@@ -216,7 +218,7 @@ export class SandboxService {
           fromSnapshot: snap && this.snapshots?.path(snap.id),
           fromSandbox: forkOf?.id,
           volumes,
-          ...(body.root ? { root: true } : {}),
+          ...(root ? { root: true } : {}),
         });
         const state = nextSandboxState(record.id, "starting", "started");
         const running = await this.d.store.transaction(async (tx) => {
