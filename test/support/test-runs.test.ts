@@ -10,7 +10,7 @@ import { purgeDeadRuns, startTicks } from "./test-runs.js";
 
 /** A run dir whose `owner` names `pid` (started at `start`). */
 function runDir(root: string, pid: number, start: string | null): string {
-  const dir = join(root, String(pid));
+  const dir = join(root, `${pid.toString(36)}-${Number(start).toString(36)}`);
   mkdirSync(dir);
   writeFileSync(join(dir, "owner"), JSON.stringify({ pid, start }));
   return dir;

@@ -1,6 +1,6 @@
 /**
  * Each `vitest run` keeps its test servers' data dirs in a run dir of its own,
- * /tmp/berth-test-runs/<pid>, whose `owner` file names the vitest process (pid and start time).
+ * /tmp/berth-runs/<pid>-<start time> (base 36: socket paths in data dirs must stay short), whose `owner` file names the vitest process (pid and start time).
  * A run that was interrupted (Ctrl-C, a killed CI job) leaves sandboxes there, paused ones
  * included, with their mounts, loop devices, network namespaces and nftables tables; the next
  * run's global setup purges the runs whose owner is gone. Other runs on this host (other
@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { purgeDataDir } from "./purge.js";
 
 /** Where every run dir lives. */
-export const RUNS_ROOT = "/tmp/berth-test-runs";
+export const RUNS_ROOT = "/tmp/berth-runs";
 /** The variable that hands this run's dir to the test files (set by the global setup). */
 const RUN_DIR_ENV = "BERTH_TEST_RUN_DIR";
 
@@ -38,15 +38,24 @@ export function startTicks(pid: number): string | null {
 /** A fresh data dir for a test server: in this run's dir, so an interrupted run's is found and purged. */
 export function testDataDir(prefix: string): string {
   const run = process.env[RUN_DIR_ENV];
-  return mkdtempSync(join(run && existsSync(run) ? run : "/tmp", prefix));
+  // In a run dir the name says Berth already; unix socket paths under a data dir have a limit
+  // (the Docker driver's need the data dir under 40 characters).
+  if (run && existsSync(run)) return mkdtempSync(join(run, prefix.replace(/^berth-/, "")));
+  return mkdtempSync(join("/tmp", prefix));
 }
 
 /** Makes this run's dir, owned by this process, and hands it to the test files through the env. */
 export function beginRun(root = RUNS_ROOT): string {
-  const dir = join(root, String(process.pid));
-  // A dir left by an earlier process with this pid is a dead run's: purged before this one starts.
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  writeFileSync(join(dir, "owner"), JSON.stringify({ pid: process.pid, start: startTicks(process.pid) }));
+  const start = startTicks(process.pid);
+  // Named by pid and start time: never the name of an earlier run, dead or alive.
+  const dir = join(root, `${process.pid.toString(36)}-${Number(start).toString(36)}`);
+  // Made under another name and renamed into place with its owner in it, so another run's purge
+  // never sees it without one (and takes it for a dead run's).
+  const making = `${dir}.new`;
+  rmSync(making, { recursive: true, force: true });
+  mkdirSync(making, { recursive: true, mode: 0o700 });
+  writeFileSync(join(making, "owner"), JSON.stringify({ pid: process.pid, start }));
+  renameSync(making, dir);
   process.env[RUN_DIR_ENV] = dir;
   return dir;
 }
@@ -55,7 +64,7 @@ export function beginRun(root = RUNS_ROOT): string {
 function ownerAlive(dir: string): boolean {
   try {
     const owner = JSON.parse(readFileSync(join(dir, "owner"), "utf8")) as { pid: number; start: string };
-    return owner.pid !== process.pid && startTicks(owner.pid) === owner.start;
+    return startTicks(owner.pid) === owner.start;
   } catch {
     return false; // no owner file: a run that died while it was being made
   }
@@ -93,7 +102,8 @@ export async function purgeRun(dir: string): Promise<string[]> {
 export async function purgeDeadRuns(root = RUNS_ROOT): Promise<string[]> {
   if (!existsSync(root)) return [];
   const purged: string[] = [];
-  for (const name of readdirSync(root)) {
+  // Run dirs are `<pid>-<start>`; `<pid>-<start>.new` is one being made.
+  for (const name of readdirSync(root).filter((n) => /^[0-9a-z]+-[0-9a-z]+$/.test(n))) {
     const dir = join(root, name);
     if (ownerAlive(dir) || !claim(dir)) continue;
     purged.push(...(await purgeRun(dir)).map((d) => join(dir, d)));
