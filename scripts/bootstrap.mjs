@@ -6,7 +6,18 @@
 // buildFingerprint), so a second `npm start` goes straight to the server.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -130,9 +141,63 @@ function installedPackages() {
   return n;
 }
 
+/**
+ * Where better-sqlite3's compiled addon is kept between installs on this machine, by version,
+ * Node ABI and platform. No prebuilt binary can be downloaded here (no GitHub), so `npm ci`
+ * compiles SQLite: 1.5 min on an idle 2-core machine, more on a busy one, on every fresh clone.
+ */
+function sqliteAddonCache() {
+  const lock = JSON.parse(readFileSync(join(root, "package-lock.json"), "utf8"));
+  const version = lock.packages?.["node_modules/better-sqlite3"]?.version;
+  if (!version) return null;
+  const dir = join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "berth", "native");
+  return join(
+    dir,
+    `better-sqlite3-${version}-abi${process.versions.modules}-${process.platform}-${process.arch}.node`,
+  );
+}
+const SQLITE_ADDON = "node_modules/better-sqlite3/build/Release/better_sqlite3.node";
+
+/** Whether this checkout's better-sqlite3 loads and answers a query. */
+function sqliteLoads() {
+  const probe = "new (require('better-sqlite3'))(':memory:').prepare('select 1').get()";
+  return spawnSync(process.execPath, ["-e", probe], { cwd: root, stdio: "ignore" }).status === 0;
+}
+
+/** Keeps the addon just compiled for the next install (a failure to keep it only costs time). */
+function keepSqliteAddon(cache) {
+  try {
+    mkdirSync(dirname(cache), { recursive: true });
+    copyFileSync(join(root, SQLITE_ADDON), `${cache}.${process.pid}`);
+    renameSync(`${cache}.${process.pid}`, cache);
+  } catch (err) {
+    say(`could not keep SQLite's compiled addon in ${dirname(cache)}: ${err.message}`);
+  }
+}
+
 async function installNpmDependencies() {
   const marker = join(root, "node_modules/.package-lock.json");
   if (existsSync(marker) && mtime(marker) >= mtime(join(root, "package-lock.json"))) return;
+  const cache = sqliteAddonCache();
+  if (cache && existsSync(cache)) {
+    await step(
+      "installing npm dependencies (npm ci, with SQLite's addon compiled by an earlier install here)",
+      async () => {
+        // The install scripts allowed (package.json's allowScripts) are esbuild's, run below,
+        // and better-sqlite3's, the compile the cached addon stands in for.
+        await run("npm", ["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"]);
+        await run("npm", ["rebuild", "esbuild", "--no-audit", "--no-fund", "--loglevel=error"]);
+        mkdirSync(dirname(join(root, SQLITE_ADDON)), { recursive: true });
+        copyFileSync(cache, join(root, SQLITE_ADDON));
+        if (sqliteLoads()) return;
+        say("the cached SQLite addon does not load here; compiling it");
+        rmSync(cache, { force: true });
+        await run("npm", ["rebuild", "better-sqlite3", "--no-audit", "--no-fund", "--loglevel=error"]);
+        keepSqliteAddon(cache);
+      },
+    );
+    return;
+  }
   // Top-level packages of the lockfile that install on this machine (others' binaries are skipped).
   const fits = (v, key, mine) => !Array.isArray(v[key]) || v[key].includes(mine);
   const total = Object.entries(
@@ -147,6 +212,7 @@ async function installNpmDependencies() {
     () => run("npm", ["ci", "--no-audit", "--no-fund", "--loglevel=error"]),
     () => `${installedPackages()} of about ${total} packages in node_modules`,
   );
+  if (cache && existsSync(join(root, SQLITE_ADDON))) keepSqliteAddon(cache);
 }
 
 // The Node.js (22+) that Managed Agents workers run under in sandboxes: a project of its own, so

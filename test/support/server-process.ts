@@ -3,11 +3,12 @@
  * it: SIGKILL mid-work, then start it again on the same data dir and port.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "./ports.js";
 import { purgeDataDir } from "./purge.js";
 import { holdRange } from "./ranges.js";
+import { testDataDir } from "./test-runs.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
@@ -30,7 +31,7 @@ export interface ServerProcess {
 }
 
 export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
-  const dataDir = mkdtempSync("/tmp/berth-proc-");
+  const dataDir = testDataDir("berth-proc-");
   let port = await freePort();
   let url = `http://127.0.0.1:${port}`;
   let range = holdRange("sandboxes");

@@ -4,13 +4,14 @@
  * sandboxes. `stop()` removes every sandbox it made and every file; `restart()` stops the API
  * only, leaving sandboxes running, and starts it again on the same data dir and port.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { loadConfig } from "@berth/core";
 import { type BerthServer, startServer } from "@berth/server";
 import pino from "pino";
 import { purgeDataDir } from "./purge.js";
 import { holdRange } from "./ranges.js";
+import { testDataDir } from "./test-runs.js";
 
 export interface TestServer {
   url: string;
@@ -28,7 +29,7 @@ export interface TestServer {
 export async function startTestServer(
   o: { env?: Record<string, string>; dataDir?: string } = {},
 ): Promise<TestServer> {
-  const dataDir = o.dataDir ?? mkdtempSync("/tmp/berth-e2e-");
+  const dataDir = o.dataDir ?? testDataDir("berth-e2e-");
   const logLines: string[] = [];
   // Servers of concurrent test files (and any other server on this host) share it: each test
   // server holds a /22 of sandbox addresses nothing else uses (another one if the server still

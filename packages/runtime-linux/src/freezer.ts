@@ -55,3 +55,44 @@ export async function withStillDisk<T>(
     if (!mounted) await unmount(disk.mountPoint, await mountPoints(), o.log);
   }
 }
+
+/** How long processes SIGKILLed by `killLeftovers` may take to leave their cgroup. */
+const KILL_WAIT_MS = 5_000;
+
+/** Host pids in a sandbox's cgroups (every v1 hierarchy, or the v2 dir). */
+function cgroupPids(cgroupPaths: Record<string, string>): number[] {
+  const pids = new Set<number>();
+  for (const dir of new Set(Object.values(cgroupPaths))) {
+    try {
+      for (const l of readFileSync(`${dir}/cgroup.procs`, "utf8").split("\n")) if (l) pids.add(Number(l));
+    } catch {
+      // The cgroup is gone: nothing left in it.
+    }
+  }
+  return [...pids];
+}
+
+/**
+ * Kills every process still in a sandbox's cgroups: what `runc kill` missed, or all of them when
+ * runc no longer knows the container (its state went with an interrupted test run's or a crashed
+ * server's files). A frozen cgroup is thawed first: a frozen process takes SIGKILL only when it
+ * runs again, so killing without the thaw leaves it, and its cgroup, forever. Waits until the
+ * cgroups are empty (so they can be removed) or logs what is still there.
+ */
+export async function killLeftovers(cgroupPaths: Record<string, string>, log: Logger): Promise<void> {
+  let pids = cgroupPids(cgroupPaths);
+  if (pids.length === 0) return;
+  if (isFrozen(cgroupPaths)) await setFrozen(cgroupPaths, false).catch(() => {});
+  const deadline = Date.now() + KILL_WAIT_MS;
+  while (pids.length > 0 && Date.now() < deadline) {
+    for (const pid of pids)
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    await new Promise((r) => setTimeout(r, 10));
+    pids = cgroupPids(cgroupPaths);
+  }
+  if (pids.length > 0) log.error({ pids }, "sandbox processes survived SIGKILL; their cgroups stay");
+}

@@ -347,6 +347,22 @@ describe.skipIf(!root)("LinuxRuntime (real runc, real berth-init)", () => {
     await expect(rt.connect(id)).rejects.toBeInstanceOf(NotFoundError);
   });
 
+  it("destroy thaws, kills and removes a paused sandbox that runc no longer knows (an interrupted run's leftover)", async () => {
+    const id = `rt-frozen-${tag}`;
+    const info = await create(id);
+    infos.push(info);
+    await rt.pause(id);
+    const frozen = v2 ? cg(info, "", "cgroup.freeze") : cg(info, "freezer", "freezer.state");
+    expect(frozen).toBe(v2 ? "1" : "FROZEN");
+    const pids = (v2 ? cg(info, "", "cgroup.procs") : cg(info, "pids", "cgroup.procs")).split("\n");
+    expect(pids).toContain(String(info.pid));
+    // What an interrupted run leaves: the processes, frozen, and no runc state to kill them by.
+    rmSync(join(dataDir, "runtime/runc", id), { recursive: true, force: true });
+    await rt.destroy(id);
+    expect(pids.filter((pid) => livesIn(pid, id))).toEqual([]);
+    expect(traces(id, info)).toEqual(NOTHING);
+  });
+
   it("undoes every step when create fails", async () => {
     // 1 MiB of memory: runc sets up everything, then the sandbox cannot start.
     const err = await create(`rt-fail-${tag}`, { memoryMiB: 1 }).catch((e: Error) => e);

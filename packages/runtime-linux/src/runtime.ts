@@ -36,7 +36,7 @@ import {
 } from "./cgroups.js";
 import { LinuxEgress, type LinuxNetworkOptions } from "./egress.js";
 import { copySandboxDisk } from "./fork.js";
-import { setFrozen } from "./freezer.js";
+import { killLeftovers, setFrozen } from "./freezer.js";
 import { initIsAlive, isFrozen, type OciRuntimeChoice, pickOciRuntime, readInitPid } from "./host.js";
 import { prepareHost } from "./host-setup.js";
 import { OciCli } from "./oci-cli.js";
@@ -341,6 +341,8 @@ export class LinuxRuntime extends CapabilityRuntime {
       if (isFrozen(paths)) await setFrozen(paths, false).catch(() => {});
       await this.oci.killAndDelete(id);
     }
+    // Also when runc has no record of it (lost with a crashed run's files): thaw, then kill.
+    await killLeftovers(paths, this.log);
     removeCgroups(paths, this.log);
     await this.egress.detach(id);
     for (const at of [p.rootfs, p.disk]) await unmount(at, await mountPoints(), this.log);

@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import type { KeyedLock, Logger, RuntimeInfo, SandboxSuspension } from "@berth/core";
 import { prepareSlot, releaseSlot } from "@berth/linux-host";
 import { removeCgroups } from "./cgroups.js";
-import { setFrozen, withStillDisk } from "./freezer.js";
+import { killLeftovers, setFrozen, withStillDisk } from "./freezer.js";
 import type { OciCli } from "./oci-cli.js";
 import type { RuntimeLayout } from "./paths.js";
 import type { SandboxInfo, SandboxRecords } from "./records.js";
@@ -63,6 +63,7 @@ export class LinuxSuspension implements SandboxSuspension {
       this.d.records.existing(id);
       const paths = this.d.records.info(id)?.cgroupPaths ?? {};
       await this.d.oci.killAndDelete(id);
+      await killLeftovers(paths, this.d.log);
       removeCgroups(paths, this.d.log);
       await releaseSlot(this.d.layout.sandbox(id).dir, this.d.log);
     });

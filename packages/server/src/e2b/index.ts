@@ -6,11 +6,8 @@ import { EnvdTokens } from "./access-token.js";
 import { controlPlaneRoutes } from "./control-plane.js";
 import { resolveEnvdCall } from "./envd/auth.js";
 import { mountConnect } from "./envd/connect-mount.js";
+import type { EnvdServices } from "./envd/connect-services.js";
 import { filesRoutes } from "./envd/files-rest.js";
-import { filesystemService } from "./envd/filesystem-service.js";
-import { Filesystem } from "./envd/gen/filesystem_pb.js";
-import { Process } from "./envd/gen/process_pb.js";
-import { processService } from "./envd/process-service.js";
 import { ProcessTable } from "./envd/process-table.js";
 import { resolveSignedCall, type SignedOperation, type SignedQuery } from "./envd/signed-urls.js";
 import { e2bErrorHandler, e2bNotFound, envdErrorHandler, envdFileUrlErrorHandler } from "./errors.js";
@@ -29,7 +26,8 @@ export const E2B_SANDBOX_PREFIX = "/e2b/envd";
 export async function installE2b(app: App, ctx: ServerContext): Promise<void> {
   const tokens = await EnvdTokens.load(ctx.config.dataDir);
   const table = new ProcessTable();
-  const files = filesystemService();
+  // Loaded by the first data-plane call (see connect-services.ts); undefined until then.
+  let services: EnvdServices | undefined;
   // Bound lazily: the OpenAPI document is built with inert services that must not be touched.
   const processEnv: typeof ctx.sandboxes.processEnv = (sandbox, extra) =>
     ctx.sandboxes.processEnv(sandbox, extra);
@@ -83,9 +81,10 @@ export async function installE2b(app: App, ctx: ServerContext): Promise<void> {
         else await resolveEnvdCall(req, ctx, tokens);
       });
       filesRoutes(scope, ctx);
-      mountConnect(scope, (router) => {
-        router.service(Process, processService(table, processEnv, running));
-        router.service(Filesystem, files);
+      mountConnect(scope, async () => {
+        const { envdServices } = await import("./envd/connect-services.js");
+        services = envdServices(table, processEnv, running);
+        return (router) => services?.routes(router);
       });
     },
     { prefix: E2B_SANDBOX_PREFIX },
@@ -106,7 +105,7 @@ export async function installE2b(app: App, ctx: ServerContext): Promise<void> {
 
   app.addHook("preClose", async () => {
     table.closeAll();
-    files.closeAll();
+    services?.closeAll();
   });
 }
 

@@ -2,7 +2,6 @@ import { Readable } from "node:stream";
 import { PayloadTooLargeError } from "@berth/core";
 import { type ConnectRouter, createConnectRouter, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import { universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { App } from "../../routes/context.js";
 import { envdCallOf } from "./auth.js";
 import { dropConnectionKey, envdCallKey } from "./call.js";
@@ -23,17 +22,35 @@ async function readBody(body: Readable | undefined, max: number): Promise<Uint8A
   return Buffer.concat(chunks);
 }
 
+/** The Connect handlers by request path, and Connect's writer of a response to Node's. */
+interface Mounted {
+  handlers: Map<string, UniversalHandler>;
+  write: typeof import("@connectrpc/connect-node").universalResponseToNodeResponse;
+}
+
 /**
  * Serves Connect RPCs (JSON and binary, unary and streaming, as `@connectrpc/connect` implements
  * them) inside a Fastify scope, so the scope's hooks (sandbox resolution, audit) run first. The
  * body was left unparsed by the scope; it is read here and handed to the Connect handler.
+ * `load` gives the services on the first call: their modules stay out of the server's start-up.
  */
-export function mountConnect(app: App, routes: (router: ConnectRouter) => void): void {
-  const router = createConnectRouter();
-  routes(router);
-  const handlers = new Map<string, UniversalHandler>(router.handlers.map((h) => [h.requestPath, h]));
+export function mountConnect(app: App, load: () => Promise<(router: ConnectRouter) => void>): void {
+  let mounted: Promise<Mounted> | undefined;
+  const mount = async (): Promise<Mounted> => {
+    const [routes, node] = await Promise.all([load(), import("@connectrpc/connect-node")]);
+    const router = createConnectRouter();
+    routes(router);
+    const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
+    return { handlers, write: node.universalResponseToNodeResponse };
+  };
   app.post("/:service/:method", { schema: { hide: true } }, async (req, reply) => {
     const { service, method } = req.params as { service: string; method: string };
+    // A failed load is not kept: the next call tries again.
+    mounted ??= mount().catch((err: unknown) => {
+      mounted = undefined;
+      throw err;
+    });
+    const { handlers, write } = await mounted;
     const handler = handlers.get(`/${service}/${method}`);
     if (!handler) return reply.status(404).send({ code: 404, message: `no method /${service}/${method}` });
     const call = envdCallOf(req);
@@ -57,7 +74,7 @@ export function mountConnect(app: App, routes: (router: ConnectRouter) => void):
     });
     reply.hijack();
     // A dropped connection (dropConnectionKey) ends the write with an error nobody is left to hear.
-    await universalResponseToNodeResponse(res, reply.raw).catch((err: unknown) => {
+    await write(res, reply.raw).catch((err: unknown) => {
       req.log.debug({ err: String(err) }, "envd response ended early");
     });
   });

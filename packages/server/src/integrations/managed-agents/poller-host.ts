@@ -1,6 +1,5 @@
-import { sessionsTokenFromSecret } from "@anthropic-ai/sdk/lib/environments/worker";
 import type { ManagedAgentRecord } from "@berth/core";
-import { controlPlaneClient, stopWorkItem } from "./control-plane.js";
+import { controlPlaneClient, sessionsTokenOf, stopWorkItem } from "./control-plane.js";
 import { type ClaimedItem, ItemRun, type ItemRunDeps } from "./item-run.js";
 
 /**
@@ -74,7 +73,7 @@ export class PollerHost {
   /** Claims and starts items: until aborted, or (`drain`) until the queue is empty. */
   private async claim(drain: boolean): Promise<void> {
     const ig = this.integration;
-    const poller = controlPlaneClient(ig.baseUrl).beta.environments.work.poller({
+    const poller = (await controlPlaneClient(ig.baseUrl)).beta.environments.work.poller({
       environmentId: ig.environmentId,
       environmentKey: this.environmentKey,
       workerId: `berth-${this.d.replica}-${ig.id}`,
@@ -88,7 +87,7 @@ export class PollerHost {
         workId: work.id,
         environmentId: work.environment_id,
         sessionId: work.data.type === "session" ? work.data.id : "",
-        sessionsToken: sessionsTokenFromSecret(work.secret),
+        sessionsToken: await sessionsTokenOf(work.secret),
       };
       if (work.data.type !== "session") {
         // A health check: claiming it shows the environment has a worker; nothing runs.
