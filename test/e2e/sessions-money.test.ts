@@ -286,30 +286,8 @@ describe("failures say why", () => {
     expect(done.failure).toMatchObject({ code: "sandbox_lost" });
   }, 120_000);
 
-  it("oom: an agent the sandbox's OOM killer ends fails with oom", async () => {
-    const marker = `oom-${Date.now()}`;
-    // The agent is made the OOM killer's first choice (as one that grew itself would be: any
-    // process may raise its own user's oom_score_adj), then `tail /dev/zero`, which holds an
-    // endless line, fills the sandbox's memory cgroup. `stream-[j]son` matches the agent's command
-    // line (its `--output-format stream-json`), not the shell's.
-    scripts.set(marker, () => ({
-      kind: "tool_use",
-      name: "Bash",
-      input: {
-        command:
-          "for d in /proc/[0-9]*; do grep -qa 'stream-[j]son' $d/cmdline 2>/dev/null && echo 1000 > $d/oom_score_adj; done; tail /dev/zero",
-        description: "fill memory",
-      },
-    }));
-    const s = await call("POST", "/v1/sessions", {
-      prompt: marker,
-      sandbox: { resources: { memoryMiB: 384 } },
-    });
-    expect(s.status, JSON.stringify(s.body)).toBe(201);
-    const done = await until(s.body.id, FINAL);
-    expect(done.state).toBe("failed");
-    expect(done.failure, JSON.stringify(done.failure)).toMatchObject({ code: "oom" });
-  }, 120_000);
+  // oom (the agent itself killed) is tested in sessions-oom.test.ts, beside a tool's OOM that
+  // leaves the agent alive.
 
   it("server_restart: an ephemeral session cut by a restart fails with server_restart", async () => {
     const marker = `restart-${Date.now()}`;

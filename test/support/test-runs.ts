@@ -8,6 +8,7 @@
  * elsewhere.
  */
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -53,7 +54,11 @@ export function beginRun(root = RUNS_ROOT): string {
   // never sees it without one (and takes it for a dead run's).
   const making = `${dir}.new`;
   rmSync(making, { recursive: true, force: true });
-  mkdirSync(making, { recursive: true, mode: 0o700 });
+  // Searchable by others (0711, not listable): a root sandbox's mounts are set up by an
+  // unprivileged host id that must pass through every directory above its data dir.
+  mkdirSync(root, { recursive: true, mode: 0o711 });
+  chmodSync(root, 0o711);
+  mkdirSync(making, { mode: 0o711 });
   writeFileSync(join(making, "owner"), JSON.stringify({ pid: process.pid, start }));
   renameSync(making, dir);
   process.env[RUN_DIR_ENV] = dir;

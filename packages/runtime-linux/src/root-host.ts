@@ -20,6 +20,7 @@ export class RootSandboxes {
   readonly ancestors: string[];
   private probe: Promise<string | null> | null = null;
   private readonly probeDir: string;
+  private readonly dataDir: string;
 
   constructor(o: {
     dataDir: string;
@@ -31,13 +32,14 @@ export class RootSandboxes {
     this.ids = { hostBase: o.hostBase ?? DEFAULT_ROOT_ID_BASE, count: ROOT_ID_COUNT };
     this.idmapBinary = o.idmapBinary ?? idmapBinaryPath();
     this.views = new IdmappedViews(join(o.layout.root, "idmapped"), this.ids, this.idmapBinary, o.log);
+    this.dataDir = o.dataDir;
     this.ancestors = [o.dataDir, o.layout.root, o.layout.sandboxes];
     this.probeDir = join(o.layout.root, "idmap-probe");
   }
 
   /** Why this host cannot make root sandboxes, or null (user namespaces and idmapped mounts work). */
   unavailable(): Promise<string | null> {
-    this.probe ??= rootUnavailableReason(this.idmapBinary, this.probeDir, this.ids);
+    this.probe ??= rootUnavailableReason(this.idmapBinary, this.probeDir, this.ids, this.dataDir);
     return this.probe;
   }
 

@@ -218,4 +218,24 @@ describe.skipIf(!isRoot)("root sandboxes (real runc, user namespace, idmapped mo
       rmSync(other, { recursive: true, force: true });
     }
   });
+
+  it("answers root_unavailable naming the directory above the data dir that the sandbox's id cannot pass", async () => {
+    const closed = mkdtempSync("/tmp/berth-rootsb-closed-"); // mode 0700, as mkdtemp makes it
+    const rt2 = new LinuxRuntime({
+      dataDir: join(closed, "data"),
+      ociRuntime: "auto",
+      diskPoolSize: 0,
+      defaultDiskMiB: 64,
+    });
+    try {
+      await rt2.start();
+      expect(await rt2.rootUnavailable()).toMatch(
+        new RegExp(`^${closed} \\(above the data dir\\) is not searchable .*chmod o\\+x ${closed}`),
+      );
+    } finally {
+      await rt2.close();
+      await rt2.purgeHostState().catch(() => {});
+      rmSync(closed, { recursive: true, force: true });
+    }
+  });
 });

@@ -7,8 +7,9 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
 } from "node:fs";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { BerthError, type Logger } from "@berth/core";
 import { DISK_STATE, DISK_UPPER, mountOverlay, mountPoints, run, unmount } from "@berth/linux-host";
 import type { IdmappedViews } from "./idmapped-views.js";
@@ -33,7 +34,14 @@ function volumeView(p: SandboxPaths, i: number): string {
  * namespaces must be allowed (`user.max_user_namespaces` > 0) and the kernel must make idmapped
  * mounts of the data dir's filesystem (Linux 5.12+, ext4/xfs/btrfs; tried for real on a scratch dir).
  */
-export async function rootUnavailableReason(idmapBinary: string, scratch: string, ids: RootIds) {
+export async function rootUnavailableReason(
+  idmapBinary: string,
+  scratch: string,
+  ids: RootIds,
+  dataDir: string,
+) {
+  const closed = closedAncestor(dataDir);
+  if (closed) return closed;
   let max = 0;
   try {
     max = Number(readFileSync("/proc/sys/user/max_user_namespaces", "utf8").trim());
@@ -57,6 +65,21 @@ export async function rootUnavailableReason(idmapBinary: string, scratch: string
     return `the kernel cannot make idmapped mounts of the data dir's filesystem (${stderr.trim()}): Linux 5.12+ with ext4, xfs or btrfs is needed`;
   } finally {
     rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The first directory above the data dir that an unprivileged id cannot pass through, said as
+ * what to do, or null. runc sets up a root sandbox's mounts as the sandbox's host id, which must
+ * search every directory on the way to its bundle: those in the data dir are granted
+ * (grantTraversal), those above it are the operator's.
+ */
+function closedAncestor(dataDir: string): string | null {
+  for (let dir = dirname(resolve(dataDir)); ; dir = dirname(dir)) {
+    const mode = statSync(dir).mode & 0o777;
+    if ((mode & 0o001) === 0)
+      return `${dir} (above the data dir) is not searchable by other users (mode ${mode.toString(8).padStart(4, "0")}), and a root sandbox's mounts are set up by an unprivileged host id that must pass through it: chmod o+x ${dir}, or set BERTH_DATA_DIR elsewhere`;
+    if (dir === dirname(dir)) return null;
   }
 }
 

@@ -53,6 +53,7 @@ export const PATTERN_MEANINGS: Record<string, string> = {
   "^[A-Za-z0-9_-]+$": "must be an id of letters, digits, _ and - (as the control plane writes it)",
   "^[\\x21-\\x7e]+$": "must be printable ASCII without spaces (a key or secret as issued)",
   "^[A-Za-z0-9_-]{1,64}$": "must be a name of 1-64 letters, digits, _ and -",
+  "^[a-z0-9-]{1,64}$": "must be a skill name of 1-64 lowercase letters, digits and -",
   "^[0-9]{1,4}$": "must be a whole number of at most 4 digits",
   "^[0-9]{1,7}$": "must be a process id (a whole number)",
   "^[0-9]{1,15}$": "must be the nextCursor of the previous page",
