@@ -336,8 +336,13 @@ describe("berth serve with BERTH_RUNTIME=kubernetes (fake API server)", () => {
         { timeoutMs: 10_000 },
       );
       await until("the timed-out sandbox's objects to go", () => objectsOf(r.body.id).length === 0);
-      expect(server.logLines.some((l) => l.includes(stuck) && l.includes("pass goes on without it"))).toBe(
-        true,
+      // The stuck sandbox was really waited on: the reaper says so once a health pass reaches it
+      // (passes list sandboxes in id order, so the other may be reaped before that pass comes).
+      await waitFor(
+        "the reaper to go on without the stuck sandbox",
+        () => server.logLines.some((l) => l.includes(stuck) && l.includes("pass goes on without it")),
+        Boolean,
+        { timeoutMs: 25_000 },
       );
     } finally {
       cluster.api.release();
