@@ -238,4 +238,21 @@ describe.skipIf(!isRoot)("root sandboxes (real runc, user namespace, idmapped mo
       rmSync(closed, { recursive: true, force: true });
     }
   });
+
+  it("leaves no idmapped view mounted when it closes with no sandbox left", async () => {
+    const own = mkdtempSync("/tmp/berth-rootsb-close-");
+    const rt3 = new LinuxRuntime({ dataDir: own, ociRuntime: "auto", diskPoolSize: 0, defaultDiskMiB: 64 });
+    const mountedHere = () => readFileSync("/proc/self/mountinfo", "utf8").split(own).length - 1;
+    try {
+      await rt3.start();
+      await rt3.create(spec(`rs-c-${tag}`, true));
+      expect(mountedHere()).toBeGreaterThan(0);
+      await rt3.destroy(`rs-c-${tag}`);
+      await rt3.close();
+      expect(mountedHere()).toBe(0);
+    } finally {
+      await rt3.purgeHostState().catch(() => {});
+      rmSync(own, { recursive: true, force: true });
+    }
+  });
 });

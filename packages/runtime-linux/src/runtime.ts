@@ -373,6 +373,8 @@ export class LinuxRuntime extends CapabilityRuntime {
     await this.egress.close(noSandboxLeft);
     if (noSandboxLeft) {
       await this.shared?.remove();
+      // Root sandboxes' idmapped views of the templates and /usr: made again on the next root create.
+      await this.root.views.removeAll();
       await this.disks?.close();
     }
   }
