@@ -1,10 +1,4 @@
-import {
-  ConflictError,
-  InvalidRequestError,
-  NotFoundError,
-  type SandboxRecord,
-  type SandboxState,
-} from "@berth/core";
+import { ConflictError, InvalidRequestError, type SandboxRecord, type SandboxState } from "@berth/core";
 import { CreateSandboxBody } from "@berth/core/contract";
 import { type Static, Type as T, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
@@ -35,13 +29,6 @@ const NewSandbox = T.Object({
   envVars: T.Optional(T.Record(T.String(), T.String())),
   network: T.Optional(E2bNetwork),
 });
-
-/** The stored sandbox of the tenant, with E2B's 404 wording for anything else. */
-async function own(ctx: ServerContext, tenantId: string, id: string): Promise<SandboxRecord> {
-  const s = await ctx.sandboxes.get(tenantId, id);
-  if (s.state === "deleted" || s.state === "failed") throw new NotFoundError("sandbox", id);
-  return s;
-}
 
 /** Checks a mapped Berth create body against Berth's own schema: bad metadata or env is a 400. */
 function checkCreate(body: CreateSandboxBody): CreateSandboxBody {
@@ -165,11 +152,11 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
   });
 
   app.get("/sandboxes/:sandboxID", { schema: { ...s, params: Id } }, async (req) => {
-    const sb = await own(ctx, req.caller.tenantId, req.params.sandboxID);
+    const sb = await ctx.sandboxes.live(req.caller.tenantId, req.params.sandboxID);
     return detailView(sb, tokens.tokenFor(sb.id), domainOf(req));
   });
   app.delete("/sandboxes/:sandboxID", { schema: { ...s, params: Id } }, async (req, reply) => {
-    await own(ctx, req.caller.tenantId, req.params.sandboxID);
+    await ctx.sandboxes.live(req.caller.tenantId, req.params.sandboxID);
     await ctx.sandboxes.remove(req.caller.tenantId, req.params.sandboxID);
     return reply.status(204).send();
   });
@@ -180,7 +167,7 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
     "/sandboxes/:sandboxID/network",
     { schema: { ...s, params: Id, body: E2bNetwork } },
     async (req, reply) => {
-      const sb = await own(ctx, req.caller.tenantId, req.params.sandboxID);
+      const sb = await ctx.sandboxes.live(req.caller.tenantId, req.params.sandboxID);
       const network = berthNetwork(req.body, req.body.allow_internet_access) ?? { egress: "none" as const };
       checkEgressBounds(ctx.config, req.caller, network);
       await ctx.sandboxes.update(req.caller.tenantId, sb.id, {
@@ -195,7 +182,7 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
     "/sandboxes/:sandboxID/timeout",
     { schema: { ...s, params: Id, body: TimeoutBody } },
     async (req, reply) => {
-      const sb = await own(ctx, req.caller.tenantId, req.params.sandboxID);
+      const sb = await ctx.sandboxes.live(req.caller.tenantId, req.params.sandboxID);
       await endIn(ctx, sb, req.body.timeout);
       return reply.status(204).send();
     },
@@ -208,7 +195,7 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
     timeout: number | undefined,
     domain: string | null,
   ) => {
-    let sb = await own(ctx, tenantId, id);
+    let sb = await ctx.sandboxes.live(tenantId, id);
     const resumed = sb.state !== "running" && sb.state !== "starting";
     if (resumed) sb = (await ctx.sandboxes.running(tenantId, id)).sandbox;
     const wantedEnd = Date.now() + (timeout ?? 300) * 1000;
@@ -233,7 +220,7 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
 
   // E2B's pause keeps files (and, there, memory); Berth's hibernate keeps files and frees memory.
   app.post("/sandboxes/:sandboxID/pause", { schema: { ...s, params: Id } }, async (req, reply) => {
-    const sb = await own(ctx, req.caller.tenantId, req.params.sandboxID);
+    const sb = await ctx.sandboxes.live(req.caller.tenantId, req.params.sandboxID);
     if (sb.state === "paused" || sb.state === "hibernated")
       throw new ConflictError(`sandbox '${sb.id}' is already paused`);
     await ctx.sandboxes.hibernate(req.caller.tenantId, sb.id);
@@ -251,7 +238,7 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
       const end = req.query.end === undefined ? undefined : Number(req.query.end);
       if (start !== undefined && end !== undefined && start > end)
         throw new InvalidRequestError("start must not be after end", { field: "start" });
-      const sb = await own(ctx, req.caller.tenantId, req.params.sandboxID);
+      const sb = await ctx.sandboxes.live(req.caller.tenantId, req.params.sandboxID);
       if (sb.state !== "running") return [];
       const at = Math.floor(Date.now() / 1000);
       if ((start !== undefined && at < start) || (end !== undefined && at > end)) return [];
@@ -284,7 +271,6 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
     { schema: { ...s, params: Id, body: T.Optional(ForkBody) } },
     async (req, reply) => {
       const tenantId = req.caller.tenantId;
-      await own(ctx, tenantId, req.params.sandboxID);
       const results = await forkSandbox(ctx, tenantId, req.params.sandboxID, {
         count: req.body?.count ?? 1,
         ...(req.body?.timeout !== undefined ? { timeoutSeconds: req.body.timeout } : {}),
@@ -305,7 +291,7 @@ export function controlPlaneRoutes(app: App, ctx: ServerContext, tokens: EnvdTok
     "/sandboxes/:sandboxID/snapshots",
     { schema: { ...s, params: Id, body: T.Optional(SnapshotBody) } },
     async (req, reply) => {
-      await own(ctx, req.caller.tenantId, req.params.sandboxID);
+      await ctx.sandboxes.live(req.caller.tenantId, req.params.sandboxID);
       const snap = await ctx.snapshots.create(
         req.caller.tenantId,
         req.params.sandboxID,

@@ -21,7 +21,7 @@ function services(failAt: number) {
     runtime: { forksSandboxes: true },
     snapshots: {},
     sandboxes: {
-      get: async () => source,
+      live: async () => source,
       create: async () => {
         n += 1;
         if (n === failAt) throw new Error(`copy ${n} failed`);

@@ -1,4 +1,4 @@
-import { NotFoundError, type Runtime, type SandboxRecord } from "@berth/core";
+import type { Runtime, SandboxRecord } from "@berth/core";
 import type { CreateSandboxBody } from "@berth/core/contract";
 import type { SandboxService } from "./service.js";
 import type { SnapshotService } from "./snapshots.js";
@@ -34,7 +34,7 @@ export async function forkSandbox(
   sourceId: string,
   o: ForkOptions,
 ): Promise<ForkResult[]> {
-  const src = await live(d, tenantId, sourceId);
+  const src = await d.sandboxes.live(tenantId, sourceId);
   const snap = d.runtime.forksSandboxes ? null : await d.snapshots.create(tenantId, src.id, null);
   const body: CreateSandboxBody = {
     labels: o.labels ?? src.labels,
@@ -46,7 +46,7 @@ export async function forkSandbox(
     try {
       const copy = snap
         ? await d.sandboxes.create(tenantId, { ...body, fromSnapshot: snap.id })
-        : await d.sandboxes.create(tenantId, body, await live(d, tenantId, src.id));
+        : await d.sandboxes.create(tenantId, body, await d.sandboxes.live(tenantId, src.id));
       return { sandbox: copy };
     } catch (error) {
       return { error };
@@ -75,11 +75,4 @@ export async function forkAll(
   for (const r of results)
     if ("sandbox" in r) await d.sandboxes.remove(tenantId, r.sandbox.id, { force: true }).catch(() => {});
   throw failed.error;
-}
-
-/** The source as it is now; a deleted or failed one is not found. */
-async function live(d: ForkDeps, tenantId: string, id: string): Promise<SandboxRecord> {
-  const s = await d.sandboxes.get(tenantId, id);
-  if (s.state === "deleted" || s.state === "failed") throw new NotFoundError("sandbox", id);
-  return s;
 }

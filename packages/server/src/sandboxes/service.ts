@@ -302,6 +302,13 @@ export class SandboxService {
     return { ...r, lastActivityAt: new Date(this.activity.lastActivity(r)).toISOString() };
   }
 
+  /** The tenant's sandbox unless it is deleted or failed: those are not found (E2B, forks). */
+  async live(tenantId: string, id: string): Promise<SandboxRecord> {
+    const s = await this.get(tenantId, id);
+    if (s.state === "deleted" || s.state === "failed") throw new NotFoundError("sandbox", id);
+    return s;
+  }
+
   /** The environment of a process started in `sandbox` (see processEnv), with the driver's variables. */
   processEnv(sandbox: SandboxRecord, extra?: Record<string, string>): Record<string, string> {
     return processEnv(sandbox, extra, this.d.runtime.addressing.processEnv(sandbox.id));
