@@ -5,50 +5,24 @@
  * call waits as a `permission_request` event until the client allows or denies it over HTTP (or
  * the timeout denies it); a `PreToolUse` hook goes through the same channel.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type FakeModel,
-  isToolResult,
-  MarkerScripts,
-  startFakeModel,
-} from "../fixtures/fake-model/server.js";
-import { api, startTestServer, type TestServer } from "../support/server.js";
-import { sessionIn } from "../support/sessions.js";
+import { describe, expect, it } from "vitest";
+import { isToolResult } from "../fixtures/fake-model/server.js";
+import { useAgentServer } from "../support/agent-server.js";
 import { readSse, type SseEvent } from "../support/sse.js";
 
-let model: FakeModel;
-let server: TestServer;
-const scripts = new MarkerScripts();
-/** Long enough for a test to answer, short enough for the timeout test to see it deny. */
 const TIMEOUT_SECONDS = 8;
 
-beforeAll(async () => {
-  model = await startFakeModel(scripts.route);
-  server = await startTestServer({
-    env: {
-      BERTH_ANTHROPIC_API_KEY: "sk-ant-fake-control",
-      BERTH_ANTHROPIC_BASE_URL: model.url,
-      BERTH_AGENT_PERMISSION_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS),
-    },
-  });
-}, 120_000);
-
-afterAll(async () => {
-  await server?.stop();
-  await model?.close();
-});
-
-const call = (method: string, path: string, body?: unknown) =>
-  api(server, server.adminKey, method, path, body);
-const until = (id: string, states: string[]) => sessionIn((p) => call("GET", p), id, states);
+const agent = useAgentServer("control", { BERTH_AGENT_PERMISSION_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS) });
+const { scripts, call } = agent;
+const until = (id: string, states: string[]) => agent.until(id, states);
 
 /** The session's events after `after` until one `until` accepts (or the session's stream ends). */
 async function nextEvent(id: string, after: string | undefined, until: (e: SseEvent) => boolean) {
   const r = await readSse(
-    `${server.url}/v1/sessions/${id}/events`,
+    `${agent.server.url}/v1/sessions/${id}/events`,
     {
       headers: {
-        authorization: `Bearer ${server.adminKey}`,
+        authorization: `Bearer ${agent.server.adminKey}`,
         ...(after ? { "last-event-id": after } : {}),
       },
     },
@@ -124,7 +98,7 @@ describe("client control of tool calls", () => {
     expect(await exists(done.sandboxId, `/home/user/${marker}-approved`)).toBe(true);
     expect(await exists(done.sandboxId, `/home/user/${marker}-denied`)).toBe(false);
     // The model was told why the second call did not run.
-    const told = model
+    const told = agent.model
       .turns()
       .filter((t) => isToolResult(t.body) && JSON.stringify(t.body).includes(marker))
       .some((t) => JSON.stringify(t.body.messages.at(-1)).includes(`not that one ${marker}`));
@@ -232,8 +206,8 @@ describe("client control of tool calls", () => {
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     await until(created.body.id, ["completed", "failed"]);
     const r = await readSse(
-      `${server.url}/v1/sessions/${created.body.id}/events`,
-      { headers: { authorization: `Bearer ${server.adminKey}` } },
+      `${agent.server.url}/v1/sessions/${created.body.id}/events`,
+      { headers: { authorization: `Bearer ${agent.server.adminKey}` } },
       { timeoutMs: 10_000 },
     );
     const deltas = r.events.filter((e) => e.event === "message" && e.data.type === "stream_event");
@@ -358,7 +332,7 @@ describe("client control of tool calls", () => {
     ]);
     const sent = (prompt: string) =>
       JSON.stringify(
-        model
+        agent.model
           .turns()
           .filter((t) => t.body.stream && JSON.stringify(t.body.messages).includes(prompt))
           .map((t) => t.body),

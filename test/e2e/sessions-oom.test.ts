@@ -6,38 +6,15 @@
  * session says so with a `tool_oom` event, and the agent answers in the same turn and the next.
  * An agent killed anyway (here: a tool makes it the first choice) fails its turn with `oom`.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type FakeModel,
-  isToolResult,
-  lastUserText,
-  MarkerScripts,
-  startFakeModel,
-} from "../fixtures/fake-model/server.js";
-import { api, startTestServer, type TestServer } from "../support/server.js";
-import { sessionIn } from "../support/sessions.js";
+import { describe, expect, it } from "vitest";
+import { isToolResult, lastUserText } from "../fixtures/fake-model/server.js";
+import { useAgentServer } from "../support/agent-server.js";
 import { readSse } from "../support/sse.js";
 import { waitFor } from "../support/wait.js";
 
-let model: FakeModel;
-let server: TestServer;
-const scripts = new MarkerScripts();
-
-beforeAll(async () => {
-  model = await startFakeModel(scripts.route);
-  server = await startTestServer({
-    env: { BERTH_ANTHROPIC_API_KEY: "sk-ant-fake-oom", BERTH_ANTHROPIC_BASE_URL: model.url },
-  });
-}, 120_000);
-
-afterAll(async () => {
-  await server?.stop();
-  await model?.close();
-});
-
-const call = (method: string, path: string, body?: unknown) =>
-  api(server, server.adminKey, method, path, body);
-const until = (id: string, states: string[]) => sessionIn((p) => call("GET", p), id, states, 120_000);
+const agent = useAgentServer("oom");
+const { scripts, call } = agent;
+const until = (id: string, states: string[]) => agent.until(id, states, 120_000);
 
 /**
  * Six `tail`s that each keep a "line" of zeros (no newline ever comes) in memory, growing until
@@ -61,8 +38,8 @@ function bashThenAnswer(command: string, answer: string) {
 const eventsOf = async (id: string) =>
   (
     await readSse(
-      `${server.url}/v1/sessions/${id}/events`,
-      { headers: { authorization: `Bearer ${server.adminKey}` } },
+      `${agent.server.url}/v1/sessions/${id}/events`,
+      { headers: { authorization: `Bearer ${agent.server.adminKey}` } },
       { timeoutMs: 3_000 },
     )
   ).events;

@@ -8,49 +8,26 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type FakeModel,
-  isToolResult,
-  lastUserText,
-  MarkerScripts,
-  startFakeModel,
-} from "../fixtures/fake-model/server.js";
-import { api, startTestServer, type TestServer } from "../support/server.js";
-import { sessionIn } from "../support/sessions.js";
+import { describe, expect, it } from "vitest";
+import { isToolResult, lastUserText } from "../fixtures/fake-model/server.js";
+import { useAgentServer } from "../support/agent-server.js";
 import { waitFor } from "../support/wait.js";
 
-let model: FakeModel;
-let server: TestServer;
-const scripts = new MarkerScripts();
-
-beforeAll(async () => {
-  model = await startFakeModel(scripts.route);
-  server = await startTestServer({
-    env: { BERTH_ANTHROPIC_API_KEY: "sk-ant-fake-outputs", BERTH_ANTHROPIC_BASE_URL: model.url },
-  });
-}, 120_000);
-
-afterAll(async () => {
-  await server?.stop();
-  await model?.close();
-});
-
-const call = (method: string, path: string, body?: unknown) =>
-  api(server, server.adminKey, method, path, body);
-const until = (id: string, states: string[]) => sessionIn((p) => call("GET", p), id, states);
+const agent = useAgentServer("outputs");
+const { scripts, call } = agent;
+const until = (id: string, states: string[]) => agent.until(id, states);
 const askedAbout = (text: string) =>
   waitFor(
     `the model to be asked "${text}"`,
-    () => model.turns().find((r) => lastUserText(r.body).includes(text)),
+    () => agent.model.turns().find((r) => lastUserText(r.body).includes(text)),
     (t) => t !== undefined,
     { timeoutMs: 90_000 },
   ).then((t) => t as NonNullable<typeof t>);
 
 /** The session's workspace tar, unpacked on the host: file name -> content. */
 async function workspaceOf(id: string): Promise<{ status: number; files: Record<string, string> }> {
-  const res = await fetch(`${server.url}/v1/sessions/${id}/workspace`, {
-    headers: { authorization: `Bearer ${server.adminKey}` },
+  const res = await fetch(`${agent.server.url}/v1/sessions/${id}/workspace`, {
+    headers: { authorization: `Bearer ${agent.server.adminKey}` },
   });
   if (res.status !== 200) return { status: res.status, files: {} };
   const dir = mkdtempSync("/tmp/berth-ws-");
@@ -186,7 +163,7 @@ describe("session inputs and outputs", () => {
     }
     expect(new Set(notes).size).toBe(3);
     // Every copy's model turn had the source's conversation before it.
-    const turns = model.turns().filter((t) => lastUserText(t.body).includes(`try your way ${marker}`));
+    const turns = agent.model.turns().filter((t) => lastUserText(t.body).includes(`try your way ${marker}`));
     expect(turns.length).toBeGreaterThanOrEqual(3);
     for (const t of turns) expect(JSON.stringify(t.body.messages)).toContain(`${marker} start`);
     // The source is untouched and goes on.

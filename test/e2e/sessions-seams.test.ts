@@ -9,37 +9,17 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FakeModel, MarkerScripts, startFakeModel } from "../fixtures/fake-model/server.js";
-import { api, startTestServer, type TestServer } from "../support/server.js";
-import { sessionIn } from "../support/sessions.js";
+import { describe, expect, it } from "vitest";
+import { useAgentServer } from "../support/agent-server.js";
 import { readSse } from "../support/sse.js";
 import { waitFor } from "../support/wait.js";
 
-let model: FakeModel;
-let server: TestServer;
-const scripts = new MarkerScripts();
-
-beforeAll(async () => {
-  model = await startFakeModel(scripts.route);
-  server = await startTestServer({
-    env: {
-      BERTH_ANTHROPIC_API_KEY: "sk-ant-fake-seams",
-      BERTH_ANTHROPIC_BASE_URL: model.url,
-      // The test's webhook receiver listens on loopback: the admin allows just that range.
-      BERTH_WEBHOOK_ALLOW_CIDRS: "127.0.0.0/8",
-    },
-  });
-}, 120_000);
-
-afterAll(async () => {
-  await server?.stop();
-  await model?.close();
+const agent = useAgentServer("seams", {
+  // The test's webhook receiver listens on loopback: the admin allows just that range.
+  BERTH_WEBHOOK_ALLOW_CIDRS: "127.0.0.0/8",
 });
-
-const call = (method: string, path: string, body?: unknown) =>
-  api(server, server.adminKey, method, path, body);
-const until = (id: string, states: string[]) => sessionIn((p) => call("GET", p), id, states);
+const { scripts, call } = agent;
+const until = (id: string, states: string[]) => agent.until(id, states);
 const sandboxIn = (id: string, states: string[], timeoutMs = 60_000) =>
   waitFor(
     `sandbox ${id} to reach ${states.join("/")}`,
@@ -133,8 +113,8 @@ describe("sessions and their sandboxes", () => {
     await until(id, ["hibernated"]);
     const events = (
       await readSse(
-        `${server.url}/v1/sessions/${id}/events`,
-        { headers: { authorization: `Bearer ${server.adminKey}` } },
+        `${agent.server.url}/v1/sessions/${id}/events`,
+        { headers: { authorization: `Bearer ${agent.server.adminKey}` } },
         { timeoutMs: 3_000 },
       )
     ).events;

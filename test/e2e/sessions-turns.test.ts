@@ -6,37 +6,15 @@
  * by anyone, and never hibernates a sandbox another live session uses.
  */
 import { BerthClient, type SessionEvent, Sessions } from "@berth/sdk";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  type FakeModel,
-  lastUserText,
-  MarkerScripts,
-  startFakeModel,
-} from "../fixtures/fake-model/server.js";
-import { api, startTestServer, type TestServer } from "../support/server.js";
-import { sessionIn } from "../support/sessions.js";
+import { describe, expect, it } from "vitest";
+import { lastUserText } from "../fixtures/fake-model/server.js";
+import { useAgentServer } from "../support/agent-server.js";
 import { readSse } from "../support/sse.js";
 import { waitFor } from "../support/wait.js";
 
-let model: FakeModel;
-let server: TestServer;
-const scripts = new MarkerScripts();
-
-beforeAll(async () => {
-  model = await startFakeModel(scripts.route);
-  server = await startTestServer({
-    env: { BERTH_ANTHROPIC_API_KEY: "sk-ant-fake-turns", BERTH_ANTHROPIC_BASE_URL: model.url },
-  });
-}, 120_000);
-
-afterAll(async () => {
-  await server?.stop();
-  await model?.close();
-});
-
-const call = (method: string, path: string, body?: unknown) =>
-  api(server, server.adminKey, method, path, body);
-const until = (id: string, states: string[]) => sessionIn((p) => call("GET", p), id, states);
+const agent = useAgentServer("turns");
+const { scripts, call } = agent;
+const until = (id: string, states: string[]) => agent.until(id, states);
 const sandboxIn = (id: string, states: string[]) =>
   waitFor(
     `sandbox ${id} to reach ${states.join("/")}`,
@@ -48,7 +26,7 @@ const sandboxIn = (id: string, states: string[]) =>
 const askedAbout = (text: string) =>
   waitFor(
     `the model to be asked "${text}"`,
-    () => model.turns().find((r) => lastUserText(r.body).includes(text)),
+    () => agent.model.turns().find((r) => lastUserText(r.body).includes(text)),
     (t) => t !== undefined,
     { timeoutMs: 90_000 },
   ).then((t) => t as NonNullable<typeof t>);
@@ -56,8 +34,8 @@ const askedAbout = (text: string) =>
 /** Every event of a session so far (the stream is read until it has been quiet a moment). */
 async function eventsOf(id: string) {
   const r = await readSse(
-    `${server.url}/v1/sessions/${id}/events`,
-    { headers: { authorization: `Bearer ${server.adminKey}` } },
+    `${agent.server.url}/v1/sessions/${id}/events`,
+    { headers: { authorization: `Bearer ${agent.server.adminKey}` } },
     { timeoutMs: 3_000 },
   );
   return r.events;
@@ -96,7 +74,7 @@ describe("session turns", () => {
     );
     expect(done.result.result).toBe(`answer to ${qs[2]}`);
     // Each message had its own model turn, in the order sent, and each turn saw the earlier answers.
-    const asked = model
+    const asked = agent.model
       .turns()
       .map((t) => asks(t.body))
       .filter((q) => q !== undefined);
@@ -198,7 +176,9 @@ describe("session turns", () => {
       kind: "text",
       text: lastUserText(body).includes("after restart") ? `after ${marker}` : `before ${marker}`,
     }));
-    const sessions = new Sessions(new BerthClient({ apiUrl: server.url, apiKey: server.adminKey }));
+    const sessions = new Sessions(
+      new BerthClient({ apiUrl: agent.server.url, apiKey: agent.server.adminKey }),
+    );
     const s = await sessions.create({ prompt: `${marker} first`, pattern: "long-running" });
     await until(s.id, ["idle"]);
     const seen: SessionEvent[] = [];
@@ -211,7 +191,7 @@ describe("session turns", () => {
       (v) => v.includes("idle"),
     );
     // The server is down for 8 s (the scenario: a slow restart), longer than the SDK used to retry.
-    await server.restart({ whileDown: () => new Promise((r) => setTimeout(r, 8_000)) });
+    await agent.server.restart({ whileDown: () => new Promise((r) => setTimeout(r, 8_000)) });
     await sessions.send(s.id, `after restart ${marker}`);
     await waitFor(
       "the answer after the restart, on the same stream",
