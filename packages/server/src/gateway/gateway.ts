@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import {
   createServer,
   request as httpRequest,
@@ -19,6 +19,7 @@ import {
   worstCaseUsd,
 } from "./model-request.js";
 import type { PriceTable } from "./prices.js";
+import { hash, readBody, refuse } from "./relay-http.js";
 import { answerHeaders, type RelayTarget, relayTarget, upstreamHeaders } from "./relay-policy.js";
 import { UsageMeter } from "./usage-meter.js";
 
@@ -301,26 +302,4 @@ export class ModelGateway {
     this.o.onRelayed?.((performance.now() - t0) / 1000, status, model ? usage : null, cost);
     return { status, costUsd: cost };
   }
-}
-
-function hash(token: string): string {
-  return createHash("sha256").update(token).digest("hex");
-}
-
-/** The whole request body, or null when it is longer than `limit` bytes. */
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > limit) return null;
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-/** An error in the Messages API's own shape, so the SDK shows its message. */
-function refuse(res: ServerResponse, status: number, type: string, message: string): void {
-  res.writeHead(status, { "content-type": "application/json" });
-  res.end(JSON.stringify({ type: "error", error: { type, message } }));
 }

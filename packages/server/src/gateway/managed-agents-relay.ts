@@ -1,8 +1,9 @@
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Logger } from "@berth/core";
+import { hash, readBody, refuse } from "./relay-http.js";
 
 /** Where the relay listens on the gateway's port: the worker's ANTHROPIC_BASE_URL ends with it. */
 export const MANAGED_AGENTS_PREFIX = "/managed-agents";
@@ -184,25 +185,4 @@ function upstreamHeaders(h: IncomingHttpHeaders, credential: string, body: Buffe
   out["content-length"] = String(body.length);
   out["accept-encoding"] = "identity";
   return out;
-}
-
-function hash(token: string): string {
-  return createHash("sha256").update(token).digest("hex");
-}
-
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | null> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    size += (c as Buffer).length;
-    if (size > limit) return null;
-    chunks.push(c as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-/** An error in the Anthropic API's shape, so the SDK in the sandbox shows its message. */
-function refuse(res: ServerResponse, status: number, type: string, message: string): void {
-  res.writeHead(status, { "content-type": "application/json" });
-  res.end(JSON.stringify({ type: "error", error: { type, message } }));
 }
