@@ -148,9 +148,14 @@ export function buildOciSpec(i: OciSpecInput): Record<string, unknown> {
                 // In a root sandbox's user namespace the hook may bind but not remount read-only
                 // (the remount fails with EPERM); the file is mode 0444 and owned by host root, an
                 // id not mapped into the namespace, so root there cannot write it either way.
-                args: i.root
-                  ? ["mount", "-n", "--bind", i.bootIdFile, `${i.rootfs}${BOOT_ID}`]
-                  : ["mount", "-n", "--bind", "-o", "ro", i.bootIdFile, `${i.rootfs}${BOOT_ID}`],
+                args: [
+                  "mount",
+                  "-n",
+                  "--bind",
+                  ...(i.root ? [] : ["-o", "ro"]),
+                  i.bootIdFile,
+                  `${i.rootfs}${BOOT_ID}`,
+                ],
                 timeout: 10,
               },
             ],
